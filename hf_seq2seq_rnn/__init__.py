@@ -1,0 +1,35 @@
+"""hf-seq2seq-rnn: the recurrent encoder–decoder with attention as a Hugging Face model.
+
+Importing the package registers the model with `AutoConfig`, `AutoModel` and
+`AutoModelForSeq2SeqLM`, and marks the classes so that `save_pretrained` copies their code and
+writes `auto_map`: a saved directory then loads anywhere with `trust_remote_code=True`.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+from .configuration_seq2seq_rnn import ATTENTION_TYPES, CELL_TYPES, Seq2SeqRNNConfig
+from .modeling_seq2seq_rnn import (
+    Seq2SeqRNNEncoderOutput,
+    Seq2SeqRNNForConditionalGeneration,
+    Seq2SeqRNNModel,
+    Seq2SeqRNNPreTrainedModel,
+    Seq2SeqRNNState,
+)
+
+AutoConfig.register(Seq2SeqRNNConfig.model_type, Seq2SeqRNNConfig, exist_ok=True)
+AutoModel.register(Seq2SeqRNNConfig, Seq2SeqRNNModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, exist_ok=True)
+Seq2SeqRNNConfig.register_for_auto_class()
+Seq2SeqRNNModel.register_for_auto_class("AutoModel")
+Seq2SeqRNNForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+
+__all__ = [
+    "ATTENTION_TYPES",
+    "CELL_TYPES",
+    "Seq2SeqRNNConfig",
+    "Seq2SeqRNNEncoderOutput",
+    "Seq2SeqRNNForConditionalGeneration",
+    "Seq2SeqRNNModel",
+    "Seq2SeqRNNPreTrainedModel",
+    "Seq2SeqRNNState",
+]

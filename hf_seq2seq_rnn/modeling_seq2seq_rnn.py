@@ -1,0 +1,568 @@
+"""The recurrent encoder–decoder with attention as a Hugging Face model.
+
+Encoder (Sutskever et al., 2014; Cho et al., 2014): embeddings, then a stack of LSTM, GRU or
+peephole-LSTM layers, optionally bidirectional, reading the real tokens of each row only (packed
+sequences), optionally in reverse order. Its final state starts the decoder.
+
+Decoder, one step (query `s`, attention from `attention_seq2seq_rnn`, `;` concatenation):
+
+    input      x_t  = [E y_{t-1} ; c_t (additive) ; h~_{t-1} (input feeding) ; c̄ (peeky)]
+    additive:  c_t  = attend(s_{t-1}) before the step    (Bahdanau et al., 2015, eq. 5–6)
+    recurrent: s_t  = RNN(x_t, s_{t-1})
+    dot/general: c_t = attend(s_t) after the step        (Luong et al., 2015, section 3.1)
+    attentional hidden state: h~_t = tanh(W_c [c_t ; s_t])   (Luong et al., 2015, eq. 5)
+    output:    p(y_t) = softmax(W_o [h~_t ; c̄ (peeky)])
+
+With attention "none" `h~_t = s_t`: the pure context-vector model, in which `c̄`, the top
+layer's final encoder state, reaches the decoder only through its initial state, or also through
+every step and the output layer when `peeky` (Cho et al., 2014, section 2.2).
+
+When every step reads the reference token and nothing depends on the previous step's attention
+(no input feeding, no additive attention), the decoder runs the RNN over the whole target in one
+call and attends for all steps in batched products; otherwise it loops over steps. Generation
+carries the recurrent state in `Seq2SeqRNNState` and runs one step per new token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+
+from .attention_seq2seq_rnn import Seq2SeqRNNAttention
+from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+from .recurrent_seq2seq_rnn import PeepholeLSTM, build_rnn, reverse_padded
+
+
+@dataclass
+class Seq2SeqRNNEncoderOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, src_len, hidden_size)`): the top
+            layer's states, both directions concatenated, in source order, zero on padding.
+        final_hidden (`torch.FloatTensor` of shape `(batch, num_layers, hidden_size)`): each layer's
+            last hidden state (both directions concatenated); it starts the decoder.
+        final_cell (`torch.FloatTensor` of shape `(batch, num_layers, hidden_size)`, *optional*): the
+            LSTM cell state likewise; `None` for GRU.
+        attention_mask (`torch.LongTensor` of shape `(batch, src_len)`): 1 on real tokens, kept here so
+            that every decoding step masks the same padding.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    final_hidden: torch.FloatTensor | None = None
+    final_cell: torch.FloatTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqRNNState:
+    """The decoder's recurrent state, carried between calls as `past_key_values`.
+
+    Every tensor is batch-first, so beam search reorders them all on dimension 0.
+
+    Args:
+        hidden (`torch.FloatTensor` of shape `(batch, num_layers, hidden_size)`)
+        cell (`torch.FloatTensor` of shape `(batch, num_layers, hidden_size)`, *optional*): LSTM only.
+        attentional (`torch.FloatTensor` of shape `(batch, hidden_size)`, *optional*): the last
+            attentional hidden state, fed to the next step with input feeding.
+        projected_keys (`torch.FloatTensor` of shape `(batch, src_len, hidden_size)`, *optional*):
+            `U_a k_j` of the additive attention, computed once per source.
+        steps (`int`): decoder tokens consumed so far.
+    """
+
+    hidden: torch.Tensor
+    cell: torch.Tensor | None = None
+    attentional: torch.Tensor | None = None
+    projected_keys: torch.Tensor | None = None
+    steps: int = 0
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keep the rows of the beams that survive a beam-search step (in place)."""
+        for name in ("hidden", "cell", "attentional", "projected_keys"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.steps
+
+    def as_rnn_state(self) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The state in the layer-first layout of `nn.LSTM` / `nn.GRU`."""
+        hidden = self.hidden.transpose(0, 1).contiguous()  # (L, B, H)
+        if self.cell is None:
+            return hidden
+        return hidden, self.cell.transpose(0, 1).contiguous()
+
+
+@dataclass
+class Seq2SeqRNNMemory:
+    """What the decoder reads from the encoder at every step.
+
+    Args:
+        keys (`torch.FloatTensor` of shape `(batch, src_len, hidden_size)`): the encoder states.
+        mask (`torch.BoolTensor` of shape `(batch, src_len)`): True on real source tokens.
+        summary (`torch.FloatTensor` of shape `(batch, hidden_size)`): the context vector c̄.
+    """
+
+    keys: torch.Tensor
+    mask: torch.Tensor
+    summary: torch.Tensor
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs from labels: start token first, labels shifted right, -100 replaced by padding."""
+    shifted = labels.new_full(labels.shape, pad_token_id)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+def _source_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Row lengths of a right-padded mask; a clear error for anything else."""
+    lengths = attention_mask.sum(dim=1)  # (B,)
+    if (lengths == 0).any():
+        raise ValueError("every source row needs at least one real token (attention_mask is all 0 in some row)")
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    if not torch.equal(attention_mask.bool(), positions.unsqueeze(0) < lengths.unsqueeze(1)):
+        raise ValueError("attention_mask must be right-padded (1 on the tokens, then 0 on the padding)")
+    return lengths
+
+
+class Seq2SeqRNNEncoder(nn.Module):
+    """Embeddings and the recurrent stack that reads the source."""
+
+    def __init__(self, config: Seq2SeqRNNConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
+        self.dropout = nn.Dropout(config.dropout)
+        self.num_directions = 2 if config.bidirectional_encoder else 1
+        self.rnn = build_rnn(
+            config.cell_type,
+            config.embedding_size,
+            config.hidden_size // self.num_directions,
+            config.num_layers,
+            config.dropout,
+            config.bidirectional_encoder,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor | None = None,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> Seq2SeqRNNEncoderOutput:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, src_len)`): right-padded source tokens.
+            attention_mask (`torch.LongTensor` of shape `(batch, src_len)`, *optional*): 1 on real
+                tokens; when omitted, every token that is not `pad_token_id` is real.
+        """
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        lengths = _source_lengths(attention_mask)
+        if self.config.reverse_source:
+            input_ids = reverse_padded(input_ids, lengths)
+        embedded = self.dropout(self.embed_tokens(input_ids))  # (B, S, E)
+        if isinstance(self.rnn, PeepholeLSTM):
+            outputs, final = self.rnn(embedded, lengths=lengths)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            packed_outputs, final = self.rnn(packed)
+            outputs, _ = nn.utils.rnn.pad_packed_sequence(
+                packed_outputs, batch_first=True, total_length=input_ids.shape[1]
+            )  # (B, S, D * H/D)
+        if self.config.reverse_source:
+            outputs = reverse_padded(outputs, lengths)
+        final_hidden, final_cell = final if isinstance(final, tuple) else (final, None)
+        return Seq2SeqRNNEncoderOutput(
+            last_hidden_state=outputs,
+            final_hidden=self._join_directions(final_hidden),
+            final_cell=None if final_cell is None else self._join_directions(final_cell),
+            attention_mask=attention_mask,
+        )
+
+    def _join_directions(self, state: torch.Tensor) -> torch.Tensor:
+        """`(num_layers * directions, batch, hidden / directions)` -> `(batch, num_layers, hidden)`."""
+        layers_directions, batch, size = state.shape
+        state = state.view(self.config.num_layers, self.num_directions, batch, size)  # (L, D, B, H/D)
+        return state.permute(2, 0, 1, 3).reshape(batch, self.config.num_layers, self.num_directions * size)
+
+
+class Seq2SeqRNNDecoder(nn.Module):
+    """Embeddings, the recurrent stack, attention and the attentional hidden state.
+
+    Returns the output features (`W_o`'s input); the language-model head turns them into logits.
+    """
+
+    def __init__(self, config: Seq2SeqRNNConfig):
+        super().__init__()
+        self.config = config
+        size = config.hidden_size
+        self.has_attention = config.attention_type != "none"
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
+        self.dropout = nn.Dropout(config.dropout)
+        input_size = config.embedding_size
+        input_size += size if config.attention_type == "additive" else 0
+        input_size += size if config.input_feeding else 0
+        input_size += size if config.peeky else 0
+        self.rnn = build_rnn(config.cell_type, input_size, size, config.num_layers, config.dropout, False)
+        if self.has_attention:
+            self.attention = Seq2SeqRNNAttention(config)
+            self.combine = nn.Linear(2 * size, size, bias=False)  # W_c
+        feature_size = size * (2 if config.peeky else 1)
+        self.output_projection = None
+        if config.tie_word_embeddings and feature_size != config.embedding_size:
+            # A tied output layer reads vectors of the embedding width.
+            self.output_projection = nn.Linear(feature_size, config.embedding_size, bias=False)
+            feature_size = config.embedding_size
+        self.output_size = feature_size
+        # The whole target in one RNN call is possible when no step needs the previous attention.
+        self.parallel = not config.input_feeding and config.attention_type != "additive"
+
+    def initial_state(self, encoder_outputs: Seq2SeqRNNEncoderOutput, memory: Seq2SeqRNNMemory) -> Seq2SeqRNNState:
+        """The decoder starts from the encoder's final state (Sutskever et al., 2014)."""
+        batch = memory.keys.shape[0]
+        return Seq2SeqRNNState(
+            hidden=encoder_outputs.final_hidden,
+            cell=encoder_outputs.final_cell if self.config.cell_type != "gru" else None,
+            attentional=memory.keys.new_zeros(batch, self.config.hidden_size) if self.config.input_feeding else None,
+            projected_keys=self.attention.project_keys(memory.keys) if self.has_attention else None,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        memory: Seq2SeqRNNMemory,
+        state: Seq2SeqRNNState,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        """Run the decoder over teacher-forced inputs.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): the decoder inputs.
+            memory (`Seq2SeqRNNMemory`): the encoder states, mask and summary.
+            state (`Seq2SeqRNNState`): the state before the first input.
+
+        Returns:
+            features `(batch, tgt_len, output_size)`, the state after the last input, and the
+            alignments `(batch, tgt_len, src_len)` (`None` without attention).
+        """
+        if self.parallel:
+            return self._forward_parallel(input_ids, memory, state)
+        features, alignments = [], []
+        for t in range(input_ids.shape[1]):
+            feature, state, alignment = self.step(input_ids[:, t], memory, state)
+            features.append(feature)
+            alignments.append(alignment)
+        return torch.stack(features, 1), state, torch.stack(alignments, 1) if self.has_attention else None
+
+    def _forward_parallel(
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        inputs = self.dropout(self.embed_tokens(input_ids))  # (B, T, E)
+        if self.config.peeky:
+            summary = memory.summary.unsqueeze(1).expand(-1, inputs.shape[1], -1)  # (B, T, H)
+            inputs = torch.cat([inputs, summary], dim=-1)
+        outputs, rnn_state = self.rnn(inputs, state.as_rnn_state())  # (B, T, H)
+        alignment = None
+        if self.has_attention:
+            context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
+            outputs = torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
+        return self._features(outputs, memory), self._next_state(state, rnn_state, None, input_ids.shape[1]), alignment
+
+    def step(
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        """One decoder step.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch,)`): the previous target token.
+
+        Returns:
+            feature `(batch, output_size)`, the new state, alignment `(batch, src_len)` or `None`.
+        """
+        inputs = [self.dropout(self.embed_tokens(input_ids))]  # (B, E)
+        alignment = None
+        if self.config.attention_type == "additive":
+            query = state.hidden[:, -1:]  # (B, 1, H): the previous top-layer state
+            context, alignment = self.attention(query, memory.keys, memory.mask, state.projected_keys)
+            inputs.append(context[:, 0])
+        if self.config.input_feeding:
+            inputs.append(state.attentional)
+        if self.config.peeky:
+            inputs.append(memory.summary)
+        output, rnn_state = self.rnn(torch.cat(inputs, dim=-1).unsqueeze(1), state.as_rnn_state())  # (B, 1, H)
+        if self.config.attention_type in ("dot", "general"):
+            context, alignment = self.attention(output, memory.keys, memory.mask)
+        if self.has_attention:
+            output = torch.tanh(self.combine(torch.cat([context, output], dim=-1)))  # (B, 1, H)
+        attentional = self.dropout(output[:, 0]) if self.config.input_feeding else None
+        feature = self._features(output, memory)[:, 0]  # (B, output_size)
+        return feature, self._next_state(state, rnn_state, attentional, 1), alignment[:, 0] if alignment is not None else None
+
+    def _features(self, outputs: torch.Tensor, memory: Seq2SeqRNNMemory) -> torch.Tensor:
+        """`[h~ ; c̄ (peeky)]`, the output layer's input. outputs: `(B, T, H)`."""
+        features = self.dropout(outputs)
+        if self.config.peeky:
+            features = torch.cat([features, memory.summary.unsqueeze(1).expand_as(outputs)], dim=-1)  # (B, T, 2H)
+        if self.output_projection is not None:
+            features = self.output_projection(features)
+        return features
+
+    def _next_state(
+        self,
+        state: Seq2SeqRNNState,
+        rnn_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        attentional: torch.Tensor | None,
+        steps: int,
+    ) -> Seq2SeqRNNState:
+        hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
+        return Seq2SeqRNNState(
+            hidden=hidden.transpose(0, 1),  # (B, L, H)
+            cell=None if cell is None else cell.transpose(0, 1),
+            attentional=attentional,
+            projected_keys=state.projected_keys,
+            steps=state.steps + steps,
+        )
+
+
+class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
+    config_class = Seq2SeqRNNConfig
+    config: Seq2SeqRNNConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _is_stateful = True
+    _no_split_modules = ["Seq2SeqRNNEncoder", "Seq2SeqRNNDecoder"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Every parameter from U(-init_range, init_range), as in Sutskever et al. (2014), section 3.4."""
+        for parameter in module.parameters(recurse=False):
+            init.uniform_(parameter, -self.config.init_range, self.config.init_range)
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The decoder carries a recurrent state, not keys and values.
+        return False
+
+
+class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
+    """The encoder and decoder; returns the decoder's output features (`last_hidden_state`)."""
+
+    def __init__(self, config: Seq2SeqRNNConfig):
+        super().__init__(config)
+        self.encoder = Seq2SeqRNNEncoder(config)
+        self.decoder = Seq2SeqRNNDecoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.embed_tokens = value
+
+    def get_encoder(self) -> Seq2SeqRNNEncoder:
+        return self.encoder
+
+    def memory(self, encoder_outputs: Seq2SeqRNNEncoderOutput, attention_mask: torch.Tensor | None) -> Seq2SeqRNNMemory:
+        """The encoder states the decoder attends to, with their mask and summary."""
+        if attention_mask is None:
+            attention_mask = encoder_outputs.attention_mask
+        keys = encoder_outputs.last_hidden_state
+        return Seq2SeqRNNMemory(
+            keys=keys,
+            mask=attention_mask.bool() if attention_mask is not None else keys.new_ones(keys.shape[:2], dtype=torch.bool),
+            summary=encoder_outputs.final_hidden[:, -1],
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None = None,
+        past_key_values: Seq2SeqRNNState | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, src_len)`): right-padded source tokens.
+            attention_mask (`torch.LongTensor` of shape `(batch, src_len)`): 1 on real source tokens.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): the decoder inputs,
+                starting with `decoder_start_token_id`; with `past_key_values`, the new tokens only.
+            decoder_attention_mask: accepted for the library's interface; the decoder is causal,
+                so padding after a target's end never changes an earlier position.
+            encoder_outputs (`Seq2SeqRNNEncoderOutput`, *optional*): the encoder's result, reused.
+            past_key_values (`Seq2SeqRNNState`, *optional*): the decoder state after earlier tokens.
+        """
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        output_attentions = bool(output_attentions)
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("pass input_ids (the source tokens) or encoder_outputs")
+            encoder_outputs = self.encoder(input_ids, attention_mask)
+        elif isinstance(encoder_outputs, tuple):
+            encoder_outputs = Seq2SeqRNNEncoderOutput(*encoder_outputs)
+        if decoder_input_ids is None:
+            raise ValueError("pass decoder_input_ids, or labels to the language-model class")
+        memory = self.memory(encoder_outputs, attention_mask)
+        state = past_key_values if past_key_values is not None else self.decoder.initial_state(encoder_outputs, memory)
+        features, state, alignments = self.decoder(decoder_input_ids, memory, state)
+        return Seq2SeqModelOutput(
+            last_hidden_state=features,
+            past_key_values=state if use_cache else None,
+            cross_attentions=(alignments.unsqueeze(1),) if output_attentions and alignments is not None else None,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+        )
+
+
+class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMixin):
+    """The encoder–decoder with its output layer: loss, logits and `generate()`."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+
+    def __init__(self, config: Seq2SeqRNNConfig):
+        super().__init__(config)
+        self.model = Seq2SeqRNNModel(config)
+        self.lm_head = nn.Linear(self.model.decoder.output_size, config.vocab_size, bias=not config.tie_word_embeddings)
+        self.post_init()
+
+    def get_encoder(self) -> Seq2SeqRNNEncoder:
+        return self.model.encoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.encoder.embed_tokens
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None = None,
+        past_key_values: Seq2SeqRNNState | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        teacher_forcing_ratio: float | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        r"""
+        Args:
+            input_ids, attention_mask, decoder_input_ids, encoder_outputs, past_key_values: as in
+                [`Seq2SeqRNNModel.forward`].
+            labels (`torch.LongTensor` of shape `(batch, tgt_len)`, *optional*): the target tokens,
+                padded with -100 (ignored by the loss). Without `decoder_input_ids`, the decoder
+                inputs are the labels shifted right.
+            teacher_forcing_ratio (`float`, *optional*): in training, the probability that a step
+                reads the reference token instead of the model's previous prediction (scheduled
+                sampling, Bengio et al., 2015); defaults to `config.teacher_forcing_ratio`.
+
+        Returns:
+            `Seq2SeqLMOutput` with `logits` `(batch, tgt_len, vocab_size)`, the mean token `loss`
+            when labels are given, `past_key_values` (the decoder state) and, with
+            `output_attentions`, `cross_attentions`: one tensor `(batch, 1, tgt_len, src_len)`.
+        """
+        if labels is not None and decoder_input_ids is None:
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
+        if self.training and ratio < 1.0 and past_key_values is None:
+            logits, state, alignments, encoder_states = self._scheduled_sampling(
+                input_ids, attention_mask, decoder_input_ids, encoder_outputs, ratio
+            )
+            cross_attentions = (alignments.unsqueeze(1),) if output_attentions and alignments is not None else None
+        else:
+            outputs = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                encoder_outputs=encoder_outputs,
+                past_key_values=past_key_values,
+                use_cache=True,
+                output_attentions=output_attentions,
+            )
+            logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+            state, cross_attentions = outputs.past_key_values, outputs.cross_attentions
+            encoder_states = outputs.encoder_last_hidden_state
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(),
+                labels.reshape(-1).to(logits.device),
+                ignore_index=-100,
+                label_smoothing=self.config.label_smoothing,
+            )
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=state if use_cache else None,
+            cross_attentions=cross_attentions,
+            encoder_last_hidden_state=encoder_states,
+        )
+
+    def _scheduled_sampling(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.LongTensor | None,
+        decoder_input_ids: torch.LongTensor,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | None,
+        ratio: float,
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None, torch.Tensor]:
+        """Decode step by step; each step reads the reference with probability `ratio`, else the
+        previous step's most likely token (Bengio et al., 2015, section 2.4)."""
+        if encoder_outputs is None:
+            encoder_outputs = self.model.encoder(input_ids, attention_mask)
+        memory = self.model.memory(encoder_outputs, attention_mask)
+        state = self.model.decoder.initial_state(encoder_outputs, memory)
+        step_input = decoder_input_ids[:, 0]
+        all_logits, alignments = [], []
+        for t in range(decoder_input_ids.shape[1]):
+            feature, state, alignment = self.model.decoder.step(step_input, memory, state)
+            logits = self.lm_head(feature)  # (B, V)
+            all_logits.append(logits)
+            alignments.append(alignment)
+            if t + 1 < decoder_input_ids.shape[1]:
+                use_reference = torch.rand(logits.shape[0], device=logits.device) < ratio
+                step_input = torch.where(use_reference, decoder_input_ids[:, t + 1], logits.detach().argmax(-1))
+        stacked_alignments = torch.stack(alignments, 1) if alignments[0] is not None else None
+        return torch.stack(all_logits, 1), state, stacked_alignments, encoder_outputs.last_hidden_state
+
+    def _reorder_cache(self, past_key_values: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:
+        past_key_values.reorder_cache(beam_idx)
+        return past_key_values
+
+
+__all__ = [
+    "Seq2SeqRNNEncoderOutput",
+    "Seq2SeqRNNState",
+    "Seq2SeqRNNPreTrainedModel",
+    "Seq2SeqRNNModel",
+    "Seq2SeqRNNForConditionalGeneration",
+]
