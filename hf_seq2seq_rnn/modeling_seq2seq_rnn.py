@@ -174,9 +174,7 @@ class Seq2SeqRNNEncoder(nn.Module):
         if isinstance(self.rnn, PeepholeLSTM):
             outputs, final = self.rnn(embedded, lengths=lengths)
         else:
-            packed = nn.utils.rnn.pack_padded_sequence(
-                embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
-            )
+            packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_outputs, final = self.rnn(packed)
             outputs, _ = nn.utils.rnn.pad_packed_sequence(
                 packed_outputs, batch_first=True, total_length=input_ids.shape[1]
@@ -308,7 +306,11 @@ class Seq2SeqRNNDecoder(nn.Module):
             output = torch.tanh(self.combine(torch.cat([context, output], dim=-1)))  # (B, 1, H)
         attentional = self.dropout(output[:, 0]) if self.config.input_feeding else None
         feature = self._features(output, memory)[:, 0]  # (B, output_size)
-        return feature, self._next_state(state, rnn_state, attentional, 1), alignment[:, 0] if alignment is not None else None
+        return (
+            feature,
+            self._next_state(state, rnn_state, attentional, 1),
+            alignment[:, 0] if alignment is not None else None,
+        )
 
     def _features(self, outputs: torch.Tensor, memory: Seq2SeqRNNMemory) -> torch.Tensor:
         """`[h~ ; c̄ (peeky)]`, the output layer's input. outputs: `(B, T, H)`."""
@@ -381,7 +383,9 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
         keys = encoder_outputs.last_hidden_state
         return Seq2SeqRNNMemory(
             keys=keys,
-            mask=attention_mask.bool() if attention_mask is not None else keys.new_ones(keys.shape[:2], dtype=torch.bool),
+            mask=attention_mask.bool()
+            if attention_mask is not None
+            else keys.new_ones(keys.shape[:2], dtype=torch.bool),
             summary=encoder_outputs.final_hidden[:, -1],
         )
 
