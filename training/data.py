@@ -1,0 +1,375 @@
+"""Loading training data through `datasets` and turning any supported schema into source/target pairs.
+
+One code path serves a Hub name (`load_dataset("Helsinki-NLP/opus_books", "en-fr")`) and local
+files (`load_dataset("csv", data_files=...)`): only the builder and its arguments differ. Supported
+files: `.csv`, `.tsv` (header row, tab-separated), `.json` / `.jsonl`, `.parquet`, and `.txt`
+with one `source<TAB>target` pair per line (further tab-separated fields, such as Tatoeba's
+attribution, are ignored).
+
+Schemas, each reduced to the two string columns `source` and `target`:
+
+    translation    {"translation": {"en": ..., "fr": ...}}          (opus_books, wmt, tatoeba_mt)
+    columns        two named columns, e.g. Q and A, or source and target
+    squad          question, answers.text (first answer), optional context  (SQuAD)
+    conversation   a list of turns; consecutive turns become pairs   (chatterbot, ShareGPT-like)
+    text_pairs     a single `text` column of `source<TAB>target` lines
+
+`detect_schema` picks one from the column names where that is unambiguous; otherwise it raises
+`TrainingInputError` naming the columns found and the flags to pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import datasets
+from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
+
+from .errors import TrainingInputError
+
+logger = logging.getLogger(__name__)
+
+# Builder and its arguments for each local file extension. A `.tsv` has a header row and no
+# quoting (sentences contain quotes); a `.txt` is read as lines and split on the first tab.
+LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+    ".txt": ("text", {}),
+}
+# Column-name pairs recognised without flags, in order of preference (compared case-insensitively).
+KNOWN_COLUMN_PAIRS = [
+    ("source", "target"),
+    ("src", "tgt"),
+    ("question", "answer"),
+    ("q", "a"),
+    ("input", "output"),
+    ("prompt", "response"),
+    ("query", "response"),
+    ("instruction", "output"),
+]
+CONVERSATION_COLUMNS = ("conversation", "conversations", "messages", "dialog", "dialogue", "turns", "utterances")
+TURN_TEXT_KEYS = ("content", "value", "text")
+TURN_ROLE_KEYS = ("role", "from", "speaker")
+ANSWER_ROLES = ("assistant", "gpt", "bot", "model")
+
+
+@dataclass
+class DataSpec:
+    """What to load and how to read it; every field mirrors a training config key.
+
+    Args:
+        dataset: a Hub dataset name or a local file (see the module docstring for extensions).
+        dataset_config: the Hub configuration name (e.g. `en-fr` for opus_books).
+        train_split: the split to train on.
+        validation_split: the split to validate on; `None` takes `validation` when the data has
+            one, else carves `validation_size` rows out of the training split.
+        validation_file: a local file holding the validation pairs (same format rules).
+        validation_size: rows held out for validation when there is no validation split: a
+            fraction of the training split, or a count if >= 1.
+        source_column, target_column: the two columns of the `columns` schema.
+        source_lang, target_lang: the languages of the `translation` schema.
+        context_column: with the `squad` schema, prepend this column to the question
+            (`"question: ... context: ..."`); `None` uses the question alone.
+        streaming: read the data as an `IterableDataset` without loading it into memory.
+        seed: the seed of the validation split and of the streaming shuffle.
+    """
+
+    dataset: str
+    dataset_config: str | None = None
+    train_split: str = "train"
+    validation_split: str | None = None
+    validation_file: str | None = None
+    validation_size: float = 0.05
+    source_column: str | None = None
+    target_column: str | None = None
+    source_lang: str | None = None
+    target_lang: str | None = None
+    context_column: str | None = None
+    streaming: bool = False
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Schema:
+    """How rows of a dataset become pairs.
+
+    Args:
+        kind: one of "translation", "columns", "squad", "conversation", "text_pairs".
+        source: the source column (columns, squad) or language (translation).
+        target: the target column (columns, squad) or language (translation).
+        column: the column holding the nested data (translation, conversation, text_pairs).
+        context: the optional context column of the squad schema.
+    """
+
+    kind: str
+    source: str | None = None
+    target: str | None = None
+    column: str | None = None
+    context: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "translation":
+            return f"translation column {self.column!r}: {self.source} -> {self.target}"
+        if self.kind == "columns":
+            return f"columns {self.source!r} -> {self.target!r}"
+        if self.kind == "squad":
+            with_context = f" with context {self.context!r}" if self.context else ""
+            return f"SQuAD-style {self.source!r}{with_context} -> {self.target!r}.text"
+        if self.kind == "conversation":
+            return f"conversation turns in {self.column!r}"
+        return f"tab-separated pairs in {self.column!r}"
+
+
+def load_raw(
+    name_or_path: str, dataset_config: str | None = None, streaming: bool = False, split_name: str = "train"
+) -> DatasetDict | IterableDatasetDict:
+    """Load a Hub dataset or a local file with `datasets.load_dataset`, every split it has.
+
+    A local file becomes the split `split_name`. Failures become `TrainingInputError`.
+    """
+    extension = os.path.splitext(name_or_path)[1].lower()
+    looks_local = os.path.exists(name_or_path) or extension in LOCAL_BUILDERS or name_or_path.startswith((".", "/"))
+    if looks_local:
+        if not os.path.isfile(name_or_path):
+            raise TrainingInputError(f"data file not found: {name_or_path}")
+        if extension not in LOCAL_BUILDERS:
+            raise TrainingInputError(
+                f"cannot read {name_or_path}: unknown extension {extension!r}; use one of {', '.join(LOCAL_BUILDERS)}"
+            )
+        builder, builder_kwargs = LOCAL_BUILDERS[extension]
+        arguments: dict[str, Any] = {"path": builder, "data_files": {split_name: name_or_path}, **builder_kwargs}
+    else:
+        arguments = {"path": name_or_path, "name": dataset_config}
+    try:
+        return datasets.load_dataset(**arguments, streaming=streaming)
+    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise TrainingInputError(
+            f"dataset {name_or_path!r} not found (is the name right, is the Hub reachable?): {error}"
+        ) from error
+    except ConnectionError as error:
+        raise TrainingInputError(f"dataset {name_or_path!r} could not be downloaded: {error}") from error
+    except ValueError as error:
+        # Among others: a missing or wrong config name; the message lists the available ones.
+        raise TrainingInputError(f"dataset {name_or_path!r} could not be loaded: {error}") from error
+    except Exception as error:  # pyarrow and pandas parse errors have no common base class
+        raise TrainingInputError(
+            f"{name_or_path} could not be parsed as {extension or 'a dataset'}: {error}"
+        ) from error
+
+
+def column_names(dataset: Dataset | IterableDataset) -> list[str]:
+    """The columns of a dataset; a streaming dataset without declared features is peeked at."""
+    if dataset.column_names is not None:
+        return list(dataset.column_names)
+    first = next(iter(dataset.take(1)), None)
+    return list(first) if first is not None else []
+
+
+def _lower_map(columns: list[str]) -> dict[str, str]:
+    return {column.lower(): column for column in columns}
+
+
+def detect_schema(columns: list[str], spec: DataSpec, features: datasets.Features | None = None) -> Schema:
+    """The schema of a dataset with these columns, from the flags in `spec` or else the names.
+
+    Raises:
+        TrainingInputError: a named column is missing, or no schema fits unambiguously.
+    """
+    found = ", ".join(map(repr, columns)) or "none"
+    if spec.source_column or spec.target_column:
+        if not (spec.source_column and spec.target_column):
+            raise TrainingInputError("pass both --source-column and --target-column")
+        for flag, column in (("--source-column", spec.source_column), ("--target-column", spec.target_column)):
+            if column not in columns:
+                raise TrainingInputError(f"{flag} {column!r} is not a column of the data; the columns are {found}")
+        if spec.context_column and spec.context_column not in columns:
+            raise TrainingInputError(
+                f"--context-column {spec.context_column!r} is not a column; the columns are {found}"
+            )
+        return Schema("columns", source=spec.source_column, target=spec.target_column, context=spec.context_column)
+    lower = _lower_map(columns)
+    if "translation" in lower:
+        column = lower["translation"]
+        languages = _translation_languages(features, column)
+        pair = languages if len(languages) == 2 else [None, None]
+        source = spec.source_lang or (pair[1] if spec.target_lang == pair[0] else pair[0])
+        target = spec.target_lang or (pair[0] if source == pair[1] else pair[1])
+        if not (source and target):
+            raise TrainingInputError(
+                f"the {column!r} column holds languages {languages or 'unknown'}; pass --source-lang and --target-lang"
+            )
+        for flag, language in (("--source-lang", source), ("--target-lang", target)):
+            if languages and language not in languages:
+                raise TrainingInputError(f"{flag} {language!r} is not in the data; its languages are {languages}")
+        return Schema("translation", source=source, target=target, column=column)
+    if "question" in lower and "answers" in lower:
+        context = spec.context_column
+        if context and context not in columns:
+            raise TrainingInputError(f"--context-column {context!r} is not a column; the columns are {found}")
+        return Schema("squad", source=lower["question"], target=lower["answers"], context=context)
+    for name in CONVERSATION_COLUMNS:
+        if name in lower:
+            return Schema("conversation", column=lower[name])
+    if spec.source_lang and spec.target_lang and spec.source_lang in columns and spec.target_lang in columns:
+        return Schema("columns", source=spec.source_lang, target=spec.target_lang)
+    for source, target in KNOWN_COLUMN_PAIRS:
+        if source in lower and target in lower:
+            return Schema("columns", source=lower[source], target=lower[target])
+    if columns == ["text"]:
+        return Schema("text_pairs", column="text")
+    raise TrainingInputError(
+        f"cannot tell which columns hold the pairs; the columns are {found}. Pass --source-column and "
+        "--target-column (two text columns), or --source-lang and --target-lang (a 'translation' column), "
+        "or use a 'question'/'answers' (SQuAD) or 'conversations' (list of turns) column."
+    )
+
+
+def _translation_languages(features: datasets.Features | None, column: str) -> list[str]:
+    feature = features.get(column) if features else None
+    if isinstance(feature, datasets.Translation):
+        return list(feature.languages)
+    if isinstance(feature, dict):
+        return list(feature)
+    return []
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _turn_text_and_role(turn: Any) -> tuple[str, str | None]:
+    if isinstance(turn, dict):
+        text = next((turn[key] for key in TURN_TEXT_KEYS if key in turn), "")
+        role = next((turn[key] for key in TURN_ROLE_KEYS if key in turn), None)
+        return _text(text), role
+    return _text(turn), None
+
+
+def conversation_pairs(turns: list[Any] | None) -> list[tuple[str, str]]:
+    """Consecutive turns as (prompt, reply) pairs. With roles, only turns answered by an assistant
+    role (`assistant`, `gpt`, `bot`, `model`) pair up; without roles, every turn answers the previous."""
+    parsed = [_turn_text_and_role(turn) for turn in turns or []]
+    pairs = []
+    for (prompt, prompt_role), (reply, reply_role) in zip(parsed, parsed[1:], strict=False):
+        if reply_role is not None and (str(reply_role).lower() not in ANSWER_ROLES or prompt_role == reply_role):
+            continue
+        pairs.append((prompt, reply))
+    return pairs
+
+
+def _pairs_from_batch(batch: dict[str, list[Any]], schema: Schema) -> dict[str, list[str]]:
+    """Batched `datasets.map` function: rows of any schema to `source` and `target` lists."""
+    sources: list[str] = []
+    targets: list[str] = []
+    if schema.kind == "translation":
+        for row in batch[schema.column]:
+            row = row or {}
+            sources.append(_text(row.get(schema.source)))
+            targets.append(_text(row.get(schema.target)))
+    elif schema.kind == "columns" or schema.kind == "squad":
+        contexts = batch[schema.context] if schema.context else [None] * len(batch[schema.source])
+        for source, target, context in zip(batch[schema.source], batch[schema.target], contexts, strict=True):
+            if schema.kind == "squad":
+                answers = (target or {}).get("text") or []
+                target = answers[0] if answers else ""  # unanswerable questions become empty rows
+            source = _text(source)
+            if context:
+                source = f"question: {source} context: {_text(context)}"
+            sources.append(source)
+            targets.append(_text(target))
+    elif schema.kind == "conversation":
+        for turns in batch[schema.column]:
+            for prompt, reply in conversation_pairs(turns):
+                sources.append(prompt)
+                targets.append(reply)
+    else:  # text_pairs
+        for line in batch[schema.column]:
+            fields = (line or "").split("\t")
+            sources.append(_text(fields[0]))
+            targets.append(_text(fields[1]) if len(fields) > 1 else "")
+    return {"source": sources, "target": targets}
+
+
+def to_pairs(dataset: Dataset | IterableDataset, schema: Schema) -> Dataset | IterableDataset:
+    """The dataset as two string columns, `source` and `target` (empty strings where a row has none)."""
+    columns = column_names(dataset)
+    features = datasets.Features({"source": datasets.Value("string"), "target": datasets.Value("string")})
+    arguments: dict[str, Any] = {"batched": True, "remove_columns": columns, "features": features}
+    if isinstance(dataset, Dataset):
+        arguments["desc"] = "Reading pairs"
+    return dataset.map(partial(_pairs_from_batch, schema=schema), **arguments)
+
+
+def _split(
+    splits: DatasetDict | IterableDatasetDict, name: str, source: str, spec: DataSpec
+) -> Dataset | IterableDataset:
+    if name not in splits:
+        raise TrainingInputError(f"split {name!r} not found in {source}; its splits are {sorted(splits)}")
+    return splits[name]
+
+
+def load_pairs(spec: DataSpec) -> tuple[dict[str, Dataset | IterableDataset], Schema]:
+    """Load the data described by `spec` as `{"train": ..., "validation": ...}` pair datasets.
+
+    The validation pairs come from `validation_file`, else `validation_split`, else a split named
+    `validation`, else `validation_size` rows of the training split (shuffled with `seed`).
+    """
+    splits = load_raw(spec.dataset, spec.dataset_config, spec.streaming, spec.train_split)
+    return pairs_from_splits(splits, spec, source=spec.dataset)
+
+
+def pairs_from_splits(
+    splits: DatasetDict | IterableDatasetDict, spec: DataSpec, source: str
+) -> tuple[dict[str, Dataset | IterableDataset], Schema]:
+    """`load_pairs` on already loaded splits (the embedded demo corpora enter here)."""
+    train = _split(splits, spec.train_split, source, spec)
+    if spec.validation_file:
+        validation_splits = load_raw(spec.validation_file, streaming=spec.streaming, split_name="validation")
+        validation = validation_splits["validation"]
+    elif spec.validation_split:
+        validation = _split(splits, spec.validation_split, source, spec)
+    elif "validation" in splits and spec.train_split != "validation":
+        validation = splits["validation"]
+    else:
+        validation = None
+    columns = column_names(train)
+    if not columns:
+        raise TrainingInputError(f"the {spec.train_split!r} split of {source} is empty")
+    schema = detect_schema(columns, spec, train.features)
+    logger.info("Reading %s as %s", source, schema.describe())
+    train = to_pairs(train, schema)
+    if validation is not None:
+        validation = to_pairs(validation, detect_schema(column_names(validation), spec, validation.features))
+    elif isinstance(train, IterableDataset):
+        held_out = int(spec.validation_size) if spec.validation_size >= 1 else 500
+        validation, train = train.take(held_out), train.skip(held_out)
+    else:
+        if len(train) < 2:
+            raise TrainingInputError(
+                f"the {spec.train_split!r} split of {source} has {len(train)} rows: too few to train"
+            )
+        size = int(spec.validation_size) if spec.validation_size >= 1 else spec.validation_size
+        held_out = train.train_test_split(test_size=size, seed=spec.seed)
+        train, validation = held_out["train"], held_out["test"]
+    if isinstance(train, Dataset) and len(train) == 0:
+        raise TrainingInputError(f"the {spec.train_split!r} split of {source} is empty")
+    return {"train": train, "validation": validation}, schema
+
+
+__all__ = [
+    "DataSpec",
+    "Schema",
+    "conversation_pairs",
+    "detect_schema",
+    "load_pairs",
+    "load_raw",
+    "pairs_from_splits",
+    "to_pairs",
+]

@@ -1,0 +1,133 @@
+"""The embedded demo corpora, built at run time from packages on the index (no network, no data files).
+
+Translation: the Unicode CLDR's own renderings of dates, times, relative times and measures, as
+Babel ships them: `"Monday, November 23, 1987"` -> `"lundi 23 novembre 1987"`. Each pair is the
+same value formatted for two locales, so every target is what a human translator wrote into CLDR
+for that pattern. Languages: English, French, German, Korean (any two of them).
+
+Chat: the English conversations of chatterbot-corpus (greetings, small talk, trivia, ...); each
+conversation is a list of turns, read through the `conversation` schema of `training.data` like any
+other conversational data set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+
+import yaml
+from datasets import Dataset, DatasetDict
+
+from .errors import TrainingInputError
+
+DEMO_LANGUAGES = ("en", "fr", "de", "ko")
+DEMOS = ("translation", "chat")
+# CLDR measure units rendered in every demo language (Babel falls back to the unit id otherwise).
+UNITS = (
+    "length-kilometer",
+    "length-meter",
+    "length-centimeter",
+    "mass-kilogram",
+    "mass-gram",
+    "volume-liter",
+    "duration-day",
+    "duration-week",
+    "duration-month",
+    "duration-year",
+    "duration-minute",
+)
+DATE_FORMATS = ("full", "long", "medium")
+RELATIVE_UNITS = ("day", "week", "month", "year", "hour", "minute")
+
+
+def _render(kind: str, value: object, locale: str, detail: str) -> str:
+    """One value in one locale's CLDR format."""
+    from babel import dates, units  # imported here: only the translation demo needs Babel
+
+    if kind == "date":
+        return dates.format_date(value, format=detail, locale=locale)
+    if kind == "time":
+        return dates.format_time(value, format="short", locale=locale)
+    if kind == "relative":
+        return dates.format_timedelta(value, granularity=detail, threshold=2, add_direction=True, locale=locale)
+    return units.format_unit(value, detail, length="long", locale=locale)
+
+
+def _random_value(rng: random.Random) -> tuple[str, object, str]:
+    """A (kind, value, detail) triple: the thing to render and how."""
+    kind = rng.choices(("date", "time", "relative", "unit"), weights=(5, 1, 2, 2))[0]
+    if kind == "date":
+        day = datetime.date(1950, 1, 1) + datetime.timedelta(days=rng.randrange(365 * 100))
+        return kind, day, rng.choice(DATE_FORMATS)
+    if kind == "time":
+        return kind, datetime.time(rng.randrange(24), rng.choice((0, 15, 30, 45))), "short"
+    if kind == "relative":
+        unit = rng.choice(RELATIVE_UNITS)
+        seconds = {"day": 86400, "week": 604800, "month": 2629800, "year": 31557600, "hour": 3600, "minute": 60}[unit]
+        amount = rng.randint(1, 12) * rng.choice((-1, 1))
+        return kind, datetime.timedelta(seconds=amount * seconds), unit
+    return kind, rng.choice((1, 2, 3, 5, 7, 10, 12, 20, 25, 50, 100, 250, 500, 1000)), rng.choice(UNITS)
+
+
+def translation_demo(size: int = 6000, source_lang: str = "en", target_lang: str = "fr", seed: int = 0) -> Dataset:
+    """`size` distinct (source, target) pairs of CLDR formats, as a dataset with those two columns."""
+    for flag, language in (("source_lang", source_lang), ("target_lang", target_lang)):
+        if language not in DEMO_LANGUAGES:
+            raise TrainingInputError(f"{flag}={language!r}: the translation demo speaks {', '.join(DEMO_LANGUAGES)}")
+    if source_lang == target_lang:
+        raise TrainingInputError("the translation demo needs two different languages")
+    rng = random.Random(seed)
+    pairs: dict[str, str] = {}
+    attempts = 0
+    while len(pairs) < size and attempts < size * 20:
+        attempts += 1
+        kind, value, detail = _random_value(rng)
+        source, target = (_render(kind, value, locale, detail) for locale in (source_lang, target_lang))
+        if detail in source or detail in target:  # a unit this locale has no name for
+            continue
+        pairs.setdefault(source, target)
+    return Dataset.from_dict({"source": list(pairs), "target": list(pairs.values())})
+
+
+def chat_demo(language: str = "english") -> Dataset:
+    """chatterbot-corpus conversations of one language, one row per conversation (`conversation`)."""
+    try:
+        import chatterbot_corpus
+    except ImportError as error:
+        raise TrainingInputError("the chat demo needs chatterbot-corpus: pip install chatterbot-corpus") from error
+    folder = os.path.join(os.path.dirname(chatterbot_corpus.__file__), "data", language)
+    if not os.path.isdir(folder):
+        raise TrainingInputError(f"chatterbot-corpus has no {language!r} conversations")
+    conversations: list[list[str]] = []
+    categories: list[str] = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".yml"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as handle:
+            content = yaml.safe_load(handle) or {}
+        for conversation in content.get("conversations") or []:
+            conversations.append([str(turn) for turn in conversation])
+            categories.append(os.path.splitext(name)[0])
+    return Dataset.from_dict({"conversation": conversations, "category": categories})
+
+
+def demo_splits(demo: str, source_lang: str | None, target_lang: str | None, size: int, seed: int) -> DatasetDict:
+    """The embedded corpus `demo` as a one-split (`train`) `DatasetDict`."""
+    if demo == "translation":
+        dataset = translation_demo(size, source_lang or "en", target_lang or "fr", seed)
+    elif demo == "chat":
+        dataset = chat_demo()
+    else:
+        raise TrainingInputError(f"demo={demo!r} is not an embedded corpus; choose one of {', '.join(DEMOS)}")
+    return DatasetDict({"train": dataset})
+
+
+def describe_demo(demo: str, source_lang: str | None, target_lang: str | None) -> str:
+    """A sentence for the model card saying what the embedded corpus is."""
+    if demo == "translation":
+        return (
+            f"Unicode CLDR date, time, relative-time and measure formats rendered by Babel, "
+            f"{source_lang or 'en'} -> {target_lang or 'fr'} (generated at training time)"
+        )
+    return "English conversations of chatterbot-corpus (consecutive turns as prompt/reply pairs)"

@@ -1,0 +1,8 @@
+"""The one exception type for bad input: `main` turns it into a message on stderr and exit code 2."""
+
+
+class TrainingInputError(Exception):
+    """A problem with what the user asked for (data, columns, config keys, tokenizer), not a bug.
+
+    The message is complete on its own: it names what was wrong and what to pass instead.
+    """
