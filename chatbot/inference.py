@@ -1,0 +1,450 @@
+"""Inference for the chatbot: load a model, decode a reply (whole or streamed), read its attention.
+
+No Gradio here: the app in `chatbot.app` is one user of this module, tests and benchmarks are others.
+
+    from chatbot.inference import DecodingSettings, load_model, generate_reply
+    chat = load_model("runs/chat")  # a directory or a Hub id
+    reply = generate_reply(chat, "how are you?", DecodingSettings(mode="beam", num_beams=5))
+    reply.text, reply.notice, reply.attention.weights.shape  # (output tokens, source tokens)
+
+A model is loaded exactly as a Hub user would load it, through `AutoModelForSeq2SeqLM` and
+`AutoTokenizer` with `trust_remote_code=True`. What it was trained on comes from the directory's
+model card (`README.md` front matter) and `training_info.json` when they exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, TextIteratorStreamer
+
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import display_tokens
+
+logger = logging.getLogger(__name__)
+
+DECODING_MODES = ("greedy", "beam", "sample")
+MAX_BEAMS = 16
+MAX_NEW_TOKENS = 512
+# Tokenizers without a real limit report a huge `model_max_length`; this is the cap used then.
+FALLBACK_MAX_INPUT_TOKENS = 512
+DEFAULT_EXAMPLES = {
+    "chat": ["Hello!", "How are you?", "What is your name?", "Tell me a joke."],
+    "translation": ["Good morning.", "I am hungry.", "Where is the station?", "Thank you very much."],
+}
+
+
+class EmptyInputError(ValueError):
+    """The message is empty or only whitespace; its text is meant for the user."""
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """How to decode a reply.
+
+    Args:
+        mode: `"greedy"` (the most likely token at each step), `"beam"` (beam search, Sutskever
+            et al., 2014, section 3.2) or `"sample"` (ancestral sampling with temperature and
+            nucleus / top-p filtering, Holtzman et al., 2020).
+        num_beams: beams kept by beam search (1 to 16); ignored by the other modes.
+        temperature: divides the logits before sampling (> 0, at most 10); sampling only.
+        top_p: sample from the smallest set of tokens whose probability reaches top_p (0 < p <= 1).
+        max_new_tokens: the longest reply, in tokens (1 to 512).
+
+    Invalid values raise `ValueError` naming the accepted range. Whole-number floats (what a
+    slider sends) are accepted for the integer fields.
+    """
+
+    mode: str = "greedy"
+    num_beams: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 40
+
+    def __post_init__(self) -> None:
+        if self.mode not in DECODING_MODES:
+            raise ValueError(f"decoding mode {self.mode!r} is not supported; choose one of {', '.join(DECODING_MODES)}")
+        object.__setattr__(self, "num_beams", _whole_number("num_beams", self.num_beams, 1, MAX_BEAMS))
+        object.__setattr__(
+            self, "max_new_tokens", _whole_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+        )
+        temperature = _number("temperature", self.temperature)
+        if not 0.0 < temperature <= 10.0:
+            raise ValueError(f"temperature={self.temperature!r} must be greater than 0 and at most 10")
+        top_p = _number("top_p", self.top_p)
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p={self.top_p!r} must be greater than 0 and at most 1")
+        object.__setattr__(self, "temperature", temperature)
+        object.__setattr__(self, "top_p", top_p)
+
+    @property
+    def streams(self) -> bool:
+        """Whether tokens can be shown as they come: greedy and sampling yes, beam search no
+        (its best hypothesis is only known at the end)."""
+        return self.mode != "beam"
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The arguments of `model.generate()` for these settings."""
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_beams": 1, "do_sample": False}
+        if self.mode == "beam":
+            kwargs["num_beams"] = self.num_beams
+            kwargs["early_stopping"] = True
+        elif self.mode == "sample":
+            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0)
+        return kwargs
+
+    @classmethod
+    def from_generation_config(cls, config: GenerationConfig) -> DecodingSettings:
+        """Defaults taken from a model's `generation_config.json`."""
+        num_beams = config.num_beams or 1
+        mode = "sample" if config.do_sample else "beam" if num_beams > 1 else "greedy"
+        max_new_tokens = config.max_new_tokens or 40
+        return cls(
+            mode=mode,
+            num_beams=min(num_beams, MAX_BEAMS) if num_beams > 1 else 4,
+            temperature=config.temperature if config.temperature and config.temperature > 0 else 1.0,
+            top_p=config.top_p if config.top_p and 0 < config.top_p <= 1 else 1.0,
+            max_new_tokens=min(max_new_tokens, MAX_NEW_TOKENS),
+        )
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a number")
+    return float(value)
+
+
+def _whole_number(name: str, value: object, minimum: int, maximum: int) -> int:
+    number = _number(name, value)
+    if number != int(number) or not minimum <= number <= maximum:
+        raise ValueError(f"{name}={value!r} must be a whole number from {minimum} to {maximum}")
+    return int(number)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the page shows about a model: its name, what it was trained on, its task."""
+
+    name: str
+    trained_on: str
+    task: str  # "chat", "translation" or "unknown"
+    examples: tuple[str, ...]
+    has_attention: bool
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and what the app needs to know about them."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    info: ModelInfo
+    defaults: DecodingSettings
+    max_input_tokens: int
+
+
+@dataclass
+class AttentionMap:
+    """The cross-attention of one reply.
+
+    Args:
+        source_labels: one readable label per source token (`</s>` included).
+        output_labels: one label per generated token (the final `</s>` included when reached).
+        weights (`np.ndarray` of shape `(len(output_labels), len(source_labels))`): row t is the
+            alignment of output token t over the source; each row sums to 1.
+    """
+
+    source_labels: list[str]
+    output_labels: list[str]
+    weights: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_tokens": self.source_labels,
+            "output_tokens": self.output_labels,
+            "weights": self.weights.round(4).tolist(),
+        }
+
+
+@dataclass
+class Reply:
+    """A reply, whole or in progress.
+
+    Args:
+        text: the reply so far.
+        done: False while streaming, True on the finished reply.
+        notice: a message for the user (the input was truncated), else None.
+        attention: the heatmap data of the finished reply; None while streaming and for models
+            without attention.
+    """
+
+    text: str
+    done: bool = True
+    notice: str | None = None
+    attention: AttentionMap | None = None
+    token_ids: list[int] = field(default_factory=list)
+
+
+def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) -> LoadedModel:
+    """Load a model and its tokenizer from a directory or a Hub id, as a Hub user would.
+
+    Args:
+        name_or_path: a directory written by `save_pretrained`, or a Hub id such as
+            `user/seq2seq-rnn-en-fr` (its code runs locally: `trust_remote_code=True`).
+        max_input_tokens: the longest input read; longer inputs are truncated with a notice.
+            Defaults to the tokenizer's `model_max_length`.
+    """
+    source = str(name_or_path)
+    model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=True)
+    model.eval()
+    # The tokenizer is a plain `tokenizers` one; the flag only silences the remote-code prompt
+    # that `auto_map` in config.json would otherwise raise.
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
+    limit = tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else FALLBACK_MAX_INPUT_TOKENS
+    if max_input_tokens is not None:
+        if max_input_tokens < 1:
+            raise ValueError(f"max_input_tokens={max_input_tokens} must be at least 1")
+        limit = max_input_tokens
+    card, training_info = _read_model_card(source)
+    info = _model_info(source, model, card, training_info)
+    defaults = DecodingSettings.from_generation_config(model.generation_config)
+    logger.info("loaded %s (%s, trained on %s)", info.name, info.task, info.trained_on)
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info, defaults=defaults, max_input_tokens=limit)
+
+
+def _read_model_card(source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model card's front matter and `training_info.json`, each `{}` when absent or unreadable."""
+    card: dict[str, Any] = {}
+    training_info: dict[str, Any] = {}
+    try:
+        from huggingface_hub import ModelCard
+
+        readme = Path(source) / "README.md"
+        if Path(source).is_dir():
+            if readme.is_file():
+                card = ModelCard.load(readme).data.to_dict()
+        else:
+            card = ModelCard.load(source).data.to_dict()
+    except Exception as error:  # a missing or malformed card only loses the description
+        logger.info("no model card for %s: %s", source, error)
+    try:
+        path = Path(source) / "training_info.json"
+        if not Path(source).is_dir():
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(source, "training_info.json"))
+        if path.is_file():
+            training_info = json.loads(path.read_text(encoding="utf-8"))
+    except Exception as error:
+        logger.info("no training_info.json for %s: %s", source, error)
+    return card, training_info if isinstance(training_info, dict) else {}
+
+
+def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], training_info: dict[str, Any]) -> ModelInfo:
+    name = card.get("model_name") or training_info.get("model_name") or Path(source.rstrip("/")).name or source
+    datasets = card.get("datasets") or training_info.get("datasets") or training_info.get("dataset")
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    trained_on = ", ".join(map(str, datasets)) if datasets else "not stated (no model card)"
+    if training_info.get("train_examples"):
+        trained_on += f" ({training_info['train_examples']} examples)"
+    tags = {str(tag).lower() for tag in card.get("tags") or []}
+    task = str(training_info.get("task") or card.get("pipeline_tag") or "").lower()
+    if "translation" in task or "translation" in tags:
+        task = "translation"
+    elif task in ("chat", "conversational", "text2text-generation") or tags & {"chat", "conversational", "chatbot"}:
+        task = "chat"
+    elif "translation" in str(name).lower():
+        task = "translation"
+    elif "chat" in str(name).lower():
+        task = "chat"
+    else:
+        task = "unknown"
+    examples = [item.get("text") for item in card.get("widget") or [] if isinstance(item, dict)]
+    examples = [text for text in examples if isinstance(text, str) and text.strip()]
+    if not examples:
+        examples = list(training_info.get("examples") or DEFAULT_EXAMPLES.get(task, DEFAULT_EXAMPLES["chat"]))
+    has_attention = getattr(model.config, "attention_type", "general") != "none"
+    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention)
+
+
+def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str | None]:
+    """Tokenize one message, truncated to the model's limit.
+
+    Returns:
+        the model inputs (`input_ids`, `attention_mask`, each `(1, src_len)`) and a notice for the
+        user when the message was truncated (else None).
+
+    Raises:
+        EmptyInputError: for an empty or whitespace-only message.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise EmptyInputError("Please type a message first: the input is empty.")
+    text = text.strip()
+    full_length = len(loaded.tokenizer(text, verbose=False)["input_ids"])
+    inputs = loaded.tokenizer(
+        [text], return_tensors="pt", truncation=True, max_length=loaded.max_input_tokens, return_token_type_ids=False
+    )
+    notice = None
+    if full_length > loaded.max_input_tokens:
+        notice = (
+            f"Your message is {full_length} tokens long; this model reads at most {loaded.max_input_tokens}, "
+            f"so only the first {loaded.max_input_tokens} tokens were used."
+        )
+    return dict(inputs), notice
+
+
+def last_user_message(history: Sequence[dict[str, Any]]) -> str:
+    """The text of the last user turn of a chat history (`[{"role", "content"}, ...]`).
+
+    `content` may be a string or a list of parts (`{"type": "text", "text": ...}`), as Gradio's
+    chatbot sends it. The model reads single turns: it answers the last user message.
+    """
+    for message in reversed(history):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, (list, tuple)):
+                return " ".join(
+                    part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+                ).strip()
+    return ""
+
+
+def generate_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Reply:
+    """Decode the whole reply to `text` at once (any decoding mode)."""
+    settings = settings or loaded.defaults
+    inputs, notice = encode(loaded, text)
+    with torch.inference_mode():
+        outputs = loaded.model.generate(
+            **inputs, **settings.generate_kwargs(), output_attentions=True, return_dict_in_generate=True
+        )
+    return _finished_reply(loaded, inputs, outputs, notice)
+
+
+def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Iterator[Reply]:
+    """Decode the reply to `text`, yielding it as it grows, then the finished reply.
+
+    Greedy and sampling yield after every token (through `TextIteratorStreamer`, generate running
+    in a worker thread); beam search yields only the finished reply. The last item has
+    `done=True` and carries the attention map.
+    """
+    settings = settings or loaded.defaults
+    inputs, notice = encode(loaded, text)
+    if not settings.streams:
+        yield generate_reply(loaded, text, settings)
+        return
+    streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                result["outputs"] = loaded.model.generate(
+                    **inputs,
+                    **settings.generate_kwargs(),
+                    streamer=streamer,
+                    output_attentions=True,
+                    return_dict_in_generate=True,
+                )
+        except BaseException as error:  # handed to the caller below
+            result["error"] = error
+            streamer.end()
+
+    worker = threading.Thread(target=run, name="chatbot-generate", daemon=True)
+    worker.start()
+    text_so_far = ""
+    for piece in streamer:
+        if piece:
+            text_so_far += piece
+            yield Reply(text=text_so_far.strip(), done=False, notice=notice)
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    yield _finished_reply(loaded, inputs, result["outputs"], notice)
+
+
+def _finished_reply(loaded: LoadedModel, inputs: dict[str, torch.Tensor], outputs: Any, notice: str | None) -> Reply:
+    token_ids = outputs.sequences[0, 1:].tolist()  # without the decoder start token
+    text = loaded.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
+    attention = attention_map(loaded.tokenizer, inputs["input_ids"][0], outputs)
+    return Reply(text=text, done=True, notice=notice, attention=attention, token_ids=token_ids)
+
+
+def attention_map(tokenizer: Any, source_ids: torch.Tensor, outputs: Any) -> AttentionMap | None:
+    """The cross-attention of the first returned sequence of a `generate()` output.
+
+    `outputs` comes from `generate(..., output_attentions=True, return_dict_in_generate=True)`:
+    `cross_attentions` holds, per generated step, a tuple with one tensor per attention layer of
+    shape `(batch * beams, 1, 1, src_len)`. With beam search, the rows belong to the beams alive
+    at that step; `beam_indices` `(batch, steps)` names, per step, the beam the returned sequence
+    came from (-1 after it ended). Returns None for models without attention.
+    """
+    steps = outputs.cross_attentions
+    if not steps or steps[0] is None or steps[0][0] is None:
+        return None
+    token_ids = outputs.sequences[0, 1:]  # (new,)
+    beam_indices = getattr(outputs, "beam_indices", None)
+    rows = []
+    for t, layers in enumerate(steps[: len(token_ids)]):
+        alignment = layers[-1]  # (batch * beams, 1, 1, src_len)
+        beam = 0
+        if beam_indices is not None:
+            beam = int(beam_indices[0, t])
+            if beam < 0:  # the returned hypothesis had already ended
+                break
+        rows.append(alignment[beam, 0, 0].float().cpu())  # (src_len,)
+    weights = torch.stack(rows).numpy() if rows else np.zeros((0, len(source_ids)), dtype=np.float32)
+    return AttentionMap(
+        source_labels=display_tokens(tokenizer, source_ids.tolist()),
+        output_labels=display_tokens(tokenizer, token_ids[: len(rows)].tolist()),
+        weights=weights,  # (new, src_len)
+    )
+
+
+def cjk_font_families() -> list[str]:
+    """Font families for heatmap labels: a Noto Sans CJK face (Korean first) when installed,
+    then matplotlib's default, so Latin, Korean, Chinese and Japanese labels all have glyphs.
+    Without fonts-noto-cjk the list is just the default: CJK labels then show as boxes."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    preferred = ["Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC"]
+    return [name for name in preferred if name in installed][:1] + ["DejaVu Sans"]
+
+
+def attention_figure(attention: AttentionMap, title: str | None = None):
+    """Draw the heatmap of an attention map: source tokens across, output tokens down.
+
+    Returns a `matplotlib.figure.Figure` built without pyplot (no global figure registry, safe
+    in server threads).
+    """
+    from matplotlib.figure import Figure
+
+    families = cjk_font_families()
+    rows, columns = attention.weights.shape
+    width = min(14.0, max(4.0, 0.55 * columns + 2.0))
+    height = min(14.0, max(3.0, 0.45 * rows + 1.6))
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(attention.weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.xaxis.tick_top()  # before the labels: it switches to the other label set
+    axes.xaxis.set_label_position("top")
+    source_labels = [label.strip() or "␣" for label in attention.source_labels]
+    axes.set_xticks(range(columns), source_labels, rotation=60, ha="left", fontfamily=families)
+    axes.set_yticks(range(rows), [label.strip() or "␣" for label in attention.output_labels], fontfamily=families)
+    axes.set_xlabel("source tokens", fontfamily=families)
+    axes.set_ylabel("output tokens", fontfamily=families)
+    if title:
+        axes.set_title(title, fontfamily=families, pad=12)
+    figure.colorbar(image, ax=axes, fraction=0.04, label="attention weight")
+    return figure

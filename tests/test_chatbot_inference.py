@@ -1,0 +1,316 @@
+"""The chatbot's inference module on a small model trained here (no Gradio involved).
+
+The fixture trains a one-layer LSTM with general attention to reverse the word order of short
+English phrases (a few seconds on one core), saves it with its tokenizer, a model card and a
+generation config, and the tests load it back through the Auto classes as the app does.
+
+    pytest tests/test_chatbot_inference.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from chatbot.inference import (
+    AttentionMap,
+    DecodingSettings,
+    EmptyInputError,
+    attention_figure,
+    cjk_font_families,
+    encode,
+    generate_reply,
+    last_user_message,
+    load_model,
+    stream_reply,
+)
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
+WORDS = [
+    "red",
+    "blue",
+    "green",
+    "cat",
+    "dog",
+    "bird",
+    "tree",
+    "house",
+    "sun",
+    "moon",
+    "water",
+    "fire",
+    "book",
+    "door",
+    "road",
+    "car",
+]
+MODEL_CARD = """---
+model_name: tiny-reverser
+datasets:
+- reversed-word-order-phrases
+tags:
+- seq2seq-rnn
+- chat
+widget:
+- text: red cat dog
+- text: sun moon water fire
+---
+# tiny-reverser
+
+Answers a phrase with its words in reverse order.
+"""
+
+
+def phrase_pair(rng: random.Random) -> tuple[str, str]:
+    """A phrase of 2 to 5 words and its reply: the same words in reverse order."""
+    words = rng.choices(WORDS, k=rng.randint(2, 5))
+    return " ".join(words), " ".join(reversed(words))
+
+
+def train_tiny_model(directory: Path, attention_type: str = "general", max_seconds: float = 60.0) -> Path:
+    """Train a tiny reverser until it answers 50 unseen phrases right (or time runs out), save it."""
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    corpus = [text for _ in range(600) for text in phrase_pair(rng)]
+    tokenizer = train_tokenizer(corpus, vocab_size=400, min_frequency=1, model_max_length=16)
+    config = Seq2SeqRNNConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=32,
+        hidden_size=64,
+        num_layers=1,
+        attention_type=attention_type,
+        dropout=0.0,
+    )
+    model = Seq2SeqRNNForConditionalGeneration(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    check = [phrase_pair(random.Random(1000 + i)) for i in range(50)]
+    start = time.perf_counter()
+    for step in range(1, 100_000):
+        batch = [phrase_pair(rng) for _ in range(64)]
+        inputs = tokenizer([source for source, _ in batch], return_tensors="pt", padding=True)
+        labels = tokenizer([target for _, target in batch], return_tensors="pt", padding=True).input_ids
+        labels[labels == tokenizer.pad_token_id] = -100
+        loss = model(**inputs, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 50 == 0 or time.perf_counter() - start > max_seconds:
+            model.eval()
+            with torch.no_grad():
+                sources = tokenizer([source for source, _ in check], return_tensors="pt", padding=True)
+                replies = tokenizer.batch_decode(model.generate(**sources, max_new_tokens=12), skip_special_tokens=True)
+            model.train()
+            if all(reply == target for reply, (_, target) in zip(replies, check, strict=True)):
+                break
+            if time.perf_counter() - start > max_seconds:
+                break
+    model.eval()
+    model.generation_config.num_beams = 3
+    model.generation_config.max_new_tokens = 12
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    (directory / "README.md").write_text(MODEL_CARD, encoding="utf-8")
+    return directory
+
+
+def cached_tiny_model(tmp_path_factory: pytest.TempPathFactory, attention_type: str) -> Path:
+    """One trained model per attention type and test session, shared by all chatbot test files."""
+    directory = tmp_path_factory.getbasetemp() / f"chatbot-tiny-{attention_type}"
+    if not (directory / "config.json").is_file():
+        seconds = 60.0 if attention_type != "none" else 2.0  # the model without attention only needs to run
+        train_tiny_model(directory, attention_type, max_seconds=seconds)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached_tiny_model(tmp_path_factory, "general")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_without_attention_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached_tiny_model(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path):
+    return load_model(tiny_model_dir)
+
+
+def teacher_forced_attention(loaded, source: str, token_ids: list[int]) -> np.ndarray:
+    """The cross-attention of one forward pass over the whole reply: `(len(token_ids), src_len)`."""
+    inputs, _ = encode(loaded, source)
+    start = loaded.model.config.decoder_start_token_id
+    decoder_input_ids = torch.tensor([[start, *token_ids[:-1]]])
+    with torch.no_grad():
+        outputs = loaded.model(**inputs, decoder_input_ids=decoder_input_ids, output_attentions=True)
+    return outputs.cross_attentions[0][0, 0].numpy()
+
+
+def test_model_info_and_defaults_come_from_the_card_and_generation_config(tiny) -> None:
+    assert tiny.info.name == "tiny-reverser"
+    assert "reversed-word-order-phrases" in tiny.info.trained_on
+    assert tiny.info.task == "chat"
+    assert tiny.info.examples == ("red cat dog", "sun moon water fire")
+    assert tiny.info.has_attention
+    assert tiny.defaults == DecodingSettings(mode="beam", num_beams=3, max_new_tokens=12)
+    assert tiny.max_input_tokens == 16
+
+
+def test_a_directory_without_a_card_still_loads(tiny_model_without_attention_dir: Path, tmp_path: Path) -> None:
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ):
+        (tmp_path / name).write_bytes((tiny_model_without_attention_dir / name).read_bytes())
+    for code in tiny_model_without_attention_dir.glob("*.py"):
+        (tmp_path / code.name).write_bytes(code.read_bytes())
+    loaded = load_model(tmp_path, max_input_tokens=8)
+    assert loaded.info.trained_on.startswith("not stated")
+    assert loaded.max_input_tokens == 8
+    assert loaded.info.examples  # defaults for the page
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam"])
+def test_the_trained_model_replies_correctly(tiny, mode: str) -> None:
+    rng = random.Random(7)
+    pairs = [phrase_pair(rng) for _ in range(20)]
+    settings = DecodingSettings(mode=mode, num_beams=4)
+    correct = sum(generate_reply(tiny, source, settings).text == target for source, target in pairs)
+    assert correct >= 18, f"{correct}/20 replies right with {mode}"
+
+
+def test_streaming_grows_the_reply_and_ends_with_the_full_one(tiny) -> None:
+    settings = DecodingSettings(mode="greedy")
+    updates = list(stream_reply(tiny, "red cat dog tree", settings))
+    assert len(updates) >= 3, "greedy decoding must stream token by token"
+    assert [update.done for update in updates] == [False] * (len(updates) - 1) + [True]
+    texts = [update.text for update in updates]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+    assert texts[-1] == generate_reply(tiny, "red cat dog tree", settings).text == "tree dog cat red"
+    assert updates[-1].attention is not None and all(update.attention is None for update in updates[:-1])
+
+
+def test_sampling_streams_and_a_cold_temperature_matches_greedy(tiny) -> None:
+    torch.manual_seed(0)
+    cold = list(stream_reply(tiny, "sun moon water", DecodingSettings(mode="sample", temperature=0.05, top_p=0.9)))
+    assert len(cold) >= 3
+    assert cold[-1].text == "water moon sun"
+    hot = generate_reply(tiny, "sun moon water", DecodingSettings(mode="sample", temperature=5.0, max_new_tokens=6))
+    assert len(hot.token_ids) <= 6
+
+
+def test_beam_search_shows_only_the_finished_reply(tiny) -> None:
+    updates = list(stream_reply(tiny, "book door road car", DecodingSettings(mode="beam", num_beams=5)))
+    assert len(updates) == 1 and updates[0].done
+    assert updates[0].text == "car road door book"
+
+
+@pytest.mark.parametrize("settings", [DecodingSettings(mode="greedy"), DecodingSettings(mode="beam", num_beams=5)])
+def test_heatmap_data_has_the_right_shape_and_matches_a_forward_pass(tiny, settings: DecodingSettings) -> None:
+    source = "green bird house sun"
+    reply = generate_reply(tiny, source, settings)
+    attention = reply.attention
+    inputs, _ = encode(tiny, source)
+    assert attention.weights.shape == (len(reply.token_ids), inputs["input_ids"].shape[1])
+    assert len(attention.source_labels) == attention.weights.shape[1]
+    assert len(attention.output_labels) == attention.weights.shape[0]
+    assert attention.source_labels[-1] == attention.output_labels[-1] == "</s>"
+    np.testing.assert_allclose(attention.weights.sum(axis=1), 1.0, atol=1e-5)
+    # The rows generate() recorded (for beam search: picked through beam_indices) are the
+    # alignments a teacher-forced pass over the returned reply computes.
+    expected = teacher_forced_attention(tiny, source, reply.token_ids)
+    np.testing.assert_allclose(attention.weights, expected, atol=1e-5)
+    as_dict = attention.to_dict()
+    assert np.array(as_dict["weights"]).shape == attention.weights.shape
+
+
+def test_a_model_without_attention_replies_without_a_heatmap(tiny_model_without_attention_dir: Path) -> None:
+    loaded = load_model(tiny_model_without_attention_dir)
+    assert not loaded.info.has_attention
+    for settings in (
+        DecodingSettings(mode="greedy", max_new_tokens=5),
+        DecodingSettings(mode="beam", max_new_tokens=5),
+    ):
+        reply = list(stream_reply(loaded, "red cat", settings))[-1]
+        assert reply.done and reply.attention is None
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+def test_empty_input_gets_a_friendly_error(tiny, text: str) -> None:
+    with pytest.raises(EmptyInputError, match="type a message"):
+        generate_reply(tiny, text)
+    with pytest.raises(EmptyInputError):
+        next(stream_reply(tiny, text))
+
+
+def test_long_input_is_truncated_with_a_notice(tiny) -> None:
+    long_text = " ".join(WORDS * 3)
+    inputs, notice = encode(tiny, long_text)
+    assert inputs["input_ids"].shape == (1, tiny.max_input_tokens)
+    assert "only the first 16 tokens" in notice
+    assert generate_reply(tiny, long_text).notice == notice
+    assert generate_reply(tiny, "red cat").notice is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "nucleus"}, "greedy, beam, sample"),
+        ({"num_beams": 0}, "num_beams"),
+        ({"num_beams": 2.5}, "whole number"),
+        ({"num_beams": 17}, "from 1 to 16"),
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": "40"}, "max_new_tokens"),
+    ],
+)
+def test_invalid_decoding_settings_raise_clear_errors(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DecodingSettings(**changes)
+
+
+def test_decoding_settings_accept_slider_floats_and_map_to_generate() -> None:
+    settings = DecodingSettings(mode="beam", num_beams=5.0, max_new_tokens=20.0)
+    assert settings.num_beams == 5 and isinstance(settings.num_beams, int)
+    assert settings.generate_kwargs()["num_beams"] == 5 and not settings.streams
+    sample = DecodingSettings(mode="sample", temperature=0.7, top_p=0.9).generate_kwargs()
+    assert sample["do_sample"] and sample["temperature"] == 0.7 and sample["top_p"] == 0.9
+
+
+def test_last_user_message_reads_strings_and_parts() -> None:
+    history = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "reply"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}]},
+        {"role": "assistant", "content": "another"},
+    ]
+    assert last_user_message(history) == "second"
+    assert last_user_message([]) == ""
+
+
+@pytest.mark.skipif(not cjk_font_families()[0].startswith("Noto Sans CJK"), reason="fonts-noto-cjk is not installed")
+def test_heatmap_figure_draws_korean_and_chinese_labels_without_missing_glyphs(tmp_path: Path) -> None:
+    attention = AttentionMap([" 안녕", "하세요", "</s>"], [" hello", " 世界", "</s>"], np.eye(3, dtype=np.float32))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph .* missing")
+        figure = attention_figure(attention, title="인사")
+        figure.savefig(tmp_path / "heatmap.png")
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["안녕", "하세요", "</s>"]
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["hello", "世界", "</s>"]
+    assert (tmp_path / "heatmap.png").stat().st_size > 1000
