@@ -6,3 +6,7 @@ class TrainingInputError(Exception):
 
     The message is complete on its own: it names what was wrong and what to pass instead.
     """
+
+
+class TrainingDivergedError(Exception):
+    """The loss became NaN or infinite; the run stopped before the bad step changed the weights."""

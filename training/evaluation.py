@@ -1,0 +1,156 @@
+"""Evaluation during and after training: loss and perplexity, generation, metrics, samples, heatmap.
+
+Metrics come from the `evaluate` modules shipped in `training/metrics/` (loaded by path, so they
+work offline): BLEU and chrF (sacrebleu) for translation, exact match and token F1 for QA.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+import evaluate
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import display_tokens
+
+logger = logging.getLogger(__name__)
+
+METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
+# metric module -> (the key of its result that is reported, the name it is reported under)
+TASK_METRICS = {
+    "translation": {"bleu": ("score", "bleu"), "chrf": ("score", "chrf")},
+    "qa": {"exact_match": ("exact_match", "exact_match"), "token_f1": ("f1", "f1")},
+}
+
+
+def load_metrics(task: str) -> dict[str, evaluate.EvaluationModule]:
+    return {name: evaluate.load(os.path.join(METRICS_DIR, name)) for name in TASK_METRICS[task]}
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one evaluation, with a few (source, reference, prediction) samples."""
+
+    scores: dict[str, float]
+    samples: list[tuple[str, str, str]]
+
+
+def generate(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], num_beams: int, max_new_tokens: int
+) -> torch.Tensor:
+    """Generated token ids `(batch, length)` for the sources of a batch."""
+    return model.generate(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+    )
+
+
+def evaluate_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    dataloader: DataLoader,
+    tokenizer: PreTrainedTokenizerBase,
+    metrics: dict[str, evaluate.EvaluationModule],
+    task: str,
+    num_beams: int,
+    max_new_tokens: int,
+    num_samples: int,
+    with_generation: bool = True,
+) -> EvaluationResult:
+    """Validation loss and perplexity (per target token), then generation and metrics on every process's share."""
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    loss_sum, token_count = 0.0, 0
+    predictions: list[str] = []
+    references: list[str] = []
+    sources: list[str] = []
+    pad = tokenizer.pad_token_id
+    for batch in dataloader:
+        with torch.no_grad(), accelerator.autocast():
+            loss = model(**batch).loss
+        tokens = (batch["labels"] != -100).sum()
+        # (1, 2): loss summed over this batch's target tokens, and their count
+        totals = torch.stack([loss.float() * tokens, tokens.float()]).unsqueeze(0)
+        totals = accelerator.gather_for_metrics(totals)
+        loss_sum += totals[:, 0].sum().item()
+        token_count += int(totals[:, 1].sum().item())
+        if not with_generation:
+            continue
+        with torch.no_grad():
+            generated = generate(unwrapped, batch, num_beams, max_new_tokens)
+        labels = batch["labels"].masked_fill(batch["labels"] == -100, pad)
+        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
+        labels = accelerator.pad_across_processes(labels, dim=1, pad_index=pad)
+        inputs = accelerator.pad_across_processes(batch["input_ids"], dim=1, pad_index=pad)
+        generated, labels, inputs = accelerator.gather_for_metrics((generated, labels, inputs))
+        predictions += tokenizer.batch_decode(generated, skip_special_tokens=True)
+        references += tokenizer.batch_decode(labels, skip_special_tokens=True)
+        sources += tokenizer.batch_decode(inputs, skip_special_tokens=True)
+    mean_loss = loss_sum / max(token_count, 1)
+    scores = {"eval_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50.0))}
+    if with_generation and predictions:
+        for name, (key, reported) in TASK_METRICS[task].items():
+            scores[reported] = float(metrics[name].compute(predictions=predictions, references=references)[key])
+    model.train()
+    samples = list(zip(sources, references, predictions, strict=True))[:num_samples]
+    return EvaluationResult(scores=scores, samples=samples)
+
+
+def translate(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], num_beams: int, max_new_tokens: int
+) -> list[str]:
+    """Generated replies for raw texts (the sample prompts shown at the end of a run)."""
+    if not texts:
+        return []
+    model.eval()
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(model.device)
+    with torch.no_grad():
+        generated = generate(model, encoded, num_beams, max_new_tokens)
+    return tokenizer.batch_decode(generated, skip_special_tokens=True)
+
+
+def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, max_new_tokens: int):
+    """A matplotlib figure of the cross-attention of a greedy translation of `text`, or `None`
+    when the model has no attention."""
+    if getattr(model.config, "attention_type", "none") == "none":
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    model.eval()
+    encoded = tokenizer([text], return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        output = model.generate(
+            **encoded,
+            num_beams=1,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            output_attentions=True,
+            return_dict_in_generate=True,
+        )
+    steps = output.cross_attentions
+    if not steps:
+        return None
+    # each step: (1, 1, 1, src_len) for its only layer -> alignment: (tgt_len, src_len)
+    alignment = torch.cat([step[0].reshape(1, -1) for step in steps], 0).float().cpu().numpy()
+    source_labels = display_tokens(tokenizer, encoded["input_ids"][0].tolist())
+    target_labels = display_tokens(tokenizer, output.sequences[0, 1 : 1 + alignment.shape[0]].tolist())
+    figure, axes = pyplot.subplots(figsize=(0.45 * len(source_labels) + 2, 0.4 * len(target_labels) + 1.5))
+    axes.imshow(alignment, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(len(source_labels)), source_labels, rotation=90)
+    axes.set_yticks(range(len(target_labels)), target_labels)
+    axes.set_xlabel("source")
+    axes.set_ylabel("generated")
+    figure.tight_layout()
+    model.train()
+    return figure

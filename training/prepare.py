@@ -1,0 +1,221 @@
+"""From source/target pairs to padded batches: tokenizer, tokenization, filtering, length grouping.
+
+    pairs --(train_tokenizer or AutoTokenizer)--> tokenizer
+    pairs --drop empty rows--> --tokenize (batched datasets.map)--> --drop or truncate over-long-->
+          --LengthGroupedBatchSampler + DataCollatorForSeq2Seq--> batches
+
+Counts of what was dropped or truncated are returned, so the training script can report them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset, IterableDataset
+from torch.utils.data import Sampler
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
+from .errors import TrainingInputError
+
+logger = logging.getLogger(__name__)
+
+OVERLONG_POLICIES = ("filter", "truncate")
+
+
+@dataclass
+class PreparationReport:
+    """What preparation did to one split; counts are `None` for a streaming split (not known ahead)."""
+
+    rows: int | None = None
+    empty: int | None = None
+    overlong: int | None = None
+    policy: str = "filter"
+    kept: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self, split: str) -> str:
+        if self.rows is None:
+            return f"{split}: streaming; empty rows dropped and over-long pairs {self.policy}ed on the fly"
+        verb = "dropped" if self.policy == "filter" else "truncated"
+        return (
+            f"{split}: {self.rows} pairs, {self.empty} empty dropped, {self.overlong} over-long {verb}, "
+            f"{self.kept} kept"
+        )
+
+
+def load_or_train_tokenizer(
+    train_pairs: Dataset | IterableDataset,
+    tokenizer_path: str | None,
+    vocab_size: int,
+    min_frequency: int,
+    model_max_length: int,
+    max_examples: int = 300_000,
+) -> PreTrainedTokenizerBase:
+    """The tokenizer at `tokenizer_path`, or a new one trained on both sides of the training pairs.
+
+    A streaming split contributes its first `max_examples` pairs to the training of the tokenizer.
+    """
+    if tokenizer_path:
+        try:
+            return AutoTokenizer.from_pretrained(tokenizer_path)
+        except (OSError, ValueError) as error:
+            raise TrainingInputError(f"cannot load the tokenizer {tokenizer_path!r}: {error}") from error
+    pairs = train_pairs.take(max_examples) if isinstance(train_pairs, IterableDataset) else train_pairs
+
+    def texts() -> Iterator[str]:
+        for batch in pairs.iter(batch_size=1000):
+            yield from batch["source"]
+            yield from batch["target"]
+
+    return train_tokenizer(
+        texts(), vocab_size=vocab_size, min_frequency=min_frequency, model_max_length=model_max_length
+    )
+
+
+def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: Seq2SeqRNNConfig) -> None:
+    """Raise `TrainingInputError` unless the tokenizer's ids fit the model's vocabulary and special ids."""
+    problems = []
+    if len(tokenizer) > config.vocab_size:
+        problems.append(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}")
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        token_id, model_id = getattr(tokenizer, name), getattr(config, name)
+        if token_id != model_id:
+            problems.append(f"{name}: tokenizer {token_id}, model {model_id}")
+    if problems:
+        raise TrainingInputError("the tokenizer does not match the model: " + "; ".join(problems))
+
+
+def _tokenize_batch(
+    batch: dict[str, list[str]],
+    tokenizer: PreTrainedTokenizerBase,
+    max_source_length: int,
+    max_target_length: int,
+    truncate: bool,
+) -> dict[str, list]:
+    sources = tokenizer(batch["source"], truncation=truncate, max_length=max_source_length)
+    targets = tokenizer(batch["target"], truncation=truncate, max_length=max_target_length)
+    return {
+        "input_ids": sources["input_ids"],
+        "attention_mask": sources["attention_mask"],
+        "labels": targets["input_ids"],
+        "length": [len(s) + len(t) for s, t in zip(sources["input_ids"], targets["input_ids"], strict=True)],
+    }
+
+
+def _fits(batch: dict[str, list], max_source_length: int, max_target_length: int) -> list[bool]:
+    return [
+        len(source) <= max_source_length and len(target) <= max_target_length
+        for source, target in zip(batch["input_ids"], batch["labels"], strict=True)
+    ]
+
+
+def _not_empty(batch: dict[str, list[str]]) -> list[bool]:
+    return [bool(s) and bool(t) for s, t in zip(batch["source"], batch["target"], strict=True)]
+
+
+def tokenize_pairs(
+    pairs: Dataset | IterableDataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_source_length: int,
+    max_target_length: int,
+    overlong: str = "filter",
+    num_proc: int | None = None,
+) -> tuple[Dataset | IterableDataset, PreparationReport]:
+    """Tokenize pairs into `input_ids`, `attention_mask`, `labels` (and `length`, their sum).
+
+    Empty rows are dropped; pairs longer than the limits (in tokens, `</s>` included) are dropped
+    (`overlong="filter"`) or cut (`"truncate"`, keeping the final `</s>`).
+    """
+    if overlong not in OVERLONG_POLICIES:
+        raise TrainingInputError(f"overlong={overlong!r}; accepted values: {', '.join(OVERLONG_POLICIES)}")
+    streaming = isinstance(pairs, IterableDataset)
+    report = PreparationReport(policy=overlong)
+    map_arguments = {} if streaming else {"num_proc": num_proc, "desc": "Tokenizing"}
+    filter_arguments = {} if streaming else {"num_proc": num_proc, "desc": "Dropping empty rows"}
+    if not streaming:
+        report.rows = len(pairs)
+    pairs = pairs.filter(_not_empty, batched=True, **filter_arguments)
+    if not streaming:
+        report.empty = report.rows - len(pairs)
+    tokenized = pairs.map(
+        _tokenize_batch,
+        batched=True,
+        remove_columns=["source", "target"],
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "max_source_length": max_source_length,
+            "max_target_length": max_target_length,
+            "truncate": overlong == "truncate",
+        },
+        **map_arguments,
+    )
+    if overlong == "filter":
+        before = None if streaming else len(tokenized)
+        if not streaming:
+            filter_arguments["desc"] = "Dropping over-long pairs"
+        tokenized = tokenized.filter(
+            _fits,
+            batched=True,
+            fn_kwargs={"max_source_length": max_source_length, "max_target_length": max_target_length},
+            **filter_arguments,
+        )
+        if not streaming:
+            report.overlong = before - len(tokenized)
+    elif not streaming:
+        report.overlong = sum(
+            1
+            for source, target in zip(tokenized["input_ids"], tokenized["labels"], strict=True)
+            if len(source) == max_source_length or len(target) == max_target_length
+        )
+    if not streaming:
+        report.kept = len(tokenized)
+    return tokenized, report
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of pairs of similar length, to limit padding, in a random but reproducible order.
+
+    Each epoch: shuffle all indices with `seed + epoch`, cut them into windows of
+    `batch_size * window_batches`, sort each window by length, cut it into batches, and shuffle the
+    batches. The same (seed, epoch) always gives the same batches, which is what lets a resumed run
+    skip the batches it already trained on.
+    """
+
+    def __init__(
+        self, lengths: list[int], batch_size: int, seed: int = 0, window_batches: int = 64, shuffle: bool = True
+    ):
+        if batch_size < 1:
+            raise TrainingInputError(f"batch_size={batch_size} must be at least 1")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.window = batch_size * window_batches
+        self.shuffle = shuffle
+        self.drop_last = False
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        count = len(self.lengths)
+        order = torch.randperm(count, generator=generator).tolist() if self.shuffle else list(range(count))
+        batches = []
+        for start in range(0, count, self.window):
+            window = sorted(order[start : start + self.window], key=self.lengths.__getitem__, reverse=True)
+            batches.extend(window[i : i + self.batch_size] for i in range(0, len(window), self.batch_size))
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        yield from batches
+
+    def __len__(self) -> int:
+        full_windows, rest = divmod(len(self.lengths), self.window)
+        return full_windows * math.ceil(self.window / self.batch_size) + math.ceil(rest / self.batch_size)

@@ -1,0 +1,501 @@
+"""Train the recurrent encoder-decoder of `hf_seq2seq_rnn` with Accelerate.
+
+    python -m training.train --config training/configs/translation_demo.yaml --output-dir runs/demo-translation
+    accelerate launch -m training.train --config training/configs/translation.yaml \\
+        --dataset Helsinki-NLP/opus_books --dataset-config en-fr --source-lang en --target-lang fr \\
+        --output-dir runs/opus-en-fr
+    accelerate launch --num_processes 2 -m training.train --config training/configs/qa.yaml \\
+        --dataset data/my_pairs.csv --source-column Q --target-column A --output-dir runs/chat
+
+Every config key is also a flag (`--hidden-size 512`); `--resume-from-checkpoint latest` continues
+a run exactly. The output directory ends up holding the model (`save_pretrained` with its code,
+tokenizer, `generation_config.json`, `README.md` model card, `training_info.json`), plus
+`checkpoints/` (best and last) and `logs/` (TensorBoard).
+
+Flow: `get_dataloaders` (data -> pairs -> tokenizer -> tokens -> batches) -> `training_function`
+(the loop: accumulate, clip, step, evaluate, checkpoint) -> `main` (the command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+
+import datasets
+import torch
+import transformers
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from datasets import Dataset, IterableDataset
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
+
+import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+
+from . import checkpoints, defaults
+from .config import TrainingConfig, parse_config
+from .data import DataSpec, Schema, load_pairs, pairs_from_splits
+from .errors import TrainingDivergedError, TrainingInputError
+from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
+from .model_card import training_info, write_model_card
+from .prepare import (
+    LengthGroupedBatchSampler,
+    PreparationReport,
+    check_tokenizer_matches,
+    load_or_train_tokenizer,
+    tokenize_pairs,
+)
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """Tokenized splits and what it took to make them."""
+
+    tokenizer: transformers.PreTrainedTokenizerBase
+    train: Dataset | IterableDataset
+    validation: Dataset
+    schema: Schema
+    reports: dict[str, PreparationReport]
+    description: str
+
+
+def data_spec(config: TrainingConfig) -> DataSpec:
+    fields = {item.name for item in dataclasses.fields(DataSpec)}
+    return DataSpec(**{name: getattr(config, name) for name in fields if name != "dataset"}, dataset=config.dataset)
+
+
+def load_data(config: TrainingConfig, accelerator: Accelerator) -> PreparedData:
+    """Pairs from the dataset (or the embedded demo), the tokenizer, and the tokenized splits."""
+    spec = data_spec(config)
+    if config.dataset is None:
+        splits = defaults.demo_splits(
+            config.demo, config.source_lang, config.target_lang, config.demo_size, config.seed
+        )
+        pairs, schema = pairs_from_splits(splits, spec, source=f"the embedded {config.demo} demo")
+        description = defaults.describe_demo(config.demo, config.source_lang, config.target_lang)
+    else:
+        pairs, schema = load_pairs(spec)
+        configuration = f" ({config.dataset_config})" if config.dataset_config else ""
+        description = f"{config.dataset}{configuration}, {schema.describe()}"
+    train, validation = pairs["train"], pairs["validation"]
+    if config.streaming:
+        train = train.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer_size)
+    elif config.max_train_samples:
+        train = train.select(range(min(config.max_train_samples, len(train))))
+    if config.max_eval_samples:
+        validation = (
+            validation.take(config.max_eval_samples)
+            if isinstance(validation, IterableDataset)
+            else validation.select(range(min(config.max_eval_samples, len(validation))))
+        )
+    if isinstance(validation, IterableDataset):
+        validation = Dataset.from_list(list(validation))
+    if len(validation) == 0:
+        raise TrainingInputError("the validation split is empty; pass --validation-split or --validation-size")
+    tokenizer_path = config.tokenizer or config.model_name_or_path
+    tokenizer = load_or_train_tokenizer(
+        train,
+        tokenizer_path,
+        config.vocab_size,
+        config.min_frequency,
+        max(config.max_source_length, config.max_target_length),
+    )
+    lengths = (config.max_source_length, config.max_target_length, config.overlong)
+    train, train_report = tokenize_pairs(train, tokenizer, *lengths, num_proc=config.preprocessing_num_workers)
+    validation, validation_report = tokenize_pairs(validation, tokenizer, *lengths)
+    for split, report in (("train", train_report), ("validation", validation_report)):
+        logger.info(report.describe(split), main_process_only=True)
+    if isinstance(train, Dataset) and len(train) == 0:
+        raise TrainingInputError(
+            "no training pairs left after dropping empty and over-long ones; raise --max-source-length"
+        )
+    return PreparedData(
+        tokenizer, train, validation, schema, {"train": train_report, "validation": validation_report}, description
+    )
+
+
+def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokenizerBase) -> torch.nn.Module:
+    """A new model sized for the tokenizer, or the one at `model_name_or_path`; checked against the tokenizer."""
+    if config.model_name_or_path:
+        try:
+            model = AutoModelForSeq2SeqLM.from_pretrained(config.model_name_or_path, trust_remote_code=True)
+        except (OSError, ValueError) as error:
+            raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
+    else:
+        try:
+            model_config = Seq2SeqRNNConfig(
+                vocab_size=len(tokenizer),
+                pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                unk_token_id=tokenizer.unk_token_id,
+                **config.model_arguments(),
+            )
+        except ValueError as error:
+            raise TrainingInputError(f"bad model setting: {error}") from error
+        model = Seq2SeqRNNForConditionalGeneration(model_config)
+    check_tokenizer_matches(tokenizer, model.config)
+    model.generation_config = GenerationConfig(
+        num_beams=config.num_beams,
+        max_new_tokens=config.max_new_tokens,
+        early_stopping=True,
+        decoder_start_token_id=model.config.decoder_start_token_id,
+        bos_token_id=model.config.bos_token_id,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id,
+    )
+    return model
+
+
+def get_dataloaders(
+    config: TrainingConfig, data: PreparedData, model: torch.nn.Module
+) -> tuple[DataLoader, DataLoader, LengthGroupedBatchSampler | None]:
+    """Training batches grouped by length (map-style data) or in stream order, and validation batches.
+
+    Each loader has its own `torch.Generator`, so creating its iterator never draws from the
+    global RNG: a resumed run's random stream then matches the uninterrupted run's.
+    """
+    collator = DataCollatorForSeq2Seq(data.tokenizer, model=model, label_pad_token_id=-100)
+    sampler = None
+    if isinstance(data.train, IterableDataset):
+        train_dataloader = DataLoader(
+            data.train.remove_columns("length"),
+            batch_size=config.batch_size,
+            collate_fn=collator,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+    else:
+        sampler = LengthGroupedBatchSampler(data.train["length"], config.batch_size, seed=config.seed)
+        train_dataloader = DataLoader(
+            data.train.remove_columns("length"),
+            batch_sampler=sampler,
+            collate_fn=collator,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+    eval_dataloader = DataLoader(
+        data.validation.remove_columns("length"),
+        batch_size=config.eval_batch_size,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    return train_dataloader, eval_dataloader, sampler
+
+
+def teacher_forcing_ratio(config: TrainingConfig, step: int, total_steps: int) -> float:
+    """The teacher forcing ratio at `step`: constant, linear, or an inverse sigmoid (Bengio et al.,
+    2015, section 2.4) from `teacher_forcing_start` to `teacher_forcing_end`."""
+    start, end = config.teacher_forcing_start, config.teacher_forcing_end
+    progress = min(step / max(total_steps, 1), 1.0)
+    if config.teacher_forcing_schedule == "constant":
+        return start
+    if config.teacher_forcing_schedule == "linear":
+        return start + (end - start) * progress
+    return end + (start - end) / (1.0 + math.exp(10.0 * (progress - 0.5)))
+
+
+def make_accelerator(config: TrainingConfig) -> Accelerator:
+    report_to = None if config.report_to in ("none", "", None) else config.report_to
+    return Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=config.mixed_precision,
+        log_with=report_to,
+        project_config=ProjectConfiguration(
+            project_dir=config.output_dir, logging_dir=os.path.join(config.output_dir, "logs")
+        ),
+        dataloader_config=DataLoaderConfiguration(even_batches=True),
+        step_scheduler_with_optimizer=False,
+    )
+
+
+def log_evaluation(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    data: PreparedData,
+    config: TrainingConfig,
+    result: EvaluationResult,
+    step: int,
+) -> None:
+    """Scores to the trackers and the log; samples as text and an attention heatmap as an image."""
+    accelerator.log(result.scores, step=step)
+    scores = ", ".join(f"{name} {value:.4g}" for name, value in result.scores.items())
+    logger.info(f"step {step}: {scores}", main_process_only=True)
+    if not accelerator.is_main_process:
+        return
+    samples = "\n\n".join(
+        f"{source}  →  {prediction}  (reference: {reference})" for source, reference, prediction in result.samples
+    )
+    figure = (
+        attention_heatmap(accelerator.unwrap_model(model), data.tokenizer, result.samples[0][0], config.max_new_tokens)
+        if result.samples
+        else None
+    )
+    if figure is not None:
+        figure.savefig(os.path.join(config.output_dir, "attention.png"), dpi=80)
+    if config.report_to in ("tensorboard", "all"):
+        writer = accelerator.get_tracker("tensorboard", unwrap=True)
+        writer.add_text("samples", samples.replace("\n\n", "  \n"), step)
+        if figure is not None:
+            writer.add_figure("attention", figure, step)
+    if figure is not None:
+        from matplotlib import pyplot
+
+        pyplot.close(figure)
+
+
+def training_function(config: TrainingConfig) -> dict[str, float]:
+    """Train, evaluate, checkpoint and save; returns the final validation scores."""
+    accelerator = make_accelerator(config)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if not accelerator.is_local_main_process:
+        datasets.disable_progress_bars()
+        datasets.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    if accelerator.is_main_process:
+        os.makedirs(config.output_dir, exist_ok=True)
+    set_seed(config.seed)
+
+    with accelerator.main_process_first():
+        data = load_data(config, accelerator)
+    model = build_model(config, data.tokenizer)
+    train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+    if config.max_steps is not None:
+        total_steps = config.max_steps
+        steps_per_epoch = (
+            math.ceil(len(train_dataloader) / config.gradient_accumulation_steps) if sampler is not None else None
+        )
+    else:
+        steps_per_epoch = math.ceil(len(train_dataloader) / config.gradient_accumulation_steps)
+        total_steps = config.num_epochs * steps_per_epoch
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total_steps
+    )
+    lr_scheduler = accelerator.prepare(lr_scheduler)
+    metrics = load_metrics(config.task)
+    if config.report_to not in ("none", "", None):
+        tracked = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers("seq2seq_rnn", config=tracked)
+
+    # Resume: the full state (weights, optimizer, scheduler, RNG of every process), then skip the
+    # batches of the current epoch that were already trained on.
+    completed_steps, epoch, batches_done = 0, 0, 0
+    if config.resume_from_checkpoint:
+        checkpoint = checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        if checkpoint is None:
+            logger.info("no checkpoint in %s yet: starting from scratch", config.output_dir, main_process_only=True)
+        else:
+            accelerator.load_state(checkpoint)
+            state = checkpoints.read_trainer_state(checkpoint)
+            completed_steps, epoch, batches_done = state["completed_steps"], state["epoch"], state["batches_done"]
+            logger.info(f"resumed from {checkpoint} at step {completed_steps}", main_process_only=True)
+
+    logger.info(
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters for {total_steps} steps "
+        f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
+        main_process_only=True,
+    )
+    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process)
+    last_scores: dict[str, float] = {}
+    last_eval_step = -1
+    running_loss, running_batches, running_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    model.train()
+    while completed_steps < total_steps:
+        train_dataloader.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(train_dataloader, batches_done) if batches_done else train_dataloader
+        for batch in batches:
+            ratio = teacher_forcing_ratio(config, completed_steps, total_steps)
+            with accelerator.accumulate(model):
+                loss = model(**batch, teacher_forcing_ratio=ratio).loss
+                finite = accelerator.reduce(torch.isfinite(loss.detach()).float(), reduction="sum")
+                if finite.item() < accelerator.num_processes:
+                    index = checkpoints.read_index(config.output_dir)
+                    kept = index.get("last")
+                    raise TrainingDivergedError(
+                        f"the training loss became {loss.item()} at step {completed_steps + 1} (epoch {epoch}); "
+                        f"stopped before updating the weights. Last good checkpoint: "
+                        + (
+                            os.path.join(checkpoints.checkpoint_root(config.output_dir), kept)
+                            if kept
+                            else "none saved yet"
+                        )
+                        + ". Try a lower --learning-rate or --max-grad-norm, or --mixed-precision no."
+                    )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            batches_done += 1
+            running_loss += loss.detach().float().item()
+            running_batches += 1
+            running_tokens += int((batch["labels"] != -100).sum())
+            if not accelerator.sync_gradients:
+                continue
+            lr_scheduler.step()
+            completed_steps += 1
+            progress.update(1)
+            if completed_steps % config.logging_steps == 0:
+                elapsed = time.perf_counter() - window_start
+                totals = accelerator.reduce(
+                    torch.tensor(
+                        [running_loss, running_batches, running_tokens], device=accelerator.device, dtype=torch.float64
+                    ),
+                    reduction="sum",
+                )
+                train_loss = (totals[0] / totals[1]).item()
+                accelerator.log(
+                    {
+                        "train_loss": train_loss,
+                        "learning_rate": lr_scheduler.get_last_lr()[0],
+                        "teacher_forcing_ratio": ratio,
+                        "target_tokens_per_second": totals[2].item() / elapsed,
+                    },
+                    step=completed_steps,
+                )
+                progress.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{totals[2].item() / elapsed:.0f}")
+                running_loss, running_batches, running_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+            at_end = completed_steps >= total_steps
+            if config.eval_steps and (completed_steps % config.eval_steps == 0 or at_end):
+                result = evaluate_model(
+                    accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
+                    config.num_beams, config.max_new_tokens, config.num_samples,
+                )  # fmt: skip
+                log_evaluation(accelerator, model, data, config, result, completed_steps)
+                last_scores, last_eval_step = result.scores, completed_steps
+            if (config.checkpointing_steps and completed_steps % config.checkpointing_steps == 0) or at_end:
+                epoch_finished = steps_per_epoch is not None and batches_done >= len(train_dataloader)
+                state = {
+                    "completed_steps": completed_steps,
+                    "epoch": epoch + 1 if epoch_finished else epoch,
+                    "batches_done": 0 if epoch_finished else batches_done,
+                }
+                metric = last_scores.get(config.metric_for_best) if last_eval_step == completed_steps else None
+                checkpoints.save_checkpoint(accelerator, config.output_dir, state, config.metric_for_best, metric)
+            if at_end:
+                break
+        else:
+            epoch += 1
+            batches_done = 0
+            continue
+        break
+    progress.close()
+
+    if last_eval_step != completed_steps:
+        result = evaluate_model(
+            accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
+            config.num_beams, config.max_new_tokens, config.num_samples,
+        )  # fmt: skip
+        log_evaluation(accelerator, model, data, config, result, completed_steps)
+        last_scores = result.scores
+    save_model(accelerator, model, data, config, last_scores)
+    show_samples(accelerator, model, data, config, eval_dataloader)
+    accelerator.end_training()
+    return last_scores
+
+
+def save_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    data: PreparedData,
+    config: TrainingConfig,
+    scores: dict[str, float],
+) -> None:
+    """The final model directory: weights with code, tokenizer, generation config, card, training info."""
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(
+        config.output_dir,
+        is_main_process=accelerator.is_main_process,
+        save_function=accelerator.save,
+        state_dict=accelerator.get_state_dict(model),
+    )
+    if not accelerator.is_main_process:
+        return
+    data.tokenizer.save_pretrained(config.output_dir)
+    counts = {
+        split: dataclasses.asdict(report) | {"schema": data.schema.describe()} for split, report in data.reports.items()
+    }
+    info = training_info(data.description, dataclasses.asdict(config), scores, counts, config.command or "")
+    write_model_card(config.output_dir, info)
+    logger.info(f"model saved to {config.output_dir}", main_process_only=True)
+    if config.push_to_hub:
+        push_to_hub(config)
+
+
+def push_to_hub(config: TrainingConfig) -> None:
+    """Upload the model directory (not its checkpoints or logs) to the Hub."""
+    from huggingface_hub import HfApi
+
+    repo_id = config.hub_model_id or os.path.basename(os.path.abspath(config.output_dir))
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id, folder_path=config.output_dir, ignore_patterns=["checkpoints/*", "logs/*", "*.png"]
+        )
+    except Exception as error:  # network, authentication and permission errors alike
+        raise TrainingInputError(
+            f"could not push to the Hub as {repo_id!r} ({error}); the model is saved in {config.output_dir}"
+        ) from error
+    logger.info(f"pushed to https://huggingface.co/{repo_id}", main_process_only=True)
+
+
+def show_samples(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    data: PreparedData,
+    config: TrainingConfig,
+    eval_dataloader: DataLoader,
+) -> None:
+    """Print a few validation sources and sample prompts with the model's outputs."""
+    if not accelerator.is_main_process:
+        return
+    unwrapped = accelerator.unwrap_model(model)
+    validation = data.validation.select(range(min(config.num_samples, len(data.validation))))
+    sources = data.tokenizer.batch_decode(list(validation["input_ids"]), skip_special_tokens=True)
+    references = data.tokenizer.batch_decode(list(validation["labels"]), skip_special_tokens=True)
+    prompts = sources + list(config.sample_prompts)
+    outputs = translate(unwrapped, data.tokenizer, prompts, config.num_beams, config.max_new_tokens)
+    accelerator.print("\nSamples (source → prediction):")
+    for index, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
+        reference = f"   [reference: {references[index]}]" if index < len(references) else ""
+        accelerator.print(f"  {prompt}  →  {output}{reference}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: 0 on success, 2 on bad input, 3 when the loss diverged."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        config = parse_config(arguments)
+        config.command = "python -m training.train " + shlex.join(arguments)
+        training_function(config)
+    except TrainingInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDivergedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
