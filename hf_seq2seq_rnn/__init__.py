@@ -2,12 +2,14 @@
 
 Importing the package registers the model with `AutoConfig`, `AutoModel` and
 `AutoModelForSeq2SeqLM`, and marks the classes so that `save_pretrained` copies their code and
-writes `auto_map`: a saved directory then loads anywhere with `trust_remote_code=True`.
+writes `auto_map`: a saved directory then loads anywhere with `trust_remote_code=True`. It also
+registers the "seq2seq-rnn" pipeline task, which a saved directory offers to remote code as well.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_seq2seq_rnn import ATTENTION_TYPES, CELL_TYPES, Seq2SeqRNNConfig
+from .configuration_seq2seq_rnn import ATTENTION_TYPES, CELL_TYPES, PIPELINE_TASK, Seq2SeqRNNConfig
 from .modeling_seq2seq_rnn import (
     Seq2SeqRNNEncoderOutput,
     Seq2SeqRNNForConditionalGeneration,
@@ -15,6 +17,8 @@ from .modeling_seq2seq_rnn import (
     Seq2SeqRNNPreTrainedModel,
     Seq2SeqRNNState,
 )
+from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline
+from .tokenization_seq2seq_rnn import train_tokenizer
 
 AutoConfig.register(Seq2SeqRNNConfig.model_type, Seq2SeqRNNConfig, exist_ok=True)
 AutoModel.register(Seq2SeqRNNConfig, Seq2SeqRNNModel, exist_ok=True)
@@ -22,14 +26,20 @@ AutoModelForSeq2SeqLM.register(Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGenerat
 Seq2SeqRNNConfig.register_for_auto_class()
 Seq2SeqRNNModel.register_for_auto_class("AutoModel")
 Seq2SeqRNNForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+PIPELINE_REGISTRY.register_pipeline(
+    PIPELINE_TASK, pipeline_class=Seq2SeqRNNPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
+)
 
 __all__ = [
     "ATTENTION_TYPES",
     "CELL_TYPES",
+    "PIPELINE_TASK",
     "Seq2SeqRNNConfig",
     "Seq2SeqRNNEncoderOutput",
     "Seq2SeqRNNForConditionalGeneration",
     "Seq2SeqRNNModel",
+    "Seq2SeqRNNPipeline",
     "Seq2SeqRNNPreTrainedModel",
     "Seq2SeqRNNState",
+    "train_tokenizer",
 ]

@@ -17,6 +17,16 @@ AUTO_MAP = {
     "AutoModel": "modeling_seq2seq_rnn.Seq2SeqRNNModel",
     "AutoModelForSeq2SeqLM": "modeling_seq2seq_rnn.Seq2SeqRNNForConditionalGeneration",
 }
+# The pipeline task a saved directory offers: `pipeline(PIPELINE_TASK, model=dir, trust_remote_code=True)`.
+PIPELINE_TASK = "seq2seq-rnn"
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {
+        "impl": "pipeline_seq2seq_rnn.Seq2SeqRNNPipeline",
+        "pt": ["AutoModelForSeq2SeqLM"],
+        "tf": [],
+        "type": "text",
+    }
+}
 ATTENTION_TYPES = ("none", "dot", "general", "additive")
 
 
@@ -159,6 +169,7 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         self.unk_token_id = unk_token_id
         self.use_cache = use_cache
         kwargs["auto_map"] = {**AUTO_MAP, **(kwargs.get("auto_map") or {})}
+        kwargs["custom_pipelines"] = {**CUSTOM_PIPELINES, **(kwargs.get("custom_pipelines") or {})}
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -175,4 +186,4 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         return self.num_layers
 
 
-__all__ = ["Seq2SeqRNNConfig", "CELL_TYPES", "ATTENTION_TYPES"]
+__all__ = ["Seq2SeqRNNConfig", "CELL_TYPES", "ATTENTION_TYPES", "PIPELINE_TASK"]

@@ -35,6 +35,7 @@ from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqM
 
 from .attention_seq2seq_rnn import Seq2SeqRNNAttention
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import PeepholeLSTM, build_rnn, reverse_padded
 
 

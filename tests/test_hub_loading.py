@@ -1,0 +1,138 @@
+"""A saved directory loads as a Hub checkpoint does: in a fresh process, through the Auto classes
+and the pipeline, with remote code and without this package imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, train_tokenizer
+
+SENTENCES = ["the cat sleeps", "le chat dort", "a dog runs", "un chien court", "안녕하세요", "잘 지내요"] * 10
+
+
+@pytest.fixture(scope="module")
+def saved_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("model")
+    tokenizer = train_tokenizer(SENTENCES, vocab_size=320)
+    torch.manual_seed(0)
+    config = Seq2SeqRNNConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=16,
+        hidden_size=32,
+        cell_type="gru",
+        attention_type="additive",
+        input_feeding=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+    )
+    model = Seq2SeqRNNForConditionalGeneration(config).eval()
+    model.generation_config.max_new_tokens = 6
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def run_fresh(code: str, cwd: Path) -> str:
+    """Run `code` in a new interpreter that cannot import this package, offline, as a Hub user would."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    # The package is installed here; a Hub user has only the files in the directory.
+    script = "import sys; sys.modules['hf_seq2seq_rnn'] = None\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script + textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_saved_directory_has_code_and_auto_map(saved_dir):
+    config = json.loads((saved_dir / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_seq2seq_rnn.Seq2SeqRNNConfig",
+        "AutoModel": "modeling_seq2seq_rnn.Seq2SeqRNNModel",
+        "AutoModelForSeq2SeqLM": "modeling_seq2seq_rnn.Seq2SeqRNNForConditionalGeneration",
+    }
+    assert "seq2seq-rnn" in config["custom_pipelines"]
+    for name in [
+        "configuration_seq2seq_rnn.py",
+        "modeling_seq2seq_rnn.py",
+        "attention_seq2seq_rnn.py",
+        "recurrent_seq2seq_rnn.py",
+        "pipeline_seq2seq_rnn.py",
+        "tokenizer.json",
+        "generation_config.json",
+    ]:
+        assert (saved_dir / name).is_file(), name
+
+
+def test_fresh_process_loads_with_remote_code(saved_dir, tmp_path):
+    expected = (
+        AutoModelForSeq2SeqLM.from_pretrained(saved_dir)
+        .generate(**AutoTokenizer.from_pretrained(saved_dir)(["the cat sleeps"], return_tensors="pt"), num_beams=2)
+        .tolist()
+    )
+    output = run_fresh(
+        f"""
+        import json, torch
+        from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
+        try:
+            import hf_seq2seq_rnn
+            raise SystemExit("the package must not be importable here")
+        except ImportError:
+            pass
+        try:
+            AutoModelForSeq2SeqLM.from_pretrained({str(saved_dir)!r}, trust_remote_code=False)
+            raise SystemExit("loading without trust_remote_code must be refused")
+        except ValueError as error:
+            assert "trust_remote_code" in str(error)
+        model = AutoModelForSeq2SeqLM.from_pretrained({str(saved_dir)!r}, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained({str(saved_dir)!r}, trust_remote_code=True)
+        base = AutoModel.from_pretrained({str(saved_dir)!r}, trust_remote_code=True)
+        print(type(model).__module__.startswith("transformers_modules"), type(base).__name__)
+        print(json.dumps(model.generate(**tokenizer(["the cat sleeps"], return_tensors="pt"), num_beams=2).tolist()))
+        """,
+        tmp_path,
+    )
+    first, second = output.strip().splitlines()[-2:]
+    assert first == "True Seq2SeqRNNModel"
+    assert json.loads(second) == expected
+
+
+def test_pipeline_in_a_fresh_process(saved_dir, tmp_path):
+    output = run_fresh(
+        f"""
+        from transformers import pipeline
+        pipe = pipeline("seq2seq-rnn", model={str(saved_dir)!r}, trust_remote_code=True)
+        print(type(pipe).__name__, repr(pipe("the cat sleeps")[0]["generated_text"]))
+        """,
+        tmp_path,
+    )
+    name, text = output.strip().splitlines()[-1].split(" ", 1)
+    assert name == "Seq2SeqRNNPipeline"
+    expected = pipeline("seq2seq-rnn", model=str(saved_dir), trust_remote_code=True)("the cat sleeps")
+    assert eval(text) == expected[0]["generated_text"]  # noqa: S307 - our own repr
+
+
+def test_pipeline_returns_several_sequences_and_batches(saved_dir):
+    pipe = pipeline("seq2seq-rnn", model=str(saved_dir), trust_remote_code=True)
+    result = pipe("a dog runs", num_beams=3, num_return_sequences=2)
+    assert len(result) == 2 and all(isinstance(item["generated_text"], str) for item in result)
+    batch = pipe(["a dog runs", "안녕하세요"])
+    assert len(batch) == 2
+    with pytest.raises(ValueError, match="inputs are strings"):
+        pipe(42)

@@ -1,0 +1,375 @@
+"""Properties of the model: shapes, masks, equivalent paths, generation and round trips."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+import hf_seq2seq_rnn
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel
+from hf_seq2seq_rnn.recurrent_seq2seq_rnn import PeepholeLSTM, reverse_padded
+
+VOCAB = 40
+VARIANTS = [
+    dict(cell_type=cell, attention_type=attention, bidirectional_encoder=bi, input_feeding=feed, peeky=peeky)
+    for cell, attention, bi, feed, peeky in [
+        ("lstm", "general", True, True, False),
+        ("lstm", "dot", False, False, True),
+        ("lstm", "additive", True, False, False),
+        ("lstm", "none", True, False, False),
+        ("gru", "general", True, False, False),
+        ("gru", "additive", False, True, True),
+        ("gru", "none", False, False, True),
+        ("peephole_lstm", "dot", True, True, False),
+        ("peephole_lstm", "none", True, False, True),
+    ]
+]
+VARIANT_IDS = ["-".join(str(v) for v in variant.values()) for variant in VARIANTS]
+
+
+def make_model(seed: int = 0, **overrides) -> Seq2SeqRNNForConditionalGeneration:
+    torch.manual_seed(seed)
+    settings = dict(vocab_size=VOCAB, embedding_size=12, hidden_size=16, num_layers=2, dropout=0.0)
+    settings.update(overrides)
+    return Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNConfig(**settings)).eval()
+
+
+def make_batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three right-padded sources of lengths 7, 4 and 6, and labels padded with -100."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(4, VOCAB, (3, 7), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    for row, length in ((1, 4), (2, 6)):
+        attention_mask[row, length:] = 0
+        input_ids[row, length:] = 0
+    labels = torch.randint(4, VOCAB, (3, 5), generator=generator)
+    labels[1, 3:] = -100
+    return input_ids, attention_mask, labels
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_every_variant_trains_and_generates(variant):
+    model = make_model(**variant).train()
+    input_ids, attention_mask, labels = make_batch()
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    assert output.logits.shape == (3, 5, VOCAB)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    for settings in (dict(), dict(num_beams=3, num_return_sequences=2), dict(do_sample=True, top_k=5, top_p=0.9)):
+        generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6, **settings)
+        assert generated.shape[0] == 3 * settings.get("num_return_sequences", 1)
+        assert (generated[:, 0] == model.config.decoder_start_token_id).all()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_cached_generation_equals_uncached(variant):
+    model = make_model(**variant)
+    input_ids, attention_mask, _ = make_batch()
+    cached = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=False)
+    uncached = model.generate(
+        input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=False, use_cache=False
+    )
+    assert torch.equal(cached, uncached)
+    torch.manual_seed(3)
+    sampled_cached = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=True)
+    torch.manual_seed(3)
+    sampled_uncached = model.generate(
+        input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=True, use_cache=False
+    )
+    assert torch.equal(sampled_cached, sampled_uncached)
+
+
+def test_one_beam_equals_greedy():
+    model = make_model(cell_type="lstm", attention_type="general", input_feeding=True)
+    input_ids, attention_mask, _ = make_batch()
+    greedy = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=False)
+    one_beam = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=1)
+    assert torch.equal(greedy, one_beam)
+
+
+@pytest.mark.parametrize("variant", VARIANTS[:3] + VARIANTS[5:6], ids=VARIANT_IDS[:3] + VARIANT_IDS[5:6])
+def test_beam_scores_equal_teacher_forced_log_probabilities(variant):
+    model = make_model(**variant)
+    input_ids, attention_mask, _ = make_batch()
+    length_penalty = 0.7
+    out = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=6,
+        num_beams=4,
+        num_return_sequences=2,
+        length_penalty=length_penalty,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    sequences = out.sequences  # (B * 2, 1 + T)
+    rows = torch.arange(3).repeat_interleave(2)
+    decoder_input_ids = sequences[:, :-1]
+    labels = sequences[:, 1:].clone()
+    # Positions after the end of sequence are padding, not part of the hypothesis.
+    finished = torch.cumsum((labels == model.config.eos_token_id).long(), dim=1)
+    after_end = torch.cat([torch.zeros_like(finished[:, :1]), finished[:, :-1]], dim=1) > 0
+    labels[after_end] = -100
+    with torch.no_grad():
+        logits = model(
+            input_ids=input_ids[rows], attention_mask=attention_mask[rows], decoder_input_ids=decoder_input_ids
+        ).logits
+    log_probs = torch.log_softmax(logits, dim=-1)
+    token_log_probs = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    token_log_probs = token_log_probs.masked_fill(labels == -100, 0.0)
+    lengths = (labels != -100).sum(dim=1)
+    # transformers divides a hypothesis' sum by its length (generated tokens) ** length_penalty.
+    expected = token_log_probs.sum(dim=1) / lengths.float() ** length_penalty
+    torch.testing.assert_close(out.sequences_scores, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_padded_row_generates_what_it_does_alone(variant):
+    model = make_model(**variant)
+    input_ids, attention_mask, _ = make_batch()
+    batched = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=3)
+    for row in range(3):
+        length = int(attention_mask[row].sum())
+        alone = model.generate(input_ids[row : row + 1, :length], max_new_tokens=8, num_beams=3)
+        produced = batched[row][: alone.shape[1]]
+        assert torch.equal(produced, alone[0]), f"row {row}"
+
+
+@pytest.mark.parametrize("attention_type", ["dot", "general", "additive"])
+def test_attention_rows_sum_to_one_and_ignore_padding(attention_type):
+    model = make_model(attention_type=attention_type, input_feeding=attention_type == "general")
+    input_ids, attention_mask, labels = make_batch()
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    (alignment,) = output.cross_attentions
+    assert alignment.shape == (3, 1, 5, 7)
+    torch.testing.assert_close(alignment.sum(-1), torch.ones(3, 1, 5))
+    padding = attention_mask == 0  # (B, S)
+    assert (alignment.masked_select(padding[:, None, None, :].expand_as(alignment)) == 0).all()
+    generated = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=4,
+        output_attentions=True,
+        return_dict_in_generate=True,
+    )
+    steps = torch.cat([step[0] for step in generated.cross_attentions], dim=2)  # (B, 1, T, S)
+    torch.testing.assert_close(steps.sum(-1), torch.ones_like(steps.sum(-1)))
+    assert (steps.masked_select(padding[:, None, None, :].expand_as(steps)) == 0).all()
+
+
+def test_attention_none_returns_no_alignment():
+    model = make_model(attention_type="none")
+    input_ids, attention_mask, labels = make_batch()
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    assert output.cross_attentions is None
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru", "peephole_lstm"])
+@pytest.mark.parametrize("attention_type", ["none", "dot", "general"])
+@pytest.mark.parametrize("peeky", [False, True])
+def test_whole_sequence_decoder_equals_step_loop(cell_type, attention_type, peeky):
+    model = make_model(cell_type=cell_type, attention_type=attention_type, peeky=peeky)
+    decoder = model.model.decoder
+    assert decoder.parallel
+    input_ids, attention_mask, labels = make_batch()
+    parallel = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    decoder.parallel = False
+    try:
+        looped = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    finally:
+        decoder.parallel = True
+    torch.testing.assert_close(parallel.logits, looped.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(parallel.loss, looped.loss, atol=1e-6, rtol=1e-6)
+    if attention_type != "none":
+        torch.testing.assert_close(parallel.cross_attentions[0], looped.cross_attentions[0], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_whole_sequence_equals_two_chunks_through_the_state(variant):
+    model = make_model(**variant)
+    input_ids, attention_mask, labels = make_batch()
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    whole = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+    first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :2])
+    second = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        decoder_input_ids=decoder_input_ids[:, 2:],
+        past_key_values=first.past_key_values,
+    )
+    torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), whole.logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_padding_never_changes_a_result(variant):
+    model = make_model(**variant)
+    input_ids, attention_mask, labels = make_batch()
+    base = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    # Different token ids under the padding, and more padding columns.
+    noisy = torch.where(attention_mask.bool(), input_ids, torch.full_like(input_ids, 9))
+    noisy = torch.cat([noisy, torch.full((3, 3), 7)], dim=1)
+    longer_mask = torch.cat([attention_mask, torch.zeros(3, 3, dtype=attention_mask.dtype)], dim=1)
+    other = model(input_ids=noisy, attention_mask=longer_mask, labels=labels)
+    torch.testing.assert_close(base.logits, other.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_loss_ignores_label_padding():
+    model = make_model()
+    input_ids, attention_mask, labels = make_batch()
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    log_probs = torch.log_softmax(output.logits, -1)
+    keep = labels != -100
+    expected = -log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].mean()
+    torch.testing.assert_close(output.loss, expected)
+
+
+def test_reverse_source_reads_backwards():
+    forward_model = make_model(reverse_source=False, bidirectional_encoder=False, attention_type="none")
+    backward_model = make_model(reverse_source=True, bidirectional_encoder=False, attention_type="none")
+    input_ids, attention_mask, labels = make_batch()
+    lengths = attention_mask.sum(1)
+    reversed_ids = reverse_padded(input_ids, lengths)
+    a = forward_model(input_ids=reversed_ids, attention_mask=attention_mask, labels=labels)
+    b = backward_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    torch.testing.assert_close(a.logits, b.logits)
+
+
+def test_reverse_padded_keeps_padding_and_inverts():
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    lengths = torch.tensor([3, 2])
+    assert reverse_padded(x, lengths).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+    assert torch.equal(reverse_padded(reverse_padded(x, lengths), lengths), x)
+
+
+def test_peephole_lstm_without_peepholes_is_an_lstm():
+    torch.manual_seed(0)
+    peephole = PeepholeLSTM(5, 6, num_layers=2, bidirectional=True)
+    lstm = torch.nn.LSTM(5, 6, num_layers=2, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for index, layer in enumerate(peephole.layers):
+            suffix = f"l{index // 2}" + ("_reverse" if index % 2 else "")
+            layer.weight_ih.copy_(getattr(lstm, f"weight_ih_{suffix}"))
+            layer.weight_hh.copy_(getattr(lstm, f"weight_hh_{suffix}"))
+            layer.bias.copy_(getattr(lstm, f"bias_ih_{suffix}") + getattr(lstm, f"bias_hh_{suffix}"))
+            layer.weight_peephole.zero_()
+    x = torch.randn(2, 4, 5)
+    lengths = torch.tensor([4, 2])
+    out, (h, c) = peephole(x, lengths=lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+    ref_packed, (ref_h, ref_c) = lstm(packed)
+    ref, _ = torch.nn.utils.rnn.pad_packed_sequence(ref_packed, batch_first=True, total_length=4)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(h, ref_h, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(c, ref_c, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_tied_output_layer_shares_the_decoder_embedding(tie):
+    model = make_model(tie_word_embeddings=tie, peeky=True)
+    shared = model.lm_head.weight is model.model.decoder.embed_tokens.weight
+    assert shared == tie
+
+
+def test_scheduled_sampling_ratio_one_equals_teacher_forcing():
+    model = make_model(cell_type="gru", attention_type="general").train()
+    input_ids, attention_mask, labels = make_batch()
+    model.config.dropout = 0.0
+    forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    sampled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, teacher_forcing_ratio=0.0)
+    assert torch.isfinite(sampled.loss)
+    sampled.loss.backward()
+    # A ratio of 0 feeds the model's own predictions: the inputs after the first step differ.
+    assert not torch.allclose(forced.logits[:, 1:], sampled.logits[:, 1:])
+
+
+def test_auto_classes_are_registered():
+    config = AutoConfig.for_model("seq2seq_rnn", vocab_size=VOCAB, hidden_size=16, embedding_size=8)
+    assert isinstance(config, Seq2SeqRNNConfig)
+    assert isinstance(AutoModelForSeq2SeqLM.from_config(config), Seq2SeqRNNForConditionalGeneration)
+    assert isinstance(AutoModel.from_config(config), Seq2SeqRNNModel)
+    assert hf_seq2seq_rnn.Seq2SeqRNNConfig is Seq2SeqRNNConfig
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cell_type", "rnn", "'lstm', 'gru', 'peephole_lstm'"),
+        ("attention_type", "luong", "'none', 'dot', 'general', 'additive'"),
+        ("hidden_size", 15, "must be even"),
+        ("hidden_size", 0, "integer >= 1"),
+        ("num_layers", 0, "integer >= 1"),
+        ("vocab_size", -3, "integer >= 1"),
+        ("embedding_size", 2.5, "integer >= 1"),
+        ("dropout", 1.5, "between 0 and 1"),
+        ("teacher_forcing_ratio", -0.1, "between 0 and 1"),
+        ("label_smoothing", 2, "between 0 and 1"),
+        ("input_feeding", "yes", "True or False"),
+        ("pad_token_id", 100, "[0, vocab_size=40)"),
+        ("init_range", 0, "positive"),
+    ],
+)
+def test_config_errors_name_what_is_accepted(field, value, message):
+    with pytest.raises(ValueError, match=field) as error:
+        Seq2SeqRNNConfig(**{"vocab_size": VOCAB, field: value})
+    assert message in str(error.value)
+
+
+def test_input_feeding_without_attention_is_refused():
+    with pytest.raises(ValueError, match="input_feeding=True needs attention"):
+        Seq2SeqRNNConfig(attention_type="none", input_feeding=True)
+
+
+def test_bad_masks_are_refused():
+    model = make_model()
+    input_ids, attention_mask, labels = make_batch()
+    left_padded = attention_mask.flip(1)
+    with pytest.raises(ValueError, match="right-padded"):
+        model(input_ids=input_ids, attention_mask=left_padded, labels=labels)
+    empty = attention_mask.clone()
+    empty[0] = 0
+    with pytest.raises(ValueError, match="at least one real token"):
+        model(input_ids=input_ids, attention_mask=empty, labels=labels)
+
+
+@pytest.mark.parametrize("variant", VARIANTS + [dict(tie_word_embeddings=True, peeky=True)], ids=VARIANT_IDS + ["tied"])
+def test_strict_save_load_round_trip(variant, tmp_path):
+    model = make_model(**variant)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    assert type(loaded) is type(model)
+    settings = {key: value for key, value in model.config.to_dict().items() if key != "_name_or_path"}
+    assert {key: value for key, value in loaded.config.to_dict().items() if key != "_name_or_path"} == settings
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    for name in original:
+        assert torch.equal(original[name], restored[name]), name
+    input_ids, attention_mask, _ = make_batch()
+    assert torch.equal(
+        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, num_beams=2),
+        loaded.eval().generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, num_beams=2),
+    )
+
+
+def test_every_combination_of_options_builds():
+    for cell, attention, bi, feed, peeky, reverse in itertools.product(
+        ["lstm", "gru", "peephole_lstm"], ["none", "dot", "general", "additive"], *[[False, True]] * 4
+    ):
+        if feed and attention == "none":
+            continue
+        model = make_model(
+            cell_type=cell,
+            attention_type=attention,
+            bidirectional_encoder=bi,
+            input_feeding=feed,
+            peeky=peeky,
+            reverse_source=reverse,
+            num_layers=1,
+        )
+        input_ids, attention_mask, labels = make_batch()
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        assert torch.isfinite(loss), (cell, attention, bi, feed, peeky, reverse)
