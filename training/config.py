@@ -107,6 +107,7 @@ class TrainingConfig:
     teacher_forcing_schedule: str = "constant"
     # evaluation and generation
     eval_steps: int | None = 500
+    eval_on_start: bool = False
     eval_batch_size: int = 128
     num_beams: int = 4
     max_new_tokens: int = 64

@@ -296,6 +296,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     # Resume: the full state (weights, optimizer, scheduler, RNG of every process), then skip the
     # batches of the current epoch that were already trained on.
     completed_steps, epoch, batches_done = 0, 0, 0
+    history: list[dict[str, float]] = []  # every evaluation: {"step": ..., "eval_loss": ..., ...}
     if config.resume_from_checkpoint:
         checkpoint = checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
         if checkpoint is None:
@@ -304,6 +305,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
             accelerator.load_state(checkpoint)
             state = checkpoints.read_trainer_state(checkpoint)
             completed_steps, epoch, batches_done = state["completed_steps"], state["epoch"], state["batches_done"]
+            history = state.get("eval_history", [])
             logger.info(f"resumed from {checkpoint} at step {completed_steps}", main_process_only=True)
 
     logger.info(
@@ -314,6 +316,14 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process)
     last_scores: dict[str, float] = {}
     last_eval_step = -1
+    if config.eval_on_start and completed_steps == 0:
+        result = evaluate_model(
+            accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
+            config.num_beams, config.max_new_tokens, config.num_samples, with_generation=False,
+        )  # fmt: skip
+        accelerator.log(result.scores, step=0)
+        logger.info(f"step 0: eval_loss {result.scores['eval_loss']:.4g}", main_process_only=True)
+        history.append({"step": 0, **result.scores})
     running_loss, running_batches, running_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     model.train()
     while completed_steps < total_steps:
@@ -381,12 +391,15 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 )  # fmt: skip
                 log_evaluation(accelerator, model, data, config, result, completed_steps)
                 last_scores, last_eval_step = result.scores, completed_steps
+                history.append({"step": completed_steps, **result.scores})
+                window_start = time.perf_counter()  # tokens per second count training time only
             if (config.checkpointing_steps and completed_steps % config.checkpointing_steps == 0) or at_end:
                 epoch_finished = steps_per_epoch is not None and batches_done >= len(train_dataloader)
                 state = {
                     "completed_steps": completed_steps,
                     "epoch": epoch + 1 if epoch_finished else epoch,
                     "batches_done": 0 if epoch_finished else batches_done,
+                    "eval_history": history,
                 }
                 metric = last_scores.get(config.metric_for_best) if last_eval_step == completed_steps else None
                 checkpoints.save_checkpoint(accelerator, config.output_dir, state, config.metric_for_best, metric)
@@ -406,7 +419,8 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         )  # fmt: skip
         log_evaluation(accelerator, model, data, config, result, completed_steps)
         last_scores = result.scores
-    save_model(accelerator, model, data, config, last_scores)
+        history.append({"step": completed_steps, **result.scores})
+    save_model(accelerator, model, data, config, last_scores, history)
     show_samples(accelerator, model, data, config, eval_dataloader)
     accelerator.end_training()
     return last_scores
@@ -418,6 +432,7 @@ def save_model(
     data: PreparedData,
     config: TrainingConfig,
     scores: dict[str, float],
+    history: list[dict[str, float]],
 ) -> None:
     """The final model directory: weights with code, tokenizer, generation config, card, training info."""
     accelerator.wait_for_everyone()
@@ -435,6 +450,7 @@ def save_model(
         split: dataclasses.asdict(report) | {"schema": data.schema.describe()} for split, report in data.reports.items()
     }
     info = training_info(data.description, dataclasses.asdict(config), scores, counts, config.command or "")
+    info["eval_history"] = history
     write_model_card(config.output_dir, info)
     logger.info(f"model saved to {config.output_dir}", main_process_only=True)
     if config.push_to_hub:

@@ -1,0 +1,150 @@
+"""Data loading of `training`: every file format and schema yields the same pairs; bad input gives a message."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from datasets import Dataset, DatasetDict
+
+from training.data import DataSpec, conversation_pairs, detect_schema, load_pairs, pairs_from_splits
+from training.defaults import chat_demo, translation_demo
+from training.errors import TrainingInputError
+from training.prepare import LengthGroupedBatchSampler, tokenize_pairs
+
+# Real sentence pairs with the characters that break naive readers: quotes, commas, tabs' neighbours.
+PAIRS = [
+    ('He said "hello", then left.', "Il a dit « bonjour », puis il est parti."),
+    ("How are you?", "Comment vas-tu ?"),
+    ("Go.", "Va !"),
+    ("I'm fine, thanks.", "Ça va, merci."),
+    ("It's 5 o'clock; we're late.", "Il est 5 heures ; nous sommes en retard."),
+    ("Who knows?", "Qui sait ?"),
+]
+
+
+def write_formats(folder) -> dict[str, tuple[str, dict]]:
+    """The pairs written in every supported file format and schema: name -> (path, extra spec fields)."""
+    files: dict[str, tuple[str, dict]] = {}
+    frame = pd.DataFrame(PAIRS, columns=["Q", "A"])
+    frame.to_csv(folder / "named.csv", index=False)
+    files["csv, named columns"] = (str(folder / "named.csv"), {"source_column": "Q", "target_column": "A"})
+    with open(folder / "pairs.tsv", "w", encoding="utf-8") as handle:
+        handle.write("source\ttarget\n")
+        handle.writelines(f"{source}\t{target}\n" for source, target in PAIRS)
+    files["tsv, source/target header"] = (str(folder / "pairs.tsv"), {})
+    with open(folder / "tatoeba.txt", "w", encoding="utf-8") as handle:
+        handle.writelines(f"{source}\t{target}\tCC-BY 2.0 (France)\n" for source, target in PAIRS)
+    files["plain text source<TAB>target"] = (str(folder / "tatoeba.txt"), {})
+    with open(folder / "opus.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"translation": {"en": s, "fr": t}}) + "\n" for s, t in PAIRS)
+    files["jsonl, translation dict"] = (str(folder / "opus.jsonl"), {})
+    with open(folder / "opus_reversed.json", "w", encoding="utf-8") as handle:
+        json.dump([{"translation": {"fr": t, "en": s}} for s, t in PAIRS], handle)
+    files["json, translation dict, flags"] = (
+        str(folder / "opus_reversed.json"),
+        {"source_lang": "en", "target_lang": "fr"},
+    )
+    pd.DataFrame(PAIRS, columns=["input", "output"]).to_parquet(folder / "pairs.parquet")
+    files["parquet, input/output"] = (str(folder / "pairs.parquet"), {})
+    with open(folder / "squad.json", "w", encoding="utf-8") as handle:
+        rows = [
+            {"id": str(i), "question": s, "answers": {"text": [t], "answer_start": [0]}}
+            for i, (s, t) in enumerate(PAIRS)
+        ]
+        json.dump(rows, handle)
+    files["json, SQuAD"] = (str(folder / "squad.json"), {})
+    with open(folder / "chat.jsonl", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"conversations": [PAIRS[0][0], PAIRS[0][1]]}) + "\n")
+        turns = []
+        for source, target in PAIRS[1:4]:
+            turns += [{"role": "user", "content": source}, {"role": "assistant", "content": target}]
+        handle.write(json.dumps({"conversations": turns}) + "\n")
+        handle.write(
+            json.dumps(
+                {"conversations": [{"from": "human", "value": PAIRS[4][0]}, {"from": "gpt", "value": PAIRS[4][1]}]}
+            )
+            + "\n"
+        )
+        handle.write(json.dumps({"conversations": [PAIRS[5][0], PAIRS[5][1]]}) + "\n")
+    files["jsonl, conversations"] = (str(folder / "chat.jsonl"), {})
+    return files
+
+
+def all_pairs(splits) -> list[tuple[str, str]]:
+    return sorted((row["source"], row["target"]) for split in splits.values() for row in split)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["in-memory", "streaming"])
+def test_every_format_and_schema_loads_to_the_same_pairs(tmp_path, streaming):
+    for name, (path, flags) in write_formats(tmp_path).items():
+        splits, _ = load_pairs(DataSpec(dataset=path, validation_size=2, streaming=streaming, **flags))
+        assert all_pairs(splits) == sorted(PAIRS), name
+
+
+def test_validation_is_held_out_from_train_without_overlap(tmp_path):
+    path, flags = write_formats(tmp_path)["tsv, source/target header"]
+    splits, _ = load_pairs(DataSpec(dataset=path, validation_size=2, seed=3))
+    assert len(splits["validation"]) == 2 and len(splits["train"]) == len(PAIRS) - 2
+    assert not set(splits["validation"]["source"]) & set(splits["train"]["source"])
+
+
+def test_a_given_validation_split_is_used():
+    splits = DatasetDict(
+        {
+            "train": Dataset.from_dict({"source": [s for s, _ in PAIRS[:4]], "target": [t for _, t in PAIRS[:4]]}),
+            "validation": Dataset.from_dict({"source": [PAIRS[4][0]], "target": [PAIRS[4][1]]}),
+        }
+    )
+    pairs, schema = pairs_from_splits(splits, DataSpec(dataset="memory"), source="memory")
+    assert schema.kind == "columns"
+    assert list(pairs["validation"]["source"]) == [PAIRS[4][0]]
+
+
+def test_conversation_turns_pair_up_only_with_replies():
+    assert conversation_pairs(["a", "b", "c"]) == [("a", "b"), ("b", "c")]
+    turns = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "r"},
+    ]
+    assert conversation_pairs(turns) == [("q", "r")]
+
+
+def test_ambiguous_columns_name_the_columns_and_flags():
+    with pytest.raises(TrainingInputError, match=r"'left', 'right'.*--source-column"):
+        detect_schema(["left", "right"], DataSpec(dataset="x"))
+
+
+def test_embedded_demos_are_real_language_and_reproducible():
+    first, second = translation_demo(200, "en", "de", seed=1), translation_demo(200, "en", "de", seed=1)
+    assert first["source"] == second["source"] and len(set(first["source"])) == 200
+    assert any("Montag" in target or "Januar" in target for target in first["target"])
+    conversations = chat_demo()
+    assert len(conversations) > 500 and all(len(turns) >= 2 for turns in conversations["conversation"])
+
+
+def test_tokenization_counts_empty_and_overlong_rows():
+    from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
+    tokenizer = train_tokenizer([s for pair in PAIRS for s in pair] * 3, vocab_size=400)
+    rows = PAIRS + [("", "rien"), ("word " * 40, "long")]
+    pairs = Dataset.from_dict({"source": [s for s, _ in rows], "target": [t for _, t in rows]})
+    kept, report = tokenize_pairs(pairs, tokenizer, max_source_length=30, max_target_length=30, overlong="filter")
+    assert (report.rows, report.empty, report.overlong, report.kept) == (8, 1, 1, 6) and len(kept) == 6
+    cut, report = tokenize_pairs(pairs, tokenizer, max_source_length=30, max_target_length=30, overlong="truncate")
+    assert report.kept == 7 and max(len(ids) for ids in cut["input_ids"]) == 30
+    assert all(ids[-1] == tokenizer.eos_token_id for ids in cut["input_ids"])
+
+
+def test_length_grouped_batches_cover_every_index_once_and_repeat_per_epoch():
+    lengths = [(7 * i) % 23 for i in range(500)]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=16, seed=5, window_batches=4)
+    batches = list(sampler)
+    assert sorted(i for batch in batches for i in batch) == list(range(500)) and len(batches) == len(sampler)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 6  # unsorted batches of 16 would span nearly the whole 0..22 range
+    assert list(sampler) == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
