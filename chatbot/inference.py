@@ -250,12 +250,14 @@ def _read_model_card(source: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], training_info: dict[str, Any]) -> ModelInfo:
     name = card.get("model_name") or training_info.get("model_name") or Path(source.rstrip("/")).name or source
-    datasets = card.get("datasets") or training_info.get("datasets") or training_info.get("dataset")
+    datasets = card.get("datasets") or training_info.get("dataset")
     if isinstance(datasets, str):
         datasets = [datasets]
-    trained_on = ", ".join(map(str, datasets)) if datasets else "not stated (no model card)"
-    if training_info.get("train_examples"):
-        trained_on += f" ({training_info['train_examples']} examples)"
+    description = training_info.get("description") or card.get("description")
+    trained_on = str(description or ", ".join(map(str, datasets or [])) or "not stated (no model card)")
+    languages = [training_info.get("source_lang"), training_info.get("target_lang")]
+    if all(languages):
+        trained_on += f" ({languages[0]} → {languages[1]})"
     tags = {str(tag).lower() for tag in card.get("tags") or []}
     task = str(training_info.get("task") or card.get("pipeline_tag") or "").lower()
     if "translation" in task or "translation" in tags:

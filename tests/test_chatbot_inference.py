@@ -53,7 +53,7 @@ WORDS = [
     "car",
 ]
 MODEL_CARD = """---
-model_name: tiny-reverser
+model_name: {name}
 datasets:
 - reversed-word-order-phrases
 tags:
@@ -63,7 +63,7 @@ widget:
 - text: red cat dog
 - text: sun moon water fire
 ---
-# tiny-reverser
+# {name}
 
 Answers a phrase with its words in reverse order.
 """
@@ -75,7 +75,9 @@ def phrase_pair(rng: random.Random) -> tuple[str, str]:
     return " ".join(words), " ".join(reversed(words))
 
 
-def train_tiny_model(directory: Path, attention_type: str = "general", max_seconds: float = 60.0) -> Path:
+def train_tiny_model(
+    directory: Path, attention_type: str = "general", max_seconds: float = 60.0, name: str = "tiny-reverser"
+) -> Path:
     """Train a tiny reverser until it answers 50 unseen phrases right (or time runs out), save it."""
     torch.manual_seed(0)
     rng = random.Random(0)
@@ -117,7 +119,7 @@ def train_tiny_model(directory: Path, attention_type: str = "general", max_secon
     model.generation_config.max_new_tokens = 12
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    (directory / "README.md").write_text(MODEL_CARD, encoding="utf-8")
+    (directory / "README.md").write_text(MODEL_CARD.format(name=name), encoding="utf-8")
     return directory
 
 
@@ -126,7 +128,8 @@ def cached_tiny_model(tmp_path_factory: pytest.TempPathFactory, attention_type: 
     directory = tmp_path_factory.getbasetemp() / f"chatbot-tiny-{attention_type}"
     if not (directory / "config.json").is_file():
         seconds = 60.0 if attention_type != "none" else 2.0  # the model without attention only needs to run
-        train_tiny_model(directory, attention_type, max_seconds=seconds)
+        name = "tiny-reverser" if attention_type != "none" else "tiny-no-attention"
+        train_tiny_model(directory, attention_type, max_seconds=seconds, name=name)
     return directory
 
 

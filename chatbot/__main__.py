@@ -1,0 +1,153 @@
+"""Serve models of this project in a browser and to `gradio_client`.
+
+python -m chatbot --model runs/chat                  # a trained directory
+python -m chatbot --model user/seq2seq-rnn-en-fr      # a Hub id (its code runs: trust_remote_code)
+python -m chatbot --model runs/chat --model runs/fr   # several models, chosen in the page
+python -m chatbot                                      # the demo models (trained on first use)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+logger = logging.getLogger("chatbot")
+
+
+def parse_auth(value: str) -> tuple[str, str]:
+    user, separator, password = value.partition(":")
+    if not separator or not user or not password:
+        raise argparse.ArgumentTypeError("--auth takes USER:PASSWORD, both non-empty")
+    return user, password
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 1")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chatbot",
+        description=(
+            "Chat with and translate through recurrent encoder-decoder models in a browser, with the attention "
+            "heatmap of every reply. The same server answers programs through gradio_client (endpoints /chat "
+            "and /translate)."
+        ),
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="DIR_OR_HUB_ID",
+        help="a model directory written by save_pretrained, or a Hub id; repeat it to serve several models, "
+        "chosen in the page. Loaded with AutoModelForSeq2SeqLM/AutoTokenizer and trust_remote_code=True, "
+        "so only serve models whose code you trust. Default: the demo chat and translation models under "
+        "$HF_SEQ2SEQ_RNN_HOME (default ~/.cache/hf-seq2seq-rnn), trained on first use.",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: %(default)s, this machine only; 0.0.0.0 exposes the page to "
+        "your network)",
+    )
+    parser.add_argument("--port", type=positive_int, default=7860, help="the port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="also open a public *.gradio.live link through Gradio's share servers (off by default: anyone with "
+        "the link can use the server)",
+    )
+    parser.add_argument(
+        "--auth",
+        type=parse_auth,
+        metavar="USER:PASSWORD",
+        help="require this login in the page and for API clients (default: no login; note that a password given "
+        "on the command line is visible to other users of this machine)",
+    )
+    parser.add_argument(
+        "--max-input-tokens",
+        type=positive_int,
+        metavar="N",
+        help="truncate messages longer than N tokens, with a notice in the page (default: each tokenizer's "
+        "model_max_length)",
+    )
+    parser.add_argument(
+        "--concurrency-limit",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="requests decoded at the same time; others wait in the queue (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-queue-size",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="requests allowed to wait; past this a client is told that the queue is full (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch CPU threads per process (default: torch's own choice)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much the server logs to stderr (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # No usage reports from a local server unless the user asks for them in the environment.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+    import torch
+
+    from .demo_models import DemoModelError, ensure_demo_models
+    from .inference import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sources = args.model
+    if not sources:
+        try:
+            sources = [str(path) for path in ensure_demo_models()]
+        except DemoModelError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    models = []
+    for source in sources:
+        logger.info("loading %s", source)
+        try:
+            models.append(load_model(source, max_input_tokens=args.max_input_tokens))
+        except Exception as error:
+            print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+
+    from .app import build_app
+
+    app = build_app(models)
+    app.queue(max_size=args.max_queue_size, default_concurrency_limit=args.concurrency_limit)
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=args.auth,
+        show_error=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""The Gradio page: a chat tab and a translate tab over one or several loaded models.
+
+The inference itself lives in `chatbot.inference`; this module only turns it into a page and an
+API. Two public endpoints, both streaming where the decoding allows:
+
+- `/chat` (message, history, model, mode, num_beams, temperature, top_p, max_new_tokens) ->
+  (history, cleared textbox, heatmap plot, notice, attention data);
+- `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data).
+
+`python -m chatbot --help` launches it; `build_app` is what tests and other programs call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import gradio as gr
+
+from .inference import (
+    DECODING_MODES,
+    DEFAULT_EXAMPLES,
+    MAX_BEAMS,
+    MAX_NEW_TOKENS,
+    DecodingSettings,
+    EmptyInputError,
+    LoadedModel,
+    Reply,
+    attention_figure,
+    stream_reply,
+)
+
+logger = logging.getLogger(__name__)
+
+EMPTY_INPUT_NOTICE = "Please type a message first: the input is empty."
+NO_ATTENTION_NOTICE = "This model has no attention (`attention_type='none'`), so there is no heatmap to show."
+BEAM_NOTICE = "Beam search finds the best reply only at the end, so it is shown whole rather than streamed."
+
+
+def model_names(models: Sequence[LoadedModel]) -> dict[str, LoadedModel]:
+    """The models keyed by the name the page shows; repeated names get a number."""
+    named: dict[str, LoadedModel] = {}
+    for loaded in models:
+        name = loaded.info.name
+        number = 2
+        while name in named:
+            name = f"{loaded.info.name} ({number})"
+            number += 1
+        named[name] = loaded
+    return named
+
+
+def describe(name: str, loaded: LoadedModel) -> str:
+    info = loaded.info
+    attention = "with attention" if info.has_attention else "without attention (no heatmap)"
+    return (
+        f"**{name}** — task: {info.task}; trained on: {info.trained_on}; {attention}; "
+        f"reads at most {loaded.max_input_tokens} input tokens."
+    )
+
+
+def _settings(mode: str, num_beams: float, temperature: float, top_p: float, max_new_tokens: float) -> DecodingSettings:
+    try:
+        return DecodingSettings(
+            mode=mode, num_beams=num_beams, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens
+        )
+    except ValueError as error:
+        raise gr.Error(f"Invalid decoding setting: {error}") from error
+
+
+def _notice(loaded: LoadedModel, settings: DecodingSettings, reply: Reply | None) -> str:
+    lines = []
+    if reply is not None and reply.notice:
+        lines.append(f"⚠️ {reply.notice}")
+    if not settings.streams:
+        lines.append(BEAM_NOTICE)
+    if not loaded.info.has_attention:
+        lines.append(NO_ATTENTION_NOTICE)
+    return "\n\n".join(lines)
+
+
+def _stream(
+    models: dict[str, LoadedModel], text: str, model_name: str, settings: DecodingSettings
+) -> Iterator[tuple[Reply, Any, dict | None]]:
+    """Replies as they grow, each with its plot and attention data (both only on the last)."""
+    loaded = models.get(model_name)
+    if loaded is None:
+        raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(models)}")
+    try:
+        for reply in stream_reply(loaded, text, settings):
+            if not reply.done or reply.attention is None:
+                yield reply, None, None
+                continue
+            figure = attention_figure(reply.attention, title=f"{model_name}: attention of the last reply")
+            yield reply, figure, reply.attention.to_dict()
+    except EmptyInputError as error:
+        raise gr.Error(str(error)) from error
+    except Exception as error:  # one failing request must not take the page or the server down
+        logger.exception("generation failed for model %s", model_name)
+        raise gr.Error(
+            f"The model failed on this request ({type(error).__name__}: {error}). Please try again."
+        ) from error
+
+
+def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
+    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(...)` on it."""
+    if not models:
+        raise ValueError("build_app needs at least one loaded model")
+    named = model_names(models)
+    names = list(named)
+
+    def first_for(task: str) -> str:
+        return next((name for name, loaded in named.items() if loaded.info.task == task), names[0])
+
+    def examples_for(task: str) -> list[str]:
+        found = [text for loaded in named.values() if loaded.info.task == task for text in loaded.info.examples]
+        if not found and task == "chat":
+            found = [
+                text for loaded in named.values() if loaded.info.task == "unknown" for text in loaded.info.examples
+            ]
+        return list(dict.fromkeys(found))[:8] or DEFAULT_EXAMPLES[task]
+
+    start = first_for("chat")
+    defaults = named[start].defaults
+
+    def on_model_change(name: str):
+        loaded = named.get(name)
+        if loaded is None:
+            return (gr.skip(),) * 6
+        settings = loaded.defaults
+        return (
+            describe(name, loaded),
+            settings.mode,
+            settings.num_beams,
+            settings.temperature,
+            settings.top_p,
+            settings.max_new_tokens,
+        )
+
+    def chat(
+        message: str,
+        history: list[dict[str, Any]] | None,
+        model_name: str,
+        mode: str,
+        num_beams: float,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: float,
+    ):
+        """Answer the last user message; the reply streams into the chat history."""
+        history = list(history or [])
+        settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
+        if not isinstance(message, str) or not message.strip():
+            gr.Warning(EMPTY_INPUT_NOTICE)
+            yield history, message or "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip()
+            return
+        history = [*history, {"role": "user", "content": message.strip()}, {"role": "assistant", "content": ""}]
+        for reply, figure, data in _stream(named, message, model_name, settings):
+            history[-1] = {"role": "assistant", "content": reply.text}
+            yield history, "", figure, _notice(named[model_name], settings, reply), data
+
+    def translate(
+        text: str,
+        model_name: str,
+        mode: str,
+        num_beams: float,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: float,
+    ):
+        """Translate the text; the translation streams where the decoding allows."""
+        settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
+        if not isinstance(text, str) or not text.strip():
+            gr.Warning(EMPTY_INPUT_NOTICE)
+            yield "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip()
+            return
+        for reply, figure, data in _stream(named, text, model_name, settings):
+            yield reply.text, figure, _notice(named[model_name], settings, reply), data
+
+    with gr.Blocks(title=title) as app:
+        gr.Markdown(
+            f"# {title}\n"
+            "A recurrent encoder–decoder with attention. Pick a model, type a message, and see which "
+            "source tokens each output token attended to."
+        )
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                model = gr.Dropdown(names, value=start, label="Model", interactive=True)
+                model_info = gr.Markdown(describe(start, named[start]))
+                with gr.Accordion("Decoding", open=True):
+                    mode = gr.Radio(
+                        list(DECODING_MODES),
+                        value=defaults.mode,
+                        label="Mode",
+                        info="greedy and sample stream token by token; beam shows the finished reply",
+                    )
+                    num_beams = gr.Slider(1, MAX_BEAMS, value=defaults.num_beams, step=1, label="Beam size (beam)")
+                    temperature = gr.Slider(
+                        0.05, 2.0, value=defaults.temperature, step=0.05, label="Temperature (sample)"
+                    )
+                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p (sample)")
+                    max_new_tokens = gr.Slider(
+                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label="Max new tokens"
+                    )
+            with gr.Column(scale=3):
+                with gr.Tabs():
+                    with gr.Tab("Chat", id="chat") as chat_tab:
+                        chatbot = gr.Chatbot(label="Conversation", height=360)
+                        with gr.Row():
+                            message = gr.Textbox(
+                                label="Message",
+                                placeholder="Type a message and press Enter",
+                                scale=5,
+                                autofocus=True,
+                            )
+                            send = gr.Button("Send", variant="primary", scale=1)
+                        gr.ClearButton([chatbot, message], value="Clear conversation")
+                        gr.Examples(
+                            [[text] for text in examples_for("chat")], inputs=[message], label="Example prompts"
+                        )
+                    with gr.Tab("Translate", id="translate") as translate_tab:
+                        source = gr.Textbox(label="Text to translate", lines=3)
+                        translate_button = gr.Button("Translate", variant="primary")
+                        translation = gr.Textbox(label="Translation", lines=3, interactive=False)
+                        gr.Examples(
+                            [[text] for text in examples_for("translation")], inputs=[source], label="Example sentences"
+                        )
+                notice = gr.Markdown(label="Notice")
+                gr.Markdown("The heatmap shows the last reply: source tokens across, output tokens down.")
+                heatmap = gr.Plot(label="Attention heatmap", format="png")
+                with gr.Accordion("Attention data (JSON)", open=False):
+                    attention_data = gr.JSON(label="Attention data")
+
+        decoding = [mode, num_beams, temperature, top_p, max_new_tokens]
+        model.change(
+            on_model_change,
+            inputs=model,
+            outputs=[model_info, *decoding],
+            api_visibility="private",
+            queue=False,
+        )
+        # Opening a tab picks a model made for it, when there is one and the current one is not.
+        chat_tab.select(
+            lambda current: gr.skip() if named[current].info.task == "chat" else first_for("chat"),
+            inputs=model,
+            outputs=model,
+            api_visibility="private",
+            queue=False,
+        )
+        translate_tab.select(
+            lambda current: gr.skip() if named[current].info.task == "translation" else first_for("translation"),
+            inputs=model,
+            outputs=model,
+            api_visibility="private",
+            queue=False,
+        )
+        gr.on(
+            [message.submit, send.click],
+            chat,
+            inputs=[message, chatbot, model, *decoding],
+            outputs=[chatbot, message, heatmap, notice, attention_data],
+            api_name="chat",
+        )
+        gr.on(
+            [source.submit, translate_button.click],
+            translate,
+            inputs=[source, model, *decoding],
+            outputs=[translation, heatmap, notice, attention_data],
+            api_name="translate",
+        )
+    return app

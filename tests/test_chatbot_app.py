@@ -1,0 +1,266 @@
+"""The chatbot launched as a real server (`python -m chatbot`) and driven through `gradio_client`.
+
+Servers bind to 127.0.0.1 on a free port and are stopped at the end of the module.
+
+    pytest tests/test_chatbot_app.py
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
+
+from chatbot.app import BEAM_NOTICE, EMPTY_INPUT_NOTICE, NO_ATTENTION_NOTICE  # noqa: E402
+
+try:  # the trained-model fixtures live beside the inference tests
+    from test_chatbot_inference import tiny_model_dir, tiny_model_without_attention_dir  # noqa: F401
+except ModuleNotFoundError:
+    from tests.test_chatbot_inference import tiny_model_dir, tiny_model_without_attention_dir  # noqa: F401
+
+REPO = Path(__file__).resolve().parent.parent
+DECODING = {"greedy": ("greedy", 4, 1.0, 1.0, 20), "beam": ("beam", 5, 1.0, 1.0, 20)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """`python -m chatbot ARGS` in a subprocess on 127.0.0.1, ready when its page answers."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = log
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chatbot", "--port", str(self.port), "--threads", "1", *args],
+            cwd=REPO,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2):
+                    return self
+            except urllib.error.HTTPError:  # an answer all the same (401 behind a login)
+                return self
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"the server did not answer within {timeout} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def servers(
+    tiny_model_dir: Path, tiny_model_without_attention_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Server]]:
+    """The main server (two models, a queue of 32) and a small one with a login and a queue of 2,
+    started together so that their start-up times overlap."""
+    logs = tmp_path_factory.mktemp("chatbot-server-logs")
+    main = Server(
+        ["--model", str(tiny_model_dir), "--model", str(tiny_model_without_attention_dir), "--max-input-tokens", "8"]
+        + ["--concurrency-limit", "2", "--max-queue-size", "32"],
+        logs / "main.log",
+    )
+    small = Server(
+        ["--model", str(tiny_model_dir), "--auth", "alice:wonderland", "--concurrency-limit", "1"]
+        + ["--max-queue-size", "2"],
+        logs / "small.log",
+    )
+    try:
+        yield {"main": main.wait_ready(), "small": small.wait_ready()}
+    finally:
+        main.stop()
+        small.stop()
+
+
+@pytest.fixture()
+def client(servers: dict[str, Server]) -> gradio_client.Client:
+    return gradio_client.Client(servers["main"].url, verbose=False)
+
+
+def text_of(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(part["text"] for part in content)
+
+
+def test_the_api_lists_the_chat_and_translate_endpoints(client: gradio_client.Client) -> None:
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/chat", "/translate"} <= set(endpoints)
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam"])
+def test_chat_replies_and_returns_the_heatmap(client: gradio_client.Client, mode: str) -> None:
+    history, cleared, plot, notice, attention = client.predict(
+        "red cat dog tree", [], "tiny-reverser", *DECODING[mode], api_name="/chat"
+    )
+    assert [message["role"] for message in history] == ["user", "assistant"]
+    assert text_of(history[1]) == "tree dog cat red"
+    assert cleared == ""
+    assert plot["type"] == "matplotlib"
+    png = base64.b64decode(plot["plot"].split(",", 1)[1])
+    assert png.startswith(b"\x89PNG")
+    assert attention["source_tokens"] == [" red", " cat", " dog", " tree", "</s>"]
+    assert attention["output_tokens"] == [" tree", " dog", " cat", " red", "</s>"]
+    assert len(attention["weights"]) == 5 and all(len(row) == 5 for row in attention["weights"])
+    assert (BEAM_NOTICE in notice) == (mode == "beam")
+
+
+def test_chat_keeps_a_multi_turn_history_and_answers_the_last_message(client: gradio_client.Client) -> None:
+    history, *_ = client.predict("sun moon", [], "tiny-reverser", *DECODING["greedy"], api_name="/chat")
+    history, *_ = client.predict("book door road", history, "tiny-reverser", *DECODING["greedy"], api_name="/chat")
+    assert [text_of(message) for message in history] == ["sun moon", "moon sun", "book door road", "road door book"]
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+def test_replies_stream_token_by_token(client: gradio_client.Client, mode: str) -> None:
+    settings = ("sample", 4, 0.05, 0.9, 20) if mode == "sample" else DECODING["greedy"]
+    job = client.submit("green bird house sun moon", "tiny-reverser", *settings, api_name="/translate")
+    outputs = [output[0] for output in job]
+    texts = list(dict.fromkeys(outputs))
+    assert len(texts) >= 2, f"expected the reply to grow over several updates, got {outputs}"
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:], strict=False))
+    assert texts[-1] == "moon sun house bird green"
+    assert job.outputs()[-1][3]["output_tokens"][-1] == "</s>"
+
+
+def test_beam_search_returns_the_finished_reply_only(client: gradio_client.Client) -> None:
+    job = client.submit("water fire book", "tiny-reverser", *DECODING["beam"], api_name="/translate")
+    outputs = list(job)
+    assert [output[0] for output in outputs] == ["book fire water"]
+
+
+def test_each_decoding_mode_through_translate(client: gradio_client.Client) -> None:
+    for settings in (DECODING["greedy"], DECODING["beam"], ("sample", 1, 0.7, 0.9, 20), ("beam", 1, 1.0, 1.0, 20)):
+        translation, plot, notice, attention = client.predict(
+            "road car", "tiny-reverser", *settings, api_name="/translate"
+        )
+        assert translation == "car road", settings
+        assert plot is not None and attention["output_tokens"][-1] == "</s>"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n"])
+def test_empty_input_gets_a_friendly_message(client: gradio_client.Client, text: str) -> None:
+    history, _, _, notice, _ = client.predict(text, [], "tiny-reverser", *DECODING["greedy"], api_name="/chat")
+    assert history == [] and notice == EMPTY_INPUT_NOTICE
+    translation, _, notice, _ = client.predict(text, "tiny-reverser", *DECODING["greedy"], api_name="/translate")
+    assert translation == "" and notice == EMPTY_INPUT_NOTICE
+
+
+def test_long_input_is_truncated_with_a_visible_notice(client: gradio_client.Client) -> None:
+    translation, _, notice, attention = client.predict(
+        "red blue green cat dog bird tree house sun moon water",
+        "tiny-reverser",
+        *DECODING["greedy"],
+        api_name="/translate",
+    )
+    assert "only the first 8 tokens were used" in notice
+    assert len(attention["source_tokens"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        # The sliders' own range checks answer first, ours (DecodingSettings) for what passes them.
+        (("sample", 4, 0.0, 1.0, 20), "less than minimum"),
+        (("sample", 4, 1.0, 1.5, 20), "greater than maximum"),
+        (("beam", 2.5, 1.0, 1.0, 20), "num_beams=2.5 must be a whole number"),
+        (("greedy", 4, 1.0, 1.0, 0), "less than minimum"),
+    ],
+)
+def test_bad_settings_fail_that_request_only(client: gradio_client.Client, settings: tuple, message: str) -> None:
+    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+        client.predict("red cat", "tiny-reverser", *settings, api_name="/translate")
+    assert client.predict("red cat", "tiny-reverser", *DECODING["greedy"], api_name="/translate")[0] == "cat red"
+
+
+def test_an_unknown_model_is_refused_and_the_server_keeps_serving(client: gradio_client.Client) -> None:
+    with pytest.raises(Exception, match="(?i)model|choices|value"):
+        client.predict("red cat", "no-such-model", *DECODING["greedy"], api_name="/translate")
+    assert client.predict("red cat", "tiny-reverser", *DECODING["greedy"], api_name="/translate")[0] == "cat red"
+
+
+def test_a_model_without_attention_says_there_is_no_heatmap(client: gradio_client.Client) -> None:
+    _, plot, notice, attention = client.predict(
+        "red cat", "tiny-no-attention", *DECODING["greedy"], api_name="/translate"
+    )
+    assert plot is None and attention is None
+    assert NO_ATTENTION_NOTICE in notice
+
+
+def test_twenty_concurrent_clients_are_all_answered(servers: dict[str, Server]) -> None:
+    url = servers["main"].url
+    phrases = [
+        f"{first} {second} {third}"
+        for first, second, third in zip(
+            ["red", "sun", "dog", "car"] * 5,
+            ["cat", "moon", "tree", "road"] * 5,
+            ["book", "fire", "door", "house", "water"] * 4,
+            strict=True,
+        )
+    ]
+
+    def converse(phrase: str) -> str:
+        # One client per conversation: gradio_client keeps per-client state.
+        history, *_ = gradio_client.Client(url, verbose=False).predict(
+            phrase, [], "tiny-reverser", *DECODING["greedy"], api_name="/chat"
+        )
+        return text_of(history[-1])
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        replies = list(pool.map(converse, phrases))
+    assert replies == [" ".join(reversed(phrase.split())) for phrase in phrases]
+
+
+def test_login_is_required_when_auth_is_set(servers: dict[str, Server]) -> None:
+    url = servers["small"].url
+    with pytest.raises(Exception):  # noqa: B017 - the client raises a plain ValueError or an HTTP error
+        gradio_client.Client(url, verbose=False)
+    client = gradio_client.Client(url, auth=("alice", "wonderland"), verbose=False)
+    assert client.predict("red cat", "tiny-reverser", *DECODING["greedy"], api_name="/translate")[0] == "cat red"
+
+
+def test_a_full_queue_is_reported_clearly(servers: dict[str, Server]) -> None:
+    client = gradio_client.Client(servers["small"].url, auth=("alice", "wonderland"), verbose=False)
+    # Long random replies keep the single worker busy while the queue (2 places) fills up.
+    jobs = [
+        client.submit("red cat", "tiny-reverser", "sample", 1, 2.0, 1.0, 512, api_name="/translate") for _ in range(12)
+    ]
+    errors = []
+    for job in jobs:
+        try:
+            job.result(timeout=120)
+        except Exception as error:
+            errors.append(str(error))
+    assert errors, "expected some requests to be refused by a queue of 2"
+    assert all("queue is full" in error.lower() for error in errors), errors
+    assert len(errors) < len(jobs)
