@@ -228,7 +228,7 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
                         )
                 notice = gr.Markdown(label="Notice")
                 gr.Markdown("The heatmap shows the last reply: source tokens across, output tokens down.")
-                heatmap = gr.Plot(label="Attention heatmap", format="png")
+                heatmap = gr.Plot(label="Attention heatmap", format="png", elem_id="heatmap")
                 with gr.Accordion("Attention data (JSON)", open=False):
                     attention_data = gr.JSON(label="Attention data")
 
