@@ -262,7 +262,7 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     task = str(training_info.get("task") or card.get("pipeline_tag") or "").lower()
     if "translation" in task or "translation" in tags:
         task = "translation"
-    elif task in ("chat", "conversational", "text2text-generation") or tags & {"chat", "conversational", "chatbot"}:
+    elif task in ("chat", "conversational", "qa") or tags & {"chat", "conversational", "chatbot"}:
         task = "chat"
     elif "translation" in str(name).lower():
         task = "translation"

@@ -1,0 +1,127 @@
+"""The chatbot's command line and its demo models, without training anything for real.
+
+A fake `training` package on a temporary path stands in for the project's training script: the
+chatbot must run `python -m training.train --config ... --output-dir DIR` and use what it writes.
+
+    pytest tests/test_chatbot_cli.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatbot import __main__ as cli
+from chatbot import demo_models
+from chatbot.demo_models import DEMO_MODELS, DemoModelError, ensure_demo_models, is_trained
+
+try:  # the trained-model fixture lives beside the inference tests
+    from test_chatbot_inference import tiny_model_dir  # noqa: F401
+except ModuleNotFoundError:
+    from tests.test_chatbot_inference import tiny_model_dir  # noqa: F401
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAKE_TRAIN = """
+import argparse, shutil, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--config")
+parser.add_argument("--output-dir")
+args = parser.parse_args()
+if {fail}:
+    sys.exit("training failed on purpose")
+shutil.copytree({model!r}, args.output_dir, dirs_exist_ok=True)
+"""
+
+
+def fake_training_package(root: Path, model: Path, fail: bool) -> None:
+    package = root / "training"
+    (package / "configs").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text(FAKE_TRAIN.format(fail=fail, model=str(model)))
+    for config in DEMO_MODELS.values():
+        (package / "configs" / config).write_text("# fake\n")
+
+
+@pytest.fixture()
+def fake_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path):
+    def install(fail: bool) -> Path:
+        root = tmp_path / "fake"
+        fake_training_package(root, tiny_model_dir, fail)
+        monkeypatch.setattr(demo_models, "training_config", lambda name: root / "training" / "configs" / name)
+        return root
+
+    return install
+
+
+def test_help_explains_every_option() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    for option in ("--model", "--host", "--port", "--share", "--auth", "--max-input-tokens"):
+        assert option in result.stdout
+    for option in ("--concurrency-limit", "--max-queue-size", "--threads", "--log-level"):
+        assert option in result.stdout
+    assert "127.0.0.1" in result.stdout and "HF_SEQ2SEQ_RNN_HOME" in result.stdout
+
+
+def test_safe_defaults() -> None:
+    args = cli.build_parser().parse_args([])
+    assert args.host == "127.0.0.1" and not args.share and args.auth is None
+    assert cli.build_parser().parse_args(["--auth", "ann:secret:x"]).auth == ("ann", "secret:x")
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--auth", "nopassword"])
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--concurrency-limit", "0"])
+
+
+def test_demo_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_SEQ2SEQ_RNN_HOME", str(tmp_path))
+    assert demo_models.demo_home() == tmp_path
+    monkeypatch.delenv("HF_SEQ2SEQ_RNN_HOME")
+    assert demo_models.demo_home() == Path.home() / ".cache" / "hf-seq2seq-rnn"
+
+
+def test_missing_demo_models_are_trained_by_the_training_script(fake_training, tmp_path: Path) -> None:
+    fake_training(fail=False)
+    home = tmp_path / "home"
+    directories = ensure_demo_models(home)
+    assert [directory.name for directory in directories] == list(DEMO_MODELS)
+    assert all(is_trained(directory) for directory in directories)
+    assert not list(home.glob("*.partial"))
+
+
+def test_trained_demo_models_are_reused(fake_training, tmp_path: Path, tiny_model_dir: Path) -> None:
+    home = tmp_path / "home"
+    for name in DEMO_MODELS:
+        shutil.copytree(tiny_model_dir, home / name)
+    fake_training(fail=True)  # would fail if it ran
+    assert ensure_demo_models(home) == [home / name for name in DEMO_MODELS]
+
+
+def test_failed_training_exits_with_a_clear_message(
+    fake_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    fake_training(fail=True)
+    home = tmp_path / "home"
+    with pytest.raises(DemoModelError, match="Training the demo model demo-chat failed"):
+        ensure_demo_models(home)
+    assert not is_trained(home / "demo-chat")
+    monkeypatch.setenv("HF_SEQ2SEQ_RNN_HOME", str(home))
+    assert cli.main([]) == 2
+    assert "Training the demo model demo-chat failed" in capsys.readouterr().err
+
+
+def test_without_the_training_package_the_message_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DemoModelError, match="--model"):
+        demo_models.training_config("chat_demo.yaml")
+
+
+def test_an_unloadable_model_exits_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["--model", str(tmp_path / "missing")]) == 2
+    assert "could not load the model" in capsys.readouterr().err
