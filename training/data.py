@@ -156,6 +156,8 @@ def load_raw(
     except ConnectionError as error:
         raise TrainingInputError(f"dataset {name_or_path!r} could not be downloaded: {error}") from error
     except ValueError as error:
+        if "corresponds to no data" in str(error):
+            raise TrainingInputError(f"the data in {name_or_path} is empty (no rows)") from error
         # Among others: a missing or wrong config name; the message lists the available ones.
         raise TrainingInputError(f"dataset {name_or_path!r} could not be loaded: {error}") from error
     except Exception as error:  # pyarrow and pandas parse errors have no common base class
@@ -356,6 +358,10 @@ def pairs_from_splits(
                 f"the {spec.train_split!r} split of {source} has {len(train)} rows: too few to train"
             )
         size = int(spec.validation_size) if spec.validation_size >= 1 else spec.validation_size
+        if isinstance(size, int) and size >= len(train):
+            raise TrainingInputError(
+                f"validation_size={size} leaves no training pairs: {source} has {len(train)}; lower --validation-size"
+            )
         held_out = train.train_test_split(test_size=size, seed=spec.seed)
         train, validation = held_out["train"], held_out["test"]
     if isinstance(train, Dataset) and len(train) == 0:

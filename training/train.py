@@ -204,6 +204,15 @@ def teacher_forcing_ratio(config: TrainingConfig, step: int, total_steps: int) -
     return end + (start - end) / (1.0 + math.exp(10.0 * (progress - 0.5)))
 
 
+def diverged_message(config: TrainingConfig, what: str, value: torch.Tensor, completed_steps: int) -> str:
+    kept = checkpoints.read_index(config.output_dir).get("last")
+    where = os.path.join(checkpoints.checkpoint_root(config.output_dir), kept) if kept else "none saved yet"
+    return (
+        f"the {what} became {value.item()} at step {completed_steps + 1}; stopped before updating the weights. "
+        f"Last good checkpoint: {where}. Try a lower --learning-rate or --max-grad-norm, or --mixed-precision no."
+    )
+
+
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     report_to = None if config.report_to in ("none", "", None) else config.report_to
     return Accelerator(
@@ -337,21 +346,12 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 loss = model(**batch, teacher_forcing_ratio=ratio).loss
                 finite = accelerator.reduce(torch.isfinite(loss.detach()).float(), reduction="sum")
                 if finite.item() < accelerator.num_processes:
-                    index = checkpoints.read_index(config.output_dir)
-                    kept = index.get("last")
-                    raise TrainingDivergedError(
-                        f"the training loss became {loss.item()} at step {completed_steps + 1} (epoch {epoch}); "
-                        f"stopped before updating the weights. Last good checkpoint: "
-                        + (
-                            os.path.join(checkpoints.checkpoint_root(config.output_dir), kept)
-                            if kept
-                            else "none saved yet"
-                        )
-                        + ". Try a lower --learning-rate or --max-grad-norm, or --mixed-precision no."
-                    )
+                    raise TrainingDivergedError(diverged_message(config, "training loss", loss, completed_steps))
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    if not torch.isfinite(norm):  # the same on every process: gradients are all-reduced
+                        raise TrainingDivergedError(diverged_message(config, "gradient norm", norm, completed_steps))
                 optimizer.step()
                 optimizer.zero_grad()
             batches_done += 1

@@ -1,0 +1,206 @@
+"""End-to-end runs of `training.train`: the demos learn and save a loadable model, a killed run resumes
+to the same weights, two processes train together, and bad input ends in a message (exit code 2).
+
+Runs are real: the script's `main` in-process or `python -m training.train` / `accelerate launch`
+subprocesses, writing to tmp_path. Models are small so that the whole file takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.train import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A small model and short run; every key is a real config key given as a flag.
+SMALL = [
+    "--embedding-size", "32", "--hidden-size", "64", "--report-to", "none", "--num-beams", "2",
+    "--eval-on-start", "true", "--logging-steps", "10", "--num-threads", "1",
+]  # fmt: skip
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+
+
+def run_training(arguments: list[str], launcher: list[str] | None = None, **kwargs) -> subprocess.Popen:
+    command = (launcher or [sys.executable]) + ["-m", "training.train", *arguments]
+    return subprocess.Popen(
+        command, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
+
+
+def history(output_dir) -> list[dict]:
+    with open(os.path.join(output_dir, "training_info.json"), encoding="utf-8") as handle:
+        return json.load(handle)["eval_history"]
+
+
+@pytest.mark.parametrize(
+    ("demo", "steps", "prompt"),
+    [("translation_demo", 120, "Monday, March 5, 2018"), ("chat_demo", 80, "Hello")],
+)
+def test_demo_learns_and_saves_a_model_a_fresh_process_loads(tmp_path, demo, steps, prompt):
+    output = tmp_path / demo
+    arguments = ["--config", f"training/configs/{demo}.yaml", "--output-dir", str(output), "--max-steps", str(steps)]
+    arguments += SMALL + ["--eval-steps", str(steps), "--max-eval-samples", "64", "--learning-rate", "0.005"]
+    if demo == "translation_demo":
+        arguments += ["--demo-size", "1500"]
+    assert main([*arguments]) == 0
+    evaluations = history(output)
+    assert evaluations[0]["step"] == 0 and evaluations[-1]["step"] == steps
+    assert evaluations[-1]["eval_loss"] < 0.7 * evaluations[0]["eval_loss"]
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "README.md",
+        "training_info.json",
+    ):
+        assert (output / name).is_file(), name
+    assert "description:" in (output / "README.md").read_text(encoding="utf-8")
+    load = (
+        "import sys; from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+        "path, prompt = sys.argv[1], sys.argv[2]\n"
+        "tokenizer = AutoTokenizer.from_pretrained(path)\n"
+        "model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True)\n"
+        "ids = model.generate(**tokenizer([prompt], return_tensors='pt'))\n"
+        "print('GENERATED', ids.shape[1], tokenizer.decode(ids[0], skip_special_tokens=True))\n"
+    )
+    # A fresh process in another directory: only the saved files, not this checkout, define the model.
+    result = subprocess.run(
+        [sys.executable, "-c", load, str(output), prompt],
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "GENERATED" in result.stdout
+
+
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    arguments = [
+        "--config", "training/configs/translation_demo.yaml", "--demo-size", "500", "--batch-size", "32",
+        "--validation-size", "50", "--max-steps", "40", "--checkpointing-steps", "6", "--eval-steps", "20", "--max-eval-samples", "32",
+        "--teacher-forcing-schedule", "linear", "--teacher-forcing-end", "0.7", "--dropout", "0.3", *SMALL,
+    ]  # fmt: skip
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert main([*arguments, "--output-dir", str(straight)]) == 0
+
+    process = run_training([*arguments, "--output-dir", str(interrupted)], start_new_session=True)
+    index = interrupted / "checkpoints" / "index.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if index.is_file() and json.loads(index.read_text())["last"] >= "step-00000018":
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up, as after a crash
+    process.wait()
+    last = json.loads(index.read_text())["last"]
+    assert "step-00000018" <= last < "step-00000040"
+
+    assert main([*arguments, "--output-dir", str(interrupted), "--resume-from-checkpoint", "latest"]) == 0
+    expected, resumed = load_file(straight / "model.safetensors"), load_file(interrupted / "model.safetensors")
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=0, msg=name)
+    assert [e["eval_loss"] for e in history(interrupted)] == [e["eval_loss"] for e in history(straight)]
+
+
+def test_two_process_accelerate_launch_trains_data_parallel(tmp_path):
+    output = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]  # fmt: skip
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "1000", "--max-steps", "40",
+                 "--eval-steps", "40", "--max-eval-samples", "64", "--output-dir", str(output), *SMALL]  # fmt: skip
+    process = run_training(arguments, launcher=launcher)
+    output_text, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output_text[-3000:]
+    assert "on 2 process(es)" in output_text
+    evaluations = history(output)
+    assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]
+    assert (output / "model.safetensors").is_file()
+
+
+def write_pairs(path, rows: list[tuple[str, str]], header: str = "Q,A") -> str:
+    path.write_text(header + "\n" + "".join(f"{q},{a}\n" for q, a in rows), encoding="utf-8")
+    return str(path)
+
+
+def bad_input_cases(tmp_path) -> dict[str, tuple[list[str], str]]:
+    pairs = write_pairs(tmp_path / "pairs.csv", [("hello", "hi"), ("how are you", "fine"), ("bye", "see you")] * 4)
+    empty = write_pairs(tmp_path / "empty.csv", [])
+    config = tmp_path / "typo.yaml"
+    config.write_text("hiden_size: 64\n", encoding="utf-8")
+    return {
+        "missing file": (["--dataset", str(tmp_path / "nope.csv")], "data file not found"),
+        "unknown extension": (["--dataset", __file__], "unknown extension '.py'"),
+        "missing Hub dataset": (["--dataset", "no-such-user/no-such-dataset"], "no-such-user/no-such-dataset"),
+        "wrong column": (["--dataset", pairs, "--source-column", "Question", "--target-column", "A"], "'Question' is not a column of the data; the columns are 'Q', 'A'"),
+        "empty split": (["--dataset", empty], "is empty"),
+        "unknown key in YAML": (["--config", str(config), "--dataset", pairs], "unknown config key 'hiden_size'"),
+        "unknown flag": (["--dataset", pairs, "--hiden-size", "64"], "did you mean hidden_size"),
+        "bad value": (["--dataset", pairs, "--cell-type", "transformer"], "cell_type='transformer' is not supported"),
+        "missing split": (["--dataset", pairs, "--validation-split", "dev"], "split 'dev' not found"),
+    }  # fmt: skip
+
+
+def test_bad_inputs_end_with_a_message_and_exit_code_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name, (arguments, message) in bad_input_cases(tmp_path).items():
+        code = main([*arguments, "--output-dir", str(tmp_path / "out"), "--report-to", "none", "--max-steps", "1"])
+        error = capsys.readouterr().err
+        assert code == 2, name
+        assert "error: " in error and message in error.split("error: ", 1)[1], (name, error)
+        assert "Traceback" not in error, name
+
+
+def test_a_tokenizer_that_does_not_match_the_model_is_refused(tmp_path, capsys):
+    from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+    from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
+    tokenizer = train_tokenizer(["hello there", "general kenobi"] * 50, vocab_size=400)
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    model = Seq2SeqRNNForConditionalGeneration(
+        Seq2SeqRNNConfig(vocab_size=262, embedding_size=8, hidden_size=8, num_layers=1)
+    )
+    model.save_pretrained(tmp_path / "model")
+    pairs = write_pairs(tmp_path / "pairs.csv", [("hello there", "general kenobi")] * 10)
+    arguments = [
+        "--dataset",
+        pairs,
+        "--tokenizer",
+        str(tmp_path / "tokenizer"),
+        "--model-name-or-path",
+        str(tmp_path / "model"),
+    ]
+    assert main([*arguments, "--output-dir", str(tmp_path / "out"), "--report-to", "none"]) == 2
+    assert "the tokenizer does not match the model" in capsys.readouterr().err
+
+
+def test_a_diverging_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, capsys):
+    output = tmp_path / "nan"
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30", "--max-steps", "30",
+                 "--checkpointing-steps", "5", "--eval-steps", "100", "--output-dir", str(output), *SMALL,
+                 "--learning-rate", "1e36", "--warmup-steps", "0"]  # fmt: skip
+    assert main(arguments) == 3
+    error = capsys.readouterr().err
+    assert "became" in error and "Last good checkpoint" in error
+    index = (
+        json.loads((output / "checkpoints" / "index.json").read_text()) if (output / "checkpoints").exists() else None
+    )
+    if index is not None:
+        state = load_file(output / "checkpoints" / index["last"] / "model.safetensors")
+        assert all(torch.isfinite(tensor).all() for tensor in state.values())
