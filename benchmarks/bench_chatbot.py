@@ -1,0 +1,167 @@
+"""Latency, throughput and memory of the chatbot server, measured through its API.
+
+    python benchmarks/bench_chatbot.py [--model DIR_OR_HUB_ID ...] [--threads 1] [--concurrency-limit 2]
+
+Starts `python -m chatbot` on 127.0.0.1 (the demo models when no --model is given, trained first
+if missing) with torch fixed to --threads threads, and drives it with `gradio_client` as a program
+would. It prints one table:
+
+- time to the first streamed text and to the full reply, greedy and beam-5, per model (median
+  over the model's example prompts, each asked --repeats times through /translate);
+- requests per second with 1, 4 and 20 concurrent clients (greedy, one client object each);
+- the server's peak resident memory (VmHWM from /proc, Linux only).
+
+Not a test: numbers depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from gradio_client import Client
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from chatbot.demo_models import ensure_demo_models  # noqa: E402
+from chatbot.inference import load_model  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(models: list[str], threads: int, concurrency_limit: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [sys.executable, "-m", "chatbot", "--port", str(port), "--threads", str(threads)]
+    command += ["--concurrency-limit", str(concurrency_limit), "--max-queue-size", "256", "--log-level", "WARNING"]
+    for model in models:
+        command += ["--model", model]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}: {' '.join(command)}")
+        try:
+            with urllib.request.urlopen(url + "gradio_api/info", timeout=2):
+                return server, url
+        except urllib.error.HTTPError:
+            return server, url
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise TimeoutError("the server did not start within 300 s")
+
+
+def peak_memory_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def settings(mode: str, max_new_tokens: int) -> tuple:
+    # (mode, num_beams, temperature, top_p, max_new_tokens), the order of the /translate inputs
+    return (mode, 5, 1.0, 1.0, max_new_tokens)
+
+
+def time_reply(client: Client, model: str, prompt: str, mode: str, max_new_tokens: int) -> tuple[float, float]:
+    """Seconds to the first text and to the full reply of one request."""
+    start = time.perf_counter()
+    first = None
+    job = client.submit(prompt, model, *settings(mode, max_new_tokens), api_name="/translate")
+    for output in job:
+        if first is None and output[0]:
+            first = time.perf_counter() - start
+    total = time.perf_counter() - start
+    return (first if first is not None else total), total
+
+
+def throughput(url: str, model: str, prompts: list[str], clients: int, requests: int, max_new_tokens: int) -> float:
+    """Requests per second with `clients` concurrent clients sending `requests` greedy requests in all."""
+    per_client = max(1, requests // clients)
+    connections = [Client(url, verbose=False) for _ in range(clients)]
+
+    def run(index: int) -> None:
+        for turn in range(per_client):
+            prompt = prompts[(index + turn) % len(prompts)]
+            connections[index].predict(prompt, model, *settings("greedy", max_new_tokens), api_name="/translate")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(run, range(clients)))
+    return clients * per_client / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="a model directory or Hub id (default: the demo models)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: %(default)s)")
+    parser.add_argument("--concurrency-limit", type=int, default=2, help="the server's concurrency limit")
+    parser.add_argument("--repeats", type=int, default=3, help="times each example prompt is timed")
+    parser.add_argument("--requests", type=int, default=40, help="requests per throughput measurement")
+    parser.add_argument("--max-new-tokens", type=int, default=40, help="longest reply")
+    args = parser.parse_args()
+    sources = args.model or [str(path) for path in ensure_demo_models()]
+    loaded = {source: load_model(source) for source in sources}
+    names = {source: model.info.name for source, model in loaded.items()}
+    examples = {source: list(model.info.examples) for source, model in loaded.items()}
+    del loaded
+
+    server, url = start_server(sources, args.threads, args.concurrency_limit)
+    rows = []
+    try:
+        client = Client(url, verbose=False)
+        for source in sources:
+            prompts = examples[source]
+            time_reply(client, names[source], prompts[0], "greedy", args.max_new_tokens)  # warm-up
+            for mode in ("greedy", "beam"):
+                timings = [
+                    time_reply(client, names[source], prompt, mode, args.max_new_tokens)
+                    for _ in range(args.repeats)
+                    for prompt in prompts
+                ]
+                first = statistics.median(t for t, _ in timings) * 1000
+                full = statistics.median(t for _, t in timings) * 1000
+                label = "greedy" if mode == "greedy" else "beam-5"
+                rows.append(
+                    (names[source], f"{label}: first text / full reply (ms, median)", f"{first:.0f} / {full:.0f}")
+                )
+        first_source = sources[0]
+        for clients in (1, 4, 20):
+            rate = throughput(
+                url, names[first_source], examples[first_source], clients, args.requests, args.max_new_tokens
+            )
+            rows.append((names[first_source], f"requests/s, {clients} concurrent client(s), greedy", f"{rate:.1f}"))
+        rows.append(("server", "peak resident memory (MiB)", f"{peak_memory_mib(server.pid):.0f}"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    print(
+        f"\ntorch threads in the server: {args.threads}; concurrency limit {args.concurrency_limit}; "
+        f"max new tokens {args.max_new_tokens}; through gradio_client on 127.0.0.1\n"
+    )
+    width = max(len(name) for name, _, _ in rows)
+    print(f"| {'model':<{width}} | {'measure':<52} | {'value':>11} |")
+    print(f"| {'-' * width} | {'-' * 52} | {'-' * 11} |")
+    for name, measure, value in rows:
+        print(f"| {name:<{width}} | {measure:<52} | {value:>11} |")
+
+
+if __name__ == "__main__":
+    main()
