@@ -220,9 +220,9 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
                             [[text] for text in examples_for("chat")], inputs=[message], label="Example prompts"
                         )
                     with gr.Tab("Translate", id="translate") as translate_tab:
-                        source = gr.Textbox(label="Text to translate", lines=3)
+                        source = gr.Textbox(label="Text to translate", placeholder="Type a sentence and press Enter")
                         translate_button = gr.Button("Translate", variant="primary")
-                        translation = gr.Textbox(label="Translation", lines=3, interactive=False)
+                        translation = gr.Textbox(label="Translation", interactive=False)
                         gr.Examples(
                             [[text] for text in examples_for("translation")], inputs=[source], label="Example sentences"
                         )

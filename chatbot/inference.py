@@ -38,7 +38,7 @@ MAX_NEW_TOKENS = 512
 FALLBACK_MAX_INPUT_TOKENS = 512
 DEFAULT_EXAMPLES = {
     "chat": ["Hello!", "How are you?", "What is your name?", "Tell me a joke."],
-    "translation": ["Good morning.", "I am hungry.", "Where is the station?", "Thank you very much."],
+    "translation": ["Monday, October 22, 2011", "5 kilometers", "Good morning.", "Thank you very much."],
 }
 
 
@@ -256,7 +256,7 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     description = training_info.get("description") or card.get("description")
     trained_on = str(description or ", ".join(map(str, datasets or [])) or "not stated (no model card)")
     languages = [training_info.get("source_lang"), training_info.get("target_lang")]
-    if all(languages):
+    if all(languages) and not description:
         trained_on += f" ({languages[0]} → {languages[1]})"
     tags = {str(tag).lower() for tag in card.get("tags") or []}
     task = str(training_info.get("task") or card.get("pipeline_tag") or "").lower()
