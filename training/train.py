@@ -213,9 +213,18 @@ def diverged_message(config: TrainingConfig, what: str, value: torch.Tensor, com
     )
 
 
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU (or another device) to train on."""
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.current_accelerator() is not None
+    return torch.cuda.is_available()
+
+
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     report_to = None if config.report_to in ("none", "", None) else config.report_to
     return Accelerator(
+        # Without any accelerator, several processes (WORLD_SIZE > 1) train data-parallel over gloo.
+        cpu=not has_accelerator(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
         log_with=report_to,
