@@ -98,6 +98,7 @@ class TrainingConfig:
     warmup_steps: int = 100
     max_grad_norm: float = 1.0
     max_steps: int | None = None
+    max_minutes: float | None = None
     num_epochs: int = 10
     mixed_precision: str | None = None
     seed: int = 42

@@ -332,6 +332,8 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         main_process_only=True,
     )
     progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process)
+    started, training_seconds, trained_tokens = time.perf_counter(), 0.0, 0  # this session's training time
+    evaluation_seconds = 0.0
     last_scores: dict[str, float] = {}
     last_eval_step = -1
     if config.eval_on_start and completed_steps == 0:
@@ -367,6 +369,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
             running_loss += loss.detach().float().item()
             running_batches += 1
             running_tokens += int((batch["labels"] != -100).sum())
+            trained_tokens += int((batch["labels"] != -100).sum())
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
@@ -393,14 +396,21 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 progress.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{totals[2].item() / elapsed:.0f}")
                 running_loss, running_batches, running_tokens, window_start = 0.0, 0, 0, time.perf_counter()
             at_end = completed_steps >= total_steps
+            if config.max_minutes is not None and not at_end:
+                # every process must stop at the same step: the slowest clock decides
+                spent = torch.tensor(time.perf_counter() - started, device=accelerator.device)
+                at_end = accelerator.reduce(spent, reduction="max").item() >= 60 * config.max_minutes
             if config.eval_steps and (completed_steps % config.eval_steps == 0 or at_end):
+                evaluation_started = time.perf_counter()
                 result = evaluate_model(
                     accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
                     config.num_beams, config.max_new_tokens, config.num_samples,
                 )  # fmt: skip
                 log_evaluation(accelerator, model, data, config, result, completed_steps)
+                evaluation_seconds += time.perf_counter() - evaluation_started
                 last_scores, last_eval_step = result.scores, completed_steps
-                history.append({"step": completed_steps, **result.scores})
+                training_seconds = time.perf_counter() - started - evaluation_seconds
+                history.append({"step": completed_steps, "training_seconds": training_seconds, **result.scores})
                 window_start = time.perf_counter()  # tokens per second count training time only
             if (config.checkpointing_steps and completed_steps % config.checkpointing_steps == 0) or at_end:
                 epoch_finished = steps_per_epoch is not None and batches_done >= len(train_dataloader)
@@ -429,7 +439,17 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         log_evaluation(accelerator, model, data, config, result, completed_steps)
         last_scores = result.scores
         history.append({"step": completed_steps, **result.scores})
-    save_model(accelerator, model, data, config, last_scores, history)
+    training_seconds = time.perf_counter() - started - evaluation_seconds
+    tokens = accelerator.reduce(torch.tensor(trained_tokens, device=accelerator.device), reduction="sum").item()
+    throughput = {
+        "training_seconds": training_seconds,
+        "target_tokens_per_second": tokens / max(training_seconds, 1e-9),
+    }
+    logger.info(
+        f"trained {completed_steps} steps, {throughput['target_tokens_per_second']:.0f} target tokens/s",
+        main_process_only=True,
+    )
+    save_model(accelerator, model, data, config, last_scores, history, throughput)
     show_samples(accelerator, model, data, config, eval_dataloader)
     accelerator.end_training()
     return last_scores
@@ -442,6 +462,7 @@ def save_model(
     config: TrainingConfig,
     scores: dict[str, float],
     history: list[dict[str, float]],
+    throughput: dict[str, float],
 ) -> None:
     """The final model directory: weights with code, tokenizer, generation config, card, training info."""
     accelerator.wait_for_everyone()
@@ -460,6 +481,7 @@ def save_model(
     }
     info = training_info(data.description, dataclasses.asdict(config), scores, counts, config.command or "")
     info["eval_history"] = history
+    info["throughput"] = throughput
     write_model_card(config.output_dir, info)
     logger.info(f"model saved to {config.output_dir}", main_process_only=True)
     if config.push_to_hub:

@@ -1,0 +1,155 @@
+"""Training benchmark on the whole Tatoeba English-French corpus: speed, time to a BLEU, BLEU per budget.
+
+    python benchmarks/bench_training.py ../shared/data/tatoeba-eng-fra/eng-fra.txt --minutes 20 --threads 2
+
+The split is the one of the OpenNMT-py reference run (see /work/shared/FACTS.md): the non-empty pairs
+shuffled with `random.seed(1); random.shuffle(pairs)`, then 1,000 validation, 2,000 test, the rest
+for training. Training runs `python -m training.train` with `training/configs/translation.yaml` and
+the overrides below for `--minutes` of training time (evaluation excluded), with
+`torch.set_num_threads(--threads)`; the test split is then translated with beam search and scored
+with sacrebleu (cased, detokenized, default settings). Prints a table; writes nothing to the repo.
+
+Reference (FACTS.md, same split, 2 threads): OpenNMT-py 2x2-layer LSTM 256, 18 minutes -> test
+BLEU 17.1 / chrF 34.9 at about 1.75k target tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CORPUS = os.path.join(REPO, "..", "shared", "data", "tatoeba-eng-fra", "eng-fra.txt")
+# The model and optimization for a CPU time budget; every other key comes from translation.yaml.
+OVERRIDES = {
+    "vocab-size": "8000",
+    "embedding-size": "256",
+    "hidden-size": "512",
+    "num-layers": "1",
+    "attention-type": "general",
+    "dropout": "0.2",
+    "label-smoothing": "0.1",
+    "batch-size": "96",
+    "learning-rate": "0.002",
+    "lr-scheduler": "constant_with_warmup",
+    "warmup-steps": "200",
+    "max-source-length": "48",
+    "max-target-length": "48",
+    "max-steps": "1000000",
+    "num-beams": "4",
+    "max-new-tokens": "60",
+    "max-eval-samples": "500",
+    "checkpointing-steps": "1000000",
+    "report-to": "none",
+    "logging-steps": "100",
+}
+
+
+def split_corpus(corpus: str, folder: str) -> dict[str, str]:
+    """The reference split written as `source<TAB>target` files: name -> path."""
+    with open(corpus, encoding="utf-8") as handle:
+        pairs = [line.rstrip("\n").split("\t")[:2] for line in handle]
+    pairs = [(s.strip(), t.strip()) for s, t in (p for p in pairs if len(p) == 2) if s.strip() and t.strip()]
+    random.seed(1)
+    random.shuffle(pairs)
+    splits = {"validation": pairs[:1000], "test": pairs[1000:3000], "train": pairs[3000:]}
+    paths = {}
+    for name, rows in splits.items():
+        paths[name] = os.path.join(folder, f"{name}.txt")
+        with open(paths[name], "w", encoding="utf-8") as handle:
+            handle.writelines(f"{s}\t{t}\n" for s, t in rows)
+    return paths
+
+
+def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> dict[str, float]:
+    """Translate the test split with the saved model and score it with sacrebleu."""
+    import sacrebleu
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    with open(test_path, encoding="utf-8") as handle:
+        sources, references = zip(*(line.rstrip("\n").split("\t") for line in handle), strict=True)
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # batches of similar length
+    predictions = [""] * len(sources)
+    started = time.perf_counter()
+    for start in range(0, len(order), 64):
+        indices = order[start : start + 64]
+        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True)
+        with torch.no_grad():
+            generated = model.generate(**batch, num_beams=num_beams, max_new_tokens=60)
+        for i, text in zip(indices, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+            predictions[i] = text
+    seconds = time.perf_counter() - started
+    return {
+        "bleu": sacrebleu.corpus_bleu(predictions, [list(references)]).score,
+        "chrf": sacrebleu.corpus_chrf(predictions, [list(references)]).score,
+        "translate_seconds": seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", nargs="?", default=DEFAULT_CORPUS, help="eng-fra.txt (english<TAB>french)")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training time budget (evaluation excluded)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for training and test")
+    parser.add_argument(
+        "--target-bleu", type=float, default=10.0, help="report the training time to this validation BLEU"
+    )
+    parser.add_argument("--eval-steps", type=int, default=1000, help="validation BLEU every N steps")
+    parser.add_argument("--work-dir", default=None, help="where splits and the model go (default: a temp folder)")
+    arguments = parser.parse_args(argv)
+    if not os.path.isfile(arguments.corpus):
+        sys.exit(f"corpus not found: {arguments.corpus} (pass the path to eng-fra.txt)")
+    folder = arguments.work_dir or tempfile.mkdtemp(prefix="bench-training-")
+    os.makedirs(folder, exist_ok=True)
+    paths = split_corpus(arguments.corpus, folder)
+    output = os.path.join(folder, "model")
+    flags = [f"--{key}={value}" for key, value in OVERRIDES.items()]
+    command = [
+        sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
+        "--dataset", paths["train"], "--validation-file", paths["validation"], "--output-dir", output,
+        "--max-minutes", str(arguments.minutes), "--num-threads", str(arguments.threads),
+        "--eval-steps", str(arguments.eval_steps), *flags,
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": str(arguments.threads), "HF_HUB_OFFLINE": "1"}
+    subprocess.run(command, cwd=REPO, env=environment, check=True)
+    with open(os.path.join(output, "training_info.json"), encoding="utf-8") as handle:
+        info = json.load(handle)
+    history = [entry for entry in info["eval_history"] if "bleu" in entry]
+    reached = next((e for e in history if e["bleu"] >= arguments.target_bleu and "training_seconds" in e), None)
+    test = score_test(output, paths["test"], arguments.threads, int(OVERRIDES["num-beams"]))
+    rows = [
+        ("training pairs (after filtering)", f"{info['data']['train']['kept']:,}"),
+        ("threads (torch.set_num_threads)", str(arguments.threads)),
+        ("training budget", f"{arguments.minutes:g} min (evaluation excluded)"),
+        ("optimizer steps", str(history[-1]["step"] if history else "?")),
+        ("training target tokens/s", f"{info['throughput']['target_tokens_per_second']:,.0f}"),
+        (
+            f"time to validation BLEU {arguments.target_bleu:g}",
+            f"{reached['training_seconds'] / 60:.1f} min (step {reached['step']})" if reached else "not reached",
+        ),
+        (
+            "validation BLEU / chrF (500 pairs)",
+            f"{history[-1]['bleu']:.1f} / {history[-1]['chrf']:.1f}" if history else "?",
+        ),
+        ("test BLEU / chrF (2,000 pairs, beam 4)", f"{test['bleu']:.1f} / {test['chrf']:.1f}"),
+        ("test translation time", f"{test['translate_seconds']:.0f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"\n| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+    print("\ncommand:", " ".join(command[1:]))
+
+
+if __name__ == "__main__":
+    main()
