@@ -398,7 +398,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
             at_end = completed_steps >= total_steps
             if config.max_minutes is not None and not at_end:
                 # every process must stop at the same step: the slowest clock decides
-                spent = torch.tensor(time.perf_counter() - started, device=accelerator.device)
+                spent = torch.tensor(time.perf_counter() - started - evaluation_seconds, device=accelerator.device)
                 at_end = accelerator.reduce(spent, reduction="max").item() >= 60 * config.max_minutes
             if config.eval_steps and (completed_steps % config.eval_steps == 0 or at_end):
                 evaluation_started = time.perf_counter()
