@@ -81,7 +81,7 @@ A {architecture}, from `hf_seq2seq_rnn`, trained with `training.train`.
 ```python
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-tokenizer = AutoTokenizer.from_pretrained(PATH)
+tokenizer = AutoTokenizer.from_pretrained(PATH, trust_remote_code=True)
 model = AutoModelForSeq2SeqLM.from_pretrained(PATH, trust_remote_code=True)
 inputs = tokenizer(["..."], return_tensors="pt")
 print(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True))
@@ -95,5 +95,8 @@ print(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
 
 The full configuration is in `training_info.json`.
 """
-    with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
+    # Written beside and renamed into place, so a crash never leaves half a card.
+    temporary = os.path.join(output_dir, ".README.md.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(card)
+    os.replace(temporary, os.path.join(output_dir, "README.md"))
