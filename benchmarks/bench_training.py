@@ -74,7 +74,7 @@ def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> 
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     torch.set_num_threads(threads)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
     with open(test_path, encoding="utf-8") as handle:
         sources, references = zip(*(line.rstrip("\n").split("\t") for line in handle), strict=True)

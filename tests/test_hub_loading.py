@@ -83,7 +83,10 @@ def test_saved_directory_has_code_and_auto_map(saved_dir):
 def test_fresh_process_loads_with_remote_code(saved_dir, tmp_path):
     expected = (
         AutoModelForSeq2SeqLM.from_pretrained(saved_dir)
-        .generate(**AutoTokenizer.from_pretrained(saved_dir)(["the cat sleeps"], return_tensors="pt"), num_beams=2)
+        .generate(
+            **AutoTokenizer.from_pretrained(saved_dir, trust_remote_code=True)(["the cat sleeps"], return_tensors="pt"),
+            num_beams=2,
+        )
         .tolist()
     )
     output = run_fresh(

@@ -71,7 +71,7 @@ def test_demo_learns_and_saves_a_model_a_fresh_process_loads(tmp_path, demo, ste
     load = (
         "import sys; from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
         "path, prompt = sys.argv[1], sys.argv[2]\n"
-        "tokenizer = AutoTokenizer.from_pretrained(path)\n"
+        "tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)\n"
         "model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True)\n"
         "ids = model.generate(**tokenizer([prompt], return_tensors='pt'))\n"
         "print('GENERATED', ids.shape[1], tokenizer.decode(ids[0], skip_special_tokens=True))\n"

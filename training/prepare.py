@@ -64,7 +64,7 @@ def load_or_train_tokenizer(
     """
     if tokenizer_path:
         try:
-            return AutoTokenizer.from_pretrained(tokenizer_path)
+            return AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=True)
         except (OSError, ValueError) as error:
             raise TrainingInputError(f"cannot load the tokenizer {tokenizer_path!r}: {error}") from error
     pairs = train_pairs.take(max_examples) if isinstance(train_pairs, IterableDataset) else train_pairs
