@@ -37,7 +37,7 @@ MAX_NEW_TOKENS = 512
 # Tokenizers without a real limit report a huge `model_max_length`; this is the cap used then.
 FALLBACK_MAX_INPUT_TOKENS = 512
 DEFAULT_EXAMPLES = {
-    "chat": ["Hello!", "How are you?", "What is your name?", "Tell me a joke."],
+    "chat": ["Hello!", "How are you?", "Who are you?", "Tell me a joke."],
     "translation": ["Monday, October 22, 2011", "5 kilometers", "Good morning.", "Thank you very much."],
 }
 

@@ -33,8 +33,7 @@ def training_info(
 
 def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
     """Write `training_info.json` and `README.md` (YAML metadata, data, metrics, command) to `output_dir`."""
-    with open(os.path.join(output_dir, "training_info.json"), "w", encoding="utf-8") as handle:
-        json.dump(info, handle, indent=2, ensure_ascii=False)
+    _write_atomically(os.path.join(output_dir, "training_info.json"), json.dumps(info, indent=2, ensure_ascii=False))
     config = info["config"]
     languages = [lang for lang in (info["source_lang"], info["target_lang"]) if lang]
     metadata: dict[str, Any] = {
@@ -45,6 +44,9 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
     }
     if languages:
         metadata["language"] = sorted(set(languages))
+    if config.get("sample_prompts"):
+        # The Hub's inference widget and the chatbot's example prompts read these.
+        metadata["widget"] = [{"text": prompt} for prompt in config["sample_prompts"]]
     if config["dataset"] and not os.path.exists(config["dataset"]):
         metadata["datasets"] = [config["dataset"]]
     if info["metrics"]:
@@ -95,8 +97,12 @@ print(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
 
 The full configuration is in `training_info.json`.
 """
-    # Written beside and renamed into place, so a crash never leaves half a card.
-    temporary = os.path.join(output_dir, ".README.md.tmp")
+    _write_atomically(os.path.join(output_dir, "README.md"), card)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Write beside `path` and rename into place, so a crash never leaves half a file."""
+    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(card)
-    os.replace(temporary, os.path.join(output_dir, "README.md"))
+        handle.write(text)
+    os.replace(temporary, path)
