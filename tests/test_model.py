@@ -355,7 +355,7 @@ def test_strict_save_load_round_trip(variant, tmp_path):
     )
 
 
-def test_every_combination_of_options_builds():
+def test_every_combination_of_options_trains_and_generates():
     for cell, attention, bi, feed, peeky, reverse in itertools.product(
         ["lstm", "gru", "peephole_lstm"], ["none", "dot", "general", "additive"], *[[False, True]] * 4
     ):
@@ -370,6 +370,11 @@ def test_every_combination_of_options_builds():
             reverse_source=reverse,
             num_layers=1,
         )
+        combination = (cell, attention, bi, feed, peeky, reverse)
         input_ids, attention_mask, labels = make_batch()
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-        assert torch.isfinite(loss), (cell, attention, bi, feed, peeky, reverse)
+        loss = model.train()(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        assert torch.isfinite(loss), combination
+        loss.backward()
+        assert all(p.grad is not None for p in model.parameters()), combination
+        generated = model.eval().generate(input_ids, attention_mask=attention_mask, max_new_tokens=3, num_beams=2)
+        assert generated.shape == (3, 4), combination
