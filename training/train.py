@@ -290,7 +290,10 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         data = load_data(config, accelerator)
     model = build_model(config, data.tokenizer)
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+    )
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
