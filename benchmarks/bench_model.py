@@ -5,7 +5,8 @@
 Reference shape (issue #2, the shape OpenNMT-py was timed with in ../shared/FACTS.md): a 2-layer
 bidirectional LSTM encoder, a 2-layer LSTM decoder, 256 units, general attention, batch 64,
 sentence lengths of the English–French Tatoeba pairs kept by the tutorial filter (drawn from the
-corpus when it is there, else from the same distribution written down below), a 4000-token
+corpus when it is there, else from the same distribution written down below) in batches grouped by
+length as training makes them, a 4000-token
 vocabulary (a joint subword vocabulary sized for that data; OpenNMT-py's word vocabulary of the
 filtered pairs is about as large). It prints one table: training target tokens per second and peak memory, with and
 without input feeding, fp32 and bf16 autocast; the model FLOP rate beside the torch matrix-product
@@ -47,8 +48,17 @@ def corpus_lengths(path: Path) -> tuple[list[int], list[int]]:
     return sources, targets
 
 
-def make_batch(sources: list[int], targets: list[int], batch: int, vocab: int, rng: random.Random):
-    picks = [rng.randrange(len(sources)) for _ in range(batch)]
+def length_grouped_picks(lengths: list[int], batch: int, count: int, rng: random.Random) -> list[list[int]]:
+    """`count` batches of pair indices grouped by length, as the training sampler (and OpenNMT-py's
+    bucketing) makes them: draw a pool of `count` batches, sort it by length, cut, shuffle."""
+    pool = sorted((rng.randrange(len(lengths)) for _ in range(batch * count)), key=lambda i: lengths[i])
+    batches = [pool[start : start + batch] for start in range(0, len(pool), batch)]
+    rng.shuffle(batches)
+    return batches
+
+
+def make_batch(sources: list[int], targets: list[int], picks: list[int], vocab: int):
+    batch = len(picks)
     source_lengths = [sources[i] for i in picks]
     target_lengths = [targets[i] for i in picks]
     input_ids = torch.zeros(batch, max(source_lengths), dtype=torch.long)
@@ -95,7 +105,8 @@ def train_speed(config, sources, targets, batch, steps, dtype) -> tuple[float, f
     model = Seq2SeqRNNForConditionalGeneration(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as training/train.py
     rng = random.Random(0)
-    batches = [make_batch(sources, targets, batch, config.vocab_size, rng) for _ in range(steps + 2)]
+    grouped = length_grouped_picks(targets, batch, steps + 2, rng)
+    batches = [make_batch(sources, targets, picks, config.vocab_size) for picks in grouped]
     tokens = flops = 0.0
     for index, (input_ids, attention_mask, labels) in enumerate(batches):
         if index == 2:  # two warm-up steps
@@ -119,7 +130,9 @@ def train_speed(config, sources, targets, batch, steps, dtype) -> tuple[float, f
 def generation_speed(config, sources, batch: int) -> dict[str, float]:
     torch.manual_seed(0)
     model = Seq2SeqRNNForConditionalGeneration(config).eval()
-    input_ids, attention_mask, _ = make_batch(sources, sources, batch, config.vocab_size, random.Random(1))
+    rng = random.Random(1)
+    picks = [rng.randrange(len(sources)) for _ in range(batch)]
+    input_ids, attention_mask, _ = make_batch(sources, sources, picks, config.vocab_size)
     results = {}
     with torch.inference_mode():
         for name, settings in (("greedy", dict(num_beams=1)), ("beam-5", dict(num_beams=5))):
