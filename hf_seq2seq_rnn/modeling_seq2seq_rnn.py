@@ -258,12 +258,14 @@ class Seq2SeqRNNDecoder(nn.Module):
         """
         if self.parallel:
             return self._forward_parallel(input_ids, memory, state)
-        features, alignments = [], []
+        embedded = self.dropout(self.embed_tokens(input_ids))  # (B, T, E): all steps' dropout in one draw
+        outputs, alignments = [], []
         for t in range(input_ids.shape[1]):
-            feature, state, alignment = self.step(input_ids[:, t], memory, state)
-            features.append(feature)
+            output, state, alignment = self._step(embedded[:, t], memory, state)
+            outputs.append(output)
             alignments.append(alignment)
-        return torch.stack(features, 1), state, torch.stack(alignments, 1) if self.has_attention else None
+        features = self._features(torch.stack(outputs, 1), memory)  # (B, T, output_size)
+        return features, state, torch.stack(alignments, 1) if self.has_attention else None
 
     def _forward_parallel(
         self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
@@ -277,7 +279,8 @@ class Seq2SeqRNNDecoder(nn.Module):
         if self.has_attention:
             context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
             outputs = torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
-        return self._features(outputs, memory), self._next_state(state, rnn_state, None, input_ids.shape[1]), alignment
+        features = self._features(self.dropout(outputs), memory)
+        return features, self._next_state(state, rnn_state, None, input_ids.shape[1]), alignment
 
     def step(
         self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
@@ -290,7 +293,15 @@ class Seq2SeqRNNDecoder(nn.Module):
         Returns:
             feature `(batch, output_size)`, the new state, alignment `(batch, src_len)` or `None`.
         """
-        inputs = [self.dropout(self.embed_tokens(input_ids))]  # (B, E)
+        output, state, alignment = self._step(self.dropout(self.embed_tokens(input_ids)), memory, state)
+        return self._features(output.unsqueeze(1), memory)[:, 0], state, alignment
+
+    def _step(
+        self, embedded: torch.Tensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        """One step from the embedded previous token `(batch, embedding_size)`; returns the
+        attentional hidden state after dropout `(batch, hidden_size)`, the state and the alignment."""
+        inputs = [embedded]
         alignment = None
         if self.config.attention_type == "additive":
             query = state.hidden[:, -1:]  # (B, 1, H): the previous top-layer state
@@ -305,17 +316,18 @@ class Seq2SeqRNNDecoder(nn.Module):
             context, alignment = self.attention(output, memory.keys, memory.mask)
         if self.has_attention:
             output = torch.tanh(self.combine(torch.cat([context, output], dim=-1)))  # (B, 1, H)
-        attentional = self.dropout(output[:, 0]) if self.config.input_feeding else None
-        feature = self._features(output, memory)[:, 0]  # (B, output_size)
+        # One dropout mask for what the next step is fed and what the output layer reads.
+        output = self.dropout(output[:, 0])  # (B, H)
+        attentional = output if self.config.input_feeding else None
         return (
-            feature,
+            output,
             self._next_state(state, rnn_state, attentional, 1),
             alignment[:, 0] if alignment is not None else None,
         )
 
     def _features(self, outputs: torch.Tensor, memory: Seq2SeqRNNMemory) -> torch.Tensor:
-        """`[h~ ; c̄ (peeky)]`, the output layer's input. outputs: `(B, T, H)`."""
-        features = self.dropout(outputs)
+        """`[h~ ; c̄ (peeky)]`, the output layer's input. outputs: `(B, T, H)`, after dropout."""
+        features = outputs
         if self.config.peeky:
             features = torch.cat([features, memory.summary.unsqueeze(1).expand_as(outputs)], dim=-1)  # (B, T, 2H)
         if self.output_projection is not None:
