@@ -243,7 +243,6 @@ class Seq2SeqRNNDecoder(nn.Module):
         input_ids: torch.LongTensor,
         memory: Seq2SeqRNNMemory,
         state: Seq2SeqRNNState,
-        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
         """Run the decoder over teacher-forced inputs.
 
