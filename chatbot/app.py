@@ -241,20 +241,14 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
             queue=False,
         )
         # Opening a tab picks a model made for it, when there is one and the current one is not.
-        chat_tab.select(
-            lambda current: gr.skip() if named[current].info.task == "chat" else first_for("chat"),
-            inputs=model,
-            outputs=model,
-            api_visibility="private",
-            queue=False,
-        )
-        translate_tab.select(
-            lambda current: gr.skip() if named[current].info.task == "translation" else first_for("translation"),
-            inputs=model,
-            outputs=model,
-            api_visibility="private",
-            queue=False,
-        )
+        for tab, task in ((chat_tab, "chat"), (translate_tab, "translation")):
+            tab.select(
+                lambda current, task=task: gr.skip() if named[current].info.task == task else first_for(task),
+                inputs=model,
+                outputs=model,
+                api_visibility="private",
+                queue=False,
+            )
         gr.on(
             [message.submit, send.click],
             chat,
