@@ -339,11 +339,15 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     evaluation_seconds = 0.0
     last_scores: dict[str, float] = {}
     last_eval_step = -1
-    if config.eval_on_start and completed_steps == 0:
-        result = evaluate_model(
+
+    def evaluate_now(with_generation: bool = True) -> EvaluationResult:
+        return evaluate_model(
             accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
-            config.num_beams, config.max_new_tokens, config.num_samples, with_generation=False,
+            config.num_beams, config.max_new_tokens, config.num_samples, with_generation=with_generation,
         )  # fmt: skip
+
+    if config.eval_on_start and completed_steps == 0:
+        result = evaluate_now(with_generation=False)
         accelerator.log(result.scores, step=0)
         logger.info(f"step 0: eval_loss {result.scores['eval_loss']:.4g}", main_process_only=True)
         history.append({"step": 0, **result.scores})
@@ -371,8 +375,9 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
             batches_done += 1
             running_loss += loss.detach().float().item()
             running_batches += 1
-            running_tokens += int((batch["labels"] != -100).sum())
-            trained_tokens += int((batch["labels"] != -100).sum())
+            batch_tokens = int((batch["labels"] != -100).sum())
+            running_tokens += batch_tokens
+            trained_tokens += batch_tokens
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
@@ -405,10 +410,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 at_end = accelerator.reduce(spent, reduction="max").item() >= 60 * config.max_minutes
             if config.eval_steps and (completed_steps % config.eval_steps == 0 or at_end):
                 evaluation_started = time.perf_counter()
-                result = evaluate_model(
-                    accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
-                    config.num_beams, config.max_new_tokens, config.num_samples,
-                )  # fmt: skip
+                result = evaluate_now()
                 log_evaluation(accelerator, model, data, config, result, completed_steps)
                 evaluation_seconds += time.perf_counter() - evaluation_started
                 last_scores, last_eval_step = result.scores, completed_steps
@@ -435,10 +437,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     progress.close()
 
     if last_eval_step != completed_steps:
-        result = evaluate_model(
-            accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
-            config.num_beams, config.max_new_tokens, config.num_samples,
-        )  # fmt: skip
+        result = evaluate_now()
         log_evaluation(accelerator, model, data, config, result, completed_steps)
         last_scores = result.scores
         history.append({"step": completed_steps, **result.scores})
