@@ -36,13 +36,18 @@ def checkpoint_root(output_dir: str) -> str:
     return os.path.join(output_dir, "checkpoints")
 
 
-def _write_json_atomically(path: str, content: dict[str, Any]) -> None:
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` beside `path`, flush it to disk, and rename it into place: never half a file."""
     temporary = f"{path}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def _write_json_atomically(path: str, content: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(content, indent=2))
 
 
 def read_index(output_dir: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from .checkpoints import write_atomically
+
 
 def training_info(
     description: str,
@@ -33,7 +35,7 @@ def training_info(
 
 def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
     """Write `training_info.json` and `README.md` (YAML metadata, data, metrics, command) to `output_dir`."""
-    _write_atomically(os.path.join(output_dir, "training_info.json"), json.dumps(info, indent=2, ensure_ascii=False))
+    write_atomically(os.path.join(output_dir, "training_info.json"), json.dumps(info, indent=2, ensure_ascii=False))
     config = info["config"]
     languages = [lang for lang in (info["source_lang"], info["target_lang"]) if lang]
     metadata: dict[str, Any] = {
@@ -97,12 +99,4 @@ print(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
 
 The full configuration is in `training_info.json`.
 """
-    _write_atomically(os.path.join(output_dir, "README.md"), card)
-
-
-def _write_atomically(path: str, text: str) -> None:
-    """Write beside `path` and rename into place, so a crash never leaves half a file."""
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    write_atomically(os.path.join(output_dir, "README.md"), card)
