@@ -17,8 +17,6 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from hf_seq2seq_rnn.tokenization_seq2seq_rnn import display_tokens
-
 logger = logging.getLogger(__name__)
 
 METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
@@ -119,14 +117,12 @@ def translate(
 
 def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, max_new_tokens: int):
     """A matplotlib figure of the cross-attention of a greedy translation of `text`, or `None`
-    when the model has no attention."""
+    when the model has no attention. Drawn by the chatbot's inference module, which labels
+    Korean and other scripts with a font that has their glyphs."""
+    from chatbot.inference import attention_figure, attention_map
+
     if getattr(model.config, "attention_type", "none") == "none":
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
     model.eval()
     encoded = tokenizer([text], return_tensors="pt").to(model.device)
     with torch.no_grad():
@@ -138,19 +134,6 @@ def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase
             output_attentions=True,
             return_dict_in_generate=True,
         )
-    steps = output.cross_attentions
-    if not steps:
-        return None
-    # each step: (1, 1, 1, src_len) for its only layer -> alignment: (tgt_len, src_len)
-    alignment = torch.cat([step[0].reshape(1, -1) for step in steps], 0).float().cpu().numpy()
-    source_labels = display_tokens(tokenizer, encoded["input_ids"][0].tolist())
-    target_labels = display_tokens(tokenizer, output.sequences[0, 1 : 1 + alignment.shape[0]].tolist())
-    figure, axes = pyplot.subplots(figsize=(0.45 * len(source_labels) + 2, 0.4 * len(target_labels) + 1.5))
-    axes.imshow(alignment, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(len(source_labels)), source_labels, rotation=90)
-    axes.set_yticks(range(len(target_labels)), target_labels)
-    axes.set_xlabel("source")
-    axes.set_ylabel("generated")
-    figure.tight_layout()
     model.train()
-    return figure
+    attention = attention_map(tokenizer, encoded["input_ids"][0], output)
+    return None if attention is None else attention_figure(attention)

@@ -265,10 +265,6 @@ def log_evaluation(
         writer.add_text("samples", samples.replace("\n\n", "  \n"), step)
         if figure is not None:
             writer.add_figure("attention", figure, step)
-    if figure is not None:
-        from matplotlib import pyplot
-
-        pyplot.close(figure)
 
 
 def training_function(config: TrainingConfig) -> dict[str, float]:
