@@ -83,7 +83,7 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
     """
 
     model_type = "seq2seq_rnn"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]
 
     def __init__(
         self,

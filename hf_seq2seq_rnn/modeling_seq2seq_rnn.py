@@ -21,15 +21,22 @@ When every step reads the reference token and nothing depends on the previous st
 (no input feeding, no additive attention), the decoder runs the RNN over the whole target in one
 call and attends for all steps in batched products; otherwise it loops over steps. Generation
 carries the recurrent state in `Seq2SeqRNNState` and runs one step per new token.
+
+The state's name at the library boundary: transformers up to 5.23 hands it to `forward` as
+`past_key_values`, 5.24 on as `cache` (the old name stays a deprecated alias until 5.40). `forward`
+accepts both, and returns it in the field its output class declares (`CACHE_FIELD`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
+from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
@@ -37,6 +44,37 @@ from .attention_seq2seq_rnn import Seq2SeqRNNAttention
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import PeepholeLSTM, build_rnn, reverse_padded
+
+
+def _cache_field(output_class: type[ModelOutput]) -> str:
+    """The field in which `output_class` carries the decoder state: `cache` from transformers 5.24,
+    `past_key_values` before. Writing the other name is a deprecation warning (5.24) or an error."""
+    fields = {field.name for field in dataclasses.fields(output_class)}
+    return "cache" if "cache" in fields else "past_key_values"
+
+
+CACHE_FIELD = _cache_field(Seq2SeqLMOutput)
+
+
+def _given_state(
+    cache: Seq2SeqRNNState | None, past_key_values: Seq2SeqRNNState | None, other: dict[str, Any]
+) -> Seq2SeqRNNState | None:
+    """The decoder state passed to `forward` under either name (`cache`, or the older `past_key_values`).
+
+    `other` holds the keyword arguments `forward` does not name. A state among them means the caller
+    (a newer transformers) calls it something else: ignoring it would restart every generation step
+    from the encoder's state, so that is an error.
+    """
+    for name, value in other.items():
+        if isinstance(value, Seq2SeqRNNState):
+            raise RuntimeError(
+                f"forward() was given the decoder state as {name}=, a name this model does not read "
+                f"(it reads cache= or past_key_values=; transformers {transformers_version}): the state "
+                "would not be carried between generation steps"
+            )
+    if cache is not None and past_key_values is not None and cache is not past_key_values:
+        raise ValueError("pass the decoder state once, as cache= (or past_key_values= before transformers 5.24)")
+    return cache if cache is not None else past_key_values
 
 
 @dataclass
@@ -63,7 +101,8 @@ class Seq2SeqRNNEncoderOutput(ModelOutput):
 
 @dataclass
 class Seq2SeqRNNState:
-    """The decoder's recurrent state, carried between calls as `past_key_values`.
+    """The decoder's recurrent state, carried between calls as `cache` (`past_key_values` before
+    transformers 5.24).
 
     Every tensor is batch-first, so beam search reorders them all on dimension 0.
 
@@ -82,6 +121,8 @@ class Seq2SeqRNNState:
     attentional: torch.Tensor | None = None
     projected_keys: torch.Tensor | None = None
     steps: int = 0
+    # A recurrent state cannot be cut back to an earlier step (generate asks before deferring its stop check).
+    is_croppable = False
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Keep the rows of the beams that survive a beam-search step (in place)."""
@@ -408,11 +449,12 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None = None,
-        past_key_values: Seq2SeqRNNState | None = None,
+        cache: Seq2SeqRNNState | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Seq2SeqRNNState | None = None,
         **kwargs,
     ) -> Seq2SeqModelOutput:
         r"""
@@ -420,12 +462,15 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
             input_ids (`torch.LongTensor` of shape `(batch, src_len)`): right-padded source tokens.
             attention_mask (`torch.LongTensor` of shape `(batch, src_len)`): 1 on real source tokens.
             decoder_input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): the decoder inputs,
-                starting with `decoder_start_token_id`; with `past_key_values`, the new tokens only.
+                starting with `decoder_start_token_id`; with `cache`, the new tokens only.
             decoder_attention_mask: accepted for the library's interface; the decoder is causal,
                 so padding after a target's end never changes an earlier position.
             encoder_outputs (`Seq2SeqRNNEncoderOutput`, *optional*): the encoder's result, reused.
-            past_key_values (`Seq2SeqRNNState`, *optional*): the decoder state after earlier tokens.
+            cache (`Seq2SeqRNNState`, *optional*): the decoder state after earlier tokens.
+            past_key_values (`Seq2SeqRNNState`, *optional*): the same, under its name before
+                transformers 5.24; pass one of the two.
         """
+        state = _given_state(cache, past_key_values, kwargs)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         output_attentions = bool(output_attentions)
         if encoder_outputs is None:
@@ -437,13 +482,14 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
         if decoder_input_ids is None:
             raise ValueError("pass decoder_input_ids, or labels to the language-model class")
         memory = self.memory(encoder_outputs, attention_mask)
-        state = past_key_values if past_key_values is not None else self.decoder.initial_state(encoder_outputs, memory)
+        if state is None:
+            state = self.decoder.initial_state(encoder_outputs, memory)
         features, state, alignments = self.decoder(decoder_input_ids, memory, state)
         return Seq2SeqModelOutput(
             last_hidden_state=features,
-            past_key_values=state if use_cache else None,
             cross_attentions=(alignments.unsqueeze(1),) if output_attentions and alignments is not None else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            **{_cache_field(Seq2SeqModelOutput): state if use_cache else None},
         )
 
 
@@ -480,19 +526,20 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None = None,
-        past_key_values: Seq2SeqRNNState | None = None,
+        cache: Seq2SeqRNNState | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         teacher_forcing_ratio: float | None = None,
+        past_key_values: Seq2SeqRNNState | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         r"""
         Args:
-            input_ids, attention_mask, decoder_input_ids, encoder_outputs, past_key_values: as in
-                [`Seq2SeqRNNModel.forward`].
+            input_ids, attention_mask, decoder_input_ids, encoder_outputs, cache, past_key_values: as
+                in [`Seq2SeqRNNModel.forward`].
             labels (`torch.LongTensor` of shape `(batch, tgt_len)`, *optional*): the target tokens,
                 padded with -100 (ignored by the loss). Without `decoder_input_ids`, the decoder
                 inputs are the labels shifted right.
@@ -502,13 +549,15 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
 
         Returns:
             `Seq2SeqLMOutput` with `logits` `(batch, tgt_len, vocab_size)`, the mean token `loss`
-            when labels are given, `past_key_values` (the decoder state) and, with
+            when labels are given, the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
+            before transformers 5.24) and, with
             `output_attentions`, `cross_attentions`: one tensor `(batch, 1, tgt_len, src_len)`.
         """
+        state = _given_state(cache, past_key_values, kwargs)
         if labels is not None and decoder_input_ids is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
-        if self.training and ratio < 1.0 and past_key_values is None:
+        if self.training and ratio < 1.0 and state is None:
             logits, state, alignments, encoder_states = self._scheduled_sampling(
                 input_ids, attention_mask, decoder_input_ids, encoder_outputs, ratio
             )
@@ -519,12 +568,12 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 attention_mask=attention_mask,
                 decoder_input_ids=decoder_input_ids,
                 encoder_outputs=encoder_outputs,
-                past_key_values=past_key_values,
+                cache=state,
                 use_cache=True,
                 output_attentions=output_attentions,
             )
             logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
-            state, cross_attentions = outputs.past_key_values, outputs.cross_attentions
+            state, cross_attentions = outputs[_cache_field(Seq2SeqModelOutput)], outputs.cross_attentions
             encoder_states = outputs.encoder_last_hidden_state
         loss = None
         if labels is not None:
@@ -538,9 +587,9 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=state if use_cache else None,
             cross_attentions=cross_attentions,
             encoder_last_hidden_state=encoder_states,
+            **{CACHE_FIELD: state if use_cache else None},
         )
 
     def _scheduled_sampling(
@@ -570,9 +619,30 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
         stacked_alignments = torch.stack(alignments, 1) if alignments[0] is not None else None
         return torch.stack(all_logits, 1), state, stacked_alignments, encoder_outputs.last_hidden_state
 
-    def _reorder_cache(self, past_key_values: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:
-        past_key_values.reorder_cache(beam_idx)
-        return past_key_values
+    def _reorder_cache(self, cache: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:
+        cache.reorder_cache(beam_idx)
+        return cache
+
+    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The library's preparation, then a check of the link that carries the state between steps.
+
+        When generate() feeds only the newest decoder token(s), the state after the earlier ones
+        must come with them; without it every step would restart from the encoder's state and
+        repeat itself. That happens when a transformers release renames the state (as 5.24 did):
+        stop with an error that says so instead of generating garbage.
+        """
+        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        fed = model_inputs.get("decoder_input_ids")
+        carried = any(isinstance(value, Seq2SeqRNNState) for value in model_inputs.values())
+        if fed is not None and fed.shape[1] < input_ids.shape[1] and not carried:
+            raise RuntimeError(
+                "generate() fed the decoder only its newest token without the decoder state after the "
+                f"{input_ids.shape[1] - fed.shape[1]} earlier ones: the state is not carried between steps. "
+                f"This transformers release ({transformers_version}) names the generation cache differently "
+                f"from this model's code (which returns it as {CACHE_FIELD!r} and reads 'cache' or "
+                "'past_key_values'); generate(use_cache=False) still decodes correctly."
+            )
+        return model_inputs
 
 
 __all__ = [

@@ -6,10 +6,12 @@ import itertools
 
 import pytest
 import torch
+import transformers
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 import hf_seq2seq_rnn
-from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel, Seq2SeqRNNState
+from hf_seq2seq_rnn.modeling_seq2seq_rnn import CACHE_FIELD
 from hf_seq2seq_rnn.recurrent_seq2seq_rnn import PeepholeLSTM, reverse_padded
 
 VOCAB = 40
@@ -74,14 +76,66 @@ def test_cached_generation_equals_uncached(variant):
     uncached = model.generate(
         input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=False, use_cache=False
     )
-    assert torch.equal(cached, uncached)
+    assert torch.equal(cached, uncached), (
+        f"cached greedy generation differs from uncached under transformers {transformers.__version__}: "
+        f"the decoder state is not carried between steps correctly\ncached:\n{cached}\nuncached:\n{uncached}"
+    )
     torch.manual_seed(3)
     sampled_cached = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=True)
     torch.manual_seed(3)
     sampled_uncached = model.generate(
         input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=True, use_cache=False
     )
-    assert torch.equal(sampled_cached, sampled_uncached)
+    assert torch.equal(sampled_cached, sampled_uncached), "cached sampling differs from uncached"
+
+
+def test_generation_carries_the_state_under_this_transformers_release():
+    """The state generate() returns has consumed every token fed after the start token."""
+    model = make_model()
+    input_ids, attention_mask, _ = make_batch()
+    out = model.generate(
+        input_ids, attention_mask=attention_mask, max_new_tokens=6, min_new_tokens=6, return_dict_in_generate=True
+    )
+    state = out[CACHE_FIELD]
+    assert isinstance(state, Seq2SeqRNNState), (
+        f"generate() under transformers {transformers.__version__} returned no decoder state as {CACHE_FIELD!r}"
+    )
+    # The last token is never fed: generation stops after choosing it.
+    assert state.steps == out.sequences.shape[1] - 1, "the decoder state was restarted between generation steps"
+
+
+def test_a_state_under_an_unknown_name_is_an_error_not_a_restart():
+    """A future release that renames the state again must not make every step start afresh."""
+    model = make_model()
+    input_ids, attention_mask, labels = make_batch()
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :2])
+    with pytest.raises(RuntimeError, match="decoder state as state=, a name this model does not read"):
+        model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids[:, 2:],
+            state=first[CACHE_FIELD],
+        )
+
+
+class _StateDroppingModel(Seq2SeqRNNForConditionalGeneration):
+    """Returns no state, as the model would under a release that reads the state from another field."""
+
+    def forward(self, *args, **kwargs):
+        output = super().forward(*args, **kwargs)
+        output[CACHE_FIELD] = None
+        return output
+
+
+def test_generation_stops_with_a_clear_error_when_the_state_is_not_carried():
+    torch.manual_seed(0)
+    model = _StateDroppingModel(make_model().config).eval()
+    input_ids, attention_mask, _ = make_batch()
+    with pytest.raises(RuntimeError, match="the state is not carried between steps"):
+        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=4, min_new_tokens=4)
+    # Without the cache every step reads the whole prefix, and generation works.
+    model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=4, use_cache=False)
 
 
 def test_one_beam_equals_greedy():
@@ -196,13 +250,15 @@ def test_whole_sequence_equals_two_chunks_through_the_state(variant):
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
     whole = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
     first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :2])
-    second = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        decoder_input_ids=decoder_input_ids[:, 2:],
-        past_key_values=first.past_key_values,
-    )
-    torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), whole.logits, atol=1e-5, rtol=1e-5)
+    # The state goes back in under the name of this transformers release, and under the older one.
+    for name in ("cache", "past_key_values"):
+        second = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids[:, 2:],
+            **{name: first[CACHE_FIELD]},
+        )
+        torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), whole.logits, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)

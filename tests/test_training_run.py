@@ -205,3 +205,19 @@ def test_a_diverging_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp
     if index is not None:
         state = load_file(output / "checkpoints" / index["last"] / "model.safetensors")
         assert all(torch.isfinite(tensor).all() for tensor in state.values())
+
+
+def test_greedy_evaluation_and_every_documented_precision_word_run_and_save(tmp_path):
+    """`--num-beams 1` saves like beam search, and `no` (which YAML reads as false) is a precision."""
+    from training.config import parse_config
+
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("demo: translation\nmixed_precision: no\n", encoding="utf-8")
+    assert parse_config(["--config", str(config_file)]).mixed_precision == "no"
+    output = tmp_path / "greedy"
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30",
+                 "--max-steps", "4", "--eval-steps", "4", "--checkpointing-steps", "4", "--output-dir", str(output),
+                 *SMALL, "--num-beams", "1", "--mixed-precision", "no"]  # fmt: skip
+    assert main(arguments) == 0
+    assert (output / "model.safetensors").is_file() and (output / "tokenizer.json").is_file()
+    assert json.loads((output / "generation_config.json").read_text())["num_beams"] == 1

@@ -140,11 +140,17 @@ def _expected_types(annotation: str) -> tuple[type, ...]:
 FIELD_TYPES = {item.name: _expected_types(item.type) for item in dataclasses.fields(TrainingConfig)}
 
 
+# Words YAML 1.1 reads as booleans (`no`, `off`, `false`) that are documented values of a string key.
+BOOLEAN_SPELLINGS = {"mixed_precision": {False: "no"}}
+
+
 def _coerce(key: str, value: Any) -> Any:
     """`value` as the type of config key `key`, or `TrainingInputError`."""
     accepted = FIELD_TYPES[key]
     if value is None and type(None) in accepted:
         return None
+    if isinstance(value, bool) and value in BOOLEAN_SPELLINGS.get(key, {}):
+        return BOOLEAN_SPELLINGS[key][value]  # `--mixed-precision no`: YAML read the word `no` as false
     if isinstance(value, bool) and bool not in accepted:
         raise TrainingInputError(f"{key}={value!r}: expected {_type_names(accepted)}")
     if float in accepted and isinstance(value, (int, str)) and not isinstance(value, bool):

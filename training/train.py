@@ -149,7 +149,8 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
     model.generation_config = GenerationConfig(
         num_beams=config.num_beams,
         max_new_tokens=config.max_new_tokens,
-        early_stopping=True,
+        # A beam-search setting: with one beam, GenerationConfig.validate refuses it at save time.
+        early_stopping=config.num_beams > 1,
         decoder_start_token_id=model.config.decoder_start_token_id,
         bos_token_id=model.config.bos_token_id,
         eos_token_id=model.config.eos_token_id,
