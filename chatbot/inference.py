@@ -216,6 +216,7 @@ def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) ->
     card, training_info = _read_model_card(source)
     info = _model_info(source, model, card, training_info)
     defaults = DecodingSettings.from_generation_config(model.generation_config)
+    _token_ids(tokenizer, "warm up")  # settles the tokenizer's settings before threads share it
     logger.info("loaded %s (%s, trained on %s)", info.name, info.task, info.trained_on)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, defaults=defaults, max_input_tokens=limit)
 
@@ -290,18 +291,29 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str
     """
     if not isinstance(text, str) or not text.strip():
         raise EmptyInputError("Please type a message first: the input is empty.")
-    text = text.strip()
-    full_length = len(loaded.tokenizer(text, verbose=False)["input_ids"])
-    inputs = loaded.tokenizer(
-        [text], return_tensors="pt", truncation=True, max_length=loaded.max_input_tokens, return_token_type_ids=False
-    )
+    token_ids = _token_ids(loaded.tokenizer, text.strip())
     notice = None
-    if full_length > loaded.max_input_tokens:
+    limit = loaded.max_input_tokens
+    if len(token_ids) > limit:
         notice = (
-            f"Your message is {full_length} tokens long; this model reads at most {loaded.max_input_tokens}, "
-            f"so only the first {loaded.max_input_tokens} tokens were used."
+            f"Your message is {len(token_ids)} tokens long; this model reads at most {limit}, "
+            f"so only the first {limit} tokens were used."
         )
-    return dict(inputs), notice
+        # Keep the special tokens the tokenizer appends (`</s>`), as its own truncation does.
+        special = min(loaded.tokenizer.num_special_tokens_to_add(), limit)
+        token_ids = token_ids[: limit - special] + (token_ids[len(token_ids) - special :] if special else [])
+    input_ids = torch.tensor([token_ids])  # (1, src_len)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}, notice
+
+
+def _token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Encode with the tokenizer's settings as they are.
+
+    Requests are served from several threads at once, and a fast tokenizer whose truncation or
+    padding is changed while another thread encodes fails with "Already borrowed"; so every call
+    encodes the same way (no truncation, no padding) and the caller truncates the ids.
+    """
+    return tokenizer(text, truncation=False, padding=False, verbose=False)["input_ids"]
 
 
 def last_user_message(history: Sequence[dict[str, Any]]) -> str:

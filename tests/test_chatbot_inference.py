@@ -263,6 +263,9 @@ def test_long_input_is_truncated_with_a_notice(tiny) -> None:
     long_text = " ".join(WORDS * 3)
     inputs, notice = encode(tiny, long_text)
     assert inputs["input_ids"].shape == (1, tiny.max_input_tokens)
+    # The same ids as the tokenizer's own truncation, which keeps the final `</s>`.
+    own = tiny.tokenizer([long_text], truncation=True, max_length=tiny.max_input_tokens)["input_ids"]
+    assert inputs["input_ids"].tolist() == own
     assert "only the first 16 tokens" in notice
     assert generate_reply(tiny, long_text).notice == notice
     assert generate_reply(tiny, "red cat").notice is None
