@@ -273,7 +273,10 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     examples = [item.get("text") for item in card.get("widget") or [] if isinstance(item, dict)]
     examples = [text for text in examples if isinstance(text, str) and text.strip()]
     if not examples:
-        examples = list(training_info.get("examples") or DEFAULT_EXAMPLES.get(task, DEFAULT_EXAMPLES["chat"]))
+        # The model's own validation sources (saved at training time); generic prompts suit only a chat model.
+        examples = list(
+            training_info.get("examples") or (DEFAULT_EXAMPLES["chat"] if task in ("chat", "unknown") else [])
+        )
     has_attention = getattr(model.config, "attention_type", "general") != "none"
     return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention)
 

@@ -46,7 +46,7 @@ from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
-from .model_card import training_info, write_model_card
+from .model_card import public_name, training_info, write_model_card
 from .prepare import (
     LengthGroupedBatchSampler,
     PreparationReport,
@@ -56,6 +56,8 @@ from .prepare import (
 )
 
 logger = get_logger(__name__)
+# Validation sources saved in training_info.json as the chatbot's example prompts.
+NUM_EXAMPLES = 4
 
 
 @dataclass
@@ -87,7 +89,7 @@ def load_data(config: TrainingConfig, accelerator: Accelerator) -> PreparedData:
     else:
         pairs, schema = load_pairs(spec)
         configuration = f" ({config.dataset_config})" if config.dataset_config else ""
-        description = f"{config.dataset}{configuration}, {schema.describe()}"
+        description = f"{public_name(config.dataset)}{configuration}, {schema.describe()}"
     train, validation = pairs["train"], pairs["validation"]
     if config.streaming:
         train = train.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer_size)
@@ -478,7 +480,15 @@ def save_model(
     counts = {
         split: dataclasses.asdict(report) | {"schema": data.schema.describe()} for split, report in data.reports.items()
     }
-    info = training_info(data.description, dataclasses.asdict(config), scores, counts, config.command or "")
+    examples = data.validation.select(range(min(NUM_EXAMPLES, len(data.validation))))
+    info = training_info(
+        data.description,
+        dataclasses.asdict(config),
+        scores,
+        counts,
+        config.command or "",
+        examples=data.tokenizer.batch_decode(list(examples["input_ids"]), skip_special_tokens=True),
+    )
     info["eval_history"] = history
     info["throughput"] = throughput
     write_model_card(config.output_dir, info)
