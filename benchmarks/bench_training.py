@@ -25,6 +25,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # run as a script: the project's packages (seq2seq_tools) from this checkout
 DEFAULT_CORPUS = os.path.join(REPO, "..", "shared", "data", "tatoeba-eng-fra", "eng-fra.txt")
 # The model and optimization for a CPU time budget; every other key comes from translation.yaml.
 OVERRIDES = {
@@ -73,21 +74,16 @@ def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> 
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from seq2seq_tools.generation import generate_texts
+
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
     with open(test_path, encoding="utf-8") as handle:
         sources, references = zip(*(line.rstrip("\n").split("\t") for line in handle), strict=True)
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # batches of similar length
-    predictions = [""] * len(sources)
     started = time.perf_counter()
-    for start in range(0, len(order), 64):
-        indices = order[start : start + 64]
-        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True)
-        with torch.no_grad():
-            generated = model.generate(**batch, num_beams=num_beams, max_new_tokens=60)
-        for i, text in zip(indices, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
-            predictions[i] = text
+    results = generate_texts(model, tokenizer, sources, batch_size=64, num_beams=num_beams, max_new_tokens=60)
+    predictions = [result.text for result in results]
     seconds = time.perf_counter() - started
     return {
         "bleu": sacrebleu.corpus_bleu(predictions, [list(references)]).score,
