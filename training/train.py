@@ -41,7 +41,7 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Generati
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 
-from . import checkpoints, defaults
+from . import checkpoints, demos
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError
@@ -77,15 +77,13 @@ def data_spec(config: TrainingConfig) -> DataSpec:
     return DataSpec(**{name: getattr(config, name) for name in fields if name != "dataset"}, dataset=config.dataset)
 
 
-def load_data(config: TrainingConfig, accelerator: Accelerator) -> PreparedData:
+def load_data(config: TrainingConfig) -> PreparedData:
     """Pairs from the dataset (or the embedded demo), the tokenizer, and the tokenized splits."""
     spec = data_spec(config)
     if config.dataset is None:
-        splits = defaults.demo_splits(
-            config.demo, config.source_lang, config.target_lang, config.demo_size, config.seed
-        )
+        splits = demos.demo_splits(config.demo, config.source_lang, config.target_lang, config.demo_size, config.seed)
         pairs, schema = pairs_from_splits(splits, spec, source=f"the embedded {config.demo} demo")
-        description = defaults.describe_demo(config.demo, config.source_lang, config.target_lang)
+        description = demos.describe_demo(config.demo, config.source_lang, config.target_lang)
     else:
         pairs, schema = load_pairs(spec)
         configuration = f" ({config.dataset_config})" if config.dataset_config else ""
@@ -286,7 +284,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     set_seed(config.seed)
 
     with accelerator.main_process_first():
-        data = load_data(config, accelerator)
+        data = load_data(config)
     model = build_model(config, data.tokenizer)
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
     # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
