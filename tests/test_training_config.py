@@ -13,9 +13,10 @@ import pytest
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, configuration_seq2seq_rnn
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
 from training.config import MODEL_KEYS, NOT_MODEL_KEYS, TrainingConfig, build_parser, parse_config
+from training.data import DataSpec
 from training.errors import TrainingInputError
 from training.model_card import training_info, write_model_card
-from training.train import build_model
+from training.train import build_model, data_spec
 
 PARAMETERS = {
     name: parameter
@@ -100,3 +101,14 @@ def test_the_card_lists_a_hub_dataset_by_its_id(tmp_path):
     config = parse_config(["--dataset", "Helsinki-NLP/opus_books"])
     write_model_card(str(tmp_path), training_info("opus", dataclasses.asdict(config), {}, {}, "cmd"))
     assert "datasets:\n- Helsinki-NLP/opus_books" in (tmp_path / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_data_keys_are_the_data_spec_fields_and_reach_it():
+    spec_fields = {item.name: item for item in dataclasses.fields(DataSpec)}
+    config = parse_config(["--dataset", "some/hub-id", "--source-column", "Q", "--target-column", "A", "--seed", "7"])
+    spec = data_spec(config)
+    for name, item in spec_fields.items():
+        assert getattr(spec, name) == getattr(config, name), name
+        if name != "dataset":
+            assert getattr(TrainingConfig(), name) == item.default, name
+    assert (spec.dataset, spec.source_column, spec.seed) == ("some/hub-id", "Q", 7)

@@ -26,6 +26,7 @@ import yaml
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
 
+from .data import DataSpec
 from .errors import TrainingInputError
 
 TASKS = ("translation", "qa")
@@ -72,28 +73,28 @@ ModelSettings = dataclasses.make_dataclass(
     [(parameter.name, parameter.annotation, field(default=parameter.default)) for parameter in _model_parameters()],
 )
 MODEL_KEYS = tuple(item.name for item in dataclasses.fields(ModelSettings))
+# The data keys: the fields of `DataSpec` (what `load_pairs` reads), `dataset` optional here (a demo has none).
+DataSettings = dataclasses.make_dataclass(
+    "DataSettings",
+    [
+        ("dataset", "str | None", field(default=None))
+        if item.name == "dataset"
+        else (item.name, item.type, field(default=item.default))
+        for item in dataclasses.fields(DataSpec)
+    ],
+)
+DATA_KEYS = tuple(item.name for item in dataclasses.fields(DataSettings))
 
 
 @dataclass
-class TrainingConfig(ModelSettings):
-    """All settings of a training run: the model's keys (`ModelSettings`, from `Seq2SeqRNNConfig`) and
-    the run's own below; `training/configs/*.yaml` document each key."""
+class TrainingConfig(ModelSettings, DataSettings):
+    """All settings of a training run: the data keys (`DataSettings`, from `DataSpec`), the model's keys
+    (`ModelSettings`, from `Seq2SeqRNNConfig`) and the run's own below; `training/configs/*.yaml`
+    document each key."""
 
-    # data
-    dataset: str | None = None
-    dataset_config: str | None = None
+    # data: the keys of `DataSettings`, and
     demo: str | None = None
     demo_size: int = 6000
-    train_split: str = "train"
-    validation_split: str | None = None
-    validation_file: str | None = None
-    validation_size: float = 0.05
-    source_column: str | None = None
-    target_column: str | None = None
-    context_column: str | None = None
-    source_lang: str | None = None
-    target_lang: str | None = None
-    streaming: bool = False
     shuffle_buffer_size: int = 10000
     max_train_samples: int | None = None
     max_eval_samples: int | None = 500
@@ -120,8 +121,7 @@ class TrainingConfig(ModelSettings):
     max_minutes: float | None = None
     num_epochs: int = 10
     mixed_precision: str | None = None
-    seed: int = 42
-    num_threads: int | None = None
+    num_threads: int | None = None  # (`seed` is a data key: it seeds the validation split and the run)
     teacher_forcing_start: float = 1.0
     teacher_forcing_end: float = 1.0
     teacher_forcing_schedule: str = "constant"
