@@ -1,11 +1,12 @@
 """Training and generation speed of the model at the reference shape, against the matmul ceiling.
 
-    python benchmarks/bench_model.py --threads 2 [--steps 20] [--corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt]
+    python benchmarks/bench_model.py --threads 2 [--steps 20] [--corpus path/to/eng-fra.txt | --corpus HUB_ID]
 
-Reference shape (issue #2, the shape OpenNMT-py was timed with in ../shared/FACTS.md): a 2-layer
+Reference shape (issue #2, the shape OpenNMT-py was timed with; see the project's notes): a 2-layer
 bidirectional LSTM encoder, a 2-layer LSTM decoder, 256 units, general attention, batch 64,
 sentence lengths of the English–French Tatoeba pairs kept by the tutorial filter (drawn from the
-corpus when it is there, else from the same distribution written down below) in batches grouped by
+`--corpus` when given: a file of english<TAB>french lines or a `datasets` Hub id; else from the same
+distribution written down below) in batches grouped by
 length as training makes them, a 4000-token
 vocabulary (a joint subword vocabulary sized for that data; OpenNMT-py's word vocabulary of the
 filtered pairs is about as large). It prints one table: training target tokens per second and peak memory, with and
@@ -17,13 +18,15 @@ for 128 new tokens over the time for 32 (a flat per-step cost gives 4.0).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import resource
+import sys
 import time
-from pathlib import Path
 
 import torch
+from corpus import read_pairs  # benchmarks/corpus.py
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 
@@ -33,13 +36,10 @@ FALLBACK_TARGET_LENGTHS = [6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 12, 13, 14, 16]
 PREFIXES = ("i am", "i m", "he is", "he s", "she is", "she s", "you are", "you re", "we are", "we re", "they are")
 
 
-def corpus_lengths(path: Path) -> tuple[list[int], list[int]]:
+def corpus_lengths(pairs: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
     """Word counts of the tutorial-filtered pairs, times 1.3 subwords per word, plus </s>."""
     sources, targets = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) < 2:
-            continue
+    for parts in pairs:
         english = re.sub(r"[^a-z.!? ]", " ", parts[0].lower().replace("'", " "))
         english_words, french_words = english.split(), parts[1].split()
         if len(english_words) < 10 and len(french_words) < 10 and " ".join(english_words).startswith(PREFIXES):
@@ -178,15 +178,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per row")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--vocab-size", type=int, default=4000)
-    parser.add_argument("--corpus", type=Path, default=Path("../shared/data/tatoeba-eng-fra/eng-fra.txt"))
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help="english<TAB>french file or datasets Hub id for the sentence lengths (default: the built-in distribution)",
+    )
+    parser.add_argument("--hub-config", default=None, help="the Hub dataset's configuration (e.g. en-fr)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.corpus.is_file():
-        sources, targets = corpus_lengths(args.corpus)
-        origin = f"{args.corpus} ({len(sources)} filtered pairs)"
+    if args.corpus:
+        sources, targets = corpus_lengths(read_pairs(args.corpus, args.hub_config))
+        origin = f"{os.path.basename(args.corpus)} ({len(sources)} filtered pairs)"
+        if not sources:
+            sys.exit(f"no pair of {args.corpus} passes the tutorial filter (English source, under 10 words)")
     else:
         sources, targets = FALLBACK_SOURCE_LENGTHS, FALLBACK_TARGET_LENGTHS
-        origin = "built-in length distribution (corpus not found)"
+        origin = "built-in length distribution (no --corpus)"
     print(f"torch {torch.__version__}, torch.set_num_threads({args.threads}), lengths from {origin}")
     ceiling = matmul_rate(args.threads)
     print(f"matrix-product ceiling measured now: {ceiling:.1f} GFLOP/s")

@@ -1,8 +1,12 @@
-"""Training benchmark on the whole Tatoeba English-French corpus: speed, time to a BLEU, BLEU per budget.
+"""Training benchmark on an English-French corpus: speed, time to a BLEU, BLEU per budget.
 
-    python benchmarks/bench_training.py ../shared/data/tatoeba-eng-fra/eng-fra.txt --minutes 20 --threads 2
+    python benchmarks/bench_training.py path/to/eng-fra.txt --minutes 20 --threads 2
+    python benchmarks/bench_training.py --minutes 20 --threads 2    # the Hub's Helsinki-NLP/opus_books en-fr
 
-The split is the one of the OpenNMT-py reference run (see /work/shared/FACTS.md): the non-empty pairs
+The corpus is a file of `english<TAB>french` lines (the reference numbers below are for the whole
+Tatoeba eng-fra.txt of manythings.org) or a `datasets` Hub id (`--hub-config` names its configuration).
+
+The split is the one of the OpenNMT-py reference run (the project's notes on it): the non-empty pairs
 shuffled with `random.seed(1); random.shuffle(pairs)`, then 1,000 validation, 2,000 test, the rest
 for training. Training runs `python -m training.train` with `training/configs/translation.yaml` and
 the overrides below for `--minutes` of training time (evaluation excluded), with
@@ -25,7 +29,10 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CORPUS = os.path.join(REPO, "..", "shared", "data", "tatoeba-eng-fra", "eng-fra.txt")
+sys.path.insert(0, REPO)  # run as a script: the project's packages (seq2seq_tools) from this checkout
+
+from corpus import DEFAULT_HUB_CONFIG, DEFAULT_HUB_CORPUS, read_pairs  # noqa: E402  (benchmarks/corpus.py)
+
 # The model and optimization for a CPU time budget; every other key comes from translation.yaml.
 OVERRIDES = {
     "vocab-size": "8000",
@@ -51,11 +58,9 @@ OVERRIDES = {
 }
 
 
-def split_corpus(corpus: str, folder: str) -> dict[str, str]:
+def split_corpus(pairs: list[tuple[str, str]], folder: str) -> dict[str, str]:
     """The reference split written as `source<TAB>target` files: name -> path."""
-    with open(corpus, encoding="utf-8") as handle:
-        pairs = [line.rstrip("\n").split("\t")[:2] for line in handle]
-    pairs = [(s.strip(), t.strip()) for s, t in (p for p in pairs if len(p) == 2) if s.strip() and t.strip()]
+    pairs = list(pairs)
     random.seed(1)
     random.shuffle(pairs)
     splits = {"validation": pairs[:1000], "test": pairs[1000:3000], "train": pairs[3000:]}
@@ -73,21 +78,16 @@ def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> 
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from seq2seq_tools.generation import generate_texts
+
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
     with open(test_path, encoding="utf-8") as handle:
         sources, references = zip(*(line.rstrip("\n").split("\t") for line in handle), strict=True)
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # batches of similar length
-    predictions = [""] * len(sources)
     started = time.perf_counter()
-    for start in range(0, len(order), 64):
-        indices = order[start : start + 64]
-        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True)
-        with torch.no_grad():
-            generated = model.generate(**batch, num_beams=num_beams, max_new_tokens=60)
-        for i, text in zip(indices, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
-            predictions[i] = text
+    results = generate_texts(model, tokenizer, sources, batch_size=64, num_beams=num_beams, max_new_tokens=60)
+    predictions = [result.text for result in results]
     seconds = time.perf_counter() - started
     return {
         "bleu": sacrebleu.corpus_bleu(predictions, [list(references)]).score,
@@ -98,7 +98,17 @@ def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("corpus", nargs="?", default=DEFAULT_CORPUS, help="eng-fra.txt (english<TAB>french)")
+    parser.add_argument(
+        "corpus",
+        nargs="?",
+        default=DEFAULT_HUB_CORPUS,
+        help=f"a file of english<TAB>french lines, or a datasets Hub id (default: {DEFAULT_HUB_CORPUS})",
+    )
+    parser.add_argument(
+        "--hub-config",
+        default=DEFAULT_HUB_CONFIG,
+        help=f"the Hub dataset's configuration (default: {DEFAULT_HUB_CONFIG})",
+    )
     parser.add_argument("--minutes", type=float, default=20.0, help="training time budget (evaluation excluded)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for training and test")
     parser.add_argument(
@@ -110,11 +120,10 @@ def main(argv: list[str] | None = None) -> None:
         "--mixed-precision", default="no", choices=["no", "bf16"], help="autocast of the training steps (default: no)"
     )
     arguments = parser.parse_args(argv)
-    if not os.path.isfile(arguments.corpus):
-        sys.exit(f"corpus not found: {arguments.corpus} (pass the path to eng-fra.txt)")
+    pairs = read_pairs(arguments.corpus, arguments.hub_config)
     folder = arguments.work_dir or tempfile.mkdtemp(prefix="bench-training-")
     os.makedirs(folder, exist_ok=True)
-    paths = split_corpus(arguments.corpus, folder)
+    paths = split_corpus(pairs, folder)
     output = os.path.join(folder, "model")
     flags = [f"--{key}={value}" for key, value in OVERRIDES.items()]
     command = [

@@ -23,11 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, TextIteratorStreamer
 
-from hf_seq2seq_rnn.tokenization_seq2seq_rnn import display_tokens
+from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and other callers import them from here)
+    AttentionMap,
+    attention_figure,
+    attention_map,
+    cjk_font_families,
+)
+from seq2seq_tools.generation import encode_texts, generate_texts
 
 logger = logging.getLogger(__name__)
 
@@ -152,29 +157,6 @@ class LoadedModel:
 
 
 @dataclass
-class AttentionMap:
-    """The cross-attention of one reply.
-
-    Args:
-        source_labels: one readable label per source token (`</s>` included).
-        output_labels: one label per generated token (the final `</s>` included when reached).
-        weights (`np.ndarray` of shape `(len(output_labels), len(source_labels))`): row t is the
-            alignment of output token t over the source; each row sums to 1.
-    """
-
-    source_labels: list[str]
-    output_labels: list[str]
-    weights: np.ndarray
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source_tokens": self.source_labels,
-            "output_tokens": self.output_labels,
-            "weights": self.weights.round(4).tolist(),
-        }
-
-
-@dataclass
 class Reply:
     """A reply, whole or in progress.
 
@@ -216,7 +198,7 @@ def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) ->
     card, training_info = _read_model_card(source)
     info = _model_info(source, model, card, training_info)
     defaults = DecodingSettings.from_generation_config(model.generation_config)
-    _token_ids(tokenizer, "warm up")  # settles the tokenizer's settings before threads share it
+    encode_texts(tokenizer, ["warm up"], limit)  # settles the tokenizer's settings before threads share it
     logger.info("loaded %s (%s, trained on %s)", info.name, info.task, info.trained_on)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, defaults=defaults, max_input_tokens=limit)
 
@@ -274,7 +256,10 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     examples = [item.get("text") for item in card.get("widget") or [] if isinstance(item, dict)]
     examples = [text for text in examples if isinstance(text, str) and text.strip()]
     if not examples:
-        examples = list(training_info.get("examples") or DEFAULT_EXAMPLES.get(task, DEFAULT_EXAMPLES["chat"]))
+        # The model's own validation sources (saved at training time); generic prompts suit only a chat model.
+        examples = list(
+            training_info.get("examples") or (DEFAULT_EXAMPLES["chat"] if task in ("chat", "unknown") else [])
+        )
     has_attention = getattr(model.config, "attention_type", "general") != "none"
     return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention)
 
@@ -289,31 +274,31 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str
     Raises:
         EmptyInputError: for an empty or whitespace-only message.
     """
+    text = _checked_text(text)
+    inputs, [full_length] = encode_texts(loaded.tokenizer, [text], loaded.max_input_tokens)
+    return inputs, _truncation_notice(loaded, full_length)
+
+
+def _checked_text(text: str) -> str:
+    """The stripped message.
+
+    Raises:
+        EmptyInputError: for an empty or whitespace-only message.
+    """
     if not isinstance(text, str) or not text.strip():
         raise EmptyInputError("Please type a message first: the input is empty.")
-    token_ids = _token_ids(loaded.tokenizer, text.strip())
-    notice = None
+    return text.strip()
+
+
+def _truncation_notice(loaded: LoadedModel, full_length: int) -> str | None:
+    """What to tell the user when the message was longer than the model reads (else None)."""
     limit = loaded.max_input_tokens
-    if len(token_ids) > limit:
-        notice = (
-            f"Your message is {len(token_ids)} tokens long; this model reads at most {limit}, "
-            f"so only the first {limit} tokens were used."
-        )
-        # Keep the special tokens the tokenizer appends (`</s>`), as its own truncation does.
-        special = min(loaded.tokenizer.num_special_tokens_to_add(), limit)
-        token_ids = token_ids[: limit - special] + (token_ids[len(token_ids) - special :] if special else [])
-    input_ids = torch.tensor([token_ids])  # (1, src_len)
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}, notice
-
-
-def _token_ids(tokenizer: Any, text: str) -> list[int]:
-    """Encode with the tokenizer's settings as they are.
-
-    Requests are served from several threads at once, and a fast tokenizer whose truncation or
-    padding is changed while another thread encodes fails with "Already borrowed"; so every call
-    encodes the same way (no truncation, no padding) and the caller truncates the ids.
-    """
-    return tokenizer(text, truncation=False, padding=False, verbose=False)["input_ids"]
+    if full_length <= limit:
+        return None
+    return (
+        f"Your message is {full_length} tokens long; this model reads at most {limit}, "
+        f"so only the first {limit} tokens were used."
+    )
 
 
 def last_user_message(history: Sequence[dict[str, Any]]) -> str:
@@ -335,14 +320,19 @@ def last_user_message(history: Sequence[dict[str, Any]]) -> str:
 
 
 def generate_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Reply:
-    """Decode the whole reply to `text` at once (any decoding mode)."""
+    """Decode the whole reply to `text` at once (any decoding mode), through `generate_texts`."""
     settings = settings or loaded.defaults
-    inputs, notice = encode(loaded, text)
-    with torch.inference_mode():
-        outputs = loaded.model.generate(
-            **inputs, **settings.generate_kwargs(), output_attentions=True, return_dict_in_generate=True
-        )
-    return _finished_reply(loaded, inputs, outputs, notice)
+    text = _checked_text(text)
+    [result] = generate_texts(
+        loaded.model,
+        loaded.tokenizer,
+        [text],
+        max_input_tokens=loaded.max_input_tokens,
+        with_attention=True,
+        **settings.generate_kwargs(),
+    )
+    notice = _truncation_notice(loaded, result.source_tokens)
+    return Reply(text=result.text, done=True, notice=notice, attention=result.attention, token_ids=result.token_ids)
 
 
 def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Iterator[Reply]:
@@ -353,10 +343,10 @@ def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | No
     `done=True` and carries the attention map.
     """
     settings = settings or loaded.defaults
-    inputs, notice = encode(loaded, text)
     if not settings.streams:
         yield generate_reply(loaded, text, settings)
         return
+    inputs, notice = encode(loaded, text)
     streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
     result: dict[str, Any] = {}
 
@@ -392,75 +382,3 @@ def _finished_reply(loaded: LoadedModel, inputs: dict[str, torch.Tensor], output
     text = loaded.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
     attention = attention_map(loaded.tokenizer, inputs["input_ids"][0], outputs)
     return Reply(text=text, done=True, notice=notice, attention=attention, token_ids=token_ids)
-
-
-def attention_map(tokenizer: Any, source_ids: torch.Tensor, outputs: Any) -> AttentionMap | None:
-    """The cross-attention of the first returned sequence of a `generate()` output.
-
-    `outputs` comes from `generate(..., output_attentions=True, return_dict_in_generate=True)`:
-    `cross_attentions` holds, per generated step, a tuple with one tensor per attention layer of
-    shape `(batch * beams, 1, 1, src_len)`. With beam search, the rows belong to the beams alive
-    at that step; `beam_indices` `(batch, steps)` names, per step, the beam the returned sequence
-    came from (-1 after it ended). Returns None for models without attention.
-    """
-    steps = outputs.cross_attentions
-    if not steps or steps[0] is None or steps[0][0] is None:
-        return None
-    token_ids = outputs.sequences[0, 1:]  # (new,)
-    beam_indices = getattr(outputs, "beam_indices", None)
-    rows = []
-    for t, layers in enumerate(steps[: len(token_ids)]):
-        alignment = layers[-1]  # (batch * beams, 1, 1, src_len)
-        beam = 0
-        if beam_indices is not None:
-            beam = int(beam_indices[0, t])
-            if beam < 0:  # the returned hypothesis had already ended
-                break
-        rows.append(alignment[beam, 0, 0].float().cpu())  # (src_len,)
-    weights = torch.stack(rows).numpy() if rows else np.zeros((0, len(source_ids)), dtype=np.float32)
-    return AttentionMap(
-        source_labels=display_tokens(tokenizer, source_ids.tolist()),
-        output_labels=display_tokens(tokenizer, token_ids[: len(rows)].tolist()),
-        weights=weights,  # (new, src_len)
-    )
-
-
-def cjk_font_families() -> list[str]:
-    """Font families for heatmap labels: matplotlib's default DejaVu Sans, then a Noto Sans CJK
-    face (Korean first) when fonts-noto-cjk is installed. Matplotlib takes each glyph from the
-    first family that has it, so Latin labels render from the small DejaVu font (about 3x faster
-    than from the CJK collection) and Korean, Chinese and Japanese ones from Noto. Without
-    fonts-noto-cjk the list is just DejaVu Sans: CJK labels then show as boxes."""
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    preferred = ["Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC"]
-    return ["DejaVu Sans", *[name for name in preferred if name in installed][:1]]
-
-
-def attention_figure(attention: AttentionMap, title: str | None = None):
-    """Draw the heatmap of an attention map: source tokens across, output tokens down.
-
-    Returns a `matplotlib.figure.Figure` built without pyplot (no global figure registry, safe
-    in server threads).
-    """
-    from matplotlib.figure import Figure
-
-    families = cjk_font_families()
-    rows, columns = attention.weights.shape
-    width = min(14.0, max(4.0, 0.55 * columns + 2.0))
-    height = min(14.0, max(3.0, 0.45 * rows + 1.6))
-    figure = Figure(figsize=(width, height), layout="constrained")
-    axes = figure.add_subplot()
-    image = axes.imshow(attention.weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    axes.xaxis.tick_top()  # before the labels: it switches to the other label set
-    axes.xaxis.set_label_position("top")
-    source_labels = [label.strip() or "␣" for label in attention.source_labels]
-    axes.set_xticks(range(columns), source_labels, rotation=60, ha="left", fontfamily=families)
-    axes.set_yticks(range(rows), [label.strip() or "␣" for label in attention.output_labels], fontfamily=families)
-    axes.set_xlabel("source tokens", fontfamily=families)
-    axes.set_ylabel("output tokens", fontfamily=families)
-    if title:
-        axes.set_title(title, fontfamily=families, pad=12)
-    figure.colorbar(image, ax=axes, fraction=0.04, label="attention weight")
-    return figure

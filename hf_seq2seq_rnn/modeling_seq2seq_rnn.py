@@ -77,6 +77,35 @@ def _given_state(
     return cache if cache is not None else past_key_values
 
 
+class _OutputRecorder:
+    """Collects what a module returns while the `with` block runs, when `active`.
+
+    The decoder's first hidden state (its embedding output) is read this way, the way
+    transformers' own output capturing reads layer outputs: through a forward hook, so the
+    recorded tensors are the ones in the autograd graph of the logits.
+    """
+
+    def __init__(self, module: nn.Module, active: bool):
+        self.module, self.active, self.outputs = module, active, []
+        self._handle = None
+
+    def __enter__(self) -> _OutputRecorder:
+        if self.active:
+            self._handle = self.module.register_forward_hook(lambda module, args, output: self.outputs.append(output))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+
+    def along_time(self) -> torch.Tensor:
+        """The recorded outputs along time: the output itself for one call on `(B, T)` ids (so that
+        gradients reach it), else the outputs of one call per step on `(B,)` ids, stacked."""
+        if len(self.outputs) == 1 and self.outputs[0].dim() == 3:
+            return self.outputs[0]  # (B, T, E)
+        return torch.stack(self.outputs, dim=1)  # (B, T, E)
+
+
 @dataclass
 class Seq2SeqRNNEncoderOutput(ModelOutput):
     """
@@ -89,6 +118,11 @@ class Seq2SeqRNNEncoderOutput(ModelOutput):
             LSTM cell state likewise; `None` for GRU.
         attention_mask (`torch.LongTensor` of shape `(batch, src_len)`): 1 on real tokens, kept here so
             that every decoding step masks the same padding.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, with `output_hidden_states=True`): the
+            embedding output `(batch, src_len, embedding_size)` and the top recurrent layer's states
+            `(batch, src_len, hidden_size)` (`last_hidden_state`), both in source order. `nn.LSTM` and
+            `nn.GRU` return only the top layer of a stack, so these two are what the shapes allow.
+        attentions: always `None`; the encoder has no self-attention.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -198,25 +232,35 @@ class Seq2SeqRNNEncoder(nn.Module):
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.LongTensor | None = None,
-        return_dict: bool = True,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> Seq2SeqRNNEncoderOutput:
+    ) -> Seq2SeqRNNEncoderOutput | tuple:
         """
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, src_len)`): right-padded source tokens.
             attention_mask (`torch.LongTensor` of shape `(batch, src_len)`, *optional*): 1 on real
                 tokens; when omitted, every token that is not `pad_token_id` is real.
+            output_hidden_states (`bool`, *optional*): also return `hidden_states`; defaults to
+                `config.output_hidden_states`.
+            return_dict (`bool`, *optional*): `False` returns `Seq2SeqRNNEncoderOutput.to_tuple()`;
+                defaults to `config.return_dict`.
         """
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         lengths = _source_lengths(attention_mask)
-        if self.config.reverse_source:
-            input_ids = reverse_padded(input_ids, lengths)
-        embedded = self.dropout(self.embed_tokens(input_ids))  # (B, S, E)
+        embedded = self.dropout(self.embed_tokens(input_ids))  # (B, S, E), source order
+        rnn_inputs = reverse_padded(embedded, lengths) if self.config.reverse_source else embedded
         if isinstance(self.rnn, PeepholeLSTM):
-            outputs, final = self.rnn(embedded, lengths=lengths)
+            outputs, final = self.rnn(rnn_inputs, lengths=lengths)
         else:
-            packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed = nn.utils.rnn.pack_padded_sequence(
+                rnn_inputs, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
             packed_outputs, final = self.rnn(packed)
             outputs, _ = nn.utils.rnn.pad_packed_sequence(
                 packed_outputs, batch_first=True, total_length=input_ids.shape[1]
@@ -224,12 +268,14 @@ class Seq2SeqRNNEncoder(nn.Module):
         if self.config.reverse_source:
             outputs = reverse_padded(outputs, lengths)
         final_hidden, final_cell = final if isinstance(final, tuple) else (final, None)
-        return Seq2SeqRNNEncoderOutput(
+        result = Seq2SeqRNNEncoderOutput(
             last_hidden_state=outputs,
             final_hidden=self._join_directions(final_hidden),
             final_cell=None if final_cell is None else self._join_directions(final_cell),
             attention_mask=attention_mask,
+            hidden_states=(embedded, outputs) if output_hidden_states else None,
         )
+        return result if return_dict else result.to_tuple()
 
     def _join_directions(self, state: torch.Tensor) -> torch.Tensor:
         """`(num_layers * directions, batch, hidden / directions)` -> `(batch, num_layers, hidden)`."""
@@ -469,28 +515,54 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
             cache (`Seq2SeqRNNState`, *optional*): the decoder state after earlier tokens.
             past_key_values (`Seq2SeqRNNState`, *optional*): the same, under its name before
                 transformers 5.24; pass one of the two.
+            output_hidden_states (`bool`, *optional*): also return `encoder_hidden_states` (see
+                [`Seq2SeqRNNEncoderOutput`]) and `decoder_hidden_states`: the decoder's embedding output
+                `(batch, tgt_len, embedding_size)` and its output features `(batch, tgt_len,
+                output_size)` (`last_hidden_state`). Defaults to `config.output_hidden_states`.
+            return_dict (`bool`, *optional*): `False` returns `Seq2SeqModelOutput.to_tuple()` (the
+                fields that are not `None`, in order); defaults to `config.return_dict`.
         """
         state = _given_state(cache, past_key_values, kwargs)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         output_attentions = bool(output_attentions)
-        if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("pass input_ids (the source tokens) or encoder_outputs")
-            encoder_outputs = self.encoder(input_ids, attention_mask)
-        elif isinstance(encoder_outputs, tuple):
-            encoder_outputs = Seq2SeqRNNEncoderOutput(*encoder_outputs)
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        encoder_outputs = self._encode(input_ids, attention_mask, encoder_outputs, output_hidden_states)
         if decoder_input_ids is None:
             raise ValueError("pass decoder_input_ids, or labels to the language-model class")
         memory = self.memory(encoder_outputs, attention_mask)
         if state is None:
             state = self.decoder.initial_state(encoder_outputs, memory)
-        features, state, alignments = self.decoder(decoder_input_ids, memory, state)
-        return Seq2SeqModelOutput(
+        with _OutputRecorder(self.decoder.embed_tokens, output_hidden_states) as decoder_embeddings:
+            features, state, alignments = self.decoder(decoder_input_ids, memory, state)
+        outputs = Seq2SeqModelOutput(
             last_hidden_state=features,
+            decoder_hidden_states=(decoder_embeddings.along_time(), features) if output_hidden_states else None,
             cross_attentions=(alignments.unsqueeze(1),) if output_attentions and alignments is not None else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
             **{_cache_field(Seq2SeqModelOutput): state if use_cache else None},
         )
+        return outputs if return_dict else outputs.to_tuple()
+
+    def _encode(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.LongTensor | None,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
+        output_hidden_states: bool,
+    ) -> Seq2SeqRNNEncoderOutput:
+        """The encoder's result: `encoder_outputs` as given (a tuple becomes the output class), else
+        the encoder run on `input_ids`."""
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("pass input_ids (the source tokens) or encoder_outputs")
+            return self.encoder(input_ids, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        if isinstance(encoder_outputs, tuple):
+            return Seq2SeqRNNEncoderOutput(*encoder_outputs)
+        return encoder_outputs
 
 
 class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMixin):
@@ -554,14 +626,17 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             `output_attentions`, `cross_attentions`: one tensor `(batch, 1, tgt_len, src_len)`.
         """
         state = _given_state(cache, past_key_values, kwargs)
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         if labels is not None and decoder_input_ids is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
         if self.training and ratio < 1.0 and state is None:
-            logits, state, alignments, encoder_states = self._scheduled_sampling(
-                input_ids, attention_mask, decoder_input_ids, encoder_outputs, ratio
+            logits, outputs = self._scheduled_sampling(
+                input_ids, attention_mask, decoder_input_ids, encoder_outputs, ratio, output_hidden_states
             )
-            cross_attentions = (alignments.unsqueeze(1),) if output_attentions and alignments is not None else None
         else:
             outputs = self.model(
                 input_ids=input_ids,
@@ -571,10 +646,12 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 cache=state,
                 use_cache=True,
                 output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
             )
             logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
-            state, cross_attentions = outputs[_cache_field(Seq2SeqModelOutput)], outputs.cross_attentions
-            encoder_states = outputs.encoder_last_hidden_state
+        state = outputs[_cache_field(Seq2SeqModelOutput)]
+        cross_attentions = outputs.cross_attentions if output_attentions else None
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(
@@ -584,40 +661,55 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 label_smoothing=self.config.label_smoothing,
             )
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        return Seq2SeqLMOutput(
+        result = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
+            decoder_hidden_states=outputs.decoder_hidden_states,
             cross_attentions=cross_attentions,
-            encoder_last_hidden_state=encoder_states,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
             **{CACHE_FIELD: state if use_cache else None},
         )
+        return result if return_dict else result.to_tuple()
 
     def _scheduled_sampling(
         self,
         input_ids: torch.LongTensor | None,
         attention_mask: torch.LongTensor | None,
         decoder_input_ids: torch.LongTensor,
-        encoder_outputs: Seq2SeqRNNEncoderOutput | None,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
         ratio: float,
-    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None, torch.Tensor]:
+        output_hidden_states: bool,
+    ) -> tuple[torch.Tensor, Seq2SeqModelOutput]:
         """Decode step by step; each step reads the reference with probability `ratio`, else the
-        previous step's most likely token (Bengio et al., 2015, section 2.4)."""
-        if encoder_outputs is None:
-            encoder_outputs = self.model.encoder(input_ids, attention_mask)
+        previous step's most likely token (Bengio et al., 2015, section 2.4). Returns the logits
+        `(batch, tgt_len, vocab_size)` and what `Seq2SeqRNNModel.forward` returns (with
+        cross-attentions and the state). The decoder's hidden states here are the steps' tensors
+        stacked: equal in value, but gradients stop at the steps, not at the stack."""
+        encoder_outputs = self.model._encode(input_ids, attention_mask, encoder_outputs, output_hidden_states)
         memory = self.model.memory(encoder_outputs, attention_mask)
         state = self.model.decoder.initial_state(encoder_outputs, memory)
         step_input = decoder_input_ids[:, 0]
-        all_logits, alignments = [], []
-        for t in range(decoder_input_ids.shape[1]):
-            feature, state, alignment = self.model.decoder.step(step_input, memory, state)
-            logits = self.lm_head(feature)  # (B, V)
-            all_logits.append(logits)
-            alignments.append(alignment)
-            if t + 1 < decoder_input_ids.shape[1]:
-                use_reference = torch.rand(logits.shape[0], device=logits.device) < ratio
-                step_input = torch.where(use_reference, decoder_input_ids[:, t + 1], logits.detach().argmax(-1))
-        stacked_alignments = torch.stack(alignments, 1) if alignments[0] is not None else None
-        return torch.stack(all_logits, 1), state, stacked_alignments, encoder_outputs.last_hidden_state
+        all_logits, features, alignments = [], [], []
+        with _OutputRecorder(self.model.decoder.embed_tokens, output_hidden_states) as decoder_embeddings:
+            for t in range(decoder_input_ids.shape[1]):
+                feature, state, alignment = self.model.decoder.step(step_input, memory, state)
+                logits = self.lm_head(feature)  # (B, V)
+                all_logits.append(logits)
+                features.append(feature)
+                alignments.append(alignment)
+                if t + 1 < decoder_input_ids.shape[1]:
+                    use_reference = torch.rand(logits.shape[0], device=logits.device) < ratio
+                    step_input = torch.where(use_reference, decoder_input_ids[:, t + 1], logits.detach().argmax(-1))
+        stacked_features = torch.stack(features, 1)  # (B, T, output_size)
+        return torch.stack(all_logits, 1), Seq2SeqModelOutput(
+            last_hidden_state=stacked_features,
+            decoder_hidden_states=(decoder_embeddings.along_time(), stacked_features) if output_hidden_states else None,
+            cross_attentions=(torch.stack(alignments, 1).unsqueeze(1),) if alignments[0] is not None else None,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
+            **{_cache_field(Seq2SeqModelOutput): state},
+        )
 
     def _reorder_cache(self, cache: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:
         cache.reorder_cache(beam_idx)

@@ -12,3 +12,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(1)
+
+
+# Marks of transformers' own test suite, which tests/test_transformers_mixin.py runs when
+# TRANSFORMERS_TESTS_DIR points at it (the project's runs use --strict-markers).
+TRANSFORMERS_MARKS = (
+    "accelerate_tests",
+    "flash_attn_test",
+    "flash_attn_3_test",
+    "flash_attn_4_test",
+    "torch_compile_test",
+    "is_training_test",
+    "is_tensor_parallel_test",
+    "is_expert_parallel_test",
+    "is_fsdp_test",
+    "is_pipeline_test",
+    "is_staging_test",
+    "is_agent_test",
+    "order",
+)
+
+
+def pytest_configure(config):
+    for name in TRANSFORMERS_MARKS:
+        config.addinivalue_line("markers", f"{name}: a mark of transformers' own test suite")

@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from training.data import DataSpec, conversation_pairs, detect_schema, load_pairs, pairs_from_splits
-from training.defaults import chat_demo, translation_demo
+from training.demos import chat_demo, translation_demo
 from training.errors import TrainingInputError
 from training.prepare import LengthGroupedBatchSampler, tokenize_pairs
 

@@ -1,7 +1,9 @@
 """The training configuration: one flat dataclass, filled from defaults, a YAML file, then the command line.
 
 Every key can be set in YAML (`hidden_size: 256`) and overridden on the command line with the same
-name in kebab case (`--hidden-size 512`). Command-line values are read as YAML scalars, so
+name in kebab case (`--hidden-size 512`). The model's keys are not listed here: they are the
+arguments of `Seq2SeqRNNConfig.__init__`, with its types, defaults and documented help (`ModelSettings`),
+so an option added to the model config is a training key and flag with no edit in this package. Command-line values are read as YAML scalars, so
 `--max-steps 100`, `--streaming true`, `--validation-split null` and `--sample-prompts '[hi, bye]'`
 all mean what they say. An unknown key, in the file or on the line, is an error naming it.
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import inspect
 import os
+import re
 import sys
 import types
 import typing
@@ -20,48 +24,77 @@ from typing import Any
 
 import yaml
 
+from hf_seq2seq_rnn import Seq2SeqRNNConfig
+
+from .data import DataSpec
 from .errors import TrainingInputError
 
 TASKS = ("translation", "qa")
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
 MIXED_PRECISION = ("no", "bf16", "fp16")
-# The keys that become `Seq2SeqRNNConfig` arguments.
-MODEL_KEYS = (
-    "embedding_size",
-    "hidden_size",
-    "num_layers",
-    "cell_type",
-    "bidirectional_encoder",
-    "attention_type",
-    "input_feeding",
-    "peeky",
-    "reverse_source",
-    "dropout",
-    "label_smoothing",
-    "tie_word_embeddings",
-    "init_range",
+# `Seq2SeqRNNConfig` arguments that a training run sets itself rather than take as keys: the
+# vocabulary and special tokens come from the tokenizer (`vocab_size` is the tokenizer's key),
+# the teacher-forcing ratio from its schedule, the rest are fixed for this model.
+NOT_MODEL_KEYS = frozenset(
+    {
+        "vocab_size",
+        "pad_token_id",
+        "bos_token_id",
+        "eos_token_id",
+        "unk_token_id",
+        "decoder_start_token_id",
+        "is_encoder_decoder",
+        "use_cache",
+        "teacher_forcing_ratio",
+    }
 )
 
 
-@dataclass
-class TrainingConfig:
-    """All settings of a training run; `training/configs/*.yaml` document each key."""
+def _model_parameters() -> list[inspect.Parameter]:
+    """The architecture arguments of `Seq2SeqRNNConfig.__init__`, in its order."""
+    parameters = list(inspect.signature(Seq2SeqRNNConfig.__init__).parameters.values())[1:]
+    return [
+        parameter
+        for parameter in parameters
+        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and parameter.name not in NOT_MODEL_KEYS
+    ]
 
-    # data
-    dataset: str | None = None
-    dataset_config: str | None = None
+
+def model_help() -> dict[str, str]:
+    """Each argument's help text, from the `Args:` entries of `Seq2SeqRNNConfig`'s docstring."""
+    text = inspect.getdoc(Seq2SeqRNNConfig) or ""
+    entries = re.findall(r"^    (\w+) \(`[^)]*\)?:\s*(.*?)(?=^    \w|\Z)", text, flags=re.M | re.S)
+    return {name: " ".join(body.split()) for name, body in entries}
+
+
+# The model's keys: a dataclass made from `Seq2SeqRNNConfig.__init__` (names, annotations, defaults).
+ModelSettings = dataclasses.make_dataclass(
+    "ModelSettings",
+    [(parameter.name, parameter.annotation, field(default=parameter.default)) for parameter in _model_parameters()],
+)
+MODEL_KEYS = tuple(item.name for item in dataclasses.fields(ModelSettings))
+# The data keys: the fields of `DataSpec` (what `load_pairs` reads), `dataset` optional here (a demo has none).
+DataSettings = dataclasses.make_dataclass(
+    "DataSettings",
+    [
+        ("dataset", "str | None", field(default=None))
+        if item.name == "dataset"
+        else (item.name, item.type, field(default=item.default))
+        for item in dataclasses.fields(DataSpec)
+    ],
+)
+DATA_KEYS = tuple(item.name for item in dataclasses.fields(DataSettings))
+
+
+@dataclass
+class TrainingConfig(ModelSettings, DataSettings):
+    """All settings of a training run: the data keys (`DataSettings`, from `DataSpec`), the model's keys
+    (`ModelSettings`, from `Seq2SeqRNNConfig`) and the run's own below; `training/configs/*.yaml`
+    document each key."""
+
+    # data: the keys of `DataSettings`, and
     demo: str | None = None
     demo_size: int = 6000
-    train_split: str = "train"
-    validation_split: str | None = None
-    validation_file: str | None = None
-    validation_size: float = 0.05
-    source_column: str | None = None
-    target_column: str | None = None
-    context_column: str | None = None
-    source_lang: str | None = None
-    target_lang: str | None = None
-    streaming: bool = False
     shuffle_buffer_size: int = 10000
     max_train_samples: int | None = None
     max_eval_samples: int | None = 500
@@ -74,21 +107,8 @@ class TrainingConfig:
     max_target_length: int = 64
     overlong: str = "filter"
     preprocessing_num_workers: int | None = None
-    # model
+    # model: the keys of `ModelSettings`, and
     model_name_or_path: str | None = None
-    embedding_size: int = 256
-    hidden_size: int = 256
-    num_layers: int = 2
-    cell_type: str = "lstm"
-    bidirectional_encoder: bool = True
-    attention_type: str = "general"
-    input_feeding: bool = False
-    peeky: bool = False
-    reverse_source: bool = False
-    dropout: float = 0.1
-    label_smoothing: float = 0.0
-    tie_word_embeddings: bool = False
-    init_range: float = 0.1
     # optimization
     batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -101,8 +121,7 @@ class TrainingConfig:
     max_minutes: float | None = None
     num_epochs: int = 10
     mixed_precision: str | None = None
-    seed: int = 42
-    num_threads: int | None = None
+    num_threads: int | None = None  # (`seed` is a data key: it seeds the validation split and the run)
     teacher_forcing_start: float = 1.0
     teacher_forcing_end: float = 1.0
     teacher_forcing_schedule: str = "constant"
@@ -126,12 +145,15 @@ class TrainingConfig:
     command: str | None = None
 
     def model_arguments(self) -> dict[str, Any]:
+        """The `Seq2SeqRNNConfig` arguments this run sets."""
         return {key: getattr(self, key) for key in MODEL_KEYS}
 
 
 def _expected_types(annotation: str) -> tuple[type, ...]:
     """The runtime types a field accepts, from its annotation string (`int | None`, `list[str]`)."""
-    hint = eval(annotation, {"list": list}, {})  # noqa: S307 - our own dataclass annotations only
+    hint = eval(annotation, {"list": list, "Literal": typing.Literal}, {})  # noqa: S307 - our own dataclass annotations only
+    if typing.get_origin(hint) is typing.Literal:
+        return tuple({type(arg) for arg in typing.get_args(hint)})
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return tuple(typing.get_origin(arg) or arg for arg in typing.get_args(hint))
     return (typing.get_origin(hint) or hint,)
@@ -201,11 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
         "Every config key is also a flag (--hidden-size 512, --streaming true).",
     )
     parser.add_argument("--config", help="YAML file of config keys (training/configs/*.yaml)")
+    helps = model_help()
     for item in dataclasses.fields(TrainingConfig):
         if item.name == "command":
             continue
         flag = "--" + item.name.replace("_", "-")
-        parser.add_argument(flag, dest=item.name, type=yaml.safe_load, default=argparse.SUPPRESS, metavar="VALUE")
+        help_text = None
+        if item.name in MODEL_KEYS:
+            help_text = f"model: {helps.get(item.name, 'see Seq2SeqRNNConfig')} (default: {item.default})"
+        parser.add_argument(
+            flag,
+            dest=item.name,
+            type=yaml.safe_load,
+            default=argparse.SUPPRESS,
+            metavar="VALUE",
+            help=help_text.replace("%", "%%") if help_text else None,
+        )
     return parser
 
 
@@ -265,3 +298,7 @@ def validate(config: TrainingConfig) -> None:
         raise TrainingInputError("a streaming dataset has no known length: pass --max-steps")
     if config.validation_size <= 0:
         raise TrainingInputError(f"validation_size={config.validation_size} must be positive")
+    try:  # the model's own checks, at parse time rather than after the data is loaded
+        Seq2SeqRNNConfig(**config.model_arguments())
+    except ValueError as error:
+        raise TrainingInputError(f"bad model setting: {error}") from error

@@ -1,4 +1,5 @@
-"""The one exception type for bad input: `main` turns it into a message on stderr and exit code 2."""
+"""The training script's two exception types: bad input (`main` turns it into a message on stderr and
+exit code 2) and a diverged loss (exit code 3)."""
 
 
 class TrainingInputError(Exception):

@@ -17,6 +17,9 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from seq2seq_tools.attention import attention_figure
+from seq2seq_tools.generation import generate_texts
+
 logger = logging.getLogger(__name__)
 
 METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
@@ -106,34 +109,19 @@ def translate(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], num_beams: int, max_new_tokens: int
 ) -> list[str]:
     """Generated replies for raw texts (the sample prompts shown at the end of a run)."""
-    if not texts:
-        return []
     model.eval()
-    encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(model.device)
-    with torch.no_grad():
-        generated = generate(model, encoded, num_beams, max_new_tokens)
-    return tokenizer.batch_decode(generated, skip_special_tokens=True)
+    results = generate_texts(model, tokenizer, texts, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    return [result.text for result in results]
 
 
 def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, max_new_tokens: int):
     """A matplotlib figure of the cross-attention of a greedy translation of `text`, or `None`
-    when the model has no attention. Drawn by the chatbot's inference module, which labels
-    Korean and other scripts with a font that has their glyphs."""
-    from chatbot.inference import attention_figure, attention_map
-
+    when the model has no attention. Labels in Korean and other scripts use a font with their glyphs."""
     if getattr(model.config, "attention_type", "none") == "none":
         return None
     model.eval()
-    encoded = tokenizer([text], return_tensors="pt").to(model.device)
-    with torch.no_grad():
-        output = model.generate(
-            **encoded,
-            num_beams=1,
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            output_attentions=True,
-            return_dict_in_generate=True,
-        )
+    [result] = generate_texts(
+        model, tokenizer, [text], with_attention=True, num_beams=1, do_sample=False, max_new_tokens=max_new_tokens
+    )
     model.train()
-    attention = attention_map(tokenizer, encoded["input_ids"][0], output)
-    return None if attention is None else attention_figure(attention)
+    return None if result.attention is None else attention_figure(result.attention)

@@ -9,6 +9,18 @@ from typing import Any
 import yaml
 
 from .checkpoints import write_atomically
+from .config import MODEL_KEYS, model_help
+
+# Config keys that hold a local path: the card and training_info.json keep only the file's name.
+PATH_KEYS = ("dataset", "validation_file", "tokenizer", "model_name_or_path", "output_dir", "resume_from_checkpoint")
+
+
+def public_name(dataset: str | None) -> str | None:
+    """A dataset as a reader of the card should see it: a Hub id as given, a local file or folder by
+    its name alone (the directories above it are this machine's business)."""
+    if dataset and os.path.exists(dataset):
+        return os.path.basename(os.path.normpath(dataset))
+    return dataset
 
 
 def training_info(
@@ -17,18 +29,25 @@ def training_info(
     scores: dict[str, float],
     data_counts: dict[str, Any],
     command: str,
+    examples: list[str] | None = None,
 ) -> dict[str, Any]:
-    """What a model was trained on and how, for programs (the chatbot shows `description`)."""
+    """What a model was trained on and how, for programs (the chatbot shows `description`, and
+    `examples`, a few validation sources, as its example prompts). Local paths appear by name only."""
+    dataset = config["dataset"]
+    hub_dataset = dataset if dataset and not os.path.exists(dataset) else None
+    config = {key: public_name(value) if key in PATH_KEYS else value for key, value in config.items()}
     return {
         "description": description,
         "task": config["task"],
         "dataset": config["dataset"] or f"embedded demo: {config['demo']}",
+        "hub_dataset": hub_dataset,
         "dataset_config": config["dataset_config"],
         "source_lang": config["source_lang"],
         "target_lang": config["target_lang"],
         "data": data_counts,
         "metrics": scores,
         "command": command,
+        "examples": list(examples or []),
         "config": config,
     }
 
@@ -49,16 +68,14 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
     if config.get("sample_prompts"):
         # The Hub's inference widget and the chatbot's example prompts read these.
         metadata["widget"] = [{"text": prompt} for prompt in config["sample_prompts"]]
-    if config["dataset"] and not os.path.exists(config["dataset"]):
-        metadata["datasets"] = [config["dataset"]]
+    if info.get("hub_dataset"):
+        metadata["datasets"] = [info["hub_dataset"]]
     if info["metrics"]:
         metadata["metrics"] = sorted(key for key in info["metrics"] if key not in ("eval_loss", "perplexity"))
     rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in info["metrics"].items())
-    architecture = (
-        f"{config['num_layers']}-layer {config['cell_type']} encoder-decoder, hidden size {config['hidden_size']}, "
-        f"{config['attention_type']} attention"
-        + (", bidirectional encoder" if config["bidirectional_encoder"] else "")
-        + (", input feeding" if config["input_feeding"] else "")
+    helps = model_help()
+    architecture = "\n".join(
+        f"| `{key}` | {config[key]} | {helps.get(key, '')} |" for key in MODEL_KEYS if key in config
     )
     card = f"""---
 {yaml.safe_dump(metadata, allow_unicode=True, sort_keys=False).strip()}
@@ -66,7 +83,13 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
 
 # Recurrent encoder-decoder ({info["task"]})
 
-A {architecture}, from `hf_seq2seq_rnn`, trained with `training.train`.
+A recurrent encoder-decoder from `hf_seq2seq_rnn`, trained with `training.train`.
+
+## Architecture (`Seq2SeqRNNConfig`)
+
+| setting | value | meaning |
+| --- | --- | --- |
+{architecture}
 
 ## Training data
 

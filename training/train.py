@@ -41,12 +41,12 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Generati
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 
-from . import checkpoints, defaults
+from . import checkpoints, demos
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
-from .model_card import training_info, write_model_card
+from .model_card import public_name, training_info, write_model_card
 from .prepare import (
     LengthGroupedBatchSampler,
     PreparationReport,
@@ -56,6 +56,8 @@ from .prepare import (
 )
 
 logger = get_logger(__name__)
+# Validation sources saved in training_info.json as the chatbot's example prompts.
+NUM_EXAMPLES = 4
 
 
 @dataclass
@@ -75,19 +77,17 @@ def data_spec(config: TrainingConfig) -> DataSpec:
     return DataSpec(**{name: getattr(config, name) for name in fields if name != "dataset"}, dataset=config.dataset)
 
 
-def load_data(config: TrainingConfig, accelerator: Accelerator) -> PreparedData:
+def load_data(config: TrainingConfig) -> PreparedData:
     """Pairs from the dataset (or the embedded demo), the tokenizer, and the tokenized splits."""
     spec = data_spec(config)
     if config.dataset is None:
-        splits = defaults.demo_splits(
-            config.demo, config.source_lang, config.target_lang, config.demo_size, config.seed
-        )
+        splits = demos.demo_splits(config.demo, config.source_lang, config.target_lang, config.demo_size, config.seed)
         pairs, schema = pairs_from_splits(splits, spec, source=f"the embedded {config.demo} demo")
-        description = defaults.describe_demo(config.demo, config.source_lang, config.target_lang)
+        description = demos.describe_demo(config.demo, config.source_lang, config.target_lang)
     else:
         pairs, schema = load_pairs(spec)
         configuration = f" ({config.dataset_config})" if config.dataset_config else ""
-        description = f"{config.dataset}{configuration}, {schema.describe()}"
+        description = f"{public_name(config.dataset)}{configuration}, {schema.describe()}"
     train, validation = pairs["train"], pairs["validation"]
     if config.streaming:
         train = train.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer_size)
@@ -284,7 +284,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     set_seed(config.seed)
 
     with accelerator.main_process_first():
-        data = load_data(config, accelerator)
+        data = load_data(config)
     model = build_model(config, data.tokenizer)
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
     # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
@@ -478,7 +478,15 @@ def save_model(
     counts = {
         split: dataclasses.asdict(report) | {"schema": data.schema.describe()} for split, report in data.reports.items()
     }
-    info = training_info(data.description, dataclasses.asdict(config), scores, counts, config.command or "")
+    examples = data.validation.select(range(min(NUM_EXAMPLES, len(data.validation))))
+    info = training_info(
+        data.description,
+        dataclasses.asdict(config),
+        scores,
+        counts,
+        config.command or "",
+        examples=data.tokenizer.batch_decode(list(examples["input_ids"]), skip_special_tokens=True),
+    )
     info["eval_history"] = history
     info["throughput"] = throughput
     write_model_card(config.output_dir, info)

@@ -1,0 +1,9 @@
+"""Pieces that training, the chatbot and the benchmarks share, above the model package and below them.
+
+- `generation`: `generate_texts`, the one path from texts to generated texts (batched, in
+  length-sorted order, any `generate()` setting, optionally with attention maps).
+- `attention`: attention maps of generated text and their heatmaps (matplotlib, imported lazily).
+
+Dependencies run one way: `hf_seq2seq_rnn` <- `seq2seq_tools` <- `training`, `chatbot` <- `benchmarks`;
+`training` and `chatbot` never import each other.
+"""

@@ -1,0 +1,120 @@
+"""Attention maps of generated text, and their heatmaps: shared by training and the chatbot.
+
+`attention_map` reads the cross-attention of one sequence out of a `generate()` output;
+`attention_figure` draws it with matplotlib, imported only when a figure is drawn (nothing in the
+model package needs matplotlib).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import display_tokens
+
+
+@dataclass
+class AttentionMap:
+    """The cross-attention of one reply.
+
+    Args:
+        source_labels: one readable label per source token (`</s>` included).
+        output_labels: one label per generated token (the final `</s>` included when reached).
+        weights (`np.ndarray` of shape `(len(output_labels), len(source_labels))`): row t is the
+            alignment of output token t over the source; each row sums to 1.
+    """
+
+    source_labels: list[str]
+    output_labels: list[str]
+    weights: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_tokens": self.source_labels,
+            "output_tokens": self.output_labels,
+            "weights": self.weights.round(4).tolist(),
+        }
+
+
+def attention_map(tokenizer: Any, source_ids: torch.Tensor, outputs: Any, row: int = 0) -> AttentionMap | None:
+    """The cross-attention of returned sequence `row` of a `generate()` output.
+
+    `outputs` comes from `generate(..., output_attentions=True, return_dict_in_generate=True)`:
+    `cross_attentions` holds, per generated step, a tuple with one tensor per attention layer of
+    shape `(batch * beams, 1, 1, src_len)`. With beam search, the rows belong to the beams alive
+    at that step; `beam_indices` `(batch, steps)` names, per step, the beam the returned sequence
+    came from (-1 after it ended). Without beams, row `row` is the sequence's own; its steps after
+    its `</s>` (a batch runs on for its longest member) are left out. `source_ids` are that row's
+    source tokens without padding. Returns None for models without attention.
+    """
+    steps = outputs.cross_attentions
+    if not steps or steps[0] is None or steps[0][0] is None:
+        return None
+    token_ids = outputs.sequences[row, 1:]  # (new,) without the decoder start token
+    eos = getattr(tokenizer, "eos_token_id", None)
+    ended = (token_ids == eos).nonzero() if eos is not None else []
+    if len(ended):
+        token_ids = token_ids[: int(ended[0, 0]) + 1]  # up to and with the first </s>
+    beam_indices = getattr(outputs, "beam_indices", None)
+    rows = []
+    for t, layers in enumerate(steps[: len(token_ids)]):
+        alignment = layers[-1]  # (batch * beams, 1, 1, src_len)
+        beam = row
+        if beam_indices is not None:
+            beam = int(beam_indices[row, t])
+            if beam < 0:  # the returned hypothesis had already ended
+                break
+        rows.append(alignment[beam, 0, 0, : len(source_ids)].float().cpu())  # (src_len,)
+    weights = torch.stack(rows).numpy() if rows else np.zeros((0, len(source_ids)), dtype=np.float32)
+    return AttentionMap(
+        source_labels=display_tokens(tokenizer, source_ids.tolist()),
+        output_labels=display_tokens(tokenizer, token_ids[: len(rows)].tolist()),
+        weights=weights,  # (new, src_len)
+    )
+
+
+def cjk_font_families() -> list[str]:
+    """Font families for heatmap labels: matplotlib's default DejaVu Sans, then a Noto Sans CJK
+    face (Korean first) when fonts-noto-cjk is installed. Matplotlib takes each glyph from the
+    first family that has it, so Latin labels render from the small DejaVu font (about 3x faster
+    than from the CJK collection) and Korean, Chinese and Japanese ones from Noto. Without
+    fonts-noto-cjk the list is just DejaVu Sans: CJK labels then show as boxes."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    preferred = ["Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC"]
+    return ["DejaVu Sans", *[name for name in preferred if name in installed][:1]]
+
+
+def attention_figure(attention: AttentionMap, title: str | None = None):
+    """Draw the heatmap of an attention map: source tokens across, output tokens down.
+
+    Returns a `matplotlib.figure.Figure` built without pyplot (no global figure registry, safe
+    in server threads).
+    """
+    from matplotlib.figure import Figure
+
+    families = cjk_font_families()
+    rows, columns = attention.weights.shape
+    width = min(14.0, max(4.0, 0.55 * columns + 2.0))
+    height = min(14.0, max(3.0, 0.45 * rows + 1.6))
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(attention.weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.xaxis.tick_top()  # before the labels: it switches to the other label set
+    axes.xaxis.set_label_position("top")
+    source_labels = [label.strip() or "␣" for label in attention.source_labels]
+    axes.set_xticks(range(columns), source_labels, rotation=60, ha="left", fontfamily=families)
+    axes.set_yticks(range(rows), [label.strip() or "␣" for label in attention.output_labels], fontfamily=families)
+    axes.set_xlabel("source tokens", fontfamily=families)
+    axes.set_ylabel("output tokens", fontfamily=families)
+    if title:
+        axes.set_title(title, fontfamily=families, pad=12)
+    figure.colorbar(image, ax=axes, fraction=0.04, label="attention weight")
+    return figure
+
+
+__all__ = ["AttentionMap", "attention_map", "attention_figure", "cjk_font_families"]

@@ -1,0 +1,95 @@
+"""The one text -> generate -> text path (`seq2seq_tools.generation.generate_texts`) and the dependency
+direction it serves: training and the chatbot share it and never import each other."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from seq2seq_tools.generation import generate_texts
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = ["red cat", "the sun and the moon over water", "dog", "fire water earth wind sun moon cat", "moon"]
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    words = ["red", "cat", "dog", "sun", "moon", "water", "fire", "earth", "wind", "the", "and", "over"]
+    tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(len(words))] * 10, vocab_size=320)
+    torch.manual_seed(0)
+    config = Seq2SeqRNNConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=16,
+        hidden_size=16,
+        num_layers=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+    )
+    return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer
+
+
+@pytest.mark.parametrize("settings", [dict(num_beams=1, do_sample=False), dict(num_beams=3)], ids=["greedy", "beam"])
+def test_batched_results_equal_one_text_at_a_time_in_the_callers_order(model_and_tokenizer, settings):
+    model, tokenizer = model_and_tokenizer
+    batched = generate_texts(model, tokenizer, TEXTS, batch_size=3, with_attention=True, max_new_tokens=8, **settings)
+    for text, result in zip(TEXTS, batched, strict=True):
+        [alone] = generate_texts(model, tokenizer, [text], with_attention=True, max_new_tokens=8, **settings)
+        assert result.token_ids == alone.token_ids and result.text == alone.text
+        assert result.attention.source_labels == alone.attention.source_labels
+        assert result.attention.output_labels == alone.attention.output_labels
+        np.testing.assert_allclose(result.attention.weights, alone.attention.weights, atol=1e-5)
+        assert result.attention.weights.shape == (len(result.token_ids), len(tokenizer(text)["input_ids"]))
+
+
+def test_seeded_sampling_and_empty_input(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        runs.append([r.token_ids for r in generate_texts(model, tokenizer, TEXTS, do_sample=True, max_new_tokens=6)])
+    assert runs[0] == runs[1]
+    assert generate_texts(model, tokenizer, []) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (dict(texts=[3]), "texts must be strings, got int"),
+        (dict(texts=["a"], batch_size=0), "batch_size=0 must be an integer >= 1"),
+        (dict(texts=["a"], num_return_sequences=2), "num_return_sequences must be 1"),
+    ],
+)
+def test_bad_arguments_are_named(model_and_tokenizer, arguments, message):
+    model, tokenizer = model_and_tokenizer
+    with pytest.raises(ValueError, match=message):
+        generate_texts(model, tokenizer, **arguments)
+
+
+def imported_packages(folder: str, module_level_only: bool = False) -> set[str]:
+    """Top-level packages imported by the Python files under `folder` (absolute imports), anywhere
+    in the files or, with `module_level_only`, at import time."""
+    found = set()
+    for path in (REPO / folder).rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body if module_level_only else ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+    return found
+
+
+def test_dependencies_run_one_way():
+    assert "chatbot" not in imported_packages("training")
+    assert "training" not in imported_packages("chatbot")
+    assert not imported_packages("seq2seq_tools") & {"training", "chatbot", "benchmarks"}
+    assert "matplotlib" not in imported_packages("seq2seq_tools", module_level_only=True)  # imported when drawing
+    assert not imported_packages("hf_seq2seq_rnn") & {"seq2seq_tools", "training", "chatbot", "matplotlib"}

@@ -1,0 +1,114 @@
+"""A model option is defined once: every `Seq2SeqRNNConfig` argument is a training key and flag, with
+the model's type, default and help, and reaches the model's config. The test reads the options from
+the model config itself, so an option added there is checked here with no edit."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+
+import pytest
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, configuration_seq2seq_rnn
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from training.config import MODEL_KEYS, NOT_MODEL_KEYS, TrainingConfig, build_parser, parse_config
+from training.data import DataSpec
+from training.errors import TrainingInputError
+from training.model_card import training_info, write_model_card
+from training.train import build_model, data_spec
+
+PARAMETERS = {
+    name: parameter
+    for name, parameter in list(inspect.signature(Seq2SeqRNNConfig.__init__).parameters.items())[1:]
+    if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name not in NOT_MODEL_KEYS
+}
+
+
+def other_value(name: str, default: object) -> object:
+    """A valid value other than the default: the flipped flag, a different number, another choice."""
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int):
+        return default + 2  # stays even: hidden_size must be with a bidirectional encoder
+    if isinstance(default, float):
+        return default / 2 if default else 0.05
+    choices = [
+        value
+        for value in vars(configuration_seq2seq_rnn).values()
+        if isinstance(value, tuple) and default in value and all(isinstance(item, str) for item in value)
+    ]
+    assert choices, f"no tuple of accepted values for {name}={default!r} in configuration_seq2seq_rnn"
+    return next(item for item in choices[0] if item != default)
+
+
+def test_the_model_keys_are_the_model_config_arguments():
+    assert set(MODEL_KEYS) == set(PARAMETERS)
+    defaults = TrainingConfig(demo="translation")
+    for name, parameter in PARAMETERS.items():
+        assert getattr(defaults, name) == parameter.default, name
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_every_model_option_is_a_flag_that_reaches_the_model_config(name):
+    value = other_value(name, PARAMETERS[name].default)
+    flag = "--" + name.replace("_", "-")
+    config = parse_config(["--demo", "translation", flag, str(value).lower()])
+    assert getattr(config, name) == value
+    assert getattr(Seq2SeqRNNConfig(**config.model_arguments()), name) == value
+
+
+def test_model_flags_carry_the_model_config_help():
+    text = " ".join(build_parser().format_help().split())
+    for name in PARAMETERS:
+        assert f"--{name.replace('_', '-')} VALUE model: " in text, name
+    assert "width of the token embeddings. (default: 256)" in text
+
+
+def test_the_built_model_has_the_flags_values():
+    config = parse_config(
+        ["--demo", "translation", "--cell-type", "gru", "--attention-type", "additive", "--hidden-size", "12"]
+        + ["--embedding-size", "10", "--num-layers", "1", "--peeky", "true"]
+    )
+    tokenizer = train_tokenizer(["hello there", "general kenobi"] * 20, vocab_size=300)
+    model = build_model(config, tokenizer)
+    for name, value in config.model_arguments().items():
+        assert getattr(model.config, name) == value, name
+
+
+def test_a_bad_model_value_is_refused_at_parse_time_with_the_model_message():
+    with pytest.raises(TrainingInputError, match="hidden_size=7 must be even with bidirectional_encoder=True"):
+        parse_config(["--demo", "translation", "--hidden-size", "7"])
+
+
+def test_the_card_names_a_local_file_without_its_directories_and_lists_every_model_key(tmp_path):
+    data_file = tmp_path / "private" / "folder" / "pairs.csv"
+    data_file.parent.mkdir(parents=True)
+    data_file.write_text("source,target\nhi,salut\n", encoding="utf-8")
+    config = parse_config(["--dataset", str(data_file), "--validation-file", str(data_file)])
+    info = training_info("pairs.csv, source/target", dataclasses.asdict(config), {}, {}, "cmd", examples=["hi"])
+    write_model_card(str(tmp_path), info)
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    saved = (tmp_path / "training_info.json").read_text(encoding="utf-8")
+    assert str(data_file.parent) not in card and str(data_file.parent) not in saved
+    assert json.loads(saved)["dataset"] == "pairs.csv" and json.loads(saved)["examples"] == ["hi"]
+    assert "datasets:" not in card.split("---")[1]  # a local file is not a Hub dataset
+    for key in MODEL_KEYS:
+        assert f"| `{key}` | {getattr(config, key)} |" in card, key
+
+
+def test_the_card_lists_a_hub_dataset_by_its_id(tmp_path):
+    config = parse_config(["--dataset", "Helsinki-NLP/opus_books"])
+    write_model_card(str(tmp_path), training_info("opus", dataclasses.asdict(config), {}, {}, "cmd"))
+    assert "datasets:\n- Helsinki-NLP/opus_books" in (tmp_path / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_data_keys_are_the_data_spec_fields_and_reach_it():
+    spec_fields = {item.name: item for item in dataclasses.fields(DataSpec)}
+    config = parse_config(["--dataset", "some/hub-id", "--source-column", "Q", "--target-column", "A", "--seed", "7"])
+    spec = data_spec(config)
+    for name, item in spec_fields.items():
+        assert getattr(spec, name) == getattr(config, name), name
+        if name != "dataset":
+            assert getattr(TrainingConfig(), name) == item.default, name
+    assert (spec.dataset, spec.source_column, spec.seed) == ("some/hub-id", "Q", 7)
