@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import os
 import sys
 import types
@@ -265,3 +266,9 @@ def validate(config: TrainingConfig) -> None:
         raise TrainingInputError("a streaming dataset has no known length: pass --max-steps")
     if config.validation_size <= 0:
         raise TrainingInputError(f"validation_size={config.validation_size} must be positive")
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise TrainingInputError(f"learning_rate={config.learning_rate}: expected a finite number above 0, e.g. 0.001")
+    for key in ("weight_decay", "max_grad_norm"):
+        value = getattr(config, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise TrainingInputError(f"{key}={value}: expected a finite number, 0 or more")
