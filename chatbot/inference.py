@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,15 @@ class Reply:
     token_ids: list[int] = field(default_factory=list)
 
 
+def looks_like_a_path(name_or_path: str) -> bool:
+    """Whether `name_or_path` can only be a local path: a Hub id is `name` or `user/name`, never more."""
+    return (
+        name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or os.sep in name_or_path.replace("/", "")
+    )
+
+
 def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) -> LoadedModel:
     """Load a model and its tokenizer from a directory or a Hub id, as a Hub user would.
 
@@ -203,6 +213,11 @@ def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) ->
             Defaults to the tokenizer's `model_max_length`.
     """
     source = str(name_or_path)
+    if looks_like_a_path(source) and not os.path.exists(source):
+        raise FileNotFoundError(
+            f"the local path {source} does not exist; pass a folder written by save_pretrained "
+            "or a Hub id of the form user/model"
+        )
     model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=True)
     model.eval()
     # The tokenizer is a plain `tokenizers` one; the flag only silences the remote-code prompt
