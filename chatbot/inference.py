@@ -37,6 +37,8 @@ MAX_BEAMS = 16
 MAX_NEW_TOKENS = 512
 # Tokenizers without a real limit report a huge `model_max_length`; this is the cap used then.
 FALLBACK_MAX_INPUT_TOKENS = 512
+# The most characters read per input token: a message is cut at max_input_tokens times this before tokenizing.
+MAX_CHARS_PER_TOKEN = 32
 DEFAULT_EXAMPLES = {
     "chat": ["Hello!", "How are you?", "Who are you?", "Tell me a joke."],
     "translation": ["Monday, October 22, 2011", "5 kilometers", "Good morning.", "Thank you very much."],
@@ -306,14 +308,23 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str
     if not isinstance(text, str) or not text.strip():
         raise EmptyInputError("Please type a message first: the input is empty.")
     text = text.strip()
-    full_length = len(loaded.tokenizer(text, verbose=False)["input_ids"])
+    # Only a prefix is tokenized: a 1 MB message as a whole would cost the tokenizer hundreds of MB,
+    # which the allocator keeps for the life of the server. No token is near MAX_CHARS_PER_TOKEN long,
+    # so the prefix always holds more than `max_input_tokens` tokens when the text is cut.
+    read = text[: loaded.max_input_tokens * MAX_CHARS_PER_TOKEN]
+    length = len(loaded.tokenizer(read, verbose=False)["input_ids"])
     inputs = loaded.tokenizer(
-        [text], return_tensors="pt", truncation=True, max_length=loaded.max_input_tokens, return_token_type_ids=False
+        [read], return_tensors="pt", truncation=True, max_length=loaded.max_input_tokens, return_token_type_ids=False
     )
     notice = None
-    if full_length > loaded.max_input_tokens:
+    if len(read) < len(text):
         notice = (
-            f"Your message is {full_length} tokens long; this model reads at most {loaded.max_input_tokens}, "
+            f"Your message is {len(text):,} characters long; this model reads at most {loaded.max_input_tokens} "
+            f"tokens, so only the first {loaded.max_input_tokens} tokens were used."
+        )
+    elif length > loaded.max_input_tokens:
+        notice = (
+            f"Your message is {length} tokens long; this model reads at most {loaded.max_input_tokens}, "
             f"so only the first {loaded.max_input_tokens} tokens were used."
         )
     return dict(inputs), notice
