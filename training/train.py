@@ -162,6 +162,8 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
         eos_token_id=model.config.eos_token_id,
         pad_token_id=model.config.pad_token_id,
     )
+    if config.max_new_tokens > getattr(model, "MAX_NEW_TOKENS_LIMIT", config.max_new_tokens):
+        model.generation_config.max_new_tokens_limit = config.max_new_tokens  # asked for on purpose
     return model
 
 
