@@ -106,6 +106,7 @@ def soak(url: str, server: subprocess.Popen, requests: int, clients: int, large:
             client.predict(prompt, name, *greedy, api_name="/translate")
         if number % every == 0 or number == requests:
             rows.append((number, resident_mib(server.pid), time.perf_counter() - start))
+            print(f"request {number}: {rows[-1][1]:.0f} MiB after {rows[-1][2]:.0f} s", file=sys.stderr, flush=True)
     return rows
 
 
