@@ -1,11 +1,12 @@
 """Does the chatbot server's memory level off? A bounded soak through its API.
 
-    python benchmarks/bench_soak.py [--model DIR] [--requests 2000] [--threads 1] [--large-messages 2]
+    python benchmarks/bench_soak.py [--model DIR] [--requests 2000] [--clients 30 --concurrent] [--large-messages 2]
 
 Starts `python -m chatbot` on 127.0.0.1 (with --model, else a small model trained first into a
 temporary folder by `python -m training.train`), sends --large-messages messages of 1 MB, then
 --requests requests through `gradio_client` (alternating /chat and /translate, greedy, each final
-reply with its attention heatmap, from --clients clients in turn), and stops. It prints the
+reply with its attention heatmap, from --clients clients in turn, or all at once in rounds with
+--concurrent), and stops. It prints the
 server's resident memory (VmRSS from /proc, Linux only) at every checkpoint and the growth between
 a quarter of the way (request 500 of 2,000) and the end: the server levels off when that stays
 under 10%.
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gradio_client import Client
@@ -84,8 +86,13 @@ def model_name(client: Client) -> str:
     return parameter["parameter_default"]
 
 
-def soak(url: str, server: subprocess.Popen, requests: int, clients: int, large: int, every: int) -> list[tuple]:
-    """Send the requests; return (request number, RSS MiB, seconds since the start) rows."""
+def soak(
+    url: str, server: subprocess.Popen, requests: int, clients: int, concurrent: bool, large: int, every: int
+) -> list[tuple]:
+    """Send the requests; return (request number, RSS MiB, seconds since the start) rows.
+
+    With `concurrent`, the clients send at the same time, in rounds of one request each.
+    """
     connections = [Client(url, verbose=False) for _ in range(clients)]
     name = model_name(connections[0])
     greedy = ("greedy", 1, 1.0, 1.0, 24)  # mode, num_beams, temperature, top_p, max_new_tokens
@@ -97,16 +104,24 @@ def soak(url: str, server: subprocess.Popen, requests: int, clients: int, large:
             connections[0].predict("x " * 500_000, name, *greedy, api_name="/translate")  # 1 MB
     if large:
         rows.append(("1 MB x" + str(large), resident_mib(server.pid), time.perf_counter() - start))
-    for number in range(1, requests + 1):
+
+    def send(number: int) -> None:
         client = connections[number % clients]
         prompt = PROMPTS[number % len(PROMPTS)]
         if number % 2:
             client.predict(prompt, [], name, *greedy, api_name="/chat")
         else:
             client.predict(prompt, name, *greedy, api_name="/translate")
-        if number % every == 0 or number == requests:
-            rows.append((number, resident_mib(server.pid), time.perf_counter() - start))
-            print(f"request {number}: {rows[-1][1]:.0f} MiB after {rows[-1][2]:.0f} s", file=sys.stderr, flush=True)
+
+    batch = clients if concurrent else 1
+    with ThreadPoolExecutor(max_workers=batch) as pool:
+        for first in range(1, requests + 1, batch):
+            numbers = range(first, min(first + batch, requests + 1))
+            list(pool.map(send, numbers))
+            last = numbers[-1]
+            if last // every > (first - 1) // every or last == requests:
+                rows.append((last, resident_mib(server.pid), time.perf_counter() - start))
+                print(f"request {last}: {rows[-1][1]:.0f} MiB after {rows[-1][2]:.0f} s", file=sys.stderr, flush=True)
     return rows
 
 
@@ -115,6 +130,9 @@ def main() -> None:
     parser.add_argument("--model", help="a model directory or Hub id (default: a small model trained first)")
     parser.add_argument("--requests", type=int, default=2000, help="requests to send, then stop")
     parser.add_argument("--clients", type=int, default=4, help="gradio_client connections used in turn")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="the clients send at the same time, in rounds (default: in turn)"
+    )
     parser.add_argument("--large-messages", type=int, default=2, help="1 MB messages sent first")
     parser.add_argument("--every", type=int, default=100, help="read the memory every this many requests")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: %(default)s)")
@@ -130,14 +148,14 @@ def main() -> None:
         model = args.model or train_small_model(directory)
         server, url = start_server(model, args.threads, environment)
         try:
-            rows = soak(url, server, args.requests, args.clients, args.large_messages, args.every)
+            rows = soak(url, server, args.requests, args.clients, args.concurrent, args.large_messages, args.every)
         finally:
             server.terminate()
             server.wait(timeout=30)
 
     print(
         f"\n{platform.processor() or platform.machine()}; torch threads in the server: {args.threads}; "
-        f"{args.clients} clients in turn; greedy, 24 new tokens; load average {os.getloadavg()[0]:.1f}; "
+        f"{args.clients} clients {'at once, in rounds' if args.concurrent else 'in turn'}; greedy, 24 new tokens; load average {os.getloadavg()[0]:.1f}; "
         f"server environment {environment or 'default'}\n"
     )
     print("| requests | server RSS (MiB) | seconds |")

@@ -156,6 +156,15 @@ def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one(tmp_path, tra
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["index.json", STEP_2, "step-00000006"]
 
 
+def test_an_unreadable_best_checkpoint_falls_back_to_the_newest_readable_one(tmp_path, trained_run, caplog):
+    output = copy_run(trained_run, tmp_path / "run")
+    truncate(os.path.join(output, "checkpoints", STEP_2, "optimizer.bin"), 1000)  # step 2 is the best
+    caplog.set_level(logging.INFO)
+    assert main([*TINY, "--max-steps", "6", "--output-dir", output, "--resume-from-checkpoint", "best"]) == 0
+    assert "the best checkpoint" in caplog.text and "cannot be read" in caplog.text
+    assert f"resumed from {os.path.join(output, 'checkpoints', STEP_4)} at step 4" in caplog.text
+
+
 def test_an_unreadable_index_is_advisory_and_a_cut_save_is_ignored(tmp_path, trained_run, caplog):
     output = killed_during_save(trained_run, tmp_path / "run")
     index = os.path.join(output, "checkpoints", "index.json")
