@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ MAX_BEAMS = 16
 MAX_NEW_TOKENS = 512
 # Tokenizers without a real limit report a huge `model_max_length`; this is the cap used then.
 FALLBACK_MAX_INPUT_TOKENS = 512
+# The most characters read per input token: a message is cut at max_input_tokens times this before tokenizing.
+MAX_CHARS_PER_TOKEN = 32
 DEFAULT_EXAMPLES = {
     "chat": ["Hello!", "How are you?", "Who are you?", "Tell me a joke."],
     "translation": ["Monday, October 22, 2011", "5 kilometers", "Good morning.", "Thank you very much."],
@@ -175,6 +178,15 @@ class Reply:
     token_ids: list[int] = field(default_factory=list)
 
 
+def looks_like_a_path(name_or_path: str) -> bool:
+    """Whether `name_or_path` can only be a local path: a Hub id is `name` or `user/name`, never more."""
+    return (
+        name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or os.sep in name_or_path.replace("/", "")
+    )
+
+
 def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) -> LoadedModel:
     """Load a model and its tokenizer from a directory or a Hub id, as a Hub user would.
 
@@ -185,6 +197,11 @@ def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) ->
             Defaults to the tokenizer's `model_max_length`.
     """
     source = str(name_or_path)
+    if looks_like_a_path(source) and not os.path.exists(source):
+        raise FileNotFoundError(
+            f"the local path {source} does not exist; pass a folder written by save_pretrained "
+            "or a Hub id of the form user/model"
+        )
     model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=True)
     model.eval()
     # The tokenizer is a plain `tokenizers` one; the flag only silences the remote-code prompt
@@ -274,29 +291,43 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str
     Raises:
         EmptyInputError: for an empty or whitespace-only message.
     """
-    text = _checked_text(text)
-    inputs, [full_length] = encode_texts(loaded.tokenizer, [text], loaded.max_input_tokens)
-    return inputs, _truncation_notice(loaded, full_length)
+    read, characters = _checked_text(loaded, text)
+    inputs, [tokens] = encode_texts(loaded.tokenizer, [read], loaded.max_input_tokens)
+    return inputs, _truncation_notice(loaded, tokens, characters, len(read))
 
 
-def _checked_text(text: str) -> str:
-    """The stripped message.
+def _checked_text(loaded: LoadedModel, text: str) -> tuple[str, int]:
+    """The stripped message, cut to the prefix the tokenizer reads, and its whole length in characters.
 
     Raises:
         EmptyInputError: for an empty or whitespace-only message.
     """
     if not isinstance(text, str) or not text.strip():
         raise EmptyInputError("Please type a message first: the input is empty.")
-    return text.strip()
+    text = text.strip()
+    # Only a prefix is tokenized: a 1 MB message as a whole would cost the tokenizer hundreds of MB,
+    # which the allocator keeps for the life of the server. No token is near MAX_CHARS_PER_TOKEN long,
+    # so the prefix always holds more than `max_input_tokens` tokens when the text is cut.
+    return text[: loaded.max_input_tokens * MAX_CHARS_PER_TOKEN], len(text)
 
 
-def _truncation_notice(loaded: LoadedModel, full_length: int) -> str | None:
-    """What to tell the user when the message was longer than the model reads (else None)."""
+def _truncation_notice(loaded: LoadedModel, tokens: int, characters: int, read_characters: int) -> str | None:
+    """What to tell the user when the message was longer than the model reads (else None).
+
+    Args:
+        tokens: the length in tokens of what was tokenized (`read_characters` of the message).
+        characters: the message's whole length in characters.
+    """
     limit = loaded.max_input_tokens
-    if full_length <= limit:
+    if read_characters < characters:
+        return (
+            f"Your message is {characters:,} characters long; this model reads at most {limit} "
+            f"tokens, so only the first {limit} tokens were used."
+        )
+    if tokens <= limit:
         return None
     return (
-        f"Your message is {full_length} tokens long; this model reads at most {limit}, "
+        f"Your message is {tokens} tokens long; this model reads at most {limit}, "
         f"so only the first {limit} tokens were used."
     )
 
@@ -322,16 +353,16 @@ def last_user_message(history: Sequence[dict[str, Any]]) -> str:
 def generate_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Reply:
     """Decode the whole reply to `text` at once (any decoding mode), through `generate_texts`."""
     settings = settings or loaded.defaults
-    text = _checked_text(text)
+    read, characters = _checked_text(loaded, text)
     [result] = generate_texts(
         loaded.model,
         loaded.tokenizer,
-        [text],
+        [read],
         max_input_tokens=loaded.max_input_tokens,
         with_attention=True,
         **settings.generate_kwargs(),
     )
-    notice = _truncation_notice(loaded, result.source_tokens)
+    notice = _truncation_notice(loaded, result.source_tokens, characters, len(read))
     return Reply(text=result.text, done=True, notice=notice, attention=result.attention, token_ids=result.token_ids)
 
 

@@ -29,13 +29,14 @@ accepts both, and returns it in the field its output class declares (`CACHE_FIEL
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -735,6 +736,46 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 "'past_key_values'); generate(use_cache=False) still decodes correctly."
             )
         return model_inputs
+
+    # The most tokens one generate() call may produce unless `generation_config.max_new_tokens_limit`
+    # says otherwise: memory grows with beams x tokens, and 10**9 tokens would ask for tens of GB.
+    MAX_NEW_TOKENS_LIMIT = 1024
+
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`GenerationMixin.generate`, after checking the settings this model can know are wrong.
+
+        Raises `ValueError` naming the value and the accepted range for `num_beams < 1`,
+        `top_p` outside (0, 1] or `temperature <= 0` when sampling, and more new tokens
+        (`max_new_tokens`, or `max_length` without it) than `generation_config.max_new_tokens_limit`
+        (default `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more).
+        """
+        settings = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        settings.update(**kwargs)  # only the generation settings among kwargs; the rest go to the model
+        num_beams = settings.num_beams
+        if num_beams is not None and (isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1):
+            raise ValueError(f"num_beams={num_beams!r}: expected a whole number of at least 1 (1 is greedy search)")
+        if settings.do_sample:
+            top_p, temperature = settings.top_p, settings.temperature
+            if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+                raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1 when sampling")
+            if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+                raise ValueError(f"temperature={temperature!r}: expected a number greater than 0 when sampling")
+        limit = getattr(settings, "max_new_tokens_limit", None) or self.MAX_NEW_TOKENS_LIMIT
+        for name in ("max_new_tokens", "max_length"):
+            value = getattr(settings, name)
+            if value is not None and value > limit:
+                raise ValueError(
+                    f"{name}={value} is more than this model generates at once (at most {limit}); pass a smaller "
+                    "value, or raise model.generation_config.max_new_tokens_limit"
+                )
+            if name == "max_new_tokens" and value is not None:
+                break  # max_new_tokens overrides max_length
+        return super().generate(inputs, generation_config=generation_config, **kwargs)
 
 
 __all__ = [

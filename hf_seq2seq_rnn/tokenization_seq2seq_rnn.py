@@ -42,7 +42,10 @@ def train_tokenizer(
     """
     minimum = len(SPECIAL_TOKENS) + len(BYTE_TOKENS) + 1
     if vocab_size < minimum:
-        raise ValueError(f"vocab_size={vocab_size} is too small: the special and byte tokens alone take {minimum - 1}")
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: the special and byte tokens alone take {minimum - 1}; "
+            f"pass at least {minimum}"
+        )
     tokenizer = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True, fuse_unk=True))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_MARK, prepend_scheme="always")

@@ -271,6 +271,15 @@ def test_long_input_is_truncated_with_a_notice(tiny) -> None:
     assert generate_reply(tiny, "red cat").notice is None
 
 
+def test_a_huge_message_is_cut_before_tokenizing_and_reads_the_same_tokens(tiny) -> None:
+    # 200 KB; tokenizing such messages whole grew the server by about 190 MB per MB
+    huge = "red cat " * 25_000
+    inputs, notice = encode(tiny, huge)
+    whole = tiny.tokenizer([huge.strip()], truncation=True, max_length=tiny.max_input_tokens)["input_ids"]
+    assert inputs["input_ids"][0].tolist() == whole[0]
+    assert f"{len(huge.strip()):,} characters long" in notice and "only the first 16 tokens" in notice
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

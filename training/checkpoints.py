@@ -18,10 +18,13 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
+import zipfile
 from typing import Any
 
 from accelerate import Accelerator
+from safetensors import safe_open
 
 from .errors import TrainingInputError
 
@@ -51,11 +54,60 @@ def _write_json_atomically(path: str, content: dict[str, Any]) -> None:
 
 
 def read_index(output_dir: str) -> dict[str, Any]:
+    """`index.json`, or `{}` when it is missing or unreadable: it is advisory, the folders are the truth."""
     path = os.path.join(checkpoint_root(output_dir), INDEX_FILE)
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            index = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        logger.warning("%s is unreadable (%s); reading the checkpoint folders instead", path, error)
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """Why the checkpoint folder at `path` cannot be resumed from (one line), or `None` when it reads back.
+
+    Reads `trainer_state.json`, the header of every `.safetensors` file (a truncated one fails
+    here) and every torch-saved file (zip archives, CRC-checked), without loading any tensor.
+    """
+    if not os.path.isdir(path):
+        return "not a folder"
+    state_path = os.path.join(path, STATE_FILE)
+    try:
+        with open(state_path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        if not isinstance(state.get("completed_steps"), int):
+            return f"{STATE_FILE} has no completed_steps"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
+        return " ".join(f"{STATE_FILE}: {error}".split())
+    for entry in sorted(os.listdir(path)):
+        file = os.path.join(path, entry)
+        if not os.path.isfile(file):
+            continue
+        try:
+            if entry.endswith(".safetensors"):
+                with safe_open(file, framework="pt") as handle:
+                    handle.keys()
+            elif entry.endswith((".bin", ".pkl", ".pt", ".pth")):
+                with zipfile.ZipFile(file) as archive:
+                    broken = archive.testzip()
+                if broken is not None:
+                    return f"{entry}: corrupt member {broken}"
+        except Exception as error:  # safetensors and zipfile raise their own error types
+            return " ".join(f"{entry}: {type(error).__name__}: {error}".split())
+    return None
+
+
+def checkpoint_folders(output_dir: str) -> list[str]:
+    """The complete checkpoint folders (`step-NNNNNNNN`), newest first; temporary ones are left out."""
+    root = checkpoint_root(output_dir)
+    if not os.path.isdir(root):
+        return []
+    names = [entry for entry in os.listdir(root) if re.fullmatch(r"step-\d{8}", entry)]
+    return [os.path.join(root, name) for name in sorted(names, reverse=True)]
 
 
 def is_better(metric_name: str, value: float, best: float | None) -> bool:
@@ -106,20 +158,38 @@ def save_checkpoint(
 def resolve_checkpoint(output_dir: str, requested: str) -> str | None:
     """The checkpoint folder for `--resume-from-checkpoint` (`latest`, `best`, or a path).
 
-    `latest` with no checkpoint yet returns `None` (a fresh start); a path without a complete
+    `latest` is the newest folder that reads back: an unreadable one is reported in one line and
+    skipped. `best` is the one `index.json` names, or the newest readable one when that cannot be
+    read. With no checkpoint yet, both return `None` (a fresh start). A path that is not a readable
     checkpoint is an error.
     """
-    if requested in ("latest", "best"):
-        index = read_index(output_dir)
-        name = index.get("last" if requested == "latest" else "best")
-        if name is None:
-            return None
-        path = os.path.join(checkpoint_root(output_dir), name)
-    else:
-        path = requested
-    if not os.path.isfile(os.path.join(path, STATE_FILE)):
-        raise TrainingInputError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
-    return path
+    if requested not in ("latest", "best"):
+        problem = checkpoint_problem(requested)
+        if problem is not None:
+            raise TrainingInputError(
+                f"--resume-from-checkpoint {requested} cannot be read ({problem}); pass another checkpoint "
+                "folder, 'latest' or 'best'"
+            )
+        return requested
+    folders = checkpoint_folders(output_dir)
+    if requested == "best":
+        best = read_index(output_dir).get("best")
+        path = os.path.join(checkpoint_root(output_dir), best) if isinstance(best, str) else None
+        if path is not None and checkpoint_problem(path) is None:
+            return path
+        logger.warning("the best checkpoint %s cannot be read; resuming from the newest readable one", path)
+    for index, path in enumerate(folders):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if index > 0:
+                logger.warning("resuming from %s, the newest checkpoint that reads back", path)
+            return path
+        logger.warning("skipping checkpoint %s: %s", path, problem)
+    if folders:
+        raise TrainingInputError(
+            f"no checkpoint in {checkpoint_root(output_dir)} can be read; remove them to start from scratch"
+        )
+    return None
 
 
 def read_trainer_state(checkpoint: str) -> dict[str, Any]:

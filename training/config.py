@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import difflib
 import inspect
+import math
 import os
 import re
 import sys
@@ -302,3 +303,9 @@ def validate(config: TrainingConfig) -> None:
         Seq2SeqRNNConfig(**config.model_arguments())
     except ValueError as error:
         raise TrainingInputError(f"bad model setting: {error}") from error
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise TrainingInputError(f"learning_rate={config.learning_rate}: expected a finite number above 0, e.g. 0.001")
+    for key in ("weight_decay", "max_grad_norm"):
+        value = getattr(config, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise TrainingInputError(f"{key}={value}: expected a finite number, 0 or more")

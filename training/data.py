@@ -20,6 +20,7 @@ Schemas, each reduced to the two string columns `source` and `target`:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from functools import partial
 from typing import Any
 
 import datasets
+import pyarrow.compute
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 
 from .errors import TrainingInputError
@@ -143,6 +145,8 @@ def load_raw(
             raise TrainingInputError(
                 f"cannot read {name_or_path}: unknown extension {extension!r}; use one of {', '.join(LOCAL_BUILDERS)}"
             )
+        if os.path.getsize(name_or_path) == 0:
+            raise TrainingInputError(f"the data file {name_or_path} is empty (0 bytes); it needs at least two pairs")
         builder, builder_kwargs = LOCAL_BUILDERS[extension]
         arguments: dict[str, Any] = {"path": builder, "data_files": {split_name: name_or_path}, **builder_kwargs}
     else:
@@ -161,9 +165,38 @@ def load_raw(
         # Among others: a missing or wrong config name; the message lists the available ones.
         raise TrainingInputError(f"dataset {name_or_path!r} could not be loaded: {error}") from error
     except Exception as error:  # pyarrow and pandas parse errors have no common base class
+        detail = _json_problem(name_or_path) if extension in (".json", ".jsonl") else None
         raise TrainingInputError(
-            f"{name_or_path} could not be parsed as {extension or 'a dataset'}: {error}"
+            f"{name_or_path} could not be parsed as {extension or 'a dataset'}: {detail or _root_cause(error)}"
         ) from error
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost message of a chained exception (datasets wraps parse errors in a generic one)."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _json_problem(path: str) -> str | None:
+    """Where a `.json` file, or the first bad line of a `.jsonl` file, fails to parse, or `None`."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        if path.lower().endswith(".jsonl"):
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as error:
+                    return (
+                        f"line {number} is not valid JSON ({error.msg} at column {error.colno}): {line.strip()[:80]!r}"
+                    )
+            return None
+        try:
+            json.load(handle)
+        except json.JSONDecodeError as error:
+            return f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+    return None
 
 
 def column_names(dataset: Dataset | IterableDataset) -> list[str]:
@@ -299,6 +332,20 @@ def _pairs_from_batch(batch: dict[str, list[Any]], schema: Schema) -> dict[str, 
     return {"source": sources, "target": targets}
 
 
+def report_extra_fields(dataset: Dataset, column: str, source: str) -> int:
+    """Count (and log) the `source<TAB>target` lines with more than two fields: only the first two are read."""
+    tabs = pyarrow.compute.count_substring(dataset.data.column(column), "\t")
+    extra = int(pyarrow.compute.sum(pyarrow.compute.greater(tabs, 1)).as_py() or 0)
+    if extra:
+        logger.warning(
+            "%s: %d of %d lines have more than two tab-separated fields; the fields after the second were ignored",
+            source,
+            extra,
+            len(dataset),
+        )
+    return extra
+
+
 def to_pairs(dataset: Dataset | IterableDataset, schema: Schema) -> Dataset | IterableDataset:
     """The dataset as two string columns, `source` and `target` (empty strings where a row has none)."""
     columns = column_names(dataset)
@@ -346,6 +393,8 @@ def pairs_from_splits(
         raise TrainingInputError(f"the {spec.train_split!r} split of {source} is empty")
     schema = detect_schema(columns, spec, train.features)
     logger.info("Reading %s as %s", source, schema.describe())
+    if schema.kind == "text_pairs" and isinstance(train, Dataset):
+        report_extra_fields(train, schema.column, source)
     train = to_pairs(train, schema)
     if validation is not None:
         validation = to_pairs(validation, detect_schema(column_names(validation), spec, validation.features))

@@ -1,5 +1,24 @@
-"""The training script's two exception types: bad input (`main` turns it into a message on stderr and
-exit code 2) and a diverged loss (exit code 3)."""
+"""The exceptions a training run expects, and the one place that turns them into a one-line message.
+
+`main` prints `describe_expected(error)` on stderr and exits with code 2 for bad input (3 when the
+loss diverged); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+
+# Operating-system errors caused by where the user pointed us, not by the code.
+USER_ERRNOS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EEXIST: "exists already",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+}
 
 
 class TrainingInputError(Exception):
@@ -11,3 +30,17 @@ class TrainingInputError(Exception):
 
 class TrainingDivergedError(Exception):
     """The loss became NaN or infinite; the run stopped before the bad step changed the weights."""
+
+
+def describe_expected(error: BaseException) -> str | None:
+    """The one-line message for an expected error, or `None` for an unexpected one (a bug)."""
+    if isinstance(error, (TrainingInputError, TrainingDivergedError)):
+        message = str(error)
+    elif isinstance(error, OSError) and error.errno in USER_ERRNOS:
+        where = f"{error.filename}: " if error.filename else ""
+        message = (
+            f"{where}{USER_ERRNOS[error.errno]} ({error.strerror or error}); check --output-dir and the paths given"
+        )
+    else:
+        return None
+    return " ".join(message.split())  # one line, whatever the wrapped library put in its message

@@ -65,8 +65,13 @@ def load_or_train_tokenizer(
     if tokenizer_path:
         try:
             return AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=True)
-        except (OSError, ValueError) as error:
-            raise TrainingInputError(f"cannot load the tokenizer {tokenizer_path!r}: {error}") from error
+        # A damaged tokenizer.json surfaces as KeyError, TypeError or the `tokenizers` parser's bare Exception.
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise TrainingInputError(
+                f"cannot load the tokenizer {tokenizer_path!r} ({reason}); pass a folder saved by "
+                "tokenizer.save_pretrained, or leave --tokenizer out to train one"
+            ) from error
     pairs = train_pairs.take(max_examples) if isinstance(train_pairs, IterableDataset) else train_pairs
 
     def texts() -> Iterator[str]:
@@ -74,9 +79,12 @@ def load_or_train_tokenizer(
             yield from batch["source"]
             yield from batch["target"]
 
-    return train_tokenizer(
-        texts(), vocab_size=vocab_size, min_frequency=min_frequency, model_max_length=model_max_length
-    )
+    try:
+        return train_tokenizer(
+            texts(), vocab_size=vocab_size, min_frequency=min_frequency, model_max_length=model_max_length
+        )
+    except ValueError as error:
+        raise TrainingInputError(f"--vocab-size: {error}") from error
 
 
 def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: Seq2SeqRNNConfig) -> None:

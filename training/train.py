@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 from . import checkpoints, demos
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
-from .errors import TrainingDivergedError, TrainingInputError
+from .errors import TrainingDivergedError, TrainingInputError, describe_expected
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
 from .model_card import public_name, training_info, write_model_card
 from .prepare import (
@@ -117,8 +118,13 @@ def load_data(config: TrainingConfig) -> PreparedData:
     for split, report in (("train", train_report), ("validation", validation_report)):
         logger.info(report.describe(split), main_process_only=True)
     if isinstance(train, Dataset) and len(train) == 0:
+        if train_report.overlong:
+            hint = "raise --max-source-length / --max-target-length or pass --overlong truncate"
+        else:
+            hint = "every row lacks a source or a target (is the file whitespace only, or the columns wrong?)"
         raise TrainingInputError(
-            "no training pairs left after dropping empty and over-long ones; raise --max-source-length"
+            f"no training pairs left: of {train_report.rows} rows, {train_report.empty} were empty and "
+            f"{train_report.overlong} over-long; {hint}"
         )
     return PreparedData(
         tokenizer, train, validation, schema, {"train": train_report, "validation": validation_report}, description
@@ -156,6 +162,8 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
         eos_token_id=model.config.eos_token_id,
         pad_token_id=model.config.pad_token_id,
     )
+    if config.max_new_tokens > getattr(model, "MAX_NEW_TOKENS_LIMIT", config.max_new_tokens):
+        model.generation_config.max_new_tokens_limit = config.max_new_tokens  # asked for on purpose
     return model
 
 
@@ -221,6 +229,35 @@ def has_accelerator() -> bool:
     return torch.cuda.is_available()
 
 
+def check_output_dir(output_dir: str, needed_bytes: int = 0) -> None:
+    """Fail before the first step, not at the first save: `output_dir` can be created and written,
+    and its disk has `needed_bytes` free. Every process checks (each writes its own probe file)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise TrainingInputError(f"--output-dir {output_dir} is an existing file; pass a directory (new or existing)")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write-probe-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8") as handle:
+            handle.write("probe")
+        os.remove(probe)
+    except OSError as error:
+        raise TrainingInputError(
+            f"--output-dir {output_dir} cannot be written ({error.strerror or error}); pass a writable directory"
+        ) from error
+    free = shutil.disk_usage(output_dir).free
+    if free < needed_bytes:
+        raise TrainingInputError(
+            f"--output-dir {output_dir} has {free / 2**20:.0f} MiB free but one checkpoint needs about "
+            f"{needed_bytes / 2**20:.0f} MiB; free some space or pass another --output-dir"
+        )
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About the size of one checkpoint plus the final model: fp32 weights, AdamW's two moments, weights again."""
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    return 4 * parameters * 4 + 2**20
+
+
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     report_to = None if config.report_to in ("none", "", None) else config.report_to
     return Accelerator(
@@ -279,13 +316,19 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         datasets.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
-    if accelerator.is_main_process:
-        os.makedirs(config.output_dir, exist_ok=True)
+    check_output_dir(config.output_dir)
+    # Resolved before the data is read, so that an unreadable checkpoint stops the run at once.
+    checkpoint = (
+        checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        if config.resume_from_checkpoint
+        else None
+    )
     set_seed(config.seed)
 
     with accelerator.main_process_first():
         data = load_data(config)
     model = build_model(config, data.tokenizer)
+    check_output_dir(config.output_dir, checkpoint_bytes(model))
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
     # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
     optimizer = torch.optim.AdamW(
@@ -316,11 +359,16 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     completed_steps, epoch, batches_done = 0, 0, 0
     history: list[dict[str, float]] = []  # every evaluation: {"step": ..., "eval_loss": ..., ...}
     if config.resume_from_checkpoint:
-        checkpoint = checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
         if checkpoint is None:
             logger.info("no checkpoint in %s yet: starting from scratch", config.output_dir, main_process_only=True)
         else:
-            accelerator.load_state(checkpoint)
+            try:
+                accelerator.load_state(checkpoint)
+            except Exception as error:  # damage that the read-back check missed, or another model's state
+                reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+                raise TrainingInputError(
+                    f"cannot load the checkpoint {checkpoint} ({reason}); pass another one to --resume-from-checkpoint"
+                ) from error
             state = checkpoints.read_trainer_state(checkpoint)
             completed_steps, epoch, batches_done = state["completed_steps"], state["epoch"], state["batches_done"]
             history = state.get("eval_history", [])
@@ -542,12 +590,12 @@ def main(argv: list[str] | None = None) -> int:
         config = parse_config(arguments)
         config.command = "python -m training.train " + shlex.join(arguments)
         training_function(config)
-    except TrainingInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingDivergedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
+    except (TrainingInputError, TrainingDivergedError, OSError) as error:
+        message = describe_expected(error)
+        if message is None:
+            raise  # a bug: keep the traceback
+        print(f"error: {message}", file=sys.stderr)
+        return 3 if isinstance(error, TrainingDivergedError) else 2
     return 0
 
 

@@ -1,0 +1,247 @@
+"""Hostile input ends in one line and a clear exit code, never a traceback or lost work.
+
+The training command line is walked through a table of bad inputs (its `main`, in-process; each
+row fails before or at the first step), checkpoints damaged as a crash or a kill leaves them are
+skipped or refused, `python -m chatbot` names a missing local model path, and the model's own
+`generate` refuses settings it can tell are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import GenerationConfig
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from training.data import report_extra_fields
+from training.train import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A tiny run on the embedded demo: two checkpoints (step 2 and step 4), no evaluation in between,
+# so that `best` stays at step 2 and both folders are kept.
+TINY = [
+    "--config", "training/configs/translation_demo.yaml", "--demo-size", "200", "--validation-size", "20",
+    "--embedding-size", "16", "--hidden-size", "16", "--num-layers", "1", "--num-beams", "1",
+    "--max-eval-samples", "8", "--num-samples", "0", "--report-to", "none", "--num-threads", "1",
+    "--checkpointing-steps", "2", "--eval-steps", "null",
+]  # fmt: skip
+STEP_2, STEP_4 = "step-00000002", "step-00000004"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> str:
+    """A finished 4-step run with checkpoints at steps 2 and 4; tests copy it before damaging it."""
+    output = tmp_path_factory.mktemp("trained") / "run"
+    assert main([*TINY, "--max-steps", "4", "--output-dir", str(output)]) == 0
+    assert sorted(os.listdir(output / "checkpoints")) == ["index.json", STEP_2, STEP_4]
+    return str(output)
+
+
+def copy_run(trained_run: str, destination) -> str:
+    shutil.copytree(trained_run, destination)
+    return str(destination)
+
+
+def truncate(path: str, size: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+
+
+def killed_during_save(trained_run: str, destination) -> str:
+    """The files a SIGKILL in the middle of saving step 6 leaves: a half-written `.tmp-step-00000006`
+    and a half-written `index.json.tmp`; `index.json` still names step 4."""
+    output = copy_run(trained_run, destination)
+    root = os.path.join(output, "checkpoints")
+    partial = os.path.join(root, ".tmp-step-00000006")
+    shutil.copytree(os.path.join(root, STEP_4), partial)
+    os.remove(os.path.join(partial, "trainer_state.json"))  # written last, after accelerator.save_state
+    truncate(os.path.join(partial, "optimizer.bin"), 1000)
+    with open(os.path.join(root, "index.json"), encoding="utf-8") as handle:
+        index = handle.read()
+    with open(os.path.join(root, "index.json.tmp"), "w", encoding="utf-8") as handle:
+        handle.write(index[: len(index) // 2])
+    return output
+
+
+def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], str]]:
+    """name -> (arguments, a part of the one-line message). Every row must exit with code 2."""
+
+    def write(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    pairs = write("pairs.csv", "Q,A\n" + "hello,hi\nhow are you,fine\nbye,see you\n" * 4)
+    header_only = write("header_only.csv", "Q,A\n")
+    typo_config = write("typo.yaml", "hiden_size: 64\n")
+    a_file = write("a_file.txt", "not a directory\n")
+    broken_tokenizer = tmp_path / "broken_tokenizer"
+    broken_tokenizer.mkdir()
+    (broken_tokenizer / "tokenizer.json").write_text('{"version": "1.0", "model": {}}', encoding="utf-8")
+    (broken_tokenizer / "tokenizer_config.json").write_text("{}", encoding="utf-8")
+    corrupt_weights = copy_run(trained_run, tmp_path / "corrupt_weights")
+    truncate(os.path.join(corrupt_weights, "checkpoints", STEP_4, "model.safetensors"), 100)
+    all_corrupt = copy_run(trained_run, tmp_path / "all_corrupt")
+    for step in (STEP_2, STEP_4):
+        truncate(os.path.join(all_corrupt, "checkpoints", step, "model.safetensors"), 100)
+    killed = killed_during_save(trained_run, tmp_path / "killed")
+    demo = ["--demo", "translation"]
+    return {
+        "missing file": (["--dataset", str(tmp_path / "nope.csv")], "data file not found"),
+        "unknown extension": (["--dataset", __file__], "unknown extension '.py'"),
+        "missing Hub dataset": (["--dataset", "no-such-user/no-such-dataset"], "no-such-user/no-such-dataset"),
+        "wrong column": (["--dataset", pairs, "--source-column", "Question", "--target-column", "A"], "'Question' is not a column of the data; the columns are 'Q', 'A'"),
+        "empty split": (["--dataset", header_only], "is empty"),
+        "unknown key in YAML": (["--config", typo_config, "--dataset", pairs], "unknown config key 'hiden_size'"),
+        "unknown flag": (["--dataset", pairs, "--hiden-size", "64"], "did you mean hidden_size"),
+        "bad value": (["--dataset", pairs, "--cell-type", "transformer"], "cell_type='transformer' is not supported"),
+        "missing split": (["--dataset", pairs, "--validation-split", "dev"], "split 'dev' not found"),
+        "learning rate nan": ([*demo, "--learning-rate", "nan"], "learning_rate=nan: expected a finite number above 0"),
+        "negative learning rate": ([*demo, "--learning-rate", "-1"], "learning_rate=-1.0: expected a finite number above 0"),
+        "output dir is a file": ([*demo, "--output-dir", a_file], f"--output-dir {a_file} is an existing file"),
+        "output dir not writable": ([*demo, "--output-dir", os.path.join(a_file, "run")], "cannot be written"),
+        "invalid tokenizer.json": ([*demo, "--tokenizer", str(broken_tokenizer)], f"cannot load the tokenizer {str(broken_tokenizer)!r}"),
+        "vocabulary too small": ([*demo, "--vocab-size", "64"], "vocab_size=64 is too small"),
+        "empty file": (["--dataset", write("empty.tsv", "")], "empty.tsv is empty (0 bytes)"),
+        "whitespace-only .txt": (["--dataset", write("blank.txt", "  \n \t \n   \n\n  \n")], "were empty and 0 over-long; every row lacks a source or a target"),
+        "malformed .jsonl line": (["--dataset", write("bad.jsonl", '{"source": "a", "target": "b"}\n{"source": oops}\n')], "line 2 is not valid JSON"),
+        "corrupt checkpoint path": ([*TINY, "--output-dir", corrupt_weights, "--resume-from-checkpoint", os.path.join(corrupt_weights, "checkpoints", STEP_4)], "model.safetensors: SafetensorError"),
+        "every checkpoint corrupt": ([*TINY, "--output-dir", all_corrupt, "--resume-from-checkpoint", "latest"], "can be read; remove them to start from scratch"),
+        "resume from a save cut by a kill": ([*TINY, "--output-dir", killed, "--resume-from-checkpoint", os.path.join(killed, "checkpoints", ".tmp-step-00000006")], "no such file"),
+    }  # fmt: skip
+
+
+CASE_NAMES = [
+    "missing file", "unknown extension", "missing Hub dataset", "wrong column", "empty split", "unknown key in YAML",
+    "unknown flag", "bad value", "missing split", "learning rate nan", "negative learning rate", "output dir is a file",
+    "output dir not writable", "invalid tokenizer.json", "vocabulary too small", "empty file", "whitespace-only .txt",
+    "malformed .jsonl line", "corrupt checkpoint path", "every checkpoint corrupt", "resume from a save cut by a kill",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_training_input_exits_2_with_one_line(name, tmp_path, trained_run, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cases = bad_input_cases(tmp_path, trained_run)
+    assert sorted(cases) == sorted(CASE_NAMES)
+    arguments, message = cases[name]
+    defaults = ["--output-dir", str(tmp_path / "out"), "--report-to", "none", "--max-steps", "1"]
+    code = main([*defaults, *arguments])  # later flags win: a case's own --output-dir overrides
+    error = capsys.readouterr().err
+    lines = [line for line in error.splitlines() if line.startswith("error: ")]
+    assert code == 2, (name, error[-2000:])
+    assert len(lines) == 1 and message.lower() in lines[0].lower(), (name, error[-2000:])
+    assert "Traceback" not in error, name
+
+
+def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one(tmp_path, trained_run, caplog):
+    output = copy_run(trained_run, tmp_path / "run")
+    truncate(os.path.join(output, "checkpoints", STEP_4, "model.safetensors"), 100)
+    caplog.set_level(logging.INFO)
+    assert main([*TINY, "--max-steps", "6", "--output-dir", output, "--resume-from-checkpoint", "latest"]) == 0
+    log = caplog.text
+    assert f"skipping checkpoint {os.path.join(output, 'checkpoints', STEP_4)}: model.safetensors" in log
+    assert f"resumed from {os.path.join(output, 'checkpoints', STEP_2)} at step 2" in log
+    index = json.loads((tmp_path / "run" / "checkpoints" / "index.json").read_text())
+    assert index["last"] == "step-00000006"
+    # step 4 was saved again over the damaged folder, then let go for step 6; step 2 stays the best
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["index.json", STEP_2, "step-00000006"]
+
+
+def test_an_unreadable_best_checkpoint_falls_back_to_the_newest_readable_one(tmp_path, trained_run, caplog):
+    output = copy_run(trained_run, tmp_path / "run")
+    truncate(os.path.join(output, "checkpoints", STEP_2, "optimizer.bin"), 1000)  # step 2 is the best
+    caplog.set_level(logging.INFO)
+    assert main([*TINY, "--max-steps", "6", "--output-dir", output, "--resume-from-checkpoint", "best"]) == 0
+    assert "the best checkpoint" in caplog.text and "cannot be read" in caplog.text
+    assert f"resumed from {os.path.join(output, 'checkpoints', STEP_4)} at step 4" in caplog.text
+
+
+def test_an_unreadable_index_is_advisory_and_a_cut_save_is_ignored(tmp_path, trained_run, caplog):
+    output = killed_during_save(trained_run, tmp_path / "run")
+    index = os.path.join(output, "checkpoints", "index.json")
+    truncate(index, 20)
+    caplog.set_level(logging.INFO)
+    assert main([*TINY, "--max-steps", "6", "--output-dir", output, "--resume-from-checkpoint", "latest"]) == 0
+    assert f"resumed from {os.path.join(output, 'checkpoints', STEP_4)} at step 4" in caplog.text
+    with open(index, encoding="utf-8") as handle:
+        assert json.load(handle)["last"] == "step-00000006"
+    assert not any(entry.startswith(".tmp-") for entry in os.listdir(os.path.dirname(index)))
+
+
+def test_txt_rows_with_extra_tab_fields_are_counted_and_reported(caplog):
+    lines = ["one\tun", "two\tdeux\tCC-BY Tatoeba #2", "three\ttrois", "four\tquatre\textra\tmore"]
+    with caplog.at_level(logging.WARNING, logger="training.data"):
+        assert report_extra_fields(Dataset.from_dict({"text": lines}), "text", "pairs.txt") == 2
+    assert "pairs.txt: 2 of 4 lines have more than two tab-separated fields" in caplog.text
+
+
+def test_chatbot_names_a_missing_local_model_path():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "--model", "some/missing/dir"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "the local path some/missing/dir does not exist" in result.stderr
+    assert "Repo id" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> Seq2SeqRNNForConditionalGeneration:
+    model = Seq2SeqRNNForConditionalGeneration(
+        Seq2SeqRNNConfig(vocab_size=300, embedding_size=8, hidden_size=8, num_layers=1)
+    ).eval()
+    model.generation_config = GenerationConfig(
+        num_beams=4,
+        max_new_tokens=5,
+        decoder_start_token_id=model.config.decoder_start_token_id,
+        bos_token_id=model.config.bos_token_id,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id,
+    )
+    return model
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"num_beams": 0}, "num_beams=0: expected a whole number of at least 1"),
+        ({"generation_config": GenerationConfig(num_beams=0)}, "num_beams=0: expected a whole number of at least 1"),
+        ({"do_sample": True, "num_beams": 1, "top_p": 1.5}, "top_p=1.5: expected a number greater than 0 and at most 1"),
+        ({"do_sample": True, "num_beams": 1, "top_p": 0.0}, "top_p=0.0: expected a number greater than 0 and at most 1"),
+        ({"max_new_tokens": 10**9}, "max_new_tokens=1000000000 is more than this model generates at once (at most 1024)"),
+    ],
+)  # fmt: skip
+def test_generate_refuses_settings_the_model_knows_are_wrong(tiny_model, settings, message):
+    input_ids = torch.tensor([[5, 6, 7, tiny_model.config.eos_token_id]])
+    with pytest.raises(ValueError) as raised:
+        tiny_model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **settings)
+    assert message in str(raised.value)
+
+
+def test_the_new_token_limit_is_configurable_and_saved(tiny_model, tmp_path):
+    input_ids = torch.tensor([[5, 6, 7, tiny_model.config.eos_token_id]])
+    attention_mask = torch.ones_like(input_ids)
+    with pytest.raises(ValueError, match="at most 1024"):
+        tiny_model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=1100, num_beams=1)
+    tiny_model.generation_config.max_new_tokens_limit = 1200
+    tiny_model.save_pretrained(tmp_path)
+    reloaded = Seq2SeqRNNForConditionalGeneration.from_pretrained(tmp_path).eval()
+    del tiny_model.generation_config.max_new_tokens_limit
+    output = reloaded.generate(
+        input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=1100, min_new_tokens=1100, num_beams=1
+    )
+    assert output.shape[1] == 1 + 1100  # the decoder start token, then every new token
