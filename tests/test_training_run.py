@@ -221,3 +221,20 @@ def test_greedy_evaluation_and_every_documented_precision_word_run_and_save(tmp_
     assert main(arguments) == 0
     assert (output / "model.safetensors").is_file() and (output / "tokenizer.json").is_file()
     assert json.loads((output / "generation_config.json").read_text())["num_beams"] == 1
+
+
+def test_under_a_time_budget_the_progress_bar_counts_seconds_of_the_budget_and_shows_steps(tmp_path, capsys):
+    """`--max-minutes` with a huge `--max-steps`: the bar measures the budget, not the step bound."""
+    output = tmp_path / "budget"
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30",
+                 "--max-steps", "1000000", "--max-minutes", "0.05", "--eval-steps", "1000000",
+                 "--checkpointing-steps", "1000000", "--output-dir", str(output), *SMALL, "--num-beams", "1",
+                 "--num-samples", "0"]  # fmt: skip
+    assert main(arguments) == 0
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    final = [line for line in bar if "of the time budget" in line][-1]
+    assert "/3 s of the time budget" in final and "100%" in final
+    done = int(final.split("step ")[1].split(" ")[0])
+    assert done >= 1 and "(of at most 1000000)" in final
+    assert history(output)[-1]["step"] == done
+    assert not any("/1000000" in line for line in bar)

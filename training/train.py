@@ -237,6 +237,54 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
     )
 
 
+class TrainingProgress:
+    """The progress bar: steps done out of the total or, under a time budget (`--max-minutes`), the
+    training seconds spent out of the budget, with the steps done beside them.
+
+    With a budget the step total is only an upper bound (often a huge `--max-steps`), so counting
+    toward it would show a meaningless ETA; the clock is what ends the run.
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        completed_steps: int,
+        budget_seconds: float | None,
+        max_steps: int | None,
+        disable: bool = False,
+        file=None,
+    ) -> None:
+        self.budget_seconds, self.max_steps = budget_seconds, max_steps
+        if budget_seconds is None:
+            self.bar = tqdm(total=total_steps, initial=completed_steps, unit="step", disable=disable, file=file)
+            return
+        self.bar = tqdm(
+            total=budget_seconds,
+            disable=disable,
+            file=file,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time budget{postfix}",
+        )
+        self.bar.set_description_str(self._steps(completed_steps), refresh=False)
+
+    def _steps(self, completed_steps: int) -> str:
+        bound = f" (of at most {self.max_steps})" if self.max_steps is not None else ""
+        return f"step {completed_steps}{bound}"
+
+    def advance(self, completed_steps: int, spent_seconds: float) -> None:
+        """One optimizer step done; `spent_seconds` of training time (evaluation excluded) so far."""
+        if self.budget_seconds is None:
+            self.bar.update(1)
+            return
+        self.bar.set_description_str(self._steps(completed_steps), refresh=False)
+        self.bar.update(min(spent_seconds, self.budget_seconds) - self.bar.n)
+
+    def set_postfix(self, **values: str) -> None:
+        self.bar.set_postfix(**values)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def log_evaluation(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -331,7 +379,10 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
         main_process_only=True,
     )
-    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process)
+    budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
+    progress = TrainingProgress(
+        total_steps, completed_steps, budget_seconds, config.max_steps, disable=not accelerator.is_local_main_process
+    )
     started, training_seconds, trained_tokens = time.perf_counter(), 0.0, 0  # this session's training time
     evaluation_seconds = 0.0
     last_scores: dict[str, float] = {}
@@ -379,7 +430,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 continue
             lr_scheduler.step()
             completed_steps += 1
-            progress.update(1)
+            progress.advance(completed_steps, time.perf_counter() - started - evaluation_seconds)
             if completed_steps % config.logging_steps == 0:
                 elapsed = time.perf_counter() - window_start
                 totals = accelerator.reduce(
