@@ -8,6 +8,7 @@ subprocesses, writing to tmp_path. Models are small so that the whole file takes
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,11 +22,23 @@ from safetensors.torch import load_file
 from training.train import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A small model and short run; every key is a real config key given as a flag.
+# A small model and short run; every key is a real config key given as a flag. The precision is
+# fixed: runs whose weights are compared must not each pick one by timing (`auto` has its own test).
 SMALL = [
     "--embedding-size", "32", "--hidden-size", "64", "--report-to", "none", "--num-beams", "2",
-    "--eval-on-start", "true", "--logging-steps", "10", "--num-threads", "1",
+    "--eval-on-start", "true", "--logging-steps", "10", "--num-threads", "1", "--mixed-precision", "no",
 ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each in-process run starts from a clean Accelerate state, as a new process would (runs here use
+    different precisions; Accelerate's own `AccelerateTestCase` resets the same way)."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
 
 
 def subprocess_env() -> dict[str, str]:
@@ -238,3 +251,25 @@ def test_under_a_time_budget_the_progress_bar_counts_seconds_of_the_budget_and_s
     assert done >= 1 and "(of at most 1000000)" in final
     assert history(output)[-1]["step"] == done
     assert not any("/1000000" in line for line in bar)
+
+
+def test_auto_precision_is_the_default_picks_no_or_bf16_by_timing_and_trains(tmp_path, caplog):
+    """The default `auto` times fp32 against bf16 on this CPU, logs the choice and trains in it."""
+    from training.config import parse_config
+
+    assert parse_config(["--demo", "translation"]).mixed_precision == "auto"
+    output = tmp_path / "auto"
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30",
+                 "--max-steps", "4", "--eval-steps", "4", "--checkpointing-steps", "4", "--output-dir", str(output),
+                 *SMALL[:-2], "--num-beams", "1", "--num-samples", "0"]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        assert main(arguments) == 0
+    [line] = [record.getMessage() for record in caplog.records if "mixed precision auto ->" in record.getMessage()]
+    choice = line.split("-> ")[1].split(":")[0]
+    assert choice in ("no", "bf16")
+    fp32, bf16 = (float(line.split(" ms in " + name)[0].rsplit(" ", 1)[1]) for name in ("fp32", "bf16"))
+    assert (choice == "bf16") == (bf16 < 0.95 * fp32)
+    index = json.loads((output / "checkpoints" / "index.json").read_text())
+    state = json.loads((output / "checkpoints" / index["last"] / "trainer_state.json").read_text())
+    assert state["mixed_precision"] == choice
+    assert (output / "model.safetensors").is_file()

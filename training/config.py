@@ -24,7 +24,7 @@ from .errors import TrainingInputError
 
 TASKS = ("translation", "qa")
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 # The keys that become `Seq2SeqRNNConfig` arguments.
 MODEL_KEYS = (
     "embedding_size",
@@ -100,7 +100,7 @@ class TrainingConfig:
     max_steps: int | None = None
     max_minutes: float | None = None
     num_epochs: int = 10
-    mixed_precision: str | None = None
+    mixed_precision: str | None = "auto"
     seed: int = 42
     num_threads: int | None = None
     teacher_forcing_start: float = 1.0

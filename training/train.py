@@ -36,7 +36,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from datasets import Dataset, IterableDataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
@@ -47,6 +47,7 @@ from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
 from .model_card import training_info, write_model_card
+from .precision import probe_precision
 from .prepare import (
     LengthGroupedBatchSampler,
     PreparationReport,
@@ -221,13 +222,45 @@ def has_accelerator() -> bool:
     return torch.cuda.is_available()
 
 
-def make_accelerator(config: TrainingConfig) -> Accelerator:
+def resolve_mixed_precision(config: TrainingConfig) -> tuple[str | None, str | None]:
+    """The precision to train in and, for `auto`, the line that says why.
+
+    `auto` on a GPU is what `accelerate launch` says (as `null`); on a CPU a resumed run keeps its
+    checkpoint's precision, several processes keep fp32 (their probes could disagree), and a new
+    single-process run times fp32 against bf16 autocast (`training.precision`).
+    """
+    if config.mixed_precision != "auto":
+        return config.mixed_precision, None
+    if has_accelerator():
+        return None, "mixed precision auto on a GPU: what accelerate launch says"
+    if config.resume_from_checkpoint:
+        checkpoint = checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision") if checkpoint else None
+        if kept is not None:
+            return kept, f"mixed precision auto -> {kept}: kept from {checkpoint}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "no", "mixed precision auto -> no: several processes (pass --mixed-precision bf16 to choose it)"
+    if config.model_name_or_path:
+        try:
+            model_config = AutoConfig.from_pretrained(config.model_name_or_path, trust_remote_code=True)
+        except (OSError, ValueError) as error:
+            raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
+    else:
+        try:
+            model_config = Seq2SeqRNNConfig(vocab_size=config.vocab_size, **config.model_arguments())
+        except ValueError as error:
+            raise TrainingInputError(f"bad model setting: {error}") from error
+    probe = probe_precision(model_config, config.batch_size)
+    return probe.choice, probe.describe()
+
+
+def make_accelerator(config: TrainingConfig, mixed_precision: str | None) -> Accelerator:
     report_to = None if config.report_to in ("none", "", None) else config.report_to
     return Accelerator(
         # Without any accelerator, several processes (WORLD_SIZE > 1) train data-parallel over gloo.
         cpu=not has_accelerator(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
+        mixed_precision=mixed_precision,
         log_with=report_to,
         project_config=ProjectConfiguration(
             project_dir=config.output_dir, logging_dir=os.path.join(config.output_dir, "logs")
@@ -318,15 +351,18 @@ def log_evaluation(
 
 def training_function(config: TrainingConfig) -> dict[str, float]:
     """Train, evaluate, checkpoint and save; returns the final validation scores."""
-    accelerator = make_accelerator(config)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    mixed_precision, precision_note = resolve_mixed_precision(config)
+    accelerator = make_accelerator(config, mixed_precision)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if not accelerator.is_local_main_process:
         datasets.disable_progress_bars()
         datasets.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    if precision_note:
+        logger.info(precision_note, main_process_only=True)
     if accelerator.is_main_process:
         os.makedirs(config.output_dir, exist_ok=True)
     set_seed(config.seed)
@@ -472,6 +508,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                     "epoch": epoch + 1 if epoch_finished else epoch,
                     "batches_done": 0 if epoch_finished else batches_done,
                     "eval_history": history,
+                    "mixed_precision": accelerator.mixed_precision,
                 }
                 metric = last_scores.get(config.metric_for_best) if last_eval_step == completed_steps else None
                 checkpoints.save_checkpoint(accelerator, config.output_dir, state, config.metric_for_best, metric)
