@@ -391,6 +391,86 @@ class Seq2SeqRNNDecoder(nn.Module):
         )
 
 
+# Target tokens whose logits exist at once in the training loss: (LOSS_CHUNK_TOKENS, vocab_size).
+LOSS_CHUNK_TOKENS = 1024
+
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """The mean cross-entropy of `features @ W^T + b` against `labels` (-100 ignored, optional label
+    smoothing as in `nn.functional.cross_entropy`), `chunk` tokens at a time.
+
+    Each chunk's gradient is made in the forward pass, where its softmax is at hand:
+    `d loss / d logits = softmax - ((1 - eps) onehot + eps / V)` over the real tokens, divided by
+    their count; it is multiplied into the gradients of the features, weight and bias and dropped.
+    So no `(tokens, vocab)` tensor outlives its chunk, and the matrix products are the same three
+    as in the unchunked forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, features, weight, bias, labels, label_smoothing, chunk):  # noqa: D102
+        tokens, vocab = features.shape[0], weight.shape[0]
+        real = labels != -100  # (N,)
+        count = real.sum().clamp(min=1).float()
+        grad_features = torch.empty_like(features)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        grad_bias = None if bias is None else torch.zeros(vocab, dtype=torch.float32, device=weight.device)
+        total = torch.zeros((), dtype=torch.float32, device=features.device)
+        for start in range(0, tokens, chunk):
+            rows = features[start : start + chunk]  # (n, F)
+            keep = real[start : start + chunk].unsqueeze(1)  # (n, 1)
+            target = labels[start : start + chunk].clamp(min=0).unsqueeze(1)  # (n, 1)
+            log_probs = nn.functional.linear(rows, weight, bias).float().log_softmax(-1)  # (n, V)
+            token_loss = -(1 - label_smoothing) * log_probs.gather(1, target) - label_smoothing * log_probs.mean(
+                -1, keepdim=True
+            )  # (n, 1)
+            total += (token_loss * keep).sum()
+            grad = log_probs.exp_()  # softmax, in place: (n, V)
+            grad.scatter_add_(1, target, torch.full_like(target, -(1 - label_smoothing), dtype=grad.dtype))
+            if label_smoothing:
+                grad -= label_smoothing / vocab
+            grad *= keep / count
+            grad = grad.to(rows.dtype)
+            grad_features[start : start + chunk] = grad @ weight.to(rows.dtype)  # (n, F)
+            grad_weight += (grad.t() @ rows).float()  # (V, F)
+            if grad_bias is not None:
+                grad_bias += grad.sum(0).float()
+        ctx.save_for_backward(grad_features, grad_weight, grad_bias)
+        ctx.weight_dtype = weight.dtype
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_output):  # noqa: D102
+        grad_features, grad_weight, grad_bias = ctx.saved_tensors
+        grad_output = grad_output.float()
+        return (
+            grad_features * grad_output.to(grad_features.dtype),
+            (grad_weight * grad_output).to(ctx.weight_dtype),
+            None if grad_bias is None else (grad_bias * grad_output).to(ctx.weight_dtype),
+            None,
+            None,
+            None,
+        )
+
+
+def chunked_linear_cross_entropy(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.0,
+    chunk: int = LOSS_CHUNK_TOKENS,
+) -> torch.Tensor:
+    """`cross_entropy(linear(features, weight, bias), labels, ignore_index=-100, label_smoothing=...)`
+    with at most `chunk` rows of logits at a time, forward and backward.
+
+    Args:
+        features (`torch.FloatTensor` of shape `(tokens, feature_size)`): the output layer's input.
+        weight (`torch.FloatTensor` of shape `(vocab_size, feature_size)`), bias (`(vocab_size,)` or `None`).
+        labels (`torch.LongTensor` of shape `(tokens,)`): target ids, -100 where ignored.
+    """
+    return _ChunkedLinearCrossEntropy.apply(features, weight, bias, labels, float(label_smoothing), chunk)
+
+
 class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
     config_class = Seq2SeqRNNConfig
     config: Seq2SeqRNNConfig
@@ -549,7 +629,8 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
 
         Returns:
             `Seq2SeqLMOutput` with `logits` `(batch, tgt_len, vocab_size)`, the mean token `loss`
-            when labels are given, the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
+            when labels are given (in training with labels and teacher forcing, `logits` is `None`:
+            the loss is computed a chunk of tokens at a time and the logits never exist whole), the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
             before transformers 5.24) and, with
             `output_attentions`, `cross_attentions`: one tensor `(batch, 1, tgt_len, src_len)`.
         """
@@ -572,9 +653,27 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 use_cache=True,
                 output_attentions=output_attentions,
             )
-            logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
             state, cross_attentions = outputs[_cache_field(Seq2SeqModelOutput)], outputs.cross_attentions
             encoder_states = outputs.encoder_last_hidden_state
+            features = outputs.last_hidden_state  # (B, T, F)
+            if labels is not None and self.training and torch.is_grad_enabled():
+                # Training: the loss (and its gradient) chunk by chunk; the logits are never whole.
+                loss = chunked_linear_cross_entropy(
+                    features.reshape(-1, features.shape[-1]),
+                    self.lm_head.weight,
+                    self.lm_head.bias,
+                    labels.reshape(-1).to(features.device),
+                    self.config.label_smoothing,
+                )
+                use_cache = self.config.use_cache if use_cache is None else use_cache
+                return Seq2SeqLMOutput(
+                    loss=loss,
+                    logits=None,
+                    cross_attentions=cross_attentions,
+                    encoder_last_hidden_state=encoder_states,
+                    **{CACHE_FIELD: state if use_cache else None},
+                )
+            logits = self.lm_head(features)  # (B, T, V)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(

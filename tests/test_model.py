@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 import transformers
+from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 import hf_seq2seq_rnn
@@ -57,8 +58,10 @@ def test_every_variant_trains_and_generates(variant):
     model = make_model(**variant).train()
     input_ids, attention_mask, labels = make_batch()
     output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
-    assert output.logits.shape == (3, 5, VOCAB)
+    assert output.logits is None  # training with labels: the loss is chunked, the logits never whole
     assert torch.isfinite(output.loss)
+    with torch.no_grad():
+        assert model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits.shape == (3, 5, VOCAB)
     output.loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     model.eval()
@@ -335,7 +338,8 @@ def test_scheduled_sampling_ratio_one_equals_teacher_forcing():
     model = make_model(cell_type="gru", attention_type="general").train()
     input_ids, attention_mask, labels = make_batch()
     model.config.dropout = 0.0
-    forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    forced = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
     sampled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, teacher_forcing_ratio=0.0)
     assert torch.isfinite(sampled.loss)
     sampled.loss.backward()
@@ -434,3 +438,43 @@ def test_every_combination_of_options_trains_and_generates():
         assert all(p.grad is not None for p in model.parameters()), combination
         generated = model.eval().generate(input_ids, attention_mask=attention_mask, max_new_tokens=3, num_beams=2)
         assert generated.shape == (3, 4), combination
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, bias):
+    """Loss and every gradient of the chunked loss equal those of the plain one (chunks of 7 of 30 rows)."""
+    from hf_seq2seq_rnn.modeling_seq2seq_rnn import chunked_linear_cross_entropy
+
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(30, 16, generator=generator, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, generator=generator, dtype=torch.float64, requires_grad=True)
+    bias_term = torch.randn(50, generator=generator, dtype=torch.float64, requires_grad=True) if bias else None
+    labels = torch.randint(0, 50, (30,), generator=generator)
+    labels[[2, 9, 10, 29]] = -100
+    inputs = [features, weight] + ([bias_term] if bias else [])
+    chunked = chunked_linear_cross_entropy(features, weight, bias_term, labels, label_smoothing, chunk=7)
+    chunked_grads = torch.autograd.grad(3.0 * chunked, inputs)
+    plain = nn.functional.cross_entropy(
+        nn.functional.linear(features, weight, bias_term), labels, ignore_index=-100, label_smoothing=label_smoothing
+    )
+    plain_grads = torch.autograd.grad(3.0 * plain, inputs)
+    torch.testing.assert_close(chunked.double(), plain, atol=1e-6, rtol=1e-6)
+    for mine, theirs in zip(chunked_grads, plain_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-6)
+
+
+def test_training_loss_and_gradients_equal_those_of_the_whole_logits():
+    """Without dropout, the chunked training loss of the model equals the loss from its full logits."""
+    model = make_model(cell_type="lstm", attention_type="general", dropout=0.0, label_smoothing=0.1)
+    input_ids, attention_mask, labels = make_batch()
+    model.train()
+    chunked = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    chunked_grads = torch.autograd.grad(chunked, list(model.parameters()))
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    plain = nn.functional.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1), label_smoothing=0.1)
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()))
+    torch.testing.assert_close(chunked, plain, atol=1e-6, rtol=1e-6)
+    for mine, theirs in zip(chunked_grads, plain_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-5)
