@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,6 @@ def onmt_config(data: dict, work: Path, steps: int) -> Path:
         "src_vocab_size": 8000,
         "tgt_vocab_size": 8000,
         "overwrite": True,
-        "n_sample": -1,
         "data": {"corpus_1": {"path_src": str(data["train_src"]), "path_tgt": str(data["train_tgt"])}},
         "save_model": str(work / "onmt_model"),
         "save_checkpoint_steps": steps,
@@ -125,16 +125,18 @@ def onmt_config(data: dict, work: Path, steps: int) -> Path:
 
 
 def clean_vocab(path: Path) -> None:
-    """Drop vocabulary lines without two tab-separated fields (onmt_train rejects them)."""
+    """Keep only `token<TAB>count` lines that onmt_train reads back: it splits on any whitespace, so
+    an empty token or one holding a Unicode space (French `\u202f?`) would be an error there."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    path.write_text("".join(line + "\n" for line in lines if len(line.split("\t")) == 2), encoding="utf-8")
+    kept = [line for line in lines if len(line.split("\t")) == 2 and len(line.split()) == 2]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def onmt_step_seconds(log: Path) -> float:
     """Seconds per step from OpenNMT's last report (`Step N/...; ...; S sec`), training time only."""
     last = [line for line in log.read_text(encoding="utf-8").splitlines() if "Step " in line and " sec" in line][-1]
     step = int(last.split("Step ")[1].split("/")[0])
-    seconds = float(last.rsplit(";", 1)[1].split("sec")[0])
+    seconds = float(re.search(r"([0-9.]+) sec", last).group(1))
     return seconds / step
 
 
@@ -194,7 +196,9 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # onmt_translate's checkpoints on torch 2.6+
     config = onmt_config(data, args.work_dir, args.steps)
-    run_measured([str(bin_dir / "onmt_build_vocab"), "-config", str(config)], env, args.work_dir / "vocab.log")
+    run_measured(
+        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, args.work_dir / "vocab.log"
+    )
     for name in ("vocab.src", "vocab.tgt"):
         clean_vocab(args.work_dir / name)
     ours_dir = args.work_dir / "ours"

@@ -393,6 +393,9 @@ class Seq2SeqRNNDecoder(nn.Module):
 
 # Target tokens whose logits exist at once in the training loss: (LOSS_CHUNK_TOKENS, vocab_size).
 LOSS_CHUNK_TOKENS = 1024
+# Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
+# saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
+CHUNKED_LOSS_MIN_LOGITS = 2**20
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -458,7 +461,7 @@ def chunked_linear_cross_entropy(
     bias: torch.Tensor | None,
     labels: torch.Tensor,
     label_smoothing: float = 0.0,
-    chunk: int = LOSS_CHUNK_TOKENS,
+    chunk: int | None = None,
 ) -> torch.Tensor:
     """`cross_entropy(linear(features, weight, bias), labels, ignore_index=-100, label_smoothing=...)`
     with at most `chunk` rows of logits at a time, forward and backward.
@@ -467,7 +470,9 @@ def chunked_linear_cross_entropy(
         features (`torch.FloatTensor` of shape `(tokens, feature_size)`): the output layer's input.
         weight (`torch.FloatTensor` of shape `(vocab_size, feature_size)`), bias (`(vocab_size,)` or `None`).
         labels (`torch.LongTensor` of shape `(tokens,)`): target ids, -100 where ignored.
+        chunk (`int`, *optional*): rows of logits at a time; `LOSS_CHUNK_TOKENS` by default.
     """
+    chunk = LOSS_CHUNK_TOKENS if chunk is None else chunk
     return _ChunkedLinearCrossEntropy.apply(features, weight, bias, labels, float(label_smoothing), chunk)
 
 
@@ -629,8 +634,9 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
 
         Returns:
             `Seq2SeqLMOutput` with `logits` `(batch, tgt_len, vocab_size)`, the mean token `loss`
-            when labels are given (in training with labels and teacher forcing, `logits` is `None`:
-            the loss is computed a chunk of tokens at a time and the logits never exist whole), the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
+            when labels are given (in training with labels and teacher forcing, once the batch has
+            `CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits` is `None`: the loss is computed a chunk
+            of tokens at a time and the logits never exist whole), the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
             before transformers 5.24) and, with
             `output_attentions`, `cross_attentions`: one tensor `(batch, 1, tgt_len, src_len)`.
         """
@@ -656,7 +662,13 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             state, cross_attentions = outputs[_cache_field(Seq2SeqModelOutput)], outputs.cross_attentions
             encoder_states = outputs.encoder_last_hidden_state
             features = outputs.last_hidden_state  # (B, T, F)
-            if labels is not None and self.training and torch.is_grad_enabled():
+            logit_count = features.shape[0] * features.shape[1] * self.config.vocab_size
+            if (
+                labels is not None
+                and self.training
+                and torch.is_grad_enabled()
+                and logit_count >= CHUNKED_LOSS_MIN_LOGITS
+            ):
                 # Training: the loss (and its gradient) chunk by chunk; the logits are never whole.
                 loss = chunked_linear_cross_entropy(
                     features.reshape(-1, features.shape[-1]),

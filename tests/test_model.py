@@ -58,10 +58,8 @@ def test_every_variant_trains_and_generates(variant):
     model = make_model(**variant).train()
     input_ids, attention_mask, labels = make_batch()
     output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
-    assert output.logits is None  # training with labels: the loss is chunked, the logits never whole
+    assert output.logits.shape == (3, 5, VOCAB)
     assert torch.isfinite(output.loss)
-    with torch.no_grad():
-        assert model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits.shape == (3, 5, VOCAB)
     output.loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     model.eval()
@@ -338,8 +336,7 @@ def test_scheduled_sampling_ratio_one_equals_teacher_forcing():
     model = make_model(cell_type="gru", attention_type="general").train()
     input_ids, attention_mask, labels = make_batch()
     model.config.dropout = 0.0
-    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
-    forced = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+    forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     sampled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, teacher_forcing_ratio=0.0)
     assert torch.isfinite(sampled.loss)
     sampled.loss.backward()
@@ -464,12 +461,18 @@ def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, 
         torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-6)
 
 
-def test_training_loss_and_gradients_equal_those_of_the_whole_logits():
+def test_training_loss_and_gradients_equal_those_of_the_whole_logits(monkeypatch):
     """Without dropout, the chunked training loss of the model equals the loss from its full logits."""
+    from hf_seq2seq_rnn import modeling_seq2seq_rnn
+
     model = make_model(cell_type="lstm", attention_type="general", dropout=0.0, label_smoothing=0.1)
     input_ids, attention_mask, labels = make_batch()
     model.train()
-    chunked = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    monkeypatch.setattr(modeling_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
+    monkeypatch.setattr(modeling_seq2seq_rnn, "LOSS_CHUNK_TOKENS", 4)
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert output.logits is None  # the logits never existed whole
+    chunked = output.loss
     chunked_grads = torch.autograd.grad(chunked, list(model.parameters()))
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
