@@ -135,11 +135,15 @@ def clean_vocab(path: Path) -> None:
 
 
 def onmt_step_seconds(log: Path) -> float:
-    """Seconds per step from OpenNMT's last report (`Step N/...; ...; S sec`), training time only."""
-    last = [line for line in log.read_text(encoding="utf-8").splitlines() if "Step " in line and " sec" in line][-1]
-    step = int(last.split("Step ")[1].split("/")[0])
-    seconds = float(re.search(r"([0-9.]+) sec", last).group(1))
-    return seconds / step
+    """Seconds per step between OpenNMT's first and last reports (`Step N/...; ...; S sec;`): its
+    clock starts before data loading, so the first report carries the start-up."""
+    reports = [
+        (int(line.split("Step ")[1].split("/")[0]), float(re.search(r"([0-9.]+) sec", line).group(1)))
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if "Step " in line and " sec" in line
+    ]
+    (first_step, first_seconds), (last_step, last_seconds) = reports[0], reports[-1]
+    return (last_seconds - first_seconds) / (last_step - first_step)
 
 
 def ours_step_seconds(output_dir: Path, steps: int) -> float:
