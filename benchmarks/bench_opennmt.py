@@ -161,18 +161,27 @@ def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
 
 
 def translate_ours(model_dir: Path, sources: list[str], batch: int) -> float:
-    """Seconds for beam-5 translation of `sources` with our batched generate."""
+    """Seconds for beam-5 translation of `sources` with our batched generate, and words per output."""
     sys.path.insert(0, str(REPO))
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    outputs = []
     started = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(sources), batch):
             encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
-            model.generate(**encoded, num_beams=5, max_new_tokens=64)
-    return time.perf_counter() - started
+            generated = model.generate(**encoded, num_beams=5, max_new_tokens=64)
+            outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
+    seconds = time.perf_counter() - started
+    return seconds, statistics.mean(len(output.split()) for output in outputs)
+
+
+def onmt_translate_seconds(log: Path) -> float:
+    """onmt_translate's own time without interpreter start and exit (it includes loading the model)."""
+    line = [line for line in log.read_text(encoding="utf-8").splitlines() if "Time w/o python interpreter" in line][-1]
+    return float(line.rsplit(":", 1)[1])
 
 
 MEMORY_PROBE = """
@@ -255,14 +264,17 @@ def main() -> None:
     translation = {}
     if not args.skip_translation:
         checkpoint = args.work_dir / f"onmt_model_step_{args.steps}.pt"
-        translation["OpenNMT-py"], _ = run_measured(
+        run_measured(
             [str(bin_dir / "onmt_translate"), "-model", str(checkpoint), "-src", str(data["test_src"]),
              "-output", str(args.work_dir / "onmt_pred.txt"), "-beam_size", "5", "-batch_size", "64",
              "-max_length", "64"],
             env, args.work_dir / "onmt_translate.log",
         )  # fmt: skip
+        translation["OpenNMT-py"] = onmt_translate_seconds(args.work_dir / "onmt_translate.log")
+        predictions = (args.work_dir / "onmt_pred.txt").read_text(encoding="utf-8").splitlines()
+        output_words = {"OpenNMT-py": statistics.mean(len(line.split()) for line in predictions)}
         sources = Path(data["test_src"]).read_text(encoding="utf-8").splitlines()
-        translation["ours"] = translate_ours(ours_dir, sources, 64)
+        translation["ours"], output_words["ours"] = translate_ours(ours_dir, sources, 64)
 
     memory = {mode: training_step_peak_mb(mode, args.threads, env) for mode in ("whole", "chunked")}
 
@@ -278,7 +290,7 @@ def main() -> None:
     for name, measured in results.items():
         step = statistics.median(measured["step"])
         rates[name] = 64 / step
-        seconds = f"{translation[name]:.1f} s" if name in translation else "-"
+        seconds = f"{translation[name]:.1f} s ({output_words[name]:.1f} words out)" if name in translation else "-"
         print(f"| {name} | {rates[name]:.0f} | {rates[name] * data['target_words']:.0f} | {step * 1e3:.0f} "
               f"| {max(measured['peak']):.0f} | {seconds} |")  # fmt: skip
     ratio = rates["ours"] / rates["OpenNMT-py"]
