@@ -438,6 +438,91 @@ class Seq2SeqRNNDecoder(nn.Module):
         )
 
 
+# Target tokens whose logits exist at once in the training loss: (LOSS_CHUNK_TOKENS, vocab_size).
+LOSS_CHUNK_TOKENS = 1024
+# Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
+# saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
+CHUNKED_LOSS_MIN_LOGITS = 2**20
+
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """The mean cross-entropy of `features @ W^T + b` against `labels` (-100 ignored, optional label
+    smoothing as in `nn.functional.cross_entropy`), `chunk` tokens at a time.
+
+    Each chunk's gradient is made in the forward pass, where its softmax is at hand:
+    `d loss / d logits = softmax - ((1 - eps) onehot + eps / V)` over the real tokens, divided by
+    their count; it is multiplied into the gradients of the features, weight and bias and dropped.
+    So no `(tokens, vocab)` tensor outlives its chunk, and the matrix products are the same three
+    as in the unchunked forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, features, weight, bias, labels, label_smoothing, chunk):  # noqa: D102
+        tokens, vocab = features.shape[0], weight.shape[0]
+        real = labels != -100  # (N,)
+        count = real.sum().clamp(min=1).float()
+        grad_features = torch.empty_like(features)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        grad_bias = None if bias is None else torch.zeros(vocab, dtype=torch.float32, device=weight.device)
+        total = torch.zeros((), dtype=torch.float32, device=features.device)
+        for start in range(0, tokens, chunk):
+            rows = features[start : start + chunk]  # (n, F)
+            keep = real[start : start + chunk].unsqueeze(1)  # (n, 1)
+            target = labels[start : start + chunk].clamp(min=0).unsqueeze(1)  # (n, 1)
+            log_probs = nn.functional.linear(rows, weight, bias).float().log_softmax(-1)  # (n, V)
+            token_loss = -(1 - label_smoothing) * log_probs.gather(1, target) - label_smoothing * log_probs.mean(
+                -1, keepdim=True
+            )  # (n, 1)
+            total += (token_loss * keep).sum()
+            grad = log_probs.exp_()  # softmax, in place: (n, V)
+            grad.scatter_add_(1, target, torch.full_like(target, -(1 - label_smoothing), dtype=grad.dtype))
+            if label_smoothing:
+                grad -= label_smoothing / vocab
+            grad *= keep / count
+            grad = grad.to(rows.dtype)
+            grad_features[start : start + chunk] = grad @ weight.to(rows.dtype)  # (n, F)
+            grad_weight += (grad.t() @ rows).float()  # (V, F)
+            if grad_bias is not None:
+                grad_bias += grad.sum(0).float()
+        ctx.save_for_backward(grad_features, grad_weight, grad_bias)
+        ctx.weight_dtype = weight.dtype
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_output):  # noqa: D102
+        grad_features, grad_weight, grad_bias = ctx.saved_tensors
+        grad_output = grad_output.float()
+        return (
+            grad_features * grad_output.to(grad_features.dtype),
+            (grad_weight * grad_output).to(ctx.weight_dtype),
+            None if grad_bias is None else (grad_bias * grad_output).to(ctx.weight_dtype),
+            None,
+            None,
+            None,
+        )
+
+
+def chunked_linear_cross_entropy(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.0,
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """`cross_entropy(linear(features, weight, bias), labels, ignore_index=-100, label_smoothing=...)`
+    with at most `chunk` rows of logits at a time, forward and backward.
+
+    Args:
+        features (`torch.FloatTensor` of shape `(tokens, feature_size)`): the output layer's input.
+        weight (`torch.FloatTensor` of shape `(vocab_size, feature_size)`), bias (`(vocab_size,)` or `None`).
+        labels (`torch.LongTensor` of shape `(tokens,)`): target ids, -100 where ignored.
+        chunk (`int`, *optional*): rows of logits at a time; `LOSS_CHUNK_TOKENS` by default.
+    """
+    chunk = LOSS_CHUNK_TOKENS if chunk is None else chunk
+    return _ChunkedLinearCrossEntropy.apply(features, weight, bias, labels, float(label_smoothing), chunk)
+
+
 class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
     config_class = Seq2SeqRNNConfig
     config: Seq2SeqRNNConfig
@@ -623,8 +708,10 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
         Returns:
             `Seq2SeqLMOutput` with `logits` `(batch, tgt_len, vocab_size)`, the mean token `loss`
             when labels are given, the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
-            before transformers 5.24) and, with
-            `output_attentions`, `cross_attentions`: one tensor `(batch, 1, tgt_len, src_len)`.
+            before transformers 5.24) and, with `output_attentions`, `cross_attentions`: one
+            tensor `(batch, 1, tgt_len, src_len)`. In training with labels and teacher forcing,
+            once the batch has `CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits` is `None`: the
+            loss is computed a chunk of tokens at a time and the logits never exist whole.
         """
         state = _given_state(cache, past_key_values, kwargs)
         output_hidden_states = (
@@ -650,11 +737,30 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 output_hidden_states=output_hidden_states,
                 return_dict=True,
             )
-            logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+            features = outputs.last_hidden_state  # (B, T, F)
+            logits = None
         state = outputs[_cache_field(Seq2SeqModelOutput)]
         cross_attentions = outputs.cross_attentions if output_attentions else None
         loss = None
-        if labels is not None:
+        if logits is None:
+            logit_count = features.shape[0] * features.shape[1] * self.config.vocab_size
+            if (
+                labels is not None
+                and self.training
+                and torch.is_grad_enabled()
+                and logit_count >= CHUNKED_LOSS_MIN_LOGITS
+            ):
+                # Training: the loss (and its gradient) chunk by chunk; the logits are never whole.
+                loss = chunked_linear_cross_entropy(
+                    features.reshape(-1, features.shape[-1]),
+                    self.lm_head.weight,
+                    self.lm_head.bias,
+                    labels.reshape(-1).to(features.device),
+                    self.config.label_smoothing,
+                )
+            else:
+                logits = self.lm_head(features)  # (B, T, V)
+        if labels is not None and loss is None:
             loss = nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]).float(),
                 labels.reshape(-1).to(logits.device),

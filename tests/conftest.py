@@ -6,6 +6,7 @@ down several-fold as soon as anything else runs (see ../shared/FACTS.md).
 
 import os
 
+import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,3 +37,14 @@ TRANSFORMERS_MARKS = (
 def pytest_configure(config):
     for name in TRANSFORMERS_MARKS:
         config.addinivalue_line("markers", f"{name}: a mark of transformers' own test suite")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each in-process training run starts from a clean Accelerate state, as a new process would
+    (runs here use different precisions; Accelerate's own `AccelerateTestCase` resets the same way)."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()

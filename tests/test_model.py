@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 import transformers
+from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 import hf_seq2seq_rnn
@@ -434,3 +435,49 @@ def test_every_combination_of_options_trains_and_generates():
         assert all(p.grad is not None for p in model.parameters()), combination
         generated = model.eval().generate(input_ids, attention_mask=attention_mask, max_new_tokens=3, num_beams=2)
         assert generated.shape == (3, 4), combination
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, bias):
+    """Loss and every gradient of the chunked loss equal those of the plain one (chunks of 7 of 30 rows)."""
+    from hf_seq2seq_rnn.modeling_seq2seq_rnn import chunked_linear_cross_entropy
+
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(30, 16, generator=generator, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, generator=generator, dtype=torch.float64, requires_grad=True)
+    bias_term = torch.randn(50, generator=generator, dtype=torch.float64, requires_grad=True) if bias else None
+    labels = torch.randint(0, 50, (30,), generator=generator)
+    labels[[2, 9, 10, 29]] = -100
+    inputs = [features, weight] + ([bias_term] if bias else [])
+    chunked = chunked_linear_cross_entropy(features, weight, bias_term, labels, label_smoothing, chunk=7)
+    chunked_grads = torch.autograd.grad(3.0 * chunked, inputs)
+    plain = nn.functional.cross_entropy(
+        nn.functional.linear(features, weight, bias_term), labels, ignore_index=-100, label_smoothing=label_smoothing
+    )
+    plain_grads = torch.autograd.grad(3.0 * plain, inputs)
+    torch.testing.assert_close(chunked.double(), plain, atol=1e-6, rtol=1e-6)
+    for mine, theirs in zip(chunked_grads, plain_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-6)
+
+
+def test_training_loss_and_gradients_equal_those_of_the_whole_logits(monkeypatch):
+    """Without dropout, the chunked training loss of the model equals the loss from its full logits."""
+    from hf_seq2seq_rnn import modeling_seq2seq_rnn
+
+    model = make_model(cell_type="lstm", attention_type="general", dropout=0.0, label_smoothing=0.1)
+    input_ids, attention_mask, labels = make_batch()
+    model.train()
+    monkeypatch.setattr(modeling_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
+    monkeypatch.setattr(modeling_seq2seq_rnn, "LOSS_CHUNK_TOKENS", 4)
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert output.logits is None  # the logits never existed whole
+    chunked = output.loss
+    chunked_grads = torch.autograd.grad(chunked, list(model.parameters()))
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    plain = nn.functional.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1), label_smoothing=0.1)
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()))
+    torch.testing.assert_close(chunked, plain, atol=1e-6, rtol=1e-6)
+    for mine, theirs in zip(chunked_grads, plain_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-5)

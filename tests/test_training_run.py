@@ -8,6 +8,7 @@ subprocesses, writing to tmp_path. Models are small so that the whole file takes
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,10 +22,11 @@ from safetensors.torch import load_file
 from training.train import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A small model and short run; every key is a real config key given as a flag.
+# A small model and short run; every key is a real config key given as a flag. The precision is
+# fixed: runs whose weights are compared must not each pick one by timing (`auto` has its own test).
 SMALL = [
     "--embedding-size", "32", "--hidden-size", "64", "--report-to", "none", "--num-beams", "2",
-    "--eval-on-start", "true", "--logging-steps", "10", "--num-threads", "1",
+    "--eval-on-start", "true", "--logging-steps", "10", "--num-threads", "1", "--mixed-precision", "no",
 ]  # fmt: skip
 
 
@@ -193,3 +195,42 @@ def test_greedy_evaluation_and_every_documented_precision_word_run_and_save(tmp_
     assert main(arguments) == 0
     assert (output / "model.safetensors").is_file() and (output / "tokenizer.json").is_file()
     assert json.loads((output / "generation_config.json").read_text())["num_beams"] == 1
+
+
+def test_under_a_time_budget_the_progress_bar_counts_seconds_of_the_budget_and_shows_steps(tmp_path, capsys):
+    """`--max-minutes` with a huge `--max-steps`: the bar measures the budget, not the step bound."""
+    output = tmp_path / "budget"
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30",
+                 "--max-steps", "1000000", "--max-minutes", "0.05", "--eval-steps", "1000000",
+                 "--checkpointing-steps", "1000000", "--output-dir", str(output), *SMALL, "--num-beams", "1",
+                 "--num-samples", "0"]  # fmt: skip
+    assert main(arguments) == 0
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    final = [line for line in bar if "of the time budget" in line][-1]
+    assert "/3 s of the time budget" in final and "100%" in final
+    done = int(final.split("step ")[1].split(" ")[0])
+    assert done >= 1 and "(of at most 1000000)" in final
+    assert history(output)[-1]["step"] == done
+    assert not any("/1000000" in line for line in bar)
+
+
+def test_auto_precision_is_the_default_picks_no_or_bf16_by_timing_and_trains(tmp_path, caplog):
+    """The default `auto` times fp32 against bf16 on this CPU, logs the choice and trains in it."""
+    from training.config import parse_config
+
+    assert parse_config(["--demo", "translation"]).mixed_precision == "auto"
+    output = tmp_path / "auto"
+    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30",
+                 "--max-steps", "4", "--eval-steps", "4", "--checkpointing-steps", "4", "--output-dir", str(output),
+                 *SMALL[:-2], "--num-beams", "1", "--num-samples", "0"]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        assert main(arguments) == 0
+    [line] = [record.getMessage() for record in caplog.records if "mixed precision auto ->" in record.getMessage()]
+    choice = line.split("-> ")[1].split(":")[0]
+    assert choice in ("no", "bf16")
+    fp32, bf16 = (float(line.split(" ms in " + name)[0].rsplit(" ", 1)[1]) for name in ("fp32", "bf16"))
+    assert (choice == "bf16") == (bf16 < 0.95 * fp32)
+    index = json.loads((output / "checkpoints" / "index.json").read_text())
+    state = json.loads((output / "checkpoints" / index["last"] / "trainer_state.json").read_text())
+    assert state["mixed_precision"] == choice
+    assert (output / "model.safetensors").is_file()

@@ -32,7 +32,7 @@ from .errors import TrainingInputError
 
 TASKS = ("translation", "qa")
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 # `Seq2SeqRNNConfig` arguments that a training run sets itself rather than take as keys: the
 # vocabulary and special tokens come from the tokenizer (`vocab_size` is the tokenizer's key),
 # the teacher-forcing ratio from its schedule, the rest are fixed for this model.
@@ -121,7 +121,7 @@ class TrainingConfig(ModelSettings, DataSettings):
     max_steps: int | None = None
     max_minutes: float | None = None
     num_epochs: int = 10
-    mixed_precision: str | None = None
+    mixed_precision: str | None = "auto"
     num_threads: int | None = None  # (`seed` is a data key: it seeds the validation split and the run)
     teacher_forcing_start: float = 1.0
     teacher_forcing_end: float = 1.0

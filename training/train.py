@@ -37,7 +37,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from datasets import Dataset, IterableDataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
@@ -48,6 +48,7 @@ from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError, describe_expected
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
 from .model_card import public_name, training_info, write_model_card
+from .precision import probe_precision
 from .prepare import (
     LengthGroupedBatchSampler,
     PreparationReport,
@@ -258,13 +259,45 @@ def checkpoint_bytes(model: torch.nn.Module) -> int:
     return 4 * parameters * 4 + 2**20
 
 
-def make_accelerator(config: TrainingConfig) -> Accelerator:
+def resolve_mixed_precision(config: TrainingConfig) -> tuple[str | None, str | None]:
+    """The precision to train in and, for `auto`, the line that says why.
+
+    `auto` on a GPU is what `accelerate launch` says (as `null`); on a CPU a resumed run keeps its
+    checkpoint's precision, several processes keep fp32 (their probes could disagree), and a new
+    single-process run times fp32 against bf16 autocast (`training.precision`).
+    """
+    if config.mixed_precision != "auto":
+        return config.mixed_precision, None
+    if has_accelerator():
+        return None, "mixed precision auto on a GPU: what accelerate launch says"
+    if config.resume_from_checkpoint:
+        checkpoint = checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision") if checkpoint else None
+        if kept is not None:
+            return kept, f"mixed precision auto -> {kept}: kept from {checkpoint}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "no", "mixed precision auto -> no: several processes (pass --mixed-precision bf16 to choose it)"
+    if config.model_name_or_path:
+        try:
+            model_config = AutoConfig.from_pretrained(config.model_name_or_path, trust_remote_code=True)
+        except (OSError, ValueError) as error:
+            raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
+    else:
+        try:
+            model_config = Seq2SeqRNNConfig(vocab_size=config.vocab_size, **config.model_arguments())
+        except ValueError as error:
+            raise TrainingInputError(f"bad model setting: {error}") from error
+    probe = probe_precision(model_config, config.batch_size)
+    return probe.choice, probe.describe()
+
+
+def make_accelerator(config: TrainingConfig, mixed_precision: str | None) -> Accelerator:
     report_to = None if config.report_to in ("none", "", None) else config.report_to
     return Accelerator(
         # Without any accelerator, several processes (WORLD_SIZE > 1) train data-parallel over gloo.
         cpu=not has_accelerator(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
+        mixed_precision=mixed_precision,
         log_with=report_to,
         project_config=ProjectConfiguration(
             project_dir=config.output_dir, logging_dir=os.path.join(config.output_dir, "logs")
@@ -272,6 +305,54 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
         dataloader_config=DataLoaderConfiguration(even_batches=True),
         step_scheduler_with_optimizer=False,
     )
+
+
+class TrainingProgress:
+    """The progress bar: steps done out of the total or, under a time budget (`--max-minutes`), the
+    training seconds spent out of the budget, with the steps done beside them.
+
+    With a budget the step total is only an upper bound (often a huge `--max-steps`), so counting
+    toward it would show a meaningless ETA; the clock is what ends the run.
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        completed_steps: int,
+        budget_seconds: float | None,
+        max_steps: int | None,
+        disable: bool = False,
+        file=None,
+    ) -> None:
+        self.budget_seconds, self.max_steps = budget_seconds, max_steps
+        if budget_seconds is None:
+            self.bar = tqdm(total=total_steps, initial=completed_steps, unit="step", disable=disable, file=file)
+            return
+        self.bar = tqdm(
+            total=budget_seconds,
+            disable=disable,
+            file=file,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time budget{postfix}",
+        )
+        self.bar.set_description_str(self._steps(completed_steps), refresh=False)
+
+    def _steps(self, completed_steps: int) -> str:
+        bound = f" (of at most {self.max_steps})" if self.max_steps is not None else ""
+        return f"step {completed_steps}{bound}"
+
+    def advance(self, completed_steps: int, spent_seconds: float) -> None:
+        """One optimizer step done; `spent_seconds` of training time (evaluation excluded) so far."""
+        if self.budget_seconds is None:
+            self.bar.update(1)
+            return
+        self.bar.set_description_str(self._steps(completed_steps), refresh=False)
+        self.bar.update(min(spent_seconds, self.budget_seconds) - self.bar.n)
+
+    def set_postfix(self, **values: str) -> None:
+        self.bar.set_postfix(**values)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def log_evaluation(
@@ -307,15 +388,18 @@ def log_evaluation(
 
 def training_function(config: TrainingConfig) -> dict[str, float]:
     """Train, evaluate, checkpoint and save; returns the final validation scores."""
-    accelerator = make_accelerator(config)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    mixed_precision, precision_note = resolve_mixed_precision(config)
+    accelerator = make_accelerator(config, mixed_precision)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if not accelerator.is_local_main_process:
         datasets.disable_progress_bars()
         datasets.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    if precision_note:
+        logger.info(precision_note, main_process_only=True)
     check_output_dir(config.output_dir)
     # Resolved before the data is read, so that an unreadable checkpoint stops the run at once.
     checkpoint = (
@@ -379,7 +463,10 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
         main_process_only=True,
     )
-    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process)
+    budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
+    progress = TrainingProgress(
+        total_steps, completed_steps, budget_seconds, config.max_steps, disable=not accelerator.is_local_main_process
+    )
     started, training_seconds, trained_tokens = time.perf_counter(), 0.0, 0  # this session's training time
     evaluation_seconds = 0.0
     last_scores: dict[str, float] = {}
@@ -427,7 +514,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 continue
             lr_scheduler.step()
             completed_steps += 1
-            progress.update(1)
+            progress.advance(completed_steps, time.perf_counter() - started - evaluation_seconds)
             if completed_steps % config.logging_steps == 0:
                 elapsed = time.perf_counter() - window_start
                 totals = accelerator.reduce(
@@ -469,6 +556,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                     "epoch": epoch + 1 if epoch_finished else epoch,
                     "batches_done": 0 if epoch_finished else batches_done,
                     "eval_history": history,
+                    "mixed_precision": accelerator.mixed_precision,
                 }
                 metric = last_scores.get(config.metric_for_best) if last_eval_step == completed_steps else None
                 checkpoints.save_checkpoint(accelerator, config.output_dir, state, config.metric_for_best, metric)

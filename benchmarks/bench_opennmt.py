@@ -1,0 +1,309 @@
+"""OpenNMT-py 3.5.1 and `training.train` side by side, in one run, on the same data and machine.
+
+    python benchmarks/bench_opennmt.py --threads 2 [--steps 300] [--repeats 2] \\
+        [--corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt] [--onmt-venv ~/.cache/hf-seq2seq-rnn/onmt-venv]
+
+The peer runs from a scratch virtualenv (made on first use: torch 2.13.0, then
+`pip install --no-deps OpenNMT-py==3.5.1` and its runtime dependencies). Both train OpenNMT's
+reference shape (2-layer bidirectional LSTM encoder of 256 in total, 2-layer LSTM decoder of 256,
+general attention, input feeding, batch 64 sentences, fp32) for `--steps` steps on the same
+`src<TAB>tgt` pairs with the same thread count, alternating OpenNMT / ours / OpenNMT / ours, each
+in its own process. Then both translate the same 2,000 held-out sources with beam 5
+(`onmt_translate`, and our batched `generate`).
+
+The table: sentences/s, target words/s (sentences/s times the mean words per target sentence of
+the training pairs, the same for both), ms per step, the peak RSS of each process, and our ratio
+to OpenNMT; with the CPU model, the load and torch's fp32 matrix-product rate measured in this run.
+Last, the peak RSS of one training step on 64 x 50-token targets with an 8k vocabulary, with our
+chunked loss and, as the baseline, with the loss from the whole logits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+ONMT_PACKAGES = [
+    "configargparse", "pyyaml", "sacrebleu", "pyonmttok>=1.37,<2", "rapidfuzz", "pyahocorasick", "six",
+    "tensorboard", "numpy<2.3", "spacy", "fasttext-wheel",
+]  # fmt: skip
+TEST_SIZE = 2000
+
+
+def ensure_onmt(venv: Path) -> Path:
+    """The virtualenv's bin folder with OpenNMT-py 3.5.1 installed (installed on first use)."""
+    bin_dir = venv / "bin"
+    if (bin_dir / "onmt_train").exists():
+        return bin_dir
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(bin_dir / "pip"), "install", "-q"]
+    subprocess.run([*pip, "torch==2.13.0"], check=True)  # the CPU build first, so nothing pulls CUDA torch
+    subprocess.run([*pip, "--no-deps", "OpenNMT-py==3.5.1"], check=True)  # its pin says torch<2.3
+    subprocess.run([*pip, *ONMT_PACKAGES], check=True)
+    return bin_dir
+
+
+def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path | float]:
+    """Split the pairs as the reference run did (seed 1 shuffle; 2,000 test), write both formats."""
+    pairs = []
+    for line in corpus.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2 and fields[0].strip() and fields[1].strip():
+            pairs.append((fields[0].strip(), fields[1].strip()))
+    random.seed(1)
+    random.shuffle(pairs)
+    test, train = pairs[:TEST_SIZE], pairs[TEST_SIZE : TEST_SIZE + max_train]
+    files = {
+        "train_src": work / "train.src",
+        "train_tgt": work / "train.tgt",
+        "train_pairs": work / "train.txt",
+        "test_src": work / "test.src",
+    }
+    files["train_src"].write_text("".join(source + "\n" for source, _ in train), encoding="utf-8")
+    files["train_tgt"].write_text("".join(target + "\n" for _, target in train), encoding="utf-8")
+    files["train_pairs"].write_text("".join(f"{s}\t{t}\n" for s, t in train), encoding="utf-8")
+    files["test_src"].write_text("".join(source + "\n" for source, _ in test), encoding="utf-8")
+    words = statistics.mean(len(target.split()) for _, target in train)
+    return {**files, "target_words": words, "train_pairs_count": len(train)}
+
+
+def run_measured(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Run `command` to completion: (wall seconds, peak RSS of that process in MB)."""
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as handle:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}); see {log}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def onmt_config(data: dict, work: Path, steps: int) -> Path:
+    vocab_src, vocab_tgt = work / "vocab.src", work / "vocab.tgt"
+    config = {
+        "save_data": str(work / "onmt"),
+        "src_vocab": str(vocab_src),
+        "tgt_vocab": str(vocab_tgt),
+        "src_vocab_size": 8000,
+        "tgt_vocab_size": 8000,
+        "overwrite": True,
+        "data": {"corpus_1": {"path_src": str(data["train_src"]), "path_tgt": str(data["train_tgt"])}},
+        "save_model": str(work / "onmt_model"),
+        "save_checkpoint_steps": steps,
+        "train_steps": steps,
+        "valid_steps": 10 * steps,
+        "report_every": max(steps // 5, 1),
+        "encoder_type": "brnn",
+        "decoder_type": "rnn",
+        "rnn_type": "LSTM",
+        "layers": 2,
+        "hidden_size": 256,
+        "word_vec_size": 256,
+        "global_attention": "general",
+        "input_feed": 1,
+        "batch_size": 64,
+        "batch_type": "sents",
+        "dropout": 0.3,
+        "optim": "adam",
+        "learning_rate": 0.001,
+        "seed": 1,
+    }
+    path = work / "onmt.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def clean_vocab(path: Path) -> None:
+    """Keep only `token<TAB>count` lines that onmt_train reads back: it splits on any whitespace, so
+    an empty token or one holding a Unicode space (French `\u202f?`) would be an error there."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if len(line.split("\t")) == 2 and len(line.split()) == 2]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def onmt_step_seconds(log: Path) -> float:
+    """Seconds per step between OpenNMT's first and last reports (`Step N/...; ...; S sec;`): its
+    clock starts before data loading, so the first report carries the start-up."""
+    reports = [
+        (int(line.split("Step ")[1].split("/")[0]), float(re.search(r"([0-9.]+) sec", line).group(1)))
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if "Step " in line and " sec" in line
+    ]
+    (first_step, first_seconds), (last_step, last_seconds) = reports[0], reports[-1]
+    return (last_seconds - first_seconds) / (last_step - first_step)
+
+
+def ours_step_seconds(output_dir: Path, steps: int) -> float:
+    info = json.loads((output_dir / "training_info.json").read_text(encoding="utf-8"))
+    return info["throughput"]["training_seconds"] / steps
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    left, right = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(left, right)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(left, right)
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def translate_ours(model_dir: Path, sources: list[str], batch: int) -> float:
+    """Seconds for beam-5 translation of `sources` with our batched generate, and words per output."""
+    sys.path.insert(0, str(REPO))
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    outputs = []
+    started = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(sources), batch):
+            encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
+            generated = model.generate(**encoded, num_beams=5, max_new_tokens=64)
+            outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
+    seconds = time.perf_counter() - started
+    return seconds, statistics.mean(len(output.split()) for output in outputs)
+
+
+def onmt_translate_seconds(log: Path) -> float:
+    """onmt_translate's own time without interpreter start and exit (it includes loading the model)."""
+    line = [line for line in log.read_text(encoding="utf-8").splitlines() if "Time w/o python interpreter" in line][-1]
+    return float(line.rsplit(":", 1)[1])
+
+
+MEMORY_PROBE = """
+import resource, sys, torch
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, modeling_seq2seq_rnn
+torch.set_num_threads(int(sys.argv[2]))
+if sys.argv[1] == "whole":  # the baseline: the loss from the whole (B, T, V) logits
+    modeling_seq2seq_rnn.CHUNKED_LOSS_MIN_LOGITS = float("inf")
+config = Seq2SeqRNNConfig(vocab_size=8000, embedding_size=256, hidden_size=256, num_layers=2,
+                          attention_type="general", input_feeding=True, dropout=0.3)
+model = Seq2SeqRNNForConditionalGeneration(config).train()
+generator = torch.Generator().manual_seed(0)
+source, target = (torch.randint(4, 8000, (64, 50), generator=generator) for _ in range(2))
+model(input_ids=source, attention_mask=torch.ones_like(source), labels=target).loss.backward()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def training_step_peak_mb(mode: str, threads: int, env: dict[str, str]) -> float:
+    """Peak RSS (MB) of a fresh process that runs one training step on 64 x 50-token targets, 8k vocabulary."""
+    command = [sys.executable, "-c", MEMORY_PROBE, mode, str(threads)]
+    return float(subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout)
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared/data/tatoeba-eng-fra/eng-fra.txt")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=2, help="A/B pairs of training runs")
+    parser.add_argument("--max-train", type=int, default=50000, help="training pairs used (vocabularies, batches)")
+    parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_opennmt"))
+    parser.add_argument("--skip-translation", action="store_true")
+    args = parser.parse_args()
+    if not args.corpus.is_file():
+        parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
+    torch.set_num_threads(args.threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = ensure_onmt(args.onmt_venv)
+    data = prepare_data(args.corpus, args.work_dir, args.max_train)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # onmt_translate's checkpoints on torch 2.6+
+    config = onmt_config(data, args.work_dir, args.steps)
+    run_measured(
+        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, args.work_dir / "vocab.log"
+    )
+    for name in ("vocab.src", "vocab.tgt"):
+        clean_vocab(args.work_dir / name)
+    ours_dir = args.work_dir / "ours"
+    ours_command = [
+        sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
+        "--dataset", str(data["train_pairs"]), "--output-dir", str(ours_dir), "--max-steps", str(args.steps),
+        "--num-layers", "2", "--hidden-size", "256", "--embedding-size", "256", "--bidirectional-encoder", "true",
+        "--attention-type", "general", "--input-feeding", "true", "--batch-size", "64", "--dropout", "0.3",
+        "--mixed-precision", "no", "--num-threads", str(args.threads), "--vocab-size", "8000",
+        "--eval-steps", str(10 * args.steps), "--checkpointing-steps", str(10 * args.steps), "--report-to", "none",
+        "--max-eval-samples", "64", "--num-samples", "0", "--validation-size", "0.01", "--num-beams", "1",
+    ]  # fmt: skip
+    results: dict[str, dict[str, list[float]]] = {"OpenNMT-py": {}, "ours": {}}
+    gflops = []
+    for _ in range(args.repeats):
+        gflops.append(matmul_gflops())
+        _, peak = run_measured(
+            [str(bin_dir / "onmt_train"), "-config", str(config)], env, args.work_dir / "onmt_train.log"
+        )
+        step = onmt_step_seconds(args.work_dir / "onmt_train.log")
+        results["OpenNMT-py"].setdefault("step", []).append(step)
+        results["OpenNMT-py"].setdefault("peak", []).append(peak)
+        _, peak = run_measured(ours_command, env, args.work_dir / "ours_train.log")
+        results["ours"].setdefault("step", []).append(ours_step_seconds(ours_dir, args.steps))
+        results["ours"].setdefault("peak", []).append(peak)
+    translation = {}
+    if not args.skip_translation:
+        checkpoint = args.work_dir / f"onmt_model_step_{args.steps}.pt"
+        run_measured(
+            [str(bin_dir / "onmt_translate"), "-model", str(checkpoint), "-src", str(data["test_src"]),
+             "-output", str(args.work_dir / "onmt_pred.txt"), "-beam_size", "5", "-batch_size", "64",
+             "-max_length", "64"],
+            env, args.work_dir / "onmt_translate.log",
+        )  # fmt: skip
+        translation["OpenNMT-py"] = onmt_translate_seconds(args.work_dir / "onmt_translate.log")
+        predictions = (args.work_dir / "onmt_pred.txt").read_text(encoding="utf-8").splitlines()
+        output_words = {"OpenNMT-py": statistics.mean(len(line.split()) for line in predictions)}
+        sources = Path(data["test_src"]).read_text(encoding="utf-8").splitlines()
+        translation["ours"], output_words["ours"] = translate_ours(ours_dir, sources, 64)
+
+    memory = {mode: training_step_peak_mb(mode, args.threads, env) for mode in ("whole", "chunked")}
+
+    load = os.getloadavg()
+    print(f"\nCPU: {cpu_model()}, {os.cpu_count()} logical cores; torch.set_num_threads({args.threads})")
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; fp32 1024^3 matmul in this run: "
+          + ", ".join(f"{value:.0f}" for value in gflops) + " GFLOP/s")  # fmt: skip
+    print(f"{data['train_pairs_count']} training pairs, {data['target_words']:.2f} words per target sentence, "
+          f"{args.steps} steps x {args.repeats} runs each (A/B alternating), fp32, input feeding")  # fmt: skip
+    print("\n| system | sentences/s | target words/s | ms/step | peak RSS MB | beam-5, 2,000 sentences |")
+    print("|---|---|---|---|---|---|")
+    rates = {}
+    for name, measured in results.items():
+        step = statistics.median(measured["step"])
+        rates[name] = 64 / step
+        seconds = f"{translation[name]:.1f} s ({output_words[name]:.1f} words out)" if name in translation else "-"
+        print(f"| {name} | {rates[name]:.0f} | {rates[name] * data['target_words']:.0f} | {step * 1e3:.0f} "
+              f"| {max(measured['peak']):.0f} | {seconds} |")  # fmt: skip
+    ratio = rates["ours"] / rates["OpenNMT-py"]
+    line = f"\nours / OpenNMT-py: training {ratio:.2f}x sentences/s"
+    if translation:
+        line += f", translation {translation['OpenNMT-py'] / translation['ours']:.2f}x faster"
+    print(line)
+    print(
+        f"\nOne training step, 64 x 50-token targets, 8k vocabulary, input feeding: peak RSS "
+        f"{memory['chunked']:.0f} MB with the chunked loss, {memory['whole']:.0f} MB from the whole logits "
+        f"({memory['chunked'] / memory['whole']:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
