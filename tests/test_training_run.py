@@ -155,6 +155,8 @@ def bad_input_cases(tmp_path) -> dict[str, tuple[list[str], str]]:
         "unknown flag": (["--dataset", pairs, "--hiden-size", "64"], "did you mean hidden_size"),
         "bad value": (["--dataset", pairs, "--cell-type", "transformer"], "cell_type='transformer' is not supported"),
         "missing split": (["--dataset", pairs, "--validation-split", "dev"], "split 'dev' not found"),
+        "char vocab too small": (["--dataset", pairs, "--tokenizer-type", "char", "--vocab-size", "4"], "vocab_size=4 is too small for the char tokenizer"),
+        "bad tokenizer type": (["--dataset", pairs, "--tokenizer-type", "wordpiece"], "tokenizer_type='wordpiece'; accepted values: bpe, char"),
     }  # fmt: skip
 
 
