@@ -39,6 +39,7 @@ MODEL_KEYS = (
     "dropout",
     "label_smoothing",
     "tie_word_embeddings",
+    "init",
     "init_range",
 )
 
@@ -68,6 +69,7 @@ class TrainingConfig:
     task: str = "translation"
     # tokenizer and preprocessing
     tokenizer: str | None = None
+    tokenizer_type: str = "bpe"
     vocab_size: int = 8000
     min_frequency: int = 2
     max_source_length: int = 64
@@ -88,6 +90,7 @@ class TrainingConfig:
     dropout: float = 0.1
     label_smoothing: float = 0.0
     tie_word_embeddings: bool = False
+    init: str = "default"
     init_range: float = 0.1
     # optimization
     batch_size: int = 64
@@ -246,6 +249,7 @@ def validate(config: TrainingConfig) -> None:
         "task": TASKS,
         "teacher_forcing_schedule": TEACHER_FORCING_SCHEDULES,
         "overlong": ("filter", "truncate"),
+        "tokenizer_type": ("bpe", "char"),
     }
     for key, accepted in choices.items():
         if getattr(config, key) not in accepted:
