@@ -407,7 +407,7 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
         "uniform": every parameter from U(-init_range, init_range), as in Sutskever et al. (2014),
         section 3.4. "default": each layer's own PyTorch initialisation (what `reset_parameters()`
         draws), the LSTM forget-gate bias at 1 (Jozefowicz et al., 2015, section 2.2) and a zero
-        padding embedding. Chosen by measurement: `benchmarks/bench_variants.py --compare-init`.
+        padding embedding. Chosen by measurement (`benchmarks/bench_variants.py --init uniform` against the default).
         """
         if self.config.init == "uniform":
             for parameter in module.parameters(recurse=False):
