@@ -164,6 +164,7 @@ def plot(results: dict[str, list[float]], path: str, init: str) -> None:
             if VARIANTS[name][0] == task:
                 axis.plot(range(1, len(curve) + 1), curve, marker="o", label=name)
         axis.set(title=f"{task} (init={init})", xlabel="epoch", ylabel="exact match (%)", ylim=(0, 100))
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
