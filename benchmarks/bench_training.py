@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--mixed-precision", default="no", choices=["no", "bf16"], help="autocast of the training steps (default: no)"
     )
+    parser.add_argument(
+        "--init", default="default", choices=["default", "uniform"], help="the model's init (default: default)"
+    )
     arguments = parser.parse_args(argv)
     pairs = read_pairs(arguments.corpus, arguments.hub_config)
     folder = arguments.work_dir or tempfile.mkdtemp(prefix="bench-training-")
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
         "--dataset", paths["train"], "--validation-file", paths["validation"], "--output-dir", output,
         "--max-minutes", str(arguments.minutes), "--num-threads", str(arguments.threads),
-        "--eval-steps", str(arguments.eval_steps), "--mixed-precision", arguments.mixed_precision, *flags,
+        "--eval-steps", str(arguments.eval_steps), "--mixed-precision", arguments.mixed_precision, "--init", arguments.init, *flags,
     ]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": str(arguments.threads), "HF_HUB_OFFLINE": "1"}
     subprocess.run(command, cwd=REPO, env=environment, check=True)
@@ -143,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         ("training pairs (after filtering)", f"{info['data']['train']['kept']:,}"),
         ("threads (torch.set_num_threads)", str(arguments.threads)),
         ("mixed precision", arguments.mixed_precision),
+        ("init", arguments.init),
         ("training budget", f"{arguments.minutes:g} min (evaluation excluded)"),
         ("optimizer steps", str(history[-1]["step"] if history else "?")),
         ("training target tokens/s", f"{info['throughput']['target_tokens_per_second']:,.0f}"),

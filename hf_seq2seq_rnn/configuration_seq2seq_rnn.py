@@ -28,6 +28,7 @@ CUSTOM_PIPELINES = {
     }
 }
 ATTENTION_TYPES = ("none", "dot", "general", "additive")
+INIT_SCHEMES = ("default", "uniform")
 
 
 def _check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
@@ -77,7 +78,13 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         label_smoothing (`float`, defaults to 0.0): label smoothing of the cross-entropy loss.
         tie_word_embeddings (`bool`, defaults to `False`): share the decoder's input embedding
             with the output layer (Press & Wolf, 2017).
-        init_range (`float`, defaults to 0.1): parameters are drawn from U(-init_range, init_range).
+        init (`str`, defaults to `"default"`): how new weights are initialised (weights loaded from a
+            checkpoint are never touched). `"default"`: each layer's own PyTorch initialisation
+            (U(-1/sqrt(hidden), 1/sqrt(hidden)) for recurrent weights, N(0, 1) for embeddings,
+            Kaiming-uniform for linear layers), the forget-gate bias of LSTMs set to 1
+            (Jozefowicz et al., 2015) and the padding embedding zeroed. `"uniform"`: every parameter
+            from U(-init_range, init_range), as in Sutskever et al. (2014), section 3.4.
+        init_range (`float`, defaults to 0.1): the range of `init="uniform"`.
         pad_token_id, bos_token_id, eos_token_id, unk_token_id (`int`): special token ids;
             decoding starts from `decoder_start_token_id` (defaults to `bos_token_id`).
     """
@@ -101,6 +108,7 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         teacher_forcing_ratio: float = 1.0,
         label_smoothing: float = 0.0,
         tie_word_embeddings: bool = False,
+        init: str = "default",
         init_range: float = 0.1,
         pad_token_id: int = 0,
         bos_token_id: int = 1,
@@ -117,6 +125,7 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         _check_int("num_layers", num_layers, 1)
         _check_choice("cell_type", cell_type, CELL_TYPES)
         _check_choice("attention_type", attention_type, ATTENTION_TYPES)
+        _check_choice("init", init, INIT_SCHEMES)
         for name, flag in (
             ("bidirectional_encoder", bidirectional_encoder),
             ("input_feeding", input_feeding),
@@ -165,6 +174,7 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         self.dropout = float(dropout)
         self.teacher_forcing_ratio = float(teacher_forcing_ratio)
         self.label_smoothing = float(label_smoothing)
+        self.init = init
         self.init_range = float(init_range)
         self.unk_token_id = unk_token_id
         self.use_cache = use_cache
@@ -186,4 +196,4 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         return self.num_layers
 
 
-__all__ = ["Seq2SeqRNNConfig", "CELL_TYPES", "ATTENTION_TYPES", "PIPELINE_TASK"]
+__all__ = ["Seq2SeqRNNConfig", "CELL_TYPES", "ATTENTION_TYPES", "INIT_SCHEMES", "PIPELINE_TASK"]

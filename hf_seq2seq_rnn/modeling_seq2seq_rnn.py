@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqM
 from .attention_seq2seq_rnn import Seq2SeqRNNAttention
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
-from .recurrent_seq2seq_rnn import PeepholeLSTM, build_rnn, reverse_padded
+from .recurrent_seq2seq_rnn import PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 
 
 def _cache_field(output_class: type[ModelOutput]) -> str:
@@ -533,9 +534,38 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Every parameter from U(-init_range, init_range), as in Sutskever et al. (2014), section 3.4."""
-        for parameter in module.parameters(recurse=False):
-            init.uniform_(parameter, -self.config.init_range, self.config.init_range)
+        """Initialise the new weights of `module` by `config.init` (loaded weights are left alone).
+
+        "uniform": every parameter from U(-init_range, init_range), as in Sutskever et al. (2014),
+        section 3.4. "default": each layer's own PyTorch initialisation (what `reset_parameters()`
+        draws), the LSTM forget-gate bias at 1 (Jozefowicz et al., 2015, section 2.2) and a zero
+        padding embedding. Chosen by measurement (`benchmarks/bench_variants.py --init uniform` against the default).
+        """
+        if self.config.init == "uniform":
+            for parameter in module.parameters(recurse=False):
+                init.uniform_(parameter, -self.config.init_range, self.config.init_range)
+            return
+        if isinstance(module, nn.Embedding):
+            init.normal_(module.weight, 0.0, 1.0)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.Linear):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # nn.Linear.reset_parameters
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.in_features)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, (nn.LSTM, nn.GRU, PeepholeLSTMLayer)):
+            bound = 1 / math.sqrt(module.hidden_size)
+            for name, parameter in module.named_parameters(recurse=False):
+                init.uniform_(parameter, -bound, bound)
+                if name.startswith("bias") and not isinstance(module, nn.GRU):
+                    # Gate order i, f, g, o: the forget gate's bias sums to 1 (bias_hh's slice is zeroed).
+                    forget = slice(module.hidden_size, 2 * module.hidden_size)
+                    init.constant_(parameter[forget], 0.0 if "_hh" in name else 1.0)
+        else:
+            for parameter in module.parameters(recurse=False):
+                bound = 1 / math.sqrt(parameter.shape[-1])
+                init.uniform_(parameter, -bound, bound)
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:

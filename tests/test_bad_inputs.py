@@ -110,6 +110,8 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
         "output dir not writable": ([*demo, "--output-dir", os.path.join(a_file, "run")], "cannot be written"),
         "invalid tokenizer.json": ([*demo, "--tokenizer", str(broken_tokenizer)], f"cannot load the tokenizer {str(broken_tokenizer)!r}"),
         "vocabulary too small": ([*demo, "--vocab-size", "64"], "vocab_size=64 is too small"),
+        "char vocabulary too small": (["--dataset", pairs, "--tokenizer-type", "char", "--vocab-size", "4"], "vocab_size=4 is too small for the char tokenizer"),
+        "bad tokenizer type": (["--dataset", pairs, "--tokenizer-type", "wordpiece"], "tokenizer_type='wordpiece'; accepted values: bpe, char"),
         "empty file": (["--dataset", write("empty.tsv", "")], "empty.tsv is empty (0 bytes)"),
         "whitespace-only .txt": (["--dataset", write("blank.txt", "  \n \t \n   \n\n  \n")], "were empty and 0 over-long; every row lacks a source or a target"),
         "malformed .jsonl line": (["--dataset", write("bad.jsonl", '{"source": "a", "target": "b"}\n{"source": oops}\n')], "line 2 is not valid JSON"),
@@ -122,7 +124,8 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
 CASE_NAMES = [
     "missing file", "unknown extension", "missing Hub dataset", "wrong column", "empty split", "unknown key in YAML",
     "unknown flag", "bad value", "missing split", "learning rate nan", "negative learning rate", "output dir is a file",
-    "output dir not writable", "invalid tokenizer.json", "vocabulary too small", "empty file", "whitespace-only .txt",
+    "output dir not writable", "invalid tokenizer.json", "vocabulary too small", "char vocabulary too small",
+    "bad tokenizer type", "empty file", "whitespace-only .txt",
     "malformed .jsonl line", "corrupt checkpoint path", "every checkpoint corrupt", "resume from a save cut by a kill",
 ]  # fmt: skip
 

@@ -102,6 +102,7 @@ class TrainingConfig(ModelSettings, DataSettings):
     task: str = "translation"
     # tokenizer and preprocessing
     tokenizer: str | None = None
+    tokenizer_type: str = "bpe"
     vocab_size: int = 8000
     min_frequency: int = 2
     max_source_length: int = 64
@@ -280,6 +281,7 @@ def validate(config: TrainingConfig) -> None:
         "task": TASKS,
         "teacher_forcing_schedule": TEACHER_FORCING_SCHEDULES,
         "overlong": ("filter", "truncate"),
+        "tokenizer_type": ("bpe", "char"),
     }
     for key, accepted in choices.items():
         if getattr(config, key) not in accepted:

@@ -57,8 +57,10 @@ def load_or_train_tokenizer(
     min_frequency: int,
     model_max_length: int,
     max_examples: int = 300_000,
+    kind: str = "bpe",
 ) -> PreTrainedTokenizerBase:
-    """The tokenizer at `tokenizer_path`, or a new one trained on both sides of the training pairs.
+    """The tokenizer at `tokenizer_path`, or a new one (`kind` "bpe" or "char") trained on both sides
+    of the training pairs.
 
     A streaming split contributes its first `max_examples` pairs to the training of the tokenizer.
     """
@@ -81,7 +83,7 @@ def load_or_train_tokenizer(
 
     try:
         return train_tokenizer(
-            texts(), vocab_size=vocab_size, min_frequency=min_frequency, model_max_length=model_max_length
+            texts(), vocab_size=vocab_size, min_frequency=min_frequency, model_max_length=model_max_length, kind=kind
         )
     except ValueError as error:
         raise TrainingInputError(f"--vocab-size: {error}") from error

@@ -112,6 +112,7 @@ def load_data(config: TrainingConfig) -> PreparedData:
         config.vocab_size,
         config.min_frequency,
         max(config.max_source_length, config.max_target_length),
+        kind=config.tokenizer_type,
     )
     lengths = (config.max_source_length, config.max_target_length, config.overlong)
     train, train_report = tokenize_pairs(train, tokenizer, *lengths, num_proc=config.preprocessing_num_workers)
