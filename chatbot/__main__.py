@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 def limit_malloc_arenas(count: int = 2) -> None:
     """Cap glibc's heap arenas (unless MALLOC_ARENA_MAX is set). glibc gives busy threads their own
     arena, up to 8 per core, and keeps their freed memory: with 30 concurrent clients the server grew
-    from 841 to 934 MiB between requests 510 and 2,000; with 2 arenas, 681 to 724 (bench_soak.py)."""
+    from 841 to 934 MiB between requests 510 and 2,000; with this cap, 687 to 739 (bench_soak.py)."""
     if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
         return
     try:
