@@ -9,6 +9,7 @@ python -m chatbot                                      # the demo models (traine
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import sys
@@ -106,8 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def limit_malloc_arenas(count: int = 2) -> None:
+    """Cap glibc's heap arenas (unless MALLOC_ARENA_MAX is set). glibc gives busy threads their own
+    arena, up to 8 per core, and keeps their freed memory: with 30 concurrent clients the server grew
+    from 841 to 934 MiB between requests 510 and 2,000; with this cap, 687 to 739 (bench_soak.py)."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, for one): nothing to cap
+        return
+    m_arena_max = -8  # from glibc's malloc.h
+    libc.mallopt(m_arena_max, count)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limit_malloc_arenas()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # No usage reports from a local server unless the user asks for them in the environment.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
