@@ -17,61 +17,18 @@ Not a test: numbers depend on the machine and on what else runs on it.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from chatbot_server import REPO, memory_mib, start_server  # benchmarks/chatbot_server.py
 from gradio_client import Client
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from chatbot.demo_models import ensure_demo_models  # noqa: E402
 from chatbot.inference import load_model  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(models: list[str], threads: int, concurrency_limit: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "chatbot", "--port", str(port), "--threads", str(threads)]
-    command += ["--concurrency-limit", str(concurrency_limit), "--max-queue-size", "256", "--log-level", "WARNING"]
-    for model in models:
-        command += ["--model", model]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}: {' '.join(command)}")
-        try:
-            with urllib.request.urlopen(url + "gradio_api/info", timeout=2):
-                return server, url
-        except urllib.error.HTTPError:
-            return server, url
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise TimeoutError("the server did not start within 300 s")
-
-
-def peak_memory_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def settings(mode: str, max_new_tokens: int) -> tuple:
@@ -122,7 +79,10 @@ def main() -> None:
     examples = {source: list(model.info.examples) for source, model in loaded.items()}
     del loaded
 
-    server, url = start_server(sources, args.threads, args.concurrency_limit)
+    arguments = ["--concurrency-limit", str(args.concurrency_limit), "--max-queue-size", "256"]
+    for source in sources:
+        arguments += ["--model", source]
+    server, url = start_server(arguments, args.threads)
     rows = []
     try:
         client = Client(url, verbose=False)
@@ -147,7 +107,7 @@ def main() -> None:
                 url, names[first_source], examples[first_source], clients, args.requests, args.max_new_tokens
             )
             rows.append((names[first_source], f"requests/s, {clients} concurrent client(s), greedy", f"{rate:.1f}"))
-        rows.append(("server", "peak resident memory (MiB)", f"{peak_memory_mib(server.pid):.0f}"))
+        rows.append(("server", "peak resident memory (MiB)", f"{memory_mib(server.pid, 'VmHWM'):.0f}"))
     finally:
         server.terminate()
         server.wait(timeout=30)

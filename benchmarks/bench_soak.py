@@ -20,25 +20,16 @@ import argparse
 import contextlib
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from chatbot_server import REPO, memory_mib, start_server  # benchmarks/chatbot_server.py
 from gradio_client import Client
 
-REPO = Path(__file__).resolve().parent.parent
-
 PROMPTS = ["Hello", "How are you?", "What is your name?", "Monday, March 5, 2018", "12 kilograms", "in 3 months"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def train_small_model(directory: str) -> str:
@@ -50,33 +41,6 @@ def train_small_model(directory: str) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return output
-
-
-def start_server(model: str, threads: int, environment: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "chatbot", "--model", model, "--port", str(port), "--threads", str(threads),
-               "--max-queue-size", "256", "--log-level", "WARNING"]  # fmt: skip
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **environment}
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}: {' '.join(command)}")
-        try:
-            Client(url, verbose=False)
-            return server, url
-        except Exception:  # not listening yet
-            time.sleep(1.0)
-    server.terminate()
-    raise TimeoutError("the server did not start within 300 s")
-
-
-def resident_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def model_name(client: Client) -> str:
@@ -96,14 +60,14 @@ def soak(
     connections = [Client(url, verbose=False) for _ in range(clients)]
     name = model_name(connections[0])
     greedy = ("greedy", 1, 1.0, 1.0, 24)  # mode, num_beams, temperature, top_p, max_new_tokens
-    rows = [(0, resident_mib(server.pid), 0.0)]
+    rows = [(0, memory_mib(server.pid), 0.0)]
     start = time.perf_counter()
     for _ in range(large):
         # a refusal is an answer too; the memory afterwards is what is measured
         with contextlib.suppress(Exception):
             connections[0].predict("x " * 500_000, name, *greedy, api_name="/translate")  # 1 MB
     if large:
-        rows.append(("1 MB x" + str(large), resident_mib(server.pid), time.perf_counter() - start))
+        rows.append(("1 MB x" + str(large), memory_mib(server.pid), time.perf_counter() - start))
 
     def send(number: int) -> None:
         client = connections[number % clients]
@@ -120,7 +84,7 @@ def soak(
             list(pool.map(send, numbers))
             last = numbers[-1]
             if last // every > (first - 1) // every or last == requests:
-                rows.append((last, resident_mib(server.pid), time.perf_counter() - start))
+                rows.append((last, memory_mib(server.pid), time.perf_counter() - start))
                 print(f"request {last}: {rows[-1][1]:.0f} MiB after {rows[-1][2]:.0f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -142,11 +106,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.requests < 4:
         parser.error(f"--requests {args.requests}: pass at least 4")
-    environment = {} if args.malloc_arena_max is None else {"MALLOC_ARENA_MAX": str(args.malloc_arena_max)}
+    environment = {"HF_HUB_OFFLINE": "1"}  # the model is a local directory
+    if args.malloc_arena_max is not None:
+        environment["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
 
     with tempfile.TemporaryDirectory() as directory:
         model = args.model or train_small_model(directory)
-        server, url = start_server(model, args.threads, environment)
+        server, url = start_server(["--model", model, "--max-queue-size", "256"], args.threads, environment)
         try:
             rows = soak(url, server, args.requests, args.clients, args.concurrent, args.large_messages, args.every)
         finally:
@@ -156,7 +122,7 @@ def main() -> None:
     print(
         f"\n{platform.processor() or platform.machine()}; torch threads in the server: {args.threads}; "
         f"{args.clients} clients {'at once, in rounds' if args.concurrent else 'in turn'}; greedy, 24 new tokens; load average {os.getloadavg()[0]:.1f}; "
-        f"server environment {environment or 'default'}\n"
+        f"server environment {environment}\n"
     )
     print("| requests | server RSS (MiB) | seconds |")
     print("| -------- | ---------------- | ------- |")

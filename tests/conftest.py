@@ -42,9 +42,12 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def fresh_accelerator_state():
     """Each in-process training run starts from a clean Accelerate state, as a new process would
-    (runs here use different precisions; Accelerate's own `AccelerateTestCase` resets the same way)."""
-    yield
+    (runs here use different precisions; Accelerate's own `AccelerateTestCase` resets the same way).
+    Reset before the test too: a module-scoped fixture may have trained in-process."""
     from accelerate.state import AcceleratorState, GradientState
 
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
