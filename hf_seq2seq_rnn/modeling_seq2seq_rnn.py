@@ -558,7 +558,10 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
             bound = 1 / math.sqrt(module.hidden_size)
             for name, parameter in module.named_parameters(recurse=False):
                 init.uniform_(parameter, -bound, bound)
-                if name.startswith("bias") and not isinstance(module, nn.GRU):
+                # A slice does not carry the loaded-weight flag that `init` checks: check it here, or
+                # loading a checkpoint (transformers 5.0) would overwrite its forget-gate biases.
+                loaded = getattr(parameter, "_is_hf_initialized", False)
+                if name.startswith("bias") and not isinstance(module, nn.GRU) and not loaded:
                     # Gate order i, f, g, o: the forget gate's bias sums to 1 (bias_hh's slice is zeroed).
                     forget = slice(module.hidden_size, 2 * module.hidden_size)
                     init.constant_(parameter[forget], 0.0 if "_hh" in name else 1.0)

@@ -162,13 +162,20 @@ def load_raw(
     except ValueError as error:
         if "corresponds to no data" in str(error):
             raise TrainingInputError(f"the data in {name_or_path} is empty (no rows)") from error
+        if looks_local:  # a parse error (older datasets raise pandas' ValueError for bad JSON)
+            raise _parse_error(name_or_path, extension, error) from error
         # Among others: a missing or wrong config name; the message lists the available ones.
         raise TrainingInputError(f"dataset {name_or_path!r} could not be loaded: {error}") from error
     except Exception as error:  # pyarrow and pandas parse errors have no common base class
-        detail = _json_problem(name_or_path) if extension in (".json", ".jsonl") else None
-        raise TrainingInputError(
-            f"{name_or_path} could not be parsed as {extension or 'a dataset'}: {detail or _root_cause(error)}"
-        ) from error
+        raise _parse_error(name_or_path, extension, error) from error
+
+
+def _parse_error(path: str, extension: str, error: BaseException) -> TrainingInputError:
+    """A local file that `datasets` could not parse: where, for JSON, else the innermost message."""
+    detail = _json_problem(path) if extension in (".json", ".jsonl") else None
+    return TrainingInputError(
+        f"{path} could not be parsed as {extension or 'a dataset'}: {detail or _root_cause(error)}"
+    )
 
 
 def _root_cause(error: BaseException) -> str:
