@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         "--mixed-precision", default="no", choices=["no", "bf16"], help="autocast of the training steps (default: no)"
     )
     parser.add_argument(
-        "--init", default="default", choices=["default", "uniform"], help="the model's init (default: default)"
+        "--init", default="uniform", choices=["uniform", "pytorch"], help="the model's init (default: uniform)"
     )
     arguments = parser.parse_args(argv)
     pairs = read_pairs(arguments.corpus, arguments.hub_config)

@@ -19,7 +19,7 @@ and additive attention, general attention with input feeding, and a bidirectiona
 
 Every run is `python -m training.train ...`, run in this process; the table prints each command, so any
 line can be repeated alone. `--init uniform` repeats the table with U(-0.1, 0.1) (Sutskever's init),
-the comparison that chose `init="default"`.
+against the table's `init="pytorch"` (each layer's PyTorch init).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--eval-pairs", type=int, default=1_000, help="held-out pairs scored each epoch")
     parser.add_argument("--addition-epochs", type=int, default=10, help="epochs on addition (default 10)")
     parser.add_argument("--dates-epochs", type=int, default=2, help="epochs on dates (default 2)")
-    parser.add_argument("--init", choices=("default", "uniform"), default="default")
+    parser.add_argument("--init", choices=("uniform", "pytorch"), default="pytorch")
     parser.add_argument("--num-threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output-dir", default=os.path.join(REPO, "runs", "variants"))

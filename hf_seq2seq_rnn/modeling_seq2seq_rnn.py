@@ -537,9 +537,9 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
         """Initialise the new weights of `module` by `config.init` (loaded weights are left alone).
 
         "uniform": every parameter from U(-init_range, init_range), as in Sutskever et al. (2014),
-        section 3.4. "default": each layer's own PyTorch initialisation (what `reset_parameters()`
+        section 3.4. "pytorch": each layer's own PyTorch initialisation (what `reset_parameters()`
         draws), the LSTM forget-gate bias at 1 (Jozefowicz et al., 2015, section 2.2) and a zero
-        padding embedding. Chosen by measurement (`benchmarks/bench_variants.py --init uniform` against the default).
+        padding embedding (`benchmarks/bench_variants.py` and `bench_training.py --init` compare them).
         """
         if self.config.init == "uniform":
             for parameter in module.parameters(recurse=False):

@@ -483,8 +483,8 @@ def test_training_loss_and_gradients_equal_those_of_the_whole_logits(monkeypatch
         torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-5)
 
 
-def test_default_init_draws_each_layers_own_scale_and_uniform_keeps_sutskevers():
-    default = make_model(num_layers=1, hidden_size=32, pad_token_id=0)
+def test_pytorch_init_draws_each_layers_own_scale_and_uniform_keeps_sutskevers():
+    default = make_model(num_layers=1, hidden_size=32, pad_token_id=0, init="pytorch")
     uniform = make_model(num_layers=1, hidden_size=32, init="uniform", init_range=0.08)
     assert all(parameter.abs().max() <= 0.08 for parameter in uniform.parameters())
     embedding = default.model.encoder.embed_tokens.weight
@@ -493,11 +493,11 @@ def test_default_init_draws_each_layers_own_scale_and_uniform_keeps_sutskevers()
     forget = slice(32, 64)  # gate order i, f, g, o
     assert torch.all(rnn.bias_ih_l0[forget] + rnn.bias_hh_l0[forget] == 1)
     assert rnn.weight_hh_l0.abs().max() <= 1 / 32**0.5
-    with pytest.raises(ValueError, match="init='xavier' is not supported; accepted values: 'default', 'uniform'"):
+    with pytest.raises(ValueError, match="init='xavier' is not supported; accepted values: 'uniform', 'pytorch'"):
         Seq2SeqRNNConfig(init="xavier")
 
 
-@pytest.mark.parametrize("init", ["default", "uniform"])
+@pytest.mark.parametrize("init", ["pytorch", "uniform"])
 def test_saved_weights_load_unchanged_whatever_the_init_and_without_the_init_key(init, tmp_path):
     """Initialization only draws new weights: a checkpoint saved before `init` existed loads as saved."""
     import json
@@ -508,7 +508,7 @@ def test_saved_weights_load_unchanged_whatever_the_init_and_without_the_init_key
     del config["init"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     reloaded = Seq2SeqRNNForConditionalGeneration.from_pretrained(tmp_path)
-    assert reloaded.config.init == "default"
+    assert reloaded.config.init == "uniform"
     loaded = reloaded.state_dict()
     assert loaded.keys() == model.state_dict().keys()
     for name, parameter in model.state_dict().items():
