@@ -133,6 +133,15 @@ def load_data(config: TrainingConfig) -> PreparedData:
     )
 
 
+def new_model_config(config: TrainingConfig, **vocabulary: int) -> Seq2SeqRNNConfig:
+    """The config of a new model: the run's model keys plus `vocabulary` (its size and special token
+    ids); a bad value becomes `TrainingInputError`."""
+    try:
+        return Seq2SeqRNNConfig(**vocabulary, **config.model_arguments())
+    except ValueError as error:
+        raise TrainingInputError(f"bad model setting: {error}") from error
+
+
 def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokenizerBase) -> torch.nn.Module:
     """A new model sized for the tokenizer, or the one at `model_name_or_path`; checked against the tokenizer."""
     if config.model_name_or_path:
@@ -141,17 +150,14 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
         except (OSError, ValueError) as error:
             raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
     else:
-        try:
-            model_config = Seq2SeqRNNConfig(
-                vocab_size=len(tokenizer),
-                pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                unk_token_id=tokenizer.unk_token_id,
-                **config.model_arguments(),
-            )
-        except ValueError as error:
-            raise TrainingInputError(f"bad model setting: {error}") from error
+        model_config = new_model_config(
+            config,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            unk_token_id=tokenizer.unk_token_id,
+        )
         model = Seq2SeqRNNForConditionalGeneration(model_config)
     check_tokenizer_matches(tokenizer, model.config)
     model.generation_config = GenerationConfig(
@@ -284,10 +290,7 @@ def resolve_mixed_precision(config: TrainingConfig) -> tuple[str | None, str | N
         except (OSError, ValueError) as error:
             raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
     else:
-        try:
-            model_config = Seq2SeqRNNConfig(vocab_size=config.vocab_size, **config.model_arguments())
-        except ValueError as error:
-            raise TrainingInputError(f"bad model setting: {error}") from error
+        model_config = new_model_config(config, vocab_size=config.vocab_size)
     probe = probe_precision(model_config, config.batch_size)
     return probe.choice, probe.describe()
 
