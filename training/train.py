@@ -266,8 +266,8 @@ def checkpoint_bytes(model: torch.nn.Module) -> int:
     return 4 * parameters * 4 + 2**20
 
 
-def resolve_mixed_precision(config: TrainingConfig) -> tuple[str | None, str | None]:
-    """The precision to train in and, for `auto`, the line that says why.
+def resolve_mixed_precision(config: TrainingConfig, checkpoint: str | None) -> tuple[str | None, str | None]:
+    """The precision to train in and, for `auto`, the line that says why (`checkpoint`: the one resumed from).
 
     `auto` on a GPU is what `accelerate launch` says (as `null`); on a CPU a resumed run keeps its
     checkpoint's precision, several processes keep fp32 (their probes could disagree), and a new
@@ -277,9 +277,8 @@ def resolve_mixed_precision(config: TrainingConfig) -> tuple[str | None, str | N
         return config.mixed_precision, None
     if has_accelerator():
         return None, "mixed precision auto on a GPU: what accelerate launch says"
-    if config.resume_from_checkpoint:
-        checkpoint = checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
-        kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision") if checkpoint else None
+    if checkpoint is not None:
+        kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision")
         if kept is not None:
             return kept, f"mixed precision auto -> {kept}: kept from {checkpoint}"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -394,9 +393,16 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     """Train, evaluate, checkpoint and save; returns the final validation scores."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    mixed_precision, precision_note = resolve_mixed_precision(config)
-    accelerator = make_accelerator(config, mixed_precision)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    # Resolved once, before the data is read, so that an unreadable checkpoint stops the run at once
+    # (and each skipped one is reported once).
+    checkpoint = (
+        checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        if config.resume_from_checkpoint
+        else None
+    )
+    mixed_precision, precision_note = resolve_mixed_precision(config, checkpoint)
+    accelerator = make_accelerator(config, mixed_precision)
     if not accelerator.is_local_main_process:
         datasets.disable_progress_bars()
         datasets.utils.logging.set_verbosity_error()
@@ -405,12 +411,6 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     if precision_note:
         logger.info(precision_note, main_process_only=True)
     check_output_dir(config.output_dir)
-    # Resolved before the data is read, so that an unreadable checkpoint stops the run at once.
-    checkpoint = (
-        checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
-        if config.resume_from_checkpoint
-        else None
-    )
     set_seed(config.seed)
 
     with accelerator.main_process_first():
