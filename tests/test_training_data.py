@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pandas as pd
 import pytest
@@ -148,3 +149,26 @@ def test_length_grouped_batches_cover_every_index_once_and_repeat_per_epoch():
     assert list(sampler) == batches
     sampler.set_epoch(1)
     assert list(sampler) != batches
+
+
+def test_batches_group_pairs_by_target_length_first():
+    """The decoder runs as many steps as a batch's longest target: pairs are grouped by target
+    length first, so a batch's targets are (nearly) equally long however its sources vary."""
+    from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
+    words = ["chat", "chien", "maison", "arbre", "soleil", "lune"]
+    generator = random.Random(4)
+    rows = [
+        (
+            " ".join(generator.choices(words, k=generator.randint(1, 20))),
+            " ".join(generator.choices(words, k=generator.randint(1, 6))),
+        )
+        for _ in range(400)
+    ]
+    tokenizer = train_tokenizer([" ".join(words)] * 10, vocab_size=300)
+    pairs = Dataset.from_dict({"source": [s for s, _ in rows], "target": [t for _, t in rows]})
+    kept, _ = tokenize_pairs(pairs, tokenizer, max_source_length=64, max_target_length=64, overlong="filter")
+    batches = list(LengthGroupedBatchSampler(kept["length"], batch_size=16, seed=1, window_batches=25))
+    target_lengths = [len(ids) for ids in kept["labels"]]
+    padding = sum(max(target_lengths[i] for i in b) - target_lengths[i] for b in batches for i in b)
+    assert padding <= 16 * 6, padding  # at most a batch's worth at each of the 6 boundaries between lengths

@@ -115,8 +115,16 @@ def _tokenize_batch(
         "input_ids": sources["input_ids"],
         "attention_mask": sources["attention_mask"],
         "labels": targets["input_ids"],
-        "length": [len(s) + len(t) for s, t in zip(sources["input_ids"], targets["input_ids"], strict=True)],
+        "length": [_grouping_length(s, t) for s, t in zip(sources["input_ids"], targets["input_ids"], strict=True)],
     }
+
+
+def _grouping_length(source: list[int], target: list[int]) -> int:
+    """The key that `LengthGroupedBatchSampler` sorts pairs by: the target length first, then the
+    source length. The decoder runs as many steps as the longest target of a batch (one by one with
+    input feeding) and its output layer is the largest matrix product, so equal target lengths save
+    the most; the encoder reads packed sequences, where source padding costs little."""
+    return len(target) * 65536 + len(source)
 
 
 def _fits(batch: dict[str, list], max_source_length: int, max_target_length: int) -> list[bool]:
