@@ -459,32 +459,34 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features, weight, bias, labels, label_smoothing, chunk):  # noqa: D102
-        tokens, vocab = features.shape[0], weight.shape[0]
-        real = labels != -100  # (N,)
-        count = real.sum().clamp(min=1).float()
-        grad_features = torch.empty_like(features)
+        vocab = weight.shape[0]
+        # Only the real tokens' rows go through the output layer: padding has no loss and no gradient.
+        real = (labels != -100).nonzero().squeeze(1)  # (n_real,)
+        real_features, real_labels = features.index_select(0, real), labels.index_select(0, real)
+        count = max(real.numel(), 1)
+        grad_real = torch.empty_like(real_features)
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         grad_bias = None if bias is None else torch.zeros(vocab, dtype=torch.float32, device=weight.device)
         total = torch.zeros((), dtype=torch.float32, device=features.device)
-        for start in range(0, tokens, chunk):
-            rows = features[start : start + chunk]  # (n, F)
-            keep = real[start : start + chunk].unsqueeze(1)  # (n, 1)
-            target = labels[start : start + chunk].clamp(min=0).unsqueeze(1)  # (n, 1)
+        for start in range(0, real.numel(), chunk):
+            rows = real_features[start : start + chunk]  # (n, F)
+            target = real_labels[start : start + chunk].unsqueeze(1)  # (n, 1)
             log_probs = nn.functional.linear(rows, weight, bias).float().log_softmax(-1)  # (n, V)
             token_loss = -(1 - label_smoothing) * log_probs.gather(1, target) - label_smoothing * log_probs.mean(
                 -1, keepdim=True
             )  # (n, 1)
-            total += (token_loss * keep).sum()
+            total += token_loss.sum()
             grad = log_probs.exp_()  # softmax, in place: (n, V)
             grad.scatter_add_(1, target, torch.full_like(target, -(1 - label_smoothing), dtype=grad.dtype))
             if label_smoothing:
                 grad -= label_smoothing / vocab
-            grad *= keep / count
+            grad /= count
             grad = grad.to(rows.dtype)
-            grad_features[start : start + chunk] = grad @ weight.to(rows.dtype)  # (n, F)
+            grad_real[start : start + chunk] = grad @ weight.to(rows.dtype)  # (n, F)
             grad_weight += (grad.t() @ rows).float()  # (V, F)
             if grad_bias is not None:
                 grad_bias += grad.sum(0).float()
+        grad_features = torch.zeros_like(features).index_copy_(0, real, grad_real)
         ctx.save_for_backward(grad_features, grad_weight, grad_bias)
         ctx.weight_dtype = weight.dtype
         return total / count
