@@ -43,6 +43,7 @@ import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 
 from . import checkpoints, demos
+from .allocator import relaunch_under_tcmalloc
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError, describe_expected
@@ -692,4 +693,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    relaunch_under_tcmalloc()  # replaces this process when tcmalloc is installed (training/allocator.py)
     sys.exit(main())
