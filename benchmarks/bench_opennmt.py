@@ -1,19 +1,23 @@
 """OpenNMT-py 3.5.1 and `training.train` side by side, in one run, on the same data and machine.
 
     python benchmarks/bench_opennmt.py --threads 2 [--steps 300] [--repeats 2] \\
-        [--corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt] [--onmt-venv ~/.cache/hf-seq2seq-rnn/onmt-venv]
+        [--corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt] [--onmt-venv ~/.cache/hf-seq2seq-rnn/onmt-venv] \\
+        [--feeding yes no] [--allocators system tcmalloc]
 
 The peer runs from a scratch virtualenv (made on first use: torch 2.13.0, then
 `pip install --no-deps OpenNMT-py==3.5.1` and its runtime dependencies). Both train OpenNMT's
 reference shape (2-layer bidirectional LSTM encoder of 256 in total, 2-layer LSTM decoder of 256,
-general attention, input feeding, batch 64 sentences, fp32) for `--steps` steps on the same
-`src<TAB>tgt` pairs with the same thread count, alternating OpenNMT / ours / OpenNMT / ours, each
-in its own process. Then both translate the same 2,000 held-out sources with beam 5
-(`onmt_translate`, and our batched `generate`).
+general attention, batch 64 sentences, fp32) for `--steps` steps on the same `src<TAB>tgt` pairs
+with the same thread count, alternating OpenNMT / ours / OpenNMT / ours, each in its own process:
+with input feeding (the reference) and without, and with each memory allocator of `--allocators`
+("system": glibc malloc; "tcmalloc": Debian's libtcmalloc-minimal4 preloaded, skipped when absent).
+Then both translate the same 2,000 held-out sources with beam 5 (`onmt_translate`, and our batched
+`generate`), with the models trained with input feeding.
 
 The table: sentences/s, target words/s (sentences/s times the mean words per target sentence of
 the training pairs, the same for both), ms per step, the peak RSS of each process, and our ratio
-to OpenNMT; with the CPU model, the load and torch's fp32 matrix-product rate measured in this run.
+to OpenNMT at the same settings and to OpenNMT's reference run (input feeding, system allocator);
+with the CPU model, the load and torch's fp32 matrix-product rate measured in this run.
 Last, the peak RSS of one training step on 64 x 50-token targets with an 8k vocabulary, with our
 chunked loss and, as the baseline, with the loss from the whole logits.
 """
@@ -26,6 +30,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +40,10 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: the project's packages from this checkout
+
+from training.allocator import find_tcmalloc  # noqa: E402
+
 ONMT_PACKAGES = [
     "configargparse", "pyyaml", "sacrebleu", "pyonmttok>=1.37,<2", "rapidfuzz", "pyahocorasick", "six",
     "tensorboard", "numpy<2.3", "spacy", "fasttext-wheel",
@@ -91,7 +100,7 @@ def run_measured(command: list[str], env: dict[str, str], log: Path) -> tuple[fl
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-def onmt_config(data: dict, work: Path, steps: int) -> Path:
+def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool) -> Path:
     vocab_src, vocab_tgt = work / "vocab.src", work / "vocab.tgt"
     config = {
         "save_data": str(work / "onmt"),
@@ -101,7 +110,7 @@ def onmt_config(data: dict, work: Path, steps: int) -> Path:
         "tgt_vocab_size": 8000,
         "overwrite": True,
         "data": {"corpus_1": {"path_src": str(data["train_src"]), "path_tgt": str(data["train_tgt"])}},
-        "save_model": str(work / "onmt_model"),
+        "save_model": str(work / f"onmt_model_feed{int(input_feeding)}"),
         "save_checkpoint_steps": steps,
         "train_steps": steps,
         "valid_steps": 10 * steps,
@@ -113,7 +122,7 @@ def onmt_config(data: dict, work: Path, steps: int) -> Path:
         "hidden_size": 256,
         "word_vec_size": 256,
         "global_attention": "general",
-        "input_feed": 1,
+        "input_feed": int(input_feeding),
         "batch_size": 64,
         "batch_type": "sents",
         "dropout": 0.3,
@@ -121,7 +130,7 @@ def onmt_config(data: dict, work: Path, steps: int) -> Path:
         "learning_rate": 0.001,
         "seed": 1,
     }
-    path = work / "onmt.yaml"
+    path = work / f"onmt_feed{int(input_feeding)}.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
     return path
 
@@ -160,22 +169,35 @@ def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def translate_ours(model_dir: Path, sources: list[str], batch: int) -> float:
-    """Seconds for beam-5 translation of `sources` with our batched generate, and words per output."""
-    sys.path.insert(0, str(REPO))
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+TRANSLATE = """
+import json, statistics, sys, time, torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+model_dir, sources_path, batch, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+sources = open(sources_path, encoding="utf-8").read().splitlines()
+tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+outputs = []
+started = time.perf_counter()
+with torch.no_grad():
+    for start in range(0, len(sources), batch):
+        encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
+        generated = model.generate(**encoded, num_beams=5, max_new_tokens=64)
+        outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "words": statistics.mean(len(output.split()) for output in outputs)}))
+"""
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
-    outputs = []
-    started = time.perf_counter()
-    with torch.no_grad():
-        for start in range(0, len(sources), batch):
-            encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
-            generated = model.generate(**encoded, num_beams=5, max_new_tokens=64)
-            outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
-    seconds = time.perf_counter() - started
-    return seconds, statistics.mean(len(output.split()) for output in outputs)
+
+def translate_ours(
+    model_dir: Path, sources: Path, batch: int, threads: int, env: dict[str, str]
+) -> tuple[float, float]:
+    """Seconds for beam-5 translation of `sources` with our batched generate (model loading
+    excluded), and words per output; in a fresh process, like `onmt_translate`."""
+    command = [sys.executable, "-c", TRANSLATE, str(model_dir), str(sources), str(batch), str(threads)]
+    result = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured["seconds"], measured["words"]
 
 
 def onmt_translate_seconds(log: Path) -> float:
@@ -213,13 +235,33 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def ours_command(data: dict, output_dir: Path, steps: int, threads: int, input_feeding: bool) -> list[str]:
+    return [
+        sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
+        "--dataset", str(data["train_pairs"]), "--output-dir", str(output_dir), "--max-steps", str(steps),
+        "--num-layers", "2", "--hidden-size", "256", "--embedding-size", "256", "--bidirectional-encoder", "true",
+        "--attention-type", "general", "--input-feeding", str(input_feeding).lower(), "--batch-size", "64",
+        "--dropout", "0.3", "--mixed-precision", "no", "--num-threads", str(threads), "--vocab-size", "8000",
+        "--eval-steps", str(10 * steps), "--checkpointing-steps", str(10 * steps), "--report-to", "none",
+        "--max-eval-samples", "64", "--num-samples", "0", "--validation-size", "0.01", "--num-beams", "1",
+    ]  # fmt: skip
+
+
+FEEDING = {"yes": True, "no": False}
+SYSTEMS = ("OpenNMT-py", "ours")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared/data/tatoeba-eng-fra/eng-fra.txt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=2, help="A/B pairs of training runs")
+    parser.add_argument("--repeats", type=int, default=2, help="A/B pairs of training runs per setting")
     parser.add_argument("--max-train", type=int, default=50000, help="training pairs used (vocabularies, batches)")
+    parser.add_argument("--feeding", nargs="+", choices=list(FEEDING), default=list(FEEDING),
+                        help="input feeding on (OpenNMT's reference), off, or both (default)")  # fmt: skip
+    parser.add_argument("--allocators", nargs="+", choices=("system", "tcmalloc"), default=["system", "tcmalloc"],
+                        help="memory allocators to train under (tcmalloc is skipped when not installed)")  # fmt: skip
     parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_opennmt"))
     parser.add_argument("--skip-translation", action="store_true")
@@ -232,49 +274,65 @@ def main() -> None:
     data = prepare_data(args.corpus, args.work_dir, args.max_train)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # onmt_translate's checkpoints on torch 2.6+
-    config = onmt_config(data, args.work_dir, args.steps)
+    # training.train would start itself again under tcmalloc when it is installed (training/allocator.py)
+    environments = {"system": {**env, "SEQ2SEQ_RNN_ALLOCATOR": "system"}}
+    tcmalloc = find_tcmalloc()
+    if "tcmalloc" in args.allocators:
+        if tcmalloc:
+            environments["tcmalloc"] = {**env, "LD_PRELOAD": tcmalloc}
+        else:
+            print("tcmalloc not found (Debian: apt install libtcmalloc-minimal4): system allocator only")
+    if "system" not in args.allocators:
+        del environments["system"]
+    configs = {feeding: onmt_config(data, args.work_dir, args.steps, FEEDING[feeding]) for feeding in args.feeding}
     run_measured(
-        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, args.work_dir / "vocab.log"
-    )
+        [str(bin_dir / "onmt_build_vocab"), "-config", str(next(iter(configs.values()))), "-n_sample", "-1"],
+        env, args.work_dir / "vocab.log",
+    )  # fmt: skip
     for name in ("vocab.src", "vocab.tgt"):
         clean_vocab(args.work_dir / name)
-    ours_dir = args.work_dir / "ours"
-    ours_command = [
-        sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
-        "--dataset", str(data["train_pairs"]), "--output-dir", str(ours_dir), "--max-steps", str(args.steps),
-        "--num-layers", "2", "--hidden-size", "256", "--embedding-size", "256", "--bidirectional-encoder", "true",
-        "--attention-type", "general", "--input-feeding", "true", "--batch-size", "64", "--dropout", "0.3",
-        "--mixed-precision", "no", "--num-threads", str(args.threads), "--vocab-size", "8000",
-        "--eval-steps", str(10 * args.steps), "--checkpointing-steps", str(10 * args.steps), "--report-to", "none",
-        "--max-eval-samples", "64", "--num-samples", "0", "--validation-size", "0.01", "--num-beams", "1",
-    ]  # fmt: skip
-    results: dict[str, dict[str, list[float]]] = {"OpenNMT-py": {}, "ours": {}}
+
+    # (feeding, allocator, system) -> {"step": [...], "peak": [...]}; the repeats outermost, so that a
+    # drift of the machine's speed falls on both systems alike.
+    results: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     gflops = []
     for _ in range(args.repeats):
         gflops.append(matmul_gflops())
-        _, peak = run_measured(
-            [str(bin_dir / "onmt_train"), "-config", str(config)], env, args.work_dir / "onmt_train.log"
-        )
-        step = onmt_step_seconds(args.work_dir / "onmt_train.log")
-        results["OpenNMT-py"].setdefault("step", []).append(step)
-        results["OpenNMT-py"].setdefault("peak", []).append(peak)
-        _, peak = run_measured(ours_command, env, args.work_dir / "ours_train.log")
-        results["ours"].setdefault("step", []).append(ours_step_seconds(ours_dir, args.steps))
-        results["ours"].setdefault("peak", []).append(peak)
-    translation = {}
-    if not args.skip_translation:
-        checkpoint = args.work_dir / f"onmt_model_step_{args.steps}.pt"
+        for feeding, config in configs.items():
+            for allocator, run_env in environments.items():
+                key = (feeding, allocator)
+                log = args.work_dir / f"onmt_train_feed-{feeding}_{allocator}.log"
+                _, peak = run_measured([str(bin_dir / "onmt_train"), "-config", str(config)], run_env, log)
+                measured = results.setdefault((*key, "OpenNMT-py"), {"step": [], "peak": []})
+                measured["step"].append(onmt_step_seconds(log))
+                measured["peak"].append(peak)
+                ours_dir = args.work_dir / f"ours_feed-{feeding}"
+                shutil.rmtree(ours_dir, ignore_errors=True)
+                command = ours_command(data, ours_dir, args.steps, args.threads, FEEDING[feeding])
+                _, peak = run_measured(command, run_env, args.work_dir / f"ours_train_feed-{feeding}_{allocator}.log")
+                measured = results.setdefault((*key, "ours"), {"step": [], "peak": []})
+                measured["step"].append(ours_step_seconds(ours_dir, args.steps))
+                measured["peak"].append(peak)
+
+    translation: dict[str, tuple[float, float]] = {}
+    if not args.skip_translation and "yes" in configs:
+        reference_env = environments.get("system", env)
+        checkpoint = args.work_dir / f"onmt_model_feed1_step_{args.steps}.pt"
+        log = args.work_dir / "onmt_translate.log"
         run_measured(
             [str(bin_dir / "onmt_translate"), "-model", str(checkpoint), "-src", str(data["test_src"]),
              "-output", str(args.work_dir / "onmt_pred.txt"), "-beam_size", "5", "-batch_size", "64",
              "-max_length", "64"],
-            env, args.work_dir / "onmt_translate.log",
+            reference_env, log,
         )  # fmt: skip
-        translation["OpenNMT-py"] = onmt_translate_seconds(args.work_dir / "onmt_translate.log")
         predictions = (args.work_dir / "onmt_pred.txt").read_text(encoding="utf-8").splitlines()
-        output_words = {"OpenNMT-py": statistics.mean(len(line.split()) for line in predictions)}
-        sources = Path(data["test_src"]).read_text(encoding="utf-8").splitlines()
-        translation["ours"], output_words["ours"] = translate_ours(ours_dir, sources, 64)
+        translation["OpenNMT-py"] = (
+            onmt_translate_seconds(log),
+            statistics.mean(len(line.split()) for line in predictions),
+        )
+        translation["ours"] = translate_ours(
+            args.work_dir / "ours_feed-yes", Path(data["test_src"]), 64, args.threads, reference_env
+        )
 
     memory = {mode: training_step_peak_mb(mode, args.threads, env) for mode in ("whole", "chunked")}
 
@@ -283,21 +341,23 @@ def main() -> None:
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; fp32 1024^3 matmul in this run: "
           + ", ".join(f"{value:.0f}" for value in gflops) + " GFLOP/s")  # fmt: skip
     print(f"{data['train_pairs_count']} training pairs, {data['target_words']:.2f} words per target sentence, "
-          f"{args.steps} steps x {args.repeats} runs each (A/B alternating), fp32, input feeding")  # fmt: skip
-    print("\n| system | sentences/s | target words/s | ms/step | peak RSS MB | beam-5, 2,000 sentences |")
-    print("|---|---|---|---|---|---|")
-    rates = {}
-    for name, measured in results.items():
-        step = statistics.median(measured["step"])
-        rates[name] = 64 / step
-        seconds = f"{translation[name]:.1f} s ({output_words[name]:.1f} words out)" if name in translation else "-"
-        print(f"| {name} | {rates[name]:.0f} | {rates[name] * data['target_words']:.0f} | {step * 1e3:.0f} "
-              f"| {max(measured['peak']):.0f} | {seconds} |")  # fmt: skip
-    ratio = rates["ours"] / rates["OpenNMT-py"]
-    line = f"\nours / OpenNMT-py: training {ratio:.2f}x sentences/s"
+          f"{args.steps} steps x {args.repeats} runs per row (A/B alternating), fp32; tcmalloc: {tcmalloc}")  # fmt: skip
+    print("\n| input feeding | allocator | system | sentences/s | target words/s | ms/step | peak RSS MB "
+          "| ours / OpenNMT, same settings | / OpenNMT reference |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    rates = {key: 64 / statistics.median(measured["step"]) for key, measured in results.items()}
+    reference = rates.get(("yes", "system", "OpenNMT-py"))
+    for (feeding, allocator, system), measured in results.items():
+        rate = rates[(feeding, allocator, system)]
+        same = f"{rate / rates[(feeding, allocator, 'OpenNMT-py')]:.2f}x" if system == "ours" else ""
+        versus = f"{rate / reference:.2f}x" if reference else "-"
+        print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
+              f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
     if translation:
-        line += f", translation {translation['OpenNMT-py'] / translation['ours']:.2f}x faster"
-    print(line)
+        (onmt_seconds, onmt_words), (our_seconds, our_words) = translation["OpenNMT-py"], translation["ours"]
+        print(f"\nBeam-5 translation of {TEST_SIZE:,} sentences, batch 64, the models trained with input feeding: "
+              f"OpenNMT-py {onmt_seconds:.1f} s ({onmt_words:.1f} words out), ours {our_seconds:.1f} s "
+              f"({our_words:.1f} words out): ours {onmt_seconds / our_seconds:.2f}x faster")  # fmt: skip
     print(
         f"\nOne training step, 64 x 50-token targets, 8k vocabulary, input feeding: peak RSS "
         f"{memory['chunked']:.0f} MB with the chunked loss, {memory['whole']:.0f} MB from the whole logits "
