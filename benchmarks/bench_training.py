@@ -33,6 +33,8 @@ sys.path.insert(0, REPO)  # run as a script: the project's packages (seq2seq_too
 
 from corpus import DEFAULT_HUB_CONFIG, DEFAULT_HUB_CORPUS, read_pairs  # noqa: E402  (benchmarks/corpus.py)
 
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES  # noqa: E402
+
 # The model and optimization for a CPU time budget; every other key comes from translation.yaml.
 OVERRIDES = {
     "vocab-size": "8000",
@@ -110,6 +112,13 @@ def main(argv: list[str] | None = None) -> None:
         help=f"the Hub dataset's configuration (default: {DEFAULT_HUB_CONFIG})",
     )
     parser.add_argument("--minutes", type=float, default=20.0, help="training time budget (evaluation excluded)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train this many optimizer steps instead of --minutes: a comparison (of inits, say) that the "
+        "machine's load cannot tilt",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for training and test")
     parser.add_argument(
         "--target-bleu", type=float, default=10.0, help="report the training time to this validation BLEU"
@@ -120,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         "--mixed-precision", default="no", choices=["no", "bf16"], help="autocast of the training steps (default: no)"
     )
     parser.add_argument(
-        "--init", default="uniform", choices=["uniform", "pytorch"], help="the model's init (default: uniform)"
+        "--init",
+        default="scaled_embeddings",
+        choices=INIT_SCHEMES,
+        help="the model's init (default: scaled_embeddings)",
     )
     arguments = parser.parse_args(argv)
     pairs = read_pairs(arguments.corpus, arguments.hub_config)
@@ -128,11 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(folder, exist_ok=True)
     paths = split_corpus(pairs, folder)
     output = os.path.join(folder, "model")
-    flags = [f"--{key}={value}" for key, value in OVERRIDES.items()]
+    overrides = dict(OVERRIDES, **({"max-steps": str(arguments.steps)} if arguments.steps else {}))
+    flags = [f"--{key}={value}" for key, value in overrides.items()]
+    budget = ["--max-minutes", str(arguments.minutes)] if arguments.steps is None else []
     command = [
         sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
         "--dataset", paths["train"], "--validation-file", paths["validation"], "--output-dir", output,
-        "--max-minutes", str(arguments.minutes), "--num-threads", str(arguments.threads),
+        *budget, "--num-threads", str(arguments.threads),
         "--eval-steps", str(arguments.eval_steps), "--mixed-precision", arguments.mixed_precision, "--init", arguments.init, *flags,
     ]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": str(arguments.threads), "HF_HUB_OFFLINE": "1"}
@@ -147,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
         ("threads (torch.set_num_threads)", str(arguments.threads)),
         ("mixed precision", arguments.mixed_precision),
         ("init", arguments.init),
-        ("training budget", f"{arguments.minutes:g} min (evaluation excluded)"),
+        (
+            "training budget",
+            f"{arguments.steps} steps" if arguments.steps else f"{arguments.minutes:g} min (evaluation excluded)",
+        ),
         ("optimizer steps", str(history[-1]["step"] if history else "?")),
         ("training target tokens/s", f"{info['throughput']['target_tokens_per_second']:,.0f}"),
         (

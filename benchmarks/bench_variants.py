@@ -18,8 +18,8 @@ with reversed source, with peeky decoding and with both; on dates, reversed sour
 and additive attention, general attention with input feeding, and a bidirectional encoder.
 
 Every run is `python -m training.train ...`, run in this process; the table prints each command, so any
-line can be repeated alone. `--init uniform` repeats the table with U(-0.1, 0.1) (Sutskever's init),
-against the table's `init="pytorch"` (each layer's PyTorch init).
+line can be repeated alone. `--init uniform` (Sutskever's U(-0.1, 0.1)) or `--init pytorch` (each
+layer's PyTorch init) repeats the table with another init than the default, `scaled_embeddings`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES  # noqa: E402
 
 DATE_LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "es_ES")
 DATE_FORMATS = ("short", "medium", "long", "full")
@@ -179,7 +181,9 @@ def main() -> None:
     parser.add_argument("--eval-pairs", type=int, default=1_000, help="held-out pairs scored each epoch")
     parser.add_argument("--addition-epochs", type=int, default=10, help="epochs on addition (default 10)")
     parser.add_argument("--dates-epochs", type=int, default=2, help="epochs on dates (default 2)")
-    parser.add_argument("--init", choices=("uniform", "pytorch"), default="pytorch")
+    parser.add_argument(
+        "--init", choices=INIT_SCHEMES, default=INIT_SCHEMES[0], help="the model's init (default: %(default)s)"
+    )
     parser.add_argument("--num-threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output-dir", default=os.path.join(REPO, "runs", "variants"))

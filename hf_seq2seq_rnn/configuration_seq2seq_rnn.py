@@ -28,7 +28,7 @@ CUSTOM_PIPELINES = {
     }
 }
 ATTENTION_TYPES = ("none", "dot", "general", "additive")
-INIT_SCHEMES = ("uniform", "pytorch")
+INIT_SCHEMES = ("scaled_embeddings", "uniform", "pytorch")
 
 
 def _check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
@@ -78,17 +78,20 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         label_smoothing (`float`, defaults to 0.0): label smoothing of the cross-entropy loss.
         tie_word_embeddings (`bool`, defaults to `False`): share the decoder's input embedding
             with the output layer (Press & Wolf, 2017).
-        init (`str`, defaults to `"uniform"`): how new weights are initialised (weights loaded from a
-            checkpoint are never touched). `"uniform"`: every parameter from U(-init_range,
-            init_range), as in Sutskever et al. (2014), section 3.4. `"pytorch"`: each layer's own
-            PyTorch initialisation
+        init (`str`, defaults to `"scaled_embeddings"`): how new weights are initialised (weights
+            loaded from a checkpoint are never touched). `"scaled_embeddings"`: U(-init_range,
+            init_range) for every weight but the embeddings, which are drawn from N(0, 16 /
+            embedding_size) (an expected norm of 4 at any width, so N(0, 1) at width 16), with the
+            padding row zeroed and the forget-gate bias of LSTMs set to 1 (Gers et al., 2000).
+            `"uniform"`: every parameter from U(-init_range, init_range), as in Sutskever et al.
+            (2014), section 3.4. `"pytorch"`: each layer's own PyTorch initialisation
             (U(-1/sqrt(hidden), 1/sqrt(hidden)) for recurrent weights, N(0, 1) for embeddings,
-            Kaiming-uniform for linear layers), the forget-gate bias of LSTMs set to 1
-            (Jozefowicz et al., 2015) and the padding embedding zeroed. Measured (README): "pytorch"
-            learns the textbook's character tasks far faster (dates: 96% against 8% after 2
-            epochs), but was 11 BLEU behind "uniform" on Tatoeba English-French after 6 minutes,
-            so "uniform" stays the default.
-        init_range (`float`, defaults to 0.1): the range of `init="uniform"`.
+            Kaiming-uniform for linear layers), the forget-gate bias at 1 and the padding embedding
+            zeroed. Measured (README, "Initialization"): "scaled_embeddings" learns the textbook's
+            character tasks as fast as "pytorch" (dates with dot attention: 98.7% after 2 epochs,
+            against 9% with "uniform") and keeps the Tatoeba BLEU of "uniform", where "pytorch" was
+            9 BLEU behind.
+        init_range (`float`, defaults to 0.1): the range of the uniform draws ("scaled_embeddings", "uniform").
         pad_token_id, bos_token_id, eos_token_id, unk_token_id (`int`): special token ids;
             decoding starts from `decoder_start_token_id` (defaults to `bos_token_id`).
     """
@@ -112,7 +115,7 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         teacher_forcing_ratio: float = 1.0,
         label_smoothing: float = 0.0,
         tie_word_embeddings: bool = False,
-        init: str = "uniform",
+        init: str = "scaled_embeddings",
         init_range: float = 0.1,
         pad_token_id: int = 0,
         bos_token_id: int = 1,

@@ -439,6 +439,11 @@ class Seq2SeqRNNDecoder(nn.Module):
         )
 
 
+# The expected norm of a new embedding vector under init="scaled_embeddings": N(0, 1) per coordinate
+# at width 16, as the textbook's character tasks want (an expected norm of 1 left addition unlearned
+# after 10 epochs), 0.25 at width 256, where N(0, 1) cost Tatoeba 5 BLEU (README, "Initialization").
+EMBEDDING_NORM = 4.0
+
 # Target tokens whose logits exist at once in the training loss: (LOSS_CHUNK_TOKENS, vocab_size).
 LOSS_CHUNK_TOKENS = 1024
 # Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
@@ -538,19 +543,31 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Initialise the new weights of `module` by `config.init` (loaded weights are left alone).
 
-        "uniform": every parameter from U(-init_range, init_range), as in Sutskever et al. (2014),
-        section 3.4. "pytorch": each layer's own PyTorch initialisation (what `reset_parameters()`
-        draws), the LSTM forget-gate bias at 1 (Jozefowicz et al., 2015, section 2.2) and a zero
-        padding embedding (`benchmarks/bench_variants.py` and `bench_training.py --init` compare them).
+        "scaled_embeddings" (the default): Sutskever's U(-init_range, init_range) for every weight
+        but the embeddings, which are drawn from N(0, EMBEDDING_NORM^2 / embedding_size) so that an
+        embedding vector starts with an expected norm of `EMBEDDING_NORM` whatever its width, with
+        a zero padding row; and the LSTM forget-gate bias at 1 (Gers et al., 2000; Jozefowicz et
+        al., 2015). "uniform": every parameter from U(-init_range, init_range), as in Sutskever et
+        al. (2014), section 3.4. "pytorch": each layer's own PyTorch initialisation (what
+        `reset_parameters()` draws), the forget-gate bias at 1 and a zero padding embedding.
+        `benchmarks/bench_variants.py` and `bench_training.py --init` compare them (README).
         """
-        if self.config.init == "uniform":
-            for parameter in module.parameters(recurse=False):
-                init.uniform_(parameter, -self.config.init_range, self.config.init_range)
+        if self.config.init == "pytorch":
+            self._init_pytorch(module)
             return
+        for parameter in module.parameters(recurse=False):
+            init.uniform_(parameter, -self.config.init_range, self.config.init_range)
+        if self.config.init == "scaled_embeddings":
+            if isinstance(module, nn.Embedding):
+                init.normal_(module.weight, 0.0, EMBEDDING_NORM / math.sqrt(module.embedding_dim))
+                self._zero_padding_row(module)
+            elif isinstance(module, (nn.LSTM, PeepholeLSTMLayer)):
+                self._open_forget_gates(module)
+
+    def _init_pytorch(self, module: nn.Module) -> None:
         if isinstance(module, nn.Embedding):
             init.normal_(module.weight, 0.0, 1.0)
-            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
-                module.weight[module.padding_idx].zero_()
+            self._zero_padding_row(module)
         elif isinstance(module, nn.Linear):
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # nn.Linear.reset_parameters
             if module.bias is not None:
@@ -558,19 +575,30 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
                 init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, (nn.LSTM, nn.GRU, PeepholeLSTMLayer)):
             bound = 1 / math.sqrt(module.hidden_size)
-            for name, parameter in module.named_parameters(recurse=False):
+            for parameter in module.parameters(recurse=False):
                 init.uniform_(parameter, -bound, bound)
-                # A slice does not carry the loaded-weight flag that `init` checks: check it here, or
-                # loading a checkpoint (transformers 5.0) would overwrite its forget-gate biases.
-                loaded = getattr(parameter, "_is_hf_initialized", False)
-                if name.startswith("bias") and not isinstance(module, nn.GRU) and not loaded:
-                    # Gate order i, f, g, o: the forget gate's bias sums to 1 (bias_hh's slice is zeroed).
-                    forget = slice(module.hidden_size, 2 * module.hidden_size)
-                    init.constant_(parameter[forget], 0.0 if "_hh" in name else 1.0)
+            if not isinstance(module, nn.GRU):
+                self._open_forget_gates(module)
         else:
             for parameter in module.parameters(recurse=False):
                 bound = 1 / math.sqrt(parameter.shape[-1])
                 init.uniform_(parameter, -bound, bound)
+
+    @staticmethod
+    def _open_forget_gates(module: nn.LSTM | PeepholeLSTMLayer) -> None:
+        """Forget-gate biases summing to 1 (gate order i, f, g, o; `bias_hh`'s slice is zeroed)."""
+        forget = slice(module.hidden_size, 2 * module.hidden_size)
+        for name, parameter in module.named_parameters(recurse=False):
+            # A slice does not carry the loaded-weight flag that `init` checks: check it here, or
+            # loading a checkpoint (transformers 5.0) would overwrite its forget-gate biases.
+            if name.startswith("bias") and not getattr(parameter, "_is_hf_initialized", False):
+                init.constant_(parameter[forget], 0.0 if "_hh" in name else 1.0)
+
+    @staticmethod
+    def _zero_padding_row(module: nn.Embedding) -> None:
+        # A row does not carry the loaded-weight flag that `init` checks: check the whole weight.
+        if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+            module.weight[module.padding_idx].zero_()
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:

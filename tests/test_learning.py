@@ -42,15 +42,20 @@ def test_learns_to_reverse(family):
     )
     model = Seq2SeqRNNForConditionalGeneration(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    # Decayed to 0: at a constant 1e-2 the context-vector GRU ended between 83% and 95% over seeds 0-3
+    # under every init; with the decay, 96% or more (uniform and scaled_embeddings, seeds 0-3).
+    steps = 600
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
     generator = torch.Generator().manual_seed(1)
     model.train()
-    for _ in range(600):
+    for _ in range(steps):
         input_ids, attention_mask, labels = reversal_batch(generator, 64)
         loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        schedule.step()
     model.eval()
     input_ids, attention_mask, labels = reversal_batch(torch.Generator().manual_seed(99), 200)
     generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=False)

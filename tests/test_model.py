@@ -433,7 +433,9 @@ def test_every_combination_of_options_trains_and_generates():
         assert torch.isfinite(loss), combination
         loss.backward()
         assert all(p.grad is not None for p in model.parameters()), combination
-        generated = model.eval().generate(input_ids, attention_mask=attention_mask, max_new_tokens=3, num_beams=2)
+        generated = model.eval().generate(
+            input_ids, attention_mask=attention_mask, min_new_tokens=3, max_new_tokens=3, num_beams=2
+        )  # min_new_tokens: an untrained model may pick </s> first, which would end the search early
         assert generated.shape == (3, 4), combination
 
 
@@ -493,11 +495,31 @@ def test_pytorch_init_draws_each_layers_own_scale_and_uniform_keeps_sutskevers()
     forget = slice(32, 64)  # gate order i, f, g, o
     assert torch.all(rnn.bias_ih_l0[forget] + rnn.bias_hh_l0[forget] == 1)
     assert rnn.weight_hh_l0.abs().max() <= 1 / 32**0.5
-    with pytest.raises(ValueError, match="init='xavier' is not supported; accepted values: 'uniform', 'pytorch'"):
+    with pytest.raises(
+        ValueError, match="init='xavier' is not supported; accepted values: 'scaled_embeddings', 'uniform', 'pytorch'"
+    ):
         Seq2SeqRNNConfig(init="xavier")
 
 
-@pytest.mark.parametrize("init", ["pytorch", "uniform"])
+def test_scaled_embeddings_init_is_the_default_and_scales_embeddings_by_their_width():
+    """Embedding rows from N(0, 16/E) (expected norm 4 at any width), padding row zero, forget-gate
+    biases summing to 1, every other weight from U(-0.1, 0.1)."""
+    for width in (16, 256):
+        model = make_model(num_layers=1, hidden_size=32, embedding_size=width, pad_token_id=0, vocab_size=2000)
+        assert model.config.init == "scaled_embeddings"
+        for embedding in (model.model.encoder.embed_tokens.weight, model.model.decoder.embed_tokens.weight):
+            assert embedding[0].abs().max() == 0
+            norms = embedding[1:].norm(dim=1)
+            assert 3.6 < norms.mean() < 4.4, (width, norms.mean())
+        rnn = model.model.decoder.rnn
+        forget = slice(32, 64)  # gate order i, f, g, o
+        assert torch.all(rnn.bias_ih_l0[forget] + rnn.bias_hh_l0[forget] == 1)
+        others = [p for n, p in model.named_parameters() if "embed_tokens" not in n and "bias" not in n]
+        assert all(parameter.abs().max() <= 0.1 for parameter in others)
+        assert max(parameter.abs().max() for parameter in others) > 0.09  # drawn over the whole range
+
+
+@pytest.mark.parametrize("init", ["scaled_embeddings", "pytorch", "uniform"])
 def test_saved_weights_load_unchanged_whatever_the_init_and_without_the_init_key(init, tmp_path):
     """Initialization only draws new weights: a checkpoint saved before `init` existed loads as saved."""
     import json
@@ -508,7 +530,7 @@ def test_saved_weights_load_unchanged_whatever_the_init_and_without_the_init_key
     del config["init"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     reloaded = Seq2SeqRNNForConditionalGeneration.from_pretrained(tmp_path)
-    assert reloaded.config.init == "uniform"
+    assert reloaded.config.init == "scaled_embeddings"
     loaded = reloaded.state_dict()
     assert loaded.keys() == model.state_dict().keys()
     for name, parameter in model.state_dict().items():
