@@ -172,32 +172,52 @@ def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
 TRANSLATE = """
 import json, statistics, sys, time, torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-model_dir, sources_path, batch, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+model_dir, sources_path, batch, threads, shortest, longest = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 torch.set_num_threads(threads)
 sources = open(sources_path, encoding="utf-8").read().splitlines()
+started = time.perf_counter()  # like onmt_translate's own clock: loading the model included
 tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
 model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
 outputs = []
-started = time.perf_counter()
 with torch.no_grad():
     for start in range(0, len(sources), batch):
         encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
-        generated = model.generate(**encoded, num_beams=5, max_new_tokens=64)
+        generated = model.generate(**encoded, num_beams=5, min_new_tokens=shortest, max_new_tokens=longest)
         outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "words": statistics.mean(len(output.split()) for output in outputs)}))
 """
+# Output lengths of the two translation runs: (shortest, longest) in tokens. "free" lets each model
+# stop where it likes, so its time depends on how long its outputs are; "fixed" decodes exactly
+# FIXED_LENGTH tokens for every sentence in both systems, which compares the cost of a beam step.
+FIXED_LENGTH = 20
+TRANSLATION_LENGTHS = {"free": (0, 64), "fixed": (FIXED_LENGTH, FIXED_LENGTH)}
 
 
 def translate_ours(
-    model_dir: Path, sources: Path, batch: int, threads: int, env: dict[str, str]
+    model_dir: Path, sources: Path, lengths: tuple[int, int], threads: int, env: dict[str, str]
 ) -> tuple[float, float]:
-    """Seconds for beam-5 translation of `sources` with our batched generate (model loading
-    excluded), and words per output; in a fresh process, like `onmt_translate`."""
-    command = [sys.executable, "-c", TRANSLATE, str(model_dir), str(sources), str(batch), str(threads)]
+    """Seconds for beam-5 translation of `sources` with our generate, batches of 64, model loading
+    included; and words per output. In a fresh process, like `onmt_translate`."""
+    command = [sys.executable, "-c", TRANSLATE, str(model_dir), str(sources), "64", str(threads), *map(str, lengths)]
     result = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return measured["seconds"], measured["words"]
+
+
+def translate_onmt(
+    bin_dir: Path, checkpoint: Path, sources: Path, lengths: tuple[int, int], work: Path, env: dict[str, str]
+) -> tuple[float, float]:
+    """The same with `onmt_translate`: its own time without the interpreter's start, and words per output."""
+    log, output = work / "onmt_translate.log", work / "onmt_pred.txt"
+    run_measured(
+        [str(bin_dir / "onmt_translate"), "-model", str(checkpoint), "-src", str(sources), "-output", str(output),
+         "-beam_size", "5", "-batch_size", "64", "-min_length", str(lengths[0]), "-max_length", str(lengths[1]),
+         "-max_length_ratio", "0"],  # 0: no cap at 1.25 x the source length, as in our generate
+        env, log,
+    )  # fmt: skip
+    predictions = output.read_text(encoding="utf-8").splitlines()
+    return onmt_translate_seconds(log), statistics.mean(len(line.split()) for line in predictions)
 
 
 def onmt_translate_seconds(log: Path) -> float:
@@ -265,6 +285,9 @@ def main() -> None:
     parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_opennmt"))
     parser.add_argument("--skip-translation", action="store_true")
+    parser.add_argument(
+        "--skip-training", action="store_true", help="translate with the models a previous run left in --work-dir"
+    )
     args = parser.parse_args()
     if not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
@@ -296,7 +319,7 @@ def main() -> None:
     # drift of the machine's speed falls on both systems alike.
     results: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     gflops = []
-    for _ in range(args.repeats):
+    for _ in range(0 if args.skip_training else args.repeats):
         gflops.append(matmul_gflops())
         for feeding, config in configs.items():
             for allocator, run_env in environments.items():
@@ -314,25 +337,19 @@ def main() -> None:
                 measured["step"].append(ours_step_seconds(ours_dir, args.steps))
                 measured["peak"].append(peak)
 
-    translation: dict[str, tuple[float, float]] = {}
+    # (lengths, system) -> (seconds, words per output)
+    translation: dict[tuple[str, str], tuple[float, float]] = {}
     if not args.skip_translation and "yes" in configs:
         reference_env = environments.get("system", env)
         checkpoint = args.work_dir / f"onmt_model_feed1_step_{args.steps}.pt"
-        log = args.work_dir / "onmt_translate.log"
-        run_measured(
-            [str(bin_dir / "onmt_translate"), "-model", str(checkpoint), "-src", str(data["test_src"]),
-             "-output", str(args.work_dir / "onmt_pred.txt"), "-beam_size", "5", "-batch_size", "64",
-             "-max_length", "64"],
-            reference_env, log,
-        )  # fmt: skip
-        predictions = (args.work_dir / "onmt_pred.txt").read_text(encoding="utf-8").splitlines()
-        translation["OpenNMT-py"] = (
-            onmt_translate_seconds(log),
-            statistics.mean(len(line.split()) for line in predictions),
-        )
-        translation["ours"] = translate_ours(
-            args.work_dir / "ours_feed-yes", Path(data["test_src"]), 64, args.threads, reference_env
-        )
+        sources = Path(data["test_src"])
+        for name, lengths in TRANSLATION_LENGTHS.items():
+            translation[(name, "OpenNMT-py")] = translate_onmt(
+                bin_dir, checkpoint, sources, lengths, args.work_dir, reference_env
+            )
+            translation[(name, "ours")] = translate_ours(
+                args.work_dir / "ours_feed-yes", sources, lengths, args.threads, reference_env
+            )
 
     memory = {mode: training_step_peak_mb(mode, args.threads, env) for mode in ("whole", "chunked")}
 
@@ -342,22 +359,31 @@ def main() -> None:
           + ", ".join(f"{value:.0f}" for value in gflops) + " GFLOP/s")  # fmt: skip
     print(f"{data['train_pairs_count']} training pairs, {data['target_words']:.2f} words per target sentence, "
           f"{args.steps} steps x {args.repeats} runs per row (A/B alternating), fp32; tcmalloc: {tcmalloc}")  # fmt: skip
-    print("\n| input feeding | allocator | system | sentences/s | target words/s | ms/step | peak RSS MB "
-          "| ours / OpenNMT, same settings | / OpenNMT reference |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
-    rates = {key: 64 / statistics.median(measured["step"]) for key, measured in results.items()}
-    reference = rates.get(("yes", "system", "OpenNMT-py"))
-    for (feeding, allocator, system), measured in results.items():
-        rate = rates[(feeding, allocator, system)]
-        same = f"{rate / rates[(feeding, allocator, 'OpenNMT-py')]:.2f}x" if system == "ours" else ""
-        versus = f"{rate / reference:.2f}x" if reference else "-"
-        print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
-              f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
+    if results:
+        print("\n| input feeding | allocator | system | sentences/s | target words/s | ms/step | peak RSS MB "
+              "| ours / OpenNMT, same settings | / OpenNMT reference |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
+        rates = {key: 64 / statistics.median(measured["step"]) for key, measured in results.items()}
+        reference = rates.get(("yes", "system", "OpenNMT-py"))
+        for (feeding, allocator, system), measured in results.items():
+            rate = rates[(feeding, allocator, system)]
+            same = f"{rate / rates[(feeding, allocator, 'OpenNMT-py')]:.2f}x" if system == "ours" else ""
+            versus = f"{rate / reference:.2f}x" if reference else "-"
+            print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
+                  f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
     if translation:
-        (onmt_seconds, onmt_words), (our_seconds, our_words) = translation["OpenNMT-py"], translation["ours"]
-        print(f"\nBeam-5 translation of {TEST_SIZE:,} sentences, batch 64, the models trained with input feeding: "
-              f"OpenNMT-py {onmt_seconds:.1f} s ({onmt_words:.1f} words out), ours {our_seconds:.1f} s "
-              f"({our_words:.1f} words out): ours {onmt_seconds / our_seconds:.2f}x faster")  # fmt: skip
+        print(f"\nBeam 5, {TEST_SIZE:,} sentences, batches of 64, the models trained with input feeding, model "
+              "loading included:\n")  # fmt: skip
+        print("| output length | OpenNMT-py s | ours s | words out, OpenNMT-py / ours | ours faster by |")
+        print("|---|---|---|---|---|")
+        for name, (_, longest) in TRANSLATION_LENGTHS.items():
+            (onmt_seconds, onmt_words), (our_seconds, our_words) = (
+                translation[(name, "OpenNMT-py")],
+                translation[(name, "ours")],
+            )
+            label = f"each model's own (at most {longest} tokens)" if name == "free" else f"exactly {longest} tokens"
+            print(f"| {label} | {onmt_seconds:.1f} | {our_seconds:.1f} | {onmt_words:.1f} / {our_words:.1f} "
+                  f"| {onmt_seconds / our_seconds:.2f}x |")  # fmt: skip
     print(
         f"\nOne training step, 64 x 50-token targets, 8k vocabulary, input feeding: peak RSS "
         f"{memory['chunked']:.0f} MB with the chunked loss, {memory['whole']:.0f} MB from the whole logits "
