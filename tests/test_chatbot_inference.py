@@ -78,8 +78,9 @@ def phrase_pair(rng: random.Random) -> tuple[str, str]:
 def train_tiny_model(
     directory: Path, attention_type: str = "general", max_seconds: float = 180.0, name: str = "tiny-reverser"
 ) -> Path:
-    """Train a tiny reverser until it answers 50 unseen phrases right (about 800 steps, 10-20 s on
-    one core), or for 2000 steps, or until time runs out on a very busy machine; save it."""
+    """Train a tiny reverser until it answers 50 unseen phrases right at two checks in a row (about
+    800 steps, 10-20 s on one core), or for 2000 steps, or until time runs out on a very busy
+    machine; save it."""
     torch.manual_seed(0)
     rng = random.Random(0)
     corpus = [text for _ in range(600) for text in phrase_pair(rng)]
@@ -95,7 +96,7 @@ def train_tiny_model(
     model = Seq2SeqRNNForConditionalGeneration(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     check = [phrase_pair(random.Random(1000 + i)) for i in range(50)]
-    start = time.perf_counter()
+    start, streak = time.perf_counter(), 0
     for step in range(1, 2001):
         batch = [phrase_pair(rng) for _ in range(64)]
         inputs = tokenizer([source for source, _ in batch], return_tensors="pt", padding=True)
@@ -111,7 +112,11 @@ def train_tiny_model(
                 sources = tokenizer([source for source, _ in check], return_tensors="pt", padding=True)
                 replies = tokenizer.batch_decode(model.generate(**sources, max_new_tokens=12), skip_special_tokens=True)
             model.train()
-            if all(reply == target for reply, (_, target) in zip(replies, check, strict=True)):
+            # Two checks in a row, 50 steps apart: a single perfect check can be a lucky point of
+            # a still noisy model (17 of 20 other phrases right, seen with init="scaled_embeddings").
+            all_right = all(reply == target for reply, (_, target) in zip(replies, check, strict=True))
+            streak = streak + 1 if all_right else 0
+            if streak == 2:
                 break
             if time.perf_counter() - start > max_seconds:
                 break
