@@ -18,11 +18,14 @@ PROBE = (
 )
 
 
-def probe(**environment: str) -> subprocess.CompletedProcess:
+def run_clean(command: list[str], **environment: str) -> subprocess.CompletedProcess:
+    """`command` in the repository, without this process's allocator settings, plus `environment`."""
     env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", ALLOCATOR_VARIABLE)}
-    return subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO, env={**env, **environment}, capture_output=True, text=True
-    )
+    return subprocess.run(command, cwd=REPO, env={**env, **environment}, capture_output=True, text=True, timeout=300)
+
+
+def probe(**environment: str) -> subprocess.CompletedProcess:
+    return run_clean([sys.executable, "-c", PROBE], **environment)
 
 
 @pytest.mark.skipif(find_tcmalloc() is None, reason="tcmalloc is not installed (apt install libtcmalloc-minimal4)")
@@ -37,3 +40,12 @@ def test_an_unknown_allocator_is_refused_by_name():
     result = probe(**{ALLOCATOR_VARIABLE: "jemalloc"})
     assert result.returncode != 0
     assert "SEQ2SEQ_RNN_ALLOCATOR='jemalloc' is not supported; accepted values: tcmalloc, system" in result.stderr
+
+
+@pytest.mark.skipif(find_tcmalloc() is None, reason="tcmalloc is not installed (apt install libtcmalloc-minimal4)")
+def test_the_training_command_runs_under_tcmalloc():
+    """`python -m training.train` itself, through the relaunch at the top of its module (the dynamic
+    loader's LD_DEBUG=libs names every library it initialises)."""
+    result = run_clean([sys.executable, "-m", "training.train", "--help"], LD_DEBUG="libs")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert any("calling init" in line and "tcmalloc" in line for line in result.stderr.splitlines())

@@ -6,7 +6,7 @@ caches. `benchmarks/bench_opennmt.py --allocators system tcmalloc` measures the 
 machine at hand; the README gives the figures.
 
 A library can only replace malloc when it is loaded before anything else, so `python -m
-training.train` starts itself again with `LD_PRELOAD` set, before reading its arguments. That
+training.train` starts itself again with `LD_PRELOAD` set, first thing, before its own imports. That
 happens only on Linux, when Debian's `libtcmalloc-minimal4` (or gperftools' tcmalloc) is installed,
 and not when `SEQ2SEQ_RNN_ALLOCATOR=system` is set or the process already runs under tcmalloc.
 """

@@ -18,6 +18,13 @@ Flow: `get_dataloaders` (data -> pairs -> tokenizer -> tokens -> batches) -> `tr
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # Before the imports below (3 s): under tcmalloc, when installed, this process starts again from
+    # here (training/allocator.py), and the first one would have loaded them for nothing.
+    from training.allocator import relaunch_under_tcmalloc
+
+    relaunch_under_tcmalloc()
+
 import dataclasses
 import logging
 import math
@@ -43,7 +50,6 @@ import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 
 from . import checkpoints, demos
-from .allocator import relaunch_under_tcmalloc
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError, describe_expected
@@ -693,5 +699,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    relaunch_under_tcmalloc()  # replaces this process when tcmalloc is installed (training/allocator.py)
     sys.exit(main())
