@@ -178,16 +178,14 @@ sources = open(sources_path, encoding="utf-8").read().splitlines()
 started = time.perf_counter()  # like onmt_translate's own clock: loading the model included
 tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
 model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
-if shortest == longest:
+fixed = shortest == longest
+if fixed:  # no </s> at all, rather than min_new_tokens, a logits processor that masks it every step
     model.generation_config.eos_token_id = None
 outputs = []
 with torch.no_grad():
     for start in range(0, len(sources), batch):
         encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
-        if shortest == longest:  # no </s> at all, rather than a logits processor that masks it every step
-            generated = model.generate(**encoded, num_beams=5, max_new_tokens=longest, eos_token_id=None)
-        else:
-            generated = model.generate(**encoded, num_beams=5, min_new_tokens=shortest, max_new_tokens=longest)
+        generated = model.generate(**encoded, num_beams=5, min_new_tokens=0 if fixed else shortest, max_new_tokens=longest)
         outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "words": statistics.mean(len(output.split()) for output in outputs)}))

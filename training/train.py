@@ -149,13 +149,18 @@ def new_model_config(config: TrainingConfig, **vocabulary: int) -> Seq2SeqRNNCon
         raise TrainingInputError(f"bad model setting: {error}") from error
 
 
+def load_saved(auto_class: type, path: str):
+    """`auto_class.from_pretrained(path)` (a model or its config), a load failure as an input error."""
+    try:
+        return auto_class.from_pretrained(path, trust_remote_code=True)
+    except (OSError, ValueError) as error:
+        raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
+
+
 def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokenizerBase) -> torch.nn.Module:
     """A new model sized for the tokenizer, or the one at `model_name_or_path`; checked against the tokenizer."""
     if config.model_name_or_path:
-        try:
-            model = AutoModelForSeq2SeqLM.from_pretrained(config.model_name_or_path, trust_remote_code=True)
-        except (OSError, ValueError) as error:
-            raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
+        model = load_saved(AutoModelForSeq2SeqLM, config.model_name_or_path)
     else:
         model_config = new_model_config(
             config,
@@ -291,10 +296,7 @@ def resolve_mixed_precision(config: TrainingConfig, checkpoint: str | None) -> t
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return "no", "mixed precision auto -> no: several processes (pass --mixed-precision bf16 to choose it)"
     if config.model_name_or_path:
-        try:
-            model_config = AutoConfig.from_pretrained(config.model_name_or_path, trust_remote_code=True)
-        except (OSError, ValueError) as error:
-            raise TrainingInputError(f"cannot load the model {config.model_name_or_path!r}: {error}") from error
+        model_config = load_saved(AutoConfig, config.model_name_or_path)
     else:
         model_config = new_model_config(config, vocab_size=config.vocab_size)
     probe = probe_precision(model_config, config.batch_size)
