@@ -20,6 +20,14 @@ from torch import nn
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 
 
+class GeneralScoreMatrix(nn.Linear):
+    """`W_a` of the general score: a square map without bias. Its own class so that the default
+    init can start it at zero, where every score is 0 and the first alignments are uniform."""
+
+    def __init__(self, size: int):
+        super().__init__(size, size, bias=False)
+
+
 class Seq2SeqRNNAttention(nn.Module):
     """The attention of `config.attention_type` ("dot", "general" or "additive")."""
 
@@ -28,7 +36,7 @@ class Seq2SeqRNNAttention(nn.Module):
         self.attention_type = config.attention_type
         size = config.hidden_size
         if self.attention_type == "general":
-            self.query_projection = nn.Linear(size, size, bias=False)  # W_a
+            self.query_projection = GeneralScoreMatrix(size)  # W_a
         elif self.attention_type == "additive":
             self.query_projection = nn.Linear(size, size, bias=False)  # W_a
             self.key_projection = nn.Linear(size, size, bias=True)  # U_a (with the bias of the tanh)

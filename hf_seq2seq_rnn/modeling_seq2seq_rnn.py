@@ -42,7 +42,7 @@ from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
-from .attention_seq2seq_rnn import Seq2SeqRNNAttention
+from .attention_seq2seq_rnn import GeneralScoreMatrix, Seq2SeqRNNAttention
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
@@ -546,10 +546,13 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
         "scaled_embeddings" (the default): Sutskever's U(-init_range, init_range) for every weight
         but the embeddings, which are drawn from N(0, EMBEDDING_NORM^2 / embedding_size) so that an
         embedding vector starts with an expected norm of `EMBEDDING_NORM` whatever its width, with
-        a zero padding row; and the LSTM forget-gate bias at 1 (Gers et al., 2000; Jozefowicz et
-        al., 2015). "uniform": every parameter from U(-init_range, init_range), as in Sutskever et
-        al. (2014), section 3.4. "pytorch": each layer's own PyTorch initialisation (what
-        `reset_parameters()` draws), the forget-gate bias at 1 and a zero padding embedding.
+        a zero padding row; the LSTM forget-gate bias at 1 (Gers et al., 2000; Jozefowicz et
+        al., 2015); and the general score's `W_a` at zero, so that attention starts uniform over
+        the source and learns its alignments from there (random U(-0.1, 0.1) scores left general
+        attention behind dot attention on dates). "uniform": every parameter from
+        U(-init_range, init_range), as in Sutskever et al. (2014), section 3.4. "pytorch": each
+        layer's own PyTorch initialisation (what `reset_parameters()` draws), the forget-gate bias
+        at 1 and a zero padding embedding.
         `benchmarks/bench_variants.py` and `bench_training.py --init` compare them (README).
         """
         if self.config.init == "pytorch":
@@ -563,6 +566,8 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
                 self._zero_padding_row(module)
             elif isinstance(module, (nn.LSTM, PeepholeLSTMLayer)):
                 self._open_forget_gates(module)
+            elif isinstance(module, GeneralScoreMatrix):
+                init.zeros_(module.weight)
 
     def _init_pytorch(self, module: nn.Module) -> None:
         if isinstance(module, nn.Embedding):

@@ -503,10 +503,19 @@ def test_pytorch_init_draws_each_layers_own_scale_and_uniform_keeps_sutskevers()
 
 def test_scaled_embeddings_init_is_the_default_and_scales_embeddings_by_their_width():
     """Embedding rows from N(0, 16/E) (expected norm 4 at any width), padding row zero, forget-gate
-    biases summing to 1, every other weight from U(-0.1, 0.1)."""
+    biases summing to 1, the general score's W_a zero, every other weight from U(-0.1, 0.1)."""
     for width in (16, 256):
-        model = make_model(num_layers=1, hidden_size=32, embedding_size=width, pad_token_id=0, vocab_size=2000)
+        model = make_model(
+            num_layers=1,
+            hidden_size=32,
+            embedding_size=width,
+            pad_token_id=0,
+            vocab_size=2000,
+            attention_type="general",
+        )
         assert model.config.init == "scaled_embeddings"
+        general_score = model.model.decoder.attention.query_projection.weight
+        assert general_score.shape == (32, 32) and general_score.abs().max() == 0
         for embedding in (model.model.encoder.embed_tokens.weight, model.model.decoder.embed_tokens.weight):
             assert embedding[0].abs().max() == 0
             norms = embedding[1:].norm(dim=1)
@@ -514,9 +523,13 @@ def test_scaled_embeddings_init_is_the_default_and_scales_embeddings_by_their_wi
         rnn = model.model.decoder.rnn
         forget = slice(32, 64)  # gate order i, f, g, o
         assert torch.all(rnn.bias_ih_l0[forget] + rnn.bias_hh_l0[forget] == 1)
-        others = [p for n, p in model.named_parameters() if "embed_tokens" not in n and "bias" not in n]
+        others = [
+            p for n, p in model.named_parameters() if not any(key in n for key in ("embed_tokens", "bias", "query"))
+        ]
         assert all(parameter.abs().max() <= 0.1 for parameter in others)
         assert max(parameter.abs().max() for parameter in others) > 0.09  # drawn over the whole range
+    additive = make_model(attention_type="additive").model.decoder.attention.query_projection.weight
+    assert 0.09 < additive.abs().max() <= 0.1  # the additive score's W_a stays uniform
 
 
 @pytest.mark.parametrize("init", ["scaled_embeddings", "pytorch", "uniform"])
@@ -524,7 +537,10 @@ def test_saved_weights_load_unchanged_whatever_the_init_and_without_the_init_key
     """Initialization only draws new weights: a checkpoint saved before `init` existed loads as saved."""
     import json
 
-    model = make_model(init=init)
+    model = make_model(init=init, attention_type="general")
+    with torch.no_grad():  # weights unlike any init draws them (W_a starts at 0, forget biases at 1)
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter))
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     del config["init"]
