@@ -18,7 +18,10 @@ The table: sentences/s, target words/s (sentences/s times the mean words per tar
 the training pairs, the same for both), ms per step, the peak RSS of each process, and our ratio
 to OpenNMT at the same settings and to OpenNMT's reference run (input feeding, system allocator);
 with the CPU model, the load and torch's fp32 matrix-product rate measured in this run.
-Last, the peak RSS of one training step on 64 x 50-token targets with an 8k vocabulary, with our
+Then the arithmetic floor: the matrix products of one step over each system's real tokens per
+sentence (`step_gflop`) at the fastest matrix-product rate of the run, how close each run comes
+to it, and the highest ratio to OpenNMT-py that the floor allows; the same for the fixed-length
+beam search (`beam_gflop`). Last, the peak RSS of one training step on 64 x 50-token targets with an 8k vocabulary, with our
 chunked loss and, as the baseline, with the loss from the whole logits.
 """
 
@@ -42,6 +45,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages from this checkout
 
+from bench_model import forward_flops, matmul_rate  # noqa: E402  (benchmarks/, this script's folder)
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig  # noqa: E402
 from training.allocator import find_tcmalloc  # noqa: E402
 
 ONMT_PACKAGES = [
@@ -160,13 +166,50 @@ def ours_step_seconds(output_dir: Path, steps: int) -> float:
     return info["throughput"]["training_seconds"] / steps
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
-    left, right = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(left, right)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(left, right)
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+def tokens_per_sentence(data: dict, tokenizer_dir: Path) -> dict[str, tuple[float, float]]:
+    """Mean (source, target) tokens per training pair as each system trains on them: ours, subwords
+    of our tokenizer with `</s>` on both sides; OpenNMT-py, words, with `</s>` on the target only."""
+    from transformers import AutoTokenizer
+
+    lines = Path(data["train_pairs"]).read_text(encoding="utf-8").splitlines()
+    sources, targets = zip(*(line.split("\t") for line in lines), strict=True)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=True)
+    encoded = tokenizer(list(sources), text_target=list(targets))
+    return {
+        "ours": (
+            statistics.mean(map(len, encoded["input_ids"])),
+            statistics.mean(map(len, encoded["labels"])),
+        ),
+        "OpenNMT-py": (
+            statistics.mean(len(source.split()) for source in sources),
+            statistics.mean(len(target.split()) + 1 for target in targets),
+        ),
+    }
+
+
+def reference_config(input_feeding: bool) -> Seq2SeqRNNConfig:
+    return Seq2SeqRNNConfig(
+        vocab_size=8000, embedding_size=256, hidden_size=256, num_layers=2, bidirectional_encoder=True,
+        attention_type="general", input_feeding=input_feeding,
+    )  # fmt: skip
+
+
+def step_gflop(input_feeding: bool, source_tokens: float, target_tokens: float) -> float:
+    """The arithmetic of one training step of 64 sentences at the reference shape, in GFLOP: the
+    matrix products of the forward pass over the real tokens only (no padding), times 3 for the
+    backward pass (the gradients of the inputs and of the weights each cost a forward's products).
+    Element-wise work, the softmax and the optimizer are left out: a lower bound."""
+    config = reference_config(input_feeding)
+    return 3 * 64 * forward_flops(config, source_tokens, target_tokens, source_tokens) / 1e9
+
+
+def beam_gflop(sentences: int, new_tokens: int, source_tokens: float) -> float:
+    """The same lower bound for beam-5 translation that decodes `new_tokens` for every sentence:
+    the encoder once per sentence, the decoder step and the output layer once per beam per step."""
+    config = reference_config(True)
+    encoder = forward_flops(config, source_tokens, 0, source_tokens)
+    decoder = forward_flops(config, 0, 1, source_tokens)
+    return sentences * (encoder + 5 * new_tokens * decoder) / 1e9
 
 
 TRANSLATE = """
@@ -276,6 +319,32 @@ FEEDING = {"yes": True, "no": False}
 SYSTEMS = ("OpenNMT-py", "ours")
 
 
+def print_floor(
+    results: dict[tuple[str, str, str], dict[str, list[float]]],
+    tokens: dict[str, tuple[float, float]],
+    ceiling: float,
+) -> None:
+    """How close each training run comes to the arithmetic floor, and the highest ratio it allows."""
+    print(f"\nThe arithmetic floor: the matrix products of a step (`step_gflop`) at {ceiling:.0f} GFLOP/s, the "
+          "fastest rate measured in this run\n")  # fmt: skip
+    print("| input feeding | allocator | system | tokens per sentence, source / target | GFLOP per step "
+          "| floor ms/step | measured ms/step | floor / measured |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    bounds = {}
+    for (feeding, allocator, system), measured in results.items():
+        source, target = tokens[system]
+        work = step_gflop(FEEDING[feeding], source, target)
+        floor, step = 1000 * work / ceiling, 1000 * statistics.median(measured["step"])
+        print(f"| {feeding} | {allocator} | {system} | {source:.2f} / {target:.2f} | {work:.1f} | {floor:.0f} "
+              f"| {step:.0f} | {floor / step:.0%} |")  # fmt: skip
+        if system == "ours":
+            onmt_step = 1000 * statistics.median(results[(feeding, allocator, "OpenNMT-py")]["step"])
+            bounds[(feeding, allocator)] = onmt_step / floor
+    print("\nThe highest sentences/s ratio to OpenNMT-py that these products allow ours, at OpenNMT's measured "
+          "speed: " + "; ".join(f"input feeding {feeding}, {allocator}: {bound:.2f}x"
+                                for (feeding, allocator), bound in bounds.items()))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared/data/tatoeba-eng-fra/eng-fra.txt")
@@ -325,7 +394,7 @@ def main() -> None:
     results: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     gflops = []
     for _ in range(0 if args.skip_training else args.repeats):
-        gflops.append(matmul_gflops())
+        gflops.append(matmul_rate(args.threads))
         for feeding, config in configs.items():
             for allocator, run_env in environments.items():
                 key = (feeding, allocator)
@@ -357,10 +426,14 @@ def main() -> None:
             )
 
     memory = {mode: training_step_peak_mb(mode, args.threads, env) for mode in ("whole", "chunked")}
+    gflops.append(matmul_rate(args.threads))
+    ceiling = max(gflops)
+    tokens = tokens_per_sentence(data, args.work_dir / f"ours_feed-{next(iter(configs))}")
 
     load = os.getloadavg()
     print(f"\nCPU: {cpu_model()}, {os.cpu_count()} logical cores; torch.set_num_threads({args.threads})")
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; fp32 1024^3 matmul in this run: "
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; fp32 matrix-product rate in this run (best of "
+          "64x512x1024 and 2048^3, once per repeat and at the end): "
           + ", ".join(f"{value:.0f}" for value in gflops) + " GFLOP/s")  # fmt: skip
     print(f"{data['train_pairs_count']} training pairs, {data['target_words']:.2f} words per target sentence, "
           f"{args.steps} steps x {args.repeats} runs per row (A/B alternating), fp32; tcmalloc: {tcmalloc}")  # fmt: skip
@@ -376,6 +449,7 @@ def main() -> None:
             versus = f"{rate / reference:.2f}x" if reference else "-"
             print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
                   f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
+        print_floor(results, tokens, ceiling)
     if translation:
         print(f"\nBeam 5, {TEST_SIZE:,} sentences, batches of 64, the models trained with input feeding, model "
               "loading included:\n")  # fmt: skip
@@ -395,6 +469,11 @@ def main() -> None:
                 label, output = f"exactly {longest} tokens", f"{longest} / {longest} tokens"
             print(f"| {label} | {onmt_seconds:.1f} | {our_seconds:.1f} | {output} "
                   f"| {onmt_seconds / our_seconds:.2f}x |")  # fmt: skip
+        floor = beam_gflop(TEST_SIZE, FIXED_LENGTH, tokens["ours"][0]) / ceiling
+        onmt_seconds = translation[("fixed", "OpenNMT-py")][0]
+        print(f"\nFloor of the fixed-length run: {floor:.1f} s of matrix products at {ceiling:.0f} GFLOP/s (model "
+              f"loading and the beam's bookkeeping not counted), so ours can be at most {onmt_seconds / floor:.2f}x "
+              "faster than OpenNMT-py's time above")  # fmt: skip
     print(
         f"\nOne training step, 64 x 50-token targets, 8k vocabulary, input feeding: peak RSS "
         f"{memory['chunked']:.0f} MB with the chunked loss, {memory['whole']:.0f} MB from the whole logits "
