@@ -45,7 +45,7 @@ from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqM
 from .attention_seq2seq_rnn import GeneralScoreMatrix, Seq2SeqRNNAttention
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
-from .recurrent_seq2seq_rnn import PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
+from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 
 
 def _cache_field(output_class: type[ModelOutput]) -> str:
@@ -219,7 +219,7 @@ class Seq2SeqRNNEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.num_directions = 2 if config.bidirectional_encoder else 1
         self.rnn = build_rnn(
             config.cell_type,
@@ -298,7 +298,7 @@ class Seq2SeqRNNDecoder(nn.Module):
         size = config.hidden_size
         self.has_attention = config.attention_type != "none"
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         input_size = config.embedding_size
         input_size += size if config.attention_type == "additive" else 0
         input_size += size if config.input_feeding else 0

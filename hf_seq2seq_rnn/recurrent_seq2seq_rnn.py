@@ -20,6 +20,25 @@ import torch
 from torch import nn
 
 
+class Dropout(nn.Dropout):
+    """`nn.Dropout` that draws its mask on the CPU as uniform numbers below `1 - p`.
+
+    The same distribution as `nn.Dropout`'s Bernoulli mask, but torch's CPU `bernoulli_` is slow:
+    on a 64 x 17 x 256 batch at 2 threads (2-core AMD EPYC), `F.dropout` took 2.3 ms against 0.6 ms
+    for `rand_like(x) < 0.7`. Elsewhere (a GPU's fused kernel) it is `nn.Dropout` unchanged.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or input.device.type != "cpu":
+            return super().forward(input)
+        if self.p == 1.0:
+            return input * 0.0
+        keep = 1.0 - self.p
+        # The draw in float32 whatever the input's dtype (a bf16 draw would shift the keep rate).
+        mask = torch.rand(input.shape, device=input.device).lt_(keep).div_(keep)
+        return input * mask.to(input.dtype)
+
+
 def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse the first `lengths[b]` steps of each row and leave the padding where it is.
 
@@ -90,7 +109,7 @@ class PeepholeLSTM(nn.Module):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             PeepholeLSTMLayer(input_size if layer == 0 else hidden_size * self.num_directions, hidden_size)
             for layer in range(num_layers)

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 import hf_seq2seq_rnn
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel, Seq2SeqRNNState
 from hf_seq2seq_rnn.modeling_seq2seq_rnn import CACHE_FIELD
-from hf_seq2seq_rnn.recurrent_seq2seq_rnn import PeepholeLSTM, reverse_padded
+from hf_seq2seq_rnn.recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, reverse_padded
 
 VOCAB = 40
 VARIANTS = [
@@ -551,3 +551,20 @@ def test_saved_weights_load_unchanged_whatever_the_init_and_without_the_init_key
     assert loaded.keys() == model.state_dict().keys()
     for name, parameter in model.state_dict().items():
         assert torch.equal(parameter, loaded[name]), name
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_cpu_dropout_keeps_one_minus_p_and_scales_like_nn_dropout(p):
+    torch.manual_seed(0)
+    dropout = Dropout(p).train()
+    ones = torch.ones(200_000, requires_grad=True)
+    dropped = dropout(ones)
+    kept = dropped != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005  # 200,000 draws: 0.005 is 4.5 standard deviations or more
+    torch.testing.assert_close(dropped[kept], torch.full_like(dropped[kept], 1 / (1 - p)))
+    dropped.sum().backward()
+    torch.testing.assert_close(ones.grad, dropped.detach())  # the gradient goes through the same mask
+    assert dropout(torch.ones(64, 8, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    assert torch.equal(dropout.eval()(ones), ones)
+    assert torch.equal(Dropout(1.0).train()(ones), torch.zeros_like(ones))
+    assert torch.equal(Dropout(0.0).train()(ones), ones)
