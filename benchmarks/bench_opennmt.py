@@ -21,8 +21,8 @@ with the CPU model, the load and torch's fp32 matrix-product rate measured in th
 Then the arithmetic floor: the matrix products of one step over each system's real tokens per
 sentence (`step_gflop`) at the fastest matrix-product rate of the run, how close each run comes
 to it, and the highest ratio to OpenNMT-py that the floor allows; the same for the fixed-length
-beam search (`beam_gflop`). Last, the peak RSS of one training step on 64 x 50-token targets with an 8k vocabulary, with our
-chunked loss and, as the baseline, with the loss from the whole logits.
+beam search (`beam_gflop`). Last, the peak RSS of one training step on 64 x 50-token targets with
+an 8k vocabulary, with our chunked loss and, as the baseline, with the loss from the whole logits.
 """
 
 from __future__ import annotations
