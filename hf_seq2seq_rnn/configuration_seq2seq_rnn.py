@@ -82,7 +82,8 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
             loaded from a checkpoint are never touched). `"scaled_embeddings"`: U(-init_range,
             init_range) for every weight but the embeddings, which are drawn from N(0, 16 /
             embedding_size) (an expected norm of 4 at any width, so N(0, 1) at width 16), with the
-            padding row zeroed and the forget-gate bias of LSTMs set to 1 (Gers et al., 2000).
+            padding row zeroed, the forget-gate bias of LSTMs set to 1 (Gers et al., 2000) and the
+            general score's W_a set to 0 (uniform first alignments).
             `"uniform"`: every parameter from U(-init_range, init_range), as in Sutskever et al.
             (2014), section 3.4. `"pytorch"`: each layer's own PyTorch initialisation
             (U(-1/sqrt(hidden), 1/sqrt(hidden)) for recurrent weights, N(0, 1) for embeddings,
