@@ -12,6 +12,7 @@ import argparse
 import ctypes
 import logging
 import os
+import platform
 import sys
 
 logger = logging.getLogger("chatbot")
@@ -107,34 +108,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def limit_malloc_arenas(count: int = 2) -> None:
-    """Cap glibc's heap arenas (unless MALLOC_ARENA_MAX is set). glibc gives busy threads their own
-    arena, up to 8 per core, and keeps their freed memory: with 30 concurrent clients the server grew
-    from 841 to 934 MiB between requests 510 and 2,000; with this cap, 687 to 739 (bench_soak.py)."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
+def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> str | None:
+    """Cap glibc's heap arenas (unless MALLOC_ARENA_MAX is set); return a line saying why not where
+    the cap was wanted but cannot be set (`libc`: `platform.libc_ver()`, read when not given).
+
+    glibc gives busy threads their own arena, up to 8 per core, and keeps their freed memory, so a
+    server under many concurrent clients grows between requests (`benchmarks/bench_soak.py` measures
+    it). Other C libraries (musl, macOS, Windows) have no such arenas and no `mallopt` for them.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return None
+    name, version = platform.libc_ver() if libc is None else libc
+    if name != "glibc":
+        return f"memory arenas not capped: the C library is {name or 'not glibc'}, and only glibc has them"
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, for one): nothing to cap
-        return
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError) as error:
+        return f"memory arenas not capped: glibc {version}'s mallopt cannot be reached ({error})"
     m_arena_max = -8  # from glibc's malloc.h
-    libc.mallopt(m_arena_max, count)
+    if mallopt(m_arena_max, count) != 1:
+        return f"memory arenas not capped: glibc {version} refused mallopt(M_ARENA_MAX, {count})"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    limit_malloc_arenas()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    arenas_note = limit_malloc_arenas()
+    if arenas_note:
+        logger.info(arenas_note)
     # No usage reports from a local server unless the user asks for them in the environment.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
     import torch
 
+    from seq2seq_tools.machine import choose_threads
+
     from .demo_models import DemoModelError, ensure_demo_models
     from .inference import load_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads, threads_note = choose_threads(args.threads)
+    torch.set_num_threads(threads)
+    if threads_note:
+        logger.warning(threads_note)
     sources = args.model
     if not sources:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -49,3 +50,30 @@ def test_the_training_command_runs_under_tcmalloc():
     result = run_clean([sys.executable, "-m", "training.train", "--help"], LD_DEBUG="libs")
     assert result.returncode == 0, result.stderr[-2000:]
     assert any("calling init" in line and "tcmalloc" in line for line in result.stderr.splitlines())
+
+
+def test_a_broken_tcmalloc_library_keeps_the_system_allocator_with_one_line(tmp_path):
+    """A file that is not a shared library where tcmalloc should be: the process goes on under glibc."""
+    broken = tmp_path / "libtcmalloc_minimal.so.4"
+    broken.write_bytes(b"not an ELF file")
+    command = (
+        "from training.allocator import relaunch_under_tcmalloc, running_under_tcmalloc; "
+        f"relaunch_under_tcmalloc({str(broken)!r}); print(running_under_tcmalloc())"
+    )
+    result = run_clean([sys.executable, "-c", command])
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"warning: training keeps the system allocator: {broken} does not load (")
+
+
+@pytest.mark.skipif(find_tcmalloc() is None, reason="tcmalloc is not installed (apt install libtcmalloc-minimal4)")
+def test_an_ld_preload_the_user_set_is_kept_and_tcmalloc_not_added():
+    """Two allocators in one LD_PRELOAD do not mix: the user's setting wins, said in one line."""
+    libc = ctypes.util.find_library("c")
+    result = probe(LD_PRELOAD=libc)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+    [line] = result.stderr.splitlines()
+    assert line == (
+        f"warning: training keeps the system allocator: LD_PRELOAD is already set ({libc}); "
+        f"set {ALLOCATOR_VARIABLE}=system to keep it without this line"
+    )

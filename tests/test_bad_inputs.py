@@ -31,7 +31,7 @@ TINY = [
     "--config", "training/configs/translation_demo.yaml", "--demo-size", "200", "--validation-size", "20",
     "--embedding-size", "16", "--hidden-size", "16", "--num-layers", "1", "--num-beams", "1",
     "--max-eval-samples", "8", "--num-samples", "0", "--report-to", "none", "--num-threads", "1",
-    "--checkpointing-steps", "2", "--eval-steps", "null",
+    "--checkpointing-steps", "2", "--eval-steps", "null", "--mixed-precision", "no",
 ]  # fmt: skip
 STEP_2, STEP_4 = "step-00000002", "step-00000004"
 
@@ -136,7 +136,16 @@ def test_bad_training_input_exits_2_with_one_line(name, tmp_path, trained_run, c
     cases = bad_input_cases(tmp_path, trained_run)
     assert sorted(cases) == sorted(CASE_NAMES)
     arguments, message = cases[name]
-    defaults = ["--output-dir", str(tmp_path / "out"), "--report-to", "none", "--max-steps", "1"]
+    defaults = [
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--report-to",
+        "none",
+        "--max-steps",
+        "1",
+        "--mixed-precision",
+        "no",
+    ]
     code = main([*defaults, *arguments])  # later flags win: a case's own --output-dir overrides
     error = capsys.readouterr().err
     lines = [line for line in error.splitlines() if line.startswith("error: ")]

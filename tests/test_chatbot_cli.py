@@ -125,3 +125,19 @@ def test_without_the_training_package_the_message_says_what_to_do(monkeypatch: p
 def test_an_unloadable_model_exits_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["--model", str(tmp_path / "missing")]) == 2
     assert "could not load the model" in capsys.readouterr().err
+
+
+def test_the_malloc_arena_cap_is_set_on_glibc_and_skipped_with_one_line_elsewhere(monkeypatch):
+    import platform
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert platform.libc_ver()[0] == "glibc", "this test runs where glibc is the C library"
+    assert cli.limit_malloc_arenas() is None  # glibc's mallopt took the cap
+    assert cli.limit_malloc_arenas(libc=("", "")) == (
+        "memory arenas not capped: the C library is not glibc, and only glibc has them"
+    )
+    assert cli.limit_malloc_arenas(libc=("musl", "1.2")) == (
+        "memory arenas not capped: the C library is musl, and only glibc has them"
+    )
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own setting wins, silently
+    assert cli.limit_malloc_arenas(libc=("", "")) is None

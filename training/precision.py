@@ -6,6 +6,9 @@ choice is a measurement: a matrix product at the decoder's gate size and one tra
 (forward and backward) of the run's own model shape on a synthetic batch, each timed in fp32 and
 in bf16 autocast, alternating. bf16 is used only when its training step is faster by a margin.
 
+Where bf16 cannot train at all (a CPU without AVX-512, where oneDNN has no bf16 LSTM, or any error
+in the probe's bf16 step), `auto` chooses fp32 and says why; nothing here raises for it.
+
 On a GPU, `auto` leaves the choice to `accelerate launch` (its `--mixed_precision`), as `null` does.
 """
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from seq2seq_tools.machine import autocast_unavailable
 
 # bf16 must beat fp32 by this fraction of the fp32 step time: a tie goes to fp32 (exact, no casts).
 MARGIN = 0.05
@@ -28,15 +32,19 @@ PROBE_TARGET_LENGTH = 16
 
 @dataclass
 class PrecisionProbe:
-    """Timings of the probe (best of the repeats, seconds) and the precision chosen from them."""
+    """The precision chosen and why: the probe's timings (best of the repeats, seconds), or the reason
+    bf16 could not be timed at all (`unavailable`; the timings are then None)."""
 
-    matmul_fp32: float
-    matmul_bf16: float
-    step_fp32: float
-    step_bf16: float
     choice: str
+    matmul_fp32: float | None = None
+    matmul_bf16: float | None = None
+    step_fp32: float | None = None
+    step_bf16: float | None = None
+    unavailable: str | None = None
 
     def describe(self) -> str:
+        if self.unavailable is not None:
+            return f"mixed precision auto -> {self.choice}: {self.unavailable}"
         return (
             f"mixed precision auto -> {self.choice}: one training step {self.step_fp32 * 1e3:.2f} ms in fp32, "
             f"{self.step_bf16 * 1e3:.2f} ms in bf16 autocast; gate-size matmul {self.matmul_fp32 * 1e3:.2f} ms "
@@ -63,8 +71,15 @@ def probe_precision(model_config: Seq2SeqRNNConfig, batch_size: int, repeats: in
 @functools.cache
 def _cached_probe(config_json: str, batch_size: int, repeats: int, num_threads: int) -> PrecisionProbe:
     model_config = Seq2SeqRNNConfig.from_dict(json.loads(config_json))
+    unavailable = autocast_unavailable("bf16")
+    if unavailable is not None:
+        return PrecisionProbe("no", unavailable=unavailable)
     with torch.random.fork_rng(devices=[]):
-        return _probe(model_config, batch_size, repeats, seed=0)
+        try:
+            return _probe(model_config, batch_size, repeats, seed=0)
+        except Exception as error:  # a kernel missing for this shape: train in fp32
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            return PrecisionProbe("no", unavailable=f"bf16 autocast failed a training step of this model ({reason})")
 
 
 def _probe(model_config: Seq2SeqRNNConfig, batch_size: int, repeats: int, seed: int) -> PrecisionProbe:
@@ -106,7 +121,15 @@ def _probe(model_config: Seq2SeqRNNConfig, batch_size: int, repeats: int, seed: 
                 best[dtype] = min(best[dtype], _seconds(function, dtype))
         timings[name] = best
     step_fp32, step_bf16 = timings["step"][torch.float32], timings["step"][torch.bfloat16]
-    choice = "bf16" if step_bf16 < (1 - MARGIN) * step_fp32 else "no"
     return PrecisionProbe(
-        timings["matmul"][torch.float32], timings["matmul"][torch.bfloat16], step_fp32, step_bf16, choice
+        choose_by_timing(step_fp32, step_bf16),
+        timings["matmul"][torch.float32],
+        timings["matmul"][torch.bfloat16],
+        step_fp32,
+        step_bf16,
     )
+
+
+def choose_by_timing(step_fp32: float, step_bf16: float) -> str:
+    """ "bf16" when its training step beats fp32's by more than `MARGIN`, else "no" (fp32)."""
+    return "bf16" if step_bf16 < (1 - MARGIN) * step_fp32 else "no"

@@ -48,6 +48,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, DataCollatorForSeq2S
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from seq2seq_tools.machine import autocast_unavailable, choose_threads, describe_cpu
 
 from . import checkpoints, demos
 from .config import TrainingConfig, parse_config
@@ -282,15 +283,26 @@ def resolve_mixed_precision(config: TrainingConfig, checkpoint: str | None) -> t
     """The precision to train in and, for `auto`, the line that says why (`checkpoint`: the one resumed from).
 
     `auto` on a GPU is what `accelerate launch` says (as `null`); on a CPU a resumed run keeps its
-    checkpoint's precision, several processes keep fp32 (their probes could disagree), and a new
-    single-process run times fp32 against bf16 autocast (`training.precision`).
+    checkpoint's precision where this CPU can train in it, several processes keep fp32 (their probes
+    could disagree), and a new single-process run times fp32 against bf16 autocast (`training.precision`).
+    bf16 or fp16 asked for by name on a CPU that cannot train in it is an input error, not a crash.
     """
+    if has_accelerator():
+        if config.mixed_precision == "auto":
+            return None, "mixed precision auto on a GPU: what accelerate launch says"
+        return config.mixed_precision, None
+    if config.mixed_precision in ("bf16", "fp16"):
+        unavailable = autocast_unavailable(config.mixed_precision)
+        if unavailable is not None:
+            raise TrainingInputError(
+                f"--mixed-precision {config.mixed_precision}: {unavailable}; pass --mixed-precision no"
+            )
     if config.mixed_precision != "auto":
         return config.mixed_precision, None
-    if has_accelerator():
-        return None, "mixed precision auto on a GPU: what accelerate launch says"
     if checkpoint is not None:
         kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision")
+        if kept in ("bf16", "fp16") and (unavailable := autocast_unavailable(kept)) is not None:
+            return "no", f"mixed precision auto -> no: {checkpoint} trained in {kept}, but {unavailable}"
         if kept is not None:
             return kept, f"mixed precision auto -> {kept}: kept from {checkpoint}"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -400,9 +412,9 @@ def log_evaluation(
 
 def training_function(config: TrainingConfig) -> dict[str, float]:
     """Train, evaluate, checkpoint and save; returns the final validation scores."""
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    threads, threads_note = choose_threads(config.num_threads)
+    torch.set_num_threads(threads)  # before the precision probe, which times this thread count
     # Resolved once, before the data is read, so that an unreadable checkpoint stops the run at once
     # (and each skipped one is reported once).
     checkpoint = (
@@ -417,6 +429,10 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         datasets.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    if threads_note:
+        logger.warning(threads_note, main_process_only=True)
+    if not has_accelerator():
+        logger.info(f"CPU: {describe_cpu()}, {threads} torch thread(s)", main_process_only=True)
     if precision_note:
         logger.info(precision_note, main_process_only=True)
     check_output_dir(config.output_dir)
