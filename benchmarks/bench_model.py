@@ -2,7 +2,7 @@
 
     python benchmarks/bench_model.py --threads 2 [--steps 20] [--corpus path/to/eng-fra.txt | --corpus HUB_ID]
 
-Reference shape (issue #2, the shape OpenNMT-py was timed with; see the project's notes): a 2-layer
+Reference shape (the shape OpenNMT-py's reference configuration trains, timed by bench_opennmt.py): a 2-layer
 bidirectional LSTM encoder, a 2-layer LSTM decoder, 256 units, general attention, batch 64,
 sentence lengths of the English–French Tatoeba pairs kept by the tutorial filter (drawn from the
 `--corpus` when given: a file of english<TAB>french lines or a `datasets` Hub id; else from the same

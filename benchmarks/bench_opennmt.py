@@ -316,7 +316,6 @@ def ours_command(data: dict, output_dir: Path, steps: int, threads: int, input_f
 
 
 FEEDING = {"yes": True, "no": False}
-SYSTEMS = ("OpenNMT-py", "ours")
 
 
 def print_floor(

@@ -71,6 +71,13 @@ def describe_cpu() -> str:
     return f"{cpu_name()} ({' '.join(flags) or 'flags unknown'}; {', '.join(dispatch)})"
 
 
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU (or another device) to run on."""
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.current_accelerator() is not None
+    return torch.cuda.is_available()
+
+
 def _onednn_reduced_precision() -> bool | None:
     """oneDNN's own answer (it honours ONEDNN_MAX_CPU_ISA), or None where this torch does not say."""
     try:

@@ -1,7 +1,7 @@
 """Shared test settings.
 
 One torch thread: the test models are tiny, and on a 2-core machine two threads per process slow
-down several-fold as soon as anything else runs (see ../shared/FACTS.md).
+down several-fold as soon as anything else runs.
 """
 
 import os

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import re
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_model_flags_carry_the_model_config_help():
     text = " ".join(build_parser().format_help().split())
     for name in PARAMETERS:
         assert f"--{name.replace('_', '-')} VALUE model: " in text, name
-    assert "width of the token embeddings. (default: 256)" in text
+    assert "width of the token embeddings. (int; default: 256)" in text
 
 
 def test_the_built_model_has_the_flags_values():
@@ -112,3 +113,37 @@ def test_the_data_keys_are_the_data_spec_fields_and_reach_it():
         if name != "dataset":
             assert getattr(TrainingConfig(), name) == item.default, name
     assert (spec.dataset, spec.source_column, spec.seed) == ("some/hub-id", "Q", 7)
+
+
+def test_help_documents_every_key_with_its_type_and_default():
+    """`--help` is the one place keys are documented: each flag has text, a type or its choices, and a default."""
+    import dataclasses
+
+    help_text = build_parser().format_help()
+    entries = {
+        entry.split()[0]: " ".join(entry.split()[2:]) for entry in re.split(r"\n  (?=--)", help_text)[1:]
+    }  # each option's help starts on a line of its own: "  --flag VALUE  text"
+    for item in dataclasses.fields(TrainingConfig):
+        if item.name == "command":
+            continue
+        entry = entries["--" + item.name.replace("_", "-")]
+        assert len(entry) > 20 and "default: " in entry, (item.name, entry)
+    text = " ".join(help_text.split())
+    assert "--mixed-precision VALUE auto: on a CPU" in text
+    assert "(one of auto, no, bf16, fp16, null; default: auto)" in text
+    assert "(one of bpe, char; default: bpe)" in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--task", "chat", "task='chat'; accepted values: translation, qa"),
+        ("--tokenizer-type", "wordpiece", "tokenizer_type='wordpiece'; accepted values: bpe, char"),
+        ("--mixed-precision", "fp8", "mixed_precision='fp8'; accepted values: auto, no, bf16, fp16"),
+        ("--overlong", "wrap", "overlong='wrap'; accepted values: filter, truncate"),
+    ],
+)
+def test_a_value_outside_a_keys_choices_is_refused_naming_them(flag, value, message):
+    with pytest.raises(TrainingInputError) as raised:
+        parse_config(["--demo", "translation", flag, value])
+    assert str(raised.value) == message

@@ -23,6 +23,7 @@ import shutil
 import zipfile
 from typing import Any
 
+import torch
 from accelerate import Accelerator
 from safetensors import safe_open
 
@@ -153,6 +154,35 @@ def save_checkpoint(
                 shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def check_output_dir(output_dir: str, needed_bytes: int = 0) -> None:
+    """Fail before the first step, not at the first save: `output_dir` can be created and written,
+    and its disk has `needed_bytes` free. Every process checks (each writes its own probe file)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise TrainingInputError(f"--output-dir {output_dir} is an existing file; pass a directory (new or existing)")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write-probe-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8") as handle:
+            handle.write("probe")
+        os.remove(probe)
+    except OSError as error:
+        raise TrainingInputError(
+            f"--output-dir {output_dir} cannot be written ({error.strerror or error}); pass a writable directory"
+        ) from error
+    free = shutil.disk_usage(output_dir).free
+    if free < needed_bytes:
+        raise TrainingInputError(
+            f"--output-dir {output_dir} has {free / 2**20:.0f} MiB free but one checkpoint needs about "
+            f"{needed_bytes / 2**20:.0f} MiB; free some space or pass another --output-dir"
+        )
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About the size of one checkpoint plus the final model: fp32 weights, AdamW's two moments, weights again."""
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    return 4 * parameters * 4 + 2**20
 
 
 def resolve_checkpoint(output_dir: str, requested: str) -> str | None:

@@ -21,14 +21,17 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import TOKENIZER_KINDS
 
 from .data import DataSpec
+from .demos import DEMO_LANGUAGES, DEMOS
 from .errors import TrainingInputError
+from .prepare import OVERLONG_POLICIES
 
 TASKS = ("translation", "qa")
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
@@ -68,100 +71,160 @@ def model_help() -> dict[str, str]:
     return {name: " ".join(body.split()) for name, body in entries}
 
 
-# The model's keys: a dataclass made from `Seq2SeqRNNConfig.__init__` (names, annotations, defaults).
+def _key(default: Any, help: str) -> Any:
+    """A config field with its `--help` text: each key is documented here, once."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+# The model's keys: a dataclass made from `Seq2SeqRNNConfig.__init__` (names, annotations, defaults,
+# and the help of its docstring).
+_MODEL_HELP = model_help()
 ModelSettings = dataclasses.make_dataclass(
     "ModelSettings",
-    [(parameter.name, parameter.annotation, field(default=parameter.default)) for parameter in _model_parameters()],
+    [
+        (
+            parameter.name,
+            parameter.annotation,
+            _key(parameter.default, "model: " + _MODEL_HELP.get(parameter.name, "see Seq2SeqRNNConfig")),
+        )
+        for parameter in _model_parameters()
+    ],
 )
 MODEL_KEYS = tuple(item.name for item in dataclasses.fields(ModelSettings))
 # The data keys: the fields of `DataSpec` (what `load_pairs` reads), `dataset` optional here (a demo has none).
 DataSettings = dataclasses.make_dataclass(
     "DataSettings",
     [
-        ("dataset", "str | None", field(default=None))
+        ("dataset", "str | None", _key(None, item.metadata["help"] + "; usually a flag"))
         if item.name == "dataset"
-        else (item.name, item.type, field(default=item.default))
+        else (item.name, item.type, field(default=item.default, metadata=item.metadata))
         for item in dataclasses.fields(DataSpec)
     ],
 )
-DATA_KEYS = tuple(item.name for item in dataclasses.fields(DataSettings))
 
 
 @dataclass
 class TrainingConfig(ModelSettings, DataSettings):
     """All settings of a training run: the data keys (`DataSettings`, from `DataSpec`), the model's keys
-    (`ModelSettings`, from `Seq2SeqRNNConfig`) and the run's own below; `training/configs/*.yaml`
-    document each key."""
+    (`ModelSettings`, from `Seq2SeqRNNConfig`) and the run's own below. `python -m training.train --help`
+    prints each key's help, type and accepted values."""
 
     # data: the keys of `DataSettings`, and
-    demo: str | None = None
-    demo_size: int = 6000
-    shuffle_buffer_size: int = 10000
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = 500
-    task: str = "translation"
+    demo: Literal[*DEMOS] | None = _key(
+        None,
+        "an embedded corpus instead of --dataset (no network); the translation demo takes --source-lang and "
+        f"--target-lang from {', '.join(DEMO_LANGUAGES)}",
+    )
+    demo_size: int = _key(6000, "pairs the translation demo generates")
+    shuffle_buffer_size: int = _key(10000, "shuffle buffer of a streaming dataset")
+    max_train_samples: int | None = _key(None, "use only the first N training pairs (quick experiments)")
+    max_eval_samples: int | None = _key(500, "validation pairs scored at each evaluation")
+    task: Literal[*TASKS] = _key(
+        "translation", "the metrics: BLEU and chrF (translation), or exact match and token F1 (qa)"
+    )
     # tokenizer and preprocessing
-    tokenizer: str | None = None
-    tokenizer_type: str = "bpe"
-    vocab_size: int = 8000
-    min_frequency: int = 2
-    max_source_length: int = 64
-    max_target_length: int = 64
-    overlong: str = "filter"
-    preprocessing_num_workers: int | None = None
+    tokenizer: str | None = _key(None, "a saved tokenizer to reuse instead of training one")
+    tokenizer_type: Literal[*TOKENIZER_KINDS] = _key(
+        "bpe", "bpe: subwords with byte fallback; char: one token per character, no word marks"
+    )
+    vocab_size: int = _key(8000, "the vocabulary trained on the training pairs (both sides)")
+    min_frequency: int = _key(2, "merges seen fewer times are not learned")
+    max_source_length: int = _key(64, "longest source in tokens, </s> included")
+    max_target_length: int = _key(64, "longest target in tokens, </s> included")
+    overlong: Literal[*OVERLONG_POLICIES] = _key("filter", "longer pairs are dropped (filter) or cut (truncate)")
+    preprocessing_num_workers: int | None = _key(None, "processes for datasets.map")
     # model: the keys of `ModelSettings`, and
-    model_name_or_path: str | None = None
+    model_name_or_path: str | None = _key(None, "continue training a saved model (its tokenizer too)")
     # optimization
-    batch_size: int = 64
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 0.001
-    weight_decay: float = 0.0
-    lr_scheduler: str = "linear"
-    warmup_steps: int = 100
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None
-    max_minutes: float | None = None
-    num_epochs: int = 10
-    mixed_precision: str | None = "auto"
-    num_threads: int | None = None  # (`seed` is a data key: it seeds the validation split and the run)
-    teacher_forcing_start: float = 1.0
-    teacher_forcing_end: float = 1.0
-    teacher_forcing_schedule: str = "constant"
-    # evaluation and generation
-    eval_steps: int | None = 500
-    eval_on_start: bool = False
-    eval_batch_size: int = 128
-    num_beams: int = 4
-    max_new_tokens: int = 64
-    num_samples: int = 5
-    sample_prompts: list[str] = field(default_factory=list)
-    metric_for_best: str = "eval_loss"
+    batch_size: int = _key(64, "pairs per batch and process")
+    gradient_accumulation_steps: int = _key(1, "batches per optimizer step")
+    learning_rate: float = _key(0.001, "AdamW's peak learning rate")
+    weight_decay: float = _key(0.0, "AdamW's weight decay")
+    lr_scheduler: str = _key("linear", "a transformers scheduler name: linear, cosine, constant_with_warmup, ...")
+    warmup_steps: int = _key(100, "steps of linear warm-up")
+    max_grad_norm: float = _key(1.0, "gradients are clipped to this norm")
+    max_steps: int | None = _key(None, "optimizer steps (overrides --num-epochs)")
+    max_minutes: float | None = _key(None, "stop after this much training time (a time budget); null: no limit")
+    num_epochs: int = _key(10, "epochs when --max-steps is null")
+    mixed_precision: Literal[*MIXED_PRECISION] | None = _key(
+        "auto",
+        "auto: on a CPU, time fp32 against bf16 and take bf16 only where faster (fp32 where it cannot run; "
+        "logged); on a GPU, what accelerate launch says (as null). bf16 on CPU and GPU, fp16 on a GPU",
+    )
+    num_threads: int | None = _key(None, "torch threads (CPU); null: torch's default, at most the usable CPUs")
+    teacher_forcing_start: float = _key(1.0, "teacher forcing ratio at the start")
+    teacher_forcing_end: float = _key(1.0, "teacher forcing ratio at the end (below 1: decoded step by step, slower)")
+    teacher_forcing_schedule: Literal[*TEACHER_FORCING_SCHEDULES] = _key(
+        "constant", "how the ratio moves from start to end (inverse_sigmoid: Bengio et al. 2015)"
+    )
+    # evaluation and generation (also saved as generation_config.json)
+    eval_steps: int | None = _key(500, "evaluate every N steps and at the end; null: at the end only")
+    eval_on_start: bool = _key(False, "also measure the validation loss before training")
+    eval_batch_size: int = _key(128, "pairs per evaluation batch")
+    num_beams: int = _key(4, "beam size for evaluation and the saved generation config")
+    max_new_tokens: int = _key(64, "longest generated output")
+    num_samples: int = _key(5, "sample outputs logged and printed")
+    sample_prompts: list[str] = _key([], "extra inputs whose outputs are printed at the end")
+    metric_for_best: str = _key(
+        "eval_loss", 'the checkpoint kept as "best": eval_loss, perplexity, bleu, chrf, exact_match or f1'
+    )
     # checkpoints, logging, publishing
-    output_dir: str = "runs/model"
-    checkpointing_steps: int | None = 500
-    resume_from_checkpoint: str | None = None
-    report_to: str = "tensorboard"
-    logging_steps: int = 50
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    command: str | None = None
+    output_dir: str = _key("runs/model", "where the model, checkpoints/ and logs/ go")
+    checkpointing_steps: int | None = _key(500, "save the full training state every N steps (best and last kept)")
+    resume_from_checkpoint: str | None = _key(None, "latest, best, or a checkpoint folder to continue from")
+    report_to: str = _key("tensorboard", "tracker: tensorboard, wandb, all or none")
+    logging_steps: int = _key(50, "log training loss, learning rate and tokens/s every N steps")
+    push_to_hub: bool = _key(False, "upload the final model folder to the Hub")
+    hub_model_id: str | None = _key(None, "the Hub repository (user/name); default: the output folder's name")
+    command: str | None = field(default=None, metadata={"help": None})  # the command line, recorded by main
 
     def model_arguments(self) -> dict[str, Any]:
         """The `Seq2SeqRNNConfig` arguments this run sets."""
         return {key: getattr(self, key) for key in MODEL_KEYS}
 
 
-def _expected_types(annotation: str) -> tuple[type, ...]:
-    """The runtime types a field accepts, from its annotation string (`int | None`, `list[str]`)."""
-    hint = eval(annotation, {"list": list, "Literal": typing.Literal}, {})  # noqa: S307 - our own dataclass annotations only
-    if typing.get_origin(hint) is typing.Literal:
-        return tuple({type(arg) for arg in typing.get_args(hint)})
+def _field_hints() -> dict[str, Any]:
+    """Each key's type, resolved from the annotations of the classes that declare it."""
+    namespace = {
+        **vars(sys.modules[Seq2SeqRNNConfig.__module__]),
+        **vars(sys.modules[DataSpec.__module__]),
+        **globals(),
+    }
+    return typing.get_type_hints(TrainingConfig, globalns=namespace)
+
+
+FIELD_HINTS = _field_hints()
+
+
+def _union_arguments(hint: Any) -> tuple[Any, ...]:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return tuple(typing.get_origin(arg) or arg for arg in typing.get_args(hint))
-    return (typing.get_origin(hint) or hint,)
+        return typing.get_args(hint)
+    return (hint,)
 
 
-FIELD_TYPES = {item.name: _expected_types(item.type) for item in dataclasses.fields(TrainingConfig)}
+def choices(key: str) -> tuple[Any, ...] | None:
+    """The values a `Literal[...]` key accepts (None included where it is optional), else None."""
+    literals = [arg for arg in _union_arguments(FIELD_HINTS[key]) if typing.get_origin(arg) is typing.Literal]
+    if not literals:
+        return None
+    optional = type(None) in _union_arguments(FIELD_HINTS[key])
+    return tuple(value for literal in literals for value in typing.get_args(literal)) + ((None,) if optional else ())
+
+
+def _expected_types(hint: Any) -> tuple[type, ...]:
+    """The runtime types a key accepts, from its resolved type (`int | None`, `list[str]`, `Literal[...]`)."""
+    accepted: list[type] = []
+    for arg in _union_arguments(hint):
+        if typing.get_origin(arg) is typing.Literal:
+            accepted.extend(type(value) for value in typing.get_args(arg))
+        else:
+            accepted.append(typing.get_origin(arg) or arg)
+    return tuple(dict.fromkeys(accepted))
+
+
+FIELD_TYPES = {name: _expected_types(hint) for name, hint in FIELD_HINTS.items()}
 
 
 # Words YAML 1.1 reads as booleans (`no`, `off`, `false`) that are documented values of a string key.
@@ -217,29 +280,45 @@ def load_yaml(path: str) -> dict[str, Any]:
     return content
 
 
+def _help(item: dataclasses.Field) -> str:
+    """A key's `--help` line: its text, its type or accepted values, and its default."""
+    accepted = choices(item.name)
+    if accepted is not None:
+        kind = "one of " + ", ".join("null" if value is None else str(value) for value in accepted)
+    else:
+        kind = _type_names(FIELD_TYPES[item.name])
+    default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+    shown = "null" if default is None else default
+    return f"{item.metadata['help']} ({kind}; default: {shown})".replace("%", "%%")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
+        usage="%(prog)s [--config FILE] [--KEY VALUE ...]",
         allow_abbrev=False,
-        description="Train the recurrent encoder-decoder of hf_seq2seq_rnn with Accelerate. "
-        "Every config key is also a flag (--hidden-size 512, --streaming true).",
+        description="Train the recurrent encoder-decoder of hf_seq2seq_rnn with Accelerate. Every key of a "
+        "--config YAML file is also a flag (--hidden-size 512, --streaming true); flags win over the file, "
+        "the file over the defaults shown here. Values are read as YAML (true, null, [a, b]).",
     )
     parser.add_argument("--config", help="YAML file of config keys (training/configs/*.yaml)")
-    helps = model_help()
+    groups = {
+        "data": parser.add_argument_group("data (DataSpec)"),
+        "model": parser.add_argument_group("model (Seq2SeqRNNConfig)"),
+        "run": parser.add_argument_group("the run"),
+    }
+    data_keys = {item.name for item in dataclasses.fields(DataSettings)}
     for item in dataclasses.fields(TrainingConfig):
-        if item.name == "command":
+        if item.metadata.get("help") is None:
             continue
-        flag = "--" + item.name.replace("_", "-")
-        help_text = None
-        if item.name in MODEL_KEYS:
-            help_text = f"model: {helps.get(item.name, 'see Seq2SeqRNNConfig')} (default: {item.default})"
-        parser.add_argument(
-            flag,
+        group = "model" if item.name in MODEL_KEYS else "data" if item.name in data_keys else "run"
+        groups[group].add_argument(
+            "--" + item.name.replace("_", "-"),
             dest=item.name,
             type=yaml.safe_load,
             default=argparse.SUPPRESS,
             metavar="VALUE",
-            help=help_text.replace("%", "%%") if help_text else None,
+            help=_help(item),
         )
     return parser
 
@@ -277,17 +356,12 @@ def _expand_bare_flags(arguments: list[str] | None) -> list[str]:
 
 def validate(config: TrainingConfig) -> None:
     """Raise `TrainingInputError` for values no run could use (model values are checked by the model config)."""
-    choices = {
-        "task": TASKS,
-        "teacher_forcing_schedule": TEACHER_FORCING_SCHEDULES,
-        "overlong": ("filter", "truncate"),
-        "tokenizer_type": ("bpe", "char"),
-    }
-    for key, accepted in choices.items():
-        if getattr(config, key) not in accepted:
-            raise TrainingInputError(f"{key}={getattr(config, key)!r}; accepted values: {', '.join(accepted)}")
-    if config.mixed_precision is not None and config.mixed_precision not in MIXED_PRECISION:
-        raise TrainingInputError(f"mixed_precision={config.mixed_precision!r}; accepted: {', '.join(MIXED_PRECISION)}")
+    for item in dataclasses.fields(config):
+        accepted = choices(item.name)
+        value = getattr(config, item.name)
+        if accepted is not None and value not in accepted:
+            names = ", ".join(str(choice) for choice in accepted if choice is not None)
+            raise TrainingInputError(f"{item.name}={value!r}; accepted values: {names}")
     if config.dataset is None and config.demo is None:
         raise TrainingInputError("pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat)")
     for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "num_beams", "max_new_tokens"):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -62,40 +62,42 @@ TURN_ROLE_KEYS = ("role", "from", "speaker")
 ANSWER_ROLES = ("assistant", "gpt", "bot", "model")
 
 
+def _key(default: Any, help: str) -> Any:
+    """A config field with its `--help` text: each key is documented here, once."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class DataSpec:
-    """What to load and how to read it; every field mirrors a training config key.
+    """What to load and how to read it; every field is also a training config key (`--help` shows each)."""
 
-    Args:
-        dataset: a Hub dataset name or a local file (see the module docstring for extensions).
-        dataset_config: the Hub configuration name (e.g. `en-fr` for opus_books).
-        train_split: the split to train on.
-        validation_split: the split to validate on; `None` takes `validation` when the data has
-            one, else carves `validation_size` rows out of the training split.
-        validation_file: a local file holding the validation pairs (same format rules).
-        validation_size: rows held out for validation when there is no validation split: a
-            fraction of the training split, or a count if >= 1.
-        source_column, target_column: the two columns of the `columns` schema.
-        source_lang, target_lang: the languages of the `translation` schema.
-        context_column: with the `squad` schema, prepend this column to the question
-            (`"question: ... context: ..."`); `None` uses the question alone.
-        streaming: read the data as an `IterableDataset` without loading it into memory.
-        seed: the seed of the validation split and of the streaming shuffle.
-    """
-
-    dataset: str
-    dataset_config: str | None = None
-    train_split: str = "train"
-    validation_split: str | None = None
-    validation_file: str | None = None
-    validation_size: float = 0.05
-    source_column: str | None = None
-    target_column: str | None = None
-    source_lang: str | None = None
-    target_lang: str | None = None
-    context_column: str | None = None
-    streaming: bool = False
-    seed: int = 42
+    dataset: str = field(
+        metadata={
+            "help": "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target .txt)"
+        }
+    )
+    dataset_config: str | None = _key(None, "the Hub configuration name (e.g. en-fr for Helsinki-NLP/opus_books)")
+    train_split: str = _key("train", "the split to train on")
+    validation_split: str | None = _key(
+        None, 'the split to validate on; null: "validation" when the data has one, else held out of the training split'
+    )
+    validation_file: str | None = _key(None, "a separate local file of validation pairs (same formats as --dataset)")
+    validation_size: float = _key(
+        0.05, "pairs held out for validation when there is no validation split: a count, or a fraction if below 1"
+    )
+    source_column: str | None = _key(
+        None, "source column of two-column data (found alone for source/target, src/tgt, question/answer, Q/A, ...)"
+    )
+    target_column: str | None = _key(None, "target column of two-column data")
+    source_lang: str | None = _key(None, 'source language of a "translation" column (found alone when it holds two)')
+    target_lang: str | None = _key(None, 'target language of a "translation" column')
+    context_column: str | None = _key(
+        None, 'with SQuAD-style data, a column prepended to the question ("question: ... context: ...")'
+    )
+    streaming: bool = _key(
+        False, "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)"
+    )
+    seed: int = _key(42, "the seed of initialization, data order, the validation split and the streaming shuffle")
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
-from seq2seq_tools.machine import autocast_unavailable
+from seq2seq_tools.machine import autocast_unavailable, has_accelerator
+
+from . import checkpoints
+from .errors import TrainingInputError
 
 # bf16 must beat fp32 by this fraction of the fp32 step time: a tie goes to fp32 (exact, no casts).
 MARGIN = 0.05
@@ -56,6 +61,43 @@ def _seconds(function, dtype: torch.dtype) -> float:
     started = time.perf_counter()
     function(dtype)
     return time.perf_counter() - started
+
+
+def resolve_mixed_precision(
+    requested: str | None,
+    checkpoint: str | None,
+    model_config: Callable[[], Seq2SeqRNNConfig],
+    batch_size: int,
+) -> tuple[str | None, str | None]:
+    """The precision to train in and, for `auto`, the line that says why (`requested`: the
+    `--mixed-precision` value; `checkpoint`: the one resumed from; `model_config`: the run's model
+    shape, made only when the probe needs it).
+
+    `auto` on a GPU is what `accelerate launch` says (as `null`); on a CPU a resumed run keeps its
+    checkpoint's precision where this CPU can train in it, several processes keep fp32 (their probes
+    could disagree), and a new single-process run times fp32 against bf16 autocast (`probe_precision`).
+    bf16 or fp16 asked for by name on a CPU that cannot train in it is an input error, not a crash.
+    """
+    if has_accelerator():
+        if requested == "auto":
+            return None, "mixed precision auto on a GPU: what accelerate launch says"
+        return requested, None
+    if requested in ("bf16", "fp16"):
+        unavailable = autocast_unavailable(requested)
+        if unavailable is not None:
+            raise TrainingInputError(f"--mixed-precision {requested}: {unavailable}; pass --mixed-precision no")
+    if requested != "auto":
+        return requested, None
+    if checkpoint is not None:
+        kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision")
+        if kept in ("bf16", "fp16") and (unavailable := autocast_unavailable(kept)) is not None:
+            return "no", f"mixed precision auto -> no: {checkpoint} trained in {kept}, but {unavailable}"
+        if kept is not None:
+            return kept, f"mixed precision auto -> {kept}: kept from {checkpoint}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "no", "mixed precision auto -> no: several processes (pass --mixed-precision bf16 to choose it)"
+    probe = probe_precision(model_config(), batch_size)
+    return probe.choice, probe.describe()
 
 
 def probe_precision(model_config: Seq2SeqRNNConfig, batch_size: int, repeats: int = 3) -> PrecisionProbe:

@@ -30,10 +30,10 @@ import logging
 import math
 import os
 import shlex
-import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import datasets
 import torch
@@ -43,20 +43,20 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from datasets import Dataset, IterableDataset
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
-from seq2seq_tools.machine import autocast_unavailable, choose_threads, describe_cpu
+from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
 from . import checkpoints, demos
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError, describe_expected
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
+from .hub import push_to_hub
 from .model_card import public_name, training_info, write_model_card
-from .precision import probe_precision
+from .precision import resolve_mixed_precision
 from .prepare import (
     LengthGroupedBatchSampler,
     PreparationReport,
@@ -64,6 +64,7 @@ from .prepare import (
     load_or_train_tokenizer,
     tokenize_pairs,
 )
+from .progress import RunningTotals, TrainingClock, TrainingProgress
 
 logger = get_logger(__name__)
 # Validation sources saved in training_info.json as the chatbot's example prompts.
@@ -243,78 +244,6 @@ def diverged_message(config: TrainingConfig, what: str, value: torch.Tensor, com
     )
 
 
-def has_accelerator() -> bool:
-    """Whether torch sees a GPU (or another device) to train on."""
-    if hasattr(torch, "accelerator"):
-        return torch.accelerator.current_accelerator() is not None
-    return torch.cuda.is_available()
-
-
-def check_output_dir(output_dir: str, needed_bytes: int = 0) -> None:
-    """Fail before the first step, not at the first save: `output_dir` can be created and written,
-    and its disk has `needed_bytes` free. Every process checks (each writes its own probe file)."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise TrainingInputError(f"--output-dir {output_dir} is an existing file; pass a directory (new or existing)")
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        probe = os.path.join(output_dir, f".write-probe-{os.getpid()}")
-        with open(probe, "w", encoding="utf-8") as handle:
-            handle.write("probe")
-        os.remove(probe)
-    except OSError as error:
-        raise TrainingInputError(
-            f"--output-dir {output_dir} cannot be written ({error.strerror or error}); pass a writable directory"
-        ) from error
-    free = shutil.disk_usage(output_dir).free
-    if free < needed_bytes:
-        raise TrainingInputError(
-            f"--output-dir {output_dir} has {free / 2**20:.0f} MiB free but one checkpoint needs about "
-            f"{needed_bytes / 2**20:.0f} MiB; free some space or pass another --output-dir"
-        )
-
-
-def checkpoint_bytes(model: torch.nn.Module) -> int:
-    """About the size of one checkpoint plus the final model: fp32 weights, AdamW's two moments, weights again."""
-    parameters = sum(parameter.numel() for parameter in model.parameters())
-    return 4 * parameters * 4 + 2**20
-
-
-def resolve_mixed_precision(config: TrainingConfig, checkpoint: str | None) -> tuple[str | None, str | None]:
-    """The precision to train in and, for `auto`, the line that says why (`checkpoint`: the one resumed from).
-
-    `auto` on a GPU is what `accelerate launch` says (as `null`); on a CPU a resumed run keeps its
-    checkpoint's precision where this CPU can train in it, several processes keep fp32 (their probes
-    could disagree), and a new single-process run times fp32 against bf16 autocast (`training.precision`).
-    bf16 or fp16 asked for by name on a CPU that cannot train in it is an input error, not a crash.
-    """
-    if has_accelerator():
-        if config.mixed_precision == "auto":
-            return None, "mixed precision auto on a GPU: what accelerate launch says"
-        return config.mixed_precision, None
-    if config.mixed_precision in ("bf16", "fp16"):
-        unavailable = autocast_unavailable(config.mixed_precision)
-        if unavailable is not None:
-            raise TrainingInputError(
-                f"--mixed-precision {config.mixed_precision}: {unavailable}; pass --mixed-precision no"
-            )
-    if config.mixed_precision != "auto":
-        return config.mixed_precision, None
-    if checkpoint is not None:
-        kept = checkpoints.read_trainer_state(checkpoint).get("mixed_precision")
-        if kept in ("bf16", "fp16") and (unavailable := autocast_unavailable(kept)) is not None:
-            return "no", f"mixed precision auto -> no: {checkpoint} trained in {kept}, but {unavailable}"
-        if kept is not None:
-            return kept, f"mixed precision auto -> {kept}: kept from {checkpoint}"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return "no", "mixed precision auto -> no: several processes (pass --mixed-precision bf16 to choose it)"
-    if config.model_name_or_path:
-        model_config = load_saved(AutoConfig, config.model_name_or_path)
-    else:
-        model_config = new_model_config(config, vocab_size=config.vocab_size)
-    probe = probe_precision(model_config, config.batch_size)
-    return probe.choice, probe.describe()
-
-
 def make_accelerator(config: TrainingConfig, mixed_precision: str | None) -> Accelerator:
     report_to = None if config.report_to in ("none", "", None) else config.report_to
     return Accelerator(
@@ -329,54 +258,6 @@ def make_accelerator(config: TrainingConfig, mixed_precision: str | None) -> Acc
         dataloader_config=DataLoaderConfiguration(even_batches=True),
         step_scheduler_with_optimizer=False,
     )
-
-
-class TrainingProgress:
-    """The progress bar: steps done out of the total or, under a time budget (`--max-minutes`), the
-    training seconds spent out of the budget, with the steps done beside them.
-
-    With a budget the step total is only an upper bound (often a huge `--max-steps`), so counting
-    toward it would show a meaningless ETA; the clock is what ends the run.
-    """
-
-    def __init__(
-        self,
-        total_steps: int,
-        completed_steps: int,
-        budget_seconds: float | None,
-        max_steps: int | None,
-        disable: bool = False,
-        file=None,
-    ) -> None:
-        self.budget_seconds, self.max_steps = budget_seconds, max_steps
-        if budget_seconds is None:
-            self.bar = tqdm(total=total_steps, initial=completed_steps, unit="step", disable=disable, file=file)
-            return
-        self.bar = tqdm(
-            total=budget_seconds,
-            disable=disable,
-            file=file,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time budget{postfix}",
-        )
-        self.bar.set_description_str(self._steps(completed_steps), refresh=False)
-
-    def _steps(self, completed_steps: int) -> str:
-        bound = f" (of at most {self.max_steps})" if self.max_steps is not None else ""
-        return f"step {completed_steps}{bound}"
-
-    def advance(self, completed_steps: int, spent_seconds: float) -> None:
-        """One optimizer step done; `spent_seconds` of training time (evaluation excluded) so far."""
-        if self.budget_seconds is None:
-            self.bar.update(1)
-            return
-        self.bar.set_description_str(self._steps(completed_steps), refresh=False)
-        self.bar.update(min(spent_seconds, self.budget_seconds) - self.bar.n)
-
-    def set_postfix(self, **values: str) -> None:
-        self.bar.set_postfix(**values)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def log_evaluation(
@@ -410,19 +291,66 @@ def log_evaluation(
             writer.add_figure("attention", figure, step)
 
 
-def training_function(config: TrainingConfig) -> dict[str, float]:
-    """Train, evaluate, checkpoint and save; returns the final validation scores."""
+@dataclass
+class TrainingState:
+    """Where a run stands: written into every checkpoint (`trainer_state.json`, read back on resume).
+
+    The weights, optimizer, scheduler and random states are Accelerate's `save_state`; this is the
+    rest. It is JSON rather than a pickle registered with Accelerate because it must be readable
+    before Accelerate starts (a resumed run's precision decides how the Accelerator is made) and by
+    the checkpoint checks that pick `latest` and `best`.
+    """
+
+    completed_steps: int = 0
+    epoch: int = 0
+    batches_done: int = 0  # batches of `epoch` already trained on (a resumed run skips them)
+    eval_history: list[dict[str, float]] = field(default_factory=list)  # {"step": ..., "eval_loss": ...}
+    mixed_precision: str | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for item in dataclasses.fields(self):
+            if item.name in state:
+                setattr(self, item.name, state[item.name])
+
+
+@dataclass
+class Run:
+    """Everything the loop works on, made once by `prepare_run`."""
+
+    config: TrainingConfig
+    accelerator: Accelerator
+    data: PreparedData
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: Any
+    train_dataloader: DataLoader
+    eval_dataloader: DataLoader
+    sampler: LengthGroupedBatchSampler | None
+    metrics: dict[str, Any]
+    total_steps: int
+    steps_per_epoch: int | None  # None for a stream of unknown length
+    state: TrainingState
+    progress: TrainingProgress
+    clock: TrainingClock = field(default_factory=TrainingClock)
+    totals: RunningTotals = field(default_factory=RunningTotals)
+    last_scores: dict[str, float] = field(default_factory=dict)
+    last_eval_step: int = -1
+    teacher_forcing: float = 1.0  # the ratio of the last step
+    done: bool = False
+
+
+def start_accelerator(config: TrainingConfig, checkpoint: str | None) -> Accelerator:
+    """Logging, the thread count, the precision (`checkpoint`: the one resumed from) and the accelerator,
+    with one line for each choice that depends on the machine."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     threads, threads_note = choose_threads(config.num_threads)
     torch.set_num_threads(threads)  # before the precision probe, which times this thread count
-    # Resolved once, before the data is read, so that an unreadable checkpoint stops the run at once
-    # (and each skipped one is reported once).
-    checkpoint = (
-        checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
-        if config.resume_from_checkpoint
-        else None
+    mixed_precision, precision_note = resolve_mixed_precision(
+        config.mixed_precision, checkpoint, lambda: probe_model_config(config), config.batch_size
     )
-    mixed_precision, precision_note = resolve_mixed_precision(config, checkpoint)
     accelerator = make_accelerator(config, mixed_precision)
     if not accelerator.is_local_main_process:
         datasets.disable_progress_bars()
@@ -435,13 +363,26 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
         logger.info(f"CPU: {describe_cpu()}, {threads} torch thread(s)", main_process_only=True)
     if precision_note:
         logger.info(precision_note, main_process_only=True)
-    check_output_dir(config.output_dir)
+    return accelerator
+
+
+def prepare_run(config: TrainingConfig) -> Run:
+    """The accelerator, data, model, optimizer, step counts, and the state to start from."""
+    # Resolved once, before the data is read, so that an unreadable checkpoint stops the run at once
+    # (and each skipped one is reported once).
+    checkpoint = (
+        checkpoints.resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        if config.resume_from_checkpoint
+        else None
+    )
+    accelerator = start_accelerator(config, checkpoint)
+    checkpoints.check_output_dir(config.output_dir)
     set_seed(config.seed)
 
     with accelerator.main_process_first():
         data = load_data(config)
     model = build_model(config, data.tokenizer)
-    check_output_dir(config.output_dir, checkpoint_bytes(model))
+    checkpoints.check_output_dir(config.output_dir, checkpoints.checkpoint_bytes(model))
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
     # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
     optimizer = torch.optim.AdamW(
@@ -450,43 +391,20 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
-    if config.max_steps is not None:
-        total_steps = config.max_steps
-        steps_per_epoch = (
-            math.ceil(len(train_dataloader) / config.gradient_accumulation_steps) if sampler is not None else None
-        )
-    else:
-        steps_per_epoch = math.ceil(len(train_dataloader) / config.gradient_accumulation_steps)
-        total_steps = config.num_epochs * steps_per_epoch
+    steps_per_epoch = (
+        math.ceil(len(train_dataloader) / config.gradient_accumulation_steps)
+        if sampler is not None or config.max_steps is None
+        else None
+    )
+    total_steps = config.max_steps if config.max_steps is not None else config.num_epochs * steps_per_epoch
     lr_scheduler = get_scheduler(
         config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total_steps
     )
     lr_scheduler = accelerator.prepare(lr_scheduler)
-    metrics = load_metrics(config.task)
     if config.report_to not in ("none", "", None):
         tracked = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
         accelerator.init_trackers("seq2seq_rnn", config=tracked)
-
-    # Resume: the full state (weights, optimizer, scheduler, RNG of every process), then skip the
-    # batches of the current epoch that were already trained on.
-    completed_steps, epoch, batches_done = 0, 0, 0
-    history: list[dict[str, float]] = []  # every evaluation: {"step": ..., "eval_loss": ..., ...}
-    if config.resume_from_checkpoint:
-        if checkpoint is None:
-            logger.info("no checkpoint in %s yet: starting from scratch", config.output_dir, main_process_only=True)
-        else:
-            try:
-                accelerator.load_state(checkpoint)
-            except Exception as error:  # damage that the read-back check missed, or another model's state
-                reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-                raise TrainingInputError(
-                    f"cannot load the checkpoint {checkpoint} ({reason}); pass another one to --resume-from-checkpoint"
-                ) from error
-            state = checkpoints.read_trainer_state(checkpoint)
-            completed_steps, epoch, batches_done = state["completed_steps"], state["epoch"], state["batches_done"]
-            history = state.get("eval_history", [])
-            logger.info(f"resumed from {checkpoint} at step {completed_steps}", main_process_only=True)
-
+    state = resume(accelerator, config, checkpoint)
     logger.info(
         f"training {sum(p.numel() for p in model.parameters()):,} parameters for {total_steps} steps "
         f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
@@ -494,129 +412,200 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
     )
     budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
     progress = TrainingProgress(
-        total_steps, completed_steps, budget_seconds, config.max_steps, disable=not accelerator.is_local_main_process
+        total_steps,
+        state.completed_steps,
+        budget_seconds,
+        config.max_steps,
+        disable=not accelerator.is_local_main_process,
     )
-    started, training_seconds, trained_tokens = time.perf_counter(), 0.0, 0  # this session's training time
-    evaluation_seconds = 0.0
-    last_scores: dict[str, float] = {}
-    last_eval_step = -1
+    return Run(
+        config, accelerator, data, model, optimizer, lr_scheduler, train_dataloader, eval_dataloader, sampler,
+        load_metrics(config.task), total_steps, steps_per_epoch, state, progress,
+    )  # fmt: skip
 
-    def evaluate_now(with_generation: bool = True) -> EvaluationResult:
-        return evaluate_model(
-            accelerator, model, eval_dataloader, data.tokenizer, metrics, config.task,
-            config.num_beams, config.max_new_tokens, config.num_samples, with_generation=with_generation,
-        )  # fmt: skip
 
-    if config.eval_on_start and completed_steps == 0:
-        result = evaluate_now(with_generation=False)
-        accelerator.log(result.scores, step=0)
-        logger.info(f"step 0: eval_loss {result.scores['eval_loss']:.4g}", main_process_only=True)
-        history.append({"step": 0, **result.scores})
-    running_loss, running_batches, running_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-    model.train()
-    while completed_steps < total_steps:
-        train_dataloader.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(train_dataloader, batches_done) if batches_done else train_dataloader
-        for batch in batches:
-            ratio = teacher_forcing_ratio(config, completed_steps, total_steps)
-            with accelerator.accumulate(model):
-                loss = model(**batch, teacher_forcing_ratio=ratio).loss
-                finite = accelerator.reduce(torch.isfinite(loss.detach()).float(), reduction="sum")
-                if finite.item() < accelerator.num_processes:
-                    raise TrainingDivergedError(diverged_message(config, "training loss", loss, completed_steps))
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                    if not torch.isfinite(norm):  # the same on every process: gradients are all-reduced
-                        raise TrainingDivergedError(diverged_message(config, "gradient norm", norm, completed_steps))
-                optimizer.step()
-                optimizer.zero_grad()
-            batches_done += 1
-            running_loss += loss.detach().float().item()
-            running_batches += 1
-            batch_tokens = int((batch["labels"] != -100).sum())
-            running_tokens += batch_tokens
-            trained_tokens += batch_tokens
-            if not accelerator.sync_gradients:
-                continue
-            lr_scheduler.step()
-            completed_steps += 1
-            progress.advance(completed_steps, time.perf_counter() - started - evaluation_seconds)
-            if completed_steps % config.logging_steps == 0:
-                elapsed = time.perf_counter() - window_start
-                totals = accelerator.reduce(
-                    torch.tensor(
-                        [running_loss, running_batches, running_tokens], device=accelerator.device, dtype=torch.float64
-                    ),
-                    reduction="sum",
-                )
-                train_loss = (totals[0] / totals[1]).item()
-                accelerator.log(
-                    {
-                        "train_loss": train_loss,
-                        "learning_rate": lr_scheduler.get_last_lr()[0],
-                        "teacher_forcing_ratio": ratio,
-                        "target_tokens_per_second": totals[2].item() / elapsed,
-                    },
-                    step=completed_steps,
-                )
-                progress.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{totals[2].item() / elapsed:.0f}")
-                running_loss, running_batches, running_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-            at_end = completed_steps >= total_steps
-            if config.max_minutes is not None and not at_end:
-                # every process must stop at the same step: the slowest clock decides
-                spent = torch.tensor(time.perf_counter() - started - evaluation_seconds, device=accelerator.device)
-                at_end = accelerator.reduce(spent, reduction="max").item() >= 60 * config.max_minutes
-            if config.eval_steps and (completed_steps % config.eval_steps == 0 or at_end):
-                evaluation_started = time.perf_counter()
-                result = evaluate_now()
-                log_evaluation(accelerator, model, data, config, result, completed_steps)
-                evaluation_seconds += time.perf_counter() - evaluation_started
-                last_scores, last_eval_step = result.scores, completed_steps
-                training_seconds = time.perf_counter() - started - evaluation_seconds
-                history.append({"step": completed_steps, "training_seconds": training_seconds, **result.scores})
-                window_start = time.perf_counter()  # tokens per second count training time only
-            if (config.checkpointing_steps and completed_steps % config.checkpointing_steps == 0) or at_end:
-                epoch_finished = steps_per_epoch is not None and batches_done >= len(train_dataloader)
-                state = {
-                    "completed_steps": completed_steps,
-                    "epoch": epoch + 1 if epoch_finished else epoch,
-                    "batches_done": 0 if epoch_finished else batches_done,
-                    "eval_history": history,
-                    "mixed_precision": accelerator.mixed_precision,
-                }
-                metric = last_scores.get(config.metric_for_best) if last_eval_step == completed_steps else None
-                checkpoints.save_checkpoint(accelerator, config.output_dir, state, config.metric_for_best, metric)
-            if at_end:
-                break
-        else:
-            epoch += 1
-            batches_done = 0
-            continue
-        break
-    progress.close()
+def probe_model_config(config: TrainingConfig) -> Seq2SeqRNNConfig:
+    """The model shape the precision probe times: the saved model's, or the run's new one."""
+    if config.model_name_or_path:
+        return load_saved(AutoConfig, config.model_name_or_path)
+    return new_model_config(config, vocab_size=config.vocab_size)
 
-    if last_eval_step != completed_steps:
-        result = evaluate_now()
-        log_evaluation(accelerator, model, data, config, result, completed_steps)
-        last_scores = result.scores
-        history.append({"step": completed_steps, **result.scores})
-    training_seconds = time.perf_counter() - started - evaluation_seconds
-    tokens = accelerator.reduce(torch.tensor(trained_tokens, device=accelerator.device), reduction="sum").item()
+
+def resume(accelerator: Accelerator, config: TrainingConfig, checkpoint: str | None) -> TrainingState:
+    """The state to start from: a checkpoint's (weights, optimizer, scheduler and the RNG of every
+    process restored into the prepared objects), or a new one."""
+    state = TrainingState(mixed_precision=accelerator.mixed_precision)
+    if config.resume_from_checkpoint and checkpoint is None:
+        logger.info("no checkpoint in %s yet: starting from scratch", config.output_dir, main_process_only=True)
+    if checkpoint is None:
+        return state
+    try:
+        accelerator.load_state(checkpoint)
+    except Exception as error:  # damage that the read-back check missed, or another model's state
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        raise TrainingInputError(
+            f"cannot load the checkpoint {checkpoint} ({reason}); pass another one to --resume-from-checkpoint"
+        ) from error
+    state.load_state_dict(checkpoints.read_trainer_state(checkpoint))
+    state.mixed_precision = accelerator.mixed_precision
+    logger.info(f"resumed from {checkpoint} at step {state.completed_steps}", main_process_only=True)
+    return state
+
+
+def training_function(config: TrainingConfig) -> dict[str, float]:
+    """Train, evaluate, checkpoint and save; returns the final validation scores."""
+    run = prepare_run(config)
+    if config.eval_on_start and run.state.completed_steps == 0:
+        evaluate_loss_at_start(run)
+    run.model.train()
+    while not run.done:
+        for batch in epoch_batches(run):
+            if train_step(run, batch):  # an optimizer step was taken (not only accumulated)
+                after_optimizer_step(run)
+                maybe_log(run)
+                run.done = reached_the_end(run)
+                maybe_evaluate(run)
+                maybe_checkpoint(run)
+                if run.done:
+                    break
+        else:  # the epoch ran out before the run did
+            run.state.epoch += 1
+            run.state.batches_done = 0
+    run.progress.close()
+    return finish(run)
+
+
+def epoch_batches(run: Run):
+    """The batches of the current epoch, past those a resumed run already trained on."""
+    run.train_dataloader.set_epoch(run.state.epoch)
+    if run.sampler is not None:
+        run.sampler.set_epoch(run.state.epoch)
+    if run.state.batches_done:
+        return run.accelerator.skip_first_batches(run.train_dataloader, run.state.batches_done)
+    return run.train_dataloader
+
+
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> bool:
+    """Forward, backward and (once the gradients are accumulated) clip and update; True when the
+    optimizer stepped. A non-finite loss or gradient norm stops the run before the weights change."""
+    config, accelerator, model = run.config, run.accelerator, run.model
+    run.teacher_forcing = teacher_forcing_ratio(config, run.state.completed_steps, run.total_steps)
+    with accelerator.accumulate(model):
+        loss = model(**batch, teacher_forcing_ratio=run.teacher_forcing).loss
+        finite = accelerator.reduce(torch.isfinite(loss.detach()).float(), reduction="sum")
+        if finite.item() < accelerator.num_processes:
+            raise TrainingDivergedError(diverged_message(config, "training loss", loss, run.state.completed_steps))
+        accelerator.backward(loss)
+        if accelerator.sync_gradients:
+            norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            if not torch.isfinite(norm):  # the same on every process: gradients are all-reduced
+                raise TrainingDivergedError(diverged_message(config, "gradient norm", norm, run.state.completed_steps))
+        run.optimizer.step()
+        run.optimizer.zero_grad()
+    run.state.batches_done += 1
+    run.totals.add(loss.detach().float().item(), int((batch["labels"] != -100).sum()))
+    return accelerator.sync_gradients
+
+
+def after_optimizer_step(run: Run) -> None:
+    run.lr_scheduler.step()
+    run.state.completed_steps += 1
+    run.progress.advance(run.state.completed_steps, run.clock.training_seconds())
+
+
+def maybe_log(run: Run) -> None:
+    """Every `logging_steps`: the window's training loss, learning rate, ratio and tokens/s."""
+    if run.state.completed_steps % run.config.logging_steps:
+        return
+    train_loss, tokens_per_second = run.totals.reduce(run.accelerator)
+    run.accelerator.log(
+        {
+            "train_loss": train_loss,
+            "learning_rate": run.lr_scheduler.get_last_lr()[0],
+            "teacher_forcing_ratio": run.teacher_forcing,
+            "target_tokens_per_second": tokens_per_second,
+        },
+        step=run.state.completed_steps,
+    )
+    run.progress.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tokens_per_second:.0f}")
+    run.totals.restart()
+
+
+def reached_the_end(run: Run) -> bool:
+    """The last step, or a spent time budget: every process must stop at the same step, so the
+    slowest clock decides."""
+    if run.state.completed_steps >= run.total_steps:
+        return True
+    if run.config.max_minutes is None:
+        return False
+    spent = torch.tensor(run.clock.training_seconds(), device=run.accelerator.device)
+    return run.accelerator.reduce(spent, reduction="max").item() >= 60 * run.config.max_minutes
+
+
+def evaluate_loss_at_start(run: Run) -> None:
+    result = evaluate(run, with_generation=False)
+    run.accelerator.log(result.scores, step=0)
+    logger.info(f"step 0: eval_loss {result.scores['eval_loss']:.4g}", main_process_only=True)
+    run.state.eval_history.append({"step": 0, **result.scores})
+
+
+def evaluate(run: Run, with_generation: bool = True) -> EvaluationResult:
+    config = run.config
+    return evaluate_model(
+        run.accelerator, run.model, run.eval_dataloader, run.data.tokenizer, run.metrics, config.task,
+        config.num_beams, config.max_new_tokens, config.num_samples, with_generation=with_generation,
+    )  # fmt: skip
+
+
+def maybe_evaluate(run: Run) -> None:
+    """Every `eval_steps` and at the end: loss, generation and metrics, logged and kept in the history."""
+    step = run.state.completed_steps
+    if not run.config.eval_steps or (step % run.config.eval_steps and not run.done):
+        return
+    started = time.perf_counter()
+    result = evaluate(run)
+    log_evaluation(run.accelerator, run.model, run.data, run.config, result, step)
+    seconds = time.perf_counter() - started
+    run.clock.add_evaluation(seconds)  # the time budget and tokens per second count training time only
+    run.totals.pause(seconds)
+    run.last_scores, run.last_eval_step = result.scores, step
+    run.state.eval_history.append({"step": step, "training_seconds": run.clock.training_seconds(), **result.scores})
+
+
+def maybe_checkpoint(run: Run) -> None:
+    """Every `checkpointing_steps` and at the end: the full state, kept if it is the last or the best."""
+    config, state = run.config, run.state
+    if not (config.checkpointing_steps and state.completed_steps % config.checkpointing_steps == 0) and not run.done:
+        return
+    saved = state.state_dict()
+    if run.steps_per_epoch is not None and state.batches_done >= len(run.train_dataloader):
+        saved.update(epoch=state.epoch + 1, batches_done=0)  # a resumed run starts the next epoch
+    metric = run.last_scores.get(config.metric_for_best) if run.last_eval_step == state.completed_steps else None
+    checkpoints.save_checkpoint(run.accelerator, config.output_dir, saved, config.metric_for_best, metric)
+
+
+def finish(run: Run) -> dict[str, float]:
+    """The final evaluation (unless the last step had one), the saved model and the printed samples."""
+    accelerator, state = run.accelerator, run.state
+    if run.last_eval_step != state.completed_steps:
+        result = evaluate(run)
+        log_evaluation(accelerator, run.model, run.data, run.config, result, state.completed_steps)
+        run.last_scores = result.scores
+        state.eval_history.append({"step": state.completed_steps, **result.scores})
+    training_seconds = run.clock.training_seconds()
+    tokens = accelerator.reduce(torch.tensor(run.totals.session_tokens, device=accelerator.device), reduction="sum")
     throughput = {
         "training_seconds": training_seconds,
-        "target_tokens_per_second": tokens / max(training_seconds, 1e-9),
+        "target_tokens_per_second": tokens.item() / max(training_seconds, 1e-9),
     }
     logger.info(
-        f"trained {completed_steps} steps, {throughput['target_tokens_per_second']:.0f} target tokens/s",
+        f"trained {state.completed_steps} steps, {throughput['target_tokens_per_second']:.0f} target tokens/s",
         main_process_only=True,
     )
-    save_model(accelerator, model, data, config, last_scores, history, throughput)
-    show_samples(accelerator, model, data, config, eval_dataloader)
+    save_model(accelerator, run.model, run.data, run.config, run.last_scores, state.eval_history, throughput)
+    show_samples(accelerator, run.model, run.data, run.config)
     accelerator.end_training()
-    return last_scores
+    return run.last_scores
 
 
 def save_model(
@@ -657,25 +646,7 @@ def save_model(
     write_model_card(config.output_dir, info)
     logger.info(f"model saved to {config.output_dir}", main_process_only=True)
     if config.push_to_hub:
-        push_to_hub(config)
-
-
-def push_to_hub(config: TrainingConfig) -> None:
-    """Upload the model directory (not its checkpoints or logs) to the Hub."""
-    from huggingface_hub import HfApi
-
-    repo_id = config.hub_model_id or os.path.basename(os.path.abspath(config.output_dir))
-    try:
-        api = HfApi()
-        api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(
-            repo_id=repo_id, folder_path=config.output_dir, ignore_patterns=["checkpoints/*", "logs/*", "*.png"]
-        )
-    except Exception as error:  # network, authentication and permission errors alike
-        raise TrainingInputError(
-            f"could not push to the Hub as {repo_id!r} ({error}); the model is saved in {config.output_dir}"
-        ) from error
-    logger.info(f"pushed to https://huggingface.co/{repo_id}", main_process_only=True)
+        push_to_hub(config.output_dir, config.hub_model_id)
 
 
 def show_samples(
@@ -683,7 +654,6 @@ def show_samples(
     model: torch.nn.Module,
     data: PreparedData,
     config: TrainingConfig,
-    eval_dataloader: DataLoader,
 ) -> None:
     """Print a few validation sources and sample prompts with the model's outputs."""
     if not accelerator.is_main_process:
