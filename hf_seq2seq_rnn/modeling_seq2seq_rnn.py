@@ -22,15 +22,13 @@ When every step reads the reference token and nothing depends on the previous st
 call and attends for all steps in batched products; otherwise it loops over steps. Generation
 carries the recurrent state in `Seq2SeqRNNState` and runs one step per new token.
 
-The state's name at the library boundary: transformers up to 5.23 hands it to `forward` as
-`past_key_values`, 5.24 on as `cache` (the old name stays a deprecated alias until 5.40). `forward`
-accepts both, and returns it in the field its output class declares (`CACHE_FIELD`).
+The state's name at the library boundary differs between transformers releases; `forward` reads
+and returns it through `compat_seq2seq_rnn`. The training loss is `loss_seq2seq_rnn`'s.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -43,40 +41,11 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from .attention_seq2seq_rnn import GeneralScoreMatrix, Seq2SeqRNNAttention
+from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+from .loss_seq2seq_rnn import chunked_linear_cross_entropy
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
-
-
-def _cache_field(output_class: type[ModelOutput]) -> str:
-    """The field in which `output_class` carries the decoder state: `cache` from transformers 5.24,
-    `past_key_values` before. Writing the other name is a deprecation warning (5.24) or an error."""
-    fields = {field.name for field in dataclasses.fields(output_class)}
-    return "cache" if "cache" in fields else "past_key_values"
-
-
-CACHE_FIELD = _cache_field(Seq2SeqLMOutput)
-
-
-def _given_state(
-    cache: Seq2SeqRNNState | None, past_key_values: Seq2SeqRNNState | None, other: dict[str, Any]
-) -> Seq2SeqRNNState | None:
-    """The decoder state passed to `forward` under either name (`cache`, or the older `past_key_values`).
-
-    `other` holds the keyword arguments `forward` does not name. A state among them means the caller
-    (a newer transformers) calls it something else: ignoring it would restart every generation step
-    from the encoder's state, so that is an error.
-    """
-    for name, value in other.items():
-        if isinstance(value, Seq2SeqRNNState):
-            raise RuntimeError(
-                f"forward() was given the decoder state as {name}=, a name this model does not read "
-                f"(it reads cache= or past_key_values=; transformers {transformers_version}): the state "
-                "would not be carried between generation steps"
-            )
-    if cache is not None and past_key_values is not None and cache is not past_key_values:
-        raise ValueError("pass the decoder state once, as cache= (or past_key_values= before transformers 5.24)")
-    return cache if cache is not None else past_key_values
 
 
 class _OutputRecorder:
@@ -444,91 +413,9 @@ class Seq2SeqRNNDecoder(nn.Module):
 # after 10 epochs), 0.25 at width 256, where N(0, 1) cost Tatoeba 5 BLEU (README, "Initialization").
 EMBEDDING_NORM = 4.0
 
-# Target tokens whose logits exist at once in the training loss: (LOSS_CHUNK_TOKENS, vocab_size).
-LOSS_CHUNK_TOKENS = 1024
 # Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
 # saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
 CHUNKED_LOSS_MIN_LOGITS = 2**20
-
-
-class _ChunkedLinearCrossEntropy(torch.autograd.Function):
-    """The mean cross-entropy of `features @ W^T + b` against `labels` (-100 ignored, optional label
-    smoothing as in `nn.functional.cross_entropy`), `chunk` tokens at a time.
-
-    Each chunk's gradient is made in the forward pass, where its softmax is at hand:
-    `d loss / d logits = softmax - ((1 - eps) onehot + eps / V)` over the real tokens, divided by
-    their count; it is multiplied into the gradients of the features, weight and bias and dropped.
-    So no `(tokens, vocab)` tensor outlives its chunk, and the matrix products are the same three
-    as in the unchunked forward and backward.
-    """
-
-    @staticmethod
-    def forward(ctx, features, weight, bias, labels, label_smoothing, chunk):  # noqa: D102
-        vocab = weight.shape[0]
-        # Only the real tokens' rows go through the output layer: padding has no loss and no gradient.
-        real = (labels != -100).nonzero().squeeze(1)  # (n_real,)
-        real_features, real_labels = features.index_select(0, real), labels.index_select(0, real)
-        count = max(real.numel(), 1)
-        grad_real = torch.empty_like(real_features)
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
-        grad_bias = None if bias is None else torch.zeros(vocab, dtype=torch.float32, device=weight.device)
-        total = torch.zeros((), dtype=torch.float32, device=features.device)
-        for start in range(0, real.numel(), chunk):
-            rows = real_features[start : start + chunk]  # (n, F)
-            target = real_labels[start : start + chunk].unsqueeze(1)  # (n, 1)
-            log_probs = nn.functional.linear(rows, weight, bias).float().log_softmax(-1)  # (n, V)
-            token_loss = -(1 - label_smoothing) * log_probs.gather(1, target) - label_smoothing * log_probs.mean(
-                -1, keepdim=True
-            )  # (n, 1)
-            total += token_loss.sum()
-            grad = log_probs.exp_()  # softmax, in place: (n, V)
-            grad.scatter_add_(1, target, torch.full_like(target, -(1 - label_smoothing), dtype=grad.dtype))
-            if label_smoothing:
-                grad -= label_smoothing / vocab
-            grad /= count
-            grad = grad.to(rows.dtype)
-            grad_real[start : start + chunk] = grad @ weight.to(rows.dtype)  # (n, F)
-            grad_weight += (grad.t() @ rows).float()  # (V, F)
-            if grad_bias is not None:
-                grad_bias += grad.sum(0).float()
-        grad_features = torch.zeros_like(features).index_copy_(0, real, grad_real)
-        ctx.save_for_backward(grad_features, grad_weight, grad_bias)
-        ctx.weight_dtype = weight.dtype
-        return total / count
-
-    @staticmethod
-    def backward(ctx, grad_output):  # noqa: D102
-        grad_features, grad_weight, grad_bias = ctx.saved_tensors
-        grad_output = grad_output.float()
-        return (
-            grad_features * grad_output.to(grad_features.dtype),
-            (grad_weight * grad_output).to(ctx.weight_dtype),
-            None if grad_bias is None else (grad_bias * grad_output).to(ctx.weight_dtype),
-            None,
-            None,
-            None,
-        )
-
-
-def chunked_linear_cross_entropy(
-    features: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    labels: torch.Tensor,
-    label_smoothing: float = 0.0,
-    chunk: int | None = None,
-) -> torch.Tensor:
-    """`cross_entropy(linear(features, weight, bias), labels, ignore_index=-100, label_smoothing=...)`
-    with at most `chunk` rows of logits at a time, forward and backward.
-
-    Args:
-        features (`torch.FloatTensor` of shape `(tokens, feature_size)`): the output layer's input.
-        weight (`torch.FloatTensor` of shape `(vocab_size, feature_size)`), bias (`(vocab_size,)` or `None`).
-        labels (`torch.LongTensor` of shape `(tokens,)`): target ids, -100 where ignored.
-        chunk (`int`, *optional*): rows of logits at a time; `LOSS_CHUNK_TOKENS` by default.
-    """
-    chunk = LOSS_CHUNK_TOKENS if chunk is None else chunk
-    return _ChunkedLinearCrossEntropy.apply(features, weight, bias, labels, float(label_smoothing), chunk)
 
 
 class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
@@ -676,7 +563,7 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
             return_dict (`bool`, *optional*): `False` returns `Seq2SeqModelOutput.to_tuple()` (the
                 fields that are not `None`, in order); defaults to `config.return_dict`.
         """
-        state = _given_state(cache, past_key_values, kwargs)
+        state = given_state(cache, past_key_values, kwargs, Seq2SeqRNNState)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         output_attentions = bool(output_attentions)
         output_hidden_states = (
@@ -697,7 +584,7 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
             cross_attentions=(alignments.unsqueeze(1),) if output_attentions and alignments is not None else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
-            **{_cache_field(Seq2SeqModelOutput): state if use_cache else None},
+            **{cache_field(Seq2SeqModelOutput): state if use_cache else None},
         )
         return outputs if return_dict else outputs.to_tuple()
 
@@ -781,7 +668,7 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             once the batch has `CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits` is `None`: the
             loss is computed a chunk of tokens at a time and the logits never exist whole.
         """
-        state = _given_state(cache, past_key_values, kwargs)
+        state = given_state(cache, past_key_values, kwargs, Seq2SeqRNNState)
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
@@ -807,7 +694,7 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             )
             features = outputs.last_hidden_state  # (B, T, F)
             logits = None
-        state = outputs[_cache_field(Seq2SeqModelOutput)]
+        state = outputs[cache_field(Seq2SeqModelOutput)]
         cross_attentions = outputs.cross_attentions if output_attentions else None
         loss = None
         if logits is None:
@@ -883,7 +770,7 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             cross_attentions=(torch.stack(alignments, 1).unsqueeze(1),) if alignments[0] is not None else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
-            **{_cache_field(Seq2SeqModelOutput): state},
+            **{cache_field(Seq2SeqModelOutput): state},
         )
 
     def _reorder_cache(self, cache: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:

@@ -443,7 +443,7 @@ def test_every_combination_of_options_trains_and_generates():
 @pytest.mark.parametrize("bias", [True, False])
 def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, bias):
     """Loss and every gradient of the chunked loss equal those of the plain one (chunks of 7 of 30 rows)."""
-    from hf_seq2seq_rnn.modeling_seq2seq_rnn import chunked_linear_cross_entropy
+    from hf_seq2seq_rnn.loss_seq2seq_rnn import chunked_linear_cross_entropy
 
     generator = torch.Generator().manual_seed(3)
     features = torch.randn(30, 16, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -465,13 +465,13 @@ def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, 
 
 def test_training_loss_and_gradients_equal_those_of_the_whole_logits(monkeypatch):
     """Without dropout, the chunked training loss of the model equals the loss from its full logits."""
-    from hf_seq2seq_rnn import modeling_seq2seq_rnn
+    from hf_seq2seq_rnn import loss_seq2seq_rnn, modeling_seq2seq_rnn
 
     model = make_model(cell_type="lstm", attention_type="general", dropout=0.0, label_smoothing=0.1)
     input_ids, attention_mask, labels = make_batch()
     model.train()
     monkeypatch.setattr(modeling_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
-    monkeypatch.setattr(modeling_seq2seq_rnn, "LOSS_CHUNK_TOKENS", 4)
+    monkeypatch.setattr(loss_seq2seq_rnn, "LOSS_CHUNK_TOKENS", 4)
     output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     assert output.logits is None  # the logits never existed whole
     chunked = output.loss
