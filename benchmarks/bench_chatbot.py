@@ -1,6 +1,6 @@
 """Latency, throughput and memory of the chatbot server, measured through its API.
 
-    python benchmarks/bench_chatbot.py [--model DIR_OR_HUB_ID ...] [--threads 1] [--concurrency-limit 2]
+    python -m benchmarks.bench_chatbot [--model DIR_OR_HUB_ID ...] [--threads 1] [--concurrency-limit 2]
 
 Starts `python -m chatbot` on 127.0.0.1 (the demo models when no --model is given, trained first
 if missing) with torch fixed to --threads threads, and drives it with `gradio_client` as a program
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from chatbot_server import REPO, memory_mib, start_server  # benchmarks/chatbot_server.py
 from gradio_client import Client
 
-sys.path.insert(0, str(REPO))
+from chatbot.demo_models import ensure_demo_models
+from chatbot.inference import load_model
 
-from chatbot.demo_models import ensure_demo_models  # noqa: E402
-from chatbot.inference import load_model  # noqa: E402
+from .chatbot_server import memory_mib, start_server
+from .common import add_threads_argument, machine_line
 
 
 def settings(mode: str, max_new_tokens: int) -> tuple:
@@ -67,7 +66,7 @@ def throughput(url: str, model: str, prompts: list[str], clients: int, requests:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="a model directory or Hub id (default: the demo models)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: %(default)s)")
+    add_threads_argument(parser, default=1)
     parser.add_argument("--concurrency-limit", type=int, default=2, help="the server's concurrency limit")
     parser.add_argument("--repeats", type=int, default=3, help="times each example prompt is timed")
     parser.add_argument("--requests", type=int, default=40, help="requests per throughput measurement")
@@ -113,7 +112,7 @@ def main() -> None:
         server.wait(timeout=30)
 
     print(
-        f"\ntorch threads in the server: {args.threads}; concurrency limit {args.concurrency_limit}; "
+        f"\n{machine_line(args.threads)} (in the server); concurrency limit {args.concurrency_limit}; "
         f"max new tokens {args.max_new_tokens}; through gradio_client on 127.0.0.1\n"
     )
     width = max(len(name) for name, _, _ in rows)

@@ -1,6 +1,6 @@
 """Training and generation speed of the model at the reference shape, against the matmul ceiling.
 
-    python benchmarks/bench_model.py --threads 2 [--steps 20] [--corpus path/to/eng-fra.txt | --corpus HUB_ID]
+    python -m benchmarks.bench_model --threads 2 [--steps 20] [--corpus path/to/eng-fra.txt | --corpus HUB_ID]
 
 Reference shape (the shape OpenNMT-py's reference configuration trains, timed by bench_opennmt.py): a 2-layer
 bidirectional LSTM encoder, a 2-layer LSTM decoder, 256 units, general attention, batch 64,
@@ -13,7 +13,7 @@ filtered pairs is about as large). It prints one table: training target tokens p
 without input feeding, fp32 and bf16 autocast; the model FLOP rate beside the torch matrix-product
 rate measured in the same run (the ceiling); greedy and beam-5 sentences per second; and the time
 for 128 new tokens over the time for 32 (a flat per-step cost gives 4.0). OpenNMT-py itself is timed
-beside ours, in the same run, by `bench_opennmt.py`, which reuses `forward_flops` and `matmul_rate`.
+beside ours, in the same run, by `benchmarks.bench_opennmt`, which reuses `forward_flops` and `matmul_rate`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ import sys
 import time
 
 import torch
-from corpus import read_pairs  # benchmarks/corpus.py
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from seq2seq_tools.machine import autocast_unavailable
+
+from .common import add_threads_argument, machine_line, read_pairs
 
 # Token counts (subwords + </s>) of tutorial-filtered eng-fra pairs, for machines without the corpus.
 FALLBACK_SOURCE_LENGTHS = [5, 6, 6, 7, 7, 7, 8, 8, 8, 9, 9, 10, 11, 12]
@@ -175,7 +177,7 @@ def peak_memory_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2, the machine's cores)")
+    add_threads_argument(parser, default=2)
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per row")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--vocab-size", type=int, default=4000)
@@ -195,14 +197,17 @@ def main() -> None:
     else:
         sources, targets = FALLBACK_SOURCE_LENGTHS, FALLBACK_TARGET_LENGTHS
         origin = "built-in length distribution (no --corpus)"
-    print(f"torch {torch.__version__}, torch.set_num_threads({args.threads}), lengths from {origin}")
+    print(f"{machine_line(args.threads)}; lengths from {origin}")
     ceiling = matmul_rate(args.threads)
     print(f"matrix-product ceiling measured now: {ceiling:.1f} GFLOP/s")
     print()
     print(f"| {'training':<26} | {'target tok/s':>12} | {'GFLOP/s':>8} | {'of ceiling':>10} | {'peak MB':>8} |")
     print(f"|{'-' * 28}|{'-' * 14}|{'-' * 10}|{'-' * 12}|{'-' * 10}|")
+    bf16_unavailable = autocast_unavailable("bf16")
+    if bf16_unavailable:
+        print(f"(no bf16 rows: {bf16_unavailable})")
     for input_feeding in (False, True):
-        for dtype in ("fp32", "bf16"):
+        for dtype in ("fp32",) if bf16_unavailable else ("fp32", "bf16"):
             config = Seq2SeqRNNConfig(
                 vocab_size=args.vocab_size,
                 embedding_size=256,

@@ -1,6 +1,6 @@
 """OpenNMT-py 3.5.1 and `training.train` side by side, in one run, on the same data and machine.
 
-    python benchmarks/bench_opennmt.py --threads 2 [--steps 300] [--repeats 2] \\
+    python -m benchmarks.bench_opennmt --threads 2 [--steps 300] [--repeats 2] \\
         [--corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt] [--onmt-venv ~/.cache/hf-seq2seq-rnn/onmt-venv] \\
         [--feeding yes no] [--allocators system tcmalloc]
 
@@ -11,8 +11,8 @@ general attention, batch 64 sentences, fp32) for `--steps` steps on the same `sr
 with the same thread count, alternating OpenNMT / ours / OpenNMT / ours, each in its own process:
 with input feeding (the reference) and without, and with each memory allocator of `--allocators`
 ("system": glibc malloc; "tcmalloc": Debian's libtcmalloc-minimal4 preloaded, skipped when absent).
-Then both translate the same 2,000 held-out sources with beam 5 (`onmt_translate`, and our batched
-`generate`), with the models trained with input feeding.
+Then both translate the same 2,000 held-out sources (the test split of `common.reference_split`)
+with beam 5 (`onmt_translate`, and our `generate_texts`), with the models trained with input feeding.
 
 The table: sentences/s, target words/s (sentences/s times the mean words per target sentence of
 the training pairs, the same for both), ms per step, the peak RSS of each process, and our ratio
@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import random
 import re
 import shutil
 import statistics
@@ -42,19 +39,26 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages from this checkout
+from hf_seq2seq_rnn import Seq2SeqRNNConfig
+from training.allocator import find_tcmalloc
 
-from bench_model import forward_flops, matmul_rate  # noqa: E402  (benchmarks/, this script's folder)
-
-from hf_seq2seq_rnn import Seq2SeqRNNConfig  # noqa: E402
-from training.allocator import find_tcmalloc  # noqa: E402
+from .bench_model import forward_flops, matmul_rate
+from .common import (
+    REPO,
+    TEST_SIZE,
+    add_threads_argument,
+    machine_line,
+    print_table,
+    read_pairs,
+    reference_split,
+    run_measured,
+    thread_environment,
+)
 
 ONMT_PACKAGES = [
     "configargparse", "pyyaml", "sacrebleu", "pyonmttok>=1.37,<2", "rapidfuzz", "pyahocorasick", "six",
     "tensorboard", "numpy<2.3", "spacy", "fasttext-wheel",
 ]  # fmt: skip
-TEST_SIZE = 2000
 
 
 def ensure_onmt(venv: Path) -> Path:
@@ -71,15 +75,9 @@ def ensure_onmt(venv: Path) -> Path:
 
 
 def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path | float]:
-    """Split the pairs as the reference run did (seed 1 shuffle; 2,000 test), write both formats."""
-    pairs = []
-    for line in corpus.read_text(encoding="utf-8").splitlines():
-        fields = line.split("\t")
-        if len(fields) >= 2 and fields[0].strip() and fields[1].strip():
-            pairs.append((fields[0].strip(), fields[1].strip()))
-    random.seed(1)
-    random.shuffle(pairs)
-    test, train = pairs[:TEST_SIZE], pairs[TEST_SIZE : TEST_SIZE + max_train]
+    """The reference split's test sources and the first `max_train` training pairs, in both formats."""
+    splits = reference_split(read_pairs(str(corpus)))
+    test, train = splits["test"], splits["train"][:max_train]
     files = {
         "train_src": work / "train.src",
         "train_tgt": work / "train.tgt",
@@ -92,18 +90,6 @@ def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path | f
     files["test_src"].write_text("".join(source + "\n" for source, _ in test), encoding="utf-8")
     words = statistics.mean(len(target.split()) for _, target in train)
     return {**files, "target_words": words, "train_pairs_count": len(train)}
-
-
-def run_measured(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run `command` to completion: (wall seconds, peak RSS of that process in MB)."""
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed ({process.returncode}); see {log}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool) -> Path:
@@ -212,27 +198,28 @@ def beam_gflop(sentences: int, new_tokens: int, source_tokens: float) -> float:
     return sentences * (encoder + 5 * new_tokens * decoder) / 1e9
 
 
-TRANSLATE = """
-import json, statistics, sys, time, torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-model_dir, sources_path, batch, threads, shortest, longest = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
-torch.set_num_threads(threads)
-sources = open(sources_path, encoding="utf-8").read().splitlines()
-started = time.perf_counter()  # like onmt_translate's own clock: loading the model included
-tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
-model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
-fixed = shortest == longest
-if fixed:  # no </s> at all, rather than min_new_tokens, a logits processor that masks it every step
-    model.generation_config.eos_token_id = None
-outputs = []
-with torch.no_grad():
-    for start in range(0, len(sources), batch):
-        encoded = tokenizer(sources[start : start + batch], return_tensors="pt", padding=True)
-        generated = model.generate(**encoded, num_beams=5, min_new_tokens=0 if fixed else shortest, max_new_tokens=longest)
-        outputs += tokenizer.batch_decode(generated, skip_special_tokens=True)
-seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "words": statistics.mean(len(output.split()) for output in outputs)}))
-"""
+def translate_in_this_process(model_dir: str, sources_path: str, threads: int, shortest: int, longest: int) -> None:
+    """Beam-5 translation of `sources_path` through `generate_texts`, as `training.predict` decodes;
+    prints the seconds (model loading included, like onmt_translate's own clock) and words per output."""
+    from seq2seq_tools.loading import load_model, load_tokenizer
+
+    from seq2seq_tools.generation import generate_texts
+
+    torch.set_num_threads(threads)
+    sources = Path(sources_path).read_text(encoding="utf-8").splitlines()
+    started = time.perf_counter()
+    model, tokenizer = load_model(model_dir), load_tokenizer(model_dir)
+    fixed = shortest == longest
+    if fixed:  # no </s> at all, rather than min_new_tokens, a logits processor that masks it every step
+        model.generation_config.eos_token_id = None
+    outputs = generate_texts(
+        model.eval(), tokenizer, sources, batch_size=64, num_beams=5,
+        min_new_tokens=0 if fixed else shortest, max_new_tokens=longest,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "words": statistics.mean(len(output.text.split()) for output in outputs)}))
+
+
 # Output lengths of the two translation runs: (shortest, longest) in tokens. "free" lets each model
 # stop where it likes, so its time depends on how long its outputs are; "fixed" decodes exactly
 # FIXED_LENGTH tokens for every sentence in both systems, which compares the cost of a beam step:
@@ -245,9 +232,10 @@ TRANSLATION_LENGTHS = {"free": (0, 64), "fixed": (FIXED_LENGTH, FIXED_LENGTH)}
 def translate_ours(
     model_dir: Path, sources: Path, lengths: tuple[int, int], threads: int, env: dict[str, str]
 ) -> tuple[float, float]:
-    """Seconds for beam-5 translation of `sources` with our generate, batches of 64, model loading
+    """Seconds for beam-5 translation of `sources` with our `generate_texts`, batches of 64, model loading
     included; and words per output. In a fresh process, like `onmt_translate`."""
-    command = [sys.executable, "-c", TRANSLATE, str(model_dir), str(sources), "64", str(threads), *map(str, lengths)]
+    code = "import sys; from benchmarks.bench_opennmt import translate_in_this_process as t; t(*sys.argv[1:3], *map(int, sys.argv[3:]))"
+    command = [sys.executable, "-c", code, str(model_dir), str(sources), str(threads), *map(str, lengths)]
     result = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return measured["seconds"], measured["words"]
@@ -296,13 +284,6 @@ def training_step_peak_mb(mode: str, threads: int, env: dict[str, str]) -> float
     return float(subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout)
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def ours_command(data: dict, output_dir: Path, steps: int, threads: int, input_feeding: bool) -> list[str]:
     return [
         sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
@@ -344,10 +325,10 @@ def print_floor(
                                 for (feeding, allocator), bound in bounds.items()))  # fmt: skip
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared/data/tatoeba-eng-fra/eng-fra.txt")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--corpus", type=Path, required=True, help="a file of src<TAB>tgt pairs (Tatoeba eng-fra.txt)")
+    add_threads_argument(parser, default=2)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2, help="A/B pairs of training runs per setting")
     parser.add_argument("--max-train", type=int, default=50000, help="training pairs used (vocabularies, batches)")
@@ -364,22 +345,115 @@ def main() -> None:
     args = parser.parse_args()
     if not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
-    torch.set_num_threads(args.threads)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    bin_dir = ensure_onmt(args.onmt_venv)
-    data = prepare_data(args.corpus, args.work_dir, args.max_train)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # onmt_translate's checkpoints on torch 2.6+
+    return args
+
+
+def allocator_environments(allocators: list[str], env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The environment of each allocator to train under; tcmalloc only where it is installed."""
     # training.train would start itself again under tcmalloc when it is installed (training/allocator.py)
     environments = {"system": {**env, "SEQ2SEQ_RNN_ALLOCATOR": "system"}}
     tcmalloc = find_tcmalloc()
-    if "tcmalloc" in args.allocators:
+    if "tcmalloc" in allocators:
         if tcmalloc:
             environments["tcmalloc"] = {**env, "LD_PRELOAD": tcmalloc}
         else:
             print("tcmalloc not found (Debian: apt install libtcmalloc-minimal4): system allocator only")
-    if "system" not in args.allocators:
+    if "system" not in allocators:
         del environments["system"]
+    return environments
+
+
+def train_both(
+    args: argparse.Namespace, bin_dir: Path, data: dict, configs: dict[str, Path], environments: dict[str, dict]
+) -> tuple[dict[tuple[str, str, str], dict[str, list[float]]], list[float]]:
+    """(feeding, allocator, system) -> {"step": [...], "peak": [...]}, and the matmul rate of each repeat.
+
+    The repeats are outermost, so that a drift of the machine's speed falls on both systems alike.
+    """
+    results: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    gflops = []
+    for _ in range(0 if args.skip_training else args.repeats):
+        gflops.append(matmul_rate(args.threads))
+        for feeding, config in configs.items():
+            for allocator, run_env in environments.items():
+                log = args.work_dir / f"onmt_train_feed-{feeding}_{allocator}.log"
+                _, peak = run_measured([str(bin_dir / "onmt_train"), "-config", str(config)], run_env, log)
+                measured = results.setdefault((feeding, allocator, "OpenNMT-py"), {"step": [], "peak": []})
+                measured["step"].append(onmt_step_seconds(log))
+                measured["peak"].append(peak)
+                ours_dir = args.work_dir / f"ours_feed-{feeding}"
+                shutil.rmtree(ours_dir, ignore_errors=True)
+                command = ours_command(data, ours_dir, args.steps, args.threads, FEEDING[feeding])
+                _, peak = run_measured(command, run_env, args.work_dir / f"ours_train_feed-{feeding}_{allocator}.log")
+                measured = results.setdefault((feeding, allocator, "ours"), {"step": [], "peak": []})
+                measured["step"].append(ours_step_seconds(ours_dir, args.steps))
+                measured["peak"].append(peak)
+    return results, gflops
+
+
+def translate_both(
+    args: argparse.Namespace, bin_dir: Path, data: dict, env: dict[str, str]
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """(lengths, system) -> (seconds, words per output), with the models trained with input feeding."""
+    checkpoint = args.work_dir / f"onmt_model_feed1_step_{args.steps}.pt"
+    sources = Path(data["test_src"])
+    translation = {}
+    for name, lengths in TRANSLATION_LENGTHS.items():
+        translation[(name, "OpenNMT-py")] = translate_onmt(bin_dir, checkpoint, sources, lengths, args.work_dir, env)
+        translation[(name, "ours")] = translate_ours(
+            args.work_dir / "ours_feed-yes", sources, lengths, args.threads, env
+        )
+    return translation
+
+
+def print_training(results: dict, data: dict) -> None:
+    print_table(
+        ["input feeding", "allocator", "system", "sentences/s", "target words/s", "ms/step", "peak RSS MB",
+         "ours / OpenNMT, same settings", "/ OpenNMT reference"],
+        [],
+    )  # fmt: skip
+    rates = {key: 64 / statistics.median(measured["step"]) for key, measured in results.items()}
+    reference = rates.get(("yes", "system", "OpenNMT-py"))
+    for (feeding, allocator, system), measured in results.items():
+        rate = rates[(feeding, allocator, system)]
+        same = f"{rate / rates[(feeding, allocator, 'OpenNMT-py')]:.2f}x" if system == "ours" else ""
+        versus = f"{rate / reference:.2f}x" if reference else "-"
+        print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
+              f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
+
+
+def print_translation(translation: dict, tokens: dict, ceiling: float) -> None:
+    print(f"\nBeam 5, {TEST_SIZE:,} sentences, batches of 64, the models trained with input feeding, model "
+          "loading included:\n")  # fmt: skip
+    rows = []
+    for name, (_, longest) in TRANSLATION_LENGTHS.items():
+        (onmt_seconds, onmt_words), (our_seconds, our_words) = (
+            translation[(name, "OpenNMT-py")],
+            translation[(name, "ours")],
+        )
+        if name == "free":
+            label, output = f"each model's own (at most {longest} tokens)", f"{onmt_words:.1f} / {our_words:.1f} words"
+        else:  # ours decodes `longest` tokens, but those after its own </s> are special and dropped from the text
+            label, output = f"exactly {longest} tokens", f"{longest} / {longest} tokens"
+        rows.append([label, f"{onmt_seconds:.1f}", f"{our_seconds:.1f}", output, f"{onmt_seconds / our_seconds:.2f}x"])
+    print_table(
+        ["output length", "OpenNMT-py s", "ours s", "output per sentence, OpenNMT-py / ours", "ours faster by"], rows
+    )
+    floor = beam_gflop(TEST_SIZE, FIXED_LENGTH, tokens["ours"][0]) / ceiling
+    onmt_seconds = translation[("fixed", "OpenNMT-py")][0]
+    print(f"\nFloor of the fixed-length run: {floor:.1f} s of matrix products at {ceiling:.0f} GFLOP/s (model "
+          f"loading and the beam's bookkeeping not counted), so ours can be at most {onmt_seconds / floor:.2f}x "
+          "faster than OpenNMT-py's time above")  # fmt: skip
+
+
+def main() -> None:
+    args = parse_arguments()
+    torch.set_num_threads(args.threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = ensure_onmt(args.onmt_venv)
+    data = prepare_data(args.corpus, args.work_dir, args.max_train)
+    env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
+    environments = allocator_environments(args.allocators, env)
     configs = {feeding: onmt_config(data, args.work_dir, args.steps, FEEDING[feeding]) for feeding in args.feeding}
     run_measured(
         [str(bin_dir / "onmt_build_vocab"), "-config", str(next(iter(configs.values()))), "-n_sample", "-1"],
@@ -387,92 +461,25 @@ def main() -> None:
     )  # fmt: skip
     for name in ("vocab.src", "vocab.tgt"):
         clean_vocab(args.work_dir / name)
-
-    # (feeding, allocator, system) -> {"step": [...], "peak": [...]}; the repeats outermost, so that a
-    # drift of the machine's speed falls on both systems alike.
-    results: dict[tuple[str, str, str], dict[str, list[float]]] = {}
-    gflops = []
-    for _ in range(0 if args.skip_training else args.repeats):
-        gflops.append(matmul_rate(args.threads))
-        for feeding, config in configs.items():
-            for allocator, run_env in environments.items():
-                key = (feeding, allocator)
-                log = args.work_dir / f"onmt_train_feed-{feeding}_{allocator}.log"
-                _, peak = run_measured([str(bin_dir / "onmt_train"), "-config", str(config)], run_env, log)
-                measured = results.setdefault((*key, "OpenNMT-py"), {"step": [], "peak": []})
-                measured["step"].append(onmt_step_seconds(log))
-                measured["peak"].append(peak)
-                ours_dir = args.work_dir / f"ours_feed-{feeding}"
-                shutil.rmtree(ours_dir, ignore_errors=True)
-                command = ours_command(data, ours_dir, args.steps, args.threads, FEEDING[feeding])
-                _, peak = run_measured(command, run_env, args.work_dir / f"ours_train_feed-{feeding}_{allocator}.log")
-                measured = results.setdefault((*key, "ours"), {"step": [], "peak": []})
-                measured["step"].append(ours_step_seconds(ours_dir, args.steps))
-                measured["peak"].append(peak)
-
-    # (lengths, system) -> (seconds, words per output)
-    translation: dict[tuple[str, str], tuple[float, float]] = {}
+    results, gflops = train_both(args, bin_dir, data, configs, environments)
+    translation = {}
     if not args.skip_translation and "yes" in configs:
-        reference_env = environments.get("system", env)
-        checkpoint = args.work_dir / f"onmt_model_feed1_step_{args.steps}.pt"
-        sources = Path(data["test_src"])
-        for name, lengths in TRANSLATION_LENGTHS.items():
-            translation[(name, "OpenNMT-py")] = translate_onmt(
-                bin_dir, checkpoint, sources, lengths, args.work_dir, reference_env
-            )
-            translation[(name, "ours")] = translate_ours(
-                args.work_dir / "ours_feed-yes", sources, lengths, args.threads, reference_env
-            )
-
+        translation = translate_both(args, bin_dir, data, environments.get("system", env))
     memory = {mode: training_step_peak_mb(mode, args.threads, env) for mode in ("whole", "chunked")}
     gflops.append(matmul_rate(args.threads))
     ceiling = max(gflops)
     tokens = tokens_per_sentence(data, args.work_dir / f"ours_feed-{next(iter(configs))}")
 
-    load = os.getloadavg()
-    print(f"\nCPU: {cpu_model()}, {os.cpu_count()} logical cores; torch.set_num_threads({args.threads})")
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; fp32 matrix-product rate in this run (best of "
-          "64x512x1024 and 2048^3, once per repeat and at the end): "
+    print(f"\n{machine_line(args.threads)}")
+    print("fp32 matrix-product rate in this run (best of 64x512x1024 and 2048^3, once per repeat and at the end): "
           + ", ".join(f"{value:.0f}" for value in gflops) + " GFLOP/s")  # fmt: skip
     print(f"{data['train_pairs_count']} training pairs, {data['target_words']:.2f} words per target sentence, "
-          f"{args.steps} steps x {args.repeats} runs per row (A/B alternating), fp32; tcmalloc: {tcmalloc}")  # fmt: skip
+          f"{args.steps} steps x {args.repeats} runs per row (A/B alternating), fp32; tcmalloc: {find_tcmalloc()}\n")  # fmt: skip
     if results:
-        print("\n| input feeding | allocator | system | sentences/s | target words/s | ms/step | peak RSS MB "
-              "| ours / OpenNMT, same settings | / OpenNMT reference |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|")
-        rates = {key: 64 / statistics.median(measured["step"]) for key, measured in results.items()}
-        reference = rates.get(("yes", "system", "OpenNMT-py"))
-        for (feeding, allocator, system), measured in results.items():
-            rate = rates[(feeding, allocator, system)]
-            same = f"{rate / rates[(feeding, allocator, 'OpenNMT-py')]:.2f}x" if system == "ours" else ""
-            versus = f"{rate / reference:.2f}x" if reference else "-"
-            print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
-                  f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
+        print_training(results, data)
         print_floor(results, tokens, ceiling)
     if translation:
-        print(f"\nBeam 5, {TEST_SIZE:,} sentences, batches of 64, the models trained with input feeding, model "
-              "loading included:\n")  # fmt: skip
-        print("| output length | OpenNMT-py s | ours s | output per sentence, OpenNMT-py / ours | ours faster by |")
-        print("|---|---|---|---|---|")
-        for name, (_, longest) in TRANSLATION_LENGTHS.items():
-            (onmt_seconds, onmt_words), (our_seconds, our_words) = (
-                translation[(name, "OpenNMT-py")],
-                translation[(name, "ours")],
-            )
-            if name == "free":
-                label, output = (
-                    f"each model's own (at most {longest} tokens)",
-                    f"{onmt_words:.1f} / {our_words:.1f} words",
-                )
-            else:  # ours decodes `longest` tokens, but those after its own </s> are special and dropped from the text
-                label, output = f"exactly {longest} tokens", f"{longest} / {longest} tokens"
-            print(f"| {label} | {onmt_seconds:.1f} | {our_seconds:.1f} | {output} "
-                  f"| {onmt_seconds / our_seconds:.2f}x |")  # fmt: skip
-        floor = beam_gflop(TEST_SIZE, FIXED_LENGTH, tokens["ours"][0]) / ceiling
-        onmt_seconds = translation[("fixed", "OpenNMT-py")][0]
-        print(f"\nFloor of the fixed-length run: {floor:.1f} s of matrix products at {ceiling:.0f} GFLOP/s (model "
-              f"loading and the beam's bookkeeping not counted), so ours can be at most {onmt_seconds / floor:.2f}x "
-              "faster than OpenNMT-py's time above")  # fmt: skip
+        print_translation(translation, tokens, ceiling)
     print(
         f"\nOne training step, 64 x 50-token targets, 8k vocabulary, input feeding: peak RSS "
         f"{memory['chunked']:.0f} MB with the chunked loss, {memory['whole']:.0f} MB from the whole logits "

@@ -1,6 +1,6 @@
 """Does the chatbot server's memory level off? A bounded soak through its API.
 
-    python benchmarks/bench_soak.py [--model DIR] [--requests 2000] [--clients 30 --concurrent] [--large-messages 2]
+    python -m benchmarks.bench_soak [--model DIR] [--requests 2000] [--clients 30 --concurrent] [--large-messages 2]
 
 Starts `python -m chatbot` on 127.0.0.1 (with --model, else a small model trained first into a
 temporary folder by `python -m training.train`), sends --large-messages messages of 1 MB, then
@@ -19,15 +19,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from chatbot_server import REPO, memory_mib, start_server  # benchmarks/chatbot_server.py
 from gradio_client import Client
+
+from .chatbot_server import memory_mib, start_server
+from .common import REPO, add_threads_argument, machine_line
 
 PROMPTS = ["Hello", "How are you?", "What is your name?", "Monday, March 5, 2018", "12 kilograms", "in 3 months"]
 
@@ -99,7 +100,7 @@ def main() -> None:
     )
     parser.add_argument("--large-messages", type=int, default=2, help="1 MB messages sent first")
     parser.add_argument("--every", type=int, default=100, help="read the memory every this many requests")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the server (default: %(default)s)")
+    add_threads_argument(parser, default=1)
     parser.add_argument(
         "--malloc-arena-max", type=int, default=None, help="MALLOC_ARENA_MAX for the server (default: glibc's)"
     )
@@ -120,8 +121,8 @@ def main() -> None:
             server.wait(timeout=30)
 
     print(
-        f"\n{platform.processor() or platform.machine()}; torch threads in the server: {args.threads}; "
-        f"{args.clients} clients {'at once, in rounds' if args.concurrent else 'in turn'}; greedy, 24 new tokens; load average {os.getloadavg()[0]:.1f}; "
+        f"\n{machine_line(args.threads)} (in the server); "
+        f"{args.clients} clients {'at once, in rounds' if args.concurrent else 'in turn'}; greedy, 24 new tokens; "
         f"server environment {environment}\n"
     )
     print("| requests | server RSS (MiB) | seconds |")

@@ -1,20 +1,16 @@
 """Training benchmark on an English-French corpus: speed, time to a BLEU, BLEU per budget.
 
-    python benchmarks/bench_training.py path/to/eng-fra.txt --minutes 20 --threads 2
-    python benchmarks/bench_training.py --minutes 20 --threads 2    # the Hub's Helsinki-NLP/opus_books en-fr
+    python -m benchmarks.bench_training path/to/eng-fra.txt --minutes 20 --threads 2
+    python -m benchmarks.bench_training --minutes 20 --threads 2    # the Hub's Helsinki-NLP/opus_books en-fr
 
 The corpus is a file of `english<TAB>french` lines (the reference numbers below are for the whole
 Tatoeba eng-fra.txt of manythings.org) or a `datasets` Hub id (`--hub-config` names its configuration).
 
-The split is the one of the OpenNMT-py reference run (the project's notes on it): the non-empty pairs
-shuffled with `random.seed(1); random.shuffle(pairs)`, then 1,000 validation, 2,000 test, the rest
-for training. Training runs `python -m training.train` with `training/configs/translation.yaml` and
+The split is `common.reference_split`, the one of the OpenNMT-py reference run: the non-empty pairs
+shuffled with seed 1, then 1,000 validation, 2,000 test, the rest for training. Training runs `python -m training.train` with `training/configs/translation.yaml` and
 the overrides below for `--minutes` of training time (evaluation excluded), with
 `torch.set_num_threads(--threads)`; the test split is then translated with beam search and scored
 with sacrebleu (cased, detokenized, default settings). Prints a table; writes nothing to the repo.
-
-Reference (FACTS.md, same split, 2 threads): OpenNMT-py 2x2-layer LSTM 256, 18 minutes -> test
-BLEU 17.1 / chrF 34.9 at about 1.75k target tokens/s.
 """
 
 from __future__ import annotations
@@ -22,18 +18,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # run as a script: the project's packages (seq2seq_tools) from this checkout
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES
 
-from corpus import DEFAULT_HUB_CONFIG, DEFAULT_HUB_CORPUS, read_pairs  # noqa: E402  (benchmarks/corpus.py)
-
-from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES  # noqa: E402
+from .common import (
+    DEFAULT_HUB_CONFIG,
+    DEFAULT_HUB_CORPUS,
+    REPO,
+    add_threads_argument,
+    machine_line,
+    print_table,
+    read_pairs,
+    reference_split,
+    thread_environment,
+    write_pairs,
+)
 
 # The model and optimization for a CPU time budget; every other key comes from translation.yaml.
 OVERRIDES = {
@@ -58,20 +61,6 @@ OVERRIDES = {
     "report-to": "none",
     "logging-steps": "100",
 }
-
-
-def split_corpus(pairs: list[tuple[str, str]], folder: str) -> dict[str, str]:
-    """The reference split written as `source<TAB>target` files: name -> path."""
-    pairs = list(pairs)
-    random.seed(1)
-    random.shuffle(pairs)
-    splits = {"validation": pairs[:1000], "test": pairs[1000:3000], "train": pairs[3000:]}
-    paths = {}
-    for name, rows in splits.items():
-        paths[name] = os.path.join(folder, f"{name}.txt")
-        with open(paths[name], "w", encoding="utf-8") as handle:
-            handle.writelines(f"{s}\t{t}\n" for s, t in rows)
-    return paths
 
 
 def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> dict[str, float]:
@@ -119,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         help="train this many optimizer steps instead of --minutes: a comparison (of inits, say) that the "
         "machine's load cannot tilt",
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for training and test")
+    add_threads_argument(parser, default=2)
     parser.add_argument(
         "--target-bleu", type=float, default=10.0, help="report the training time to this validation BLEU"
     )
@@ -138,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     pairs = read_pairs(arguments.corpus, arguments.hub_config)
     folder = arguments.work_dir or tempfile.mkdtemp(prefix="bench-training-")
     os.makedirs(folder, exist_ok=True)
-    paths = split_corpus(pairs, folder)
+    paths = {
+        name: write_pairs(rows, os.path.join(folder, f"{name}.txt")) for name, rows in reference_split(pairs).items()
+    }
     output = os.path.join(folder, "model")
     overrides = dict(OVERRIDES, **({"max-steps": str(arguments.steps)} if arguments.steps else {}))
     flags = [f"--{key}={value}" for key, value in overrides.items()]
@@ -149,8 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         *budget, "--num-threads", str(arguments.threads),
         "--eval-steps", str(arguments.eval_steps), "--mixed-precision", arguments.mixed_precision, "--init", arguments.init, *flags,
     ]  # fmt: skip
-    environment = {**os.environ, "OMP_NUM_THREADS": str(arguments.threads), "HF_HUB_OFFLINE": "1"}
-    subprocess.run(command, cwd=REPO, env=environment, check=True)
+    subprocess.run(command, cwd=REPO, env=thread_environment(arguments.threads), check=True)
     with open(os.path.join(output, "training_info.json"), encoding="utf-8") as handle:
         info = json.load(handle)
     history = [entry for entry in info["eval_history"] if "bleu" in entry]
@@ -178,10 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         ("test BLEU / chrF (2,000 pairs, beam 4)", f"{test['bleu']:.1f} / {test['chrf']:.1f}"),
         ("test translation time", f"{test['translate_seconds']:.0f} s"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"\n| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
-    for name, value in rows:
-        print(f"| {name.ljust(width)} | {value} |")
+    print(f"\n{machine_line(arguments.threads)}\n")
+    print_table(["measure", "value"], rows)
     print("\ncommand:", " ".join(command[1:]))
 
 

@@ -1,6 +1,6 @@
 """The classic encoder–decoder experiments on character-level tasks, each variant through `training.train`.
 
-    python benchmarks/bench_variants.py --num-threads 2 --plot benchmarks/variants.png
+    python -m benchmarks.bench_variants --threads 2 --plot benchmarks/variants.png
 
 Two tasks, generated here with a fixed seed (no files, no network):
 - addition: `16+75` -> `91`, operands 0–999;
@@ -29,16 +29,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import shlex
-import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES
 
-from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES  # noqa: E402
+from .common import REPO, add_threads_argument, machine_line
 
 DATE_LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "es_ES")
 DATE_FORMATS = ("short", "medium", "long", "full")
@@ -130,7 +127,7 @@ def training_arguments(
         "max-new-tokens": "16",
         "num-samples": "0",
         "seed": str(args.seed),
-        "num-threads": str(args.num_threads),
+        "num-threads": str(args.threads),
         "checkpointing-steps": str(10**9),
         "logging-steps": str(10**9),
         "report-to": "none",
@@ -185,7 +182,7 @@ def main() -> None:
     parser.add_argument(
         "--init", choices=INIT_SCHEMES, default=INIT_SCHEMES[0], help="the model's init (default: %(default)s)"
     )
-    parser.add_argument("--num-threads", type=int, default=1)
+    add_threads_argument(parser, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output-dir", default=os.path.join(REPO, "runs", "variants"))
     parser.add_argument("--plot", default=None, help="PNG of the curves (default OUTPUT_DIR/variants.png)")
@@ -193,14 +190,13 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(args.num_threads)
+    torch.set_num_threads(args.threads)
     os.makedirs(args.output_dir, exist_ok=True)
     data = {
         task: write_task(task, args.pairs, args.seed, args.output_dir)
         for task in sorted({VARIANTS[name][0] for name in args.variants})
     }
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.num_threads} thread(s), ")
-    print(f"load average at start: {os.getloadavg()[0]:.2f}; init={args.init}; {args.pairs} pairs per task\n")
+    print(f"{machine_line(args.threads)}; init={args.init}; {args.pairs} pairs per task\n")
     results: dict[str, list[float]] = {}
     rows = []
     for name in args.variants:

@@ -1,6 +1,6 @@
 """A chatbot server in a subprocess on 127.0.0.1, for the benchmarks that measure it from outside.
 
-from chatbot_server import memory_mib, start_server
+from benchmarks.chatbot_server import memory_mib, start_server
 server, url = start_server(["--model", "runs/demo-translation"], threads=1)
 ...  # gradio_client.Client(url)
 memory_mib(server.pid, "VmHWM")  # peak resident memory; "VmRSS" for the current one
@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from .common import REPO
 
 
 def free_port() -> int:
