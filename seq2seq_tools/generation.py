@@ -79,7 +79,8 @@ def generate_texts(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
-    per_text = generate_kwargs.get("num_return_sequences") or 1
+    per_text = generate_kwargs.get("num_return_sequences", 1)
+    per_text = 1 if per_text is None else per_text
     if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
         raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
     for text in texts:
