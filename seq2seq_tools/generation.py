@@ -149,6 +149,7 @@ def _sequence_scores(model: Any, outputs: Any, tokenizer: Any, generate_kwargs: 
         return outputs.sequences_scores.float().tolist()
     config = generate_kwargs.get("generation_config") or model.generation_config
     penalty = generate_kwargs.get("length_penalty", config.length_penalty)
+    penalty = 1.0 if penalty is None else penalty  # transformers' default
     generated = outputs.sequences[:, -len(outputs.logits) :]  # (B * K, new)
     logits = torch.stack(outputs.logits, dim=1).float()  # (B * K, new, vocab)
     chosen = torch.log_softmax(logits, dim=-1).gather(2, generated.unsqueeze(2)).squeeze(2)  # (B * K, new)

@@ -217,6 +217,8 @@ def read_data(settings: PredictSettings, info: dict[str, Any]) -> TestData:
             target_lang=settings.target_lang or info.get("target_lang"),
             context_column=settings.context_column,
         )
+        if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
+            raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")
         splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split)
         if settings.split not in splits:
             raise TrainingInputError(
