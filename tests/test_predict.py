@@ -347,6 +347,13 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert path.read_text(encoding="utf-8") == "new\n" and os.listdir(tmp_path) == ["hyp.txt"]
 
 
+def test_our_model_type_loads_with_the_installed_classes_not_the_folders_code(tiny_folder):
+    from training.predict import load_model
+
+    model, _ = load_model(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
+    assert type(model) is Seq2SeqRNNForConditionalGeneration and not model.training
+
+
 def test_the_command_is_installed_as_a_console_script():
     tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:

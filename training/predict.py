@@ -193,7 +193,7 @@ def read_training_info(path: str) -> dict[str, Any]:
 
 
 @dataclass
-class TestData:
+class PredictData:
     """The sources to decode, their references (`None` when there are none) and where they came from."""
 
     sources: list[str]
@@ -201,7 +201,7 @@ class TestData:
     description: str
 
 
-def read_data(settings: PredictSettings, info: dict[str, Any]) -> TestData:
+def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
     """The sources and references, read as training reads its data (or one source per stdin line)."""
     if settings.dataset == STDIO:
         sources = [line.rstrip("\r\n") for line in sys.stdin]
@@ -239,13 +239,13 @@ def read_data(settings: PredictSettings, info: dict[str, Any]) -> TestData:
         description += f", references from {settings.references}"
     given = sum(1 for target in targets if target.strip())
     if given == 0:
-        return TestData(sources, None, description)
+        return PredictData(sources, None, description)
     if len(targets) != len(sources) or given != len(sources):
         raise TrainingInputError(
             f"{len(sources)} sources but {given} references (of {len(targets)} lines); every source needs "
             "one, or pass none to decode without metrics"
         )
-    return TestData(sources, targets, description)
+    return PredictData(sources, targets, description)
 
 
 def output_paths(settings: PredictSettings) -> dict[str, str]:
@@ -374,7 +374,11 @@ def alignment_record(index: int, source: str, result: Generated) -> dict[str, An
 
 
 def write_outputs(
-    settings: PredictSettings, paths: dict[str, str], data: TestData, results: list[Generated], summary: dict[str, Any]
+    settings: PredictSettings,
+    paths: dict[str, str],
+    data: PredictData,
+    results: list[Generated],
+    summary: dict[str, Any],
 ) -> None:
     """Every output file of the run, each written atomically."""
     write_atomically(settings.output, "".join(one_line(result.text) + "\n" for result in results))
