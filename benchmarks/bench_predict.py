@@ -68,7 +68,7 @@ def main() -> int:
                 scores[key] = compute_metrics(metrics, task, outputs, data.references)
     cpu = cpu_description()
     load = os.getloadavg()
-    print(f"\nCPU: {cpu['model_name']} ({cpu['torch_capability']}), torch threads {torch.get_num_threads()}, "
+    print(f"\nCPU: {cpu['description']}, torch threads {torch.get_num_threads()}, "
           f"load average {load[0]:.2f} {load[1]:.2f}; {len(data.sources)} sentences, batch {args.batch_size}, "
           f"fastest of {args.repeats}; model {args.model}")  # fmt: skip
     names = list(next(iter(scores.values())))

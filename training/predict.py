@@ -26,8 +26,8 @@ import argparse
 import copy
 import dataclasses
 import json
+import logging
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
+from seq2seq_tools import machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
@@ -51,6 +52,7 @@ from .data import DataSpec, column_names, detect_schema, load_raw, to_pairs
 from .errors import TrainingInputError, describe_expected
 from .evaluation import compute_metrics, load_metrics
 
+logger = logging.getLogger(__name__)
 STDIO = "-"
 # The settings passed to `generate()` when given; the others come from the model's generation config.
 GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
@@ -325,22 +327,13 @@ def effective_settings(model: torch.nn.Module, given: dict[str, Any]) -> dict[st
 
 
 def cpu_description() -> dict[str, Any]:
-    """The CPU's name, the instruction sets that matter for torch's kernels, and torch's dispatch level."""
-    name, flags = platform.processor() or platform.machine(), []
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and not name.startswith(value.strip()):
-                    name = value.strip()
-                if key.strip() == "flags":
-                    flags = sorted(f for f in value.split() if f.startswith(("avx", "amx", "fma", "f16c")))
-                    break
+    """The CPU's name, its flags that decide torch's kernels, torch's dispatch level and thread count."""
     return {
-        "model_name": name,
-        "flags": flags,
+        "model_name": machine.cpu_name(),
+        "flags": [flag for flag in machine.REPORTED_FLAGS if flag in machine.cpu_flags()],
         "torch_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
+        "description": machine.describe_cpu(),
     }
 
 
@@ -406,8 +399,10 @@ def write_outputs(
 
 def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     """Decode, score and write everything; returns the summary."""
-    if settings.num_threads:
-        torch.set_num_threads(settings.num_threads)
+    threads, why = machine.choose_threads(settings.num_threads)
+    torch.set_num_threads(threads)
+    if why:
+        logger.warning(why)
     paths = output_paths(settings)
     check_writable(paths)
     model, tokenizer = load_model(settings.model, settings.trust_remote_code)
