@@ -86,6 +86,10 @@ def generate_texts(
     for text in texts:
         if not isinstance(text, str):
             raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
+    # searches return the logits to compute it from. Asking for only the one needed keeps the other
+    # (a vocabulary-wide tensor per step and beam) out of memory.
+    beams = generate_kwargs.get("num_beams") or getattr(model.generation_config, "num_beams", None) or 1
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))  # similar lengths batch together
     results: list[Generated | None] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
@@ -97,8 +101,8 @@ def generate_texts(
                 **encoded,
                 **generate_kwargs,
                 output_attentions=with_attention,
-                output_scores=with_scores,
-                output_logits=with_scores,
+                output_scores=with_scores and beams > 1,
+                output_logits=with_scores and beams == 1,
                 return_dict_in_generate=True,
             )
         scores = _sequence_scores(model, outputs, tokenizer, generate_kwargs) if with_scores else None
