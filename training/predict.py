@@ -63,8 +63,21 @@ def option(help: str, default: Any = None, required: bool = False) -> Any:
     return field(default=default, metadata={"help": help, "required": required})
 
 
+# Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
+# `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
+DATA_KEYS = ("dataset_config", "source_column", "target_column", "source_lang", "target_lang", "context_column")
+DataFlags = dataclasses.make_dataclass(
+    "DataFlags",
+    [
+        (item.name, item.type, field(default=item.default, metadata={**item.metadata, "required": False}))
+        for item in dataclasses.fields(DataSpec)
+        if item.name in DATA_KEYS
+    ],
+)
+
+
 @dataclass
-class PredictSettings:
+class PredictSettings(DataFlags):
     """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`)."""
 
     model: str = option("a folder written by training.train (save_pretrained), or a Hub id", required=True)
@@ -74,14 +87,8 @@ class PredictSettings:
         required=True,
     )
     output: str = option("where the outputs go, one line per input (- for stdout)", required=True)
-    # the data flags of training (`training.data.DataSpec`)
+    # and the data flags of training (`DataFlags`, from `DataSpec`), then
     split: str = option("the split of a Hub dataset to decode (a local file is read whole)", "test")
-    dataset_config: str | None = option("the Hub dataset's configuration name, e.g. en-fr")
-    source_column: str | None = option("the column holding the sources (with --target-column)")
-    target_column: str | None = option("the column holding the references (with --source-column)")
-    source_lang: str | None = option("the source language of a 'translation' column (default: the model's)")
-    target_lang: str | None = option("the target language of a 'translation' column (default: the model's)")
-    context_column: str | None = option("SQuAD-style data: a context column put after the question")
     references: str | None = option("a file of references, one per line, for sources without their own")
     task: Literal["translation", "qa"] | None = option(
         "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
@@ -131,9 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them.",
     )
     hints = typing.get_type_hints(PredictSettings)
-    for item in dataclasses.fields(PredictSettings):
+    fields = sorted(dataclasses.fields(PredictSettings), key=lambda item: not item.metadata["required"])
+    for item in fields:  # --model, --dataset and --output first, then the data flags, then the rest
         kind = _flag_type(hints[item.name])
-        arguments: dict[str, Any] = {"dest": item.name, "help": item.metadata["help"]}
+        help_text = item.metadata["help"]
+        if item.name in ("source_lang", "target_lang"):
+            help_text += "; default: the model's, from its training_info.json"
+        arguments: dict[str, Any] = {"dest": item.name, "help": help_text}
         if item.metadata["required"]:
             arguments["required"] = True
         else:
