@@ -31,24 +31,26 @@ from training.predict import main, write_atomically
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A small demo run whose final evaluation (beam 2, 40 validation pairs) is in training_info.json.
-DEMO = dict(demo_size=600, validation_size=40, seed=42)
+# The demo config cut to 150 steps: good enough to translate, not so good that every output is right
+# (validation BLEU about 50), so that the equalities below compare real errors. Its final evaluation
+# (beam 2, 40 validation pairs) is in training_info.json.
+DEMO = dict(demo_size=6000, validation_size=40, seed=42)
 TRAIN = [
-    "--config", "training/configs/translation_demo.yaml", "--demo-size", str(DEMO["demo_size"]),
+    "--config", os.path.join(REPO, "training", "configs", "translation_demo.yaml"), "--demo-size", str(DEMO["demo_size"]),
     "--validation-size", str(DEMO["validation_size"]), "--max-eval-samples", str(DEMO["validation_size"]),
-    "--embedding-size", "32", "--hidden-size", "64", "--vocab-size", "300", "--num-beams", "2",
-    "--max-steps", "80", "--eval-steps", "80", "--checkpointing-steps", "80", "--eval-on-start", "false",
-    "--num-samples", "0", "--sample-prompts", "[]", "--report-to", "none", "--num-threads", "1",
-    "--mixed-precision", "no",
+    "--num-beams", "2", "--max-steps", "150", "--eval-steps", "150", "--checkpointing-steps", "150",
+    "--eval-on-start", "false", "--num-samples", "0", "--sample-prompts", "[]", "--report-to", "none",
+    "--num-threads", "1", "--mixed-precision", "no",
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> str:
-    """The folder of a demo model trained for 80 steps (about 20 s on one thread)."""
+    """The folder of the demo model trained for 150 steps (15-25 s on one thread)."""
     output = tmp_path_factory.mktemp("predict") / "model"
-    os.chdir(REPO)
     assert train_main([*TRAIN, "--output-dir", str(output)]) == 0
+    metrics = json.loads((output / "training_info.json").read_text(encoding="utf-8"))["metrics"]
+    assert 10 < metrics["bleu"] < 100, metrics  # neither silent nor perfect: the checks below need errors
     return str(output)
 
 
@@ -155,6 +157,13 @@ def test_plain_text_on_stdin_decodes_to_stdout_without_metrics(trained, validati
     expected = [r.text for r in generate_texts(model, tokenizer, sources[:5], num_beams=2, max_new_tokens=32)]
     assert result.stdout.splitlines() == expected
     assert "no references, no metrics" in result.stderr
+    references = tmp_path / "references.txt"
+    references.write_text("".join(line + "\n" for line in expected), encoding="utf-8")
+    result = run_predict(
+        "--model", trained, "--dataset", "-", "--output", "-", "--references", str(references),
+        stdin="\n".join(sources[:5]) + "\n",
+    )  # fmt: skip
+    assert result.returncode == 0 and "bleu 100.00, chrf 100.00" in result.stderr, result.stderr
 
 
 def tiny_model(**settings) -> tuple[Seq2SeqRNNForConditionalGeneration, object]:
