@@ -34,6 +34,7 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     cjk_font_families,
 )
 from seq2seq_tools.generation import encode_texts, generate_texts
+from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,9 @@ def looks_like_a_path(name_or_path: str) -> bool:
     )
 
 
-def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) -> LoadedModel:
+def load_model(
+    name_or_path: str | Path, max_input_tokens: int | None = None, quantize: str | None = None
+) -> LoadedModel:
     """Load a model and its tokenizer from a directory or a Hub id, as a Hub user would.
 
     Args:
@@ -195,15 +198,19 @@ def load_model(name_or_path: str | Path, max_input_tokens: int | None = None) ->
             `user/seq2seq-rnn-en-fr` (its code runs locally: `trust_remote_code=True`).
         max_input_tokens: the longest input read; longer inputs are truncated with a notice.
             Defaults to the tokenizer's `model_max_length`.
+        quantize: "int8" serves the model with int8 weights in its recurrent and linear layers
+            (`seq2seq_tools.quantization`: faster CPU decoding); `None` or "none" keeps fp32.
     """
     source = str(name_or_path)
+    if quantize not in (None, *QUANTIZE_CHOICES):
+        raise ValueError(f"quantize={quantize!r}; accepted values: {', '.join(QUANTIZE_CHOICES)}")
     if looks_like_a_path(source) and not os.path.exists(source):
         raise FileNotFoundError(
             f"the local path {source} does not exist; pass a folder written by save_pretrained "
             "or a Hub id of the form user/model"
         )
     model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=True)
-    model.eval()
+    model = maybe_quantize(model.eval(), quantize)
     # The tokenizer is a plain `tokenizers` one; the flag only silences the remote-code prompt
     # that `auto_map` in config.json would otherwise raise.
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True)

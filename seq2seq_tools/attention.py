@@ -1,7 +1,8 @@
 """Attention maps of generated text, and their heatmaps: shared by training and the chatbot.
 
-`attention_map` reads the cross-attention of one sequence out of a `generate()` output;
-`attention_figure` draws it with matplotlib, imported only when a figure is drawn (nothing in the
+`attention_map` reads the cross-attention of one sequence out of a `generate()` output (under beam
+search, through `beam_indices`, so the map is the returned hypothesis's own); `hard_alignment`
+turns a map into Pharaoh `i-j` pairs; `attention_figure` draws it with matplotlib, imported only when a figure is drawn (nothing in the
 model package needs matplotlib).
 """
 
@@ -76,6 +77,33 @@ def attention_map(tokenizer: Any, source_ids: torch.Tensor, outputs: Any, row: i
     )
 
 
+def hard_alignment(
+    attention: AttentionMap, special: tuple[str, ...] = ("</s>", "<s>", "<pad>")
+) -> list[tuple[int, int]]:
+    """Pharaoh pairs `(source index, output index)`: each output token aligned to the source token it
+    attends to most, as Marian's hard alignments and fast_align's output are read.
+
+    Indices are token positions in `source_labels` and `output_labels` (0-based). Special tokens
+    (`special`) take no part: an output `</s>` gets no pair, and the argmax runs over the real source
+    tokens only, since every row's weight on the source `</s>` says nothing about a word.
+    """
+    sources = [index for index, label in enumerate(attention.source_labels) if label not in special]
+    if not sources:
+        return []
+    pairs = []
+    for output, label in enumerate(attention.output_labels):
+        if label in special:
+            continue
+        row = attention.weights[output, sources]  # (real sources,)
+        pairs.append((sources[int(np.argmax(row))], output))
+    return pairs
+
+
+def pharaoh(pairs: list[tuple[int, int]]) -> str:
+    """`i-j` pairs separated by spaces: one line of a fast_align / Marian alignment file."""
+    return " ".join(f"{source}-{output}" for source, output in pairs)
+
+
 def cjk_font_families() -> list[str]:
     """Font families for heatmap labels: matplotlib's default DejaVu Sans, then a Noto Sans CJK
     face (Korean first) when fonts-noto-cjk is installed. Matplotlib takes each glyph from the
@@ -117,4 +145,4 @@ def attention_figure(attention: AttentionMap, title: str | None = None):
     return figure
 
 
-__all__ = ["AttentionMap", "attention_map", "attention_figure", "cjk_font_families"]
+__all__ = ["AttentionMap", "attention_figure", "attention_map", "cjk_font_families", "hard_alignment", "pharaoh"]

@@ -7,13 +7,14 @@
 Sources are tokenized once, batched in order of length (so that a batch pads little) and the
 results returned in the caller's order. Any `generate()` setting passes through (`num_beams`,
 `do_sample`, `top_p`, `temperature`, `max_new_tokens`, ...); `with_attention=True` adds each
-result's cross-attention map.
+result's cross-attention map, `with_scores=True` its score, and `num_return_sequences=K` an n-best
+list (`[result, *result.alternatives]`, best first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,12 +31,19 @@ class Generated:
         token_ids: the generated token ids, without the decoder start token and trailing padding.
         attention: the cross-attention map with `with_attention=True` and an attention model, else None.
         source_tokens: the source's length in tokens before truncation to `max_input_tokens`.
+        score: with `with_scores=True`, the output's log-probability divided by its length (in
+            tokens, `</s>` included) to the power `length_penalty`: beam search's own
+            `sequences_scores` under beam search, the same quantity from the logits otherwise.
+        alternatives: with `num_return_sequences=K`, the K - 1 next hypotheses of an n-best list,
+            in rank order (each with its own text, ids, score and attention).
     """
 
     text: str
     token_ids: list[int]
     attention: AttentionMap | None = None
     source_tokens: int = 0  # the source's length in tokens before truncation
+    score: float | None = None
+    alternatives: list[Generated] = field(default_factory=list)
 
 
 def generate_texts(
@@ -46,9 +54,11 @@ def generate_texts(
     batch_size: int = 64,
     max_input_tokens: int | None = None,
     with_attention: bool = False,
+    with_scores: bool = False,
+    progress: Callable[[int], None] | None = None,
     **generate_kwargs: Any,
 ) -> list[Generated]:
-    """Generate one output per text with `model.generate()`, in the order of `texts`.
+    """Generate one output (or an n-best list) per text with `model.generate()`, in the order of `texts`.
 
     Args:
         model: a `Seq2SeqRNNForConditionalGeneration` (or any encoder-decoder with `generate`),
@@ -57,43 +67,102 @@ def generate_texts(
             `model_max_length`) are truncated.
         texts: the sources.
         batch_size: sources per `generate()` call; batches hold sources of similar length.
-        with_attention: also return each output's cross-attention map.
-        generate_kwargs: passed to `generate()`; `num_return_sequences` other than 1 is refused.
+        with_attention: also return each output's cross-attention map (under beam search, the
+            map of the returned hypothesis, read through `beam_indices`).
+        with_scores: also return each output's score (see `Generated.score`).
+        progress: called after each batch with the number of texts it held (a progress bar's `update`).
+        generate_kwargs: passed to `generate()`; `num_return_sequences=K` returns K hypotheses
+            per text, the best as the result and the others as its `alternatives`.
 
     Raises:
-        ValueError: for a `batch_size` below 1, a non-string text, or `num_return_sequences` > 1.
+        ValueError: for a `batch_size` below 1, a non-string text, or `num_return_sequences` below 1.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
-    if generate_kwargs.get("num_return_sequences", 1) != 1:
-        raise ValueError("generate_texts returns one output per text: num_return_sequences must be 1")
+    per_text = generate_kwargs.get("num_return_sequences", 1)
+    per_text = 1 if per_text is None else per_text
+    if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
+        raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
     for text in texts:
         if not isinstance(text, str):
             raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
+    # searches return the logits to compute it from. Asking for only the one needed keeps the other
+    # (a vocabulary-wide tensor per step and beam) out of memory.
+    beams = generate_kwargs.get("num_beams") or getattr(model.generation_config, "num_beams", None) or 1
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))  # similar lengths batch together
     results: list[Generated | None] = [None] * len(texts)
-    pad = tokenizer.pad_token_id
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
         encoded, full_lengths = encode_texts(tokenizer, [texts[index] for index in indices], max_input_tokens)
         encoded = {name: tensor.to(model.device) for name, tensor in encoded.items()}
         with torch.inference_mode():
             outputs = model.generate(
-                **encoded, **generate_kwargs, output_attentions=with_attention, return_dict_in_generate=True
+                **encoded,
+                **generate_kwargs,
+                output_attentions=with_attention,
+                output_scores=with_scores and beams > 1,
+                output_logits=with_scores and beams == 1,
+                return_dict_in_generate=True,
             )
+        scores = _sequence_scores(model, outputs, tokenizer, generate_kwargs) if with_scores else None
         lengths = encoded["attention_mask"].sum(dim=1).tolist()  # (B,)
-        for row, index in enumerate(indices):
-            token_ids = outputs.sequences[row, 1:].tolist()  # without the decoder start token
-            while token_ids and token_ids[-1] == pad:  # a batch pads its shorter outputs
-                token_ids.pop()
-            attention = None
-            if with_attention:
-                attention = attention_map(tokenizer, encoded["input_ids"][row, : lengths[row]], outputs, row=row)
-            text = tokenizer.decode(token_ids, skip_special_tokens=True).strip()
-            results[index] = Generated(
-                text=text, token_ids=token_ids, attention=attention, source_tokens=full_lengths[row]
-            )
+        for position, index in enumerate(indices):
+            source_ids = encoded["input_ids"][position, : lengths[position]]
+            hypotheses = [
+                _hypothesis(tokenizer, outputs, row, source_ids, with_attention, scores, full_lengths[position])
+                for row in range(position * per_text, (position + 1) * per_text)  # rows of (B * K, ...)
+            ]
+            hypotheses[0].alternatives = hypotheses[1:]
+            results[index] = hypotheses[0]
+        if progress is not None:
+            progress(len(indices))
     return results  # type: ignore[return-value]  (every index was filled)
+
+
+def _hypothesis(
+    tokenizer: Any,
+    outputs: Any,
+    row: int,
+    source_ids: torch.Tensor,
+    with_attention: bool,
+    scores: list[float] | None,
+    source_tokens: int,
+) -> Generated:
+    """Returned sequence `row` of a `generate()` output as a `Generated`."""
+    token_ids = outputs.sequences[row, 1:].tolist()  # without the decoder start token
+    while token_ids and token_ids[-1] == tokenizer.pad_token_id:  # a batch pads its shorter outputs
+        token_ids.pop()
+    return Generated(
+        text=tokenizer.decode(token_ids, skip_special_tokens=True).strip(),
+        token_ids=token_ids,
+        attention=attention_map(tokenizer, source_ids, outputs, row=row) if with_attention else None,
+        source_tokens=source_tokens,
+        score=None if scores is None else scores[row],
+    )
+
+
+def _sequence_scores(model: Any, outputs: Any, tokenizer: Any, generate_kwargs: dict[str, Any]) -> list[float]:
+    """Each returned sequence's log-probability over its length ** length_penalty, `(B * K,)`.
+
+    Beam search ranks by exactly this and returns it as `sequences_scores`. Greedy search and
+    sampling return per-step logits instead: the log-softmax of the raw logits (before any
+    temperature or top-k warping) at the chosen tokens, summed up to and with the first `</s>`.
+    """
+    if getattr(outputs, "sequences_scores", None) is not None:
+        return outputs.sequences_scores.float().tolist()
+    config = generate_kwargs.get("generation_config") or model.generation_config
+    penalty = generate_kwargs.get("length_penalty", config.length_penalty)
+    penalty = 1.0 if penalty is None else penalty  # transformers' default
+    generated = outputs.sequences[:, -len(outputs.logits) :]  # (B * K, new)
+    logits = torch.stack(outputs.logits, dim=1).float()  # (B * K, new, vocab)
+    chosen = torch.log_softmax(logits, dim=-1).gather(2, generated.unsqueeze(2)).squeeze(2)  # (B * K, new)
+    eos = tokenizer.eos_token_id
+    ended = (generated == eos).int()  # (B * K, new)
+    before_end = (ended.cumsum(dim=1) - ended) == 0  # up to and with the first </s>
+    lengths = before_end.sum(dim=1).clamp(min=1)  # (B * K,)
+    totals = (chosen * before_end).sum(dim=1)  # (B * K,)
+    return (totals / lengths.float() ** penalty).tolist()
 
 
 def encode_texts(

@@ -335,3 +335,17 @@ def test_heatmap_figure_draws_korean_and_chinese_labels_without_missing_glyphs(t
     assert [label.get_text() for label in axes.get_xticklabels()] == ["안녕", "하세요", "</s>"]
     assert [label.get_text() for label in axes.get_yticklabels()] == ["hello", "世界", "</s>"]
     assert (tmp_path / "heatmap.png").stat().st_size > 1000
+
+
+def test_int8_serving_quantizes_the_layers_and_still_replies_correctly(tiny_model_dir: Path) -> None:
+    loaded = load_model(tiny_model_dir, quantize="int8")
+    dynamic = torch.ao.nn.quantized.dynamic
+    assert isinstance(loaded.model.model.decoder.rnn, dynamic.LSTM) and isinstance(loaded.model.lm_head, dynamic.Linear)
+    rng = random.Random(7)
+    pairs = [phrase_pair(rng) for _ in range(20)]
+    correct = sum(
+        generate_reply(loaded, source, DecodingSettings(mode="greedy")).text == target for source, target in pairs
+    )
+    assert correct >= 18, f"{correct}/20 int8 replies right"
+    with pytest.raises(ValueError, match="accepted values: none, int8"):
+        load_model(tiny_model_dir, quantize="int4")

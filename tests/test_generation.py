@@ -64,7 +64,7 @@ def test_seeded_sampling_and_empty_input(model_and_tokenizer):
     [
         (dict(texts=[3]), "texts must be strings, got int"),
         (dict(texts=["a"], batch_size=0), "batch_size=0 must be an integer >= 1"),
-        (dict(texts=["a"], num_return_sequences=2), "num_return_sequences must be 1"),
+        (dict(texts=["a"], num_return_sequences=0), "num_return_sequences=0 must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_are_named(model_and_tokenizer, arguments, message):

@@ -34,6 +34,17 @@ def load_metrics(task: str) -> dict[str, evaluate.EvaluationModule]:
     return {name: evaluate.load(os.path.join(METRICS_DIR, name)) for name in TASK_METRICS[task]}
 
 
+def compute_metrics(
+    metrics: dict[str, evaluate.EvaluationModule], task: str, predictions: list[str], references: list[str]
+) -> dict[str, float]:
+    """The task's metrics of decoded predictions against references: `{"bleu", "chrf"}` or
+    `{"exact_match", "f1"}`. Training's evaluation and `training.predict` both score through here."""
+    return {
+        reported: float(metrics[name].compute(predictions=predictions, references=references)[key])
+        for name, (key, reported) in TASK_METRICS[task].items()
+    }
+
+
 @dataclass
 class EvaluationResult:
     """Scores of one evaluation, with a few (source, reference, prediction) samples."""
@@ -98,8 +109,7 @@ def evaluate_model(
     mean_loss = loss_sum / max(token_count, 1)
     scores = {"eval_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50.0))}
     if with_generation and predictions:
-        for name, (key, reported) in TASK_METRICS[task].items():
-            scores[reported] = float(metrics[name].compute(predictions=predictions, references=references)[key])
+        scores.update(compute_metrics(metrics, task, predictions, references))
     model.train()
     samples = list(zip(sources, references, predictions, strict=True))[:num_samples]
     return EvaluationResult(scores=scores, samples=samples)

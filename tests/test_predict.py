@@ -1,0 +1,371 @@
+"""`python -m training.predict`: decode a test set, score it as training does, write n-best lists and
+alignments; and the pieces under it (`generate_texts` n-best lists and scores, attention read through
+`beam_indices`, int8 decoding).
+
+The command runs as a real subprocess on a model trained here on the embedded demo; its BLEU must
+equal the training run's own evaluation of the same pairs. The attention it exports is checked
+against a teacher-forced forward pass of the same hypothesis, the ground truth for what the model
+attended to while producing it, under greedy search and beam search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from seq2seq_tools.attention import hard_alignment
+from seq2seq_tools.generation import encode_texts, generate_texts
+from seq2seq_tools.quantization import quantize_int8
+from training import demos
+from training.data import DataSpec, pairs_from_splits
+from training.predict import main, write_atomically
+from training.train import main as train_main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The demo config cut to 150 steps: good enough to translate, not so good that every output is right
+# (validation BLEU about 50), so that the equalities below compare real errors. Its final evaluation
+# (beam 2, 40 validation pairs) is in training_info.json.
+DEMO = dict(demo_size=6000, validation_size=40, seed=42)
+TRAIN = [
+    "--config", os.path.join(REPO, "training", "configs", "translation_demo.yaml"), "--demo-size", str(DEMO["demo_size"]),
+    "--validation-size", str(DEMO["validation_size"]), "--max-eval-samples", str(DEMO["validation_size"]),
+    "--num-beams", "2", "--max-steps", "150", "--eval-steps", "150", "--checkpointing-steps", "150",
+    "--eval-on-start", "false", "--num-samples", "0", "--sample-prompts", "[]", "--report-to", "none",
+    "--num-threads", "1", "--mixed-precision", "no",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> str:
+    """The folder of the demo model trained for 150 steps (15-25 s on one thread)."""
+    output = tmp_path_factory.mktemp("predict") / "model"
+    assert train_main([*TRAIN, "--output-dir", str(output)]) == 0
+    metrics = json.loads((output / "training_info.json").read_text(encoding="utf-8"))["metrics"]
+    assert 10 < metrics["bleu"] < 100, metrics  # neither silent nor perfect: the checks below need errors
+    return str(output)
+
+
+@pytest.fixture(scope="module")
+def validation_tsv(tmp_path_factory) -> str:
+    """The run's validation pairs, re-made as training made them, as a `.tsv` test file."""
+    splits = demos.demo_splits("translation", "en", "fr", DEMO["demo_size"], DEMO["seed"])
+    spec = DataSpec(dataset="demo", validation_size=DEMO["validation_size"], source_lang="en", target_lang="fr")
+    pairs, _ = pairs_from_splits(splits, spec, source="demo")
+    path = tmp_path_factory.mktemp("data") / "valid.tsv"
+    rows = zip(pairs["validation"]["source"], pairs["validation"]["target"], strict=True)
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
+    return str(path)
+
+
+def run_predict(*arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m training.predict` in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "training.predict", "--num-threads", "1", *arguments],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )
+
+
+def sources_and_references(path: str) -> tuple[list[str], list[str]]:
+    rows = [line.split("\t") for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]]
+    return [row[0] for row in rows], [row[1] for row in rows]
+
+
+def load(folder: str):
+    from training.predict import load_model
+
+    return load_model(folder)
+
+
+@pytest.mark.slow
+def test_predict_writes_outputs_in_input_order_and_scores_them_as_training_did(trained, validation_tsv, tmp_path):
+    output = tmp_path / "hyp.txt"
+    result = run_predict("--model", trained, "--dataset", validation_tsv, "--output", str(output), "--batch-size", "7")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
+    trained_scores = json.loads((Path(trained) / "training_info.json").read_text(encoding="utf-8"))["metrics"]
+    # The same pairs, the saved generation settings (beam 2), the same metric modules: the same numbers.
+    assert summary["metrics"]["bleu"] == pytest.approx(trained_scores["bleu"], abs=1e-9)
+    assert summary["metrics"]["chrf"] == pytest.approx(trained_scores["chrf"], abs=1e-9)
+    assert f"bleu {trained_scores['bleu']:.2f}" in result.stdout
+    assert summary["settings"]["num_beams"] == 2 and summary["sentences"] == DEMO["validation_size"]
+    assert summary["sentences_per_second"] > 0 and summary["cpu"]["torch_capability"]
+    assert "sent/s" in result.stderr  # the progress bar's rate
+    # Batches of 7 sorted by length, written back in the input's order: each line is its source's own output.
+    lines = output.read_text(encoding="utf-8").splitlines()
+    sources, _ = sources_and_references(validation_tsv)
+    model, tokenizer = load(trained)
+    for source, line in list(zip(sources, lines, strict=True))[:10]:
+        [alone] = generate_texts(model, tokenizer, [source], num_beams=2, max_new_tokens=32)
+        assert line == alone.text
+
+
+@pytest.mark.slow
+def test_n_best_lists_and_alignments_agree_with_each_other(trained, validation_tsv, tmp_path):
+    paths = {name: tmp_path / name for name in ("hyp.txt", "nbest.txt", "align.jsonl", "align.txt")}
+    result = run_predict(
+        "--model", trained, "--dataset", validation_tsv, "--output", str(paths["hyp.txt"]),
+        "--num-beams", "3", "--n-best", "3", "--n-best-output", str(paths["nbest.txt"]),
+        "--alignments", str(paths["align.jsonl"]), "--hard-alignments", str(paths["align.txt"]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    best = paths["hyp.txt"].read_text(encoding="utf-8").splitlines()
+    nbest = [line.split(" ||| ") for line in paths["nbest.txt"].read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in paths["align.jsonl"].read_text(encoding="utf-8").splitlines()]
+    hard = paths["align.txt"].read_text(encoding="utf-8").splitlines()
+    assert len(best) == len(records) == len(hard) == DEMO["validation_size"] and len(nbest) == 3 * len(best)
+    for index, (line, record, pairs) in enumerate(zip(best, records, hard, strict=True)):
+        mine = nbest[3 * index : 3 * index + 3]
+        assert [int(entry[0]) for entry in mine] == [index] * 3 and mine[0][1] == line
+        scores = [float(entry[2]) for entry in mine]
+        assert scores == sorted(scores, reverse=True)  # best first
+        assert [h["text"] for h in record["hypotheses"]] == [entry[1] for entry in mine]
+        for hypothesis in record["hypotheses"]:
+            weights = np.array(hypothesis["attention"])  # (output tokens, source tokens)
+            assert weights.shape == (len(hypothesis["output_tokens"]), len(record["source_tokens"]))
+            np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-4)
+        top = record["hypotheses"][0]
+        weights = np.array(top["attention"])
+        real_sources = [i for i, token in enumerate(record["source_tokens"]) if token != "</s>"]
+        expected = [
+            f"{real_sources[int(np.argmax(weights[j, real_sources]))]}-{j}"
+            for j, token in enumerate(top["output_tokens"])
+            if token != "</s>"
+        ]
+        assert pairs.split() == expected
+
+
+@pytest.mark.slow
+def test_plain_text_on_stdin_decodes_to_stdout_without_metrics(trained, validation_tsv, tmp_path):
+    sources, _ = sources_and_references(validation_tsv)
+    result = run_predict("--model", trained, "--dataset", "-", "--output", "-", stdin="\n".join(sources[:5]) + "\n")
+    assert result.returncode == 0, result.stderr
+    model, tokenizer = load(trained)
+    expected = [r.text for r in generate_texts(model, tokenizer, sources[:5], num_beams=2, max_new_tokens=32)]
+    assert result.stdout.splitlines() == expected
+    assert "no references, no metrics" in result.stderr
+    references = tmp_path / "references.txt"
+    references.write_text("".join(line + "\n" for line in expected), encoding="utf-8")
+    result = run_predict(
+        "--model", trained, "--dataset", "-", "--output", "-", "--references", str(references),
+        stdin="\n".join(sources[:5]) + "\n",
+    )  # fmt: skip
+    assert result.returncode == 0 and "bleu 100.00, chrf 100.00" in result.stderr, result.stderr
+
+
+def tiny_model(**settings) -> tuple[Seq2SeqRNNForConditionalGeneration, object]:
+    words = ["red", "cat", "dog", "sun", "moon", "water", "fire", "earth", "wind", "the", "and", "over"]
+    tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(len(words))] * 10, vocab_size=320)
+    torch.manual_seed(0)
+    config = Seq2SeqRNNConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=16,
+        hidden_size=16,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+        **settings,
+    )
+    return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer
+
+
+TEXTS = ["red cat", "the sun and the moon over water", "dog", "fire water earth wind"]
+VARIANTS = {
+    "luong-general": dict(cell_type="lstm", attention_type="general", bidirectional_encoder=True),
+    "bahdanau-input-feeding-gru": dict(cell_type="gru", attention_type="additive", input_feeding=True),
+    "peephole-dot": dict(cell_type="peephole_lstm", attention_type="dot", num_layers=2),
+}
+
+
+def teacher_forced(model, tokenizer, text: str, token_ids: list[int]) -> tuple[np.ndarray, float]:
+    """The cross-attention `(len(token_ids), src_len)` and log-probability sum of reading `token_ids`
+    as the decoder's input (a teacher-forced pass): what the model attended to while producing them."""
+    encoded, _ = encode_texts(tokenizer, [text])
+    decoder_input_ids = torch.tensor([[model.config.decoder_start_token_id, *token_ids[:-1]]])
+    with torch.no_grad():
+        outputs = model(**encoded, decoder_input_ids=decoder_input_ids, output_attentions=True)
+    log_probs = torch.log_softmax(outputs.logits[0], dim=-1)  # (T, vocab)
+    total = log_probs.gather(1, torch.tensor(token_ids)[:, None]).sum().item()
+    return outputs.cross_attentions[-1][0, 0].numpy(), total  # (T, S)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("beams", [1, 3], ids=["greedy", "beam3"])
+def test_exported_attention_and_scores_are_those_of_the_returned_hypothesis(variant, beams):
+    model, tokenizer = tiny_model(**VARIANTS[variant])
+    settings = dict(num_beams=beams, num_return_sequences=beams, max_new_tokens=8, do_sample=False)
+    results = generate_texts(model, tokenizer, TEXTS, batch_size=3, with_attention=True, with_scores=True, **settings)
+    for text, result in zip(TEXTS, results, strict=True):
+        assert len(result.alternatives) == beams - 1
+        for hypothesis in [result, *result.alternatives]:
+            ids = hypothesis.token_ids
+            weights, total = teacher_forced(model, tokenizer, text, ids)
+            # Read through beam_indices, the map is the hypothesis's own, not a running beam's.
+            np.testing.assert_allclose(hypothesis.attention.weights, weights, atol=1e-5)
+            assert hypothesis.score == pytest.approx(total / len(ids), abs=1e-4)  # length_penalty 1
+        if beams == 1:  # greedy: also the very rows generate() returned for this text
+            encoded, _ = encode_texts(tokenizer, [text])
+            outputs = model.generate(**encoded, **settings, output_attentions=True, return_dict_in_generate=True)
+            rows = [step[-1][0, 0, 0].numpy() for step in outputs.cross_attentions[: len(result.token_ids)]]
+            np.testing.assert_allclose(result.attention.weights, np.stack(rows), atol=1e-6)
+
+
+def test_hard_alignment_skips_end_of_sentence_tokens():
+    from seq2seq_tools.attention import AttentionMap, pharaoh
+
+    weights = np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.0, 0.0, 1.0]])  # (output, source)
+    attention = AttentionMap(["a", "b", "</s>"], ["x", "y", "</s>"], weights)
+    assert pharaoh(hard_alignment(attention)) == "1-0 0-1"
+
+
+@pytest.mark.slow
+def test_int8_decoding_stays_close_to_fp32_and_quantizes_the_recurrent_layers(trained, validation_tsv, tmp_path):
+    scores = {}
+    for quantize in ("none", "int8"):
+        output = tmp_path / f"{quantize}.txt"
+        result = run_predict(
+            "--model", trained, "--dataset", validation_tsv, "--output", str(output), "--quantize", quantize
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        scores[quantize] = json.loads((tmp_path / f"{quantize}.txt.summary.json").read_text())["metrics"]["chrf"]
+    assert abs(scores["int8"] - scores["none"]) <= 2.0, scores
+    model, _ = load(trained)
+    quantized = quantize_int8(model)
+    dynamic = torch.ao.nn.quantized.dynamic
+    assert isinstance(quantized.model.encoder.rnn, dynamic.LSTM) and isinstance(quantized.lm_head, dynamic.Linear)
+    assert isinstance(quantized.model.decoder.rnn, dynamic.LSTM)
+    assert type(model.model.encoder.rnn) is torch.nn.LSTM  # a copy: the fp32 model is untouched
+
+
+@pytest.mark.parametrize("variant", ["peephole-dot", "bahdanau-input-feeding-gru"])
+def test_int8_runs_every_cell_type(variant):
+    model, tokenizer = tiny_model(**VARIANTS[variant])
+    quantized = quantize_int8(model)
+    fp32 = generate_texts(model, tokenizer, TEXTS, max_new_tokens=6, num_beams=2)
+    int8 = generate_texts(quantized, tokenizer, TEXTS, max_new_tokens=6, num_beams=2)
+    assert len(int8) == len(fp32) and all(isinstance(result.text, str) for result in int8)
+    with torch.no_grad():  # same inputs, near outputs: the int8 weights are a rounding of the fp32 ones
+        encoded, _ = encode_texts(tokenizer, TEXTS)
+        start = torch.full((len(TEXTS), 1), model.config.decoder_start_token_id)
+        exact = model(**encoded, decoder_input_ids=start).logits.softmax(-1)
+        rounded = quantized(**encoded, decoder_input_ids=start).logits.softmax(-1)
+    assert (exact - rounded).abs().max().item() < 0.05
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> str:
+    """An untrained tiny model saved as training saves one (beam 2): enough for input checks."""
+    from transformers import GenerationConfig
+
+    model, tokenizer = tiny_model(**VARIANTS["luong-general"])
+    model.generation_config = GenerationConfig(
+        num_beams=2, max_new_tokens=8, early_stopping=True, decoder_start_token_id=model.config.decoder_start_token_id
+    )
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[list[str], str]]:
+    """name -> (arguments, a part of the one-line message). Every row must exit with code 2."""
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    short_refs = tmp_path / "refs.txt"
+    short_refs.write_text("one\ntwo\n", encoding="utf-8")
+    gaps = tmp_path / "gaps.tsv"
+    gaps.write_text("source\ttarget\nMay 3, 2020\t3 mai 2020\nMay 4, 2020\t\n", encoding="utf-8")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x", encoding="utf-8")
+    out = str(tmp_path / "hyp.txt")
+    data = ["--dataset", validation_tsv]
+    return {
+        "not a model folder": (["--model", str(tmp_path), *data, "--output", out], "is not a model folder"),
+        "empty input file": (["--model", trained, "--dataset", str(empty), "--output", out], "is empty"),
+        "fewer references": (
+            ["--model", trained, *data, "--references", str(short_refs), "--output", out],
+            "40 sources but 2 references",
+        ),
+        "a row without reference": (
+            ["--model", trained, "--dataset", str(gaps), "--output", out],
+            "2 sources but 1 references",
+        ),
+        "n-best above beams": (["--model", trained, *data, "--output", out, "--n-best", "5"], "--n-best 5 is above"),
+        "output folder missing": (
+            ["--model", trained, *data, "--output", str(tmp_path / "nowhere" / "hyp.txt")],
+            "cannot be written",
+        ),
+        "output below a file": (["--model", trained, *data, "--output", str(a_file / "hyp.txt")], "cannot be written"),
+        "output is a folder": (["--model", trained, *data, "--output", str(tmp_path)], "is a directory"),
+        "unknown flag": (["--model", trained, *data, "--output", out, "--beams", "3"], "unrecognized arguments"),
+        "bad top-p": (["--model", trained, *data, "--output", out, "--top-p", "1.5"], "--top-p 1.5"),
+    }
+
+
+CASES = [
+    "not a model folder",
+    "empty input file",
+    "fewer references",
+    "a row without reference",
+    "n-best above beams",
+    "output folder missing",
+    "output below a file",
+    "output is a folder",
+    "unknown flag",
+    "bad top-p",
+]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(name, tmp_path, tiny_folder, validation_tsv, capsys):
+    arguments, message = bad_cases(tmp_path, tiny_folder, validation_tsv)[name]
+    before = set(os.listdir(tmp_path))
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    lines = [line for line in error.splitlines() if line.startswith("error: ")]  # besides progress bars
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in error, error[-2000:]
+    assert set(os.listdir(tmp_path)) == before  # no output, no leftover temporary file
+
+
+def test_empty_stdin_exits_2(tiny_folder):
+    result = run_predict("--model", tiny_folder, "--dataset", "-", "--output", "-", stdin="")
+    assert result.returncode == 2 and "is empty" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "hyp.txt"
+    path.write_text("old\n", encoding="utf-8")
+    with pytest.raises(TypeError):
+        write_atomically(str(path), b"not text")  # fails inside the write
+    assert path.read_text(encoding="utf-8") == "old\n" and os.listdir(tmp_path) == ["hyp.txt"]
+    write_atomically(str(path), "new\n")
+    assert path.read_text(encoding="utf-8") == "new\n" and os.listdir(tmp_path) == ["hyp.txt"]
+
+
+def test_our_model_type_loads_with_the_installed_classes_not_the_folders_code(tiny_folder):
+    from training.predict import load_model
+
+    model, _ = load_model(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
+    assert type(model) is Seq2SeqRNNForConditionalGeneration and not model.training
+
+
+def test_the_command_is_installed_as_a_console_script():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
+        scripts = tomllib.load(handle)["project"]["scripts"]
+    module, _, function = scripts["seq2seq-rnn-predict"].partition(":")
+    assert (module, function) == ("training.predict", "main")

@@ -1,0 +1,496 @@
+"""Translate (or answer) a test set with a trained model, write the outputs, and score them.
+
+    python -m training.predict --model runs/demo-translation --dataset test.tsv --output hyp.txt
+    python -m training.predict --model runs/demo-translation --dataset - --output - < sentences.txt
+    seq2seq-rnn-predict --model runs/opus-en-fr --dataset Helsinki-NLP/opus_books --dataset-config en-fr \\
+        --split train --output hyp.txt --num-beams 5 --n-best 3 --alignments align.jsonl --hard-alignments align.txt
+
+The data is read as training reads it (`training.data`: a local file in any format training accepts,
+or a Hub dataset and `--split`, with the same schema detection and column flags); `--dataset -`
+reads one source per line from stdin. Decoding goes through `seq2seq_tools.generation.generate_texts`,
+the path training and the chatbot use: batches sorted by length, outputs in the input's order.
+Any `generate()` setting not given comes from the model's `generation_config.json` (the settings
+training evaluated with), so the BLEU printed here is the training evaluation's on the same data.
+
+Writes, each atomically (a temporary file, then `os.replace`): `--output` (one line per input,
+the best hypothesis), `--n-best-output` (`index ||| text ||| score`, K lines per input, Moses'
+n-best layout), `--alignments` (one JSON line per input: source and output tokens and the attention
+matrix of every hypothesis), `--hard-alignments` (Pharaoh `i-j` pairs of the best hypothesis, one
+line per input) and `--summary` (metrics, settings, sentences/s, model, data, CPU). Bad input
+ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import logging
+import os
+import shlex
+import sys
+import tempfile
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import transformers
+from tqdm.auto import tqdm
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
+from seq2seq_tools import machine
+from seq2seq_tools.attention import hard_alignment, pharaoh
+from seq2seq_tools.generation import Generated, generate_texts
+from seq2seq_tools.quantization import maybe_quantize
+
+from .data import DataSpec, column_names, detect_schema, load_raw, to_pairs
+from .errors import TrainingInputError, describe_expected
+from .evaluation import compute_metrics, load_metrics
+
+logger = logging.getLogger(__name__)
+STDIO = "-"
+# The settings passed to `generate()` when given; the others come from the model's generation config.
+GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
+
+
+def option(help: str, default: Any = None, required: bool = False) -> Any:
+    """A `PredictSettings` field: its default and its `--help` line, declared once."""
+    return field(default=default, metadata={"help": help, "required": required})
+
+
+# Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
+# `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
+DATA_KEYS = ("dataset_config", "source_column", "target_column", "source_lang", "target_lang", "context_column")
+DataFlags = dataclasses.make_dataclass(
+    "DataFlags",
+    [
+        (item.name, item.type, field(default=item.default, metadata={**item.metadata, "required": False}))
+        for item in dataclasses.fields(DataSpec)
+        if item.name in DATA_KEYS
+    ],
+)
+
+
+@dataclass
+class PredictSettings(DataFlags):
+    """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`)."""
+
+    model: str = option("a folder written by training.train (save_pretrained), or a Hub id", required=True)
+    dataset: str = option(
+        "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt), a Hub dataset name, "
+        "or - for one source per line on stdin",
+        required=True,
+    )
+    output: str = option("where the outputs go, one line per input (- for stdout)", required=True)
+    # and the data flags of training (`DataFlags`, from `DataSpec`), then
+    split: str = option("the split of a Hub dataset to decode (a local file is read whole)", "test")
+    references: str | None = option("a file of references, one per line, for sources without their own")
+    task: Literal["translation", "qa"] | None = option(
+        "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
+    )
+    # decoding: what is not given comes from the model's generation_config.json
+    num_beams: int | None = option("beams of beam search (1: greedy or sampling)")
+    do_sample: bool | None = option("sample instead of searching")
+    temperature: float | None = option("sampling temperature, above 0")
+    top_k: int | None = option("sample from the k most likely tokens (0: all)")
+    top_p: float | None = option("sample from the smallest set of tokens with this much probability, in (0, 1]")
+    length_penalty: float | None = option("beam search: a hypothesis's log-probability is divided by length ** this")
+    max_new_tokens: int | None = option("longest output, in tokens")
+    n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)")
+    batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64)
+    max_input_tokens: int | None = option("truncate longer sources (default: the tokenizer's model_max_length)")
+    seed: int = option("seed of sampling", 42)
+    quantize: Literal["none", "int8"] = option(
+        "int8: dynamic int8 weights in the LSTM/GRU and linear layers (CPU)", "none"
+    )
+    num_threads: int | None = option("torch threads (default: torch's own choice)")
+    # more outputs
+    n_best_output: str | None = option("where the n-best lists go (default: OUTPUT.nbest)")
+    alignments: str | None = option("write one JSON line per input with tokens and attention matrices here")
+    hard_alignments: str | None = option("write Pharaoh i-j pairs (argmax source token per output token) here")
+    summary: str | None = option("write the JSON summary here (default: OUTPUT.summary.json; none for stdout)")
+    trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are a `TrainingInputError`: one line and exit code 2, as for every other bad input."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise TrainingInputError(f"{message} (see python -m training.predict --help)")
+
+
+def _flag_type(hint: Any) -> Any:
+    """The non-None member of an optional type hint (`int | None` -> `int`)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m training.predict",
+        allow_abbrev=False,
+        description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them.",
+    )
+    hints = typing.get_type_hints(PredictSettings)
+    fields = sorted(dataclasses.fields(PredictSettings), key=lambda item: not item.metadata["required"])
+    for item in fields:  # --model, --dataset and --output first, then the data flags, then the rest
+        kind = _flag_type(hints[item.name])
+        help_text = item.metadata["help"]
+        if item.name in ("source_lang", "target_lang"):
+            help_text += "; default: the model's, from its training_info.json"
+        arguments: dict[str, Any] = {"dest": item.name, "help": help_text}
+        if item.metadata["required"]:
+            arguments["required"] = True
+        else:
+            arguments["default"] = item.default
+        if kind is bool:
+            arguments["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is Literal:
+            arguments["choices"] = typing.get_args(kind)
+        else:
+            arguments["type"] = kind
+        parser.add_argument("--" + item.name.replace("_", "-"), **arguments)
+    return parser
+
+
+def parse_settings(argv: list[str] | None = None) -> PredictSettings:
+    settings = PredictSettings(**vars(build_parser().parse_args(argv)))
+    for key in ("batch_size", "num_beams", "max_new_tokens", "n_best", "num_threads", "max_input_tokens"):
+        value = getattr(settings, key)
+        if value is not None and value < 1:
+            raise TrainingInputError(f"--{key.replace('_', '-')} {value}: must be at least 1")
+    if settings.temperature is not None and not settings.temperature > 0:
+        raise TrainingInputError(f"--temperature {settings.temperature}: must be above 0")
+    if settings.top_p is not None and not 0 < settings.top_p <= 1:
+        raise TrainingInputError(f"--top-p {settings.top_p}: must be in (0, 1]")
+    if settings.top_k is not None and settings.top_k < 0:
+        raise TrainingInputError(f"--top-k {settings.top_k}: must be 0 (all tokens) or more")
+    if settings.n_best and settings.output == STDIO and settings.n_best_output is None:
+        raise TrainingInputError("--n-best with --output -: pass --n-best-output FILE for the n-best lists")
+    return settings
+
+
+def load_model(path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any]:
+    """The model and tokenizer at `path` (a folder or a Hub id), in eval mode.
+
+    Our model type loads with the installed classes (`import hf_seq2seq_rnn` registered them),
+    never with the `.py` files saved in the folder; `trust_remote_code` is for other model types.
+    """
+    local = os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") > 1
+    if local and not os.path.isfile(os.path.join(path, "config.json")):
+        raise TrainingInputError(
+            f"--model {path} is not a model folder (no config.json); pass a folder written by "
+            "training.train (its --output-dir) or save_pretrained, or a Hub id"
+        )
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
+    return model.eval(), tokenizer
+
+
+def read_training_info(path: str) -> dict[str, Any]:
+    """The model folder's `training_info.json` (task, languages), or `{}` for a model without one."""
+    info_path = os.path.join(path, "training_info.json")
+    if not os.path.isfile(info_path):
+        return {}
+    with open(info_path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@dataclass
+class PredictData:
+    """The sources to decode, their references (`None` when there are none) and where they came from."""
+
+    sources: list[str]
+    references: list[str] | None
+    description: str
+
+
+def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
+    """The sources and references, read as training reads its data (or one source per stdin line)."""
+    if settings.dataset == STDIO:
+        sources = [line.rstrip("\r\n") for line in sys.stdin]
+        targets: list[str] = []
+        description = "stdin, one source per line"
+    else:
+        spec = DataSpec(
+            dataset=settings.dataset,
+            dataset_config=settings.dataset_config,
+            source_column=settings.source_column,
+            target_column=settings.target_column,
+            source_lang=settings.source_lang or info.get("source_lang"),
+            target_lang=settings.target_lang or info.get("target_lang"),
+            context_column=settings.context_column,
+        )
+        if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
+            raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")
+        splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split)
+        if settings.split not in splits:
+            raise TrainingInputError(
+                f"split {settings.split!r} not found in {settings.dataset}; its splits are {sorted(splits)}"
+            )
+        raw = splits[settings.split]
+        schema = detect_schema(column_names(raw), spec, raw.features)
+        pairs = to_pairs(raw, schema)
+        sources, targets = list(pairs["source"]), list(pairs["target"])
+        description = f"{settings.dataset} ({settings.split}), {schema.describe()}"
+    if not sources:
+        raise TrainingInputError(f"the input {settings.dataset} is empty: there is nothing to decode")
+    if settings.references:
+        if not os.path.isfile(settings.references):
+            raise TrainingInputError(f"--references {settings.references}: file not found")
+        with open(settings.references, encoding="utf-8") as handle:
+            targets = [line.rstrip("\r\n") for line in handle]
+        description += f", references from {settings.references}"
+    given = sum(1 for target in targets if target.strip())
+    if given == 0:
+        return PredictData(sources, None, description)
+    if len(targets) != len(sources) or given != len(sources):
+        raise TrainingInputError(
+            f"{len(sources)} sources but {given} references (of {len(targets)} lines); every source needs "
+            "one, or pass none to decode without metrics"
+        )
+    return PredictData(sources, targets, description)
+
+
+def output_paths(settings: PredictSettings) -> dict[str, str]:
+    """Every file this run writes, by the flag that names it (stdout not included)."""
+    paths = {"output": settings.output}
+    beside = settings.output != STDIO
+    if settings.n_best:
+        paths["n_best_output"] = settings.n_best_output or f"{settings.output}.nbest"
+    for key in ("alignments", "hard_alignments"):
+        if getattr(settings, key):
+            paths[key] = getattr(settings, key)
+    if settings.summary or beside:
+        paths["summary"] = settings.summary or f"{settings.output}.summary.json"
+    return {key: path for key, path in paths.items() if path != STDIO}
+
+
+def check_writable(paths: dict[str, str]) -> None:
+    """Fail before decoding, not after: each output's folder exists and takes a new file."""
+    for key, path in paths.items():
+        flag = "--" + key.replace("_", "-")
+        if os.path.isdir(path):
+            raise TrainingInputError(f"{flag} {path} is a directory; pass a file path")
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+                pass
+        except OSError as error:
+            raise TrainingInputError(
+                f"{flag} {path} cannot be written ({error.strerror or error}); pass a path in a writable folder"
+            ) from error
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to `path` whole or not at all: a crash leaves the old file (or none), never half a file."""
+    if path == STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> dict[str, Any]:
+    """The `generate()` arguments of this run: the flags given, checked by transformers on top of the
+    model's generation config (whose other settings `generate()` applies itself)."""
+    config = copy.deepcopy(model.generation_config)
+    given = {key: getattr(settings, key) for key in GENERATE_KEYS if getattr(settings, key) is not None}
+    config.update(**given)
+    if config.num_beams == 1 and config.early_stopping:
+        given["early_stopping"] = config.early_stopping = False  # a beam-search setting, refused with one beam
+    if settings.n_best and settings.n_best > config.num_beams:
+        raise TrainingInputError(
+            f"--n-best {settings.n_best} is above the {config.num_beams} beam(s) searched: beam search keeps "
+            f"only num_beams hypotheses; raise --num-beams to {settings.n_best} or more, or lower --n-best"
+        )
+    given["num_return_sequences"] = config.num_return_sequences = settings.n_best or 1
+    try:
+        config.validate(strict=True)
+    except ValueError as error:
+        raise TrainingInputError(f"bad decoding settings: {error}") from error
+    return given
+
+
+def effective_settings(model: torch.nn.Module, given: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings in force (the model's generation config under the flags), for the summary."""
+    config = copy.deepcopy(model.generation_config)
+    config.update(**given)
+    return {key: getattr(config, key) for key in (*GENERATE_KEYS, "early_stopping") if getattr(config, key) is not None}
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's name, its flags that decide torch's kernels, torch's dispatch level and thread count."""
+    return {
+        "model_name": machine.cpu_name(),
+        "flags": [flag for flag in machine.REPORTED_FLAGS if flag in machine.cpu_flags()],
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "description": machine.describe_cpu(),
+    }
+
+
+def hypotheses(result: Generated) -> list[Generated]:
+    """A result's n-best list, best first."""
+    return [result, *result.alternatives]
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
+def alignment_record(index: int, source: str, result: Generated) -> dict[str, Any]:
+    """One line of `--alignments`: the tokens and attention matrix (output x source) of every hypothesis."""
+    best = result.attention
+    return {
+        "index": index,
+        "source": source,
+        "source_tokens": best.source_labels if best else None,
+        "hypotheses": [
+            {
+                "rank": rank,
+                "text": hypothesis.text,
+                "score": hypothesis.score,
+                "output_tokens": hypothesis.attention.output_labels,
+                "attention": hypothesis.attention.weights.astype(float).round(6).tolist(),  # (output, source)
+            }
+            for rank, hypothesis in enumerate(hypotheses(result), start=1)
+        ],
+    }
+
+
+def write_outputs(
+    settings: PredictSettings,
+    paths: dict[str, str],
+    data: PredictData,
+    results: list[Generated],
+    summary: dict[str, Any],
+) -> None:
+    """Every output file of the run, each written atomically."""
+    write_atomically(settings.output, "".join(one_line(result.text) + "\n" for result in results))
+    if "n_best_output" in paths:
+        lines = [
+            f"{index} ||| {one_line(hypothesis.text)} ||| {hypothesis.score:.6f}\n"
+            for index, result in enumerate(results)
+            for hypothesis in hypotheses(result)
+        ]
+        write_atomically(paths["n_best_output"], "".join(lines))
+    if "alignments" in paths:
+        records = [
+            alignment_record(index, source, result)
+            for index, (source, result) in enumerate(zip(data.sources, results, strict=True))
+        ]
+        write_atomically(
+            paths["alignments"], "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        )
+    if "hard_alignments" in paths:
+        lines = [pharaoh(hard_alignment(result.attention)) + "\n" for result in results]
+        write_atomically(paths["hard_alignments"], "".join(lines))
+    if "summary" in paths:
+        write_atomically(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
+    """Decode, score and write everything; returns the summary."""
+    threads, why = machine.choose_threads(settings.num_threads)
+    torch.set_num_threads(threads)
+    if why:
+        logger.warning(why)
+    paths = output_paths(settings)
+    check_writable(paths)
+    model, tokenizer = load_model(settings.model, settings.trust_remote_code)
+    info = read_training_info(settings.model) if os.path.isdir(settings.model) else {}
+    task = settings.task or info.get("task") or "translation"
+    with_attention = bool(settings.alignments or settings.hard_alignments)
+    if with_attention and getattr(model.config, "attention_type", None) == "none":
+        raise TrainingInputError(
+            "the model has no attention (attention_type none): drop --alignments / --hard-alignments"
+        )
+    given = generation_settings(model, settings)
+    data = read_data(settings, info)
+    if torch.cuda.is_available() and settings.quantize == "none":
+        model = model.to("cuda")
+    model = maybe_quantize(model, settings.quantize)
+    transformers.set_seed(settings.seed)
+    started = time.perf_counter()
+    with tqdm(total=len(data.sources), unit="sent", desc="Decoding", file=sys.stderr) as bar:
+        results = generate_texts(
+            model,
+            tokenizer,
+            data.sources,
+            batch_size=settings.batch_size,
+            max_input_tokens=settings.max_input_tokens,
+            with_attention=with_attention,
+            with_scores=bool(settings.n_best),
+            progress=bar.update,
+            **given,
+        )
+    seconds = time.perf_counter() - started
+    metrics = None
+    if data.references is not None:
+        predictions = [result.text for result in results]
+        metrics = compute_metrics(load_metrics(task), task, predictions, data.references)
+    summary = {
+        "metrics": metrics,
+        "sentences": len(data.sources),
+        "seconds": round(seconds, 3),
+        "sentences_per_second": round(len(data.sources) / seconds, 2),
+        "settings": {
+            **effective_settings(model, given),
+            "n_best": settings.n_best,
+            "batch_size": settings.batch_size,
+            "quantize": settings.quantize,
+            "task": task,
+            "seed": settings.seed,
+        },
+        "model": settings.model,
+        "data": data.description,
+        "outputs": paths,
+        "cpu": cpu_description(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "command": command,
+    }
+    write_outputs(settings, paths, data, results, summary)
+    report = sys.stderr if settings.output == STDIO else sys.stdout
+    scored = ", ".join(f"{name} {value:.2f}" for name, value in (metrics or {}).items()) or "no references, no metrics"
+    print(f"{len(data.sources)} sentences, {summary['sentences_per_second']:.1f} sentences/s; {scored}", file=report)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: 0 on success, 2 on bad input (one line on stderr)."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        settings = parse_settings(arguments)
+        predict(settings, command="python -m training.predict " + shlex.join(arguments))
+    except (TrainingInputError, OSError) as error:
+        message = describe_expected(error)
+        if message is None:
+            raise  # a bug: keep the traceback
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = ["PredictSettings", "load_model", "main", "predict", "read_data"]
+
+if __name__ == "__main__":
+    sys.exit(main())
