@@ -1,6 +1,6 @@
 """Decoding speed and quality of `training.predict`: fp32 against int8, greedy against beam 5, one process.
 
-    python benchmarks/bench_predict.py --model runs/demo-translation --dataset test.tsv --threads 1 [--repeats 3]
+    python -m benchmarks.bench_predict --model runs/demo-translation --dataset test.tsv --threads 1 [--repeats 3]
 
 Each setting decodes the whole test set through the same path as `python -m training.predict`
 (`generate_texts`, length-sorted batches), after one warm-up batch; the settings take turns, each
@@ -13,7 +13,6 @@ count is fixed (`--threads`) and printed with the CPU and the load average.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -22,7 +21,9 @@ import torch
 from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training.evaluation import compute_metrics, load_metrics
-from training.predict import PredictSettings, cpu_description, load_model, read_data, read_training_info
+from training.predict import PredictSettings, load_model, read_data, read_training_info
+
+from .common import add_threads_argument, machine_line, print_table
 
 SEARCHES = {"greedy": dict(num_beams=1, do_sample=False), "beam-5": dict(num_beams=5, early_stopping=True)}
 
@@ -38,7 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a model folder written by training.train")
     parser.add_argument("--dataset", required=True, help="a test file with references (any format predict reads)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    add_threads_argument(parser, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each setting; the fastest counts")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -66,19 +67,16 @@ def main() -> int:
                 key = (search_name, precision)
                 seconds[key] = min(spent, seconds.get(key, float("inf")))
                 scores[key] = compute_metrics(metrics, task, outputs, data.references)
-    cpu = cpu_description()
-    load = os.getloadavg()
-    print(f"\nCPU: {cpu['description']}, torch threads {torch.get_num_threads()}, "
-          f"load average {load[0]:.2f} {load[1]:.2f}; {len(data.sources)} sentences, batch {args.batch_size}, "
-          f"fastest of {args.repeats}; model {args.model}")  # fmt: skip
+    print(f"\n{machine_line(args.threads)}")
+    print(f"{len(data.sources)} sentences, batch {args.batch_size}, fastest of {args.repeats}; model {args.model}\n")
     names = list(next(iter(scores.values())))
-    print(f"| search | weights | sentences/s | vs fp32 | {' | '.join(names)} |")
-    print("|---|---|---|---|" + "---|" * len(names))
+    rows = []
     for search_name, precision in seconds:
         rate = len(data.sources) / seconds[(search_name, precision)]
         baseline = len(data.sources) / seconds[(search_name, "fp32")]
-        values = " | ".join(f"{scores[(search_name, precision)][name]:.2f}" for name in names)
-        print(f"| {search_name} | {precision} | {rate:.0f} | {rate / baseline:.2f}x | {values} |")
+        values = [f"{scores[(search_name, precision)][name]:.2f}" for name in names]
+        rows.append([search_name, precision, f"{rate:.0f}", f"{rate / baseline:.2f}x", *values])
+    print_table(["search", "weights", "sentences/s", "vs fp32", *names], rows)
     return 0
 
 
