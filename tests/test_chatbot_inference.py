@@ -24,7 +24,6 @@ from chatbot.inference import (
     DecodingSettings,
     EmptyInputError,
     attention_figure,
-    cjk_font_families,
     encode,
     generate_reply,
     last_user_message,
@@ -324,7 +323,6 @@ def test_last_user_message_reads_strings_and_parts() -> None:
     assert last_user_message([]) == ""
 
 
-@pytest.mark.skipif(len(cjk_font_families()) < 2, reason="fonts-noto-cjk is not installed")
 def test_heatmap_figure_draws_korean_and_chinese_labels_without_missing_glyphs(tmp_path: Path) -> None:
     attention = AttentionMap([" 안녕", "하세요", "</s>"], [" hello", " 世界", "</s>"], np.eye(3, dtype=np.float32))
     with warnings.catch_warnings():
