@@ -4,8 +4,12 @@ The inference itself lives in `chatbot.inference`; this module only turns it int
 API. Two public endpoints, both streaming where the decoding allows:
 
 - `/chat` (message, history, model, mode, num_beams, temperature, top_p, max_new_tokens) ->
-  (history, cleared textbox, heatmap plot, notice, attention data);
-- `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data).
+  (history, cleared textbox, heatmap plot, notice, attention data, attention files);
+- `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data,
+  attention files).
+
+The heatmap plot is a Plotly figure (`{"type": "plotly", "plot": JSON}` to API clients) that the
+browser draws with values on hover; the attention files are `attention.json` and `attention.csv`.
 
 `python -m chatbot --help` launches it; `build_app` is what tests and other programs call.
 """
@@ -18,6 +22,7 @@ from typing import Any
 
 import gradio as gr
 
+from .attention_view import attention_plot, write_attention_files
 from .inference import (
     DECODING_MODES,
     DEFAULT_EXAMPLES,
@@ -27,7 +32,6 @@ from .inference import (
     EmptyInputError,
     LoadedModel,
     Reply,
-    attention_figure,
     stream_reply,
 )
 
@@ -82,18 +86,19 @@ def _notice(loaded: LoadedModel, settings: DecodingSettings, reply: Reply | None
 
 def _stream(
     models: dict[str, LoadedModel], text: str, model_name: str, settings: DecodingSettings
-) -> Iterator[tuple[Reply, Any, dict | None]]:
-    """Replies as they grow, each with its plot and attention data (both only on the last)."""
+) -> Iterator[tuple[Reply, Any, dict | None, list[str] | None]]:
+    """Replies as they grow, each with its plot, attention data and attention files (all three
+    only on the finished reply)."""
     loaded = models.get(model_name)
     if loaded is None:
         raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(models)}")
     try:
         for reply in stream_reply(loaded, text, settings):
             if not reply.done or reply.attention is None:
-                yield reply, None, None
+                yield reply, None, None, None
                 continue
-            figure = attention_figure(reply.attention, title=f"{model_name}: attention of the last reply")
-            yield reply, figure, reply.attention.to_dict()
+            figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
+            yield reply, figure, reply.attention.to_dict(), write_attention_files(reply.attention)
     except EmptyInputError as error:
         raise gr.Error(str(error)) from error
     except Exception as error:  # one failing request must not take the page or the server down
@@ -153,12 +158,12 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
         if not isinstance(message, str) or not message.strip():
             gr.Warning(EMPTY_INPUT_NOTICE)
-            yield history, message or "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip()
+            yield history, message or "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip(), gr.skip()
             return
         history = [*history, {"role": "user", "content": message.strip()}, {"role": "assistant", "content": ""}]
-        for reply, figure, data in _stream(named, message, model_name, settings):
+        for reply, figure, data, files in _stream(named, message, model_name, settings):
             history[-1] = {"role": "assistant", "content": reply.text}
-            yield history, "", figure, _notice(named[model_name], settings, reply), data
+            yield history, "", figure, _notice(named[model_name], settings, reply), data, files
 
     def translate(
         text: str,
@@ -173,10 +178,10 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
         if not isinstance(text, str) or not text.strip():
             gr.Warning(EMPTY_INPUT_NOTICE)
-            yield "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip()
+            yield "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip(), gr.skip()
             return
-        for reply, figure, data in _stream(named, text, model_name, settings):
-            yield reply.text, figure, _notice(named[model_name], settings, reply), data
+        for reply, figure, data, files in _stream(named, text, model_name, settings):
+            yield reply.text, figure, _notice(named[model_name], settings, reply), data, files
 
     with gr.Blocks(title=title) as app:
         gr.Markdown(
@@ -228,7 +233,13 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
                         )
                 notice = gr.Markdown(label="Notice")
                 gr.Markdown("The heatmap shows the last reply: source tokens across, output tokens down.")
-                heatmap = gr.Plot(label="Attention heatmap", format="png", elem_id="heatmap")
+                heatmap = gr.Plot(label="Attention heatmap", elem_id="heatmap")
+                downloads = gr.File(
+                    label="Download the attention (JSON, CSV)",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="attention-downloads",
+                )
                 with gr.Accordion("Attention data (JSON)", open=False):
                     attention_data = gr.JSON(label="Attention data")
 
@@ -253,14 +264,14 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
             [message.submit, send.click],
             chat,
             inputs=[message, chatbot, model, *decoding],
-            outputs=[chatbot, message, heatmap, notice, attention_data],
+            outputs=[chatbot, message, heatmap, notice, attention_data, downloads],
             api_name="chat",
         )
         gr.on(
             [source.submit, translate_button.click],
             translate,
             inputs=[source, model, *decoding],
-            outputs=[translation, heatmap, notice, attention_data],
+            outputs=[translation, heatmap, notice, attention_data, downloads],
             api_name="translate",
         )
     return app

@@ -42,7 +42,7 @@ class AttentionMap:
         return {
             "source_tokens": self.source_labels,
             "output_tokens": self.output_labels,
-            "weights": self.weights.round(4).tolist(),
+            "weights": self.weights.astype(np.float64).round(4).tolist(),  # float32 would print 0.3333 as 0.33329999
         }
 
 
