@@ -34,6 +34,7 @@ from .inference import (
     Reply,
     stream_reply,
 )
+from .page_text import PAGE_I18N
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ def _stream(
 
 
 def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
-    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(...)` on it."""
+    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
+    on it (without `i18n` the page shows translation keys instead of labels)."""
     if not models:
         raise ValueError("build_app needs at least one loaded model")
     named = model_names(models)
@@ -183,65 +185,59 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         for reply, figure, data, files in _stream(named, text, model_name, settings):
             yield reply.text, figure, _notice(named[model_name], settings, reply), data, files
 
+    text = PAGE_I18N  # text(KEY) is a label the browser shows in its own locale (chatbot/page_text.py)
     with gr.Blocks(title=title) as app:
-        gr.Markdown(
-            f"# {title}\n"
-            "A recurrent encoder–decoder with attention. Pick a model, type a message, and see which "
-            "source tokens each output token attended to."
-        )
+        gr.Markdown(f"# {title}")
+        gr.Markdown(text("intro"))
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(names, value=start, label="Model", interactive=True)
+                model = gr.Dropdown(names, value=start, label=text("model"), interactive=True, elem_id="model")
                 model_info = gr.Markdown(describe(start, named[start]))
-                with gr.Accordion("Decoding", open=True):
+                with gr.Accordion(text("decoding"), open=True):
                     mode = gr.Radio(
-                        list(DECODING_MODES),
-                        value=defaults.mode,
-                        label="Mode",
-                        info="greedy and sample stream token by token; beam shows the finished reply",
+                        list(DECODING_MODES), value=defaults.mode, label=text("mode"), info=text("mode_info")
                     )
-                    num_beams = gr.Slider(1, MAX_BEAMS, value=defaults.num_beams, step=1, label="Beam size (beam)")
-                    temperature = gr.Slider(
-                        0.05, 2.0, value=defaults.temperature, step=0.05, label="Temperature (sample)"
-                    )
-                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p (sample)")
+                    num_beams = gr.Slider(1, MAX_BEAMS, value=defaults.num_beams, step=1, label=text("num_beams"))
+                    temperature = gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05, label=text("temperature"))
+                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label=text("top_p"))
                     max_new_tokens = gr.Slider(
-                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label="Max new tokens"
+                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label=text("max_new_tokens")
                     )
             with gr.Column(scale=3):
                 with gr.Tabs():
-                    with gr.Tab("Chat", id="chat") as chat_tab:
-                        chatbot = gr.Chatbot(label="Conversation", height=360)
+                    with gr.Tab(text("chat_tab"), id="chat") as chat_tab:
+                        chatbot = gr.Chatbot(label=text("conversation"), height=360)
                         with gr.Row():
                             message = gr.Textbox(
-                                label="Message",
-                                placeholder="Type a message and press Enter",
+                                label=text("message"),
+                                placeholder=text("message_placeholder"),
                                 scale=5,
                                 autofocus=True,
                             )
-                            send = gr.Button("Send", variant="primary", scale=1)
-                        gr.ClearButton([chatbot, message], value="Clear conversation")
+                            send = gr.Button(text("send"), variant="primary", scale=1)
+                        gr.ClearButton([chatbot, message], value=text("clear"))
                         gr.Examples(
-                            [[text] for text in examples_for("chat")], inputs=[message], label="Example prompts"
+                            [[example] for example in examples_for("chat")],
+                            inputs=[message],
+                            label=text("example_prompts"),
                         )
-                    with gr.Tab("Translate", id="translate") as translate_tab:
-                        source = gr.Textbox(label="Text to translate", placeholder="Type a sentence and press Enter")
-                        translate_button = gr.Button("Translate", variant="primary")
-                        translation = gr.Textbox(label="Translation", interactive=False)
+                    with gr.Tab(text("translate_tab"), id="translate") as translate_tab:
+                        source = gr.Textbox(label=text("source"), placeholder=text("source_placeholder"))
+                        translate_button = gr.Button(text("translate"), variant="primary")
+                        translation = gr.Textbox(label=text("translation"), interactive=False)
                         gr.Examples(
-                            [[text] for text in examples_for("translation")], inputs=[source], label="Example sentences"
+                            [[example] for example in examples_for("translation")],
+                            inputs=[source],
+                            label=text("example_sentences"),
                         )
-                notice = gr.Markdown(label="Notice")
-                gr.Markdown("The heatmap shows the last reply: source tokens across, output tokens down.")
-                heatmap = gr.Plot(label="Attention heatmap", elem_id="heatmap")
+                notice = gr.Markdown(label=text("notice"))
+                gr.Markdown(text("heatmap_help"))
+                heatmap = gr.Plot(label=text("heatmap"), elem_id="heatmap")
                 downloads = gr.File(
-                    label="Download the attention (JSON, CSV)",
-                    file_count="multiple",
-                    interactive=False,
-                    elem_id="attention-downloads",
+                    label=text("downloads"), file_count="multiple", interactive=False, elem_id="attention-downloads"
                 )
-                with gr.Accordion("Attention data (JSON)", open=False):
-                    attention_data = gr.JSON(label="Attention data")
+                with gr.Accordion(text("attention_data_section"), open=False):
+                    attention_data = gr.JSON(label=text("attention_data"))
 
         decoding = [mode, num_beams, temperature, top_p, max_new_tokens]
         model.change(

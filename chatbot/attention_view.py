@@ -9,6 +9,7 @@ No gradio import here: the app wires these into components.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -28,7 +29,8 @@ DOWNLOAD_MAX_AGE_S = 3600.0
 
 
 def _label(token: str) -> str:
-    return token.strip() or "␣"
+    """A token as Plotly text: Plotly reads text as HTML, where `</s>` would be a tag and vanish."""
+    return html.escape(token.strip() or "␣", quote=False)
 
 
 def attention_plot(attention: AttentionMap, title: str | None = None) -> Any:

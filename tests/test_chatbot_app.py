@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -136,8 +137,11 @@ def test_chat_replies_and_returns_the_heatmap(client: gradio_client.Client, mode
     heatmap = json.loads(plot["plot"])["data"][0]
     assert heatmap["type"] == "heatmap" and heatmap["z"] == attention["weights"]
     assert "%{z" in heatmap["hovertemplate"]
-    assert [[cell[0] for cell in row] for row in heatmap["customdata"]] == [["red", "cat", "dog", "tree", "</s>"]] * 5
-    assert [row[0][1] for row in heatmap["customdata"]] == ["tree", "dog", "cat", "red", "</s>"]
+    # Token text is escaped: Plotly reads labels as HTML, where `</s>` would vanish as a tag.
+    assert [[cell[0] for cell in row] for row in heatmap["customdata"]] == [
+        ["red", "cat", "dog", "tree", "&lt;/s&gt;"]
+    ] * 5
+    assert [row[0][1] for row in heatmap["customdata"]] == ["tree", "dog", "cat", "red", "&lt;/s&gt;"]
     assert len(files) == 2
 
 
@@ -295,3 +299,14 @@ def test_a_full_queue_is_reported_clearly(servers: dict[str, Server]) -> None:
     assert errors, "expected some requests to be refused by a queue of 2"
     assert all("queue is full" in error.lower() for error in errors), errors
     assert len(errors) < len(jobs)
+
+
+def test_every_page_text_has_an_english_and_a_korean_version() -> None:
+    from chatbot.page_text import PAGE_TEXT
+
+    assert set(PAGE_TEXT) == {"en", "ko"}
+    assert set(PAGE_TEXT["en"]) == set(PAGE_TEXT["ko"])
+    assert all(text.strip() for texts in PAGE_TEXT.values() for text in texts.values())
+    app_source = (REPO / "chatbot" / "app.py").read_text(encoding="utf-8")
+    used = set(re.findall(r'text\("(\w+)"\)', app_source))
+    assert used == set(PAGE_TEXT["en"]), "keys used by the page and keys translated must match"
