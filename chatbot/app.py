@@ -188,56 +188,76 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
     text = PAGE_I18N  # text(KEY) is a label the browser shows in its own locale (chatbot/page_text.py)
     with gr.Blocks(title=title) as app:
         gr.Markdown(f"# {title}")
-        gr.Markdown(text("intro"))
+        gr.Markdown(
+            text(
+                "A recurrent encoder–decoder with attention. Pick a model, type a message, and see which source tokens each output token attended to."
+            )
+        )
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(names, value=start, label=text("model"), interactive=True, elem_id="model")
+                model = gr.Dropdown(names, value=start, label=text("Model"), interactive=True, elem_id="model")
                 model_info = gr.Markdown(describe(start, named[start]))
-                with gr.Accordion(text("decoding"), open=True):
+                with gr.Accordion(text("Decoding"), open=True):
                     mode = gr.Radio(
-                        list(DECODING_MODES), value=defaults.mode, label=text("mode"), info=text("mode_info")
+                        list(DECODING_MODES),
+                        value=defaults.mode,
+                        label=text("Mode"),
+                        info=text("greedy and sample stream token by token; beam shows the finished reply"),
                     )
-                    num_beams = gr.Slider(1, MAX_BEAMS, value=defaults.num_beams, step=1, label=text("num_beams"))
-                    temperature = gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05, label=text("temperature"))
-                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label=text("top_p"))
+                    num_beams = gr.Slider(
+                        1, MAX_BEAMS, value=defaults.num_beams, step=1, label=text("Beam size (beam)")
+                    )
+                    temperature = gr.Slider(
+                        0.05, 2.0, value=defaults.temperature, step=0.05, label=text("Temperature (sample)")
+                    )
+                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label=text("Top-p (sample)"))
                     max_new_tokens = gr.Slider(
-                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label=text("max_new_tokens")
+                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label=text("Max new tokens")
                     )
             with gr.Column(scale=3):
                 with gr.Tabs():
-                    with gr.Tab(text("chat_tab"), id="chat") as chat_tab:
-                        chatbot = gr.Chatbot(label=text("conversation"), height=360)
+                    with gr.Tab(text("Chat"), id="chat") as chat_tab:
+                        chatbot = gr.Chatbot(label=text("Conversation"), height=360)
                         with gr.Row():
                             message = gr.Textbox(
-                                label=text("message"),
-                                placeholder=text("message_placeholder"),
+                                label=text("Message"),
+                                placeholder=text("Type a message and press Enter"),
                                 scale=5,
                                 autofocus=True,
                             )
-                            send = gr.Button(text("send"), variant="primary", scale=1)
-                        gr.ClearButton([chatbot, message], value=text("clear"))
+                            send = gr.Button(text("Send"), variant="primary", scale=1)
+                        gr.ClearButton([chatbot, message], value=text("Clear conversation"))
                         gr.Examples(
                             [[example] for example in examples_for("chat")],
                             inputs=[message],
-                            label=text("example_prompts"),
+                            label=text("Example prompts"),
                         )
-                    with gr.Tab(text("translate_tab"), id="translate") as translate_tab:
-                        source = gr.Textbox(label=text("source"), placeholder=text("source_placeholder"))
-                        translate_button = gr.Button(text("translate"), variant="primary")
-                        translation = gr.Textbox(label=text("translation"), interactive=False)
+                    with gr.Tab(text("Translate"), id="translate") as translate_tab:
+                        source = gr.Textbox(
+                            label=text("Text to translate"), placeholder=text("Type a sentence and press Enter")
+                        )
+                        translate_button = gr.Button(text("Translate"), variant="primary")
+                        translation = gr.Textbox(label=text("Translation"), interactive=False)
                         gr.Examples(
                             [[example] for example in examples_for("translation")],
                             inputs=[source],
-                            label=text("example_sentences"),
+                            label=text("Example sentences"),
                         )
-                notice = gr.Markdown(label=text("notice"))
-                gr.Markdown(text("heatmap_help"))
-                heatmap = gr.Plot(label=text("heatmap"), elem_id="heatmap")
-                downloads = gr.File(
-                    label=text("downloads"), file_count="multiple", interactive=False, elem_id="attention-downloads"
+                notice = gr.Markdown(label=text("Notice"))
+                gr.Markdown(
+                    text(
+                        "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+                    )
                 )
-                with gr.Accordion(text("attention_data_section"), open=False):
-                    attention_data = gr.JSON(label=text("attention_data"))
+                heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
+                downloads = gr.File(
+                    label=text("Download the attention (JSON, CSV)"),
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="attention-downloads",
+                )
+                with gr.Accordion(text("Attention data (JSON)"), open=False):
+                    attention_data = gr.JSON(label=text("Attention data"))
 
         decoding = [mode, num_beams, temperature, top_p, max_new_tokens]
         model.change(
