@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -27,6 +29,10 @@ try:  # the trained-model fixture and the server wrapper live beside the other c
 except ModuleNotFoundError:
     from tests.test_chatbot_app import Server
     from tests.test_chatbot_inference import tiny_model_dir, train_tiny_model  # noqa: F401
+
+# Gradio's page applies custom translations from 6.6.0 on; earlier releases show the keys
+# (gradio-app/gradio#12542), which are our English texts.
+GRADIO_TRANSLATES = Version(version("gradio")) >= Version("6.6.0")
 
 KOREAN_WORDS = ["나는", "어제", "사과를", "샀다", "오늘", "하늘", "바다", "고양이"]
 KOREAN_WORDS += ["학교", "친구", "책을", "읽었다", "밥을", "먹었다", "집에", "갔다"]
@@ -120,10 +126,19 @@ def test_the_page_chats_and_shows_an_interactive_heatmap_and_downloads(server: S
 
 def test_a_korean_browser_gets_korean_labels_and_a_hangul_heatmap(server: Server, browser, tmp_path: Path) -> None:
     page = open_page(browser, server.url, "ko-KR")
-    for label in ("예시 질문", "보내기", "어텐션 히트맵", "어텐션 내려받기 (JSON, CSV)", "대화 지우기"):
-        sync_api.expect(page.get_by_text(label).first).to_be_visible(timeout=30_000)
-    for english in ("Example prompts", "Send", "Attention heatmap"):
-        assert page.get_by_text(english, exact=True).count() == 0, english
+    korean = ("예시 질문", "보내기", "어텐션 히트맵", "어텐션 내려받기 (JSON, CSV)", "대화 지우기")
+    english = (
+        "Example prompts",
+        "Send",
+        "Attention heatmap",
+        "Download the attention (JSON, CSV)",
+        "Clear conversation",
+    )
+    shown, absent = (korean, english) if GRADIO_TRANSLATES else (english, korean)
+    for label in shown:
+        sync_api.expect(page.get_by_text(label, exact=True).first).to_be_visible(timeout=30_000)
+    for label in absent:
+        assert page.get_by_text(label, exact=True).count() == 0, label
     page.locator("#model input").click()
     page.get_by_role("option", name="tiny-reverser-ko").click()
     sync_api.expect(page.get_by_text("tiny-reverser-ko").first).to_be_visible()
