@@ -186,7 +186,8 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
             yield reply.text, figure, _notice(named[model_name], settings, reply), data, files
 
     text = PAGE_I18N  # text(KEY) is a label the browser shows in its own locale (chatbot/page_text.py)
-    with gr.Blocks(title=title) as app:
+    # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"# {title}")
         gr.Markdown(
             text(
