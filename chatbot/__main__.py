@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     from .app import build_app
+    from .page_text import PAGE_I18N
 
     app = build_app(models)
     app.queue(max_size=args.max_queue_size, default_concurrency_limit=args.concurrency_limit)
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         share=args.share,
         auth=args.auth,
         show_error=False,
+        i18n=PAGE_I18N,
     )
     return 0
 

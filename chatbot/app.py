@@ -4,8 +4,12 @@ The inference itself lives in `chatbot.inference`; this module only turns it int
 API. Two public endpoints, both streaming where the decoding allows:
 
 - `/chat` (message, history, model, mode, num_beams, temperature, top_p, max_new_tokens) ->
-  (history, cleared textbox, heatmap plot, notice, attention data);
-- `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data).
+  (history, cleared textbox, heatmap plot, notice, attention data, attention files);
+- `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data,
+  attention files).
+
+The heatmap plot is a Plotly figure (`{"type": "plotly", "plot": JSON}` to API clients) that the
+browser draws with values on hover; the attention files are `attention.json` and `attention.csv`.
 
 `python -m chatbot --help` launches it; `build_app` is what tests and other programs call.
 """
@@ -18,6 +22,7 @@ from typing import Any
 
 import gradio as gr
 
+from .attention_view import attention_plot, write_attention_files
 from .inference import (
     DECODING_MODES,
     DEFAULT_EXAMPLES,
@@ -27,9 +32,9 @@ from .inference import (
     EmptyInputError,
     LoadedModel,
     Reply,
-    attention_figure,
     stream_reply,
 )
+from .page_text import PAGE_I18N
 
 logger = logging.getLogger(__name__)
 
@@ -82,18 +87,19 @@ def _notice(loaded: LoadedModel, settings: DecodingSettings, reply: Reply | None
 
 def _stream(
     models: dict[str, LoadedModel], text: str, model_name: str, settings: DecodingSettings
-) -> Iterator[tuple[Reply, Any, dict | None]]:
-    """Replies as they grow, each with its plot and attention data (both only on the last)."""
+) -> Iterator[tuple[Reply, Any, dict | None, list[str] | None]]:
+    """Replies as they grow, each with its plot, attention data and attention files (all three
+    only on the finished reply)."""
     loaded = models.get(model_name)
     if loaded is None:
         raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(models)}")
     try:
         for reply in stream_reply(loaded, text, settings):
             if not reply.done or reply.attention is None:
-                yield reply, None, None
+                yield reply, None, None, None
                 continue
-            figure = attention_figure(reply.attention, title=f"{model_name}: attention of the last reply")
-            yield reply, figure, reply.attention.to_dict()
+            figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
+            yield reply, figure, reply.attention.to_dict(), write_attention_files(reply.attention)
     except EmptyInputError as error:
         raise gr.Error(str(error)) from error
     except Exception as error:  # one failing request must not take the page or the server down
@@ -104,7 +110,8 @@ def _stream(
 
 
 def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
-    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(...)` on it."""
+    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
+    on it (without `i18n` the page shows translation keys instead of labels)."""
     if not models:
         raise ValueError("build_app needs at least one loaded model")
     named = model_names(models)
@@ -153,12 +160,12 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
         if not isinstance(message, str) or not message.strip():
             gr.Warning(EMPTY_INPUT_NOTICE)
-            yield history, message or "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip()
+            yield history, message or "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip(), gr.skip()
             return
         history = [*history, {"role": "user", "content": message.strip()}, {"role": "assistant", "content": ""}]
-        for reply, figure, data in _stream(named, message, model_name, settings):
+        for reply, figure, data, files in _stream(named, message, model_name, settings):
             history[-1] = {"role": "assistant", "content": reply.text}
-            yield history, "", figure, _notice(named[model_name], settings, reply), data
+            yield history, "", figure, _notice(named[model_name], settings, reply), data, files
 
     def translate(
         text: str,
@@ -173,64 +180,85 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
         if not isinstance(text, str) or not text.strip():
             gr.Warning(EMPTY_INPUT_NOTICE)
-            yield "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip()
+            yield "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip(), gr.skip()
             return
-        for reply, figure, data in _stream(named, text, model_name, settings):
-            yield reply.text, figure, _notice(named[model_name], settings, reply), data
+        for reply, figure, data, files in _stream(named, text, model_name, settings):
+            yield reply.text, figure, _notice(named[model_name], settings, reply), data, files
 
-    with gr.Blocks(title=title) as app:
+    text = PAGE_I18N  # text(KEY) is a label the browser shows in its own locale (chatbot/page_text.py)
+    # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(f"# {title}")
         gr.Markdown(
-            f"# {title}\n"
-            "A recurrent encoder–decoder with attention. Pick a model, type a message, and see which "
-            "source tokens each output token attended to."
+            text(
+                "A recurrent encoder–decoder with attention. Pick a model, type a message, and see which source tokens each output token attended to."
+            )
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(names, value=start, label="Model", interactive=True)
+                model = gr.Dropdown(names, value=start, label=text("Model"), interactive=True, elem_id="model")
                 model_info = gr.Markdown(describe(start, named[start]))
-                with gr.Accordion("Decoding", open=True):
+                with gr.Accordion(text("Decoding"), open=True):
                     mode = gr.Radio(
                         list(DECODING_MODES),
                         value=defaults.mode,
-                        label="Mode",
-                        info="greedy and sample stream token by token; beam shows the finished reply",
+                        label=text("Mode"),
+                        info=text("greedy and sample stream token by token; beam shows the finished reply"),
                     )
-                    num_beams = gr.Slider(1, MAX_BEAMS, value=defaults.num_beams, step=1, label="Beam size (beam)")
+                    num_beams = gr.Slider(
+                        1, MAX_BEAMS, value=defaults.num_beams, step=1, label=text("Beam size (beam)")
+                    )
                     temperature = gr.Slider(
-                        0.05, 2.0, value=defaults.temperature, step=0.05, label="Temperature (sample)"
+                        0.05, 2.0, value=defaults.temperature, step=0.05, label=text("Temperature (sample)")
                     )
-                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p (sample)")
+                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label=text("Top-p (sample)"))
                     max_new_tokens = gr.Slider(
-                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label="Max new tokens"
+                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label=text("Max new tokens")
                     )
             with gr.Column(scale=3):
                 with gr.Tabs():
-                    with gr.Tab("Chat", id="chat") as chat_tab:
-                        chatbot = gr.Chatbot(label="Conversation", height=360)
+                    with gr.Tab(text("Chat"), id="chat") as chat_tab:
+                        chatbot = gr.Chatbot(label=text("Conversation"), height=360)
                         with gr.Row():
                             message = gr.Textbox(
-                                label="Message",
-                                placeholder="Type a message and press Enter",
+                                label=text("Message"),
+                                placeholder=text("Type a message and press Enter"),
                                 scale=5,
                                 autofocus=True,
                             )
-                            send = gr.Button("Send", variant="primary", scale=1)
-                        gr.ClearButton([chatbot, message], value="Clear conversation")
+                            send = gr.Button(text("Send"), variant="primary", scale=1)
+                        gr.ClearButton([chatbot, message], value=text("Clear conversation"))
                         gr.Examples(
-                            [[text] for text in examples_for("chat")], inputs=[message], label="Example prompts"
+                            [[example] for example in examples_for("chat")],
+                            inputs=[message],
+                            label=text("Example prompts"),
                         )
-                    with gr.Tab("Translate", id="translate") as translate_tab:
-                        source = gr.Textbox(label="Text to translate", placeholder="Type a sentence and press Enter")
-                        translate_button = gr.Button("Translate", variant="primary")
-                        translation = gr.Textbox(label="Translation", interactive=False)
+                    with gr.Tab(text("Translate"), id="translate") as translate_tab:
+                        source = gr.Textbox(
+                            label=text("Text to translate"), placeholder=text("Type a sentence and press Enter")
+                        )
+                        translate_button = gr.Button(text("Translate"), variant="primary")
+                        translation = gr.Textbox(label=text("Translation"), interactive=False)
                         gr.Examples(
-                            [[text] for text in examples_for("translation")], inputs=[source], label="Example sentences"
+                            [[example] for example in examples_for("translation")],
+                            inputs=[source],
+                            label=text("Example sentences"),
                         )
-                notice = gr.Markdown(label="Notice")
-                gr.Markdown("The heatmap shows the last reply: source tokens across, output tokens down.")
-                heatmap = gr.Plot(label="Attention heatmap", format="png", elem_id="heatmap")
-                with gr.Accordion("Attention data (JSON)", open=False):
-                    attention_data = gr.JSON(label="Attention data")
+                notice = gr.Markdown(label=text("Notice"))
+                gr.Markdown(
+                    text(
+                        "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+                    )
+                )
+                heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
+                downloads = gr.File(
+                    label=text("Download the attention (JSON, CSV)"),
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="attention-downloads",
+                )
+                with gr.Accordion(text("Attention data (JSON)"), open=False):
+                    attention_data = gr.JSON(label=text("Attention data"))
 
         decoding = [mode, num_beams, temperature, top_p, max_new_tokens]
         model.change(
@@ -253,14 +281,14 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
             [message.submit, send.click],
             chat,
             inputs=[message, chatbot, model, *decoding],
-            outputs=[chatbot, message, heatmap, notice, attention_data],
+            outputs=[chatbot, message, heatmap, notice, attention_data, downloads],
             api_name="chat",
         )
         gr.on(
             [source.submit, translate_button.click],
             translate,
             inputs=[source, model, *decoding],
-            outputs=[translation, heatmap, notice, attention_data],
+            outputs=[translation, heatmap, notice, attention_data, downloads],
             api_name="translate",
         )
     return app

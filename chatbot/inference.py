@@ -31,7 +31,7 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     AttentionMap,
     attention_figure,
     attention_map,
-    cjk_font_families,
+    heatmap_font_families,
 )
 from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize

@@ -2,19 +2,27 @@
 
 `attention_map` reads the cross-attention of one sequence out of a `generate()` output (under beam
 search, through `beam_indices`, so the map is the returned hypothesis's own); `hard_alignment`
-turns a map into Pharaoh `i-j` pairs; `attention_figure` draws it with matplotlib, imported only when a figure is drawn (nothing in the
-model package needs matplotlib).
+turns a map into Pharaoh `i-j` pairs; `attention_figure` draws it with matplotlib, imported only
+when a figure is drawn (nothing in the model package needs matplotlib). Its labels use a Hangul
+font that a pip package ships, so Korean heatmaps render without system CJK fonts; characters no
+font has are logged once and drawn as boxes.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import display_tokens
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,7 +44,7 @@ class AttentionMap:
         return {
             "source_tokens": self.source_labels,
             "output_tokens": self.output_labels,
-            "weights": self.weights.round(4).tolist(),
+            "weights": self.weights.astype(np.float64).round(4).tolist(),  # float32 would print 0.3333 as 0.33329999
         }
 
 
@@ -104,17 +112,79 @@ def pharaoh(pairs: list[tuple[int, int]]) -> str:
     return " ".join(f"{source}-{output}" for source, output in pairs)
 
 
-def cjk_font_families() -> list[str]:
-    """Font families for heatmap labels: matplotlib's default DejaVu Sans, then a Noto Sans CJK
-    face (Korean first) when fonts-noto-cjk is installed. Matplotlib takes each glyph from the
-    first family that has it, so Latin labels render from the small DejaVu font (about 3x faster
-    than from the CJK collection) and Korean, Chinese and Japanese ones from Noto. Without
-    fonts-noto-cjk the list is just DejaVu Sans: CJK labels then show as boxes."""
+# A pip-installable font with every Hangul syllable (NanumGothic, SIL OFL 1.1, in the [train] and
+# [chat] extras), so that Korean heatmaps render on machines without system CJK fonts. The package
+# is located, never imported: importing it sets matplotlib's global rcParams.
+PACKAGED_FONT_DISTRIBUTION = "koreanize-matplotlib"
+PACKAGED_FONT_PACKAGE = "koreanize_matplotlib"
+PACKAGED_FONT_FILE = "fonts/NanumGothic.ttf"
+# System faces tried after the packaged one, for scripts it lacks (most Han characters, kana).
+SYSTEM_CJK_FAMILIES = ("Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC")
+# What a character no font can draw is shown as: a box, as matplotlib would, without its warnings.
+MISSING_GLYPH = "\N{WHITE SQUARE}"
+
+
+def packaged_font_path() -> Path | None:
+    """The packaged Hangul font file, or None when its package is not installed."""
+    spec = importlib.util.find_spec(PACKAGED_FONT_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / PACKAGED_FONT_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def heatmap_font_families() -> list[str]:
+    """Font families for heatmap labels, in the order matplotlib tries them for each glyph.
+
+    matplotlib's own DejaVu Sans first (Latin labels render from a small font, about 3x faster than
+    from a CJK one), then the packaged NanumGothic, registered with matplotlib's font manager on
+    first use, then one system Noto Sans CJK face when fonts-noto-cjk is installed. The packaged
+    font comes before the system one so that Hangul looks the same on every machine.
+    """
     from matplotlib import font_manager
 
+    families = ["DejaVu Sans"]
+    path = packaged_font_path()
+    if path is not None:
+        registered = {Path(font.fname) for font in font_manager.fontManager.ttflist}
+        if path not in registered:
+            font_manager.fontManager.addfont(str(path))
+        families.append(font_manager.get_font(str(path)).family_name)
     installed = {font.name for font in font_manager.fontManager.ttflist}
-    preferred = ["Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC"]
-    return ["DejaVu Sans", *[name for name in preferred if name in installed][:1]]
+    families += [name for name in SYSTEM_CJK_FAMILIES if name in installed][:1]
+    return families
+
+
+def font_files(families: Sequence[str]) -> list[Path]:
+    """The file matplotlib draws each family from (families it cannot find are left out)."""
+    from matplotlib import font_manager
+
+    files = []
+    for family in families:
+        try:
+            found = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        except ValueError:
+            continue
+        files.append(Path(found))
+    return files
+
+
+def missing_glyphs(texts: Iterable[str], families: Sequence[str]) -> set[str]:
+    """The characters of `texts` that none of the fonts of `families` has a glyph for."""
+    from matplotlib import font_manager
+
+    charmaps = [font_manager.get_font(str(path)).get_charmap() for path in font_files(families)]
+    return {
+        character
+        for text in texts
+        for character in text
+        if not character.isspace() and not any(ord(character) in charmap for charmap in charmaps)
+    }
+
+
+def _boxed(text: str, missing: set[str]) -> str:
+    return "".join(MISSING_GLYPH if character in missing else character for character in text)
 
 
 def attention_figure(attention: AttentionMap, title: str | None = None):
@@ -125,7 +195,21 @@ def attention_figure(attention: AttentionMap, title: str | None = None):
     """
     from matplotlib.figure import Figure
 
-    families = cjk_font_families()
+    families = heatmap_font_families()
+    source_labels = [label.strip() or "␣" for label in attention.source_labels]
+    output_labels = [label.strip() or "␣" for label in attention.output_labels]
+    missing = missing_glyphs([*source_labels, *output_labels, title or ""], families)
+    if missing:  # one line here instead of one matplotlib warning per glyph at draw time
+        logger.warning(
+            "No installed font draws %s; the heatmap shows them as %s (pip install %s for Hangul, or "
+            "install a Noto font for other scripts)",
+            "".join(sorted(missing)),
+            MISSING_GLYPH,
+            PACKAGED_FONT_DISTRIBUTION,
+        )
+        source_labels = [_boxed(label, missing) for label in source_labels]
+        output_labels = [_boxed(label, missing) for label in output_labels]
+        title = title and _boxed(title, missing)
     rows, columns = attention.weights.shape
     width = min(14.0, max(4.0, 0.55 * columns + 2.0))
     height = min(14.0, max(3.0, 0.45 * rows + 1.6))
@@ -134,9 +218,8 @@ def attention_figure(attention: AttentionMap, title: str | None = None):
     image = axes.imshow(attention.weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.xaxis.tick_top()  # before the labels: it switches to the other label set
     axes.xaxis.set_label_position("top")
-    source_labels = [label.strip() or "␣" for label in attention.source_labels]
     axes.set_xticks(range(columns), source_labels, rotation=60, ha="left", fontfamily=families)
-    axes.set_yticks(range(rows), [label.strip() or "␣" for label in attention.output_labels], fontfamily=families)
+    axes.set_yticks(range(rows), output_labels, fontfamily=families)
     axes.set_xlabel("source tokens", fontfamily=families)
     axes.set_ylabel("output tokens", fontfamily=families)
     if title:
@@ -145,4 +228,13 @@ def attention_figure(attention: AttentionMap, title: str | None = None):
     return figure
 
 
-__all__ = ["AttentionMap", "attention_figure", "attention_map", "cjk_font_families", "hard_alignment", "pharaoh"]
+__all__ = [
+    "AttentionMap",
+    "attention_figure",
+    "attention_map",
+    "hard_alignment",
+    "heatmap_font_families",
+    "missing_glyphs",
+    "packaged_font_path",
+    "pharaoh",
+]

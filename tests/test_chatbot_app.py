@@ -7,7 +7,8 @@ Servers bind to 127.0.0.1 on a free port and are stopped at the end of the modul
 
 from __future__ import annotations
 
-import base64
+import csv
+import json
 import os
 import socket
 import subprocess
@@ -120,19 +121,52 @@ def test_the_api_lists_the_chat_and_translate_endpoints(client: gradio_client.Cl
 
 @pytest.mark.parametrize("mode", ["greedy", "beam"])
 def test_chat_replies_and_returns_the_heatmap(client: gradio_client.Client, mode: str) -> None:
-    history, cleared, plot, notice, attention = client.predict(
+    history, cleared, plot, notice, attention, files = client.predict(
         "red cat dog tree", [], "tiny-reverser", *DECODING[mode], api_name="/chat"
     )
     assert [message["role"] for message in history] == ["user", "assistant"]
     assert text_of(history[1]) == "tree dog cat red"
     assert cleared == ""
-    assert plot["type"] == "matplotlib"
-    png = base64.b64decode(plot["plot"].split(",", 1)[1])
-    assert png.startswith(b"\x89PNG")
     assert attention["source_tokens"] == [" red", " cat", " dog", " tree", "</s>"]
     assert attention["output_tokens"] == [" tree", " dog", " cat", " red", "</s>"]
     assert len(attention["weights"]) == 5 and all(len(row) == 5 for row in attention["weights"])
     assert (BEAM_NOTICE in notice) == (mode == "beam")
+    # The heatmap is a Plotly figure: the browser draws it, with the weights on hover.
+    assert plot["type"] == "plotly"
+    heatmap = json.loads(plot["plot"])["data"][0]
+    assert heatmap["type"] == "heatmap" and heatmap["z"] == attention["weights"]
+    assert "%{z" in heatmap["hovertemplate"]
+    # Token text is escaped: Plotly reads labels as HTML, where `</s>` would vanish as a tag.
+    assert [[cell[0] for cell in row] for row in heatmap["customdata"]] == [
+        ["red", "cat", "dog", "tree", "&lt;/s&gt;"]
+    ] * 5
+    assert [row[0][1] for row in heatmap["customdata"]] == ["tree", "dog", "cat", "red", "&lt;/s&gt;"]
+    assert len(files) == 2
+
+
+def read_attention_files(files: list[str]) -> tuple[dict, list[list[str]]]:
+    by_name = {Path(path).name: Path(path) for path in files}
+    assert set(by_name) == {"attention.json", "attention.csv"}
+    assert by_name["attention.csv"].read_bytes().startswith("\ufeff".encode())  # for spreadsheet programs
+    with by_name["attention.csv"].open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    return json.loads(by_name["attention.json"].read_text(encoding="utf-8")), rows
+
+
+@pytest.mark.parametrize("api_name", ["/chat", "/translate"])
+def test_the_last_replys_attention_downloads_as_json_and_csv(client: gradio_client.Client, api_name: str) -> None:
+    arguments = ("sun moon road", [], "tiny-reverser") if api_name == "/chat" else ("sun moon road", "tiny-reverser")
+    *_, attention, files = client.predict(*arguments, *DECODING["beam"], api_name=api_name)
+    exported, rows = read_attention_files(files)
+    assert exported["source_tokens"] == attention["source_tokens"] == [" sun", " moon", " road", "</s>"]
+    assert exported["output_tokens"] == attention["output_tokens"] == [" road", " moon", " sun", "</s>"]
+    # The file has the full-precision matrix; the page's JSON rounds it to 4 places.
+    for exported_row, shown_row in zip(exported["weights"], attention["weights"], strict=True):
+        assert exported_row == pytest.approx(shown_row, abs=5e-5)
+        assert sum(exported_row) == pytest.approx(1.0, abs=1e-5)
+    assert rows[0][1:] == exported["source_tokens"]
+    assert [row[0] for row in rows[1:]] == exported["output_tokens"]
+    assert [[float(value) for value in row[1:]] for row in rows[1:]] == exported["weights"]
 
 
 def test_chat_keeps_a_multi_turn_history_and_answers_the_last_message(client: gradio_client.Client) -> None:
@@ -161,23 +195,23 @@ def test_beam_search_returns_the_finished_reply_only(client: gradio_client.Clien
 
 def test_each_decoding_mode_through_translate(client: gradio_client.Client) -> None:
     for settings in (DECODING["greedy"], DECODING["beam"], ("sample", 1, 0.7, 0.9, 20), ("beam", 1, 1.0, 1.0, 20)):
-        translation, plot, notice, attention = client.predict(
+        translation, plot, notice, attention, files = client.predict(
             "road car", "tiny-reverser", *settings, api_name="/translate"
         )
         assert translation == "car road", settings
-        assert plot is not None and attention["output_tokens"][-1] == "</s>"
+        assert plot is not None and attention["output_tokens"][-1] == "</s>" and len(files) == 2
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n"])
 def test_empty_input_gets_a_friendly_message(client: gradio_client.Client, text: str) -> None:
-    history, _, _, notice, _ = client.predict(text, [], "tiny-reverser", *DECODING["greedy"], api_name="/chat")
+    history, _, _, notice, _, _ = client.predict(text, [], "tiny-reverser", *DECODING["greedy"], api_name="/chat")
     assert history == [] and notice == EMPTY_INPUT_NOTICE
-    translation, _, notice, _ = client.predict(text, "tiny-reverser", *DECODING["greedy"], api_name="/translate")
+    translation, _, notice, _, _ = client.predict(text, "tiny-reverser", *DECODING["greedy"], api_name="/translate")
     assert translation == "" and notice == EMPTY_INPUT_NOTICE
 
 
 def test_long_input_is_truncated_with_a_visible_notice(client: gradio_client.Client) -> None:
-    translation, _, notice, attention = client.predict(
+    translation, _, notice, attention, _ = client.predict(
         "red blue green cat dog bird tree house sun moon water",
         "tiny-reverser",
         *DECODING["greedy"],
@@ -210,10 +244,10 @@ def test_an_unknown_model_is_refused_and_the_server_keeps_serving(client: gradio
 
 
 def test_a_model_without_attention_says_there_is_no_heatmap(client: gradio_client.Client) -> None:
-    _, plot, notice, attention = client.predict(
+    _, plot, notice, attention, files = client.predict(
         "red cat", "tiny-no-attention", *DECODING["greedy"], api_name="/translate"
     )
-    assert plot is None and attention is None
+    assert plot is None and attention is None and files is None
     assert NO_ATTENTION_NOTICE in notice
 
 
@@ -264,3 +298,31 @@ def test_a_full_queue_is_reported_clearly(servers: dict[str, Server]) -> None:
     assert errors, "expected some requests to be refused by a queue of 2"
     assert all("queue is full" in error.lower() for error in errors), errors
     assert len(errors) < len(jobs)
+
+
+def test_every_text_on_the_page_has_a_korean_version(tiny_model_dir: Path) -> None:
+    from gradio.i18n import I18nData
+
+    from chatbot.app import build_app
+    from chatbot.inference import load_model
+    from chatbot.page_text import KOREAN, PAGE_I18N
+
+    def key(value: object) -> str | None:
+        """The translation key of a component property (values hold it serialised)."""
+        if isinstance(value, I18nData):
+            return value.key
+        if isinstance(value, str) and value.startswith("__i18n__"):
+            return json.loads(value.removeprefix("__i18n__"))["key"]
+        return None
+
+    app = build_app([load_model(tiny_model_dir)])
+    properties = [
+        getattr(block, name, None)
+        for block in app.blocks.values()
+        for name in ("label", "info", "placeholder", "value")
+    ]
+    shown = {key(value) for value in properties} - {None}
+    assert shown == set(KOREAN), "the page's texts and the translated texts must be the same"
+    assert all(korean.strip() for korean in KOREAN.values())
+    # English is the key itself, so a page that ignores the translations still reads in English.
+    assert PAGE_I18N.translations_dict["en"] == {english: english for english in KOREAN}

@@ -5,11 +5,14 @@ pytest tests/test_chatbot_browser.py -m browser
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -22,39 +25,127 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 try:  # the trained-model fixture and the server wrapper live beside the other chatbot tests
     from test_chatbot_app import Server
-    from test_chatbot_inference import tiny_model_dir  # noqa: F401
+    from test_chatbot_inference import tiny_model_dir, train_tiny_model  # noqa: F401
 except ModuleNotFoundError:
     from tests.test_chatbot_app import Server
-    from tests.test_chatbot_inference import tiny_model_dir  # noqa: F401
+    from tests.test_chatbot_inference import tiny_model_dir, train_tiny_model  # noqa: F401
+
+# Gradio's page applies custom translations from 6.6.0 on; earlier releases show the keys
+# (gradio-app/gradio#12542), which are our English texts.
+GRADIO_TRANSLATES = Version(version("gradio")) >= Version("6.6.0")
+
+KOREAN_WORDS = ["나는", "어제", "사과를", "샀다", "오늘", "하늘", "바다", "고양이"]
+KOREAN_WORDS += ["학교", "친구", "책을", "읽었다", "밥을", "먹었다", "집에", "갔다"]
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(["--model", str(tiny_model_dir)], tmp_path_factory.mktemp("browser-server") / "server.log")
+def korean_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny reverser of Korean phrases, so that the page shows a Hangul reply and heatmap."""
+    return train_tiny_model(
+        tmp_path_factory.mktemp("tiny-korean"),
+        max_seconds=120.0,
+        name="tiny-reverser-ko",
+        vocabulary=KOREAN_WORDS,
+        examples=("나는 어제 사과를 샀다", "오늘 하늘 바다"),
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, korean_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("browser-server") / "server.log"
+    server = Server(["--model", str(tiny_model_dir), "--model", str(korean_model_dir)], log)
     try:
         yield server.wait_ready()
     finally:
         server.stop()
 
 
-def test_the_page_chats_and_shows_the_heatmap(server: Server, tmp_path: Path) -> None:
+@pytest.fixture()
+def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.goto(server.url, wait_until="load")
-            sync_api.expect(page.get_by_text("Example prompts")).to_be_visible(timeout=30_000)
-            message = page.locator('textarea[data-testid="textbox"]').first
-            message.fill("red cat dog tree")
-            message.press("Enter")
-            bot = page.locator('[data-testid="bot"]').last
-            sync_api.expect(bot).to_contain_text("tree dog cat red", timeout=30_000)
-            heatmap = page.locator("#heatmap img")
-            sync_api.expect(heatmap).to_be_visible(timeout=30_000)
-            assert heatmap.evaluate("image => image.naturalWidth") > 100
-            sync_api.expect(page.get_by_text("tiny-reverser").first).to_be_visible()
-            screenshot = tmp_path / "chatbot.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            assert screenshot.stat().st_size > 10_000
+            yield browser
         finally:
             browser.close()
+
+
+def open_page(browser, url: str, locale: str):
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1300}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    return page
+
+
+def chat(page, text: str, reply: str) -> None:
+    message = page.locator('textarea[data-testid="textbox"]').first
+    message.fill(text)
+    message.press("Enter")
+    sync_api.expect(page.locator('[data-testid="bot"]').last).to_contain_text(reply, timeout=30_000)
+
+
+def hover_text_of_the_middle_cell(page) -> str:
+    """Hover the centre of the heatmap's plotting area; Plotly then shows that cell's hover label."""
+    area = page.locator("#heatmap .nsewdrag").first
+    sync_api.expect(area).to_be_visible(timeout=30_000)
+    box = area.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    hover = page.locator("#heatmap .hoverlayer .hovertext").first
+    sync_api.expect(hover).to_be_visible(timeout=10_000)
+    return hover.text_content()
+
+
+def test_the_page_chats_and_shows_an_interactive_heatmap_and_downloads(server: Server, browser, tmp_path: Path) -> None:
+    page = open_page(browser, server.url, "en-US")
+    sync_api.expect(page.get_by_text("Example prompts")).to_be_visible(timeout=30_000)
+    chat(page, "red cat dog tree", "tree dog cat red")
+    sync_api.expect(page.locator("#heatmap .js-plotly-plot")).to_be_visible(timeout=30_000)
+    # Tick labels are the tokens; the middle of a 5 x 5 map is output "cat" over source "dog".
+    ticks = page.locator("#heatmap .xtick text").all_text_contents()
+    assert ticks == ["red", "cat", "dog", "tree", "</s>"]
+    text = hover_text_of_the_middle_cell(page)
+    assert "cat ← dog" in text and "weight 0." in text, text
+    # The two attention files download from the page.
+    downloads = page.locator("#attention-downloads")
+    links = downloads.get_by_role("link")
+    sync_api.expect(links).to_have_count(2, timeout=30_000)
+    assert [
+        name.split("?")[0].rsplit("/", 1)[-1] for name in links.evaluate_all("links => links.map(a => a.href)")
+    ] == [
+        "attention.json",
+        "attention.csv",
+    ]
+    with page.expect_download() as download_info:
+        links.first.click()
+    saved = tmp_path / "attention.json"
+    download_info.value.save_as(saved)
+    exported = json.loads(saved.read_text(encoding="utf-8"))
+    assert exported["output_tokens"] == [" tree", " dog", " cat", " red", "</s>"]
+    sync_api.expect(page.get_by_text("tiny-reverser").first).to_be_visible()
+
+
+def test_a_korean_browser_gets_korean_labels_and_a_hangul_heatmap(server: Server, browser, tmp_path: Path) -> None:
+    page = open_page(browser, server.url, "ko-KR")
+    korean = ("예시 질문", "보내기", "어텐션 히트맵", "어텐션 내려받기 (JSON, CSV)", "대화 지우기")
+    english = (
+        "Example prompts",
+        "Send",
+        "Attention heatmap",
+        "Download the attention (JSON, CSV)",
+        "Clear conversation",
+    )
+    shown, absent = (korean, english) if GRADIO_TRANSLATES else (english, korean)
+    for label in shown:
+        sync_api.expect(page.get_by_text(label, exact=True).first).to_be_visible(timeout=30_000)
+    for label in absent:
+        assert page.get_by_text(label, exact=True).count() == 0, label
+    page.locator("#model input").click()
+    page.get_by_role("option", name="tiny-reverser-ko").click()
+    sync_api.expect(page.get_by_text("tiny-reverser-ko").first).to_be_visible()
+    chat(page, "나는 어제 사과를 샀다", "샀다 사과를 어제 나는")
+    sync_api.expect(page.locator("#heatmap .js-plotly-plot")).to_be_visible(timeout=30_000)
+    assert page.locator("#heatmap .xtick text").all_text_contents() == ["나는", "어제", "사과를", "샀다", "</s>"]
+    assert "←" in hover_text_of_the_middle_cell(page)
+    screenshot = tmp_path / "chatbot-korean.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000

@@ -24,7 +24,6 @@ from chatbot.inference import (
     DecodingSettings,
     EmptyInputError,
     attention_figure,
-    cjk_font_families,
     encode,
     generate_reply,
     last_user_message,
@@ -60,8 +59,8 @@ tags:
 - seq2seq-rnn
 - chat
 widget:
-- text: red cat dog
-- text: sun moon water fire
+- text: {examples[0]}
+- text: {examples[1]}
 ---
 # {name}
 
@@ -69,21 +68,26 @@ Answers a phrase with its words in reverse order.
 """
 
 
-def phrase_pair(rng: random.Random) -> tuple[str, str]:
+def phrase_pair(rng: random.Random, vocabulary: list[str] = WORDS) -> tuple[str, str]:
     """A phrase of 2 to 5 words and its reply: the same words in reverse order."""
-    words = rng.choices(WORDS, k=rng.randint(2, 5))
+    words = rng.choices(vocabulary, k=rng.randint(2, 5))
     return " ".join(words), " ".join(reversed(words))
 
 
 def train_tiny_model(
-    directory: Path, attention_type: str = "general", max_seconds: float = 180.0, name: str = "tiny-reverser"
+    directory: Path,
+    attention_type: str = "general",
+    max_seconds: float = 180.0,
+    name: str = "tiny-reverser",
+    vocabulary: list[str] = WORDS,
+    examples: tuple[str, str] = ("red cat dog", "sun moon water fire"),
 ) -> Path:
-    """Train a tiny reverser until it answers 50 unseen phrases right at two checks in a row (about
-    800 steps, 10-20 s on one core), or for 2000 steps, or until time runs out on a very busy
-    machine; save it."""
+    """Train a tiny reverser of phrases over `vocabulary` until it answers 50 unseen phrases right at
+    two checks in a row (about 800 steps, 10-20 s on one core), or for 2000 steps, or until time
+    runs out on a very busy machine; save it."""
     torch.manual_seed(0)
     rng = random.Random(0)
-    corpus = [text for _ in range(600) for text in phrase_pair(rng)]
+    corpus = [text for _ in range(600) for text in phrase_pair(rng, vocabulary)]
     tokenizer = train_tokenizer(corpus, vocab_size=400, min_frequency=1, model_max_length=16)
     config = Seq2SeqRNNConfig(
         vocab_size=len(tokenizer),
@@ -95,10 +99,10 @@ def train_tiny_model(
     )
     model = Seq2SeqRNNForConditionalGeneration(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    check = [phrase_pair(random.Random(1000 + i)) for i in range(50)]
+    check = [phrase_pair(random.Random(1000 + i), vocabulary) for i in range(50)]
     start, streak = time.perf_counter(), 0
     for step in range(1, 2001):
-        batch = [phrase_pair(rng) for _ in range(64)]
+        batch = [phrase_pair(rng, vocabulary) for _ in range(64)]
         inputs = tokenizer([source for source, _ in batch], return_tensors="pt", padding=True)
         labels = tokenizer([target for _, target in batch], return_tensors="pt", padding=True).input_ids
         labels[labels == tokenizer.pad_token_id] = -100
@@ -125,7 +129,7 @@ def train_tiny_model(
     model.generation_config.max_new_tokens = 12
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    (directory / "README.md").write_text(MODEL_CARD.format(name=name), encoding="utf-8")
+    (directory / "README.md").write_text(MODEL_CARD.format(name=name, examples=examples), encoding="utf-8")
     return directory
 
 
@@ -324,7 +328,6 @@ def test_last_user_message_reads_strings_and_parts() -> None:
     assert last_user_message([]) == ""
 
 
-@pytest.mark.skipif(len(cjk_font_families()) < 2, reason="fonts-noto-cjk is not installed")
 def test_heatmap_figure_draws_korean_and_chinese_labels_without_missing_glyphs(tmp_path: Path) -> None:
     attention = AttentionMap([" 안녕", "하세요", "</s>"], [" hello", " 世界", "</s>"], np.eye(3, dtype=np.float32))
     with warnings.catch_warnings():
