@@ -1,8 +1,8 @@
 """The page's words in English and Korean, picked in the browser by its locale (Gradio's i18n).
 
-The English text is the translation key: where the browser's locale has no translation, and on
-Gradio releases whose page ignores custom translations (6.0.x; gradio-app/gradio#12542), the page
-shows the key, so it falls back to English rather than to key names.
+The English text is the translation key: where the browser's locale has no translation, the page
+shows the key, so it falls back to English rather than to key names. (Gradio's page applies custom
+translations from 6.6.0 on, the floor in pyproject.toml.)
 
 Gradio translates static text only: labels, placeholders, button and Markdown values set when the
 page is built. Text that a request returns (notices, errors, the model description after a change)

@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -29,10 +27,6 @@ try:  # the trained-model fixture and the server wrapper live beside the other c
 except ModuleNotFoundError:
     from tests.test_chatbot_app import Server
     from tests.test_chatbot_inference import tiny_model_dir, train_tiny_model  # noqa: F401
-
-# Gradio's page applies custom translations from 6.6.0 on; earlier releases show the keys
-# (gradio-app/gradio#12542), which are our English texts.
-GRADIO_TRANSLATES = Version(version("gradio")) >= Version("6.6.0")
 
 KOREAN_WORDS = ["나는", "어제", "사과를", "샀다", "오늘", "하늘", "바다", "고양이"]
 KOREAN_WORDS += ["학교", "친구", "책을", "읽었다", "밥을", "먹었다", "집에", "갔다"]
@@ -134,7 +128,7 @@ def test_a_korean_browser_gets_korean_labels_and_a_hangul_heatmap(server: Server
         "Download the attention (JSON, CSV)",
         "Clear conversation",
     )
-    shown, absent = (korean, english) if GRADIO_TRANSLATES else (english, korean)
+    shown, absent = korean, english
     for label in shown:
         sync_api.expect(page.get_by_text(label, exact=True).first).to_be_visible(timeout=30_000)
     for label in absent:
