@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import importlib
 import inspect
 import math
 import os
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
 
 from .data import DataSpec
 from .errors import TrainingInputError
@@ -281,11 +283,16 @@ def validate(config: TrainingConfig) -> None:
         "task": TASKS,
         "teacher_forcing_schedule": TEACHER_FORCING_SCHEDULES,
         "overlong": ("filter", "truncate"),
-        "tokenizer_type": ("bpe", "char"),
+        "tokenizer_type": TOKENIZER_KINDS,
     }
     for key, accepted in choices.items():
         if getattr(config, key) not in accepted:
             raise TrainingInputError(f"{key}={getattr(config, key)!r}; accepted values: {', '.join(accepted)}")
+    if config.tokenizer_type == "morpheme" and config.tokenizer is None and config.model_name_or_path is None:
+        try:  # before the data is read: the analyzer is an optional extra
+            importlib.import_module("kiwipiepy")
+        except ImportError as error:
+            raise TrainingInputError(MISSING_ANALYZER) from error
     if config.mixed_precision is not None and config.mixed_precision not in MIXED_PRECISION:
         raise TrainingInputError(f"mixed_precision={config.mixed_precision!r}; accepted: {', '.join(MIXED_PRECISION)}")
     if config.dataset is None and config.demo is None:
