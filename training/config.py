@@ -29,6 +29,7 @@ import yaml
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
 
+from . import demos
 from .data import DataSpec
 from .errors import TrainingInputError
 
@@ -297,6 +298,8 @@ def validate(config: TrainingConfig) -> None:
         raise TrainingInputError(f"mixed_precision={config.mixed_precision!r}; accepted: {', '.join(MIXED_PRECISION)}")
     if config.dataset is None and config.demo is None:
         raise TrainingInputError("pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat)")
+    if config.dataset is None:
+        demos.check_languages(config.demo, config.source_lang, config.target_lang)
     for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "num_beams", "max_new_tokens"):
         if getattr(config, key) < 1:
             raise TrainingInputError(f"{key}={getattr(config, key)} must be at least 1")

@@ -76,11 +76,7 @@ def _random_value(rng: random.Random) -> tuple[str, object, str]:
 
 def translation_demo(size: int = 6000, source_lang: str = "en", target_lang: str = "fr", seed: int = 0) -> Dataset:
     """`size` distinct (source, target) pairs of CLDR formats, as a dataset with those two columns."""
-    for flag, language in (("source_lang", source_lang), ("target_lang", target_lang)):
-        if language not in DEMO_LANGUAGES:
-            raise TrainingInputError(f"{flag}={language!r}: the translation demo speaks {', '.join(DEMO_LANGUAGES)}")
-    if source_lang == target_lang:
-        raise TrainingInputError("the translation demo needs two different languages")
+    check_languages("translation", source_lang, target_lang)
     rng = random.Random(seed)
     pairs: dict[str, str] = {}
     attempts = 0
@@ -96,8 +92,7 @@ def translation_demo(size: int = 6000, source_lang: str = "en", target_lang: str
 
 def chat_demo(language: str = "en") -> Dataset:
     """chatterbot-corpus conversations of one language (`en` or `ko`), one row per conversation."""
-    if language not in CHAT_LANGUAGES:
-        raise TrainingInputError(f"source_lang={language!r}: the chat demo speaks {', '.join(CHAT_LANGUAGES)}")
+    check_languages("chat", language, None)
     try:
         import chatterbot_corpus
     except ImportError as error:
@@ -118,18 +113,37 @@ def chat_demo(language: str = "en") -> Dataset:
     return Dataset.from_dict({"conversation": conversations, "category": categories})
 
 
-def demo_splits(demo: str, source_lang: str | None, target_lang: str | None, size: int, seed: int) -> DatasetDict:
-    """The embedded corpus `demo` as a one-split (`train`) `DatasetDict`."""
+def check_languages(demo: str, source_lang: str | None, target_lang: str | None) -> None:
+    """`TrainingInputError` unless the demo speaks these languages (`None`: the demo's default).
+
+    Called when the config is read, so that a wrong language stops the run before anything is loaded.
+    """
     if demo == "translation":
-        dataset = translation_demo(size, source_lang or "en", target_lang or "fr", seed)
+        for flag, language in (("source_lang", source_lang or "en"), ("target_lang", target_lang or "fr")):
+            if language not in DEMO_LANGUAGES:
+                raise TrainingInputError(
+                    f"{flag}={language!r}: the translation demo speaks {', '.join(DEMO_LANGUAGES)}"
+                )
+        if (source_lang or "en") == (target_lang or "fr"):
+            raise TrainingInputError("the translation demo needs two different languages")
     elif demo == "chat":
         language = source_lang or "en"
+        if language not in CHAT_LANGUAGES:
+            raise TrainingInputError(f"source_lang={language!r}: the chat demo speaks {', '.join(CHAT_LANGUAGES)}")
         if target_lang not in (None, language):
             raise TrainingInputError(
                 f"target_lang={target_lang!r}: the chat demo replies in its source_lang ({language!r}); "
                 "leave --target-lang out or set it to the same language"
             )
-        dataset = chat_demo(language)
+
+
+def demo_splits(demo: str, source_lang: str | None, target_lang: str | None, size: int, seed: int) -> DatasetDict:
+    """The embedded corpus `demo` as a one-split (`train`) `DatasetDict`."""
+    if demo == "translation":
+        dataset = translation_demo(size, source_lang or "en", target_lang or "fr", seed)
+    elif demo == "chat":
+        check_languages(demo, source_lang, target_lang)
+        dataset = chat_demo(source_lang or "en")
     else:
         raise TrainingInputError(f"demo={demo!r} is not an embedded corpus; choose one of {', '.join(DEMOS)}")
     return DatasetDict({"train": dataset})
