@@ -1,0 +1,121 @@
+"""Score a chatbot trained on the Korean everyday-conversation set, and show its replies to new questions.
+
+    python -m training.train --config training/configs/chatbot_ko.yaml \
+        --dataset ../shared/data/songys-chatbot-ko/ChatbotData.csv --output-dir runs/chatbot-ko
+    python benchmarks/bench_korean_chatbot.py runs/chatbot-ko [runs/baseline ...]
+
+For each trained directory: the held-out pairs it was validated on (rebuilt from its
+`training_info.json`: same file, columns, size and seed), its replies by beam search, and BLEU, chrF,
+exact match and token F1 against the references, beside the steps and validation perplexity of its last
+evaluation. Then its replies to `QUESTIONS`: everyday questions that are in neither ChatbotData nor
+the Korean chatterbot-corpus (`--check-unseen` confirms it against both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+QUESTIONS = [
+    "오늘 날씨 어때?",
+    "주말에 뭐 할까?",
+    "요즘 잠이 안 와",
+    "점심 메뉴 추천해 줘",
+    "친구랑 싸웠는데 어떡하지?",
+    "회사 가기 싫다",
+    "운동을 시작하고 싶어",
+    "시험이 내일이야",
+    "비가 와서 우울해",
+    "생일 선물 뭐가 좋을까?",
+]
+
+
+def held_out(info: dict) -> tuple[list[str], list[str]]:
+    """The (sources, references) of the run's validation split, in the order the run scored them."""
+    from training.data import DataSpec, load_pairs
+
+    config = info["config"]
+    spec = DataSpec(**{item.name: config[item.name] for item in dataclasses.fields(DataSpec)})
+    validation = load_pairs(spec)[0]["validation"]
+    count = min(config.get("max_eval_samples") or len(validation), len(validation))
+    validation = validation.select(range(count))
+    return list(validation["source"]), list(validation["target"])
+
+
+def score(directory: str, num_beams: int) -> dict:
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from training.evaluation import TASK_METRICS, load_metrics, translate
+
+    with open(os.path.join(directory, "training_info.json"), encoding="utf-8") as handle:
+        info = json.load(handle)
+    tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(directory, trust_remote_code=True)
+    sources, references = held_out(info)
+    max_new_tokens = info["config"]["max_new_tokens"]
+    predictions = []
+    for start in range(0, len(sources), 64):
+        predictions += translate(model, tokenizer, sources[start : start + 64], num_beams, max_new_tokens)
+    scores = {"pairs": len(sources), "steps": info["eval_history"][-1]["step"]}
+    scores["perplexity"] = info["eval_history"][-1]["perplexity"]
+    for task in ("translation", "qa"):
+        for name, metric in load_metrics(task).items():
+            key, reported = TASK_METRICS[task][name]
+            scores[reported] = float(metric.compute(predictions=predictions, references=references)[key])
+    scores["replies"] = dict(
+        zip(QUESTIONS, translate(model, tokenizer, QUESTIONS, num_beams, max_new_tokens), strict=True)
+    )
+    return scores
+
+
+def check_unseen(chatbot_data: str) -> None:
+    """Stop if a question of `QUESTIONS` is a prompt of ChatbotData or of the Korean chatterbot-corpus."""
+    import csv
+
+    from training.demos import chat_demo
+
+    with open(chatbot_data, encoding="utf-8") as handle:
+        seen = {row["Q"].strip() for row in csv.DictReader(handle)}
+    seen |= {turn.strip() for turns in chat_demo("ko")["conversation"] for turn in turns}
+    found = [question for question in QUESTIONS if question in seen]
+    if found:
+        raise SystemExit(f"these questions are in the training data: {found}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directories", nargs="+", help="trained model directories")
+    parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument("--num-threads", type=int, default=1)
+    parser.add_argument("--check-unseen", metavar="CHATBOT_DATA_CSV", help="confirm QUESTIONS are not in the data")
+    args = parser.parse_args()
+    torch.set_num_threads(args.num_threads)
+    if args.check_unseen:
+        check_unseen(args.check_unseen)
+    print(
+        "| model | steps | perplexity | BLEU | chrF | exact match | token F1 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    results = {}
+    for directory in args.directories:
+        results[directory] = result = score(directory, args.num_beams)
+        print(
+            f"| {os.path.basename(directory.rstrip('/'))} | {result['steps']} | {result['perplexity']:.0f} | "
+            f"{result['bleu']:.1f} | {result['chrf']:.1f} | {result['exact_match']:.1f} | {result['f1']:.1f} |",
+            flush=True,
+        )
+    for directory, result in results.items():
+        print(f"\n{directory} ({result['pairs']} held-out pairs):")
+        for question, reply in result["replies"].items():
+            print(f"  {question} → {reply}")
+
+
+if __name__ == "__main__":
+    main()
