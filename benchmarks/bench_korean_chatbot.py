@@ -2,13 +2,14 @@
 
     python -m training.train --config training/configs/chatbot_ko.yaml \
         --dataset ../shared/data/songys-chatbot-ko/ChatbotData.csv --output-dir runs/chatbot-ko
-    python benchmarks/bench_korean_chatbot.py runs/chatbot-ko [runs/baseline ...]
+    python benchmarks/bench_korean_chatbot.py --dataset ../shared/data/songys-chatbot-ko/ChatbotData.csv \
+        runs/chatbot-ko [runs/baseline ...]
 
 For each trained directory: the held-out pairs it was validated on (rebuilt from its
 `training_info.json`: same file, columns, size and seed), its replies by beam search, and BLEU, chrF,
 exact match and token F1 against the references, beside the steps and validation perplexity of its last
 evaluation. Then its replies to `QUESTIONS`: everyday questions that are in neither ChatbotData nor
-the Korean chatterbot-corpus (`--check-unseen` confirms it against both).
+the Korean chatterbot-corpus (checked against both before scoring).
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ QUESTIONS = [
 ]
 
 
-def held_out(info: dict) -> tuple[list[str], list[str]]:
-    """The (sources, references) of the run's validation split, in the order the run scored them."""
+def held_out(info: dict, dataset: str) -> tuple[list[str], list[str]]:
+    """The (sources, references) of the run's validation split, in the order the run scored them.
+    (`training_info.json` keeps only the data file's name, not where it lies: `dataset` is its path.)"""
     from training.data import DataSpec, load_pairs
 
-    config = info["config"]
+    config = info["config"] | {"dataset": dataset}
     spec = DataSpec(**{item.name: config[item.name] for item in dataclasses.fields(DataSpec)})
     validation = load_pairs(spec)[0]["validation"]
     count = min(config.get("max_eval_samples") or len(validation), len(validation))
@@ -50,7 +52,7 @@ def held_out(info: dict) -> tuple[list[str], list[str]]:
     return list(validation["source"]), list(validation["target"])
 
 
-def score(directory: str, num_beams: int) -> dict:
+def score(directory: str, dataset: str, num_beams: int) -> dict:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from training.evaluation import TASK_METRICS, load_metrics, translate
@@ -59,7 +61,7 @@ def score(directory: str, num_beams: int) -> dict:
         info = json.load(handle)
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(directory, trust_remote_code=True)
-    sources, references = held_out(info)
+    sources, references = held_out(info, dataset)
     max_new_tokens = info["config"]["max_new_tokens"]
     predictions = []
     for start in range(0, len(sources), 64):
@@ -95,17 +97,16 @@ def main() -> None:
     parser.add_argument("directories", nargs="+", help="trained model directories")
     parser.add_argument("--num-beams", type=int, default=4)
     parser.add_argument("--num-threads", type=int, default=1)
-    parser.add_argument("--check-unseen", metavar="CHATBOT_DATA_CSV", help="confirm QUESTIONS are not in the data")
+    parser.add_argument("--dataset", required=True, help="the ChatbotData.csv the models were trained on")
     args = parser.parse_args()
     torch.set_num_threads(args.num_threads)
-    if args.check_unseen:
-        check_unseen(args.check_unseen)
+    check_unseen(args.dataset)
     print(
         "| model | steps | perplexity | BLEU | chrF | exact match | token F1 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     results = {}
     for directory in args.directories:
-        results[directory] = result = score(directory, args.num_beams)
+        results[directory] = result = score(directory, args.dataset, args.num_beams)
         print(
             f"| {os.path.basename(directory.rstrip('/'))} | {result['steps']} | {result['perplexity']:.0f} | "
             f"{result['bleu']:.1f} | {result['chrf']:.1f} | {result['exact_match']:.1f} | {result['f1']:.1f} |",
