@@ -1,7 +1,8 @@
 """The embedded demo models that `python -m chatbot` serves when no `--model` is given.
 
-They live under `$HF_SEQ2SEQ_RNN_HOME` (default `~/.cache/hf-seq2seq-rnn`) as `demo-chat` and
-`demo-translation`. A missing one is trained once by the project's training script, run as a
+They live under `$HF_SEQ2SEQ_RNN_HOME` (default `~/.cache/hf-seq2seq-rnn`) as `demo-chat`,
+`demo-chat-ko` (Korean), `demo-translation` (English -> French) and `demo-translation-ko`
+(Korean -> English). A missing one is trained once by the project's training script, run as a
 subprocess exactly as a user would run it:
 
     python -m training.train --config training/configs/chat_demo.yaml --output-dir DIR
@@ -19,7 +20,12 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEMO_MODELS = {"demo-chat": "chat_demo.yaml", "demo-translation": "translation_demo.yaml"}
+DEMO_MODELS = {
+    "demo-chat": "chat_demo.yaml",
+    "demo-chat-ko": "chat_demo_ko.yaml",
+    "demo-translation": "translation_demo.yaml",
+    "demo-translation-ko": "translation_demo_ko.yaml",
+}
 
 
 class DemoModelError(RuntimeError):

@@ -3,7 +3,8 @@
 Importing the package registers the model with `AutoConfig`, `AutoModel` and
 `AutoModelForSeq2SeqLM`, and marks the classes so that `save_pretrained` copies their code and
 writes `auto_map`: a saved directory then loads anywhere with `trust_remote_code=True`. It also
-registers the "seq2seq-rnn" pipeline task, which a saved directory offers to remote code as well.
+registers the "seq2seq-rnn" pipeline task, which a saved directory offers to remote code as well, and
+marks the morpheme tokenizer so that its code is saved beside it (`AutoTokenizer`, remote code).
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
@@ -18,7 +19,7 @@ from .modeling_seq2seq_rnn import (
     Seq2SeqRNNState,
 )
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline
-from .tokenization_seq2seq_rnn import train_tokenizer
+from .tokenization_seq2seq_rnn import Seq2SeqRNNMorphemeTokenizer, train_tokenizer
 
 AutoConfig.register(Seq2SeqRNNConfig.model_type, Seq2SeqRNNConfig, exist_ok=True)
 AutoModel.register(Seq2SeqRNNConfig, Seq2SeqRNNModel, exist_ok=True)
@@ -26,6 +27,7 @@ AutoModelForSeq2SeqLM.register(Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGenerat
 Seq2SeqRNNConfig.register_for_auto_class()
 Seq2SeqRNNModel.register_for_auto_class("AutoModel")
 Seq2SeqRNNForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+Seq2SeqRNNMorphemeTokenizer.register_for_auto_class("AutoTokenizer")
 PIPELINE_REGISTRY.register_pipeline(
     PIPELINE_TASK, pipeline_class=Seq2SeqRNNPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
 )
@@ -38,6 +40,7 @@ __all__ = [
     "Seq2SeqRNNEncoderOutput",
     "Seq2SeqRNNForConditionalGeneration",
     "Seq2SeqRNNModel",
+    "Seq2SeqRNNMorphemeTokenizer",
     "Seq2SeqRNNPipeline",
     "Seq2SeqRNNPreTrainedModel",
     "Seq2SeqRNNState",

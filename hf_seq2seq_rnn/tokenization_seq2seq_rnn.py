@@ -9,14 +9,27 @@ unknown tokens, and tokens stay readable for attention heatmaps (`▁안녕`, no
 characters of the data, no word marks; byte fallback only with `byte_fallback=True`, otherwise an
 unseen character becomes `<unk>`. This is the vocabulary of the textbook's character-level tasks
 (addition, date normalisation) and of syllable-level Korean.
+
+`train_tokenizer(kind="morpheme")`: the BPE model above over Korean morphemes. Kiwi (`kiwipiepy`, the
+`[ko]` extra; no Java) finds the morphemes of each word, and the subword model learns and applies its
+merges inside them only (나는 → ▁나 는, 샀다 → ▁샀 다), as in Park et al. (2020), "An Empirical Study
+of Tokenization Strategies for Various Korean NLP Tasks". The pieces are cut from the text as
+written, so decoding gives back the original spelling and spacing. The analyzer runs in Python
+before the `tokenizers` pipeline (`Seq2SeqRNNMorphemeTokenizer`), imported on first use: the
+tokenizer loads without it, and encoding without it says how to install it.
+
+All kinds normalize with NFKC, so composed (NFC) and decomposed (NFD, jamo) Hangul give the same ids.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -25,7 +38,13 @@ PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]  # ids 0, 1, 2, 3: the defaults of Seq2SeqRNNConfig
 BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]
 WORD_MARK = "▁"
-TOKENIZER_KINDS = ("bpe", "char")
+TOKENIZER_KINDS = ("bpe", "char", "morpheme")
+# A private-use character put between the morphemes of a word before the subword model; the
+# pre-tokenizer splits on it and drops it, so it never becomes (part of) a token.
+MORPHEME_MARK = "\ue000"
+MISSING_ANALYZER = (
+    "the morpheme tokenizer needs the Korean analyzer kiwipiepy: pip install 'hf-seq2seq-rnn[ko]' (or kiwipiepy)"
+)
 
 
 def train_tokenizer(
@@ -46,21 +65,25 @@ def train_tokenizer(
         min_frequency: merges ("bpe") or characters ("char") seen fewer times are not learned.
         limit_alphabet: the most frequent characters kept as tokens; rarer ones fall back to bytes ("bpe").
         model_max_length: the longest input, in tokens, the tokenizer's users should feed.
-        kind: "bpe" (subwords with word marks) or "char" (one token per character).
+        kind: "bpe" (subwords with word marks), "char" (one token per character) or "morpheme"
+            (subwords inside Korean morphemes; needs kiwipiepy).
         byte_fallback: encode unseen characters as their UTF-8 bytes; defaults to True for "bpe"
-            (which requires it) and False for "char" (unseen characters become `<unk>`).
+            and "morpheme" (which require it) and False for "char" (unseen characters become `<unk>`).
+
+    Raises:
+        ImportError: for kind="morpheme" without kiwipiepy (one line saying how to install it).
 
     Returns:
-        A `PreTrainedTokenizerFast` with `<pad>`=0, `<s>`=1, `</s>`=2, `<unk>`=3 that appends `</s>`
+        A `PreTrainedTokenizerFast` (`Seq2SeqRNNMorphemeTokenizer` for "morpheme") with `<pad>`=0, `<s>`=1, `</s>`=2, `<unk>`=3 that appends `</s>`
         to every encoded text; `save_pretrained` writes it for `AutoTokenizer`.
     """
     if kind not in TOKENIZER_KINDS:
         raise ValueError(f"kind={kind!r} is not supported; accepted values: {', '.join(map(repr, TOKENIZER_KINDS))}")
     if byte_fallback is None:
-        byte_fallback = kind == "bpe"
-    if kind == "bpe" and not byte_fallback:
+        byte_fallback = kind != "char"
+    if kind != "char" and not byte_fallback:
         raise ValueError(
-            "byte_fallback=False is only accepted with kind='char': the BPE tokenizer always has byte fallback"
+            "byte_fallback=False is only accepted with kind='char': the BPE tokenizers always have byte fallback"
         )
     minimum = len(SPECIAL_TOKENS) + (len(BYTE_TOKENS) if byte_fallback else 0) + 1
     if vocab_size < minimum:
@@ -72,9 +95,15 @@ def train_tokenizer(
     if kind == "char":
         tokenizer = _char_tokenizer(texts, vocab_size, min_frequency, byte_fallback)
         return _wrap(tokenizer, model_max_length)
+    if kind == "morpheme":
+        texts = (split_morphemes(text) for text in texts)
     tokenizer = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True, fuse_unk=True))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_MARK, prepend_scheme="always")
+    if kind == "morpheme":
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [tokenizer.pre_tokenizer, pre_tokenizers.Split(MORPHEME_MARK, behavior="removed")]
+        )
     tokenizer.decoder = decoders.Sequence(
         [decoders.Replace(WORD_MARK, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
@@ -91,7 +120,7 @@ def train_tokenizer(
     serialized = json.loads(tokenizer.to_str())
     serialized["added_tokens"] = [token for token in serialized["added_tokens"] if token["content"] in SPECIAL_TOKENS]
     tokenizer = Tokenizer.from_str(json.dumps(serialized))
-    return _wrap(tokenizer, model_max_length)
+    return _wrap(tokenizer, model_max_length, Seq2SeqRNNMorphemeTokenizer if kind == "morpheme" else None)
 
 
 def _char_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int, byte_fallback: bool) -> Tokenizer:
@@ -117,13 +146,15 @@ def _char_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int, b
     return tokenizer
 
 
-def _wrap(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+def _wrap(
+    tokenizer: Tokenizer, model_max_length: int, wrapper: type[PreTrainedTokenizerFast] | None = None
+) -> PreTrainedTokenizerFast:
     """The `transformers` tokenizer around `tokenizer`: appends `</s>`, pads and truncates on the right."""
     eos_id = tokenizer.token_to_id(EOS)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, eos_id)]
     )
-    return PreTrainedTokenizerFast(
+    return (wrapper or PreTrainedTokenizerFast)(
         tokenizer_object=tokenizer,
         pad_token=PAD,
         bos_token=BOS,
@@ -133,6 +164,65 @@ def _wrap(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFas
         padding_side="right",
         truncation_side="right",
     )
+
+
+def _is_hangul(char: str) -> bool:
+    """Hangul syllables and jamo (the letters of decomposed text) alike."""
+    return "\uac00" <= char <= "\ud7a3" or "\u1100" <= char <= "\u11ff" or "\u3130" <= char <= "\u318f"
+
+
+@functools.lru_cache(maxsize=1)
+def _analyzer() -> Any:
+    """One Kiwi analyzer per process (loading its model takes seconds), imported on first use."""
+    try:  # imported here: the tokenizer loads, saves and decodes without it (and the Hub copy checks imports)
+        kiwipiepy = importlib.import_module("kiwipiepy")
+    except ImportError as error:
+        raise ImportError(MISSING_ANALYZER) from error
+    return kiwipiepy.Kiwi()
+
+
+def split_morphemes(text: str) -> str:
+    """`text`, NFKC-normalized, with `MORPHEME_MARK` between the morphemes of each Korean word.
+
+    Kiwi's morphemes are dictionary forms (샀다 → 사 + 었 + 다); the cuts are made at their start
+    offsets in the text as written (샀|다), only inside words and next to Hangul, so removing the
+    marks gives back the normalized text exactly.
+    """
+    text = unicodedata.normalize("NFKC", text).replace(MORPHEME_MARK, "")
+    if not any(_is_hangul(char) for char in text):
+        return text
+    pieces, last = [], 0
+    for cut in sorted({token.start for token in _analyzer().tokenize(text)}):
+        inside_word = last < cut < len(text) and not text[cut - 1].isspace() and not text[cut].isspace()
+        if inside_word and (_is_hangul(text[cut - 1]) or _is_hangul(text[cut])):
+            pieces.append(text[last:cut])
+            last = cut
+    pieces.append(text[last:])
+    return MORPHEME_MARK.join(pieces)
+
+
+def _split_inputs(texts: Any) -> Any:
+    """`split_morphemes` over a text, a batch of texts, or a batch of text pairs."""
+    if isinstance(texts, str):
+        return split_morphemes(texts)
+    if isinstance(texts, (list, tuple)):
+        return type(texts)(_split_inputs(text) for text in texts)
+    return texts
+
+
+class Seq2SeqRNNMorphemeTokenizer(PreTrainedTokenizerFast):
+    """The subword tokenizer over Korean morphemes (`train_tokenizer(kind="morpheme")`).
+
+    Its `tokenizer.json` is an ordinary BPE pipeline that splits on `MORPHEME_MARK`; this class puts the
+    marks into the text (Kiwi's analysis) before that pipeline runs. Decoding needs no analyzer.
+    Saved beside a model, the class's file is copied too, so `AutoTokenizer.from_pretrained(path,
+    trust_remote_code=True)` rebuilds it in a process that never imported this package.
+    """
+
+    def _encode_plus(self, text: Any, text_pair: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("is_split_into_words"):
+            text, text_pair = _split_inputs(text), _split_inputs(text_pair)
+        return super()._encode_plus(text, text_pair, *args, **kwargs)
 
 
 def display_tokens(tokenizer: PreTrainedTokenizerFast, token_ids: Iterable[int]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import importlib
 import inspect
 import math
 import os
@@ -26,8 +27,9 @@ from typing import Any, Literal
 import yaml
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
-from hf_seq2seq_rnn.tokenization_seq2seq_rnn import TOKENIZER_KINDS
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
 
+from . import demos
 from .data import DataSpec
 from .demos import DEMO_LANGUAGES, DEMOS
 from .errors import TrainingInputError
@@ -362,8 +364,15 @@ def validate(config: TrainingConfig) -> None:
         if accepted is not None and value not in accepted:
             names = ", ".join(str(choice) for choice in accepted if choice is not None)
             raise TrainingInputError(f"{item.name}={value!r}; accepted values: {names}")
+    if config.tokenizer_type == "morpheme" and config.tokenizer is None and config.model_name_or_path is None:
+        try:  # before the data is read: the analyzer is an optional extra
+            importlib.import_module("kiwipiepy")
+        except ImportError as error:
+            raise TrainingInputError(MISSING_ANALYZER) from error
     if config.dataset is None and config.demo is None:
         raise TrainingInputError("pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat)")
+    if config.dataset is None:
+        demos.check_languages(config.demo, config.source_lang, config.target_lang)
     for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "num_beams", "max_new_tokens"):
         if getattr(config, key) < 1:
             raise TrainingInputError(f"{key}={getattr(config, key)} must be at least 1")

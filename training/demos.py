@@ -5,9 +5,10 @@ Babel ships them: `"Monday, November 23, 1987"` -> `"lundi 23 novembre 1987"`. E
 same value formatted for two locales, so every target is what a human translator wrote into CLDR
 for that pattern. Languages: English, French, German, Korean (any two of them).
 
-Chat: the English conversations of chatterbot-corpus (greetings, small talk, trivia, ...); each
-conversation is a list of turns, read through the `conversation` schema of `training.data` like any
-other conversational data set.
+Chat: the conversations of chatterbot-corpus (greetings, small talk, trivia, ...) in English or
+Korean; each conversation is a list of turns, read through the `conversation` schema of
+`training.data` like any other conversational data set. The language is the run's `source_lang`
+(`--source-lang ko`), as for the translation demo: a chat's replies are in the language of its prompts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from .errors import TrainingInputError
 
 DEMO_LANGUAGES = ("en", "fr", "de", "ko")
 DEMOS = ("translation", "chat")
+# chatterbot-corpus folders of the chat demo's languages, by the codes the translation demo uses.
+# (Its French and German sets hold about a hundred exchanges each: too few to learn from.)
+CHAT_LANGUAGES = {"en": "english", "ko": "korean"}
 # CLDR measure units rendered in every demo language (Babel falls back to the unit id otherwise).
 UNITS = (
     "length-kilometer",
@@ -72,11 +76,7 @@ def _random_value(rng: random.Random) -> tuple[str, object, str]:
 
 def translation_demo(size: int = 6000, source_lang: str = "en", target_lang: str = "fr", seed: int = 0) -> Dataset:
     """`size` distinct (source, target) pairs of CLDR formats, as a dataset with those two columns."""
-    for flag, language in (("source_lang", source_lang), ("target_lang", target_lang)):
-        if language not in DEMO_LANGUAGES:
-            raise TrainingInputError(f"{flag}={language!r}: the translation demo speaks {', '.join(DEMO_LANGUAGES)}")
-    if source_lang == target_lang:
-        raise TrainingInputError("the translation demo needs two different languages")
+    check_languages("translation", source_lang, target_lang)
     rng = random.Random(seed)
     pairs: dict[str, str] = {}
     attempts = 0
@@ -90,15 +90,16 @@ def translation_demo(size: int = 6000, source_lang: str = "en", target_lang: str
     return Dataset.from_dict({"source": list(pairs), "target": list(pairs.values())})
 
 
-def chat_demo(language: str = "english") -> Dataset:
-    """chatterbot-corpus conversations of one language, one row per conversation (`conversation`)."""
+def chat_demo(language: str = "en") -> Dataset:
+    """chatterbot-corpus conversations of one language (`en` or `ko`), one row per conversation."""
+    check_languages("chat", language, None)
     try:
         import chatterbot_corpus
     except ImportError as error:
         raise TrainingInputError("the chat demo needs chatterbot-corpus: pip install chatterbot-corpus") from error
-    folder = os.path.join(os.path.dirname(chatterbot_corpus.__file__), "data", language)
+    folder = os.path.join(os.path.dirname(chatterbot_corpus.__file__), "data", CHAT_LANGUAGES[language])
     if not os.path.isdir(folder):
-        raise TrainingInputError(f"chatterbot-corpus has no {language!r} conversations")
+        raise TrainingInputError(f"this chatterbot-corpus has no {CHAT_LANGUAGES[language]!r} conversations")
     conversations: list[list[str]] = []
     categories: list[str] = []
     for name in sorted(os.listdir(folder)):
@@ -112,12 +113,37 @@ def chat_demo(language: str = "english") -> Dataset:
     return Dataset.from_dict({"conversation": conversations, "category": categories})
 
 
+def check_languages(demo: str, source_lang: str | None, target_lang: str | None) -> None:
+    """`TrainingInputError` unless the demo speaks these languages (`None`: the demo's default).
+
+    Called when the config is read, so that a wrong language stops the run before anything is loaded.
+    """
+    if demo == "translation":
+        for flag, language in (("source_lang", source_lang or "en"), ("target_lang", target_lang or "fr")):
+            if language not in DEMO_LANGUAGES:
+                raise TrainingInputError(
+                    f"{flag}={language!r}: the translation demo speaks {', '.join(DEMO_LANGUAGES)}"
+                )
+        if (source_lang or "en") == (target_lang or "fr"):
+            raise TrainingInputError("the translation demo needs two different languages")
+    elif demo == "chat":
+        language = source_lang or "en"
+        if language not in CHAT_LANGUAGES:
+            raise TrainingInputError(f"source_lang={language!r}: the chat demo speaks {', '.join(CHAT_LANGUAGES)}")
+        if target_lang not in (None, language):
+            raise TrainingInputError(
+                f"target_lang={target_lang!r}: the chat demo replies in its source_lang ({language!r}); "
+                "leave --target-lang out or set it to the same language"
+            )
+
+
 def demo_splits(demo: str, source_lang: str | None, target_lang: str | None, size: int, seed: int) -> DatasetDict:
     """The embedded corpus `demo` as a one-split (`train`) `DatasetDict`."""
     if demo == "translation":
         dataset = translation_demo(size, source_lang or "en", target_lang or "fr", seed)
     elif demo == "chat":
-        dataset = chat_demo()
+        check_languages(demo, source_lang, target_lang)
+        dataset = chat_demo(source_lang or "en")
     else:
         raise TrainingInputError(f"demo={demo!r} is not an embedded corpus; choose one of {', '.join(DEMOS)}")
     return DatasetDict({"train": dataset})
@@ -130,4 +156,5 @@ def describe_demo(demo: str, source_lang: str | None, target_lang: str | None) -
             f"Unicode CLDR date, time, relative-time and measure formats rendered by Babel, "
             f"{source_lang or 'en'} -> {target_lang or 'fr'} (generated at training time)"
         )
-    return "English conversations of chatterbot-corpus (consecutive turns as prompt/reply pairs)"
+    language = {"en": "English", "ko": "Korean"}.get(source_lang or "en", source_lang)
+    return f"{language} conversations of chatterbot-corpus (consecutive turns as prompt/reply pairs)"

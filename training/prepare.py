@@ -59,11 +59,32 @@ def load_or_train_tokenizer(
     max_examples: int = 300_000,
     kind: str = "bpe",
 ) -> PreTrainedTokenizerBase:
-    """The tokenizer at `tokenizer_path`, or a new one (`kind` "bpe" or "char") trained on both sides
-    of the training pairs.
+    """The tokenizer at `tokenizer_path`, or a new one (`kind` "bpe", "char" or "morpheme") trained on
+    both sides of the training pairs.
 
     A streaming split contributes its first `max_examples` pairs to the training of the tokenizer.
+    A morpheme tokenizer without its analyzer (kiwipiepy) is a `TrainingInputError` here, before any
+    data is tokenized.
     """
+    tokenizer = _load_or_train(
+        train_pairs, tokenizer_path, vocab_size, min_frequency, model_max_length, max_examples, kind
+    )
+    try:
+        tokenizer("가")  # a saved morpheme tokenizer loads without its analyzer but cannot encode
+    except ImportError as error:
+        raise TrainingInputError(str(error)) from error
+    return tokenizer
+
+
+def _load_or_train(
+    train_pairs: Dataset | IterableDataset,
+    tokenizer_path: str | None,
+    vocab_size: int,
+    min_frequency: int,
+    model_max_length: int,
+    max_examples: int,
+    kind: str,
+) -> PreTrainedTokenizerBase:
     if tokenizer_path:
         try:
             return AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=True)
@@ -87,6 +108,8 @@ def load_or_train_tokenizer(
         )
     except ValueError as error:
         raise TrainingInputError(f"--vocab-size: {error}") from error
+    except ImportError as error:
+        raise TrainingInputError(str(error)) from error
 
 
 def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: Seq2SeqRNNConfig) -> None:

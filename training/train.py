@@ -67,7 +67,8 @@ from .prepare import (
 from .progress import RunningTotals, TrainingClock, TrainingProgress
 
 logger = get_logger(__name__)
-# Validation sources saved in training_info.json as the chatbot's example prompts.
+# Example prompts saved in training_info.json for the chatbot: the config's sample prompts (chosen to
+# show the model, e.g. Korean greetings for the Korean chat demo), else validation sources.
 NUM_EXAMPLES = 4
 
 
@@ -632,14 +633,17 @@ def save_model(
     counts = {
         split: dataclasses.asdict(report) | {"schema": data.schema.describe()} for split, report in data.reports.items()
     }
-    examples = data.validation.select(range(min(NUM_EXAMPLES, len(data.validation))))
+    examples = list(config.sample_prompts[:NUM_EXAMPLES])
+    if not examples:
+        rows = data.validation.select(range(min(NUM_EXAMPLES, len(data.validation))))
+        examples = data.tokenizer.batch_decode(list(rows["input_ids"]), skip_special_tokens=True)
     info = training_info(
         data.description,
         dataclasses.asdict(config),
         scores,
         counts,
         config.command or "",
-        examples=data.tokenizer.batch_decode(list(examples["input_ids"]), skip_special_tokens=True),
+        examples=examples,
     )
     info["eval_history"] = history
     info["throughput"] = throughput
