@@ -204,8 +204,8 @@ def _our_config(source: str, config_dict: dict[str, Any]) -> Seq2SeqRNNConfig:
     except ValueError as error:
         if _is_newer(written, SEQ2SEQ_RNN_VERSION):
             raise IncompatibleModelError(
-                f"{source} was written by hf-seq2seq-rnn {written}, and {SEQ2SEQ_RNN_VERSION} (installed) "
-                f"rejects its config ({error}): upgrade with `pip install -U hf-seq2seq-rnn`"
+                f"{source} was written by hf-seq2seq-rnn {written}, and the installed hf-seq2seq-rnn "
+                f"{SEQ2SEQ_RNN_VERSION} rejects its config ({error}): upgrade with `pip install -U hf-seq2seq-rnn`"
             ) from error
         raise ValueError(f"{source} has a bad config.json: {error}") from error
 
