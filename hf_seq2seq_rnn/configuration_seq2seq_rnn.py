@@ -102,6 +102,9 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         init_range (`float`, defaults to 0.1): the range of the uniform draws ("scaled_embeddings", "uniform").
         pad_token_id, bos_token_id, eos_token_id, unk_token_id (`int`): special token ids;
             decoding starts from `decoder_start_token_id` (defaults to `bos_token_id`).
+
+    A saved config.json also holds `seq2seq_rnn_version`, the release that wrote it: not a setting
+    (a value read from a file is dropped), `to_dict` always writes the running release.
     """
 
     model_type = "seq2seq_rnn"
