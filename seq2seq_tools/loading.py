@@ -90,9 +90,8 @@ class UntrustedModelError(ValueError):
         self.model_type = model_type
         what = f"a {model_type!r} model" if model_type else "a model without a model_type"
         super().__init__(
-            f"{source} is {what}, not {MODEL_TYPE!r}: only {MODEL_TYPE!r} models load without running "
-            f"code, since loading another type may run Python code that ships with it; pass {TRUST_FLAG} "
-            "to allow that if you trust where the model comes from"
+            f"{source} is {what}, not {MODEL_TYPE!r}; loading it may run Python code that ships with it, so it "
+            f"is refused: pass {TRUST_FLAG} (trust_remote_code=True in Python) if you trust where it comes from"
         )
 
 
@@ -151,7 +150,7 @@ def load_model(source: str | Path, *, trust_remote_code: bool = False, **kwargs:
     """
     config = load_config(source, trust_remote_code=trust_remote_code)
     if not isinstance(config, Seq2SeqRNNConfig):
-        return AutoModelForSeq2SeqLM.from_pretrained(str(source), trust_remote_code=True, **kwargs)
+        return AutoModelForSeq2SeqLM.from_pretrained(str(source), config=config, trust_remote_code=True, **kwargs)
     return Seq2SeqRNNForConditionalGeneration.from_pretrained(str(source), config=config, **kwargs)
 
 
