@@ -30,6 +30,7 @@ import pytest
 import transformers
 
 import hf_seq2seq_rnn
+from chatbot import __main__ as chatbot_cli
 from chatbot.inference import DecodingSettings, generate_reply
 from chatbot.inference import load_model as load_for_chat
 from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
@@ -188,17 +189,19 @@ def test_the_trainer_refuses_another_model_type(trapped, marker, tmp_path, capsy
     assert not marker.exists(), marker.read_text()
 
 
-def test_the_chatbot_cli_refuses_another_type_and_runs_it_with_the_flag(trapped, marker, tmp_path):
+def test_the_chatbot_cli_refuses_another_type_with_exit_2(trapped, marker, tmp_path, capsys):
     other = variant(trapped, tmp_path / "other", model_type="evil_rnn")
-    env = fresh_env(tmp_path)
-    command = [sys.executable, "-m", "chatbot", "--model", str(other), "--threads", "1"]
-    refused = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2, refused.stderr[-2000:]
-    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "--trust-remote-code" in errors[0], refused.stderr[-2000:]
-    assert "Traceback" not in refused.stderr
+    assert chatbot_cli.main(["--model", str(other)]) == 2
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "'evil_rnn'" in errors[0] and "--trust-remote-code" in errors[0], stderr
+    assert "Traceback" not in stderr
     assert not marker.exists(), marker.read_text()
 
+
+def test_the_chatbot_cli_runs_another_types_code_with_the_flag(trapped, marker, tmp_path):
+    other = variant(trapped, tmp_path / "other", model_type="evil_rnn")
+    command = [sys.executable, "-m", "chatbot", "--model", str(other), "--threads", "1", "--trust-remote-code"]
     # With the flag the folder's code is imported while loading, before the server starts.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -206,9 +209,9 @@ def test_the_chatbot_cli_refuses_another_type_and_runs_it_with_the_flag(trapped,
     log = tmp_path / "server.log"
     with open(log, "w", encoding="utf-8") as stderr:
         server = subprocess.Popen(
-            [*command, "--trust-remote-code", "--port", str(port)],
+            [*command, "--port", str(port)],
             cwd=REPO,
-            env=env,
+            env=fresh_env(tmp_path),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -288,17 +291,11 @@ def test_the_trainer_and_the_cli_refuse_a_newer_model_with_upgrade(trapped, tmp_
     arguments = [*TINY, "--model-name-or-path", str(newer), "--max-steps", "2", "--output-dir", str(tmp_path / "run")]
     assert train(arguments) == 2
     assert "upgrade with `pip install -U hf-seq2seq-rnn`" in capsys.readouterr().err.strip().splitlines()[-1]
-    result = subprocess.run(
-        [sys.executable, "-m", "chatbot", "--model", str(newer)],
-        cwd=REPO,
-        env=fresh_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "written by hf-seq2seq-rnn 99.0.0" in errors[0], result.stderr[-2000:]
+    assert chatbot_cli.main(["--model", str(newer)]) == 2
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "written by hf-seq2seq-rnn 99.0.0" in errors[0], stderr
+    assert "Traceback" not in stderr
 
 
 def test_keys_of_a_newer_transformers_are_ignored_with_a_warning(trapped, tmp_path, caplog):
