@@ -201,9 +201,8 @@ def beam_gflop(sentences: int, new_tokens: int, source_tokens: float) -> float:
 def translate_in_this_process(model_dir: str, sources_path: str, threads: int, shortest: int, longest: int) -> None:
     """Beam-5 translation of `sources_path` through `generate_texts`, as `training.predict` decodes;
     prints the seconds (model loading included, like onmt_translate's own clock) and words per output."""
-    from seq2seq_tools.loading import load_model, load_tokenizer
-
     from seq2seq_tools.generation import generate_texts
+    from seq2seq_tools.loading import load_model, load_tokenizer
 
     torch.set_num_threads(threads)
     sources = Path(sources_path).read_text(encoding="utf-8").splitlines()
