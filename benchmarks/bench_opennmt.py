@@ -155,11 +155,11 @@ def ours_step_seconds(output_dir: Path, steps: int) -> float:
 def tokens_per_sentence(data: dict, tokenizer_dir: Path) -> dict[str, tuple[float, float]]:
     """Mean (source, target) tokens per training pair as each system trains on them: ours, subwords
     of our tokenizer with `</s>` on both sides; OpenNMT-py, words, with `</s>` on the target only."""
-    from transformers import AutoTokenizer
+    from seq2seq_tools.loading import load_tokenizer
 
     lines = Path(data["train_pairs"]).read_text(encoding="utf-8").splitlines()
     sources, targets = zip(*(line.split("\t") for line in lines), strict=True)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=True)
+    tokenizer = load_tokenizer(tokenizer_dir)
     encoded = tokenizer(list(sources), text_target=list(targets))
     return {
         "ours": (
@@ -201,9 +201,8 @@ def beam_gflop(sentences: int, new_tokens: int, source_tokens: float) -> float:
 def translate_in_this_process(model_dir: str, sources_path: str, threads: int, shortest: int, longest: int) -> None:
     """Beam-5 translation of `sources_path` through `generate_texts`, as `training.predict` decodes;
     prints the seconds (model loading included, like onmt_translate's own clock) and words per output."""
-    from seq2seq_tools.loading import load_model, load_tokenizer
-
     from seq2seq_tools.generation import generate_texts
+    from seq2seq_tools.loading import load_model, load_tokenizer
 
     torch.set_num_threads(threads)
     sources = Path(sources_path).read_text(encoding="utf-8").splitlines()

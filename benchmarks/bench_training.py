@@ -67,13 +67,13 @@ def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> 
     """Translate the test split with the saved model and score it with sacrebleu."""
     import sacrebleu
     import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from seq2seq_tools.generation import generate_texts
+    from seq2seq_tools.loading import load_model, load_tokenizer
 
     torch.set_num_threads(threads)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir).eval()
     with open(test_path, encoding="utf-8") as handle:
         sources, references = zip(*(line.rstrip("\n").split("\t") for line in handle), strict=True)
     started = time.perf_counter()

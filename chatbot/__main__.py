@@ -1,7 +1,7 @@
 """Serve models of this project in a browser and to `gradio_client`.
 
 python -m chatbot --model runs/chat                  # a trained directory
-python -m chatbot --model user/seq2seq-rnn-en-fr      # a Hub id (its code runs: trust_remote_code)
+python -m chatbot --model user/seq2seq-rnn-en-fr      # a Hub id (loaded with the installed code, not its own)
 python -m chatbot --model runs/chat --model runs/fr   # several models, chosen in the page
 python -m chatbot                                      # the demo models (trained on first use)
 """
@@ -48,9 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="DIR_OR_HUB_ID",
         help="a model directory written by save_pretrained, or a Hub id; repeat it to serve several models, "
-        "chosen in the page. Loaded with AutoModelForSeq2SeqLM/AutoTokenizer and trust_remote_code=True, "
-        "so only serve models whose code you trust. Default: the demo chat and translation models under "
-        "$HF_SEQ2SEQ_RNN_HOME (default ~/.cache/hf-seq2seq-rnn), trained on first use.",
+        "chosen in the page. Models of this project (model_type seq2seq_rnn) load with the installed code, "
+        "never with Python files that come with them; other types are refused unless --trust-remote-code. "
+        "Default: the demo chat and translation models under $HF_SEQ2SEQ_RNN_HOME (default "
+        "~/.cache/hf-seq2seq-rnn), trained on first use.",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="also load models of other types, through transformers' Auto classes with trust_remote_code=True: "
+        "the Python files that come with such a model run on this machine, so pass it only for models whose "
+        "code you trust (off by default)",
     )
     parser.add_argument(
         "--host",
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
     from seq2seq_tools.machine import choose_threads
 
     from .demo_models import DemoModelError, ensure_demo_models
@@ -169,7 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     for source in sources:
         logger.info("loading %s", source)
         try:
-            models.append(load_model(source, max_input_tokens=args.max_input_tokens, quantize=args.quantize))
+            models.append(
+                load_model(
+                    source,
+                    max_input_tokens=args.max_input_tokens,
+                    quantize=args.quantize,
+                    trust_remote_code=args.trust_remote_code,
+                )
+            )
+        except (UntrustedModelError, IncompatibleModelError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except Exception as error:
             print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2

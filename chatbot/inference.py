@@ -7,9 +7,10 @@ No Gradio here: the app in `chatbot.app` is one user of this module, tests and b
     reply = generate_reply(chat, "how are you?", DecodingSettings(mode="beam", num_beams=5))
     reply.text, reply.notice, reply.attention.weights.shape  # (output tokens, source tokens)
 
-A model is loaded exactly as a Hub user would load it, through `AutoModelForSeq2SeqLM` and
-`AutoTokenizer` with `trust_remote_code=True`. What it was trained on comes from the directory's
-model card (`README.md` front matter) and `training_info.json` when they exist.
+A model is loaded by `seq2seq_tools.loading`: ours with the installed classes, never with the
+Python files that came with it; another type only with `trust_remote_code=True`. What it was
+trained on comes from the directory's model card (`README.md` front matter) and
+`training_info.json` when they exist.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, TextIteratorStreamer
+from transformers import GenerationConfig, TextIteratorStreamer
 
 from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and other callers import them from here)
     AttentionMap,
@@ -34,6 +35,8 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     heatmap_font_families,
 )
 from seq2seq_tools.generation import encode_texts, generate_texts
+from seq2seq_tools.loading import load_model as load_saved_model
+from seq2seq_tools.loading import load_tokenizer
 from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize
 
 logger = logging.getLogger(__name__)
@@ -189,17 +192,27 @@ def looks_like_a_path(name_or_path: str) -> bool:
 
 
 def load_model(
-    name_or_path: str | Path, max_input_tokens: int | None = None, quantize: str | None = None
+    name_or_path: str | Path,
+    max_input_tokens: int | None = None,
+    quantize: str | None = None,
+    *,
+    trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load a model and its tokenizer from a directory or a Hub id, as a Hub user would.
+    """Load a model and its tokenizer from a directory or a Hub id.
 
     Args:
         name_or_path: a directory written by `save_pretrained`, or a Hub id such as
-            `user/seq2seq-rnn-en-fr` (its code runs locally: `trust_remote_code=True`).
+            `user/seq2seq-rnn-en-fr`.
         max_input_tokens: the longest input read; longer inputs are truncated with a notice.
             Defaults to the tokenizer's `model_max_length`.
         quantize: "int8" serves the model with int8 weights in its recurrent and linear layers
             (`seq2seq_tools.quantization`: faster CPU decoding); `None` or "none" keeps fp32.
+        trust_remote_code: also load models of another type than ours, whose Python files then
+            run here. Ours load with the installed classes either way.
+
+    Raises:
+        seq2seq_tools.loading.UntrustedModelError: another type, without `trust_remote_code`.
+        seq2seq_tools.loading.IncompatibleModelError: a newer hf-seq2seq-rnn wrote the model.
     """
     source = str(name_or_path)
     if quantize not in (None, *QUANTIZE_CHOICES):
@@ -209,11 +222,8 @@ def load_model(
             f"the local path {source} does not exist; pass a folder written by save_pretrained "
             "or a Hub id of the form user/model"
         )
-    model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=True)
-    model = maybe_quantize(model.eval(), quantize)
-    # The tokenizer is a plain `tokenizers` one; the flag only silences the remote-code prompt
-    # that `auto_map` in config.json would otherwise raise.
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
+    model = maybe_quantize(load_saved_model(source, trust_remote_code=trust_remote_code).eval(), quantize)
+    tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     limit = tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else FALLBACK_MAX_INPUT_TOKENS
     if max_input_tokens is not None:
         if max_input_tokens < 1:

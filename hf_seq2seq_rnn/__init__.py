@@ -5,12 +5,22 @@ Importing the package registers the model with `AutoConfig`, `AutoModel` and
 writes `auto_map`: a saved directory then loads anywhere with `trust_remote_code=True`. It also
 registers the "seq2seq-rnn" pipeline task, which a saved directory offers to remote code as well, and
 marks the morpheme tokenizer so that its code is saved beside it (`AutoTokenizer`, remote code).
+
+`__version__` is the release, defined once in `configuration_seq2seq_rnn.py` (pyproject.toml reads
+it there); `save_pretrained` records it in config.json as `seq2seq_rnn_version`.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_seq2seq_rnn import ATTENTION_TYPES, CELL_TYPES, PIPELINE_TASK, Seq2SeqRNNConfig
+from .configuration_seq2seq_rnn import (
+    ATTENTION_TYPES,
+    CELL_TYPES,
+    PIPELINE_TASK,
+    SEQ2SEQ_RNN_VERSION,
+    VERSION_KEY,
+    Seq2SeqRNNConfig,
+)
 from .modeling_seq2seq_rnn import (
     Seq2SeqRNNEncoderOutput,
     Seq2SeqRNNForConditionalGeneration,
@@ -20,6 +30,8 @@ from .modeling_seq2seq_rnn import (
 )
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline
 from .tokenization_seq2seq_rnn import Seq2SeqRNNMorphemeTokenizer, train_tokenizer
+
+__version__ = SEQ2SEQ_RNN_VERSION
 
 AutoConfig.register(Seq2SeqRNNConfig.model_type, Seq2SeqRNNConfig, exist_ok=True)
 AutoModel.register(Seq2SeqRNNConfig, Seq2SeqRNNModel, exist_ok=True)
@@ -36,6 +48,8 @@ __all__ = [
     "ATTENTION_TYPES",
     "CELL_TYPES",
     "PIPELINE_TASK",
+    "SEQ2SEQ_RNN_VERSION",
+    "VERSION_KEY",
     "Seq2SeqRNNConfig",
     "Seq2SeqRNNEncoderOutput",
     "Seq2SeqRNNForConditionalGeneration",

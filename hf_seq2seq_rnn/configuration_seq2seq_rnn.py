@@ -8,8 +8,16 @@ decoder still keep embedding tables of their own: a word's role differs between 
 
 from __future__ import annotations
 
+from typing import Any
+
 from transformers import PreTrainedConfig
 
+# The hf-seq2seq-rnn release these files belong to, the one source of the version: pyproject.toml
+# reads it from here, and a saved config.json records it (as VERSION_KEY) beside transformers_version,
+# so that a loader can tell which release wrote a model, even when the package itself is not
+# installed and this file runs as a model folder's remote code.
+SEQ2SEQ_RNN_VERSION = "0.1.0"
+VERSION_KEY = "seq2seq_rnn_version"
 CELL_TYPES = ("lstm", "gru", "peephole_lstm")
 # The classes a saved directory maps to, so that it loads through the Auto classes with remote code.
 AUTO_MAP = {
@@ -94,6 +102,9 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         init_range (`float`, defaults to 0.1): the range of the uniform draws ("scaled_embeddings", "uniform").
         pad_token_id, bos_token_id, eos_token_id, unk_token_id (`int`): special token ids;
             decoding starts from `decoder_start_token_id` (defaults to `bos_token_id`).
+
+    A saved config.json also holds `seq2seq_rnn_version`, the release that wrote it: not a setting
+    (a value read from a file is dropped), `to_dict` always writes the running release.
     """
 
     model_type = "seq2seq_rnn"
@@ -185,6 +196,9 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         self.init_range = float(init_range)
         self.unk_token_id = unk_token_id
         self.use_cache = use_cache
+        # Which release wrote a loaded file is the loader's business (seq2seq_tools.loading); kept
+        # here it would be written back unchanged by a newer release.
+        kwargs.pop(VERSION_KEY, None)
         kwargs["auto_map"] = {**AUTO_MAP, **(kwargs.get("auto_map") or {})}
         kwargs["custom_pipelines"] = {**CUSTOM_PIPELINES, **(kwargs.get("custom_pipelines") or {})}
         super().__init__(
@@ -202,5 +216,20 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         """The library's name for `num_layers`."""
         return self.num_layers
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a dict, stamped with the release that writes it, as transformers stamps
+        `transformers_version`: `save_pretrained` writes this into config.json."""
+        output = super().to_dict()
+        output[VERSION_KEY] = SEQ2SEQ_RNN_VERSION
+        return output
 
-__all__ = ["Seq2SeqRNNConfig", "CELL_TYPES", "ATTENTION_TYPES", "INIT_SCHEMES", "PIPELINE_TASK"]
+
+__all__ = [
+    "Seq2SeqRNNConfig",
+    "SEQ2SEQ_RNN_VERSION",
+    "VERSION_KEY",
+    "CELL_TYPES",
+    "ATTENTION_TYPES",
+    "INIT_SCHEMES",
+    "PIPELINE_TASK",
+]

@@ -3,6 +3,8 @@
 - `generation`: `generate_texts`, the one path from texts to generated texts (batched, in
   length-sorted order, any `generate()` setting, optionally with attention maps).
 - `attention`: attention maps of generated text and their heatmaps (matplotlib, imported lazily).
+- `loading`: `load_model`, `load_config`, `load_tokenizer`, the one way a saved model is loaded:
+  ours with the installed classes, never the Python files that come with it.
 
 Dependencies run one way: `hf_seq2seq_rnn` <- `seq2seq_tools` <- `training`, `chatbot` <- `benchmarks`;
 `training` and `chatbot` never import each other.

@@ -114,6 +114,9 @@ inputs = tokenizer(["..."], return_tensors="pt")
 print(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True))
 ```
 
+`trust_remote_code=True` runs the `.py` files of this folder. With `hf-seq2seq-rnn` installed,
+`seq2seq_tools.loading.load_model(PATH)` and `load_tokenizer(PATH)` load it with the installed code instead.
+
 ## Command
 
 ```bash

@@ -40,10 +40,9 @@ from typing import Any, Literal
 import torch
 import transformers
 from tqdm.auto import tqdm
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
-from seq2seq_tools import machine
+from seq2seq_tools import loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
@@ -177,11 +176,9 @@ def parse_settings(argv: list[str] | None = None) -> PredictSettings:
 
 
 def load_model(path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any]:
-    """The model and tokenizer at `path` (a folder or a Hub id), in eval mode.
-
-    Our model type loads with the installed classes (`import hf_seq2seq_rnn` registered them),
-    never with the `.py` files saved in the folder; `trust_remote_code` is for other model types.
-    """
+    """The model and tokenizer at `path` (a folder or a Hub id), in eval mode, through the shared loader
+    (`seq2seq_tools.loading`): our model type loads with the installed classes, never with the `.py`
+    files saved in the folder; `trust_remote_code` admits other model types (their code then runs)."""
     local = os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") > 1
     if local and not os.path.isfile(os.path.join(path, "config.json")):
         raise TrainingInputError(
@@ -189,8 +186,10 @@ def load_model(path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Mod
             "training.train (its --output-dir) or save_pretrained, or a Hub id"
         )
     try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = loading.load_model(path, trust_remote_code=trust_remote_code)
+        tokenizer = loading.load_tokenizer(path, trust_remote_code=trust_remote_code)
+    except (loading.UntrustedModelError, loading.IncompatibleModelError) as error:
+        raise TrainingInputError(str(error)) from error
     except (OSError, ValueError) as error:
         raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
     return model.eval(), tokenizer

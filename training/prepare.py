@@ -1,6 +1,6 @@
 """From source/target pairs to padded batches: tokenizer, tokenization, filtering, length grouping.
 
-    pairs --(train_tokenizer or AutoTokenizer)--> tokenizer
+    pairs --(train_tokenizer or seq2seq_tools.loading.load_tokenizer)--> tokenizer
     pairs --drop empty rows--> --tokenize (batched datasets.map)--> --drop or truncate over-long-->
           --LengthGroupedBatchSampler + DataCollatorForSeq2Seq--> batches
 
@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import torch
 from datasets import Dataset, IterableDataset
 from torch.utils.data import Sampler
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from seq2seq_tools.loading import load_tokenizer
 
 from .errors import TrainingInputError
 
@@ -87,7 +88,8 @@ def _load_or_train(
 ) -> PreTrainedTokenizerBase:
     if tokenizer_path:
         try:
-            return AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=True)
+            # Without trust_remote_code: a tokenizer that needs code of its own is refused by transformers.
+            return load_tokenizer(tokenizer_path)
         # A damaged tokenizer.json surfaces as KeyError, TypeError or the `tokenizers` parser's bare Exception.
         except Exception as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]

@@ -32,6 +32,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +44,11 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from datasets import Dataset, IterableDataset
 from torch.utils.data import DataLoader
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
+from transformers import DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from seq2seq_tools.loading import MODEL_TYPE, UntrustedModelError, load_config, load_model
 from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
 from . import checkpoints, demos
@@ -152,10 +154,19 @@ def new_model_config(config: TrainingConfig, **vocabulary: int) -> Seq2SeqRNNCon
         raise TrainingInputError(f"bad model setting: {error}") from error
 
 
-def load_saved(auto_class: type, path: str):
-    """`auto_class.from_pretrained(path)` (a model or its config), a load failure as an input error."""
+def load_saved(load: Callable[[str], Any], path: str) -> Any:
+    """`load(path)`, `seq2seq_tools.loading`'s `load_model` or `load_config`, a failure as an input error.
+
+    Only our own model type is fine-tuned, with the installed code: none of the folder's Python
+    files run, so the trainer has no `--trust-remote-code`.
+    """
     try:
-        return auto_class.from_pretrained(path, trust_remote_code=True)
+        return load(path)
+    except UntrustedModelError as error:
+        raise TrainingInputError(
+            f"--model-name-or-path {path} is a {error.model_type!r} model; the trainer fine-tunes {MODEL_TYPE!r} "
+            "models only (and never runs code that comes with a model)"
+        ) from error
     except (OSError, ValueError) as error:
         raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
 
@@ -163,7 +174,7 @@ def load_saved(auto_class: type, path: str):
 def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokenizerBase) -> torch.nn.Module:
     """A new model sized for the tokenizer, or the one at `model_name_or_path`; checked against the tokenizer."""
     if config.model_name_or_path:
-        model = load_saved(AutoModelForSeq2SeqLM, config.model_name_or_path)
+        model = load_saved(load_model, config.model_name_or_path)
     else:
         model_config = new_model_config(
             config,
@@ -428,7 +439,7 @@ def prepare_run(config: TrainingConfig) -> Run:
 def probe_model_config(config: TrainingConfig) -> Seq2SeqRNNConfig:
     """The model shape the precision probe times: the saved model's, or the run's new one."""
     if config.model_name_or_path:
-        return load_saved(AutoConfig, config.model_name_or_path)
+        return load_saved(load_config, config.model_name_or_path)
     return new_model_config(config, vocab_size=config.vocab_size)
 
 
