@@ -131,14 +131,14 @@ def test_help_documents_every_key_with_its_type_and_default():
     text = " ".join(help_text.split())
     assert "--mixed-precision VALUE auto: on a CPU" in text
     assert "(one of auto, no, bf16, fp16, null; default: auto)" in text
-    assert "(one of bpe, char; default: bpe)" in text
+    assert "(one of bpe, char, morpheme; default: bpe)" in text
 
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
         ("--task", "chat", "task='chat'; accepted values: translation, qa"),
-        ("--tokenizer-type", "wordpiece", "tokenizer_type='wordpiece'; accepted values: bpe, char"),
+        ("--tokenizer-type", "wordpiece", "tokenizer_type='wordpiece'; accepted values: bpe, char, morpheme"),
         ("--mixed-precision", "fp8", "mixed_precision='fp8'; accepted values: auto, no, bf16, fp16"),
         ("--overlong", "wrap", "overlong='wrap'; accepted values: filter, truncate"),
     ],
