@@ -86,17 +86,7 @@ def generate_texts(
         ValueError: for a `batch_size` below 1, a non-string text, `num_return_sequences` below 1,
             or a `streamer` with other than one text.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
-    per_text = generate_kwargs.get("num_return_sequences", 1)
-    per_text = 1 if per_text is None else per_text
-    if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
-        raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
-    if streamer is not None and len(texts) != 1:
-        raise ValueError(f"a streamer follows one text; got {len(texts)} texts")
-    for text in texts:
-        if not isinstance(text, str):
-            raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    per_text = _outputs_per_text(texts, batch_size, streamer, generate_kwargs)
     # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
     # searches return the logits to compute it from. Asking for only the one needed keeps the other
     # (a vocabulary-wide tensor per step and beam) out of memory.
@@ -130,6 +120,24 @@ def generate_texts(
         if progress is not None:
             progress(len(indices))
     return results  # type: ignore[return-value]  (every index was filled)
+
+
+def _outputs_per_text(
+    texts: Sequence[str], batch_size: int, streamer: BaseStreamer | None, generate_kwargs: dict[str, Any]
+) -> int:
+    """`num_return_sequences`, after checking the arguments of `generate_texts` (see its Raises)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    per_text = generate_kwargs.get("num_return_sequences", 1)
+    per_text = 1 if per_text is None else per_text
+    if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
+        raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
+    if streamer is not None and len(texts) != 1:
+        raise ValueError(f"a streamer follows one text; got {len(texts)} texts")
+    for text in texts:
+        if not isinstance(text, str):
+            raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    return per_text
 
 
 def generate_ids(model: Any, inputs: dict[str, torch.Tensor], **generate_kwargs: Any) -> Any:
