@@ -2,6 +2,8 @@
 
 - `generation`: `generate_texts`, the one path from texts to generated texts (batched, in
   length-sorted order, any `generate()` setting, optionally with attention maps).
+- `tasks`: the task names (`translation`, `qa`), their Hub pipeline tags, and reading a saved
+  model's task back from its files.
 - `attention`: attention maps of generated text and their heatmaps (matplotlib, imported lazily).
 
 Dependencies run one way: `hf_seq2seq_rnn` <- `seq2seq_tools` <- `training`, `chatbot` <- `benchmarks`;
