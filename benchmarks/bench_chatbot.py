@@ -75,7 +75,8 @@ def main() -> None:
     sources = args.model or [str(path) for path in ensure_demo_models()]
     loaded = {source: load_model(source) for source in sources}
     names = {source: model.info.name for source, model in loaded.items()}
-    examples = {source: list(model.info.examples) for source, model in loaded.items()}
+    # A model saved without example prompts (the chatbot offers it none) is timed on two plain ones.
+    examples = {source: list(model.info.examples) or ["Hello!", "Good morning."] for source, model in loaded.items()}
     del loaded
 
     arguments = ["--concurrency-limit", str(args.concurrency_limit), "--max-queue-size", "256"]

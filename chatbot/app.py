@@ -22,10 +22,12 @@ from typing import Any
 
 import gradio as gr
 
+from seq2seq_tools.tasks import UNKNOWN_TASK
+
 from .attention_view import attention_plot, write_attention_files
 from .inference import (
     DECODING_MODES,
-    DEFAULT_EXAMPLES,
+    EMPTY_INPUT_NOTICE,  # noqa: F401  (re-exported: the tests and API clients compare against it)
     MAX_BEAMS,
     MAX_NEW_TOKENS,
     DecodingSettings,
@@ -38,9 +40,13 @@ from .page_text import PAGE_I18N
 
 logger = logging.getLogger(__name__)
 
-EMPTY_INPUT_NOTICE = "Please type a message first: the input is empty."
 NO_ATTENTION_NOTICE = "This model has no attention (`attention_type='none'`), so there is no heatmap to show."
 BEAM_NOTICE = "Beam search finds the best reply only at the end, so it is shown whole rather than streamed."
+# The task each tab serves (`seq2seq_tools.tasks`); a model saved without a task fits both.
+TAB_TASKS = {"chat": "qa", "translate": "translation"}
+NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no prompts to offer."
+OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
+NO_EXAMPLES = "**{name}** saved no example prompts."
 
 
 def model_names(models: Sequence[LoadedModel]) -> dict[str, LoadedModel]:
@@ -65,6 +71,24 @@ def describe(name: str, loaded: LoadedModel) -> str:
     )
 
 
+def fits(loaded: LoadedModel, task: str) -> bool:
+    """Whether a tab serving `task` offers this model."""
+    return loaded.info.task in (task, UNKNOWN_TASK)
+
+
+def tab_examples(models: dict[str, LoadedModel], name: str, task: str) -> tuple[list[list[str]], str]:
+    """The example prompts a tab serving `task` shows while model `name` is selected (its own,
+    saved at training), or none and a line that says why."""
+    loaded = models[name]
+    if not any(fits(other, task) for other in models.values()):
+        return [], NO_MODEL_FOR_TAB.format(task=task)
+    if not fits(loaded, task):
+        return [], OTHER_TASK.format(name=name, other=loaded.info.task, task=task)
+    if not loaded.info.examples:
+        return [], NO_EXAMPLES.format(name=name)
+    return [[text] for text in loaded.info.examples[:8]], ""
+
+
 def _settings(mode: str, num_beams: float, temperature: float, top_p: float, max_new_tokens: float) -> DecodingSettings:
     try:
         return DecodingSettings(
@@ -85,67 +109,60 @@ def _notice(loaded: LoadedModel, settings: DecodingSettings, reply: Reply | None
     return "\n\n".join(lines)
 
 
-def _stream(
-    models: dict[str, LoadedModel], text: str, model_name: str, settings: DecodingSettings
-) -> Iterator[tuple[Reply, Any, dict | None, list[str] | None]]:
-    """Replies as they grow, each with its plot, attention data and attention files (all three
-    only on the finished reply)."""
-    loaded = models.get(model_name)
-    if loaded is None:
-        raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(models)}")
-    try:
-        for reply in stream_reply(loaded, text, settings):
-            if not reply.done or reply.attention is None:
-                yield reply, None, None, None
-                continue
-            figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
-            yield reply, figure, reply.attention.to_dict(), write_attention_files(reply.attention)
-    except EmptyInputError as error:
-        raise gr.Error(str(error)) from error
-    except Exception as error:  # one failing request must not take the page or the server down
-        logger.exception("generation failed for model %s", model_name)
-        raise gr.Error(
-            f"The model failed on this request ({type(error).__name__}: {error}). Please try again."
-        ) from error
+class Handlers:
+    """The page's event handlers over the served models (keyed by the names the page shows)."""
 
+    def __init__(self, models: dict[str, LoadedModel]):
+        self.models = models
 
-def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
-    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
-    on it (without `i18n` the page shows translation keys instead of labels)."""
-    if not models:
-        raise ValueError("build_app needs at least one loaded model")
-    named = model_names(models)
-    names = list(named)
+    def first_for(self, task: str) -> str:
+        """The first model a tab serving `task` offers, else the first model."""
+        return next((name for name, loaded in self.models.items() if fits(loaded, task)), next(iter(self.models)))
 
-    def first_for(task: str) -> str:
-        return next((name for name, loaded in named.items() if loaded.info.task == task), names[0])
-
-    def examples_for(task: str) -> list[str]:
-        found = [text for loaded in named.values() if loaded.info.task == task for text in loaded.info.examples]
-        if not found and task == "chat":
-            found = [
-                text for loaded in named.values() if loaded.info.task == "unknown" for text in loaded.info.examples
-            ]
-        return list(dict.fromkeys(found))[:8] or DEFAULT_EXAMPLES[task]
-
-    start = first_for("chat")
-    defaults = named[start].defaults
-
-    def on_model_change(name: str):
-        loaded = named.get(name)
+    def on_model_change(self, name: str) -> tuple[Any, ...]:
+        """The description, the decoding defaults and each tab's examples of the selected model."""
+        loaded = self.models.get(name)
         if loaded is None:
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * (6 + 2 * len(TAB_TASKS))
         settings = loaded.defaults
-        return (
-            describe(name, loaded),
-            settings.mode,
-            settings.num_beams,
-            settings.temperature,
-            settings.top_p,
-            settings.max_new_tokens,
-        )
+        examples = []
+        for task in TAB_TASKS.values():
+            samples, note = tab_examples(self.models, name, task)
+            examples += [gr.Dataset(samples=samples, visible=bool(samples)), note]
+        decoding = (settings.mode, settings.num_beams, settings.temperature, settings.top_p, settings.max_new_tokens)
+        return (describe(name, loaded), *decoding, *examples)
+
+    def on_tab_select(self, current: str, task: str) -> Any:
+        """Opening a tab picks a model made for it, when there is one and the current one is not."""
+        return gr.skip() if fits(self.models[current], task) else self.first_for(task)
+
+    def answer(
+        self, text: str, model_name: str, settings: DecodingSettings
+    ) -> Iterator[tuple[str | None, Any, str, dict | None, list[str] | None]]:
+        """(reply, plot, notice, attention data, attention files) as the reply grows (plot, data and
+        files only on the finished reply); a reply of None and a warning for an empty input."""
+        loaded = self.models.get(model_name)
+        if loaded is None:
+            raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(self.models)}")
+        try:
+            for reply in stream_reply(loaded, text, settings):
+                notice = _notice(loaded, settings, reply)
+                if not reply.done or reply.attention is None:
+                    yield reply.text, None, notice, None, None
+                    continue
+                figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
+                yield reply.text, figure, notice, reply.attention.to_dict(), write_attention_files(reply.attention)
+        except EmptyInputError as error:
+            gr.Warning(str(error))
+            yield None, gr.skip(), str(error), gr.skip(), gr.skip()
+        except Exception as error:  # one failing request must not take the page or the server down
+            logger.exception("generation failed for model %s", model_name)
+            raise gr.Error(
+                f"The model failed on this request ({type(error).__name__}: {error}). Please try again."
+            ) from error
 
     def chat(
+        self,
         message: str,
         history: list[dict[str, Any]] | None,
         model_name: str,
@@ -155,19 +172,18 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         top_p: float,
         max_new_tokens: float,
     ):
-        """Answer the last user message; the reply streams into the chat history."""
+        """Answer the message; the reply streams into the chat history."""
         history = list(history or [])
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
-        if not isinstance(message, str) or not message.strip():
-            gr.Warning(EMPTY_INPUT_NOTICE)
-            yield history, message or "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip(), gr.skip()
-            return
-        history = [*history, {"role": "user", "content": message.strip()}, {"role": "assistant", "content": ""}]
-        for reply, figure, data, files in _stream(named, message, model_name, settings):
-            history[-1] = {"role": "assistant", "content": reply.text}
-            yield history, "", figure, _notice(named[model_name], settings, reply), data, files
+        for reply, figure, notice, data, files in self.answer(message, model_name, settings):
+            if reply is None:  # empty input: history and textbox as they were
+                yield history, message or "", figure, notice, data, files
+                return
+            turn = [{"role": "user", "content": message.strip()}, {"role": "assistant", "content": reply}]
+            yield [*history, *turn], "", figure, notice, data, files
 
     def translate(
+        self,
         text: str,
         model_name: str,
         mode: str,
@@ -178,117 +194,152 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
     ):
         """Translate the text; the translation streams where the decoding allows."""
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
-        if not isinstance(text, str) or not text.strip():
-            gr.Warning(EMPTY_INPUT_NOTICE)
-            yield "", gr.skip(), EMPTY_INPUT_NOTICE, gr.skip(), gr.skip()
-            return
-        for reply, figure, data, files in _stream(named, text, model_name, settings):
-            yield reply.text, figure, _notice(named[model_name], settings, reply), data, files
+        for reply, figure, notice, data, files in self.answer(text, model_name, settings):
+            yield reply or "", figure, notice, data, files
 
-    text = PAGE_I18N  # text(KEY) is a label the browser shows in its own locale (chatbot/page_text.py)
+
+def _model_panel(models: dict[str, LoadedModel], start: str) -> tuple[gr.Dropdown, gr.Markdown, list[Any]]:
+    """The model selector, its description and the decoding controls (set to its defaults)."""
+    text = PAGE_I18N
+    defaults = models[start].defaults
+    model = gr.Dropdown(list(models), value=start, label=text("Model"), interactive=True, elem_id="model")
+    model_info = gr.Markdown(describe(start, models[start]))
+    with gr.Accordion(text("Decoding"), open=True):
+        mode = gr.Radio(
+            list(DECODING_MODES),
+            value=defaults.mode,
+            label=text("Mode"),
+            info=text("greedy and sample stream token by token; beam shows the finished reply"),
+        )
+        num_beams = gr.Slider(1, MAX_BEAMS, value=defaults.num_beams, step=1, label=text("Beam size (beam)"))
+        temperature = gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05, label=text("Temperature (sample)"))
+        top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label=text("Top-p (sample)"))
+        max_new_tokens = gr.Slider(
+            1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label=text("Max new tokens")
+        )
+    return model, model_info, [mode, num_beams, temperature, top_p, max_new_tokens]
+
+
+def _examples(textbox: gr.Textbox, samples: list[list[str]], note: str, label: str) -> tuple[gr.Dataset, gr.Markdown]:
+    """A tab's example prompts (a click puts one in `textbox`) and the line shown when there are none."""
+    examples = gr.Dataset(
+        components=[textbox], samples=samples, label=PAGE_I18N(label), visible=bool(samples), type="values"
+    )
+    examples.click(lambda sample: sample[0], inputs=examples, outputs=textbox, api_visibility="private", queue=False)
+    return examples, gr.Markdown(note)
+
+
+def _chat_tab(examples: tuple[list[list[str]], str]) -> dict[str, Any]:
+    """The Chat tab: the conversation, the message box, its buttons and its examples."""
+    text = PAGE_I18N
+    with gr.Tab(text("Chat"), id="chat") as tab:
+        chatbot = gr.Chatbot(label=text("Conversation"), height=360)
+        with gr.Row():
+            message = gr.Textbox(
+                label=text("Message"), placeholder=text("Type a message and press Enter"), scale=5, autofocus=True
+            )
+            send = gr.Button(text("Send"), variant="primary", scale=1)
+        gr.ClearButton([chatbot, message], value=text("Clear conversation"))
+        dataset, note = _examples(message, *examples, label="Example prompts")
+    return {"tab": tab, "chatbot": chatbot, "message": message, "send": send, "examples": [dataset, note]}
+
+
+def _translate_tab(examples: tuple[list[list[str]], str]) -> dict[str, Any]:
+    """The Translate tab: the source box, its button, the translation and its examples."""
+    text = PAGE_I18N
+    with gr.Tab(text("Translate"), id="translate") as tab:
+        source = gr.Textbox(label=text("Text to translate"), placeholder=text("Type a sentence and press Enter"))
+        button = gr.Button(text("Translate"), variant="primary")
+        translation = gr.Textbox(label=text("Translation"), interactive=False)
+        dataset, note = _examples(source, *examples, label="Example sentences")
+    return {"tab": tab, "source": source, "button": button, "translation": translation, "examples": [dataset, note]}
+
+
+def _attention_panel() -> dict[str, Any]:
+    """The notice line, the heatmap, the attention downloads and the attention data."""
+    text = PAGE_I18N
+    notice = gr.Markdown(label=text("Notice"))
+    gr.Markdown(
+        text(
+            "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+        )
+    )
+    heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
+    downloads = gr.File(
+        label=text("Download the attention (JSON, CSV)"),
+        file_count="multiple",
+        interactive=False,
+        elem_id="attention-downloads",
+    )
+    with gr.Accordion(text("Attention data (JSON)"), open=False):
+        attention_data = gr.JSON(label=text("Attention data"))
+    return {"notice": notice, "heatmap": heatmap, "downloads": downloads, "attention_data": attention_data}
+
+
+def _wire(handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decoding: list[Any], chat, translate, out):
+    """The events: model changes, tab selection, and the `/chat` and `/translate` endpoints."""
+    model.change(
+        handlers.on_model_change,
+        inputs=model,
+        outputs=[model_info, *decoding, *chat["examples"], *translate["examples"]],
+        api_visibility="private",
+        queue=False,
+    )
+    for tab, task in ((chat["tab"], TAB_TASKS["chat"]), (translate["tab"], TAB_TASKS["translate"])):
+        tab.select(
+            lambda current, task=task: handlers.on_tab_select(current, task),
+            inputs=model,
+            outputs=model,
+            api_visibility="private",
+            queue=False,
+        )
+    attention = [out["heatmap"], out["notice"], out["attention_data"], out["downloads"]]
+    gr.on(
+        [chat["message"].submit, chat["send"].click],
+        handlers.chat,
+        inputs=[chat["message"], chat["chatbot"], model, *decoding],
+        outputs=[chat["chatbot"], chat["message"], *attention],
+        api_name="chat",
+    )
+    gr.on(
+        [translate["source"].submit, translate["button"].click],
+        handlers.translate,
+        inputs=[translate["source"], model, *decoding],
+        outputs=[translate["translation"], *attention],
+        api_name="translate",
+    )
+
+
+def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
+    """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
+    on it (without `i18n` the page shows translation keys instead of labels).
+
+    Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
+    figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
+    cannot: with gradio 6.31 a `gr.Plot` there reaches `gradio_client` as the figure's `repr`
+    string. A ChatInterface's API also keeps the history on the server per client, where `/chat`
+    takes it as an argument. The chat tab is therefore a `gr.Chatbot` and a textbox.
+    """
+    if not models:
+        raise ValueError("build_app needs at least one loaded model")
+    named = model_names(models)
+    handlers = Handlers(named)
+    start = handlers.first_for(TAB_TASKS["chat"])
     # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"# {title}")
         gr.Markdown(
-            text(
+            PAGE_I18N(  # a label the browser shows in its own locale (chatbot/page_text.py)
                 "A recurrent encoder–decoder with attention. Pick a model, type a message, and see which source tokens each output token attended to."
             )
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(names, value=start, label=text("Model"), interactive=True, elem_id="model")
-                model_info = gr.Markdown(describe(start, named[start]))
-                with gr.Accordion(text("Decoding"), open=True):
-                    mode = gr.Radio(
-                        list(DECODING_MODES),
-                        value=defaults.mode,
-                        label=text("Mode"),
-                        info=text("greedy and sample stream token by token; beam shows the finished reply"),
-                    )
-                    num_beams = gr.Slider(
-                        1, MAX_BEAMS, value=defaults.num_beams, step=1, label=text("Beam size (beam)")
-                    )
-                    temperature = gr.Slider(
-                        0.05, 2.0, value=defaults.temperature, step=0.05, label=text("Temperature (sample)")
-                    )
-                    top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label=text("Top-p (sample)"))
-                    max_new_tokens = gr.Slider(
-                        1, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=1, label=text("Max new tokens")
-                    )
+                model, model_info, decoding = _model_panel(named, start)
             with gr.Column(scale=3):
                 with gr.Tabs():
-                    with gr.Tab(text("Chat"), id="chat") as chat_tab:
-                        chatbot = gr.Chatbot(label=text("Conversation"), height=360)
-                        with gr.Row():
-                            message = gr.Textbox(
-                                label=text("Message"),
-                                placeholder=text("Type a message and press Enter"),
-                                scale=5,
-                                autofocus=True,
-                            )
-                            send = gr.Button(text("Send"), variant="primary", scale=1)
-                        gr.ClearButton([chatbot, message], value=text("Clear conversation"))
-                        gr.Examples(
-                            [[example] for example in examples_for("chat")],
-                            inputs=[message],
-                            label=text("Example prompts"),
-                        )
-                    with gr.Tab(text("Translate"), id="translate") as translate_tab:
-                        source = gr.Textbox(
-                            label=text("Text to translate"), placeholder=text("Type a sentence and press Enter")
-                        )
-                        translate_button = gr.Button(text("Translate"), variant="primary")
-                        translation = gr.Textbox(label=text("Translation"), interactive=False)
-                        gr.Examples(
-                            [[example] for example in examples_for("translation")],
-                            inputs=[source],
-                            label=text("Example sentences"),
-                        )
-                notice = gr.Markdown(label=text("Notice"))
-                gr.Markdown(
-                    text(
-                        "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
-                    )
-                )
-                heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
-                downloads = gr.File(
-                    label=text("Download the attention (JSON, CSV)"),
-                    file_count="multiple",
-                    interactive=False,
-                    elem_id="attention-downloads",
-                )
-                with gr.Accordion(text("Attention data (JSON)"), open=False):
-                    attention_data = gr.JSON(label=text("Attention data"))
-
-        decoding = [mode, num_beams, temperature, top_p, max_new_tokens]
-        model.change(
-            on_model_change,
-            inputs=model,
-            outputs=[model_info, *decoding],
-            api_visibility="private",
-            queue=False,
-        )
-        # Opening a tab picks a model made for it, when there is one and the current one is not.
-        for tab, task in ((chat_tab, "chat"), (translate_tab, "translation")):
-            tab.select(
-                lambda current, task=task: gr.skip() if named[current].info.task == task else first_for(task),
-                inputs=model,
-                outputs=model,
-                api_visibility="private",
-                queue=False,
-            )
-        gr.on(
-            [message.submit, send.click],
-            chat,
-            inputs=[message, chatbot, model, *decoding],
-            outputs=[chatbot, message, heatmap, notice, attention_data, downloads],
-            api_name="chat",
-        )
-        gr.on(
-            [source.submit, translate_button.click],
-            translate,
-            inputs=[source, model, *decoding],
-            outputs=[translation, heatmap, notice, attention_data, downloads],
-            api_name="translate",
-        )
+                    chat = _chat_tab(tab_examples(named, start, TAB_TASKS["chat"]))
+                    translate = _translate_tab(tab_examples(named, start, TAB_TASKS["translate"]))
+                out = _attention_panel()
+        _wire(handlers, model, model_info, decoding, chat, translate, out)
     return app

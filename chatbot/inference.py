@@ -20,13 +20,14 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import GenerationConfig, TextIteratorStreamer
+from transformers.generation.streamers import BaseStreamer
 
 from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and other callers import them from here)
     AttentionMap,
@@ -38,6 +39,7 @@ from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.loading import load_model as load_saved_model
 from seq2seq_tools.loading import load_tokenizer
 from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize
+from seq2seq_tools.tasks import task_of
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,7 @@ MAX_NEW_TOKENS = 512
 FALLBACK_MAX_INPUT_TOKENS = 512
 # The most characters read per input token: a message is cut at max_input_tokens times this before tokenizing.
 MAX_CHARS_PER_TOKEN = 32
-DEFAULT_EXAMPLES = {
-    "chat": ["Hello!", "How are you?", "Who are you?", "Tell me a joke."],
-    "translation": ["Monday, October 22, 2011", "5 kilometers", "Good morning.", "Thank you very much."],
-}
+EMPTY_INPUT_NOTICE = "Please type a message first: the input is empty."
 
 
 class EmptyInputError(ValueError):
@@ -147,8 +146,8 @@ class ModelInfo:
 
     name: str
     trained_on: str
-    task: str  # "chat", "translation" or "unknown"
-    examples: tuple[str, ...]
+    task: str  # one of seq2seq_tools.tasks.TASKS, or UNKNOWN_TASK for a model saved without one
+    examples: tuple[str, ...]  # the model's own prompts (card widget, else training_info.json); may be empty
     has_attention: bool
 
 
@@ -275,25 +274,12 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     languages = [training_info.get("source_lang"), training_info.get("target_lang")]
     if all(languages) and not description:
         trained_on += f" ({languages[0]} → {languages[1]})"
-    tags = {str(tag).lower() for tag in card.get("tags") or []}
-    task = str(training_info.get("task") or card.get("pipeline_tag") or "").lower()
-    if "translation" in task or "translation" in tags:
-        task = "translation"
-    elif task in ("chat", "conversational", "qa") or tags & {"chat", "conversational", "chatbot"}:
-        task = "chat"
-    elif "translation" in str(name).lower():
-        task = "translation"
-    elif "chat" in str(name).lower():
-        task = "chat"
-    else:
-        task = "unknown"
+    task = task_of(training_info, card)
     examples = [item.get("text") for item in card.get("widget") or [] if isinstance(item, dict)]
     examples = [text for text in examples if isinstance(text, str) and text.strip()]
-    if not examples:
-        # The model's own validation sources (saved at training time); generic prompts suit only a chat model.
-        examples = list(
-            training_info.get("examples") or (DEFAULT_EXAMPLES["chat"] if task in ("chat", "unknown") else [])
-        )
+    # Else the model's own validation sources, saved at training time; prompts not made for a model
+    # would only show it failing.
+    examples = examples or list(training_info.get("examples") or [])
     has_attention = getattr(model.config, "attention_type", "general") != "none"
     return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention)
 
@@ -320,7 +306,7 @@ def _checked_text(loaded: LoadedModel, text: str) -> tuple[str, int]:
         EmptyInputError: for an empty or whitespace-only message.
     """
     if not isinstance(text, str) or not text.strip():
-        raise EmptyInputError("Please type a message first: the input is empty.")
+        raise EmptyInputError(EMPTY_INPUT_NOTICE)
     text = text.strip()
     # Only a prefix is tokenized: a 1 MB message as a whole would cost the tokenizer hundreds of MB,
     # which the allocator keeps for the life of the server. No token is near MAX_CHARS_PER_TOKEN long,
@@ -349,26 +335,11 @@ def _truncation_notice(loaded: LoadedModel, tokens: int, characters: int, read_c
     )
 
 
-def last_user_message(history: Sequence[dict[str, Any]]) -> str:
-    """The text of the last user turn of a chat history (`[{"role", "content"}, ...]`).
-
-    `content` may be a string or a list of parts (`{"type": "text", "text": ...}`), as Gradio's
-    chatbot sends it. The model reads single turns: it answers the last user message.
-    """
-    for message in reversed(history):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, (list, tuple)):
-                return " ".join(
-                    part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-                ).strip()
-    return ""
-
-
-def generate_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Reply:
-    """Decode the whole reply to `text` at once (any decoding mode), through `generate_texts`."""
+def generate_reply(
+    loaded: LoadedModel, text: str, settings: DecodingSettings | None = None, streamer: BaseStreamer | None = None
+) -> Reply:
+    """Decode the whole reply to `text` (any decoding mode) through `generate_texts`, handing its
+    tokens to `streamer` as they come when one is given (see `stream_reply`)."""
     settings = settings or loaded.defaults
     read, characters = _checked_text(loaded, text)
     [result] = generate_texts(
@@ -377,6 +348,7 @@ def generate_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | 
         [read],
         max_input_tokens=loaded.max_input_tokens,
         with_attention=True,
+        streamer=streamer,
         **settings.generate_kwargs(),
     )
     notice = _truncation_notice(loaded, result.source_tokens, characters, len(read))
@@ -386,28 +358,21 @@ def generate_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | 
 def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Iterator[Reply]:
     """Decode the reply to `text`, yielding it as it grows, then the finished reply.
 
-    Greedy and sampling yield after every token (through `TextIteratorStreamer`, generate running
-    in a worker thread); beam search yields only the finished reply. The last item has
-    `done=True` and carries the attention map.
+    Greedy and sampling yield after every token (`generate_texts` runs in a worker thread and hands
+    its tokens to a `TextIteratorStreamer`); beam search yields only the finished reply. The last
+    item has `done=True` and carries the attention map.
     """
     settings = settings or loaded.defaults
     if not settings.streams:
         yield generate_reply(loaded, text, settings)
         return
-    inputs, notice = encode(loaded, text)
+    _, notice = encode(loaded, text)  # an empty message fails here, before a thread starts
     streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
     result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            with torch.inference_mode():
-                result["outputs"] = loaded.model.generate(
-                    **inputs,
-                    **settings.generate_kwargs(),
-                    streamer=streamer,
-                    output_attentions=True,
-                    return_dict_in_generate=True,
-                )
+            result["reply"] = generate_reply(loaded, text, settings, streamer=streamer)
         except BaseException as error:  # handed to the caller below
             result["error"] = error
             streamer.end()
@@ -422,11 +387,4 @@ def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | No
     worker.join()
     if "error" in result:
         raise result["error"]
-    yield _finished_reply(loaded, inputs, result["outputs"], notice)
-
-
-def _finished_reply(loaded: LoadedModel, inputs: dict[str, torch.Tensor], outputs: Any, notice: str | None) -> Reply:
-    token_ids = outputs.sequences[0, 1:].tolist()  # without the decoder start token
-    text = loaded.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
-    attention = attention_map(loaded.tokenizer, inputs["input_ids"][0], outputs)
-    return Reply(text=text, done=True, notice=notice, attention=attention, token_ids=token_ids)
+    yield result["reply"]

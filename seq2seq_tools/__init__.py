@@ -2,6 +2,8 @@
 
 - `generation`: `generate_texts`, the one path from texts to generated texts (batched, in
   length-sorted order, any `generate()` setting, optionally with attention maps).
+- `tasks`: the task names (`translation`, `qa`), their Hub pipeline tags, and reading a saved
+  model's task back from its files.
 - `attention`: attention maps of generated text and their heatmaps (matplotlib, imported lazily).
 - `loading`: `load_model`, `load_config`, `load_tokenizer`, the one way a saved model is loaded:
   ours with the installed classes, never the Python files that come with it.

@@ -7,8 +7,12 @@
 Sources are tokenized once, batched in order of length (so that a batch pads little) and the
 results returned in the caller's order. Any `generate()` setting passes through (`num_beams`,
 `do_sample`, `top_p`, `temperature`, `max_new_tokens`, ...); `with_attention=True` adds each
-result's cross-attention map, `with_scores=True` its score, and `num_return_sequences=K` an n-best
-list (`[result, *result.alternatives]`, best first).
+result's cross-attention map, `with_scores=True` its score, `num_return_sequences=K` an n-best
+list (`[result, *result.alternatives]`, best first), and `streamer=` (one text) its tokens as they
+come, for a reply that is shown while it grows.
+
+`generate_ids` is the one `generate()` call under it, for callers that hold token ids already
+(training's evaluation over a tokenized validation set).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers.generation.streamers import BaseStreamer
 
 from .attention import AttentionMap, attention_map
 
@@ -56,6 +61,7 @@ def generate_texts(
     with_attention: bool = False,
     with_scores: bool = False,
     progress: Callable[[int], None] | None = None,
+    streamer: BaseStreamer | None = None,
     **generate_kwargs: Any,
 ) -> list[Generated]:
     """Generate one output (or an n-best list) per text with `model.generate()`, in the order of `texts`.
@@ -71,21 +77,16 @@ def generate_texts(
             map of the returned hypothesis, read through `beam_indices`).
         with_scores: also return each output's score (see `Generated.score`).
         progress: called after each batch with the number of texts it held (a progress bar's `update`).
+        streamer: receives the tokens as `generate()` makes them (a `TextIteratorStreamer` read by
+            another thread); it follows one sequence, so `texts` must then hold exactly one text.
         generate_kwargs: passed to `generate()`; `num_return_sequences=K` returns K hypotheses
             per text, the best as the result and the others as its `alternatives`.
 
     Raises:
-        ValueError: for a `batch_size` below 1, a non-string text, or `num_return_sequences` below 1.
+        ValueError: for a `batch_size` below 1, a non-string text, `num_return_sequences` below 1,
+            or a `streamer` with other than one text.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
-    per_text = generate_kwargs.get("num_return_sequences", 1)
-    per_text = 1 if per_text is None else per_text
-    if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
-        raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
-    for text in texts:
-        if not isinstance(text, str):
-            raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    per_text = _outputs_per_text(texts, batch_size, streamer, generate_kwargs)
     # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
     # searches return the logits to compute it from. Asking for only the one needed keeps the other
     # (a vocabulary-wide tensor per step and beam) out of memory.
@@ -96,15 +97,16 @@ def generate_texts(
         indices = order[start : start + batch_size]
         encoded, full_lengths = encode_texts(tokenizer, [texts[index] for index in indices], max_input_tokens)
         encoded = {name: tensor.to(model.device) for name, tensor in encoded.items()}
-        with torch.inference_mode():
-            outputs = model.generate(
-                **encoded,
-                **generate_kwargs,
-                output_attentions=with_attention,
-                output_scores=with_scores and beams > 1,
-                output_logits=with_scores and beams == 1,
-                return_dict_in_generate=True,
-            )
+        outputs = generate_ids(
+            model,
+            encoded,
+            **generate_kwargs,
+            streamer=streamer,
+            output_attentions=with_attention,
+            output_scores=with_scores and beams > 1,
+            output_logits=with_scores and beams == 1,
+            return_dict_in_generate=True,
+        )
         scores = _sequence_scores(model, outputs, tokenizer, generate_kwargs) if with_scores else None
         lengths = encoded["attention_mask"].sum(dim=1).tolist()  # (B,)
         for position, index in enumerate(indices):
@@ -118,6 +120,39 @@ def generate_texts(
         if progress is not None:
             progress(len(indices))
     return results  # type: ignore[return-value]  (every index was filled)
+
+
+def _outputs_per_text(
+    texts: Sequence[str], batch_size: int, streamer: BaseStreamer | None, generate_kwargs: dict[str, Any]
+) -> int:
+    """`num_return_sequences`, after checking the arguments of `generate_texts` (see its Raises)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    per_text = generate_kwargs.get("num_return_sequences", 1)
+    per_text = 1 if per_text is None else per_text
+    if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
+        raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
+    if streamer is not None and len(texts) != 1:
+        raise ValueError(f"a streamer follows one text; got {len(texts)} texts")
+    for text in texts:
+        if not isinstance(text, str):
+            raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    return per_text
+
+
+def generate_ids(model: Any, inputs: dict[str, torch.Tensor], **generate_kwargs: Any) -> Any:
+    """`model.generate(**inputs, **generate_kwargs)` without autograd: the project's one `generate()` call.
+
+    Args:
+        inputs: `input_ids` and `attention_mask`, each `(batch, src_len)`, on the model's device.
+        generate_kwargs: any `generate()` setting.
+
+    Returns:
+        what `generate()` returns: the ids `(batch * num_return_sequences, length)`, or its output
+        object with `return_dict_in_generate=True`.
+    """
+    with torch.inference_mode():
+        return model.generate(**inputs, **generate_kwargs)
 
 
 def _hypothesis(
@@ -193,4 +228,4 @@ def encode_texts(
     return {"input_ids": input_ids, "attention_mask": attention_mask}, full_lengths
 
 
-__all__ = ["Generated", "encode_texts", "generate_texts"]
+__all__ = ["Generated", "encode_texts", "generate_ids", "generate_texts"]

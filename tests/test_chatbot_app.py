@@ -24,7 +24,7 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
 
-from chatbot.app import BEAM_NOTICE, EMPTY_INPUT_NOTICE, NO_ATTENTION_NOTICE  # noqa: E402
+from chatbot.app import BEAM_NOTICE, EMPTY_INPUT_NOTICE, NO_ATTENTION_NOTICE, NO_MODEL_FOR_TAB  # noqa: E402
 
 try:  # the trained-model fixtures live beside the inference tests
     from test_chatbot_inference import tiny_model_dir, tiny_model_without_attention_dir  # noqa: F401
@@ -200,6 +200,17 @@ def test_each_decoding_mode_through_translate(client: gradio_client.Client) -> N
         )
         assert translation == "car road", settings
         assert plot is not None and attention["output_tokens"][-1] == "</s>" and len(files) == 2
+
+
+def test_a_tab_that_no_served_model_fits_says_so(client: gradio_client.Client) -> None:
+    """Both served models are qa models: the Chat tab offers the selected one's own prompts, the
+    Translate tab none, and says why (the page as built, read from its config)."""
+    components = client.config["components"]
+    datasets = [component["props"] for component in components if component["type"] == "dataset"]
+    assert [dataset["samples"] for dataset in datasets] == [[["red cat dog"], ["sun moon water fire"]], []]
+    assert [dataset["visible"] for dataset in datasets] == [True, False]
+    notes = [component["props"].get("value") for component in components if component["type"] == "markdown"]
+    assert NO_MODEL_FOR_TAB.format(task="translation") in notes
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n"])

@@ -45,9 +45,24 @@ def korean_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir: Path, korean_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def translation_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny reverser saved again as a translation model: its `training_info.json` names the task
+    and its own examples (and no model card), as a training run of `task: translation` saves them."""
+    directory = tmp_path_factory.mktemp("tiny-translator")
+    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    (directory / "README.md").unlink()
+    info = {"model_name": "tiny-translator", "task": "translation", "examples": ["blue bird tree", "car road"]}
+    (directory / "training_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(
+    tiny_model_dir: Path, korean_model_dir: Path, translation_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("browser-server") / "server.log"
-    server = Server(["--model", str(tiny_model_dir), "--model", str(korean_model_dir)], log)
+    models = [tiny_model_dir, korean_model_dir, translation_model_dir]
+    server = Server([argument for model in models for argument in ("--model", str(model))], log)
     try:
         yield server.wait_ready()
     finally:
@@ -143,3 +158,28 @@ def test_a_korean_browser_gets_korean_labels_and_a_hangul_heatmap(server: Server
     screenshot = tmp_path / "chatbot-korean.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
+
+
+def test_each_tab_shows_the_selected_models_own_examples(server: Server, browser) -> None:
+    page = open_page(browser, server.url, "en-US")
+    model = page.locator("#model input")
+    sync_api.expect(model).to_have_value("tiny-reverser", timeout=30_000)
+    sync_api.expect(page.get_by_text("sun moon water fire", exact=True)).to_be_visible(timeout=30_000)
+    assert page.get_by_text("오늘 하늘 바다", exact=True).count() == 0  # another model's examples
+    # The Translate tab picks the translation model and shows its examples; a click fills the box.
+    page.get_by_role("tab", name="Translate").click()
+    sync_api.expect(model).to_have_value("tiny-translator", timeout=30_000)
+    example = page.get_by_text("blue bird tree", exact=True)
+    sync_api.expect(example).to_be_visible(timeout=30_000)
+    sync_api.expect(page.get_by_text("sun moon water fire", exact=True)).to_be_hidden()
+    example.click()
+    sync_api.expect(page.get_by_label("Text to translate")).to_have_value("blue bird tree", timeout=30_000)
+    # A model of another task, picked on this tab, offers no prompts here and says why.
+    model.click()
+    page.get_by_role("option", name="tiny-reverser-ko").click()
+    sync_api.expect(page.get_by_text("was trained for qa, not translation")).to_be_visible(timeout=30_000)
+    sync_api.expect(page.get_by_text("blue bird tree", exact=True)).to_be_hidden()
+    # Back on the Chat tab, the chat examples are the Korean model's own.
+    page.get_by_role("tab", name="Chat").click()
+    sync_api.expect(page.get_by_text("오늘 하늘 바다", exact=True)).to_be_visible(timeout=30_000)
+    sync_api.expect(page.get_by_text("sun moon water fire", exact=True)).to_have_count(0)

@@ -26,7 +26,6 @@ from chatbot.inference import (
     attention_figure,
     encode,
     generate_reply,
-    last_user_message,
     load_model,
     stream_reply,
 )
@@ -57,7 +56,7 @@ datasets:
 - reversed-word-order-phrases
 tags:
 - seq2seq-rnn
-- chat
+- qa
 widget:
 - text: {examples[0]}
 - text: {examples[1]}
@@ -171,7 +170,7 @@ def teacher_forced_attention(loaded, source: str, token_ids: list[int]) -> np.nd
 def test_model_info_and_defaults_come_from_the_card_and_generation_config(tiny) -> None:
     assert tiny.info.name == "tiny-reverser"
     assert "reversed-word-order-phrases" in tiny.info.trained_on
-    assert tiny.info.task == "chat"
+    assert tiny.info.task == "qa"  # from the card's tags, not the name
     assert tiny.info.examples == ("red cat dog", "sun moon water fire")
     assert tiny.info.has_attention
     assert tiny.defaults == DecodingSettings(mode="beam", num_beams=3, max_new_tokens=12)
@@ -192,7 +191,8 @@ def test_a_directory_without_a_card_still_loads(tiny_model_without_attention_dir
     loaded = load_model(tmp_path, max_input_tokens=8)
     assert loaded.info.trained_on.startswith("not stated")
     assert loaded.max_input_tokens == 8
-    assert loaded.info.examples  # defaults for the page
+    assert loaded.info.task == "unknown"  # no card, no training_info.json: offered on both tabs
+    assert loaded.info.examples == ()  # no prompts that were not made for this model
 
 
 @pytest.mark.parametrize("mode", ["greedy", "beam"])
@@ -315,17 +315,6 @@ def test_decoding_settings_accept_slider_floats_and_map_to_generate() -> None:
     assert settings.generate_kwargs()["num_beams"] == 5 and not settings.streams
     sample = DecodingSettings(mode="sample", temperature=0.7, top_p=0.9).generate_kwargs()
     assert sample["do_sample"] and sample["temperature"] == 0.7 and sample["top_p"] == 0.9
-
-
-def test_last_user_message_reads_strings_and_parts() -> None:
-    history = [
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "reply"},
-        {"role": "user", "content": [{"type": "text", "text": "second"}]},
-        {"role": "assistant", "content": "another"},
-    ]
-    assert last_user_message(history) == "second"
-    assert last_user_message([]) == ""
 
 
 def test_heatmap_figure_draws_korean_and_chinese_labels_without_missing_glyphs(tmp_path: Path) -> None:

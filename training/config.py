@@ -28,6 +28,7 @@ import yaml
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
+from seq2seq_tools.tasks import TASKS
 
 from . import demos
 from .data import DataSpec
@@ -35,7 +36,6 @@ from .demos import DEMO_LANGUAGES, DEMOS
 from .errors import TrainingInputError
 from .prepare import OVERLONG_POLICIES
 
-TASKS = ("translation", "qa")
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 # `Seq2SeqRNNConfig` arguments that a training run sets itself rather than take as keys: the

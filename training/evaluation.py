@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from seq2seq_tools.attention import attention_figure
-from seq2seq_tools.generation import generate_texts
+from seq2seq_tools.generation import generate_ids, generate_texts
 
 logger = logging.getLogger(__name__)
 
@@ -53,18 +53,6 @@ class EvaluationResult:
     samples: list[tuple[str, str, str]]
 
 
-def generate(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], num_beams: int, max_new_tokens: int
-) -> torch.Tensor:
-    """Generated token ids `(batch, length)` for the sources of a batch."""
-    return model.generate(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
-    )
-
-
 def evaluate_model(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -96,8 +84,8 @@ def evaluate_model(
         token_count += int(totals[:, 1].sum().item())
         if not with_generation:
             continue
-        with torch.no_grad():
-            generated = generate(unwrapped, batch, num_beams, max_new_tokens)
+        sources_batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        generated = generate_ids(unwrapped, sources_batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
         labels = batch["labels"].masked_fill(batch["labels"] == -100, pad)
         generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
         labels = accelerator.pad_across_processes(labels, dim=1, pad_index=pad)
@@ -113,15 +101,6 @@ def evaluate_model(
     model.train()
     samples = list(zip(sources, references, predictions, strict=True))[:num_samples]
     return EvaluationResult(scores=scores, samples=samples)
-
-
-def translate(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], num_beams: int, max_new_tokens: int
-) -> list[str]:
-    """Generated replies for raw texts (the sample prompts shown at the end of a run)."""
-    model.eval()
-    results = generate_texts(model, tokenizer, texts, num_beams=num_beams, max_new_tokens=max_new_tokens)
-    return [result.text for result in results]
 
 
 def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, max_new_tokens: int):

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from seq2seq_tools.tasks import PIPELINE_TAGS
+
 from .checkpoints import write_atomically
 from .config import MODEL_KEYS, model_help
 
@@ -59,7 +61,7 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
     languages = [lang for lang in (info["source_lang"], info["target_lang"]) if lang]
     metadata: dict[str, Any] = {
         "library_name": "transformers",
-        "pipeline_tag": "translation" if info["task"] == "translation" else "text-generation",
+        "pipeline_tag": PIPELINE_TAGS[info["task"]],
         "tags": ["seq2seq-rnn", "rnn", "encoder-decoder", info["task"]],
         "description": info["description"],
     }

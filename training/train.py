@@ -48,6 +48,7 @@ from transformers import DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import MODEL_TYPE, UntrustedModelError, load_config, load_model
 from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
@@ -55,7 +56,7 @@ from . import checkpoints, demos
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .errors import TrainingDivergedError, TrainingInputError, describe_expected
-from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics, translate
+from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
 from .hub import push_to_hub
 from .model_card import public_name, training_info, write_model_card
 from .precision import resolve_mixed_precision
@@ -678,7 +679,11 @@ def show_samples(
     sources = data.tokenizer.batch_decode(list(validation["input_ids"]), skip_special_tokens=True)
     references = data.tokenizer.batch_decode(list(validation["labels"]), skip_special_tokens=True)
     prompts = sources + list(config.sample_prompts)
-    outputs = translate(unwrapped, data.tokenizer, prompts, config.num_beams, config.max_new_tokens)
+    unwrapped.eval()
+    results = generate_texts(
+        unwrapped, data.tokenizer, prompts, num_beams=config.num_beams, max_new_tokens=config.max_new_tokens
+    )
+    outputs = [result.text for result in results]
     accelerator.print("\nSamples (source → prediction):")
     for index, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
         reference = f"   [reference: {references[index]}]" if index < len(references) else ""
