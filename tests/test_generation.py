@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import scramble_general_score
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
@@ -33,7 +34,8 @@ def model_and_tokenizer():
         eos_token_id=tokenizer.eos_token_id,
         unk_token_id=tokenizer.unk_token_id,
     )
-    return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer
+    # A random general score W_a: the default init's zero one attends uniformly, whatever the batch.
+    return scramble_general_score(Seq2SeqRNNForConditionalGeneration(config).eval()), tokenizer
 
 
 @pytest.mark.parametrize("settings", [dict(num_beams=1, do_sample=False), dict(num_beams=3)], ids=["greedy", "beam"])
@@ -49,13 +51,34 @@ def test_batched_results_equal_one_text_at_a_time_in_the_callers_order(model_and
         assert result.attention.weights.shape == (len(result.token_ids), len(tokenizer(text)["input_ids"]))
 
 
-def test_seeded_sampling_and_empty_input(model_and_tokenizer):
+def sampled(model, tokenizer, seed: int, **settings) -> list[list[int]]:
+    torch.manual_seed(seed)
+    return [r.token_ids for r in generate_texts(model, tokenizer, TEXTS, max_new_tokens=6, **settings)]
+
+
+def test_seeded_sampling_is_generates_own_sampling_and_each_seed_draws_its_own(model_and_tokenizer):
+    """The same seed draws what `model.generate(do_sample=True)` draws on the same batch (the
+    texts in order of length, as generate_texts batches them); another seed draws otherwise, and
+    neither is greedy decoding."""
     model, tokenizer = model_and_tokenizer
-    runs = []
-    for _ in range(2):
-        torch.manual_seed(5)
-        runs.append([r.token_ids for r in generate_texts(model, tokenizer, TEXTS, do_sample=True, max_new_tokens=6)])
-    assert runs[0] == runs[1]
+    first = sampled(model, tokenizer, 5, do_sample=True)
+    assert sampled(model, tokenizer, 5, do_sample=True) == first
+    order = sorted(range(len(TEXTS)), key=lambda index: len(TEXTS[index]))
+    inputs = tokenizer([TEXTS[index] for index in order], return_tensors="pt", padding=True)
+    torch.manual_seed(5)
+    with torch.inference_mode():
+        direct = model.generate(**inputs, do_sample=True, max_new_tokens=6)  # (B, 1 + T)
+    for row, index in enumerate(order):
+        expected = direct[row, 1:].tolist()
+        while expected and expected[-1] == tokenizer.pad_token_id:
+            expected.pop()
+        assert first[index] == expected, TEXTS[index]
+    assert sampled(model, tokenizer, 6, do_sample=True) != first
+    assert sampled(model, tokenizer, 5, do_sample=False) != first
+
+
+def test_empty_input_gives_no_results(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
     assert generate_texts(model, tokenizer, []) == []
 
 

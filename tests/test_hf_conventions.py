@@ -13,6 +13,7 @@ import inspect
 
 import pytest
 import torch
+from conftest import scramble_general_score
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel
 from hf_seq2seq_rnn.modeling_seq2seq_rnn import Seq2SeqRNNEncoderOutput
@@ -51,8 +52,9 @@ def make_inputs(model_class: type, with_labels: bool = False) -> dict[str, torch
 
 
 def make_model(model_class: type, config: Seq2SeqRNNConfig, seed: int = 0):
+    """A model with a random general score `W_a` (the default init's zero one attends uniformly)."""
     torch.manual_seed(seed)
-    return model_class(config)
+    return scramble_general_score(model_class(config), seed)
 
 
 @pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 import transformers
+from conftest import scramble_general_score
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
@@ -33,11 +34,17 @@ VARIANTS = [
 VARIANT_IDS = ["-".join(str(v) for v in variant.values()) for variant in VARIANTS]
 
 
-def make_model(seed: int = 0, **overrides) -> Seq2SeqRNNForConditionalGeneration:
+def make_model(seed: int = 0, uniform_attention: bool = False, **overrides) -> Seq2SeqRNNForConditionalGeneration:
+    """A small untrained model. Under the default init its general score's `W_a` is then drawn at
+    random, unless `uniform_attention`: the zero `W_a` of that init makes every alignment uniform,
+    and the equivalence tests below blind to the general query path."""
     torch.manual_seed(seed)
     settings = dict(vocab_size=VOCAB, embedding_size=12, hidden_size=16, num_layers=2, dropout=0.0)
     settings.update(overrides)
-    return Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNConfig(**settings)).eval()
+    model = Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNConfig(**settings)).eval()
+    if uniform_attention or model.config.init != "scaled_embeddings":
+        return model
+    return scramble_general_score(model, seed)
 
 
 def make_batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -53,6 +60,17 @@ def make_batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return input_ids, attention_mask, labels
 
 
+def assert_every_parameter_gets_a_gradient(model: nn.Module, label: object = "") -> None:
+    """Every trainable weight gets a finite gradient that is not zero everywhere (a weight cut off
+    from the loss gets `None` or zeros), and the padding rows of the embeddings get exactly zero."""
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, f"{label} {name}: no gradient"
+        assert torch.isfinite(parameter.grad).all(), f"{label} {name}: non-finite gradient"
+        assert parameter.grad.abs().max() > 0, f"{label} {name}: gradient zero everywhere"
+    for embedding in (model.model.encoder.embed_tokens, model.model.decoder.embed_tokens):
+        assert embedding.weight.grad[model.config.pad_token_id].abs().max() == 0, f"{label}: padding row learns"
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
 def test_every_variant_trains_and_generates(variant):
     model = make_model(**variant).train()
@@ -61,7 +79,7 @@ def test_every_variant_trains_and_generates(variant):
     assert output.logits.shape == (3, 5, VOCAB)
     assert torch.isfinite(output.loss)
     output.loss.backward()
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert_every_parameter_gets_a_gradient(model)
     model.eval()
     for settings in (dict(), dict(num_beams=3, num_return_sequences=2), dict(do_sample=True, top_k=5, top_p=0.9)):
         generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6, **settings)
@@ -139,12 +157,100 @@ def test_generation_stops_with_a_clear_error_when_the_state_is_not_carried():
     model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=4, use_cache=False)
 
 
-def test_one_beam_equals_greedy():
-    model = make_model(cell_type="lstm", attention_type="general", input_feeding=True)
-    input_ids, attention_mask, _ = make_batch()
-    greedy = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, do_sample=False)
-    one_beam = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=1)
-    assert torch.equal(greedy, one_beam)
+TOY_VOCAB = 6  # <pad>, <s>, </s>, <unk> and two words
+
+
+def toy_model(seed: int) -> Seq2SeqRNNForConditionalGeneration:
+    """An untrained model over `TOY_VOCAB` tokens, whose weights are wide enough for peaked
+    distributions, with `</s>` made less likely so that the best hypotheses are not all `</s>`
+    alone (with length_penalty=0 a score is a plain sum of log-probabilities, which favours short
+    hypotheses)."""
+    model = make_model(seed=seed, vocab_size=TOY_VOCAB, init="uniform", init_range=1.0)
+    with torch.no_grad():
+        model.lm_head.bias[model.config.eos_token_id] -= 2.5
+    return model
+
+
+def hypothesis_log_probs(model, input_ids: torch.Tensor, hypotheses: list[list[int]]) -> torch.Tensor:
+    """Teacher-forced sum of token log-probabilities of each hypothesis for each source: `(B, H)`."""
+    start = model.config.decoder_start_token_id
+    scores = torch.zeros(input_ids.shape[0], len(hypotheses))
+    for index, hypothesis in enumerate(hypotheses):
+        decoder_input_ids = torch.tensor([[start, *hypothesis[:-1]]]).expand(input_ids.shape[0], -1)
+        with torch.no_grad():
+            logits = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids).logits  # (B, n, V)
+        log_probs = torch.log_softmax(logits, -1)
+        target = torch.tensor(hypothesis).expand(input_ids.shape[0], -1)
+        scores[:, index] = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(1)
+    return scores
+
+
+def every_hypothesis(eos: int, max_new_tokens: int) -> list[list[int]]:
+    """Every reply of at most `max_new_tokens` tokens: ended by `</s>`, or cut at the limit."""
+    words = [token for token in range(TOY_VOCAB) if token != eos]
+    hypotheses = []
+    for length in range(1, max_new_tokens + 1):
+        for body in itertools.product(words, repeat=length - 1):
+            hypotheses.append([*body, eos])
+            if length == max_new_tokens:
+                hypotheses += [[*body, word] for word in words]
+    return hypotheses
+
+
+def reply_of(sequence: torch.Tensor, eos: int) -> list[int]:
+    """The generated tokens of one row of `generate()`, without the start token and the padding after `</s>`."""
+    tokens = sequence[1:].tolist()
+    return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    ("max_new_tokens", "num_beams"),
+    # (TOY_VOCAB - 1) ** 2 beams keep every unfinished prefix of 2 tokens: the search is exhaustive.
+    [(2, TOY_VOCAB), (3, TOY_VOCAB), (3, (TOY_VOCAB - 1) ** 2)],
+)
+def test_beam_search_finds_the_exhaustive_best_and_never_scores_below_greedy(seed, max_new_tokens, num_beams):
+    """With length_penalty=0 and a beam at least the vocabulary's size, beam search returns the
+    reply that scoring every possible reply finds best, with its score; greedy never beats it."""
+    model = toy_model(seed)
+    eos = model.config.eos_token_id
+    input_ids = torch.randint(3, TOY_VOCAB, (4, 5), generator=torch.Generator().manual_seed(seed))
+    beam = model.generate(
+        input_ids,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        length_penalty=0.0,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    greedy = model.generate(input_ids, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+    hypotheses = every_hypothesis(eos, max_new_tokens)
+    scores = hypothesis_log_probs(model, input_ids, hypotheses)  # (B, H)
+    best_scores, best = scores.max(dim=1)
+    for row in range(input_ids.shape[0]):
+        found = reply_of(beam.sequences[row], eos)
+        assert found == hypotheses[best[row]], f"row {row}: beam search found {found}, not the best reply"
+        greedy_reply = reply_of(greedy[row], eos)
+        greedy_score = scores[row, hypotheses.index(greedy_reply)]
+        assert beam.sequences_scores[row] >= greedy_score - 1e-5, f"row {row}: greedy's reply scores higher"
+    torch.testing.assert_close(beam.sequences_scores, best_scores, atol=1e-4, rtol=1e-4)
+
+
+def test_the_toy_search_is_not_trivial():
+    """The beam test above means something only if beam search and greedy disagree somewhere, and
+    the best replies are not all one token."""
+    differ, lengths = False, set()
+    for seed in (0, 1, 2):
+        model = toy_model(seed)
+        input_ids = torch.randint(3, TOY_VOCAB, (4, 5), generator=torch.Generator().manual_seed(seed))
+        beam = model.generate(input_ids, max_new_tokens=3, num_beams=(TOY_VOCAB - 1) ** 2, length_penalty=0.0)
+        greedy = model.generate(input_ids, max_new_tokens=3, do_sample=False, num_beams=1)
+        differ |= any(
+            reply_of(b, model.config.eos_token_id) != reply_of(g, model.config.eos_token_id)
+            for b, g in zip(beam, greedy, strict=True)
+        )
+        lengths |= {len(reply_of(b, model.config.eos_token_id)) for b in beam}
+    assert differ and len(lengths) > 1, (differ, lengths)
 
 
 @pytest.mark.parametrize("variant", VARIANTS[:3] + VARIANTS[5:6], ids=VARIANT_IDS[:3] + VARIANT_IDS[5:6])
@@ -205,6 +311,9 @@ def test_attention_rows_sum_to_one_and_ignore_padding(attention_type):
     torch.testing.assert_close(alignment.sum(-1), torch.ones(3, 1, 5))
     padding = attention_mask == 0  # (B, S)
     assert (alignment.masked_select(padding[:, None, None, :].expand_as(alignment)) == 0).all()
+    if attention_type == "general":  # make_model's W_a: far from the uniform alignment of a zero W_a
+        real = alignment.masked_fill(padding[:, None, None, :], 1.0)
+        assert (alignment.amax(-1) > 1.5 * real.amin(-1)).all(), "attention is close to uniform"
     generated = model.generate(
         input_ids,
         attention_mask=attention_mask,
@@ -332,16 +441,30 @@ def test_tied_output_layer_shares_the_decoder_embedding(tie):
     assert shared == tie
 
 
-def test_scheduled_sampling_ratio_one_equals_teacher_forcing():
-    model = make_model(cell_type="gru", attention_type="general").train()
+@pytest.mark.parametrize("attention_type", ["general", "additive"])
+def test_scheduled_sampling_with_every_draw_forced(attention_type):
+    """The step loop of scheduled sampling, with its draw forced each way: a ratio of 1 (every step
+    reads the reference) gives the parallel teacher-forced path's logits and loss; a ratio of 0
+    feeds each step the argmax of the step before, which a teacher-forced pass over those argmaxes
+    confirms."""
+    model = make_model(cell_type="gru", attention_type=attention_type, input_feeding=True).train()
     input_ids, attention_mask, labels = make_batch()
-    model.config.dropout = 0.0
-    forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    # forward() takes the parallel path at ratio 1; the step loop itself, with a draw that is always "reference":
+    looped, looped_outputs = model._scheduled_sampling(input_ids, attention_mask, decoder_input_ids, None, 1.0, False)
+    torch.testing.assert_close(looped, forced.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(looped_outputs.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
+
     sampled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, teacher_forcing_ratio=0.0)
-    assert torch.isfinite(sampled.loss)
+    fed = torch.cat([decoder_input_ids[:, :1], sampled.logits[:, :-1].argmax(-1)], dim=1)  # (B, T)
+    assert not torch.equal(fed, decoder_input_ids), "the argmaxes equal the reference: nothing was checked"
+    replayed = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=fed)
+    torch.testing.assert_close(sampled.logits, replayed.logits, atol=1e-5, rtol=1e-5)
+    expected_loss = nn.functional.cross_entropy(replayed.logits.reshape(-1, VOCAB), labels.reshape(-1))
+    torch.testing.assert_close(sampled.loss, expected_loss, atol=1e-6, rtol=1e-6)
     sampled.loss.backward()
-    # A ratio of 0 feeds the model's own predictions: the inputs after the first step differ.
-    assert not torch.allclose(forced.logits[:, 1:], sampled.logits[:, 1:])
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_auto_classes_are_registered():
@@ -432,7 +555,7 @@ def test_every_combination_of_options_trains_and_generates():
         loss = model.train()(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         assert torch.isfinite(loss), combination
         loss.backward()
-        assert all(p.grad is not None for p in model.parameters()), combination
+        assert_every_parameter_gets_a_gradient(model, combination)
         generated = model.eval().generate(
             input_ids, attention_mask=attention_mask, min_new_tokens=3, max_new_tokens=3, num_beams=2
         )  # min_new_tokens: an untrained model may pick </s> first, which would end the search early
@@ -506,6 +629,7 @@ def test_scaled_embeddings_init_is_the_default_and_scales_embeddings_by_their_wi
     biases summing to 1, the general score's W_a zero, every other weight from U(-0.1, 0.1)."""
     for width in (16, 256):
         model = make_model(
+            uniform_attention=True,  # the default init as it is
             num_layers=1,
             hidden_size=32,
             embedding_size=width,
