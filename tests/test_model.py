@@ -205,13 +205,18 @@ def reply_of(sequence: torch.Tensor, eos: int) -> list[int]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(
-    ("max_new_tokens", "num_beams"),
-    # (TOY_VOCAB - 1) ** 2 beams keep every unfinished prefix of 2 tokens: the search is exhaustive.
-    [(2, TOY_VOCAB), (3, TOY_VOCAB), (3, (TOY_VOCAB - 1) ** 2)],
+    ("max_new_tokens", "num_beams", "num_return_sequences"),
+    # (TOY_VOCAB - 1) ** 2 beams keep every unfinished prefix of 2 tokens: the search is exhaustive,
+    # and its best replies are the best ones of all, in order.
+    [(2, TOY_VOCAB, 1), (3, TOY_VOCAB, 1), (3, (TOY_VOCAB - 1) ** 2, 5)],
 )
-def test_beam_search_finds_the_exhaustive_best_and_never_scores_below_greedy(seed, max_new_tokens, num_beams):
+def test_beam_search_finds_the_exhaustive_best_and_never_scores_below_greedy(
+    seed, max_new_tokens, num_beams, num_return_sequences
+):
     """With length_penalty=0 and a beam at least the vocabulary's size, beam search returns the
-    reply that scoring every possible reply finds best, with its score; greedy never beats it."""
+    reply that scoring every possible reply finds best, with its score; greedy never beats it.
+    With a beam that holds every prefix, its best `num_return_sequences` replies are the best of
+    all (those below the first come from beams other than the first: their state must follow them)."""
     model = toy_model(seed)
     eos = model.config.eos_token_id
     input_ids = torch.randint(3, TOY_VOCAB, (4, 5), generator=torch.Generator().manual_seed(seed))
@@ -219,6 +224,7 @@ def test_beam_search_finds_the_exhaustive_best_and_never_scores_below_greedy(see
         input_ids,
         max_new_tokens=max_new_tokens,
         num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
         length_penalty=0.0,
         output_scores=True,
         return_dict_in_generate=True,
@@ -226,14 +232,15 @@ def test_beam_search_finds_the_exhaustive_best_and_never_scores_below_greedy(see
     greedy = model.generate(input_ids, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
     hypotheses = every_hypothesis(eos, max_new_tokens)
     scores = hypothesis_log_probs(model, input_ids, hypotheses)  # (B, H)
-    best_scores, best = scores.max(dim=1)
+    best_scores, best = scores.topk(num_return_sequences, dim=1)  # (B, k), best first
+    found_scores = beam.sequences_scores.view(-1, num_return_sequences)  # (B, k)
     for row in range(input_ids.shape[0]):
-        found = reply_of(beam.sequences[row], eos)
-        assert found == hypotheses[best[row]], f"row {row}: beam search found {found}, not the best reply"
-        greedy_reply = reply_of(greedy[row], eos)
-        greedy_score = scores[row, hypotheses.index(greedy_reply)]
-        assert beam.sequences_scores[row] >= greedy_score - 1e-5, f"row {row}: greedy's reply scores higher"
-    torch.testing.assert_close(beam.sequences_scores, best_scores, atol=1e-4, rtol=1e-4)
+        for rank in range(num_return_sequences):
+            found = reply_of(beam.sequences[row * num_return_sequences + rank], eos)
+            assert found == hypotheses[best[row, rank]], f"row {row}: reply {rank} of beam search is {found}"
+        greedy_score = scores[row, hypotheses.index(reply_of(greedy[row], eos))]
+        assert found_scores[row, 0] >= greedy_score - 1e-5, f"row {row}: greedy's reply scores higher"
+    torch.testing.assert_close(found_scores, best_scores, atol=1e-4, rtol=1e-4)
 
 
 def test_the_toy_search_is_not_trivial():
