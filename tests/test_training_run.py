@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,20 +167,24 @@ def test_a_tokenizer_that_does_not_match_the_model_is_refused(tmp_path, capsys):
     assert "the tokenizer does not match the model" in capsys.readouterr().err
 
 
-def test_a_diverging_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, capsys):
+def test_a_diverging_loss_stops_with_a_message_that_names_the_last_checkpoint_saved_before_it(tmp_path, capsys):
+    """With lr 1e36 the first update makes the weights huge but finite and the loss at step 2
+    infinite. Saving every step, the run keeps the checkpoint of step 1, and its one-line message
+    names that folder, whose weights are finite."""
     output = tmp_path / "nan"
     arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "300", "--validation-size", "30", "--max-steps", "30",
-                 "--checkpointing-steps", "5", "--eval-steps", "100", "--output-dir", str(output), *SMALL,
+                 "--checkpointing-steps", "1", "--eval-steps", "100", "--output-dir", str(output), *SMALL,
                  "--learning-rate", "1e36", "--warmup-steps", "0"]  # fmt: skip
     assert main(arguments) == 3
-    error = capsys.readouterr().err
-    assert "became" in error and "Last good checkpoint" in error
-    index = (
-        json.loads((output / "checkpoints" / "index.json").read_text()) if (output / "checkpoints").exists() else None
-    )
-    if index is not None:
-        state = load_file(output / "checkpoints" / index["last"] / "model.safetensors")
-        assert all(torch.isfinite(tensor).all() for tensor in state.values())
+    [error] = re.findall(r"error: .*", capsys.readouterr().err)  # after the progress bar, on its line
+    assert error.startswith("error: the training loss became inf at step 2; stopped before updating the weights.")
+    named = error.split("Last good checkpoint: ")[1].split(". Try")[0]
+    index = json.loads((output / "checkpoints" / "index.json").read_text())
+    assert index["last"] == "step-00000001"
+    assert named == str(output / "checkpoints" / "step-00000001")
+    state = load_file(os.path.join(named, "model.safetensors"))
+    assert state and all(torch.isfinite(tensor).all() for tensor in state.values())
+    assert not (output / "model.safetensors").exists(), "a diverged run must not save a final model"
 
 
 def test_greedy_evaluation_and_every_documented_precision_word_run_and_save(tmp_path):
