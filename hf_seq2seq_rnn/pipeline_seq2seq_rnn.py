@@ -47,13 +47,14 @@ class Seq2SeqRNNPipeline(Pipeline):
         return self.tokenizer(text, truncation=truncation, return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, Any], **generate_kwargs) -> dict[str, Any]:
-        sequences = self.model.generate(**model_inputs, **generate_kwargs)  # (num_return_sequences, T)
-        return {"output_ids": sequences}
+        sequences = self.model.generate(**model_inputs, **generate_kwargs)  # (B * num_return_sequences, T)
+        batch = model_inputs["input_ids"].shape[0]
+        # (B, num_return_sequences, T): with `batch_size` > 1 the pipeline splits the output along
+        # its first axis, one source's sequences to each, as transformers' own text2text pipeline did.
+        return {"output_ids": sequences.reshape(batch, sequences.shape[0] // batch, *sequences.shape[1:])}
 
     def postprocess(self, model_outputs: dict[str, Any], return_tensors: bool = False) -> list[dict[str, Any]]:
+        [sequences] = model_outputs["output_ids"]  # (num_return_sequences, T): one source's
         if return_tensors:
-            return [{"generated_token_ids": ids} for ids in model_outputs["output_ids"]]
-        return [
-            {"generated_text": self.tokenizer.decode(ids, skip_special_tokens=True)}
-            for ids in model_outputs["output_ids"]
-        ]
+            return [{"generated_token_ids": ids} for ids in sequences]
+        return [{"generated_text": self.tokenizer.decode(ids, skip_special_tokens=True)} for ids in sequences]

@@ -116,26 +116,47 @@ def test_fresh_process_loads_with_remote_code(saved_dir, tmp_path):
     assert json.loads(second) == expected
 
 
+def decoded_generate(saved_dir: Path, text: str, **settings) -> list[str]:
+    """`tokenizer.decode(model.generate(...))` for one text: what the pipeline must return."""
+    tokenizer = AutoTokenizer.from_pretrained(saved_dir, trust_remote_code=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(saved_dir).eval()
+    sequences = model.generate(**tokenizer([text], return_tensors="pt"), **settings)
+    return [tokenizer.decode(ids, skip_special_tokens=True) for ids in sequences]
+
+
 def test_pipeline_in_a_fresh_process(saved_dir, tmp_path):
     output = run_fresh(
         f"""
         from transformers import pipeline
         pipe = pipeline("seq2seq-rnn", model={str(saved_dir)!r}, trust_remote_code=True)
-        print(type(pipe).__name__, repr(pipe("the cat sleeps")[0]["generated_text"]))
+        print(type(pipe).__name__, repr(pipe("the cat sleeps", num_beams=2)[0]["generated_text"]))
         """,
         tmp_path,
     )
     name, text = output.strip().splitlines()[-1].split(" ", 1)
     assert name == "Seq2SeqRNNPipeline"
-    expected = pipeline("seq2seq-rnn", model=str(saved_dir), trust_remote_code=True)("the cat sleeps")
-    assert eval(text) == expected[0]["generated_text"]  # noqa: S307 - our own repr
+    assert [eval(text)] == decoded_generate(saved_dir, "the cat sleeps", num_beams=2)  # noqa: S307 - our own repr
 
 
-def test_pipeline_returns_several_sequences_and_batches(saved_dir):
+@pytest.mark.parametrize("batch_size", [1, 2], ids=["one-at-a-time", "batched"])
+def test_pipeline_equals_decoding_generate_with_several_sequences(saved_dir, batch_size):
+    """For each text, the pipeline's replies are `tokenizer.decode(model.generate(...))` of that
+    text alone, in order, also when it batches texts of different lengths (padding) and returns
+    several sequences per text."""
     pipe = pipeline("seq2seq-rnn", model=str(saved_dir), trust_remote_code=True)
-    result = pipe("a dog runs", num_beams=3, num_return_sequences=2)
-    assert len(result) == 2 and all(isinstance(item["generated_text"], str) for item in result)
-    batch = pipe(["a dog runs", "안녕하세요"])
-    assert len(batch) == 2
-    with pytest.raises(ValueError, match="inputs are strings"):
+    texts = ["a dog runs", "안녕하세요", "the cat sleeps", "un chien court"]
+    settings = dict(num_beams=3, num_return_sequences=2)
+    results = pipe(texts, batch_size=batch_size, **settings)
+    expected = [decoded_generate(saved_dir, text, **settings) for text in texts]
+    assert [[item["generated_text"] for item in result] for result in results] == expected
+    assert len({reply for replies in expected for reply in replies}) > 2, "the replies are too alike to tell apart"
+    [single] = pipe(["a dog runs"], return_tensors=True, batch_size=batch_size)
+    assert single[0]["generated_token_ids"].tolist() == decoded_ids(saved_dir, "a dog runs")
+    with pytest.raises(ValueError, match="seq2seq-rnn pipeline inputs are strings \\(or a list of strings\\), got int"):
         pipe(42)
+
+
+def decoded_ids(saved_dir: Path, text: str) -> list[int]:
+    tokenizer = AutoTokenizer.from_pretrained(saved_dir, trust_remote_code=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(saved_dir).eval()
+    return model.generate(**tokenizer([text], return_tensors="pt"))[0].tolist()
