@@ -224,6 +224,43 @@ def test_sampling_streams_and_a_cold_temperature_matches_greedy(tiny) -> None:
     assert len(hot.token_ids) <= 6
 
 
+def sampled_reply(tiny, seed: int, settings: DecodingSettings, streamed: bool = False):
+    torch.manual_seed(seed)  # the default generator, which generate() also draws from in the streaming thread
+    if streamed:
+        return list(stream_reply(tiny, "sun moon water fire", settings))[-1]
+    return generate_reply(tiny, "sun moon water fire", settings)
+
+
+def test_a_seeded_sample_is_generates_own_and_streams_the_same_ids_and_attention(tiny) -> None:
+    """Hot sampling: the same seed gives what `model.generate(do_sample=True)` gives and the same
+    reply streamed (ids and attention); other seeds give other replies, unlike greedy decoding."""
+    settings = DecodingSettings(mode="sample", temperature=3.0, top_p=1.0, max_new_tokens=8)
+    assert settings.generate_kwargs()["do_sample"] is True
+    reply = sampled_reply(tiny, 11, settings)
+    inputs, _ = encode(tiny, "sun moon water fire")
+    torch.manual_seed(11)
+    with torch.inference_mode():
+        direct = tiny.model.generate(**inputs, **settings.generate_kwargs())  # (1, 1 + T)
+    assert reply.token_ids == direct[0, 1:].tolist()
+    assert reply.text == tiny.tokenizer.decode(reply.token_ids, skip_special_tokens=True).strip()
+    streamed = sampled_reply(tiny, 11, settings, streamed=True)
+    assert streamed.done and streamed.token_ids == reply.token_ids and streamed.text == reply.text
+    assert streamed.attention.output_labels == reply.attention.output_labels
+    np.testing.assert_allclose(streamed.attention.weights, reply.attention.weights, atol=1e-6)
+    others = {tuple(sampled_reply(tiny, seed, settings).token_ids) for seed in range(12, 16)}
+    assert others - {tuple(reply.token_ids)}, "four other seeds all drew the same reply"
+    greedy = generate_reply(tiny, "sun moon water fire", DecodingSettings(mode="greedy", max_new_tokens=8))
+    assert greedy.text == "fire water moon sun" and (others | {tuple(reply.token_ids)}) != {tuple(greedy.token_ids)}
+
+
+def test_greedy_streams_the_same_ids_and_attention_as_the_whole_reply(tiny) -> None:
+    settings = DecodingSettings(mode="greedy")
+    streamed = list(stream_reply(tiny, "green bird house sun", settings))[-1]
+    whole = generate_reply(tiny, "green bird house sun", settings)
+    assert streamed.token_ids == whole.token_ids and streamed.text == whole.text == "sun house bird green"
+    np.testing.assert_allclose(streamed.attention.weights, whole.attention.weights, atol=1e-6)
+
+
 def test_beam_search_shows_only_the_finished_reply(tiny) -> None:
     updates = list(stream_reply(tiny, "book door road car", DecodingSettings(mode="beam", num_beams=5)))
     assert len(updates) == 1 and updates[0].done
