@@ -121,20 +121,60 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
     assert [e["eval_loss"] for e in history(interrupted)] == [e["eval_loss"] for e in history(straight)]
 
 
-def test_two_process_accelerate_launch_trains_data_parallel(tmp_path):
-    output = tmp_path / "ddp"
+PROBE = os.path.join(REPO, "tests", "ddp_probe.py")
+# Streamed pairs of one length each, char tokens: every batch has the same number of target tokens,
+# so the mean of two processes' mean losses is the mean loss of their batches together. dropout 0:
+# no random draw differs between one and two processes.
+PROBE_FLAGS = [
+    "--streaming", "--tokenizer-type", "char", "--max-steps", "6", "--embedding-size", "16", "--hidden-size", "32",
+    "--num-layers", "1", "--dropout", "0", "--eval-steps", "1000", "--checkpointing-steps", "1000", "--num-beams", "1",
+    "--num-samples", "0", "--num-threads", "1", "--mixed-precision", "no", "--report-to", "none",
+]  # fmt: skip
+# Two processes against one: the same data in the same steps, gradients summed in another order.
+DDP_TOLERANCE = 1e-6
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_launch_equals_one_process_at_twice_the_batch(tmp_path):
+    """`accelerate launch --num_processes 2` (gloo on CPU): both processes end with the same
+    weights, trained on disjoint samples that together are what one process at twice the batch
+    trains on, and their weights equal that run's within DDP_TOLERANCE."""
+    pairs = write_pairs(tmp_path / "pairs.csv", [(f"q{i:04d}", f"a{i:04d}"[::-1]) for i in range(600)])
+    records = {name: tmp_path / name for name in ("one", "two")}
+    for record in records.values():
+        record.mkdir()
     # `--multi_gpu` picks Accelerate's torchrun launcher; with no GPU the processes join over gloo.
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
-    arguments = ["--config", "training/configs/translation_demo.yaml", "--demo-size", "1000", "--max-steps", "40",
-                 "--eval-steps", "40", "--max-eval-samples", "64", "--output-dir", str(output), *SMALL]  # fmt: skip
-    process = run_training(arguments, launcher=launcher)
-    output_text, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output_text[-3000:]
-    assert "on 2 process(es)" in output_text
-    evaluations = history(output)
-    assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]
-    assert (output / "model.safetensors").is_file()
+    for name, command, batch in (
+        ("two", [*launcher, PROBE], 8),
+        ("one", [sys.executable, PROBE], 16),
+    ):
+        output_dir = records[name] / "out"
+        arguments = ["--dataset", pairs, "--output-dir", str(output_dir), "--batch-size", str(batch), *PROBE_FLAGS]
+        result = subprocess.run(
+            [*command, str(records[name]), *arguments],
+            cwd=REPO,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert f"on {2 if name == 'two' else 1} process(es)" in result.stdout + result.stderr
+        assert (output_dir / "model.safetensors").is_file()
+    one = torch.load(records["one"] / "rank-0.pt")
+    rank0, rank1 = torch.load(records["two"] / "rank-0.pt"), torch.load(records["two"] / "rank-1.pt")
+    for name, weight in rank0["weights"].items():
+        assert torch.equal(weight, rank1["weights"][name]), f"{name}: the processes' weights differ"
+        torch.testing.assert_close(weight, one["weights"][name], rtol=0, atol=DDP_TOLERANCE, msg=name)
+    seen0, seen1 = ({tuple(row) for row in rank["seen"]} for rank in (rank0, rank1))
+    assert len(rank0["seen"]) == len(rank1["seen"]) == 6 * 8 == len(seen0) == len(seen1)
+    assert not seen0 & seen1, "both processes trained on the same samples"
+    assert seen0 | seen1 == {tuple(row) for row in one["seen"]}
+    saved = load_file(records["two"] / "out" / "model.safetensors")
+    for name, weight in saved.items():
+        assert torch.equal(weight, rank0["weights"][name]), f"{name}: the saved model is not what was trained"
 
 
 def write_pairs(path, rows: list[tuple[str, str]], header: str = "Q,A") -> str:
