@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import skip_or_fail_in_ci
 
 from training.allocator import ALLOCATOR_VARIABLE, find_tcmalloc
 
@@ -29,8 +29,13 @@ def probe(**environment: str) -> subprocess.CompletedProcess:
     return run_clean([sys.executable, "-c", PROBE], **environment)
 
 
-@pytest.mark.skipif(find_tcmalloc() is None, reason="tcmalloc is not installed (apt install libtcmalloc-minimal4)")
+def require_tcmalloc() -> None:
+    if find_tcmalloc() is None:
+        skip_or_fail_in_ci("allocator", "tcmalloc is not installed (apt install libtcmalloc-minimal4)")
+
+
 def test_relaunches_under_tcmalloc_unless_told_not_to():
+    require_tcmalloc()
     relaunched = probe()
     assert relaunched.returncode == 0 and relaunched.stdout.strip() == "True", relaunched.stderr
     system = probe(**{ALLOCATOR_VARIABLE: "system"})
@@ -43,10 +48,10 @@ def test_an_unknown_allocator_is_refused_by_name():
     assert "SEQ2SEQ_RNN_ALLOCATOR='jemalloc' is not supported; accepted values: tcmalloc, system" in result.stderr
 
 
-@pytest.mark.skipif(find_tcmalloc() is None, reason="tcmalloc is not installed (apt install libtcmalloc-minimal4)")
 def test_the_training_command_runs_under_tcmalloc():
     """`python -m training.train` itself, through the relaunch at the top of its module (the dynamic
     loader's LD_DEBUG=libs names every library it initialises)."""
+    require_tcmalloc()
     result = run_clean([sys.executable, "-m", "training.train", "--help"], LD_DEBUG="libs")
     assert result.returncode == 0, result.stderr[-2000:]
     assert any("calling init" in line and "tcmalloc" in line for line in result.stderr.splitlines())

@@ -11,15 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail_in_ci
 
 CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"Debian's chromium is not installed at {CHROMIUM}"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the [dev] extra)")
+if shutil.which(CHROMIUM) is None:
+    skip_or_fail_in_ci("browser", f"Debian's chromium is not installed at {CHROMIUM}", module_level=True)
+try:
+    from playwright import sync_api
+except ImportError:
+    skip_or_fail_in_ci("browser", "playwright is not installed (the [dev] extra)", module_level=True)
 
 try:  # the trained-model fixture and the server wrapper live beside the other chatbot tests
     from test_chatbot_app import Server

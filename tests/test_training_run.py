@@ -158,7 +158,7 @@ def test_two_process_accelerate_launch_equals_one_process_at_twice_the_batch(tmp
             env=subprocess_env(),
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=300,
         )
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
         assert f"on {2 if name == 'two' else 1} process(es)" in result.stdout + result.stderr

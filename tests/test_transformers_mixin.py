@@ -23,8 +23,8 @@ import types
 import unittest
 from pathlib import Path
 
-import pytest
 import torch
+from conftest import skip_or_fail_in_ci
 from transformers.models.auto import modeling_auto
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel
@@ -54,11 +54,15 @@ def _import_model_tester_mixin(tests_dir: Path) -> types.ModuleType:
 
 
 if not TESTS_DIR:
-    pytest.skip(
+    skip_or_fail_in_ci(
+        "mixin",
         "set TRANSFORMERS_TESTS_DIR to a transformers source tests/ folder (see the module docstring)",
-        allow_module_level=True,
+        module_level=True,
     )
-pytest.importorskip("parameterized", reason="transformers' test suite needs the parameterized package")
+try:
+    import parameterized  # noqa: F401 - transformers' test_modeling_common imports it
+except ImportError:
+    skip_or_fail_in_ci("mixin", "transformers' test suite needs the parameterized package", module_level=True)
 common = _import_model_tester_mixin(Path(TESTS_DIR))
 # What a model inside transformers has: its class names in the auto mappings the mixin reads.
 modeling_auto.MODEL_MAPPING_NAMES.setdefault("seq2seq_rnn", "Seq2SeqRNNModel")
