@@ -34,6 +34,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES.values(), ids=FAMILIES.keys())
 def test_learns_to_reverse(family):
     torch.manual_seed(0)

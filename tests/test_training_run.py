@@ -91,6 +91,7 @@ def test_demo_learns_and_saves_a_model_a_fresh_process_loads(tmp_path, demo, ste
     assert "GENERATED" in result.stdout
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
     arguments = [
         "--config", "training/configs/translation_demo.yaml", "--demo-size", "500", "--batch-size", "32",
@@ -102,8 +103,8 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
 
     process = run_training([*arguments, "--output-dir", str(interrupted)], start_new_session=True)
     index = interrupted / "checkpoints" / "index.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
+    # Wait for the checkpoint of step 18 however slow the machine is (pytest's timeout bounds it).
+    while process.poll() is None:
         if index.is_file() and json.loads(index.read_text())["last"] >= "step-00000018":
             break
         time.sleep(0.05)
