@@ -71,9 +71,9 @@ def test_a_broken_tcmalloc_library_keeps_the_system_allocator_with_one_line(tmp_
     assert line.startswith(f"warning: training keeps the system allocator: {broken} does not load (")
 
 
-@pytest.mark.skipif(find_tcmalloc() is None, reason="tcmalloc is not installed (apt install libtcmalloc-minimal4)")
 def test_an_ld_preload_the_user_set_is_kept_and_tcmalloc_not_added():
     """Two allocators in one LD_PRELOAD do not mix: the user's setting wins, said in one line."""
+    require_tcmalloc()
     libc = ctypes.util.find_library("c")
     result = probe(LD_PRELOAD=libc)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
