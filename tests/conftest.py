@@ -72,13 +72,13 @@ def scramble_general_score(model: torch.nn.Module, seed: int = 0, std: float = 3
 
 
 def skip_or_fail_in_ci(group: str, reason: str, module_level: bool = False) -> None:
-    """Skip a test whose tool (browser, font, allocator, transformers' test sources) is missing,
+    """Skip a test whose tool (browser, allocator, transformers' test sources) is missing,
     except in CI: with `CI` set, a missing tool fails the test, unless `SEQ2SEQ_RNN_CI_SKIP` (a
     comma-separated list that .ci/run sets) names `group` as deliberately left out. So a CI
     machine that could not install a tool goes red instead of green with a group silently gone.
 
-    Groups: "browser" (chromium, playwright), "font" (fonts-noto-cjk), "allocator" (tcmalloc),
-    "mixin" (transformers' test sources in TRANSFORMERS_TESTS_DIR)."""
+    Groups: "browser" (chromium, playwright), "allocator" (tcmalloc), "mixin" (transformers' test
+    sources in TRANSFORMERS_TESTS_DIR)."""
     left_out = {name.strip() for name in os.environ.get("SEQ2SEQ_RNN_CI_SKIP", "").split(",") if name.strip()}
     if os.environ.get("CI") and group not in left_out:
         pytest.fail(

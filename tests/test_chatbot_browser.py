@@ -40,7 +40,6 @@ def korean_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny reverser of Korean phrases, so that the page shows a Hangul reply and heatmap."""
     return train_tiny_model(
         tmp_path_factory.mktemp("tiny-korean"),
-        max_seconds=120.0,
         name="tiny-reverser-ko",
         vocabulary=KOREAN_WORDS,
         examples=("나는 어제 사과를 샀다", "오늘 하늘 바다"),
