@@ -43,8 +43,8 @@ def saved_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"num_beams": 1}, {"num_beams": 3}],
-    ids=["greedy", "beam"],
+    [{"num_beams": 1}, {"num_beams": 3}, {"num_beams": 3, "num_return_sequences": 2}],
+    ids=["greedy", "beam", "n-best"],
 )
 def test_the_pipeline_returns_what_generate_texts_returns(saved_dir: Path, settings: dict) -> None:
     pipe = pipeline("seq2seq-rnn", model=str(saved_dir), trust_remote_code=True)
