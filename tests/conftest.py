@@ -23,6 +23,7 @@ TRANSFORMERS_MARKS = (
     "flash_attn_3_test",
     "flash_attn_4_test",
     "torch_compile_test",
+    "torch_export_test",
     "is_training_test",
     "is_tensor_parallel_test",
     "is_expert_parallel_test",
