@@ -33,6 +33,8 @@ def positive_int(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line. Long only because it declares one flag after another, each with its help;
+    split up, the flags would be harder to find, not easier to read."""
     parser = argparse.ArgumentParser(
         prog="python -m chatbot",
         description=(

@@ -55,7 +55,9 @@ def training_info(
 
 
 def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
-    """Write `training_info.json` and `README.md` (YAML metadata, data, metrics, command) to `output_dir`."""
+    """Write `training_info.json` and `README.md` (YAML metadata, data, metrics, command) to `output_dir`.
+
+    Long because it is the card's template, section by section, in the order a reader sees them."""
     write_atomically(os.path.join(output_dir, "training_info.json"), json.dumps(info, indent=2, ensure_ascii=False))
     config = info["config"]
     languages = [lang for lang in (info["source_lang"], info["target_lang"]) if lang]
