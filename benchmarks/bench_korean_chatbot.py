@@ -51,9 +51,8 @@ def held_out(info: dict, dataset: str) -> tuple[list[str], list[str]]:
 
 
 def score(directory: str, dataset: str, num_beams: int) -> dict:
-    from seq2seq_tools.loading import load_model, load_tokenizer
-
     from seq2seq_tools.generation import generate_texts
+    from seq2seq_tools.loading import load_model, load_tokenizer
     from training.evaluation import TASK_METRICS, load_metrics
 
     with open(os.path.join(directory, "training_info.json"), encoding="utf-8") as handle:
