@@ -9,6 +9,9 @@ import os
 import pytest
 import torch
 
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -88,3 +91,25 @@ def skip_or_fail_in_ci(group: str, reason: str, module_level: bool = False) -> N
             pytrace=False,
         )
     pytest.skip(reason, allow_module_level=module_level)
+
+
+# Twelve words in every rotation: enough text for a 320-token vocabulary, and outputs that differ
+# from input to input even untrained.
+TINY_WORDS = ["red", "cat", "dog", "sun", "moon", "water", "fire", "earth", "wind", "the", "and", "over"]
+TINY_TEXTS = [" ".join(TINY_WORDS[i:] + TINY_WORDS[:i]) for i in range(len(TINY_WORDS))] * 10
+
+
+def tiny_model(texts=TINY_TEXTS, *, vocab_size: int = 320, seed: int = 0, **settings):
+    """(an untrained model in eval mode, its tokenizer trained on `texts`): the tests' one tiny-model
+    factory. `settings` are `Seq2SeqRNNConfig` arguments; the sizes default to 16 wide."""
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    torch.manual_seed(seed)
+    config = Seq2SeqRNNConfig(
+        **{"embedding_size": 16, "hidden_size": 16, **settings},
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+    )
+    return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer

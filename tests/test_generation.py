@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import scramble_general_score
+from conftest import scramble_general_score, tiny_model
 
-from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
-from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
 from seq2seq_tools.generation import generate_texts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,21 +19,9 @@ TEXTS = ["red cat", "the sun and the moon over water", "dog", "fire water earth 
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer():
-    words = ["red", "cat", "dog", "sun", "moon", "water", "fire", "earth", "wind", "the", "and", "over"]
-    tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(len(words))] * 10, vocab_size=320)
-    torch.manual_seed(0)
-    config = Seq2SeqRNNConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=16,
-        hidden_size=16,
-        num_layers=1,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        unk_token_id=tokenizer.unk_token_id,
-    )
+    model, tokenizer = tiny_model(num_layers=1)
     # A random general score W_a: the default init's zero one attends uniformly, whatever the batch.
-    return scramble_general_score(Seq2SeqRNNForConditionalGeneration(config).eval()), tokenizer
+    return scramble_general_score(model), tokenizer
 
 
 @pytest.mark.parametrize("settings", [dict(num_beams=1, do_sample=False), dict(num_beams=3)], ids=["greedy", "beam"])

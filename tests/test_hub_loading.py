@@ -11,10 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import tiny_model
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
-
-from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, train_tokenizer
 
 SENTENCES = ["the cat sleeps", "le chat dort", "a dog runs", "un chien court", "안녕하세요", "잘 지내요"] * 10
 
@@ -22,21 +20,9 @@ SENTENCES = ["the cat sleeps", "le chat dort", "a dog runs", "un chien court", "
 @pytest.fixture(scope="module")
 def saved_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("model")
-    tokenizer = train_tokenizer(SENTENCES, vocab_size=320)
-    torch.manual_seed(0)
-    config = Seq2SeqRNNConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=16,
-        hidden_size=32,
-        cell_type="gru",
-        attention_type="additive",
-        input_feeding=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        unk_token_id=tokenizer.unk_token_id,
+    model, tokenizer = tiny_model(
+        SENTENCES, embedding_size=16, hidden_size=32, cell_type="gru", attention_type="additive", input_feeding=True
     )
-    model = Seq2SeqRNNForConditionalGeneration(config).eval()
     model.generation_config.max_new_tokens = 6
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

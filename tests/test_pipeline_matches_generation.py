@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import tiny_model
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
-from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, train_tokenizer
 from seq2seq_tools.generation import generate_texts
 
 SENTENCES = ["the cat sleeps", "le chat dort", "a dog runs", "un chien court", "안녕하세요", "잘 지내요"] * 10
@@ -20,21 +19,9 @@ TEXTS = ["a dog runs", "안녕하세요", "the cat sleeps", "un chien court le c
 def saved_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained model (its outputs differ from text to text all the same), saved as a Hub user gets it."""
     directory = tmp_path_factory.mktemp("pipeline-model")
-    tokenizer = train_tokenizer(SENTENCES, vocab_size=320)
-    torch.manual_seed(0)
-    config = Seq2SeqRNNConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=16,
-        hidden_size=32,
-        cell_type="gru",
-        attention_type="additive",
-        input_feeding=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        unk_token_id=tokenizer.unk_token_id,
+    model, tokenizer = tiny_model(
+        SENTENCES, embedding_size=16, hidden_size=32, cell_type="gru", attention_type="additive", input_feeding=True
     )
-    model = Seq2SeqRNNForConditionalGeneration(config).eval()
     model.generation_config.max_new_tokens = 8
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

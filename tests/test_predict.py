@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 
-from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
-from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
 from seq2seq_tools.attention import hard_alignment
 from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
@@ -164,23 +164,6 @@ def test_plain_text_on_stdin_decodes_to_stdout_without_metrics(trained, validati
         stdin="\n".join(sources[:5]) + "\n",
     )  # fmt: skip
     assert result.returncode == 0 and "bleu 100.00, chrf 100.00" in result.stderr, result.stderr
-
-
-def tiny_model(**settings) -> tuple[Seq2SeqRNNForConditionalGeneration, object]:
-    words = ["red", "cat", "dog", "sun", "moon", "water", "fire", "earth", "wind", "the", "and", "over"]
-    tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(len(words))] * 10, vocab_size=320)
-    torch.manual_seed(0)
-    config = Seq2SeqRNNConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=16,
-        hidden_size=16,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        unk_token_id=tokenizer.unk_token_id,
-        **settings,
-    )
-    return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer
 
 
 TEXTS = ["red cat", "the sun and the moon over water", "dog", "fire water earth wind"]
