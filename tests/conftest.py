@@ -113,3 +113,13 @@ def tiny_model(texts=TINY_TEXTS, *, vocab_size: int = 320, seed: int = 0, **sett
         unk_token_id=tokenizer.unk_token_id,
     )
     return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer
+
+
+# A tiny run of the training command on the embedded demo: a checkpoint every 2 steps, no evaluation
+# in between, fp32 (tests pin the precision; only the probe's tests leave it to `auto`).
+TINY_RUN = [
+    "--config", "training/configs/translation_demo.yaml", "--demo-size", "200", "--validation-size", "20",
+    "--embedding-size", "16", "--hidden-size", "16", "--num-layers", "1", "--num-beams", "1",
+    "--max-eval-samples", "8", "--num-samples", "0", "--report-to", "none", "--num-threads", "1",
+    "--checkpointing-steps", "2", "--eval-steps", "null", "--mixed-precision", "no",
+]  # fmt: skip

@@ -17,6 +17,7 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY_RUN
 from datasets import Dataset
 from transformers import GenerationConfig
 
@@ -27,12 +28,7 @@ from training.train import main
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A tiny run on the embedded demo: two checkpoints (step 2 and step 4), no evaluation in between,
 # so that `best` stays at step 2 and both folders are kept.
-TINY = [
-    "--config", "training/configs/translation_demo.yaml", "--demo-size", "200", "--validation-size", "20",
-    "--embedding-size", "16", "--hidden-size", "16", "--num-layers", "1", "--num-beams", "1",
-    "--max-eval-samples", "8", "--num-samples", "0", "--report-to", "none", "--num-threads", "1",
-    "--checkpointing-steps", "2", "--eval-steps", "null", "--mixed-precision", "no",
-]  # fmt: skip
+TINY = TINY_RUN
 STEP_2, STEP_4 = "step-00000002", "step-00000004"
 
 

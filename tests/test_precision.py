@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_RUN
 
 from seq2seq_tools.machine import autocast_unavailable, choose_threads, usable_cpus
 from training.precision import MARGIN, choose_by_timing
@@ -23,12 +24,7 @@ from training.train import main
 
 REPO = Path(__file__).resolve().parent.parent
 AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-TINY = [
-    "--config", "training/configs/translation_demo.yaml", "--demo-size", "200", "--validation-size", "20",
-    "--embedding-size", "16", "--hidden-size", "16", "--num-layers", "1", "--num-beams", "1",
-    "--max-eval-samples", "8", "--num-samples", "0", "--report-to", "none", "--num-threads", "1",
-    "--max-steps", "2", "--checkpointing-steps", "2", "--eval-steps", "null",
-]  # fmt: skip
+TINY = [*TINY_RUN, "--max-steps", "2", "--mixed-precision", "auto"]  # later flags win
 
 
 def run(arguments: list[str], **environment: str) -> subprocess.CompletedProcess:

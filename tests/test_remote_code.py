@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import transformers
+from conftest import TINY_RUN
 
 import hf_seq2seq_rnn
 from chatbot import __main__ as chatbot_cli
@@ -45,13 +46,8 @@ from training.predict import main as predict
 from training.train import main as train
 
 REPO = Path(__file__).resolve().parent.parent
-# A tiny run on the embedded demo (as in test_bad_inputs.py): checkpoints every 2 steps, no evaluation.
-TINY = [
-    "--config", "training/configs/translation_demo.yaml", "--demo-size", "200", "--validation-size", "20",
-    "--embedding-size", "16", "--hidden-size", "16", "--num-layers", "1", "--num-beams", "1",
-    "--max-eval-samples", "8", "--num-samples", "0", "--report-to", "none", "--num-threads", "1",
-    "--checkpointing-steps", "2", "--eval-steps", "null", "--mixed-precision", "no",
-]  # fmt: skip
+
+TINY = TINY_RUN
 PROMPT = "Monday, March 5, 2018"
 INSTALLED = hf_seq2seq_rnn.__version__
 
