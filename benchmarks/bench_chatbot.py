@@ -82,7 +82,8 @@ def main() -> None:
     arguments = ["--concurrency-limit", str(args.concurrency_limit), "--max-queue-size", "256"]
     for source in sources:
         arguments += ["--model", source]
-    server, url = start_server(arguments, args.threads)
+    server = start_server(arguments, args.threads)
+    url = server.url
     rows = []
     try:
         client = Client(url, verbose=False)
@@ -109,8 +110,7 @@ def main() -> None:
             rows.append((names[first_source], f"requests/s, {clients} concurrent client(s), greedy", f"{rate:.1f}"))
         rows.append(("server", "peak resident memory (MiB)", f"{memory_mib(server.pid, 'VmHWM'):.0f}"))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
     print(
         f"\n{machine_line(args.threads)} (in the server); concurrency limit {args.concurrency_limit}; "

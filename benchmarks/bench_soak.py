@@ -113,12 +113,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as directory:
         model = args.model or train_small_model(directory)
-        server, url = start_server(["--model", model, "--max-queue-size", "256"], args.threads, environment)
+        server = start_server(["--model", model, "--max-queue-size", "256"], args.threads, environment)
+        url = server.url
         try:
             rows = soak(url, server, args.requests, args.clients, args.concurrent, args.large_messages, args.every)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
 
     print(
         f"\n{machine_line(args.threads)} (in the server); "

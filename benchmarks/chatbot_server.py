@@ -1,10 +1,12 @@
-"""A chatbot server in a subprocess on 127.0.0.1, for the benchmarks that measure it from outside.
+"""A chatbot server in a subprocess on 127.0.0.1, for the benchmarks and tests that drive it from outside.
 
 from benchmarks.chatbot_server import memory_mib, start_server
-server, url = start_server(["--model", "runs/demo-translation"], threads=1)
-...  # gradio_client.Client(url)
+server = start_server(["--model", "runs/demo-translation"], threads=1)
+...  # gradio_client.Client(server.url)
 memory_mib(server.pid, "VmHWM")  # peak resident memory; "VmRSS" for the current one
-server.terminate()
+server.stop()
+
+The tests start their servers with the same class (`ChatbotServer`).
 """
 
 from __future__ import annotations
@@ -27,29 +29,58 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ChatbotServer:
+    """`python -m chatbot ARGUMENTS` in a subprocess on a free port of 127.0.0.1, with `threads` torch
+    threads, its output in `log` (or discarded); `wait_ready()` returns it once its API answers.
+    Started and waited for separately, so that several servers start side by side."""
+
+    def __init__(
+        self, arguments: list[str], threads: int = 1, log: Path | None = None, environment: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = log
+        command = [sys.executable, "-m", "chatbot", *arguments, "--port", str(self.port), "--threads", str(threads)]
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(environment or {})}
+        output = log.open("w") if log is not None else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log is not None else ""
+
+    def wait_ready(self, timeout: float = 300.0) -> ChatbotServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self._log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2):
+                    return self
+            except urllib.error.HTTPError:  # listening: the route answered (a 401 behind a login), whatever it said
+                return self
+            except OSError:  # not listening yet
+                time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"the server did not answer within {timeout:.0f} s:\n{self._log_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def start_server(
     arguments: list[str], threads: int, environment: dict[str, str] | None = None, timeout: float = 300.0
-) -> tuple[subprocess.Popen, str]:
-    """`python -m chatbot ARGUMENTS` on a free port, once it answers; returns the process and its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "chatbot", *arguments, "--port", str(port), "--threads", str(threads),
-               "--log-level", "WARNING"]  # fmt: skip
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(environment or {})}
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}: {' '.join(command)}")
-        try:
-            with urllib.request.urlopen(url + "gradio_api/info", timeout=2):
-                return server, url
-        except urllib.error.HTTPError:  # listening: the route answered, whatever it said
-            return server, url
-        except OSError:  # not listening yet
-            time.sleep(0.5)
-    server.terminate()
-    raise TimeoutError(f"the server did not start within {timeout:.0f} s")
+) -> ChatbotServer:
+    """A `ChatbotServer` logging warnings only, once it answers."""
+    return ChatbotServer([*arguments, "--log-level", "WARNING"], threads, environment=environment).wait_ready(timeout)
 
 
 def memory_mib(pid: int, field: str = "VmRSS") -> float:

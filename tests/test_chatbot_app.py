@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from benchmarks.chatbot_server import ChatbotServer as Server
 
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
 
@@ -35,51 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 DECODING = {"greedy": ("greedy", 4, 1.0, 1.0, 20), "beam": ("beam", 5, 1.0, 1.0, 20)}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """`python -m chatbot ARGS` in a subprocess on 127.0.0.1, ready when its page answers."""
-
-    def __init__(self, args: list[str], log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = log
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "chatbot", "--port", str(self.port), "--threads", "1", *args],
-            cwd=REPO,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2):
-                    return self
-            except urllib.error.HTTPError:  # an answer all the same (401 behind a login)
-                return self
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError(f"the server did not answer within {timeout} s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
 def servers(
     tiny_model_dir: Path, tiny_model_without_attention_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -90,12 +40,12 @@ def servers(
     main = Server(
         ["--model", str(tiny_model_dir), "--model", str(tiny_model_without_attention_dir), "--max-input-tokens", "8"]
         + ["--concurrency-limit", "2", "--max-queue-size", "32"],
-        logs / "main.log",
+        log=logs / "main.log",
     )
     small = Server(
         ["--model", str(tiny_model_dir), "--auth", "alice:wonderland", "--concurrency-limit", "1"]
         + ["--max-queue-size", "2"],
-        logs / "small.log",
+        log=logs / "small.log",
     )
     try:
         yield {"main": main.wait_ready(), "small": small.wait_ready()}

@@ -24,12 +24,13 @@ try:
 except ImportError:
     skip_or_fail_in_ci("browser", "playwright is not installed (the [dev] extra)", module_level=True)
 
-try:  # the trained-model fixture and the server wrapper live beside the other chatbot tests
-    from test_chatbot_app import Server
-    from test_chatbot_inference import tiny_model_dir, train_tiny_model  # noqa: F401
-except ModuleNotFoundError:
-    from tests.test_chatbot_app import Server
-    from tests.test_chatbot_inference import tiny_model_dir, train_tiny_model  # noqa: F401
+# The trained-model fixture and its factory live beside the other chatbot tests.
+import test_chatbot_inference  # noqa: E402
+from test_chatbot_inference import train_tiny_model  # noqa: E402
+
+from benchmarks.chatbot_server import ChatbotServer as Server  # noqa: E402
+
+tiny_model_dir = test_chatbot_inference.tiny_model_dir  # the fixture, shared by name
 
 KOREAN_WORDS = ["나는", "어제", "사과를", "샀다", "오늘", "하늘", "바다", "고양이"]
 KOREAN_WORDS += ["학교", "친구", "책을", "읽었다", "밥을", "먹었다", "집에", "갔다"]
@@ -64,7 +65,7 @@ def server(
 ) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("browser-server") / "server.log"
     models = [tiny_model_dir, korean_model_dir, translation_model_dir]
-    server = Server([argument for model in models for argument in ("--model", str(model))], log)
+    server = Server([argument for model in models for argument in ("--model", str(model))], log=log)
     try:
         yield server.wait_ready()
     finally:
