@@ -12,7 +12,6 @@ import csv
 import html
 import io
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq_tools.attention import AttentionMap
+from seq2seq_tools.files import write_atomically
 
 # Download folders older than this are removed when a new one is written: Gradio has copied the
 # files into its own cache long before, and a long-running server must not fill the disk.
@@ -89,13 +89,6 @@ def attention_json(attention: AttentionMap) -> str:
     return json.dumps(content, ensure_ascii=False)
 
 
-def _write_atomically(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Write beside `path` and rename into place, so a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding=encoding)
-    os.replace(temporary, path)
-
-
 def _remove_old_downloads(root: Path, max_age_s: float) -> None:
     cutoff = time.time() - max_age_s
     for folder in root.iterdir():
@@ -118,9 +111,9 @@ def write_attention_files(attention: AttentionMap, root: str | Path | None = Non
     folder = root / uuid.uuid4().hex
     folder.mkdir()
     paths = [folder / "attention.json", folder / "attention.csv"]
-    _write_atomically(paths[0], attention_json(attention))
+    write_atomically(paths[0], attention_json(attention))
     # With a byte-order mark: spreadsheet programs otherwise read UTF-8 CSV as a legacy code page.
-    _write_atomically(paths[1], attention_csv(attention), encoding="utf-8-sig")
+    write_atomically(paths[1], attention_csv(attention), encoding="utf-8-sig")
     return [str(path) for path in paths]
 
 

@@ -37,7 +37,7 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
 )
 from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.loading import load_model as load_saved_model
-from seq2seq_tools.loading import load_tokenizer
+from seq2seq_tools.loading import load_tokenizer, looks_like_a_path
 from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize
 from seq2seq_tools.tasks import task_of
 
@@ -179,15 +179,6 @@ class Reply:
     notice: str | None = None
     attention: AttentionMap | None = None
     token_ids: list[int] = field(default_factory=list)
-
-
-def looks_like_a_path(name_or_path: str) -> bool:
-    """Whether `name_or_path` can only be a local path: a Hub id is `name` or `user/name`, never more."""
-    return (
-        name_or_path.startswith((".", "/", "~"))
-        or name_or_path.count("/") > 1
-        or os.sep in name_or_path.replace("/", "")
-    )
 
 
 def load_model(

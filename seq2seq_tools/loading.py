@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,15 @@ TRANSFORMERS_KEYS = frozenset(
         "_name_or_path",
     }
 )
+
+
+def looks_like_a_path(name_or_path: str) -> bool:
+    """Whether `name_or_path` can only be a local path: a Hub id is `name` or `user/name`, never more."""
+    return (
+        name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or os.sep in name_or_path.replace("/", "")
+    )
 
 
 class UntrustedModelError(ValueError):

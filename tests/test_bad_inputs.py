@@ -53,7 +53,7 @@ def truncate(path: str, size: int) -> None:
 
 def killed_during_save(trained_run: str, destination) -> str:
     """The files a SIGKILL in the middle of saving step 6 leaves: a half-written `.tmp-step-00000006`
-    and a half-written `index.json.tmp`; `index.json` still names step 4."""
+    and a half-written temporary index (`write_atomically`'s `.index.json.*.tmp`); `index.json` still names step 4."""
     output = copy_run(trained_run, destination)
     root = os.path.join(output, "checkpoints")
     partial = os.path.join(root, ".tmp-step-00000006")
@@ -62,7 +62,7 @@ def killed_during_save(trained_run: str, destination) -> str:
     truncate(os.path.join(partial, "optimizer.bin"), 1000)
     with open(os.path.join(root, "index.json"), encoding="utf-8") as handle:
         index = handle.read()
-    with open(os.path.join(root, "index.json.tmp"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(root, ".index.json.k1ll3d.tmp"), "w", encoding="utf-8") as handle:
         handle.write(index[: len(index) // 2])
     return output
 
@@ -182,7 +182,7 @@ def test_an_unreadable_index_is_advisory_and_a_cut_save_is_ignored(tmp_path, tra
     assert f"resumed from {os.path.join(output, 'checkpoints', STEP_4)} at step 4" in caplog.text
     with open(index, encoding="utf-8") as handle:
         assert json.load(handle)["last"] == "step-00000006"
-    assert not any(entry.startswith(".tmp-") for entry in os.listdir(os.path.dirname(index)))
+    assert not any(entry.startswith((".tmp-", ".index.json.")) for entry in os.listdir(os.path.dirname(index)))
 
 
 def test_txt_rows_with_extra_tab_fields_are_counted_and_reported(caplog):

@@ -27,6 +27,8 @@ import torch
 from accelerate import Accelerator
 from safetensors import safe_open
 
+from seq2seq_tools.files import write_atomically
+
 from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
@@ -38,16 +40,6 @@ LOWER_IS_BETTER = ("eval_loss", "perplexity")
 
 def checkpoint_root(output_dir: str) -> str:
     return os.path.join(output_dir, "checkpoints")
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` beside `path`, flush it to disk, and rename it into place: never half a file."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _write_json_atomically(path: str, content: dict[str, Any]) -> None:
@@ -152,6 +144,8 @@ def save_checkpoint(
         for entry in os.listdir(root):
             if entry not in (name, best, INDEX_FILE) and (entry.startswith("step-") or entry.startswith(".tmp-")):
                 shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+            elif entry.startswith(f".{INDEX_FILE}."):  # an index write cut by a kill (write_atomically's temporary)
+                os.remove(os.path.join(root, entry))
     accelerator.wait_for_everyone()
     return final
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
+from seq2seq_tools.files import write_atomically
 from seq2seq_tools.tasks import PIPELINE_TAGS
 
-from .checkpoints import write_atomically
 from .config import MODEL_KEYS, model_help
 
 # Config keys that hold a local path: the card and training_info.json keep only the file's name.

@@ -42,7 +42,7 @@ import transformers
 from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
-from seq2seq_tools import loading, machine
+from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
@@ -179,8 +179,9 @@ def load_model(path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Mod
     """The model and tokenizer at `path` (a folder or a Hub id), in eval mode, through the shared loader
     (`seq2seq_tools.loading`): our model type loads with the installed classes, never with the `.py`
     files saved in the folder; `trust_remote_code` admits other model types (their code then runs)."""
-    local = os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") > 1
-    if local and not os.path.isfile(os.path.join(path, "config.json")):
+    if (os.path.exists(path) or loading.looks_like_a_path(path)) and not os.path.isfile(
+        os.path.join(path, "config.json")
+    ):
         raise TrainingInputError(
             f"--model {path} is not a model folder (no config.json); pass a folder written by "
             "training.train (its --output-dir) or save_pretrained, or a Hub id"
@@ -291,21 +292,12 @@ def check_writable(paths: dict[str, str]) -> None:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` whole or not at all: a crash leaves the old file (or none), never half a file."""
+    """Write `text` to `path` whole or not at all (`seq2seq_tools.files`), or to stdout for `-`."""
     if path == STDIO:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    files.write_atomically(path, text)
 
 
 def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> dict[str, Any]:
