@@ -6,10 +6,12 @@
         runs/chatbot-ko [runs/baseline ...]
 
 For each trained directory: the held-out pairs it was validated on (rebuilt from its
-`training_info.json`: same file, columns, size and seed), its replies by beam search, and BLEU, chrF,
-exact match and token F1 against the references, beside the steps and validation perplexity of its last
-evaluation. Then its replies to `QUESTIONS`: everyday questions that are in neither ChatbotData nor
-the Korean chatterbot-corpus (checked against both before scoring).
+`training_info.json`: same file, columns, size and seed; every run is scored on the same first
+`--pairs` of them, by default as many as the run that evaluated the fewest), its replies by beam
+search, and BLEU, chrF, exact match and token F1 against the references, beside its steps and its
+perplexity on those pairs (plain cross-entropy, without the training's label smoothing, per token of
+its own tokenizer). Then its replies to `QUESTIONS`: everyday questions that are in neither
+ChatbotData nor the Korean chatterbot-corpus (checked against both before scoring).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 
 import torch
@@ -37,33 +40,52 @@ QUESTIONS = [
 ]
 
 
-def held_out(info: dict, dataset: str) -> tuple[list[str], list[str]]:
-    """The (sources, references) of the run's validation split, in the order the run scored them.
-    (`training_info.json` keeps only the data file's name, not where it lies: `dataset` is its path.)"""
+def read_info(directory: str) -> dict:
+    with open(os.path.join(directory, "training_info.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def held_out(info: dict, dataset: str, count: int) -> tuple[list[str], list[str]]:
+    """The first `count` (sources, references) of the run's validation split, in the order the run scored
+    them. (`training_info.json` keeps only the data file's name, not where it lies: `dataset` is its path.)"""
     from training.data import DataSpec, load_pairs
 
     config = info["config"] | {"dataset": dataset}
     spec = DataSpec(**{item.name: config[item.name] for item in dataclasses.fields(DataSpec)})
     validation = load_pairs(spec)[0]["validation"]
-    count = min(config.get("max_eval_samples") or len(validation), len(validation))
-    validation = validation.select(range(count))
+    validation = validation.select(range(min(count, len(validation))))
     return list(validation["source"]), list(validation["target"])
 
 
-def score(directory: str, dataset: str, num_beams: int) -> dict:
+def perplexity(model, tokenizer, sources: list[str], references: list[str], batch_size: int = 64) -> float:
+    """exp of the mean cross-entropy per target token (with `</s>`), without label smoothing."""
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(sources), batch_size):
+            batch = tokenizer(
+                sources[start : start + batch_size], text_target=references[start : start + batch_size],
+                padding=True, return_tensors="pt",
+            )  # fmt: skip
+            labels = batch["labels"].masked_fill(batch["labels"] == tokenizer.pad_token_id, -100)  # (B, T)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+            total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum").item()
+            tokens += int((labels != -100).sum())
+    return math.exp(total / tokens)
+
+
+def score(directory: str, dataset: str, num_beams: int, count: int) -> dict:
     from seq2seq_tools.generation import generate_texts
     from seq2seq_tools.loading import load_model, load_tokenizer
     from training.evaluation import TASK_METRICS, load_metrics
 
-    with open(os.path.join(directory, "training_info.json"), encoding="utf-8") as handle:
-        info = json.load(handle)
+    info = read_info(directory)
     tokenizer, model = load_tokenizer(directory), load_model(directory).eval()
-    sources, references = held_out(info, dataset)
+    sources, references = held_out(info, dataset, count)
     max_new_tokens = info["config"]["max_new_tokens"]
     outputs = generate_texts(model, tokenizer, sources, num_beams=num_beams, max_new_tokens=max_new_tokens)
     predictions = [output.text for output in outputs]
-    scores = {"pairs": len(sources), "steps": info["eval_history"][-1]["step"]}
-    scores["perplexity"] = info["eval_history"][-1]["perplexity"]
+    scores = {"pairs": len(sources), "steps": info["eval_history"][-1]["step"], "sources": sources}
+    scores["perplexity"] = perplexity(model, tokenizer, sources, references)
     for task in ("translation", "qa"):
         for name, metric in load_metrics(task).items():
             key, reported = TASK_METRICS[task][name]
@@ -103,6 +125,7 @@ def main() -> None:
     parser.add_argument("--num-beams", type=int, default=4)
     add_threads_argument(parser, default=1)
     parser.add_argument("--dataset", required=True, help="the ChatbotData.csv the models were trained on")
+    parser.add_argument("--pairs", type=int, default=None, help="held-out pairs to score every run on")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     check_unseen(args.dataset)
@@ -110,9 +133,15 @@ def main() -> None:
     print(
         "| model | steps | perplexity | BLEU | chrF | exact match | token F1 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
+    count = args.pairs or min(
+        read_info(directory)["config"]["max_eval_samples"] or 10**9 for directory in args.directories
+    )
     results = {}
     for directory in args.directories:
-        results[directory] = result = score(directory, args.dataset, args.num_beams)
+        results[directory] = result = score(directory, args.dataset, args.num_beams, count)
+        if result["sources"] != next(iter(results.values()))["sources"]:
+            raise SystemExit(f"{directory} was validated on other pairs than {args.directories[0]}: same "
+                             "--validation-size and --seed are needed for one table")  # fmt: skip
         print(
             f"| {os.path.basename(directory.rstrip('/'))} | {result['steps']} | {result['perplexity']:.0f} | "
             f"{result['bleu']:.1f} | {result['chrf']:.1f} | {result['exact_match']:.1f} | {result['f1']:.1f} |",
