@@ -600,12 +600,14 @@ def maybe_checkpoint(run: Run) -> None:
 def finish(run: Run) -> dict[str, float]:
     """The final evaluation (unless the last step had one), the saved model and the printed samples."""
     accelerator, state = run.accelerator, run.state
+    training_seconds = run.clock.training_seconds()  # before the final evaluation, which is not training
     if run.last_eval_step != state.completed_steps:
         result = evaluate(run)
         log_evaluation(accelerator, run.model, run.data, run.config, result, state.completed_steps)
         run.last_scores = result.scores
-        state.eval_history.append({"step": state.completed_steps, **result.scores})
-    training_seconds = run.clock.training_seconds()
+        state.eval_history.append(
+            {"step": state.completed_steps, "training_seconds": training_seconds, **result.scores}
+        )
     tokens = accelerator.reduce(torch.tensor(run.totals.session_tokens, device=accelerator.device), reduction="sum")
     throughput = {
         "training_seconds": training_seconds,
