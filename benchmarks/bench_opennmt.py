@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import statistics
@@ -92,7 +93,9 @@ def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path | f
     return {**files, "target_words": words, "train_pairs_count": len(train)}
 
 
-def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool) -> Path:
+def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool, save_every: int | None = None) -> Path:
+    """OpenNMT-py's reference configuration for `steps` steps, a checkpoint every `save_every` steps (all
+    kept; default: only at the end)."""
     vocab_src, vocab_tgt = work / "vocab.src", work / "vocab.tgt"
     config = {
         "save_data": str(work / "onmt"),
@@ -103,10 +106,11 @@ def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool) -> Path
         "overwrite": True,
         "data": {"corpus_1": {"path_src": str(data["train_src"]), "path_tgt": str(data["train_tgt"])}},
         "save_model": str(work / f"onmt_model_feed{int(input_feeding)}"),
-        "save_checkpoint_steps": steps,
+        "save_checkpoint_steps": save_every or steps,
+        "keep_checkpoint": -1,
         "train_steps": steps,
         "valid_steps": 10 * steps,
-        "report_every": max(steps // 5, 1),
+        "report_every": math.gcd(save_every or steps, max(steps // 5, 1)),  # a report at every checkpoint
         "encoder_type": "brnn",
         "decoder_type": "rnn",
         "rnn_type": "LSTM",
