@@ -139,15 +139,21 @@ def clean_vocab(path: Path) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
+def onmt_reports(log: Path) -> dict[int, float]:
+    """Step -> seconds since OpenNMT-py's clock started, from its reports (`Step N/M; ...; S sec;`)."""
+    reports = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        found = re.search(r"Step (\d+)/.*?([0-9.]+) sec", line)
+        if found:
+            reports[int(found.group(1))] = float(found.group(2))
+    return reports
+
+
 def onmt_step_seconds(log: Path) -> float:
-    """Seconds per step between OpenNMT's first and last reports (`Step N/...; ...; S sec;`): its
-    clock starts before data loading, so the first report carries the start-up."""
-    reports = [
-        (int(line.split("Step ")[1].split("/")[0]), float(re.search(r"([0-9.]+) sec", line).group(1)))
-        for line in log.read_text(encoding="utf-8").splitlines()
-        if "Step " in line and " sec" in line
-    ]
-    (first_step, first_seconds), (last_step, last_seconds) = reports[0], reports[-1]
+    """Seconds per step between OpenNMT's first and last reports: its clock starts before data loading,
+    so the first report carries the start-up."""
+    reports = onmt_reports(log)
+    (first_step, first_seconds), (last_step, last_seconds) = min(reports.items()), max(reports.items())
     return (last_seconds - first_seconds) / (last_step - first_step)
 
 
@@ -193,13 +199,13 @@ def step_gflop(input_feeding: bool, source_tokens: float, target_tokens: float) 
     return 3 * 64 * forward_flops(config, source_tokens, target_tokens, source_tokens) / 1e9
 
 
-def beam_gflop(sentences: int, new_tokens: int, source_tokens: float) -> float:
-    """The same lower bound for beam-5 translation that decodes `new_tokens` for every sentence:
-    the encoder once per sentence, the decoder step and the output layer once per beam per step."""
+def beam_gflop(sentences: int, new_tokens: float, source_tokens: float, beams: int = 5) -> float:
+    """The same lower bound for a search with `beams` beams (1: greedy) that takes `new_tokens` steps per
+    sentence: the encoder once per sentence, the decoder step and the output layer once per beam per step."""
     config = reference_config(True)
     encoder = forward_flops(config, source_tokens, 0, source_tokens)
     decoder = forward_flops(config, 0, 1, source_tokens)
-    return sentences * (encoder + 5 * new_tokens * decoder) / 1e9
+    return sentences * (encoder + beams * new_tokens * decoder) / 1e9
 
 
 def translate_in_this_process(model_dir: str, sources_path: str, threads: int, shortest: int, longest: int) -> None:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import shutil
 import statistics
 import subprocess
@@ -54,8 +53,15 @@ import torch
 
 from training.evaluation import compute_metrics, load_metrics
 
-from .bench_model import forward_flops, matmul_rate
-from .bench_opennmt import clean_vocab, ensure_onmt, onmt_config, reference_config
+from .bench_model import matmul_rate
+from .bench_opennmt import (
+    beam_gflop,
+    clean_vocab,
+    ensure_onmt,
+    onmt_config,
+    onmt_reports,
+    onmt_step_seconds,
+)
 from .bench_training import OVERRIDES as RECIPE
 from .common import (
     REPO,
@@ -99,16 +105,12 @@ def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path]:
 
 
 def onmt_training_times(log: Path) -> tuple[dict[int, float], float]:
-    """Step -> seconds of training, from OpenNMT-py's reports (`Step N/M; ...; S sec;`), and the start-up
-    taken out of them: its clock starts before it loads data (it reads the corpus until a 262,144-example
-    bucket is full), so the start-up is the first report's time less its steps at the mean pace of the rest."""
-    reports = {}
-    for line in log.read_text(encoding="utf-8").splitlines():
-        found = re.search(r"Step (\d+)/.*?([0-9.]+) sec", line)
-        if found:
-            reports[int(found.group(1))] = float(found.group(2))
-    (first, first_seconds), (last, last_seconds) = min(reports.items()), max(reports.items())
-    start_up = first_seconds - first * (last_seconds - first_seconds) / (last - first)
+    """Step -> seconds of training, from OpenNMT-py's reports, and the start-up taken out of them: its
+    clock starts before it loads data (it reads the corpus until a 262,144-example bucket is full), so
+    the start-up is the first report's time less its steps at the mean pace of the rest."""
+    reports = onmt_reports(log)
+    first, first_seconds = min(reports.items())
+    start_up = first_seconds - first * onmt_step_seconds(log)
     return {step: seconds - start_up for step, seconds in reports.items()}, start_up
 
 
@@ -266,15 +268,6 @@ def print_curves(onmt: list, ours: dict[str, list], walls: dict[str, float]) -> 
           f"before, at {between:.1f} min ({between / final_minutes:.3f}).")  # fmt: skip
 
 
-def decoding_floor(search_beams: int, sentences: int, source_tokens: float, output_tokens: float, rate: float) -> float:
-    """Seconds of matrix products that decoding the test set needs at OpenNMT's reference shape, at `rate`
-    GFLOP/s: the encoder once per sentence, the decoder step and output layer once per beam per output token."""
-    config = reference_config(True)
-    encoder = forward_flops(config, source_tokens, 0, source_tokens)
-    decoder = forward_flops(config, 0, 1, source_tokens)
-    return sentences * (encoder + search_beams * output_tokens * decoder) / 1e9 / rate
-
-
 def print_decoding(runs: dict, data: dict, rate: float) -> None:
     from seq2seq_tools.loading import load_tokenizer
 
@@ -300,12 +293,12 @@ def print_decoding(runs: dict, data: dict, rate: float) -> None:
         outputs = Path(data["work_dir"] / f"decode_ours_{beams}_none.txt").read_text(encoding="utf-8").splitlines()
         lengths = [len(ids) + 1 for ids in tokenizer(outputs, add_special_tokens=False, verbose=False)["input_ids"]]
         output_tokens = statistics.mean(lengths)
-        floor = decoding_floor(beams, len(sources), source_tokens, output_tokens, rate)
+        floor = beam_gflop(len(sources), output_tokens, source_tokens, beams) / rate
         # generate() steps every row of a batch until its longest output ends; batches as generate_texts makes them
         order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
         batches = [order[start : start + BATCH_SIZE] for start in range(0, len(order), BATCH_SIZE)]
         steps = sum(len(batch) * max(lengths[index] for index in batch) for batch in batches) / len(sources)
-        padded = decoding_floor(beams, len(sources), source_tokens, steps, rate)
+        padded = beam_gflop(len(sources), steps, source_tokens, beams) / rate
         onmt_seconds = runs[(ONMT_SAME_RULE, search)]["seconds"]
         print(f"{search}: the matrix products of our outputs ({output_tokens:.1f} tokens each, {source_tokens:.1f} "
               f"per source) take {floor:.1f} s at {rate:.0f} GFLOP/s, so ours is at most {onmt_seconds / floor:.1f}x "
