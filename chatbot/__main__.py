@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import math
 import os
 import platform
 import sys
+import typing
 
 logger = logging.getLogger("chatbot")
 
@@ -32,10 +34,27 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a number of at least 0")
+    return number
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr and exit code 2, as in `training.predict`."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see python -m chatbot --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line. Long only because it declares one flag after another, each with its help;
     split up, the flags would be harder to find, not easier to read."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m chatbot",
         description=(
             "Chat with and translate through recurrent encoder-decoder models in a browser, with the attention "
@@ -95,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="truncate messages longer than N tokens, with a notice in the page (default: each tokenizer's "
         "model_max_length)",
+    )
+    parser.add_argument(
+        "--max-length-a",
+        type=non_negative_number,
+        metavar="A",
+        help="cap every reply at A x its message's tokens + B new tokens (with --max-length-b; fairseq's "
+        "--max-len-a/b). Default: each model's generation config (training sets 2 and 10)",
+    )
+    parser.add_argument("--max-length-b", type=non_negative_number, metavar="B", help="B of that cap, in tokens")
+    parser.add_argument(
+        "--coverage-penalty",
+        type=non_negative_number,
+        metavar="BETA",
+        help="beam search: the coverage penalty of Wu et al. (2016), which favours replies whose attention covers "
+        "the whole message (default: off)",
     )
     parser.add_argument(
         "--concurrency-limit",
@@ -194,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2
+        for key in ("max_length_a", "max_length_b", "coverage_penalty"):
+            if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
+                setattr(models[-1].model.generation_config, key, getattr(args, key))
 
     from .app import build_app
     from .page_text import PAGE_I18N

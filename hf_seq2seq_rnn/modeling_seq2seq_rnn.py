@@ -29,13 +29,14 @@ and returns it through `compat_seq2seq_rnn`. The training loss is `loss_seq2seq_
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel, StoppingCriteriaList
 from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -46,6 +47,9 @@ from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .loss_seq2seq_rnn import chunked_linear_cross_entropy
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
+from .search_seq2seq_rnn import SEARCH_SETTINGS, SearchSettings, SourceLengthCap, compact_search
+
+logger = logging.getLogger(__name__)
 
 
 class _OutputRecorder:
@@ -160,6 +164,14 @@ class Seq2SeqRNNMemory:
     keys: torch.Tensor
     mask: torch.Tensor
     summary: torch.Tensor
+
+    def select(self, rows: torch.LongTensor) -> Seq2SeqRNNMemory:
+        """The memory of `rows` only (a search dropping the rows of finished sentences)."""
+        return Seq2SeqRNNMemory(
+            keys=self.keys.index_select(0, rows),
+            mask=self.mask.index_select(0, rows),
+            summary=self.summary.index_select(0, rows),
+        )
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -773,6 +785,29 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             **{cache_field(Seq2SeqModelOutput): state},
         )
 
+    def start_decoding(
+        self, encoder_outputs: Seq2SeqRNNEncoderOutput, attention_mask: torch.Tensor | None
+    ) -> tuple[Seq2SeqRNNMemory, Seq2SeqRNNState]:
+        """What a search loop decodes from: the encoder memory and the decoder's first state."""
+        memory = self.model.memory(encoder_outputs, attention_mask)
+        return memory, self.model.decoder.initial_state(encoder_outputs, memory)
+
+    def decode_step(
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        """One decoder step for a search loop: the same arithmetic as `forward` on one new token
+        with `cache`, without its output classes.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch,)`): the previous token of each row.
+
+        Returns:
+            logits `(batch, vocab_size)`, the new state, and the alignment `(batch, src_len)`
+            (`None` without attention).
+        """
+        feature, state, alignment = self.model.decoder.step(input_ids, memory, state)
+        return self.lm_head(feature), state, alignment
+
     def _reorder_cache(self, cache: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:
         cache.reorder_cache(beam_idx)
         return cache
@@ -806,17 +841,52 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
         self,
         inputs: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
+        custom_generate: Any = compact_search,
         **kwargs: Any,
     ) -> Any:
-        """`GenerationMixin.generate`, after checking the settings this model can know are wrong.
+        """`GenerationMixin.generate`, decoded by this model's own search loop unless told otherwise.
+
+        The loop (`search_seq2seq_rnn.compact_search`) is transformers' greedy or beam search with
+        each sentence dropped from the batch the step it is done; it returns what transformers'
+        own loop returns. `custom_generate=None` runs transformers' own loop instead; another
+        callable runs that one. Sampling, and the settings `search_seq2seq_rnn.unsupported` names,
+        run transformers' own loop in any case.
+
+        Besides transformers' settings it takes those of `SearchSettings`, as arguments here or as
+        attributes of `generation_config`: `max_length_a` and `max_length_b` (at most
+        `a * source_tokens + b` new tokens per sentence) and `coverage_penalty` (beam search).
 
         Raises `ValueError` naming the value and the accepted range for `num_beams < 1`,
-        `top_p` outside (0, 1] or `temperature <= 0` when sampling, and more new tokens
+        `top_p` outside (0, 1] or `temperature <= 0` when sampling, a negative or non-numeric
+        `max_length_a`, `max_length_b` or `coverage_penalty`, and more new tokens
         (`max_new_tokens`, or `max_length` without it) than `generation_config.max_new_tokens_limit`
         (default `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more).
         """
-        settings = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        base = generation_config if generation_config is not None else self.generation_config
+        search = {name: kwargs.pop(name) for name in SEARCH_SETTINGS if name in kwargs}
+        search_settings = SearchSettings.from_config(base, search)
+        settings = copy.deepcopy(base)
         settings.update(**kwargs)  # only the generation settings among kwargs; the rest go to the model
+        self._check_generation_settings(settings)
+        if custom_generate is compact_search:
+            # generate() hands a callable only the arguments its signature adds to transformers' own
+            # loop's, so the streamer goes to it under a name of its own as well.
+            kwargs.update(search_settings=search_settings, search_streamer=kwargs.get("streamer"))
+        elif search_settings.caps_length:  # transformers' own loop: the cap as a stopping criterion
+            source = kwargs.get("attention_mask")
+            if source is None:
+                source = (inputs if inputs is not None else kwargs["input_ids"]).ne(self.config.pad_token_id)
+            criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
+            criteria.append(SourceLengthCap(search_settings, source))
+            kwargs["stopping_criteria"] = criteria
+        if custom_generate is not compact_search and search_settings.coverage_penalty:
+            logger.warning(
+                "coverage_penalty is a setting of this model's own beam search; ignored by %s", custom_generate
+            )
+        return super().generate(inputs, generation_config=generation_config, custom_generate=custom_generate, **kwargs)
+
+    def _check_generation_settings(self, settings: GenerationConfig) -> None:
+        """The checks of `generate()`'s Raises that transformers does not make itself."""
         num_beams = settings.num_beams
         if num_beams is not None and (isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1):
             raise ValueError(f"num_beams={num_beams!r}: expected a whole number of at least 1 (1 is greedy search)")
@@ -836,7 +906,6 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
                 )
             if name == "max_new_tokens" and value is not None:
                 break  # max_new_tokens overrides max_length
-        return super().generate(inputs, generation_config=generation_config, **kwargs)
 
 
 __all__ = [

@@ -141,3 +141,24 @@ def test_the_malloc_arena_cap_is_set_on_glibc_and_skipped_with_one_line_elsewher
     )
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own setting wins, silently
     assert cli.limit_malloc_arenas(libc=("", "")) is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--max-length-a", "-1"], "argument --max-length-a: '-1' must be a number of at least 0"),
+        (["--max-length-b", "ten"], "argument --max-length-b: 'ten' must be a number of at least 0"),
+        (["--coverage-penalty", "inf"], "argument --coverage-penalty: 'inf' must be a number of at least 0"),
+        (["--port", "0"], "argument --port: 0 must be an integer >= 1"),
+    ],
+)
+def test_a_bad_flag_exits_2_with_one_line(arguments: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "chatbot", *arguments], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {message} (see python -m chatbot --help)"]
+
+
+def test_search_flags_are_read_as_numbers() -> None:
+    args = cli.build_parser().parse_args(["--max-length-a", "1.5", "--max-length-b", "4", "--coverage-penalty", "0.2"])
+    assert (args.max_length_a, args.max_length_b, args.coverage_penalty) == (1.5, 4.0, 0.2)
+    assert cli.build_parser().parse_args([]).max_length_a is None  # each model's own generation config

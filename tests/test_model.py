@@ -109,11 +109,17 @@ def test_cached_generation_equals_uncached(variant):
 
 
 def test_generation_carries_the_state_under_this_transformers_release():
-    """The state generate() returns has consumed every token fed after the start token."""
+    """The state transformers' own loop returns has consumed every token fed after the start token.
+    (The model's own search calls the decoder directly and returns no state: its rows shrink.)"""
     model = make_model()
     input_ids, attention_mask, _ = make_batch()
     out = model.generate(
-        input_ids, attention_mask=attention_mask, max_new_tokens=6, min_new_tokens=6, return_dict_in_generate=True
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=6,
+        min_new_tokens=6,
+        return_dict_in_generate=True,
+        custom_generate=None,
     )
     state = out[CACHE_FIELD]
     assert isinstance(state, Seq2SeqRNNState), (
@@ -148,13 +154,15 @@ class _StateDroppingModel(Seq2SeqRNNForConditionalGeneration):
 
 
 def test_generation_stops_with_a_clear_error_when_the_state_is_not_carried():
+    """transformers' own loop (the model's own search calls the decoder directly, not `forward`)."""
     torch.manual_seed(0)
     model = _StateDroppingModel(make_model().config).eval()
     input_ids, attention_mask, _ = make_batch()
+    own_loop = dict(attention_mask=attention_mask, max_new_tokens=4, custom_generate=None)
     with pytest.raises(RuntimeError, match="the state is not carried between steps"):
-        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=4, min_new_tokens=4)
+        model.generate(input_ids, min_new_tokens=4, **own_loop)
     # Without the cache every step reads the whole prefix, and generation works.
-    model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=4, use_cache=False)
+    model.generate(input_ids, use_cache=False, **own_loop)
 
 
 TOY_VOCAB = 6  # <pad>, <s>, </s>, <unk> and two words

@@ -296,6 +296,18 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         "output is a folder": (["--model", trained, *data, "--output", str(tmp_path)], "is a directory"),
         "unknown flag": (["--model", trained, *data, "--output", out, "--beams", "3"], "unrecognized arguments"),
         "bad top-p": (["--model", trained, *data, "--output", out, "--top-p", "1.5"], "--top-p 1.5"),
+        "negative length cap": (
+            ["--model", trained, *data, "--output", out, "--max-length-a", "-1"],
+            "--max-length-a -1.0: must be a number of at least 0",
+        ),
+        "length cap not a number": (
+            ["--model", trained, *data, "--output", out, "--max-length-b", "ten"],
+            "--max-length-b: invalid float value: 'ten'",
+        ),
+        "coverage penalty not finite": (
+            ["--model", trained, *data, "--output", out, "--coverage-penalty", "nan"],
+            "--coverage-penalty nan: must be a number of at least 0",
+        ),
     }
 
 
@@ -310,6 +322,9 @@ CASES = [
     "output is a folder",
     "unknown flag",
     "bad top-p",
+    "negative length cap",
+    "length cap not a number",
+    "coverage penalty not finite",
 ]
 
 

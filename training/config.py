@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
+from hf_seq2seq_rnn.search_seq2seq_rnn import SearchSettings
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
 from seq2seq_tools.tasks import TASKS
 
@@ -167,6 +168,12 @@ class TrainingConfig(ModelSettings, DataSettings):
     eval_batch_size: int = _key(128, "pairs per evaluation batch")
     num_beams: int = _key(4, "beam size for evaluation and the saved generation config")
     max_new_tokens: int = _key(64, "longest generated output")
+    max_length_a: float | None = _key(
+        2.0,
+        "cap each output at A x its source's tokens + B new tokens, in evaluation and the saved generation config "
+        "(fairseq's --max-len-a/b), so that an early model stops babbling; null with max_length_b null: no cap",
+    )
+    max_length_b: float | None = _key(10.0, "B of that cap, in tokens")
     num_samples: int = _key(5, "sample outputs logged and printed")
     sample_prompts: list[str] = _key([], "extra inputs whose outputs are printed at the end")
     metric_for_best: str = _key(
@@ -384,7 +391,11 @@ def validate(config: TrainingConfig) -> None:
         raise TrainingInputError("a streaming dataset has no known length: pass --max-steps")
     if config.validation_size <= 0:
         raise TrainingInputError(f"validation_size={config.validation_size} must be positive")
-    try:  # the model's own checks, at parse time rather than after the data is loaded
+    try:  # the generation settings' and the model's own checks, at parse time rather than after the data is loaded
+        SearchSettings(max_length_a=config.max_length_a, max_length_b=config.max_length_b)
+    except ValueError as error:
+        raise TrainingInputError(f"bad generation setting: {error}") from error
+    try:
         Seq2SeqRNNConfig(**config.model_arguments())
     except ValueError as error:
         raise TrainingInputError(f"bad model setting: {error}") from error

@@ -27,6 +27,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -55,6 +56,8 @@ logger = logging.getLogger(__name__)
 STDIO = "-"
 # The settings passed to `generate()` when given; the others come from the model's generation config.
 GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
+# The settings of the model's own search (`SearchSettings`), passed the same way.
+SEARCH_KEYS = ("max_length_a", "max_length_b", "coverage_penalty")
 
 
 def option(help: str, default: Any = None, required: bool = False) -> Any:
@@ -100,6 +103,15 @@ class PredictSettings(DataFlags):
     top_p: float | None = option("sample from the smallest set of tokens with this much probability, in (0, 1]")
     length_penalty: float | None = option("beam search: a hypothesis's log-probability is divided by length ** this")
     max_new_tokens: int | None = option("longest output, in tokens")
+    max_length_a: float | None = option(
+        "cap each output at A x its source's tokens + B new tokens (fairseq's --max-len-a); default: the model's "
+        "generation config (training sets 2 and 10)"
+    )
+    max_length_b: float | None = option("B of that cap, in tokens (fairseq's --max-len-b)")
+    coverage_penalty: float | None = option(
+        "beam search: beta of the coverage penalty of Wu et al. (2016), which favours outputs whose attention "
+        "covers the whole source (OpenNMT-py's -coverage_penalty wu -beta); default: off"
+    )
     n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)")
     batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64)
     max_input_tokens: int | None = option("truncate longer sources (default: the tokenizer's model_max_length)")
@@ -168,6 +180,10 @@ def parse_settings(argv: list[str] | None = None) -> PredictSettings:
         raise TrainingInputError(f"--temperature {settings.temperature}: must be above 0")
     if settings.top_p is not None and not 0 < settings.top_p <= 1:
         raise TrainingInputError(f"--top-p {settings.top_p}: must be in (0, 1]")
+    for key in SEARCH_KEYS:
+        value = getattr(settings, key)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise TrainingInputError(f"--{key.replace('_', '-')} {value}: must be a number of at least 0")
     if settings.top_k is not None and settings.top_k < 0:
         raise TrainingInputError(f"--top-k {settings.top_k}: must be 0 (all tokens) or more")
     if settings.n_best and settings.output == STDIO and settings.n_best_output is None:
@@ -318,14 +334,16 @@ def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> di
         config.validate(strict=True)
     except ValueError as error:
         raise TrainingInputError(f"bad decoding settings: {error}") from error
+    given.update({key: getattr(settings, key) for key in SEARCH_KEYS if getattr(settings, key) is not None})
     return given
 
 
 def effective_settings(model: torch.nn.Module, given: dict[str, Any]) -> dict[str, Any]:
     """The decoding settings in force (the model's generation config under the flags), for the summary."""
     config = copy.deepcopy(model.generation_config)
-    config.update(**given)
-    return {key: getattr(config, key) for key in (*GENERATE_KEYS, "early_stopping") if getattr(config, key) is not None}
+    config.update(**given, allow_custom_entries=True)
+    keys = (*GENERATE_KEYS, "early_stopping", *SEARCH_KEYS)
+    return {key: getattr(config, key) for key in keys if getattr(config, key, None) is not None}
 
 
 def cpu_description() -> dict[str, Any]:

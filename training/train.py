@@ -196,6 +196,8 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
         bos_token_id=model.config.bos_token_id,
         eos_token_id=model.config.eos_token_id,
         pad_token_id=model.config.pad_token_id,
+        max_length_a=config.max_length_a,
+        max_length_b=config.max_length_b,
     )
     if config.max_new_tokens > getattr(model, "MAX_NEW_TOKENS_LIMIT", config.max_new_tokens):
         model.generation_config.max_new_tokens_limit = config.max_new_tokens  # asked for on purpose

@@ -1,0 +1,354 @@
+"""Decoding against `onmt_translate` and transformers' own loop, on models trained in the same run.
+
+    python -m benchmarks.bench_decoding --corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt --threads 1
+
+1. **Models.** OpenNMT-py 3.5.1 (its reference configuration, `bench_opennmt.onmt_config`) for
+   `--onmt-steps` steps and ours at the same shape (`bench_opennmt_quality.REFERENCE_SHAPE`, the CPU
+   recipe otherwise) for `--train-minutes`, side by side, `--threads` threads each, on the first
+   `--max-train` training pairs of the corpus's reference split. Then ours again for `--early-steps`
+   steps only: an early model, which babbles.
+2. **Does `onmt_translate -precision int8` quantize?** It loads the checkpoint with OpenNMT-py's own
+   `load_test_model` under `-precision int8` and counts the dynamically quantized modules.
+3. **Decoding** of the 2,000 test sources (batch 64) and of the first `--batch1-sentences` (batch 1),
+   beam 5 and greedy, at most 60 tokens, stopping at `</s>`: `onmt_translate` in its own process
+   and its own clock, in fp32, with `-precision int8` as shipped, and with the dynamic quantization
+   that flag means to apply (`ONMT_QUANTIZED_TRANSLATE`); ours in this process through
+   `generate_texts` (what `training.predict` runs) with transformers' own loop
+   (`generate(custom_generate=None)`) and with the model's compact search, fp32 and int8. Each row:
+   sentences/s, the ratio to `onmt_translate` at the same precision, BLEU, and for ours the rows the
+   decoder stepped per sentence (beams included) with the floor that the run's matrix-product rate
+   sets for that many rows (`bench_opennmt.beam_gflop`). The fastest of `--repeats` runs counts.
+4. **Whole commands**: `python -m training.predict` and `onmt_translate` on the first 1,000 test
+   sources and on one line, wall time of the process, start-up included.
+5. **Options of our search** on the same test set: the coverage penalty (`--coverage-penalty`, beam 5)
+   and the source-relative length cap (training's 2 x source + 10), BLEU against plain beam 5.
+6. **Training's evaluation of an early model**: greedy over the 2,000 test sources as training
+   evaluated before (transformers' loop, no cap) and as it does now (compact search, 2 x source + 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from seq2seq_tools.generation import generate_texts
+from seq2seq_tools.loading import load_model, load_tokenizer
+from seq2seq_tools.quantization import maybe_quantize
+
+from .bench_model import matmul_rate
+from .bench_opennmt import beam_gflop, clean_vocab, ensure_onmt, onmt_config
+from .bench_opennmt_quality import REFERENCE_SHAPE, bleu_chrf, ours_training_command, prepare_data
+from .common import REPO, add_threads_argument, machine_line, print_table, run_measured, thread_environment
+
+MAX_NEW_TOKENS = 60
+SEARCHES = {"beam 5": 5, "greedy": 1}
+LOOPS = {"transformers' loop": None, "ours, compact": "compact"}
+TRAINING_CAP = {"max_length_a": 2.0, "max_length_b": 10.0}  # training.config's defaults
+
+# OpenNMT-py's own loading under `-precision int8`, then a count of the quantized modules.
+ONMT_INT8_PROBE = """
+import sys, torch
+from onmt.utils.parse import ArgumentParser
+import onmt.opts as opts
+from onmt.model_builder import load_test_model
+parser = ArgumentParser()
+opts.translate_opts(parser)
+opt = parser.parse_args(["-model", sys.argv[1], "-src", "/dev/null", "-precision", "int8"])
+ArgumentParser.validate_translate_opts(opt)
+_, model, _ = load_test_model(opt)
+quantized = [type(m).__name__ for m in model.modules() if "quantized" in type(m).__module__]
+print(f"precision={opt.precision!r} quantized_modules={len(quantized)} {sorted(set(quantized))}")
+"""
+
+
+# `onmt_translate` with the dynamic quantization its `-precision int8` means to apply (see the probe).
+ONMT_QUANTIZED_TRANSLATE = """
+import sys, torch
+import onmt.model_builder as builder
+loaded = builder.load_test_model
+def quantized(*args, **kwargs):
+    vocabs, model, model_opt = loaded(*args, **kwargs)
+    torch.quantization.quantize_dynamic(model, dtype=torch.qint8, inplace=True)
+    return vocabs, model, model_opt
+builder.load_test_model = quantized
+from onmt.bin.translate import main
+sys.argv = ["onmt_translate", *sys.argv[1:]]
+main()
+"""
+# The precisions of `onmt_translate`: fp32, its int8 flag as shipped, and that flag's intended quantization.
+ONMT_PRECISIONS = ("fp32", "int8 flag", "int8 quantized")
+
+
+def train_models(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> None:
+    """Step 1: OpenNMT-py and ours at the same shape, at once; then our early model."""
+    config = onmt_config(data, args.work_dir, args.onmt_steps, True)
+    run_measured(
+        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, args.work_dir / "vocab.log"
+    )
+    for name in ("vocab.src", "vocab.tgt"):
+        clean_vocab(args.work_dir / name)
+    shape_args = argparse.Namespace(
+        reference_minutes=args.train_minutes, budget_minutes=args.train_minutes, eval_steps=10**9,
+        mixed_precision="auto", threads=args.threads,
+    )  # fmt: skip
+    with open(args.work_dir / "onmt_train.log", "w", encoding="utf-8") as log:
+        onmt = subprocess.Popen(
+            [str(bin_dir / "onmt_train"), "-config", str(config)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        ours = args.work_dir / "ours"
+        shutil.rmtree(ours, ignore_errors=True)
+        run_measured(ours_training_command(data, ours, shape_args, REFERENCE_SHAPE), env, args.work_dir / "ours.log")
+        if onmt.wait() != 0:
+            raise RuntimeError(f"onmt_train failed; see {args.work_dir / 'onmt_train.log'}")
+    early = args.work_dir / "ours-early"
+    shutil.rmtree(early, ignore_errors=True)
+    command = ours_training_command(data, early, shape_args, REFERENCE_SHAPE)
+    command += [f"--max-steps={args.early_steps}", "--max-eval-samples=20"]
+    run_measured(command, env, args.work_dir / "ours-early.log")
+
+
+def onmt_checkpoint(args: argparse.Namespace) -> Path:
+    return args.work_dir / f"onmt_model_feed1_step_{args.onmt_steps}.pt"
+
+
+def onmt_int8_probe(args: argparse.Namespace, bin_dir: Path, env: dict) -> str:
+    """Step 2: what OpenNMT-py's own loader does with `-precision int8`."""
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-c", ONMT_INT8_PROBE, str(onmt_checkpoint(args))],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return result.stdout.strip().splitlines()[-1]
+
+
+def onmt_decode(
+    args: argparse.Namespace, bin_dir: Path, env: dict, source: Path, beams: int, batch: int, precision: str
+) -> tuple[float, list[str]]:
+    """`onmt_translate` stopping as ours does (`</s>` or MAX_NEW_TOKENS) at one of `ONMT_PRECISIONS`:
+    its decoding seconds and outputs."""
+    output = args.work_dir / f"onmt_{source.stem}_{beams}_{batch}_{ONMT_PRECISIONS.index(precision)}.txt"
+    log = output.with_suffix(".log")
+    options = [
+        "-model", str(onmt_checkpoint(args)), "-src", str(source), "-output", str(output), "-beam_size", str(beams),
+        "-batch_size", str(batch), "-max_length", str(MAX_NEW_TOKENS), "-max_length_ratio", "0", "-report_time",
+    ]  # fmt: skip
+    if precision == "fp32":
+        command = [str(bin_dir / "onmt_translate"), *options]
+    elif precision == "int8 flag":
+        command = [str(bin_dir / "onmt_translate"), *options, "-precision", "int8"]
+    else:
+        command = [str(bin_dir / "python"), "-c", ONMT_QUANTIZED_TRANSLATE, *options]
+    run_measured(command, env, log)
+    line = next(line for line in log.read_text(encoding="utf-8").splitlines() if "Total translation time" in line)
+    return float(line.rsplit(":", 1)[1]), output.read_text(encoding="utf-8").splitlines()
+
+
+@contextlib.contextmanager
+def counting_decoder_rows(model: torch.nn.Module) -> Iterator[list[int]]:
+    """Counts the rows the decoder's recurrent stack receives, summed over every call (both loops
+    call it once per step)."""
+    rows = [0]
+    handle = model.model.decoder.rnn.register_forward_pre_hook(lambda module, inputs: rows.__setitem__(0, rows[0] + inputs[0].shape[0]))  # fmt: skip
+    try:
+        yield rows
+    finally:
+        handle.remove()
+
+
+def ours_decode(
+    model: torch.nn.Module, tokenizer, sources: list[str], beams: int, batch: int, loop: str | None, **settings
+) -> tuple[float, list[str], int]:
+    """Our decoding through `generate_texts`: seconds, outputs, and decoder rows stepped."""
+    custom = {} if loop == "compact" else {"custom_generate": None}
+    with counting_decoder_rows(model) as rows:
+        started = time.perf_counter()
+        results = generate_texts(
+            model, tokenizer, sources, batch_size=batch, num_beams=beams, max_new_tokens=MAX_NEW_TOKENS,
+            early_stopping=beams > 1, **custom, **settings,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+    return seconds, [result.text for result in results], rows[0]
+
+
+def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict, rate: float) -> list[list[str]]:
+    """Step 3: every row of the decoding table."""
+    references_all = data["test_ref"].read_text(encoding="utf-8").splitlines()
+    sources_all = data["test_src"].read_text(encoding="utf-8").splitlines()
+    subset = args.work_dir / "test_batch1.src"
+    subset.write_text("".join(line + "\n" for line in sources_all[: args.batch1_sentences]), encoding="utf-8")
+    fp32 = load_model(str(args.work_dir / "ours")).eval()
+    models = {"fp32": fp32, "int8": maybe_quantize(fp32, "int8")}
+    tokenizer = load_tokenizer(str(args.work_dir / "ours"))
+    source_tokens = statistics.mean(len(ids) for ids in tokenizer(sources_all)["input_ids"])
+    rows = []
+    for batch, source in ((64, data["test_src"]), (1, subset)):
+        sources = source.read_text(encoding="utf-8").splitlines()
+        references = references_all[: len(sources)]
+        for search, beams in SEARCHES.items():
+            best: dict[tuple[str, str], tuple[float, list[str], int | None]] = {}
+            for _ in range(args.repeats):  # the systems take turns: a drift of the machine falls on all alike
+                for precision in ONMT_PRECISIONS:
+                    seconds, outputs = onmt_decode(args, bin_dir, env, source, beams, batch, precision)
+                    keep_fastest(best, ("onmt_translate", precision), (seconds, outputs, None))
+                for precision, model in models.items():
+                    for loop_name, loop in LOOPS.items():
+                        keep_fastest(
+                            best, (loop_name, precision), ours_decode(model, tokenizer, sources, beams, batch, loop)
+                        )
+            fp32_peer, int8_peer = best[("onmt_translate", "fp32")][0], best[("onmt_translate", "int8 quantized")][0]
+            for (system, precision), (seconds, outputs, stepped) in best.items():
+                floor = None
+                if stepped is not None:
+                    floor = beam_gflop(len(sources), stepped / len(sources) / beams, source_tokens, beams) / rate
+                rows.append([
+                    batch, search, system, precision, f"{len(sources) / seconds:.0f}", f"{fp32_peer / seconds:.2f}x",
+                    f"{int8_peer / seconds:.2f}x", f"{bleu_chrf(outputs, references)['bleu']:.1f}",
+                    "" if stepped is None else f"{stepped / len(sources):.1f}",
+                    "" if floor is None else f"{floor:.1f} / {seconds:.1f}",
+                ])  # fmt: skip
+    return rows
+
+
+def keep_fastest(best: dict, key: tuple[str, str], run: tuple) -> None:
+    if key not in best or run[0] < best[key][0]:
+        best[key] = run
+
+
+def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> list[list[str]]:
+    """Step 4: each command's wall time, start-up included, on 1,000 sources and on one line."""
+    sources = data["test_src"].read_text(encoding="utf-8").splitlines()
+    thousand, one = args.work_dir / "test_1000.src", args.work_dir / "test_1.src"
+    thousand.write_text("".join(line + "\n" for line in sources[:1000]), encoding="utf-8")
+    one.write_text(sources[0] + "\n", encoding="utf-8")
+    rows = []
+    for source in (one, thousand):
+        for search, beams in SEARCHES.items():
+            onmt = [
+                str(bin_dir / "onmt_translate"), "-model", str(onmt_checkpoint(args)), "-src", str(source),
+                "-output", str(args.work_dir / "whole_onmt.txt"), "-beam_size", str(beams), "-batch_size", "64",
+                "-max_length", str(MAX_NEW_TOKENS), "-max_length_ratio", "0",
+            ]  # fmt: skip
+            ours = [
+                sys.executable, "-m", "training.predict", "--model", str(args.work_dir / "ours"), "--dataset",
+                str(source), "--output", str(args.work_dir / "whole_ours.txt"), "--num-beams", str(beams),
+                "--batch-size", "64", "--max-new-tokens", str(MAX_NEW_TOKENS), "--num-threads", str(args.threads),
+                "--max-length-a", "0",  "--max-length-b", str(MAX_NEW_TOKENS),
+            ]  # fmt: skip
+            walls = {"onmt_translate": math.inf, "ours": math.inf}
+            for _ in range(args.repeats):
+                walls["onmt_translate"] = min(walls["onmt_translate"], run_measured(onmt, env, args.work_dir / "whole.log")[0])  # fmt: skip
+                walls["ours"] = min(walls["ours"], run_measured(ours, env, args.work_dir / "whole.log")[0])
+            lines = len(source.read_text(encoding="utf-8").splitlines())
+            rows.append([
+                lines, search, f"{walls['onmt_translate']:.2f}", f"{walls['ours']:.2f}",
+                f"{walls['onmt_translate'] / walls['ours']:.2f}x",
+            ])  # fmt: skip
+    return rows
+
+
+def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
+    """Step 5: BLEU of beam 5 with the coverage penalty and with training's length cap."""
+    model = load_model(str(args.work_dir / "ours")).eval()
+    tokenizer = load_tokenizer(str(args.work_dir / "ours"))
+    sources = data["test_src"].read_text(encoding="utf-8").splitlines()
+    references = data["test_ref"].read_text(encoding="utf-8").splitlines()
+    options = {
+        "plain": {},
+        **{f"coverage penalty {beta:g}": {"coverage_penalty": beta} for beta in args.coverage_betas},
+        "length cap 2 x source + 10": TRAINING_CAP,
+    }
+    rows = []
+    for name, settings in options.items():
+        seconds, outputs, _ = ours_decode(model, tokenizer, sources, 5, 64, "compact", **settings)
+        scores = bleu_chrf(outputs, references)
+        rows.append([name, f"{scores['bleu']:.2f}", f"{scores['chrf']:.2f}", f"{len(sources) / seconds:.0f}"])
+    return rows
+
+
+def early_evaluation(args: argparse.Namespace, data: dict) -> list[list[str]]:
+    """Step 6: greedy decoding of the test sources by the early model, before and now."""
+    model = load_model(str(args.work_dir / "ours-early")).eval()
+    tokenizer = load_tokenizer(str(args.work_dir / "ours-early"))
+    sources = data["test_src"].read_text(encoding="utf-8").splitlines()
+    rows = []
+    for name, loop, settings in (
+        ("before: transformers' loop, no cap", None, {}),
+        ("now: compact search, 2 x source + 10", "compact", TRAINING_CAP),
+    ):
+        seconds, outputs, stepped = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
+        words = statistics.mean(len(line.split()) for line in outputs)
+        rows.append([name, f"{seconds:.1f}", f"{stepped / len(sources):.1f}", f"{words:.1f}"])
+    return rows
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="a file of src<TAB>tgt pairs (Tatoeba eng-fra.txt)")
+    parser.add_argument("--max-train", type=int, default=25000, help="training pairs (the first of the split)")
+    parser.add_argument("--onmt-steps", type=int, default=1500, help="OpenNMT-py's training steps")
+    parser.add_argument("--train-minutes", type=float, default=6.0, help="our training time at the same shape")
+    parser.add_argument("--early-steps", type=int, default=60, help="training steps of the early model")
+    parser.add_argument("--batch1-sentences", type=int, default=300, help="test sources decoded one at a time")
+    parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")
+    add_threads_argument(parser, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each setting; the fastest counts")
+    parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_decoding"))
+    parser.add_argument("--skip-training", action="store_true", help="decode the models --work-dir holds")
+    args = parser.parse_args()
+    if not args.corpus.is_file():
+        parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
+    torch.set_num_threads(args.threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = ensure_onmt(args.onmt_venv)
+    data = prepare_data(args.corpus, args.work_dir, args.max_train)
+    env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
+    if not args.skip_training:
+        train_models(args, bin_dir, data, env)
+    probe = onmt_int8_probe(args, bin_dir, env)
+    rate = matmul_rate(args.threads)
+    decoding = decode_table(args, bin_dir, data, env, max(rate, matmul_rate(args.threads)))
+    commands = whole_commands(args, bin_dir, data, env)
+    options = search_options(args, data)
+    early = early_evaluation(args, data)
+
+    print(f"\n{machine_line(args.threads)}")
+    print(f"fp32 matrix-product rate {rate:.0f} GFLOP/s; models: OpenNMT-py {args.onmt_steps} steps, ours "
+          f"{args.train_minutes:g} min, same shape, {args.max_train:,} pairs of {args.corpus.name}")  # fmt: skip
+    print(f"\nonmt_translate -precision int8, OpenNMT-py's own loader: {probe}\n")
+    print_table(
+        ["batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32",
+         "vs onmt_translate int8 quantized", "BLEU", "decoder rows / sentence", "floor s / measured s"],
+        decoding,
+    )  # fmt: skip
+    print("\nWhole commands (process wall seconds, start-up included, fastest run):\n")
+    print_table(["sources", "search", "onmt_translate s", "training.predict s", "ours vs onmt_translate"], commands)
+    print("\nOur beam 5 (compact search) with its options, 2,000 test sources:\n")
+    print_table(["option", "BLEU", "chrF", "sentences/s"], options)
+    print(f"\nTraining's evaluation of an early model ({args.early_steps} steps), greedy, 2,000 sources, batch 128:\n")
+    print_table(["evaluation", "seconds", "decoder rows / sentence", "words / output"], early)
+    results = {"decoding": decoding, "commands": commands, "options": options, "early": early, "probe": probe}
+    (args.work_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,586 @@
+"""Greedy and beam search that drop each sentence from the batch the step it is done.
+
+transformers' own loops (`GenerationMixin._sample`, `_beam_search`) step every row of a batch until
+its longest output ends. These do the same search, row for row, but the step a sentence is done its
+rows leave the batch: encoder memory, source mask and recurrent state shrink with one index
+selection (as OpenNMT-py's `update_finished` and fairseq's `finalize_hypos` do). Both run inside
+`generate()`, through its extension point for a decoding loop (`generate(custom_generate=...)`):
+`generate()` still prepares the settings, logits processors, stopping criteria and encoder outputs,
+and the result is transformers' own output class.
+
+    GreedySearch     argmax at every step (`num_beams=1`, `do_sample=False`)
+    BeamSearch       transformers' beam search, sentence by sentence, with its `length_penalty`,
+                     `early_stopping` (True, False, "never") and `num_return_sequences`; optionally
+                     the coverage penalty of Wu et al. (2016, eq. 14)
+
+Both also apply a length cap relative to the source, `a * source_tokens + b` new tokens per
+sentence (fairseq's `--max-len-a/--max-len-b`), when the generation config sets `max_length_a` or
+`max_length_b`.
+
+Outputs equal transformers' own loop (tests/test_search.py): the same sequences, `sequences_scores`
+and `beam_indices`, and, for the steps a sentence was still decoded, the same `scores`, `logits` and
+`cross_attentions`. Rows of a sentence already done hold zeros there (transformers' own loop still
+computes them, and nothing reads them). A setting these loops do not handle (sampling, a logits
+processor or stopping criterion that keeps per-row state, hidden states) runs transformers' own
+loop instead, with one debug line that names it (`compact_search`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import GenerationMixin
+from transformers.generation import (
+    EosTokenCriteria,
+    ExponentialDecayLengthPenalty,
+    ForcedBOSTokenLogitsProcessor,
+    ForcedEOSTokenLogitsProcessor,
+    GenerateBeamEncoderDecoderOutput,
+    GenerateEncoderDecoderOutput,
+    InfNanRemoveLogitsProcessor,
+    LogitNormalization,
+    MaxLengthCriteria,
+    MaxTimeCriteria,
+    MinLengthLogitsProcessor,
+    MinNewTokensLengthLogitsProcessor,
+    NoBadWordsLogitsProcessor,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    SequenceBiasLogitsProcessor,
+    StoppingCriteria,
+    StopStringCriteria,
+    SuppressTokensAtBeginLogitsProcessor,
+    SuppressTokensLogitsProcessor,
+)
+
+from .compat_seq2seq_rnn import cache_field
+
+logger = logging.getLogger(__name__)
+
+# Logits processors that read nothing but the rows they are given (their ids, scores and length),
+# so that they give the same result on a batch with finished sentences removed. Others, such as
+# `EncoderRepetitionPenaltyLogitsProcessor` (it keeps the batch's source ids) or
+# `PrefixConstrainedLogitsProcessor` (it numbers sentences by row), run transformers' own loop.
+ROW_WISE_PROCESSORS = (
+    MinLengthLogitsProcessor,
+    MinNewTokensLengthLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    NoRepeatNGramLogitsProcessor,
+    NoBadWordsLogitsProcessor,
+    SequenceBiasLogitsProcessor,
+    ForcedBOSTokenLogitsProcessor,
+    ForcedEOSTokenLogitsProcessor,
+    SuppressTokensLogitsProcessor,
+    SuppressTokensAtBeginLogitsProcessor,
+    ExponentialDecayLengthPenalty,
+    InfNanRemoveLogitsProcessor,
+    LogitNormalization,
+)
+# Stopping criteria that judge each row alone. In beam search a stop string could end every
+# candidate of one sentence while transformers' loop goes on stepping it, so there it is left out.
+ROW_WISE_CRITERIA_GREEDY = (MaxLengthCriteria, MaxTimeCriteria, EosTokenCriteria, StopStringCriteria)
+ROW_WISE_CRITERIA_BEAM = (MaxLengthCriteria, MaxTimeCriteria, EosTokenCriteria)
+
+# The generation settings of this module, kept in `generation_config.json` beside transformers' own.
+SEARCH_SETTINGS = ("max_length_a", "max_length_b", "coverage_penalty")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The settings this module adds to transformers' own (`GenerationConfig` attributes of the
+    same names; all off when `None`).
+
+    Args:
+        max_length_a, max_length_b: at most `int(a * source_tokens + b)` new tokens per sentence
+            (`</s>` included), and never more than `max_new_tokens`. Either alone is the cap with
+            the other at 0. Source tokens are the real tokens of the row (`attention_mask`).
+        coverage_penalty: beta of the coverage penalty of beam search (Wu et al., 2016, eq. 14):
+            a finished hypothesis scores `log P(Y|X) / length ** length_penalty + beta * sum_i
+            log(min(sum_j alignment_ij, 1))`, summed over the real source tokens `i`; it favours
+            outputs whose attention has covered the whole source. Needs an attention model.
+    """
+
+    max_length_a: float | None = None
+    max_length_b: float | None = None
+    coverage_penalty: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in SEARCH_SETTINGS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}={value!r}: expected a number of at least 0, or None to leave it off")
+
+    @classmethod
+    def from_config(cls, generation_config: Any, overrides: dict[str, Any] | None = None) -> SearchSettings:
+        """The settings stored on `generation_config`, with `overrides` (generate() arguments) on top."""
+        values = {name: getattr(generation_config, name, None) for name in SEARCH_SETTINGS}
+        values.update({name: value for name, value in (overrides or {}).items() if name in SEARCH_SETTINGS})
+        return cls(**values)
+
+    @property
+    def caps_length(self) -> bool:
+        return self.max_length_a is not None or self.max_length_b is not None
+
+    def new_token_limits(self, source_lengths: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """New tokens allowed per row, `(rows,)`: the source-relative cap, at least 1, at most `max_new_tokens`."""
+        if not self.caps_length:
+            return torch.full_like(source_lengths, max_new_tokens)
+        cap = (self.max_length_a or 0.0) * source_lengths.double() + (self.max_length_b or 0.0)
+        return cap.floor().long().clamp(min=1, max=max_new_tokens)
+
+
+def unsupported(
+    model: Any,
+    generation_config: Any,
+    logits_processor: list,
+    stopping_criteria: list,
+    synced_gpus: bool,
+    model_kwargs: dict[str, Any],
+) -> str | None:
+    """Why these settings need transformers' own loop, or `None` when this module's search handles them."""
+    if generation_config.do_sample:
+        return "sampling (do_sample=True)"
+    if getattr(generation_config, "num_beam_groups", 1) not in (None, 1):
+        return "group beam search (num_beam_groups > 1)"
+    if synced_gpus:
+        return "synced_gpus"
+    if generation_config.output_hidden_states:
+        return "output_hidden_states"
+    if model_kwargs.get("encoder_outputs") is None:
+        return "no encoder_outputs to decode from"
+    for processor in logits_processor:
+        if not isinstance(processor, ROW_WISE_PROCESSORS):
+            return f"the logits processor {type(processor).__name__}"
+        if isinstance(processor, RepetitionPenaltyLogitsProcessor) and not (
+            getattr(processor, "prompt_ignore_length", None) is None or isinstance(processor.prompt_ignore_length, int)
+        ):
+            return "a repetition penalty with a per-row prompt length"
+    beam = generation_config.num_beams > 1
+    accepted = ROW_WISE_CRITERIA_BEAM if beam else ROW_WISE_CRITERIA_GREEDY
+    for criterion in stopping_criteria:
+        if not isinstance(criterion, accepted):
+            return f"the stopping criterion {type(criterion).__name__}"
+    has_eos = any(isinstance(criterion, EosTokenCriteria) for criterion in stopping_criteria)
+    if not beam and not has_eos and any(isinstance(c, StopStringCriteria) for c in stopping_criteria):
+        return "stop strings without an end-of-sequence token"
+    return None
+
+
+def compact_search(
+    model: Any,
+    input_ids: torch.LongTensor,
+    logits_processor: Any,
+    stopping_criteria: Any,
+    generation_config: Any,
+    synced_gpus: bool = False,
+    streamer: Any = None,
+    search_settings: SearchSettings | None = None,
+    search_streamer: Any = None,
+    **model_kwargs: Any,
+) -> Any:
+    """The decoding loop `generate()` hands over to (`generate(custom_generate=compact_search)`).
+
+    Greedy search for `num_beams=1`, beam search above; transformers' own loop for what `unsupported`
+    names, with one debug line. Takes and returns what transformers' own loops take and return;
+    `search_settings` and `search_streamer` are what `Seq2SeqRNNForConditionalGeneration.generate`
+    passes (generate() gives a callable no `streamer` of its own).
+    """
+    settings = search_settings or SearchSettings.from_config(generation_config)
+    streamer = streamer if streamer is not None else search_streamer
+    reason = unsupported(model, generation_config, logits_processor, stopping_criteria, synced_gpus, model_kwargs)
+    if reason is not None:
+        logger.debug("generate(): %s; transformers' own decoding loop runs instead of the compact search", reason)
+        if settings.caps_length:
+            sentences = model_kwargs["attention_mask"][
+                :: max(generation_config.num_beams, generation_config.num_return_sequences)
+            ]
+            stopping_criteria.append(SourceLengthCap(settings, sentences))
+        beam = generation_config.num_beams > 1
+        own_loop = GenerationMixin._beam_search if beam else GenerationMixin._sample
+        extra = {} if beam else {"streamer": streamer}
+        return own_loop(
+            model,
+            input_ids,
+            logits_processor=logits_processor,
+            stopping_criteria=stopping_criteria,
+            generation_config=generation_config,
+            synced_gpus=synced_gpus,
+            **extra,
+            **model_kwargs,
+        )
+    if generation_config.num_beams > 1 and streamer is not None:
+        raise ValueError("a streamer follows one sequence; it cannot be used with beam search (num_beams > 1)")
+    strategy = BeamSearch if generation_config.num_beams > 1 else GreedySearch
+    return strategy(
+        model, input_ids, logits_processor, stopping_criteria, generation_config, settings, model_kwargs
+    ).run(streamer)
+
+
+class SourceLengthCap(StoppingCriteria):
+    """The source-relative length cap as a stopping criterion, for transformers' own loop.
+
+    Rows are judged by the sentence they belong to (`rows // sentences` consecutive rows per
+    sentence: returned sequences, beams, or beam search's candidates), which holds there because
+    that loop never drops a row. The decoder prompt's length is read at the first call, which comes
+    after the first new token.
+
+    Args:
+        settings: the cap (`max_length_a`, `max_length_b`).
+        attention_mask (`torch.Tensor` of shape `(sentences, src_len)`): 1 on real source tokens.
+    """
+
+    def __init__(self, settings: SearchSettings, attention_mask: torch.Tensor):
+        self.limits = settings.new_token_limits(attention_mask.sum(dim=1), 2**31 - 1)  # (sentences,)
+        self.prompt_length: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        if self.prompt_length is None:
+            self.prompt_length = input_ids.shape[1] - 1
+        limits = self.limits.to(input_ids.device)
+        limits = limits.repeat_interleave(input_ids.shape[0] // limits.shape[0])  # (rows,)
+        return (input_ids.shape[1] - self.prompt_length) >= limits
+
+
+class DecodeStrategy:
+    """What greedy and beam search share: the decoder's memory and state for the rows still
+    decoded, one model step on them, dropping the rows of sentences that are done, and the
+    per-step outputs laid out at the rows of the whole batch.
+
+    Args:
+        model: a `Seq2SeqRNNForConditionalGeneration` (its `start_decoding` and `decode_step`).
+        input_ids (`torch.LongTensor` of shape `(batch * beams, 1)`): the decoder start tokens.
+        logits_processor, stopping_criteria, generation_config: as `generate()` prepared them.
+        settings: this module's own settings.
+        model_kwargs: `generate()`'s model arguments: `encoder_outputs` and `attention_mask`, each
+            expanded to `batch * beams` rows.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        input_ids: torch.LongTensor,
+        logits_processor: Any,
+        stopping_criteria: Any,
+        generation_config: Any,
+        settings: SearchSettings,
+        model_kwargs: dict[str, Any],
+    ):
+        self.model = model
+        self.input_ids = input_ids
+        self.logits_processor = logits_processor
+        self.stopping_criteria = stopping_criteria
+        self.config = generation_config
+        self.settings = settings
+        self.encoder_outputs = model_kwargs["encoder_outputs"]
+        self.attention_mask = model_kwargs.get("attention_mask")
+        if self.attention_mask is None:
+            self.attention_mask = self.encoder_outputs.attention_mask
+        self.memory, self.state = model.start_decoding(self.encoder_outputs, self.attention_mask)
+        self.rows_total = input_ids.shape[0]
+        self.prompt_length = input_ids.shape[1]
+        returns = generation_config.return_dict_in_generate
+        self.scores = [] if returns and generation_config.output_scores else None
+        self.logits = [] if returns and generation_config.output_logits else None
+        self.cross_attentions = [] if returns and generation_config.output_attentions else None
+        self.steps = 0
+        self.rows_stepped = 0  # rows the decoder received, summed over steps (`decoder_rows`)
+
+    def step(self, tokens: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One decoder step on the live rows. Returns the logits in float32 `(live rows, vocab)` and
+        the alignment `(live rows, src_len)` (`None` without attention)."""
+        logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state)
+        self.steps += 1
+        self.rows_stepped += tokens.shape[0]
+        return logits.float(), alignment  # a new tensor already: transformers' loops copy a model output's
+
+    def keep_rows(self, rows: torch.LongTensor) -> None:
+        """Keep only `rows` (local indices) of the memory and the state."""
+        self.memory = self.memory.select(rows)
+        self.state.reorder_cache(rows)
+
+    def record(self, live_rows: torch.LongTensor, scores: torch.Tensor, logits: torch.Tensor, alignment: Any) -> None:
+        """Keep this step's outputs when asked, each at the live rows of a whole-batch tensor."""
+        if self.scores is not None:
+            self.scores.append(self._whole(live_rows, scores))
+        if self.logits is not None:
+            self.logits.append(self._whole(live_rows, logits))
+        if self.cross_attentions is not None and alignment is not None:
+            self.cross_attentions.append((self._whole(live_rows, alignment)[:, None, None],))  # (rows, 1, 1, S)
+
+    def _whole(self, live_rows: torch.LongTensor, values: torch.Tensor) -> torch.Tensor:
+        if values.shape[0] == self.rows_total:
+            return values.clone()
+        whole = values.new_zeros((self.rows_total, *values.shape[1:]))
+        return whole.index_copy_(0, live_rows, values)
+
+    def output_fields(self) -> dict[str, Any]:
+        """The per-step fields of transformers' output classes, as its own loops fill them."""
+        encoder_outputs = self.encoder_outputs
+        attentions = self.cross_attentions is not None
+        fields = {
+            "scores": None if self.scores is None else tuple(self.scores),
+            "logits": None if self.logits is None else tuple(self.logits),
+            "encoder_attentions": encoder_outputs.get("attentions") if attentions else None,
+            "encoder_hidden_states": None,
+            "decoder_attentions": (None,) * self.steps if attentions else None,
+            "cross_attentions": tuple(self.cross_attentions) if attentions else None,
+            "decoder_hidden_states": None,
+        }
+        if attentions and not self.cross_attentions:  # a model without attention
+            fields["cross_attentions"] = (None,) * self.steps
+        return fields
+
+
+class GreedySearch(DecodeStrategy):
+    """The most likely token at every step, as transformers' `_sample` with `do_sample=False`.
+
+    A sentence is done when a stopping criterion holds for it (`</s>`, `max_length`, a stop string,
+    the source-relative cap); from then on its row holds padding, and leaves the batch.
+    """
+
+    def run(self, streamer: Any = None) -> Any:
+        config = self.config
+        pad = config._pad_token_tensor
+        filler = pad if pad is not None else torch.zeros((), dtype=torch.long, device=self.input_ids.device)
+        live = torch.arange(self.rows_total, device=self.input_ids.device)  # batch rows still decoded
+        sequences = self.input_ids  # (R, prompt + steps): the live rows' ids
+        limits = self.settings.new_token_limits(self.attention_mask.sum(dim=1), 2**31 - 1)  # (R,)
+        columns: list[torch.Tensor] = []  # each step's token of every batch row, padding once done, (B,)
+        while True:
+            logits, alignment = self.step(sequences[:, -1])
+            scores = self.logits_processor(sequences, logits)  # (R, V)
+            self.record(live, scores, logits, alignment)
+            tokens = scores.argmax(dim=-1)  # (R,)
+            sequences = torch.cat([sequences, tokens[:, None]], dim=-1)
+            if tokens.shape[0] < self.rows_total:
+                tokens = filler.expand(self.rows_total).clone().index_copy_(0, live, tokens)
+            columns.append(tokens)
+            if streamer is not None:
+                streamer.put(columns[-1].cpu())
+            done = self.stopping_criteria(sequences, None)  # (R,)
+            if self.settings.caps_length:
+                done = done | (sequences.shape[1] - self.prompt_length >= limits)
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(1)
+                live, sequences, limits = live[keep], sequences[keep], limits[keep]
+                self.keep_rows(keep)
+        output_ids = torch.cat([self.input_ids, torch.stack(columns, dim=1)], dim=1)  # (B, prompt + steps)
+        if streamer is not None:
+            streamer.end()
+        if not config.return_dict_in_generate:
+            return output_ids
+        return GenerateEncoderDecoderOutput(
+            sequences=output_ids, **self.output_fields(), **{cache_field(GenerateEncoderDecoderOutput): None}
+        )
+
+
+class BeamSearch(DecodeStrategy):
+    """transformers' beam search (`GenerationMixin._beam_search`, `do_sample=False`), computed for
+    the sentences still open only.
+
+    Each step keeps the `2 * beams` best continuations of a sentence, moves those that end (`</s>`
+    or a stopping criterion) among its best `beams` into its finished list (scored by
+    `log P / length ** length_penalty`, plus the coverage penalty when set) and continues with the
+    best `beams` that did not end. A sentence is done when transformers' loop would no longer
+    change its finished list:
+    - with `early_stopping=True`, once it has `beams` finished hypotheses;
+    - with `early_stopping=False` or `"never"`, once no open beam can beat its worst finished one
+      (the bound transformers' `_check_early_stop_heuristic` computes for each value);
+    - or when every continuation hit a stopping criterion (`max_length`, the source-relative cap).
+    Its rows then leave the batch.
+    """
+
+    def run(self, streamer: Any = None) -> Any:
+        config = self.config
+        beams = config.num_beams
+        batch = self.rows_total // beams
+        device = self.input_ids.device
+        eos = config._eos_token_tensor
+        keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams  # candidates per sentence
+        in_top = torch.arange(keep_count, device=device) < beams  # (2K,)
+        max_length = config.max_length
+        prompt = self.prompt_length
+        early_stopping, length_penalty = config.early_stopping, config.length_penalty
+        pad = config._pad_token_tensor
+        fill = pad or eos[0] if eos is not None else -1  # transformers' own filler, which it writes this way
+        beta = self.settings.coverage_penalty
+        coverage_on = beta is not None and beta > 0 and self.model.config.attention_type != "none"
+
+        sentences = torch.arange(batch, device=device)  # the batch index of each open sentence
+        running = torch.full((batch, beams, max_length), fill, dtype=torch.int64, device=device)  # (N, K, L)
+        running[:, :, :prompt] = self.input_ids.view(batch, beams, prompt)
+        finished = running.clone()
+        running_scores = torch.zeros((batch, beams), dtype=torch.float, device=device)
+        running_scores[:, 1:] = -1e9  # only the first beam's continuations count at the first step
+        finished_scores = torch.full((batch, beams), -1e9, dtype=torch.float, device=device)
+        is_finished = torch.zeros((batch, beams), dtype=torch.bool, device=device)
+        can_improve = torch.ones((batch, 1), dtype=torch.bool, device=device)
+        running_indices = torch.full((batch, beams, max_length - prompt), -1, dtype=torch.int32, device=device)
+        finished_indices = running_indices.clone()
+        source_lengths = self.attention_mask.view(batch, beams, -1)[:, 0].sum(dim=1)  # (N,)
+        limits = self.settings.new_token_limits(source_lengths, 2**31 - 1)  # (N,)
+        source_mask = self.attention_mask.view(batch, beams, -1)[:, 0].bool()  # (N, S)
+        coverage = None
+        if coverage_on:
+            coverage = torch.zeros((batch, beams, source_mask.shape[1]), dtype=torch.float, device=device)
+
+        # What each sentence ends with, written when it is done: (finished ids, scores, beam indices).
+        out_ids = finished.clone()
+        out_scores = finished_scores.clone()
+        out_indices = finished_indices.clone()
+        beam_offsets = torch.arange(beams, device=device)  # (K,)
+        cur_len = prompt
+        while True:
+            n = sentences.shape[0]
+            flat_running = running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
+            live_rows = (sentences[:, None] * beams + beam_offsets).view(-1)  # (N * K,) rows of the batch
+            logits, alignment = self.step(flat_running[:, -1])
+            log_probs = nn.functional.log_softmax(logits, dim=-1)
+            log_probs = self.logits_processor(flat_running, log_probs)  # (N * K, V)
+            self.record(live_rows, log_probs, logits, alignment)
+            vocab = log_probs.shape[-1]
+            totals = (log_probs.view(n, beams, vocab) + running_scores[:, :, None]).view(n, beams * vocab)
+
+            # The best 2K continuations of each sentence (transformers' `_get_top_k_continuations`).
+            top_scores, top_indices = torch.topk(totals, k=keep_count)  # (N, 2K)
+            parents = top_indices // vocab  # (N, 2K): which beam each continues
+            top_running = running.gather(1, parents[:, :, None].expand(-1, -1, max_length))  # (N, 2K, L)
+            top_beam_indices = running_indices.gather(1, parents[:, :, None].expand(-1, -1, running_indices.shape[2]))
+            top_running[:, :, cur_len] = top_indices % vocab
+            top_beam_indices[:, :, cur_len - prompt] = (parents + sentences[:, None] * beams).to(torch.int32)
+
+            hits = self.stopping_criteria(top_running[:, :, : cur_len + 1].reshape(n * keep_count, -1), None)
+            hits = hits.view(n, keep_count)
+            if self.settings.caps_length:
+                hits = hits | (cur_len + 1 - prompt >= limits)[:, None]
+
+            top_coverage = None
+            if coverage is not None:
+                step_alignment = alignment.float().view(n, beams, -1)  # (N, K, S)
+                top_coverage = (coverage + step_alignment).gather(
+                    1, parents[:, :, None].expand(-1, -1, coverage.shape[2])
+                )  # (N, 2K, S)
+
+            # The best K that did not end continue (`_get_running_beams_for_next_iteration`).
+            open_scores = top_scores + hits.to(torch.float32) * -1.0e9
+            next_beams = torch.topk(open_scores, k=beams)[1]  # (N, K)
+            running = top_running.gather(1, next_beams[:, :, None].expand(-1, -1, max_length))
+            running_scores = open_scores.gather(1, next_beams)
+            running_indices = top_beam_indices.gather(
+                1, next_beams[:, :, None].expand(-1, -1, top_beam_indices.shape[2])
+            )
+            if top_coverage is not None:
+                coverage = top_coverage.gather(1, next_beams[:, :, None].expand(-1, -1, top_coverage.shape[2]))
+
+            # Those among the best K that ended join the finished list (`_update_finished_beams`).
+            just_finished = hits & in_top[None, :]
+            final_scores = top_scores / ((cur_len + 1 - prompt) ** length_penalty)
+            if top_coverage is not None:
+                final_scores = final_scores + beta * coverage_term(top_coverage, source_mask)
+            full = torch.all(is_finished, dim=-1, keepdim=True) & (early_stopping is True)
+            final_scores = final_scores + full.to(torch.float32) * -1.0e9
+            final_scores = final_scores + (~can_improve).to(torch.float32) * -1.0e9
+            final_scores = final_scores + (~just_finished) * -1.0e9
+            merged_scores = torch.cat((finished_scores, final_scores), dim=1)  # (N, 3K)
+            best = torch.topk(merged_scores, k=beams)[1]  # (N, K)
+            finished = torch.cat((finished, top_running), dim=1).gather(1, best[:, :, None].expand(-1, -1, max_length))
+            finished_scores = merged_scores.gather(1, best)
+            merged_indices = torch.cat((finished_indices, top_beam_indices), dim=1)
+            finished_indices = merged_indices.gather(1, best[:, :, None].expand(-1, -1, merged_indices.shape[2]))
+            is_finished = torch.cat((is_finished, just_finished), dim=1).gather(1, best)
+
+            # The decoder state follows the beams that continue.
+            parent_rows = parents.gather(1, next_beams) + torch.arange(n, device=device)[:, None] * beams  # (N, K)
+            self.state.reorder_cache(parent_rows.view(-1))
+
+            cur_len += 1
+            can_improve = can_improve & self._may_improve(running_scores, finished_scores, is_finished, cur_len)
+            done = ~can_improve[:, 0] | hits.all(dim=1)  # (N,)
+            if early_stopping is True:
+                done = done | is_finished.all(dim=1)
+            if bool(done.any()):
+                ended = done.nonzero().squeeze(1)
+                where = sentences[ended]
+                out_ids[where], out_scores[where], out_indices[where] = (
+                    finished[ended],
+                    finished_scores[ended],
+                    finished_indices[ended],
+                )
+                if bool(done.all()):
+                    break
+                keep = (~done).nonzero().squeeze(1)
+                sentences, running, running_scores, running_indices = (
+                    sentences[keep],
+                    running[keep],
+                    running_scores[keep],
+                    running_indices[keep],
+                )
+                finished, finished_scores, finished_indices, is_finished = (
+                    finished[keep],
+                    finished_scores[keep],
+                    finished_indices[keep],
+                    is_finished[keep],
+                )
+                can_improve, limits, source_mask = can_improve[keep], limits[keep], source_mask[keep]
+                if coverage is not None:
+                    coverage = coverage[keep]
+                self.keep_rows((keep[:, None] * beams + beam_offsets).view(-1))
+        return self._output(out_ids, out_scores, out_indices, prompt)
+
+    def _may_improve(
+        self, running_scores: torch.Tensor, finished_scores: torch.Tensor, is_finished: torch.Tensor, cur_len: int
+    ) -> torch.Tensor:
+        """Whether a sentence's best open beam could still beat its worst finished hypothesis, `(N, 1)`:
+        transformers' bound for each `early_stopping` value (`_check_early_stop_heuristic`)."""
+        config = self.config
+        if config.early_stopping == "never" and config.length_penalty > 0.0:
+            best_length = config.max_length - self.prompt_length
+        else:
+            best_length = cur_len - self.prompt_length
+        best_possible = running_scores[:, :1] / (best_length**config.length_penalty)
+        worst_finished = torch.where(is_finished, torch.min(finished_scores, dim=1, keepdim=True)[0], -1.0e9)
+        return torch.any(best_possible > worst_finished, dim=-1, keepdim=True)
+
+    def _output(self, ids: torch.Tensor, scores: torch.Tensor, indices: torch.Tensor, prompt: int) -> Any:
+        """The best `num_return_sequences` of each sentence, cut to the longest returned, in
+        transformers' `GenerateBeamEncoderDecoderOutput`."""
+        config = self.config
+        returned = config.num_return_sequences
+        ids = ids[:, :returned].flatten(0, 1)  # (B * R, L)
+        scores = scores[:, :returned].flatten(0, 1)  # (B * R,)
+        indices = indices[:, :returned].flatten(0, 1)  # (B * R, L - prompt)
+        generated = int((indices + 1).bool().sum(dim=1).max())
+        ids, indices = ids[:, : prompt + generated], indices[:, :generated]
+        if not config.return_dict_in_generate:
+            return ids
+        return GenerateBeamEncoderDecoderOutput(
+            sequences=ids,
+            sequences_scores=scores if config.output_scores else None,
+            beam_indices=indices,
+            **self.output_fields(),
+            **{cache_field(GenerateBeamEncoderDecoderOutput): None},
+        )
+
+
+def coverage_term(coverage: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+    """`sum_i log(min(coverage_i, 1))` over the real source tokens (Wu et al., 2016, eq. 14), `(N, C)`.
+
+    Args:
+        coverage (`torch.Tensor` of shape `(N, C, src_len)`): attention summed over the output so far.
+        source_mask (`torch.BoolTensor` of shape `(N, src_len)`): True on real source tokens.
+    """
+    # A floor keeps a token no step attended to from making the score -inf.
+    covered = coverage.clamp(min=1e-10, max=1.0).log()  # (N, C, S)
+    return (covered * source_mask[:, None, :]).sum(dim=-1)
+
+
+__all__ = ["BeamSearch", "DecodeStrategy", "GreedySearch", "SearchSettings", "compact_search", "unsupported"]
