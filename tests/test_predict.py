@@ -367,3 +367,12 @@ def test_the_command_is_installed_as_a_console_script():
         scripts = tomllib.load(handle)["project"]["scripts"]
     module, _, function = scripts["seq2seq-rnn-predict"].partition(":")
     assert (module, function) == ("training.predict", "main")
+
+
+def test_importing_the_command_leaves_the_metrics_library_for_runs_with_references():
+    """`evaluate` is imported when metrics are loaded, not with the command: a run without references
+    (most runs on new text) never needs it, and its import adds a few tenths of a second to the start."""
+    probe = "import sys, training.predict; print('evaluate' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -10,8 +10,8 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import evaluate
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
@@ -19,6 +19,9 @@ from transformers import PreTrainedTokenizerBase
 
 from seq2seq_tools.attention import attention_figure
 from seq2seq_tools.generation import generate_ids, generate_texts
+
+if TYPE_CHECKING:
+    import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,10 @@ TASK_METRICS = {
 
 
 def load_metrics(task: str) -> dict[str, evaluate.EvaluationModule]:
+    # Imported here, not at the top: `evaluate` takes a few tenths of a second to import, and
+    # `training.predict` imports this module but scores (and so loads metrics) only with references.
+    import evaluate
+
     return {name: evaluate.load(os.path.join(METRICS_DIR, name)) for name in TASK_METRICS[task]}
 
 
