@@ -383,6 +383,68 @@ class GreedySearch(DecodeStrategy):
         )
 
 
+@dataclass
+class BeamState:
+    """The beams of the sentences still open, `N` of them, `K` beams each; every field is indexed
+    by sentence first, so that `select` drops finished sentences from all of them at once.
+
+    Args:
+        sentences (`(N,)`): each open sentence's index in the batch.
+        running (`(N, K, max_length)`): the ids of the beams that continue (transformers' static layout).
+        running_scores (`(N, K)`): their summed log-probabilities.
+        running_indices (`(N, K, max_length - prompt)`): the batch row each of their tokens came from.
+        finished, finished_scores, finished_indices: the same for the best `K` ended hypotheses.
+        is_finished (`(N, K)`): which of those slots hold an ended hypothesis.
+        can_improve (`(N, 1)`): whether an open beam could still beat the worst finished one.
+        limits (`(N,)`): new tokens allowed (the source-relative cap).
+        source_mask (`(N, src_len)`): True on real source tokens (the coverage penalty).
+        coverage (`(N, K, src_len)`, *optional*): the running beams' summed attention.
+    """
+
+    sentences: torch.Tensor
+    running: torch.Tensor
+    running_scores: torch.Tensor
+    running_indices: torch.Tensor
+    finished: torch.Tensor
+    finished_scores: torch.Tensor
+    finished_indices: torch.Tensor
+    is_finished: torch.Tensor
+    can_improve: torch.Tensor
+    limits: torch.Tensor
+    source_mask: torch.Tensor
+    coverage: torch.Tensor | None = None
+
+    def select(self, keep: torch.LongTensor) -> BeamState:
+        """The state of sentences `keep` (local indices) only."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return BeamState(**{name: None if value is None else value[keep] for name, value in values.items()})
+
+
+@dataclass
+class Continuations:
+    """The best `2K` continuations of each open sentence at one step.
+
+    Args:
+        scores (`(N, 2K)`): summed log-probabilities, best first.
+        parents (`(N, 2K)`): the beam each continues.
+        sequences (`(N, 2K, max_length)`), indices (`(N, 2K, max_length - prompt)`): as in `BeamState`.
+        hits (`(N, 2K)`): which ended (`</s>`, a stopping criterion or the cap).
+        coverage (`(N, 2K, src_len)`, *optional*): their summed attention.
+    """
+
+    scores: torch.Tensor
+    parents: torch.Tensor
+    sequences: torch.Tensor
+    indices: torch.Tensor
+    hits: torch.Tensor
+    coverage: torch.Tensor | None
+
+
+def _gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`values[n, index[n, j]]` for `values` of shape `(N, C, ...)` and `index` of shape `(N, J)`."""
+    return values.gather(1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:]))
+
+
 class BeamSearch(DecodeStrategy):
     """transformers' beam search (`GenerationMixin._beam_search`, `do_sample=False`), computed for
     the sentences still open only.
@@ -400,157 +462,150 @@ class BeamSearch(DecodeStrategy):
     """
 
     def run(self, streamer: Any = None) -> Any:
-        config = self.config
-        beams = config.num_beams
-        batch = self.rows_total // beams
-        device = self.input_ids.device
-        eos = config._eos_token_tensor
-        keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams  # candidates per sentence
-        in_top = torch.arange(keep_count, device=device) < beams  # (2K,)
-        max_length = config.max_length
-        prompt = self.prompt_length
-        early_stopping, length_penalty = config.early_stopping, config.length_penalty
-        pad = config._pad_token_tensor
-        fill = pad or eos[0] if eos is not None else -1  # transformers' own filler, which it writes this way
-        beta = self.settings.coverage_penalty
-        coverage_on = beta is not None and beta > 0 and self.model.config.attention_type != "none"
-
-        sentences = torch.arange(batch, device=device)  # the batch index of each open sentence
-        running = torch.full((batch, beams, max_length), fill, dtype=torch.int64, device=device)  # (N, K, L)
-        running[:, :, :prompt] = self.input_ids.view(batch, beams, prompt)
-        finished = running.clone()
-        running_scores = torch.zeros((batch, beams), dtype=torch.float, device=device)
-        running_scores[:, 1:] = -1e9  # only the first beam's continuations count at the first step
-        finished_scores = torch.full((batch, beams), -1e9, dtype=torch.float, device=device)
-        is_finished = torch.zeros((batch, beams), dtype=torch.bool, device=device)
-        can_improve = torch.ones((batch, 1), dtype=torch.bool, device=device)
-        running_indices = torch.full((batch, beams, max_length - prompt), -1, dtype=torch.int32, device=device)
-        finished_indices = running_indices.clone()
-        source_lengths = self.attention_mask.view(batch, beams, -1)[:, 0].sum(dim=1)  # (N,)
-        limits = self.settings.new_token_limits(source_lengths, 2**31 - 1)  # (N,)
-        source_mask = self.attention_mask.view(batch, beams, -1)[:, 0].bool()  # (N, S)
-        coverage = None
-        if coverage_on:
-            coverage = torch.zeros((batch, beams, source_mask.shape[1]), dtype=torch.float, device=device)
-
-        # What each sentence ends with, written when it is done: (finished ids, scores, beam indices).
-        out_ids = finished.clone()
-        out_scores = finished_scores.clone()
-        out_indices = finished_indices.clone()
-        beam_offsets = torch.arange(beams, device=device)  # (K,)
-        cur_len = prompt
+        beams = self.config.num_beams
+        state = self._first_state()
+        # What each sentence ends with, written when it is done: finished ids, scores, beam indices.
+        out_ids, out_scores, out_indices = (
+            state.finished.clone(),
+            state.finished_scores.clone(),
+            state.finished_indices.clone(),
+        )
+        cur_len = self.prompt_length
         while True:
-            n = sentences.shape[0]
-            flat_running = running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
-            live_rows = (sentences[:, None] * beams + beam_offsets).view(-1)  # (N * K,) rows of the batch
-            logits, alignment = self.step(flat_running[:, -1])
-            log_probs = nn.functional.log_softmax(logits, dim=-1)
-            log_probs = self.logits_processor(flat_running, log_probs)  # (N * K, V)
-            self.record(live_rows, log_probs, logits, alignment)
-            vocab = log_probs.shape[-1]
-            totals = (log_probs.view(n, beams, vocab) + running_scores[:, :, None]).view(n, beams * vocab)
-
-            # The best 2K continuations of each sentence (transformers' `_get_top_k_continuations`).
-            top_scores, top_indices = torch.topk(totals, k=keep_count)  # (N, 2K)
-            parents = top_indices // vocab  # (N, 2K): which beam each continues
-            top_running = running.gather(1, parents[:, :, None].expand(-1, -1, max_length))  # (N, 2K, L)
-            top_beam_indices = running_indices.gather(1, parents[:, :, None].expand(-1, -1, running_indices.shape[2]))
-            top_running[:, :, cur_len] = top_indices % vocab
-            top_beam_indices[:, :, cur_len - prompt] = (parents + sentences[:, None] * beams).to(torch.int32)
-
-            hits = self.stopping_criteria(top_running[:, :, : cur_len + 1].reshape(n * keep_count, -1), None)
-            hits = hits.view(n, keep_count)
-            if self.settings.caps_length:
-                hits = hits | (cur_len + 1 - prompt >= limits)[:, None]
-
-            top_coverage = None
-            if coverage is not None:
-                step_alignment = alignment.float().view(n, beams, -1)  # (N, K, S)
-                top_coverage = (coverage + step_alignment).gather(
-                    1, parents[:, :, None].expand(-1, -1, coverage.shape[2])
-                )  # (N, 2K, S)
-
-            # The best K that did not end continue (`_get_running_beams_for_next_iteration`).
-            open_scores = top_scores + hits.to(torch.float32) * -1.0e9
-            next_beams = torch.topk(open_scores, k=beams)[1]  # (N, K)
-            running = top_running.gather(1, next_beams[:, :, None].expand(-1, -1, max_length))
-            running_scores = open_scores.gather(1, next_beams)
-            running_indices = top_beam_indices.gather(
-                1, next_beams[:, :, None].expand(-1, -1, top_beam_indices.shape[2])
-            )
-            if top_coverage is not None:
-                coverage = top_coverage.gather(1, next_beams[:, :, None].expand(-1, -1, top_coverage.shape[2]))
-
-            # Those among the best K that ended join the finished list (`_update_finished_beams`).
-            just_finished = hits & in_top[None, :]
-            final_scores = top_scores / ((cur_len + 1 - prompt) ** length_penalty)
-            if top_coverage is not None:
-                final_scores = final_scores + beta * coverage_term(top_coverage, source_mask)
-            full = torch.all(is_finished, dim=-1, keepdim=True) & (early_stopping is True)
-            final_scores = final_scores + full.to(torch.float32) * -1.0e9
-            final_scores = final_scores + (~can_improve).to(torch.float32) * -1.0e9
-            final_scores = final_scores + (~just_finished) * -1.0e9
-            merged_scores = torch.cat((finished_scores, final_scores), dim=1)  # (N, 3K)
-            best = torch.topk(merged_scores, k=beams)[1]  # (N, K)
-            finished = torch.cat((finished, top_running), dim=1).gather(1, best[:, :, None].expand(-1, -1, max_length))
-            finished_scores = merged_scores.gather(1, best)
-            merged_indices = torch.cat((finished_indices, top_beam_indices), dim=1)
-            finished_indices = merged_indices.gather(1, best[:, :, None].expand(-1, -1, merged_indices.shape[2]))
-            is_finished = torch.cat((is_finished, just_finished), dim=1).gather(1, best)
-
+            continuations = self._continuations(state, cur_len)
+            next_beams = self._continue_best_open(state, continuations)
+            self._update_finished(state, continuations, cur_len)
             # The decoder state follows the beams that continue.
-            parent_rows = parents.gather(1, next_beams) + torch.arange(n, device=device)[:, None] * beams  # (N, K)
+            parent_rows = continuations.parents.gather(1, next_beams) + self._local_offsets(state)[:, None]
             self.state.reorder_cache(parent_rows.view(-1))
-
             cur_len += 1
-            can_improve = can_improve & self._may_improve(running_scores, finished_scores, is_finished, cur_len)
-            done = ~can_improve[:, 0] | hits.all(dim=1)  # (N,)
-            if early_stopping is True:
-                done = done | is_finished.all(dim=1)
+            done = self._done(state, continuations, cur_len)
             if bool(done.any()):
                 ended = done.nonzero().squeeze(1)
-                where = sentences[ended]
-                out_ids[where], out_scores[where], out_indices[where] = (
-                    finished[ended],
-                    finished_scores[ended],
-                    finished_indices[ended],
-                )
+                where = state.sentences[ended]
+                out_ids[where] = state.finished[ended]
+                out_scores[where] = state.finished_scores[ended]
+                out_indices[where] = state.finished_indices[ended]
                 if bool(done.all()):
                     break
                 keep = (~done).nonzero().squeeze(1)
-                sentences, running, running_scores, running_indices = (
-                    sentences[keep],
-                    running[keep],
-                    running_scores[keep],
-                    running_indices[keep],
-                )
-                finished, finished_scores, finished_indices, is_finished = (
-                    finished[keep],
-                    finished_scores[keep],
-                    finished_indices[keep],
-                    is_finished[keep],
-                )
-                can_improve, limits, source_mask = can_improve[keep], limits[keep], source_mask[keep]
-                if coverage is not None:
-                    coverage = coverage[keep]
-                self.keep_rows((keep[:, None] * beams + beam_offsets).view(-1))
-        return self._output(out_ids, out_scores, out_indices, prompt)
+                state = state.select(keep)
+                self.keep_rows((keep[:, None] * beams + torch.arange(beams, device=keep.device)).view(-1))
+        return self._output(out_ids, out_scores, out_indices)
 
-    def _may_improve(
-        self, running_scores: torch.Tensor, finished_scores: torch.Tensor, is_finished: torch.Tensor, cur_len: int
-    ) -> torch.Tensor:
-        """Whether a sentence's best open beam could still beat its worst finished hypothesis, `(N, 1)`:
-        transformers' bound for each `early_stopping` value (`_check_early_stop_heuristic`)."""
+    def _first_state(self) -> BeamState:
+        """Every sentence open, its first beam at score 0 and the others at -1e9 (so that only the first
+        beam's continuations count at the first step), as transformers' loop starts."""
+        config, beams, prompt = self.config, self.config.num_beams, self.prompt_length
+        batch, device = self.rows_total // beams, self.input_ids.device
+        eos = config._eos_token_tensor
+        fill = config._pad_token_tensor or eos[0] if eos is not None else -1  # transformers' filler, written its way
+        running = torch.full((batch, beams, config.max_length), fill, dtype=torch.int64, device=device)
+        running[:, :, :prompt] = self.input_ids.view(batch, beams, prompt)
+        running_scores = torch.zeros((batch, beams), dtype=torch.float, device=device)
+        running_scores[:, 1:] = -1e9
+        indices = torch.full((batch, beams, config.max_length - prompt), -1, dtype=torch.int32, device=device)
+        source_mask = self.attention_mask.view(batch, beams, -1)[:, 0].bool()  # (N, S)
+        coverage = None
+        if self.settings.coverage_penalty and self.model.config.attention_type != "none":
+            coverage = torch.zeros((batch, beams, source_mask.shape[1]), dtype=torch.float, device=device)
+        return BeamState(
+            sentences=torch.arange(batch, device=device),
+            running=running,
+            running_scores=running_scores,
+            running_indices=indices,
+            finished=running.clone(),
+            finished_scores=torch.full((batch, beams), -1e9, dtype=torch.float, device=device),
+            finished_indices=indices.clone(),
+            is_finished=torch.zeros((batch, beams), dtype=torch.bool, device=device),
+            can_improve=torch.ones((batch, 1), dtype=torch.bool, device=device),
+            limits=self.settings.new_token_limits(source_mask.sum(dim=1), 2**31 - 1),
+            source_mask=source_mask,
+            coverage=coverage,
+        )
+
+    def _local_offsets(self, state: BeamState) -> torch.Tensor:
+        """The first live row of each open sentence, `(N,)`."""
+        return torch.arange(state.sentences.shape[0], device=state.sentences.device) * self.config.num_beams
+
+    def _continuations(self, state: BeamState, cur_len: int) -> Continuations:
+        """One decoder step on the running beams, and the best `2K` continuations of each sentence
+        (transformers' `_get_top_k_continuations`)."""
+        beams, prompt = self.config.num_beams, self.prompt_length
+        eos = self.config._eos_token_tensor
+        keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams
+        n = state.sentences.shape[0]
+        flat_running = state.running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
+        logits, alignment = self.step(flat_running[:, -1])
+        log_probs = self.logits_processor(flat_running, nn.functional.log_softmax(logits, dim=-1))  # (N * K, V)
+        live_rows = (state.sentences[:, None] * beams + torch.arange(beams, device=logits.device)).view(-1)
+        self.record(live_rows, log_probs, logits, alignment)
+        vocab = log_probs.shape[-1]
+        totals = (log_probs.view(n, beams, vocab) + state.running_scores[:, :, None]).view(n, beams * vocab)
+        scores, top = torch.topk(totals, k=keep_count)  # (N, 2K)
+        parents = top // vocab
+        sequences = _gather(state.running, parents)  # (N, 2K, L)
+        sequences[:, :, cur_len] = top % vocab
+        indices = _gather(state.running_indices, parents)
+        indices[:, :, cur_len - prompt] = (parents + state.sentences[:, None] * beams).to(torch.int32)
+        hits = self.stopping_criteria(sequences[:, :, : cur_len + 1].reshape(n * keep_count, -1), None)
+        hits = hits.view(n, keep_count)
+        if self.settings.caps_length:
+            hits = hits | (cur_len + 1 - prompt >= state.limits)[:, None]
+        coverage = None
+        if state.coverage is not None:
+            coverage = _gather(state.coverage + alignment.float().view(n, beams, -1), parents)  # (N, 2K, S)
+        return Continuations(scores, parents, sequences, indices, hits, coverage)
+
+    def _continue_best_open(self, state: BeamState, continuations: Continuations) -> torch.Tensor:
+        """The best `K` continuations that did not end become the running beams
+        (`_get_running_beams_for_next_iteration`); returns which they were, `(N, K)`."""
+        open_scores = continuations.scores + continuations.hits.to(torch.float32) * -1.0e9
+        next_beams = torch.topk(open_scores, k=self.config.num_beams)[1]  # (N, K)
+        state.running = _gather(continuations.sequences, next_beams)
+        state.running_scores = open_scores.gather(1, next_beams)
+        state.running_indices = _gather(continuations.indices, next_beams)
+        if continuations.coverage is not None:
+            state.coverage = _gather(continuations.coverage, next_beams)
+        return next_beams
+
+    def _update_finished(self, state: BeamState, continuations: Continuations, cur_len: int) -> None:
+        """Those among the best `K` continuations that ended join the finished list when they beat
+        its worst (`_update_finished_beams`), scored by length and, when set, coverage."""
+        config, beams = self.config, self.config.num_beams
+        in_top = torch.arange(continuations.scores.shape[1], device=continuations.scores.device) < beams
+        just_finished = continuations.hits & in_top[None, :]
+        scores = continuations.scores / ((cur_len + 1 - self.prompt_length) ** config.length_penalty)
+        if continuations.coverage is not None:
+            scores = scores + self.settings.coverage_penalty * coverage_term(continuations.coverage, state.source_mask)
+        full = torch.all(state.is_finished, dim=-1, keepdim=True) & (config.early_stopping is True)
+        scores = scores + full.to(torch.float32) * -1.0e9
+        scores = scores + (~state.can_improve).to(torch.float32) * -1.0e9
+        scores = scores + (~just_finished) * -1.0e9
+        merged_scores = torch.cat((state.finished_scores, scores), dim=1)  # (N, 3K)
+        best = torch.topk(merged_scores, k=beams)[1]  # (N, K)
+        state.finished = _gather(torch.cat((state.finished, continuations.sequences), dim=1), best)
+        state.finished_scores = merged_scores.gather(1, best)
+        state.finished_indices = _gather(torch.cat((state.finished_indices, continuations.indices), dim=1), best)
+        state.is_finished = torch.cat((state.is_finished, just_finished), dim=1).gather(1, best)
+
+    def _done(self, state: BeamState, continuations: Continuations, cur_len: int) -> torch.Tensor:
+        """Which open sentences transformers' loop would no longer change, `(N,)`; updates `can_improve`
+        with transformers' bound for the `early_stopping` value (`_check_early_stop_heuristic`)."""
         config = self.config
         if config.early_stopping == "never" and config.length_penalty > 0.0:
             best_length = config.max_length - self.prompt_length
         else:
             best_length = cur_len - self.prompt_length
-        best_possible = running_scores[:, :1] / (best_length**config.length_penalty)
-        worst_finished = torch.where(is_finished, torch.min(finished_scores, dim=1, keepdim=True)[0], -1.0e9)
-        return torch.any(best_possible > worst_finished, dim=-1, keepdim=True)
+        best_possible = state.running_scores[:, :1] / (best_length**config.length_penalty)
+        worst = torch.where(state.is_finished, torch.min(state.finished_scores, dim=1, keepdim=True)[0], -1.0e9)
+        state.can_improve = state.can_improve & torch.any(best_possible > worst, dim=-1, keepdim=True)
+        done = ~state.can_improve[:, 0] | continuations.hits.all(dim=1)
+        if config.early_stopping is True:
+            done = done | state.is_finished.all(dim=1)
+        return done
 
-    def _output(self, ids: torch.Tensor, scores: torch.Tensor, indices: torch.Tensor, prompt: int) -> Any:
+    def _output(self, ids: torch.Tensor, scores: torch.Tensor, indices: torch.Tensor) -> Any:
         """The best `num_return_sequences` of each sentence, cut to the longest returned, in
         transformers' `GenerateBeamEncoderDecoderOutput`."""
         config = self.config
@@ -559,7 +614,7 @@ class BeamSearch(DecodeStrategy):
         scores = scores[:, :returned].flatten(0, 1)  # (B * R,)
         indices = indices[:, :returned].flatten(0, 1)  # (B * R, L - prompt)
         generated = int((indices + 1).bool().sum(dim=1).max())
-        ids, indices = ids[:, : prompt + generated], indices[:, :generated]
+        ids, indices = ids[:, : self.prompt_length + generated], indices[:, :generated]
         if not config.return_dict_in_generate:
             return ids
         return GenerateBeamEncoderDecoderOutput(
@@ -583,4 +638,12 @@ def coverage_term(coverage: torch.Tensor, source_mask: torch.Tensor) -> torch.Te
     return (covered * source_mask[:, None, :]).sum(dim=-1)
 
 
-__all__ = ["BeamSearch", "DecodeStrategy", "GreedySearch", "SearchSettings", "compact_search", "unsupported"]
+__all__ = [
+    "BeamSearch",
+    "BeamState",
+    "DecodeStrategy",
+    "GreedySearch",
+    "SearchSettings",
+    "compact_search",
+    "unsupported",
+]

@@ -102,6 +102,7 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
         "missing split": (["--dataset", pairs, "--validation-split", "dev"], "split 'dev' not found"),
         "learning rate nan": ([*demo, "--learning-rate", "nan"], "learning_rate=nan: expected a finite number above 0"),
         "negative learning rate": ([*demo, "--learning-rate", "-1"], "learning_rate=-1.0: expected a finite number above 0"),
+        "negative length cap": ([*demo, "--max-length-a", "-2"], "bad generation setting: max_length_a=-2.0: expected a number of at least 0"),
         "output dir is a file": ([*demo, "--output-dir", a_file], f"--output-dir {a_file} is an existing file"),
         "output dir not writable": ([*demo, "--output-dir", os.path.join(a_file, "run")], "cannot be written"),
         "invalid tokenizer.json": ([*demo, "--tokenizer", str(broken_tokenizer)], f"cannot load the tokenizer {str(broken_tokenizer)!r}"),
@@ -119,7 +120,7 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
 
 CASE_NAMES = [
     "missing file", "unknown extension", "missing Hub dataset", "wrong column", "empty split", "unknown key in YAML",
-    "unknown flag", "bad value", "missing split", "learning rate nan", "negative learning rate", "output dir is a file",
+    "unknown flag", "bad value", "missing split", "learning rate nan", "negative learning rate", "negative length cap", "output dir is a file",
     "output dir not writable", "invalid tokenizer.json", "vocabulary too small", "char vocabulary too small",
     "bad tokenizer type", "empty file", "whitespace-only .txt",
     "malformed .jsonl line", "corrupt checkpoint path", "every checkpoint corrupt", "resume from a save cut by a kill",

@@ -241,7 +241,10 @@ def test_greedy_evaluation_and_every_documented_precision_word_run_and_save(tmp_
                  *SMALL, "--num-beams", "1", "--mixed-precision", "no"]  # fmt: skip
     assert main(arguments) == 0
     assert (output / "model.safetensors").is_file() and (output / "tokenizer.json").is_file()
-    assert json.loads((output / "generation_config.json").read_text())["num_beams"] == 1
+    saved = json.loads((output / "generation_config.json").read_text())
+    assert saved["num_beams"] == 1
+    # the evaluation's length cap, relative to the source (--max-length-a, --max-length-b), is saved with it
+    assert (saved["max_length_a"], saved["max_length_b"]) == (2.0, 10.0)
 
 
 def test_under_a_time_budget_the_progress_bar_counts_seconds_of_the_budget_and_shows_steps(tmp_path, capsys):
