@@ -343,7 +343,7 @@ class Seq2SeqRNNDecoder(nn.Module):
         if self.config.peeky:
             summary = memory.summary.unsqueeze(1).expand(-1, inputs.shape[1], -1)  # (B, T, H)
             inputs = torch.cat([inputs, summary], dim=-1)
-        outputs, rnn_state = self.rnn(inputs, state.as_rnn_state())  # (B, T, H)
+        outputs, rnn_state = self._recur(inputs, state)  # (B, T, H)
         alignment = None
         if self.has_attention:
             context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
@@ -380,7 +380,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             inputs.append(state.attentional)
         if self.config.peeky:
             inputs.append(memory.summary)
-        output, rnn_state = self.rnn(torch.cat(inputs, dim=-1).unsqueeze(1), state.as_rnn_state())  # (B, 1, H)
+        output, rnn_state = self._recur(torch.cat(inputs, dim=-1).unsqueeze(1), state)  # (B, 1, H)
         if self.config.attention_type in ("dot", "general"):
             context, alignment = self.attention(output, memory.keys, memory.mask)
         if self.has_attention:
@@ -393,6 +393,41 @@ class Seq2SeqRNNDecoder(nn.Module):
             self._next_state(state, rnn_state, attentional, 1),
             alignment[:, 0] if alignment is not None else None,
         )
+
+    def _recur(
+        self, inputs: torch.Tensor, state: Seq2SeqRNNState
+    ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        """The recurrent stack over `inputs` `(batch, steps, input_size)` from `state`: the top layer's
+        outputs `(batch, steps, hidden_size)` and the new state in `nn.LSTM`'s layer-first layout.
+
+        One step of inference on at most `CELL_STEP_MAX_ROWS` rows runs each layer as a cell
+        (`torch.lstm_cell` / `torch.gru_cell`, the same weights and equations): for one step on few
+        rows the sequence kernel of `nn.LSTM` costs about twice as much on a CPU (benchmarks/README.md).
+        Both of generate()'s loops come here, so they compute alike.
+        """
+        if not (
+            inputs.shape[1] == 1
+            and inputs.shape[0] <= CELL_STEP_MAX_ROWS
+            and not self.training
+            and not torch.is_grad_enabled()
+            and type(self.rnn) in (nn.LSTM, nn.GRU)
+        ):
+            return self.rnn(inputs, state.as_rnn_state())
+        layer_input = inputs[:, 0]  # (B, I)
+        hiddens, cells = [], []
+        for layer in range(self.config.num_layers):
+            weights = [
+                getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            if state.cell is not None:
+                hidden, cell = torch.lstm_cell(layer_input, (state.hidden[:, layer], state.cell[:, layer]), *weights)
+                cells.append(cell)
+            else:
+                hidden = torch.gru_cell(layer_input, state.hidden[:, layer], *weights)
+            hiddens.append(hidden)
+            layer_input = hidden  # no dropout between layers outside training
+        hidden = torch.stack(hiddens)  # (L, B, H)
+        return layer_input.unsqueeze(1), (hidden, torch.stack(cells)) if cells else hidden
 
     def _features(self, outputs: torch.Tensor, memory: Seq2SeqRNNMemory) -> torch.Tensor:
         """`[h~ ; c̄ (peeky)]`, the output layer's input. outputs: `(B, T, H)`, after dropout."""
@@ -424,6 +459,10 @@ class Seq2SeqRNNDecoder(nn.Module):
 # at width 16, as the textbook's character tasks want (an expected norm of 1 left addition unlearned
 # after 10 epochs), 0.25 at width 256, where N(0, 1) cost Tatoeba 5 BLEU (README, "Initialization").
 EMBEDDING_NORM = 4.0
+
+# The most rows one decoding step runs as cells rather than through nn.LSTM / nn.GRU (`_recur`):
+# from there on the sequence kernel is as fast (the commit that set it gives the figures).
+CELL_STEP_MAX_ROWS = 512
 
 # Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
 # saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
