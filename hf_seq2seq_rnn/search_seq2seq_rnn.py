@@ -198,10 +198,10 @@ def compact_search(
     if reason is not None:
         logger.debug("generate(): %s; transformers' own decoding loop runs instead of the compact search", reason)
         if settings.caps_length:
-            sentences = model_kwargs["attention_mask"][
-                :: max(generation_config.num_beams, generation_config.num_return_sequences)
-            ]
-            stopping_criteria.append(SourceLengthCap(settings, sentences))
+            mask = model_kwargs.get("attention_mask")
+            mask = model_kwargs["encoder_outputs"].attention_mask if mask is None else mask  # (rows, src_len)
+            rows_per_sentence = max(generation_config.num_beams, generation_config.num_return_sequences)
+            stopping_criteria.append(SourceLengthCap(settings, mask[::rows_per_sentence]))
         beam = generation_config.num_beams > 1
         own_loop = GenerationMixin._beam_search if beam else GenerationMixin._sample
         extra = {} if beam else {"streamer": streamer}
@@ -299,6 +299,19 @@ class DecodeStrategy:
         self.steps += 1
         self.rows_stepped += tokens.shape[0]
         return logits.float(), alignment  # a new tensor already: transformers' loops copy a model output's
+
+    def first_step_per_sentence(self, tokens: torch.LongTensor, beams: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first step of beam search, run once per sentence: its `beams` rows are copies of one
+        another until then (generate() repeated the encoder's outputs for them). Returns what `step`
+        returns, for every row."""
+        first = torch.arange(0, tokens.shape[0], beams, device=tokens.device)  # one row per sentence
+        copies = torch.arange(first.shape[0], device=tokens.device).repeat_interleave(beams)  # (N * K,)
+        whole_memory, self.memory = self.memory, self.memory.select(first)
+        self.state.reorder_cache(first)
+        logits, alignment = self.step(tokens[first])
+        self.memory = whole_memory
+        self.state.reorder_cache(copies)
+        return logits[copies], None if alignment is None else alignment[copies]
 
     def keep_rows(self, rows: torch.LongTensor) -> None:
         """Keep only `rows` (local indices) of the memory and the state."""
@@ -536,7 +549,10 @@ class BeamSearch(DecodeStrategy):
         keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams
         n = state.sentences.shape[0]
         flat_running = state.running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
-        logits, alignment = self.step(flat_running[:, -1])
+        if cur_len == self.prompt_length:
+            logits, alignment = self.first_step_per_sentence(flat_running[:, -1], beams)
+        else:
+            logits, alignment = self.step(flat_running[:, -1])
         log_probs = self.logits_processor(flat_running, nn.functional.log_softmax(logits, dim=-1))  # (N * K, V)
         live_rows = (state.sentences[:, None] * beams + torch.arange(beams, device=logits.device)).view(-1)
         self.record(live_rows, log_probs, logits, alignment)
