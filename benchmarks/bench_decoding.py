@@ -14,10 +14,12 @@
    and its own clock, in fp32, with `-precision int8` as shipped, and with the dynamic quantization
    that flag means to apply (`ONMT_QUANTIZED_TRANSLATE`); ours in this process through
    `generate_texts` (what `training.predict` runs) with transformers' own loop
-   (`generate(custom_generate=None)`) and with the model's compact search, fp32 and int8. Each row:
-   sentences/s, the ratio to `onmt_translate` at the same precision, BLEU, and for ours the rows the
-   decoder stepped per sentence (beams included) with the floor that the run's matrix-product rate
-   sets for that many rows (`bench_opennmt.beam_gflop`). The fastest of `--repeats` runs counts.
+   (`generate(custom_generate=None)`) and with the model's compact search, fp32 and int8, with no
+   length cap on either side. Each row: sentences/s, the ratios to `onmt_translate` in fp32 and in
+   working int8, BLEU, the decoder steps of the returned outputs (`</s>` included: OpenNMT-py's
+   words, our subwords), and for ours the rows the decoder stepped per sentence (beams included),
+   the time per row, and for fp32 the floor that the run's matrix-product rate sets for that many
+   rows (`bench_opennmt.beam_gflop`). The fastest of `--repeats` runs counts.
 4. **Whole commands**: `python -m training.predict` and `onmt_translate` on the first 1,000 test
    sources and on one line, wall time of the process, start-up included.
 5. **Options of our search** on the same test set: the coverage penalty (`--coverage-penalty`, beam 5)
@@ -161,10 +163,10 @@ def onmt_decode(
 
 @contextlib.contextmanager
 def counting_decoder_rows(model: torch.nn.Module) -> Iterator[list[int]]:
-    """Counts the rows the decoder's recurrent stack receives, summed over every call (both loops
-    call it once per step)."""
+    """Counts the rows the output layer receives, summed over every call: one per row and step in
+    both loops (the recurrent layers may run as cells, which no module hook sees)."""
     rows = [0]
-    handle = model.model.decoder.rnn.register_forward_pre_hook(lambda module, inputs: rows.__setitem__(0, rows[0] + inputs[0].shape[0]))  # fmt: skip
+    handle = model.lm_head.register_forward_pre_hook(lambda module, inputs: rows.__setitem__(0, rows[0] + inputs[0].shape[0]))  # fmt: skip
     try:
         yield rows
     finally:
@@ -193,9 +195,18 @@ def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict,
     subset = args.work_dir / "test_batch1.src"
     subset.write_text("".join(line + "\n" for line in sources_all[: args.batch1_sentences]), encoding="utf-8")
     fp32 = load_model(str(args.work_dir / "ours")).eval()
+    fp32.generation_config.max_length_a = fp32.generation_config.max_length_b = None  # as onmt's -max_length_ratio 0
     models = {"fp32": fp32, "int8": maybe_quantize(fp32, "int8")}
     tokenizer = load_tokenizer(str(args.work_dir / "ours"))
     source_tokens = statistics.mean(len(ids) for ids in tokenizer(sources_all)["input_ids"])
+
+    def output_steps(system: str, outputs: list[str]) -> float:
+        """Decoder steps of the returned outputs, `</s>` included: OpenNMT-py's words, our subwords."""
+        if system == "onmt_translate":
+            return statistics.mean(len(line.split()) + 1 for line in outputs)
+        ids = tokenizer(outputs, add_special_tokens=False, verbose=False)["input_ids"]
+        return statistics.mean(len(row) + 1 for row in ids)
+
     rows = []
     for batch, source in ((64, data["test_src"]), (1, subset)):
         sources = source.read_text(encoding="utf-8").splitlines()
@@ -219,8 +230,10 @@ def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict,
                 rows.append([
                     batch, search, system, precision, f"{len(sources) / seconds:.0f}", f"{fp32_peer / seconds:.2f}x",
                     f"{int8_peer / seconds:.2f}x", f"{bleu_chrf(outputs, references)['bleu']:.1f}",
+                    f"{output_steps(system, outputs):.2f}",
                     "" if stepped is None else f"{stepped / len(sources):.1f}",
-                    "" if floor is None else f"{floor:.1f} / {seconds:.1f}",
+                    "" if stepped is None else f"{seconds / stepped * 1e3:.3f}",
+                    f"{floor:.1f} / {seconds:.1f}" if floor is not None and precision == "fp32" else "",
                 ])  # fmt: skip
     return rows
 
@@ -265,6 +278,7 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dic
 def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
     """Step 5: BLEU of beam 5 with the coverage penalty and with training's length cap."""
     model = load_model(str(args.work_dir / "ours")).eval()
+    model.generation_config.max_length_a = model.generation_config.max_length_b = None  # each row says its own
     tokenizer = load_tokenizer(str(args.work_dir / "ours"))
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
     references = data["test_ref"].read_text(encoding="utf-8").splitlines()
@@ -284,6 +298,7 @@ def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
 def early_evaluation(args: argparse.Namespace, data: dict) -> list[list[str]]:
     """Step 6: greedy decoding of the test sources by the early model, before and now."""
     model = load_model(str(args.work_dir / "ours-early")).eval()
+    model.generation_config.max_length_a = model.generation_config.max_length_b = None  # each row says its own
     tokenizer = load_tokenizer(str(args.work_dir / "ours-early"))
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
     rows = []
@@ -303,7 +318,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--max-train", type=int, default=25000, help="training pairs (the first of the split)")
     parser.add_argument("--onmt-steps", type=int, default=1500, help="OpenNMT-py's training steps")
     parser.add_argument("--train-minutes", type=float, default=6.0, help="our training time at the same shape")
-    parser.add_argument("--early-steps", type=int, default=60, help="training steps of the early model")
+    parser.add_argument("--early-steps", type=int, default=10, help="training steps of the early model")
     parser.add_argument("--test-size", type=int, default=2000, help="test pairs decoded (the first of the split)")
     parser.add_argument("--batch1-sentences", type=int, default=300, help="test sources decoded one at a time")
     parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")
@@ -343,7 +358,8 @@ def main() -> None:
     print(f"\nonmt_translate -precision int8, OpenNMT-py's own loader: {probe}\n")
     print_table(
         ["batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32",
-         "vs onmt_translate int8 quantized", "BLEU", "decoder rows / sentence", "floor s / measured s"],
+         "vs onmt_translate int8 quantized", "BLEU", "output steps / sentence", "decoder rows / sentence",
+         "ms / decoder row", "fp32 floor s / measured s"],
         decoding,
     )  # fmt: skip
     print("\nWhole commands (process wall seconds, start-up included, fastest run):\n")

@@ -471,7 +471,8 @@ class BeamSearch(DecodeStrategy):
     - with `early_stopping=False` or `"never"`, once no open beam can beat its worst finished one
       (the bound transformers' `_check_early_stop_heuristic` computes for each value);
     - or when every continuation hit a stopping criterion (`max_length`, the source-relative cap).
-    Its rows then leave the batch.
+    Its rows then leave the batch. The first step runs once per sentence (`first_step_per_sentence`):
+    until then a sentence's beams are copies of one another.
     """
 
     def run(self, streamer: Any = None) -> Any:
