@@ -5,8 +5,7 @@
 1. **Models.** OpenNMT-py 3.5.1 (its reference configuration, `bench_opennmt.onmt_config`) for
    `--onmt-steps` steps and ours at the same shape (`bench_opennmt_quality.REFERENCE_SHAPE`, the CPU
    recipe otherwise) for `--train-minutes`, side by side, `--threads` threads each, on the first
-   `--max-train` training pairs of the corpus's reference split. Then ours again for `--early-steps`
-   steps only: an early model, which babbles.
+   `--max-train` training pairs of the corpus's reference split.
 2. **Does `onmt_translate -precision int8` quantize?** It loads the checkpoint with OpenNMT-py's own
    `load_test_model` under `-precision int8` and counts the dynamically quantized modules.
 3. **Decoding** of the 2,000 test sources (batch 64) and of the first `--batch1-sentences` (batch 1),
@@ -24,8 +23,11 @@
    sources and on one line, wall time of the process, start-up included.
 5. **Options of our search** on the same test set: the coverage penalty (`--coverage-penalty`, beam 5)
    and the source-relative length cap (training's 2 x source + 10), BLEU against plain beam 5.
-6. **Training's evaluation of an early model**: greedy over the 2,000 test sources as training
-   evaluated before (transformers' loop, no cap) and as it does now (compact search, 2 x source + 10).
+6. **Training's evaluation of early models**: ours trained for each of `--early-steps` steps (an early
+   model babbles), then greedy over the 2,000 test sources as training evaluated before
+   (transformers' loop, no cap) and as it does now (compact search, 2 x source + 10).
+
+`--skip-training` decodes the models `--work-dir` holds; `--parts` runs only some of steps 3-6.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ MAX_NEW_TOKENS = 60
 SEARCHES = {"beam 5": 5, "greedy": 1}
 LOOPS = {"transformers' loop": None, "ours, compact": "compact"}
 TRAINING_CAP = {"max_length_a": 2.0, "max_length_b": 10.0}  # training.config's defaults
+PARTS = ("decoding", "commands", "options", "early")
 
 # OpenNMT-py's own loading under `-precision int8`, then a count of the quantized modules.
 ONMT_INT8_PROBE = """
@@ -93,7 +96,7 @@ ONMT_PRECISIONS = ("fp32", "int8 flag", "int8 quantized")
 
 
 def train_models(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> None:
-    """Step 1: OpenNMT-py and ours at the same shape, at once; then our early model."""
+    """Step 1: OpenNMT-py and ours at the same shape, at once."""
     config = onmt_config(data, args.work_dir, args.onmt_steps, True)
     run_measured(
         [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, args.work_dir / "vocab.log"
@@ -117,11 +120,6 @@ def train_models(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict)
         run_measured(ours_training_command(data, ours, shape_args, REFERENCE_SHAPE), env, args.work_dir / "ours.log")
         if onmt.wait() != 0:
             raise RuntimeError(f"onmt_train failed; see {args.work_dir / 'onmt_train.log'}")
-    early = args.work_dir / "ours-early"
-    shutil.rmtree(early, ignore_errors=True)
-    command = ours_training_command(data, early, shape_args, REFERENCE_SHAPE)
-    command += [f"--max-steps={args.early_steps}", "--max-eval-samples=20"]
-    run_measured(command, env, args.work_dir / "ours-early.log")
 
 
 def onmt_checkpoint(args: argparse.Namespace) -> Path:
@@ -263,14 +261,18 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dic
                 "--batch-size", "64", "--max-new-tokens", str(MAX_NEW_TOKENS), "--num-threads", str(args.threads),
                 "--max-length-a", "0",  "--max-length-b", str(MAX_NEW_TOKENS),
             ]  # fmt: skip
-            walls = {"onmt_translate": math.inf, "ours": math.inf}
+            walls = {"onmt_translate": math.inf, "none": math.inf, "int8": math.inf}
             for _ in range(args.repeats):
-                walls["onmt_translate"] = min(walls["onmt_translate"], run_measured(onmt, env, args.work_dir / "whole.log")[0])  # fmt: skip
-                walls["ours"] = min(walls["ours"], run_measured(ours, env, args.work_dir / "whole.log")[0])
+                wall = run_measured(onmt, env, args.work_dir / "whole.log")[0]
+                walls["onmt_translate"] = min(walls["onmt_translate"], wall)
+                for quantize in ("none", "int8"):
+                    wall = run_measured([*ours, "--quantize", quantize], env, args.work_dir / "whole.log")[0]
+                    walls[quantize] = min(walls[quantize], wall)
             lines = len(source.read_text(encoding="utf-8").splitlines())
+            peer = walls["onmt_translate"]
             rows.append([
-                lines, search, f"{walls['onmt_translate']:.2f}", f"{walls['ours']:.2f}",
-                f"{walls['onmt_translate'] / walls['ours']:.2f}x",
+                lines, search, f"{peer:.2f}", f"{walls['none']:.2f} ({peer / walls['none']:.2f}x)",
+                f"{walls['int8']:.2f} ({peer / walls['int8']:.2f}x)",
             ])  # fmt: skip
     return rows
 
@@ -295,20 +297,32 @@ def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
     return rows
 
 
-def early_evaluation(args: argparse.Namespace, data: dict) -> list[list[str]]:
-    """Step 6: greedy decoding of the test sources by the early model, before and now."""
-    model = load_model(str(args.work_dir / "ours-early")).eval()
-    model.generation_config.max_length_a = model.generation_config.max_length_b = None  # each row says its own
-    tokenizer = load_tokenizer(str(args.work_dir / "ours-early"))
+def early_evaluation(args: argparse.Namespace, data: dict, env: dict) -> list[list[str]]:
+    """Step 6: our model after each of `--early-steps` training steps, trained here, and its greedy
+    decoding of the test sources as training's evaluation ran it before and runs it now."""
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
+    shape_args = argparse.Namespace(
+        reference_minutes=args.train_minutes, budget_minutes=args.train_minutes, eval_steps=10**9,
+        mixed_precision="auto", threads=args.threads,
+    )  # fmt: skip
     rows = []
-    for name, loop, settings in (
-        ("before: transformers' loop, no cap", None, {}),
-        ("now: compact search, 2 x source + 10", "compact", TRAINING_CAP),
-    ):
-        seconds, outputs, stepped = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
-        words = statistics.mean(len(line.split()) for line in outputs)
-        rows.append([name, f"{seconds:.1f}", f"{stepped / len(sources):.1f}", f"{words:.1f}"])
+    for steps in args.early_steps:
+        folder = args.work_dir / f"ours-early-{steps}"
+        shutil.rmtree(folder, ignore_errors=True)
+        command = ours_training_command(data, folder, shape_args, REFERENCE_SHAPE)
+        run_measured([*command, f"--max-steps={steps}", "--max-eval-samples=20"], env, folder.with_suffix(".log"))
+        model = load_model(str(folder)).eval()
+        model.generation_config.max_length_a = model.generation_config.max_length_b = None  # each row says its own
+        tokenizer = load_tokenizer(str(folder))
+        seconds = {}
+        for name, loop, settings in (
+            ("before: transformers' loop, no cap", None, {}),
+            ("now: compact search, 2 x source + 10", "compact", TRAINING_CAP),
+        ):
+            seconds[name], outputs, stepped = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
+            words = statistics.mean(len(line.split()) for line in outputs)
+            ratio = "" if len(seconds) == 1 else f"{seconds[next(iter(seconds))] / seconds[name]:.1f}x"
+            rows.append([steps, name, f"{seconds[name]:.1f}", ratio, f"{stepped / len(sources):.1f}", f"{words:.1f}"])
     return rows
 
 
@@ -318,7 +332,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--max-train", type=int, default=25000, help="training pairs (the first of the split)")
     parser.add_argument("--onmt-steps", type=int, default=1500, help="OpenNMT-py's training steps")
     parser.add_argument("--train-minutes", type=float, default=6.0, help="our training time at the same shape")
-    parser.add_argument("--early-steps", type=int, default=10, help="training steps of the early model")
+    parser.add_argument(
+        "--early-steps", type=int, nargs="+", default=[100, 200, 400], help="training steps of the early models"
+    )
+    parser.add_argument(
+        "--parts", nargs="+", default=list(PARTS), choices=list(PARTS), help="which of steps 3-6 to run (all)"
+    )
     parser.add_argument("--test-size", type=int, default=2000, help="test pairs decoded (the first of the split)")
     parser.add_argument("--batch1-sentences", type=int, default=300, help="test sources decoded one at a time")
     parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")
@@ -345,32 +364,44 @@ def main() -> None:
     env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
     if not args.skip_training:
         train_models(args, bin_dir, data, env)
-    probe = onmt_int8_probe(args, bin_dir, env)
-    rate = matmul_rate(args.threads)
-    decoding = decode_table(args, bin_dir, data, env, max(rate, matmul_rate(args.threads)))
-    commands = whole_commands(args, bin_dir, data, env)
-    options = search_options(args, data)
-    early = early_evaluation(args, data)
-
     print(f"\n{machine_line(args.threads)}")
+    rate = matmul_rate(args.threads)
+    results = {"probe": onmt_int8_probe(args, bin_dir, env)}
     print(f"fp32 matrix-product rate {rate:.0f} GFLOP/s; models: OpenNMT-py {args.onmt_steps} steps, ours "
           f"{args.train_minutes:g} min, same shape, {args.max_train:,} pairs of {args.corpus.name}")  # fmt: skip
-    print(f"\nonmt_translate -precision int8, OpenNMT-py's own loader: {probe}\n")
-    print_table(
-        ["batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32",
-         "vs onmt_translate int8 quantized", "BLEU", "output steps / sentence", "decoder rows / sentence",
-         "ms / decoder row", "fp32 floor s / measured s"],
-        decoding,
-    )  # fmt: skip
-    print("\nWhole commands (process wall seconds, start-up included, fastest run):\n")
-    print_table(["sources", "search", "onmt_translate s", "training.predict s", "ours vs onmt_translate"], commands)
-    print(f"\nOur beam 5 (compact search) with its options, {args.test_size:,} test sources:\n")
-    print_table(["option", "BLEU", "chrF", "sentences/s"], options)
-    print(
-        f"\nTraining's evaluation of an early model ({args.early_steps} steps), greedy, {args.test_size:,} sources, batch 128:\n"
-    )
-    print_table(["evaluation", "seconds", "decoder rows / sentence", "words / output"], early)
-    results = {"decoding": decoding, "commands": commands, "options": options, "early": early, "probe": probe}
+    print(f"\nonmt_translate -precision int8, OpenNMT-py's own loader: {results['probe']}\n")
+    if "decoding" in args.parts:
+        results["decoding"] = decode_table(args, bin_dir, data, env, rate)
+        print_table(
+            ["batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32",
+             "vs onmt_translate int8 quantized", "BLEU", "output steps / sentence", "decoder rows / sentence",
+             "ms / decoder row", "fp32 floor s / measured s"],
+            results["decoding"],
+        )  # fmt: skip
+    if "commands" in args.parts:
+        results["commands"] = whole_commands(args, bin_dir, data, env)
+        print("\nWhole commands (process wall seconds, start-up included, fastest run):\n")
+        print_table(
+            [
+                "sources",
+                "search",
+                "onmt_translate s",
+                "training.predict s (vs onmt)",
+                "with --quantize int8 s (vs onmt)",
+            ],
+            results["commands"],
+        )
+    if "options" in args.parts:
+        results["options"] = search_options(args, data)
+        print(f"\nOur beam 5 (compact search) with its options, {args.test_size:,} test sources:\n")
+        print_table(["option", "BLEU", "chrF", "sentences/s"], results["options"])
+    if "early" in args.parts:
+        results["early"] = early_evaluation(args, data, env)
+        print(f"\nTraining's evaluation of early models, greedy, {args.test_size:,} sources, batch 128:\n")
+        print_table(
+            ["training steps", "evaluation", "seconds", "less wall time", "decoder rows / sentence", "words / output"],
+            results["early"],
+        )
     (args.work_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
