@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS
     from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
     from seq2seq_tools.machine import choose_threads
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2
-        for key in ("max_length_a", "max_length_b", "coverage_penalty"):
+        for key in SEARCH_SETTINGS:
             if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
                 setattr(models[-1].model.generation_config, key, getattr(args, key))
 

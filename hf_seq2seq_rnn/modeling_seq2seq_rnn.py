@@ -911,7 +911,7 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
             # generate() hands a callable only the arguments its signature adds to transformers' own
             # loop's, so the streamer goes to it under a name of its own as well.
             kwargs.update(search_settings=search_settings, search_streamer=kwargs.get("streamer"))
-        elif search_settings.caps_length:  # transformers' own loop: the cap as a stopping criterion
+        if search_settings.caps_length:  # a stopping criterion, which the compact search applies itself
             source = kwargs.get("attention_mask")
             if source is None:
                 source = (inputs if inputs is not None else kwargs["input_ids"]).ne(self.config.pad_token_id)

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import GenerationMixin
+from transformers import GenerationMixin, StoppingCriteriaList
 from transformers.generation import (
     EosTokenCriteria,
     ExponentialDecayLengthPenalty,
@@ -128,12 +128,11 @@ class SearchSettings:
     def caps_length(self) -> bool:
         return self.max_length_a is not None or self.max_length_b is not None
 
-    def new_token_limits(self, source_lengths: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        """New tokens allowed per row, `(rows,)`: the source-relative cap, at least 1, at most `max_new_tokens`."""
-        if not self.caps_length:
-            return torch.full_like(source_lengths, max_new_tokens)
+    def new_token_limits(self, source_lengths: torch.Tensor) -> torch.Tensor:
+        """New tokens allowed per sentence, `(sentences,)`: the source-relative cap, at least 1
+        (`max_new_tokens` bounds it as well, through transformers' own `MaxLengthCriteria`)."""
         cap = (self.max_length_a or 0.0) * source_lengths.double() + (self.max_length_b or 0.0)
-        return cap.floor().long().clamp(min=1, max=max_new_tokens)
+        return cap.floor().long().clamp(min=1)
 
 
 def unsupported(
@@ -165,7 +164,7 @@ def unsupported(
     beam = generation_config.num_beams > 1
     accepted = ROW_WISE_CRITERIA_BEAM if beam else ROW_WISE_CRITERIA_GREEDY
     for criterion in stopping_criteria:
-        if not isinstance(criterion, accepted):
+        if not isinstance(criterion, (*accepted, SourceLengthCap)):
             return f"the stopping criterion {type(criterion).__name__}"
     has_eos = any(isinstance(criterion, EosTokenCriteria) for criterion in stopping_criteria)
     if not beam and not has_eos and any(isinstance(c, StopStringCriteria) for c in stopping_criteria):
@@ -190,18 +189,15 @@ def compact_search(
     Greedy search for `num_beams=1`, beam search above; transformers' own loop for what `unsupported`
     names, with one debug line. Takes and returns what transformers' own loops take and return;
     `search_settings` and `search_streamer` are what `Seq2SeqRNNForConditionalGeneration.generate`
-    passes (generate() gives a callable no `streamer` of its own).
+    passes (generate() gives a callable no `streamer` of its own). The length cap comes as the
+    `SourceLengthCap` that `generate()` puts among the stopping criteria: transformers' own loop
+    applies it as it is, the compact search reads its limits and drops rows by them.
     """
     settings = search_settings or SearchSettings.from_config(generation_config)
     streamer = streamer if streamer is not None else search_streamer
     reason = unsupported(model, generation_config, logits_processor, stopping_criteria, synced_gpus, model_kwargs)
     if reason is not None:
         logger.debug("generate(): %s; transformers' own decoding loop runs instead of the compact search", reason)
-        if settings.caps_length:
-            mask = model_kwargs.get("attention_mask")
-            mask = model_kwargs["encoder_outputs"].attention_mask if mask is None else mask  # (rows, src_len)
-            rows_per_sentence = max(generation_config.num_beams, generation_config.num_return_sequences)
-            stopping_criteria.append(SourceLengthCap(settings, mask[::rows_per_sentence]))
         beam = generation_config.num_beams > 1
         own_loop = GenerationMixin._beam_search if beam else GenerationMixin._sample
         extra = {} if beam else {"streamer": streamer}
@@ -217,10 +213,12 @@ def compact_search(
         )
     if generation_config.num_beams > 1 and streamer is not None:
         raise ValueError("a streamer follows one sequence; it cannot be used with beam search (num_beams > 1)")
+    cap = next((criterion for criterion in stopping_criteria if isinstance(criterion, SourceLengthCap)), None)
+    criteria = StoppingCriteriaList(criterion for criterion in stopping_criteria if criterion is not cap)
     strategy = BeamSearch if generation_config.num_beams > 1 else GreedySearch
-    return strategy(
-        model, input_ids, logits_processor, stopping_criteria, generation_config, settings, model_kwargs
-    ).run(streamer)
+    return strategy(model, input_ids, logits_processor, criteria, generation_config, settings, model_kwargs, cap).run(
+        streamer
+    )
 
 
 class SourceLengthCap(StoppingCriteria):
@@ -237,7 +235,7 @@ class SourceLengthCap(StoppingCriteria):
     """
 
     def __init__(self, settings: SearchSettings, attention_mask: torch.Tensor):
-        self.limits = settings.new_token_limits(attention_mask.sum(dim=1), 2**31 - 1)  # (sentences,)
+        self.limits = settings.new_token_limits(attention_mask.sum(dim=1))  # (sentences,)
         self.prompt_length: int | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
@@ -260,6 +258,8 @@ class DecodeStrategy:
         settings: this module's own settings.
         model_kwargs: `generate()`'s model arguments: `encoder_outputs` and `attention_mask`, each
             expanded to `batch * beams` rows.
+        cap: the source-relative length cap, whose `limits` (one per sentence) the search applies
+            itself; `None` without one.
     """
 
     def __init__(
@@ -271,6 +271,7 @@ class DecodeStrategy:
         generation_config: Any,
         settings: SearchSettings,
         model_kwargs: dict[str, Any],
+        cap: SourceLengthCap | None = None,
     ):
         self.model = model
         self.input_ids = input_ids
@@ -278,6 +279,7 @@ class DecodeStrategy:
         self.stopping_criteria = stopping_criteria
         self.config = generation_config
         self.settings = settings
+        self.limits = None if cap is None else cap.limits.to(input_ids.device)  # (sentences,)
         self.encoder_outputs = model_kwargs["encoder_outputs"]
         self.attention_mask = model_kwargs.get("attention_mask")
         if self.attention_mask is None:
@@ -290,14 +292,12 @@ class DecodeStrategy:
         self.logits = [] if returns and generation_config.output_logits else None
         self.cross_attentions = [] if returns and generation_config.output_attentions else None
         self.steps = 0
-        self.rows_stepped = 0  # rows the decoder received, summed over steps (`decoder_rows`)
 
     def step(self, tokens: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One decoder step on the live rows. Returns the logits in float32 `(live rows, vocab)` and
         the alignment `(live rows, src_len)` (`None` without attention)."""
         logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state)
         self.steps += 1
-        self.rows_stepped += tokens.shape[0]
         return logits.float(), alignment  # a new tensor already: transformers' loops copy a model output's
 
     def first_step_per_sentence(self, tokens: torch.LongTensor, beams: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -364,7 +364,7 @@ class GreedySearch(DecodeStrategy):
         filler = pad if pad is not None else torch.zeros((), dtype=torch.long, device=self.input_ids.device)
         live = torch.arange(self.rows_total, device=self.input_ids.device)  # batch rows still decoded
         sequences = self.input_ids  # (R, prompt + steps): the live rows' ids
-        limits = self.settings.new_token_limits(self.attention_mask.sum(dim=1), 2**31 - 1)  # (R,)
+        limits = self.limits  # (R,): greedy search has one row per sentence
         columns: list[torch.Tensor] = []  # each step's token of every batch row, padding once done, (B,)
         while True:
             logits, alignment = self.step(sequences[:, -1])
@@ -378,13 +378,14 @@ class GreedySearch(DecodeStrategy):
             if streamer is not None:
                 streamer.put(columns[-1].cpu())
             done = self.stopping_criteria(sequences, None)  # (R,)
-            if self.settings.caps_length:
+            if limits is not None:
                 done = done | (sequences.shape[1] - self.prompt_length >= limits)
             if bool(done.all()):
                 break
             if bool(done.any()):
                 keep = (~done).nonzero().squeeze(1)
-                live, sequences, limits = live[keep], sequences[keep], limits[keep]
+                live, sequences = live[keep], sequences[keep]
+                limits = None if limits is None else limits[keep]
                 self.keep_rows(keep)
         output_ids = torch.cat([self.input_ids, torch.stack(columns, dim=1)], dim=1)  # (B, prompt + steps)
         if streamer is not None:
@@ -409,7 +410,7 @@ class BeamState:
         finished, finished_scores, finished_indices: the same for the best `K` ended hypotheses.
         is_finished (`(N, K)`): which of those slots hold an ended hypothesis.
         can_improve (`(N, 1)`): whether an open beam could still beat the worst finished one.
-        limits (`(N,)`): new tokens allowed (the source-relative cap).
+        limits (`(N,)`, *optional*): new tokens allowed (the source-relative cap).
         source_mask (`(N, src_len)`): True on real source tokens (the coverage penalty).
         coverage (`(N, K, src_len)`, *optional*): the running beams' summed attention.
     """
@@ -423,7 +424,7 @@ class BeamState:
     finished_indices: torch.Tensor
     is_finished: torch.Tensor
     can_improve: torch.Tensor
-    limits: torch.Tensor
+    limits: torch.Tensor | None
     source_mask: torch.Tensor
     coverage: torch.Tensor | None = None
 
@@ -533,7 +534,7 @@ class BeamSearch(DecodeStrategy):
             finished_indices=indices.clone(),
             is_finished=torch.zeros((batch, beams), dtype=torch.bool, device=device),
             can_improve=torch.ones((batch, 1), dtype=torch.bool, device=device),
-            limits=self.settings.new_token_limits(source_mask.sum(dim=1), 2**31 - 1),
+            limits=self.limits,
             source_mask=source_mask,
             coverage=coverage,
         )
@@ -567,7 +568,7 @@ class BeamSearch(DecodeStrategy):
         indices[:, :, cur_len - prompt] = (parents + state.sentences[:, None] * beams).to(torch.int32)
         hits = self.stopping_criteria(sequences[:, :, : cur_len + 1].reshape(n * keep_count, -1), None)
         hits = hits.view(n, keep_count)
-        if self.settings.caps_length:
+        if state.limits is not None:
             hits = hits | (cur_len + 1 - prompt >= state.limits)[:, None]
         coverage = None
         if state.coverage is not None:

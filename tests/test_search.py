@@ -376,5 +376,6 @@ def test_search_settings_read_from_generation_config_with_overrides():
     config = GenerationConfig(max_length_a=1.2)
     settings = SearchSettings.from_config(config, {"max_length_b": 3})
     assert (settings.max_length_a, settings.max_length_b, settings.coverage_penalty) == (1.2, 3, None)
-    limits = settings.new_token_limits(torch.tensor([1, 5, 100]), max_new_tokens=50)
-    assert limits.tolist() == [4, 9, 50]
+    limits = settings.new_token_limits(torch.tensor([0, 1, 5, 100]))
+    assert limits.tolist() == [3, 4, 9, 123]  # int(1.2 * source + 3)
+    assert SearchSettings(max_length_a=0.1).new_token_limits(torch.tensor([2])).tolist() == [1]  # at least one

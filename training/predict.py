@@ -43,6 +43,7 @@ import transformers
 from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
+from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.generation import Generated, generate_texts
@@ -57,7 +58,7 @@ STDIO = "-"
 # The settings passed to `generate()` when given; the others come from the model's generation config.
 GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
 # The settings of the model's own search (`SearchSettings`), passed the same way.
-SEARCH_KEYS = ("max_length_a", "max_length_b", "coverage_penalty")
+SEARCH_KEYS = SEARCH_SETTINGS
 
 
 def option(help: str, default: Any = None, required: bool = False) -> Any:
