@@ -43,6 +43,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -51,9 +52,9 @@ from seq2seq_tools.loading import load_model, load_tokenizer
 from seq2seq_tools.quantization import maybe_quantize
 
 from .bench_model import matmul_rate
-from .bench_opennmt import beam_gflop, clean_vocab, ensure_onmt, onmt_config
+from .bench_opennmt import beam_gflop, build_onmt_vocab, onmt_config, onmt_setup
 from .bench_opennmt_quality import REFERENCE_SHAPE, bleu_chrf, ours_training_command, prepare_data
-from .common import REPO, add_threads_argument, machine_line, print_table, run_measured, thread_environment
+from .common import REPO, add_threads_argument, machine_line, print_table, run_measured
 
 MAX_NEW_TOKENS = 60
 SEARCHES = {"beam 5": 5, "greedy": 1}
@@ -98,15 +99,7 @@ ONMT_PRECISIONS = ("fp32", "int8 flag", "int8 quantized")
 def train_models(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> None:
     """Step 1: OpenNMT-py and ours at the same shape, at once."""
     config = onmt_config(data, args.work_dir, args.onmt_steps, True)
-    run_measured(
-        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, args.work_dir / "vocab.log"
-    )
-    for name in ("vocab.src", "vocab.tgt"):
-        clean_vocab(args.work_dir / name)
-    shape_args = argparse.Namespace(
-        reference_minutes=args.train_minutes, budget_minutes=args.train_minutes, eval_steps=10**9,
-        mixed_precision="auto", threads=args.threads,
-    )  # fmt: skip
+    build_onmt_vocab(bin_dir, config, args.work_dir, env)
     with open(args.work_dir / "onmt_train.log", "w", encoding="utf-8") as log:
         onmt = subprocess.Popen(
             [str(bin_dir / "onmt_train"), "-config", str(config)],
@@ -117,9 +110,26 @@ def train_models(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict)
         )
         ours = args.work_dir / "ours"
         shutil.rmtree(ours, ignore_errors=True)
-        run_measured(ours_training_command(data, ours, shape_args, REFERENCE_SHAPE), env, args.work_dir / "ours.log")
+        run_measured(our_training_command(args, data, ours), env, args.work_dir / "ours.log")
         if onmt.wait() != 0:
             raise RuntimeError(f"onmt_train failed; see {args.work_dir / 'onmt_train.log'}")
+
+
+def our_training_command(args: argparse.Namespace, data: dict, output: Path, *extra: str) -> list[str]:
+    """Our training at OpenNMT-py's reference shape for `--train-minutes`, a final evaluation only."""
+    shape_args = argparse.Namespace(
+        reference_minutes=args.train_minutes, budget_minutes=args.train_minutes, eval_steps=10**9,
+        mixed_precision="auto", threads=args.threads,
+    )  # fmt: skip
+    return [*ours_training_command(data, output, shape_args, REFERENCE_SHAPE), *extra]
+
+
+def load_uncapped(folder: Path) -> tuple[torch.nn.Module, Any]:
+    """Our model and tokenizer from `folder`, without the length cap training saved: each row of a
+    table says which cap it decodes with."""
+    model = load_model(str(folder)).eval()
+    model.generation_config.max_length_a = model.generation_config.max_length_b = None
+    return model, load_tokenizer(str(folder))
 
 
 def onmt_checkpoint(args: argparse.Namespace) -> Path:
@@ -192,10 +202,8 @@ def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict,
     sources_all = data["test_src"].read_text(encoding="utf-8").splitlines()
     subset = args.work_dir / "test_batch1.src"
     subset.write_text("".join(line + "\n" for line in sources_all[: args.batch1_sentences]), encoding="utf-8")
-    fp32 = load_model(str(args.work_dir / "ours")).eval()
-    fp32.generation_config.max_length_a = fp32.generation_config.max_length_b = None  # as onmt's -max_length_ratio 0
+    fp32, tokenizer = load_uncapped(args.work_dir / "ours")  # as onmt_translate's -max_length_ratio 0
     models = {"fp32": fp32, "int8": maybe_quantize(fp32, "int8")}
-    tokenizer = load_tokenizer(str(args.work_dir / "ours"))
     source_tokens = statistics.mean(len(ids) for ids in tokenizer(sources_all)["input_ids"])
 
     def output_steps(system: str, outputs: list[str]) -> float:
@@ -279,9 +287,7 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dic
 
 def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
     """Step 5: BLEU of beam 5 with the coverage penalty and with training's length cap."""
-    model = load_model(str(args.work_dir / "ours")).eval()
-    model.generation_config.max_length_a = model.generation_config.max_length_b = None  # each row says its own
-    tokenizer = load_tokenizer(str(args.work_dir / "ours"))
+    model, tokenizer = load_uncapped(args.work_dir / "ours")
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
     references = data["test_ref"].read_text(encoding="utf-8").splitlines()
     options = {
@@ -301,28 +307,23 @@ def early_evaluation(args: argparse.Namespace, data: dict, env: dict) -> list[li
     """Step 6: our model after each of `--early-steps` training steps, trained here, and its greedy
     decoding of the test sources as training's evaluation ran it before and runs it now."""
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
-    shape_args = argparse.Namespace(
-        reference_minutes=args.train_minutes, budget_minutes=args.train_minutes, eval_steps=10**9,
-        mixed_precision="auto", threads=args.threads,
-    )  # fmt: skip
     rows = []
     for steps in args.early_steps:
         folder = args.work_dir / f"ours-early-{steps}"
         shutil.rmtree(folder, ignore_errors=True)
-        command = ours_training_command(data, folder, shape_args, REFERENCE_SHAPE)
-        run_measured([*command, f"--max-steps={steps}", "--max-eval-samples=20"], env, folder.with_suffix(".log"))
-        model = load_model(str(folder)).eval()
-        model.generation_config.max_length_a = model.generation_config.max_length_b = None  # each row says its own
-        tokenizer = load_tokenizer(str(folder))
-        seconds = {}
+        command = our_training_command(args, data, folder, f"--max-steps={steps}", "--max-eval-samples=20")
+        run_measured(command, env, folder.with_suffix(".log"))
+        model, tokenizer = load_uncapped(folder)
+        before = None
         for name, loop, settings in (
             ("before: transformers' loop, no cap", None, {}),
             ("now: compact search, 2 x source + 10", "compact", TRAINING_CAP),
         ):
-            seconds[name], outputs, stepped = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
+            seconds, outputs, stepped = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
             words = statistics.mean(len(line.split()) for line in outputs)
-            ratio = "" if len(seconds) == 1 else f"{seconds[next(iter(seconds))] / seconds[name]:.1f}x"
-            rows.append([steps, name, f"{seconds[name]:.1f}", ratio, f"{stepped / len(sources):.1f}", f"{words:.1f}"])
+            ratio = "" if before is None else f"{before / seconds:.1f}x"
+            before = seconds if before is None else before
+            rows.append([steps, name, f"{seconds:.1f}", ratio, f"{stepped / len(sources):.1f}", f"{words:.1f}"])
     return rows
 
 
@@ -354,14 +355,11 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_arguments()
-    torch.set_num_threads(args.threads)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    bin_dir = ensure_onmt(args.onmt_venv)
+    bin_dir, env = onmt_setup(args)
     data = prepare_data(args.corpus, args.work_dir, args.max_train)
     for name in ("test_src", "test_ref", "test_pairs"):
         lines = data[name].read_text(encoding="utf-8").splitlines(keepends=True)[: args.test_size]
         data[name].write_text("".join(lines), encoding="utf-8")
-    env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
     if not args.skip_training:
         train_models(args, bin_dir, data, env)
     print(f"\n{machine_line(args.threads)}")

@@ -131,6 +131,24 @@ def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool, save_ev
     return path
 
 
+def onmt_setup(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """What every OpenNMT-py bench starts with: torch held to `args.threads`, `args.work_dir` made,
+    OpenNMT-py installed on first use. Returns its bin folder and the environment of the measured runs."""
+    torch.set_num_threads(args.threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
+    return ensure_onmt(args.onmt_venv), env
+
+
+def build_onmt_vocab(bin_dir: Path, config: Path, work: Path, env: dict[str, str]) -> None:
+    """`onmt_build_vocab` over the whole corpus of `config`, its vocabularies then cleaned (`clean_vocab`)."""
+    run_measured(
+        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env, work / "vocab.log"
+    )
+    for name in ("vocab.src", "vocab.tgt"):
+        clean_vocab(work / name)
+
+
 def clean_vocab(path: Path) -> None:
     """Keep only `token<TAB>count` lines that onmt_train reads back: it splits on any whitespace, so
     an empty token or one holding a Unicode space (French `\u202f?`) would be an error there."""
@@ -457,19 +475,11 @@ def print_translation(translation: dict, tokens: dict, ceiling: float) -> None:
 
 def main() -> None:
     args = parse_arguments()
-    torch.set_num_threads(args.threads)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    bin_dir = ensure_onmt(args.onmt_venv)
+    bin_dir, env = onmt_setup(args)
     data = prepare_data(args.corpus, args.work_dir, args.max_train)
-    env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
     environments = allocator_environments(args.allocators, env)
     configs = {feeding: onmt_config(data, args.work_dir, args.steps, FEEDING[feeding]) for feeding in args.feeding}
-    run_measured(
-        [str(bin_dir / "onmt_build_vocab"), "-config", str(next(iter(configs.values()))), "-n_sample", "-1"],
-        env, args.work_dir / "vocab.log",
-    )  # fmt: skip
-    for name in ("vocab.src", "vocab.tgt"):
-        clean_vocab(args.work_dir / name)
+    build_onmt_vocab(bin_dir, next(iter(configs.values())), args.work_dir, env)
     results, gflops = train_both(args, bin_dir, data, configs, environments)
     translation = {}
     if not args.skip_translation and "yes" in configs:

@@ -49,17 +49,15 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from training.evaluation import compute_metrics, load_metrics
 
 from .bench_model import matmul_rate
 from .bench_opennmt import (
     beam_gflop,
-    clean_vocab,
-    ensure_onmt,
+    build_onmt_vocab,
     onmt_config,
     onmt_reports,
+    onmt_setup,
     onmt_step_seconds,
 )
 from .bench_training import OVERRIDES as RECIPE
@@ -71,7 +69,6 @@ from .common import (
     read_pairs,
     reference_split,
     run_measured,
-    thread_environment,
     write_pairs,
 )
 
@@ -134,12 +131,7 @@ def train_all(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict[str
     pairs = len(data["train_pairs"].read_text(encoding="utf-8").splitlines())
     steps_per_epoch = math.ceil(pairs / 64)
     config = onmt_config(data, args.work_dir, args.epochs * steps_per_epoch, True, save_every=steps_per_epoch)
-    run_measured(
-        [str(bin_dir / "onmt_build_vocab"), "-config", str(config), "-n_sample", "-1"], env,
-        args.work_dir / "vocab.log",
-    )  # fmt: skip
-    for name in ("vocab.src", "vocab.tgt"):
-        clean_vocab(args.work_dir / name)
+    build_onmt_vocab(bin_dir, config, args.work_dir, env)
     started = time.perf_counter()
     walls = {}
     with open(args.work_dir / "onmt_train.log", "w", encoding="utf-8") as onmt_log:
@@ -333,12 +325,9 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_arguments()
-    torch.set_num_threads(args.threads)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    bin_dir = ensure_onmt(args.onmt_venv)
+    bin_dir, env = onmt_setup(args)
     data = prepare_data(args.corpus, args.work_dir, args.max_train)
     data.update(work_dir=args.work_dir, ours_model=args.work_dir / "ours-reference-shape")
-    env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
     walls = {} if args.skip_training else train_all(args, bin_dir, data, env)
     onmt = onmt_curve(args, bin_dir, data, env)
     ours = {name: ours_curve(args.work_dir / name) for name in ("ours", "ours-reference-shape")}
