@@ -145,11 +145,25 @@ class TrainingConfig(ModelSettings, DataSettings):
     gradient_accumulation_steps: int = _key(1, "batches per optimizer step")
     learning_rate: float = _key(0.001, "AdamW's peak learning rate")
     weight_decay: float = _key(0.0, "AdamW's weight decay")
-    lr_scheduler: str = _key("linear", "a transformers scheduler name: linear, cosine, constant_with_warmup, ...")
+    lr_scheduler: str = _key(
+        "linear",
+        "a transformers scheduler name: linear, cosine, constant_with_warmup, ...; with --max-minutes, linear and "
+        "cosine decay to 0 over the time budget (training time, or the step count if that ends sooner), "
+        "otherwise over the steps",
+    )
     warmup_steps: int = _key(100, "steps of linear warm-up")
     max_grad_norm: float = _key(1.0, "gradients are clipped to this norm")
     max_steps: int | None = _key(None, "optimizer steps (overrides --num-epochs)")
-    max_minutes: float | None = _key(None, "stop after this much training time (a time budget); null: no limit")
+    max_minutes: float | None = _key(
+        None,
+        "stop after this much training time (evaluation excluded; a resumed run continues the clock of its "
+        "checkpoint); null: no limit",
+    )
+    ema_decay: float | None = _key(
+        None,
+        "evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 "
+        "(Marian's --exponential-smoothing); null: the trained weights",
+    )
     num_epochs: int = _key(10, "epochs when --max-steps is null")
     mixed_precision: Literal[*MIXED_PRECISION] | None = _key(
         "auto",
@@ -401,6 +415,12 @@ def validate(config: TrainingConfig) -> None:
         raise TrainingInputError(f"bad model setting: {error}") from error
     if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise TrainingInputError(f"learning_rate={config.learning_rate}: expected a finite number above 0, e.g. 0.001")
+    if config.ema_decay is not None and not (0.0 < config.ema_decay < 1.0):
+        raise TrainingInputError(
+            f"ema_decay={config.ema_decay}: expected a number between 0 and 1 (both excluded), e.g. 0.999, or null"
+        )
+    if config.max_minutes is not None and not (math.isfinite(config.max_minutes) and config.max_minutes > 0):
+        raise TrainingInputError(f"max_minutes={config.max_minutes}: expected a number of minutes above 0, or null")
     for key in ("weight_decay", "max_grad_norm"):
         value = getattr(config, key)
         if not (math.isfinite(value) and value >= 0):

@@ -59,14 +59,19 @@ class TrainingProgress:
 
 
 class TrainingClock:
-    """Seconds of training in this session: since the start, less the time spent evaluating."""
+    """Seconds of training: those of the sessions before this one (`earlier_seconds`, restored from the
+    checkpoint a run resumes), plus this session's since its start less the time spent evaluating."""
 
-    def __init__(self) -> None:
+    def __init__(self, earlier_seconds: float = 0.0) -> None:
         self.started = time.perf_counter()
         self.evaluating = 0.0
+        self.earlier_seconds = earlier_seconds
+
+    def session_seconds(self) -> float:
+        return time.perf_counter() - self.started - self.evaluating
 
     def training_seconds(self) -> float:
-        return time.perf_counter() - self.started - self.evaluating
+        return self.earlier_seconds + self.session_seconds()
 
     def add_evaluation(self, seconds: float) -> None:
         self.evaluating += seconds

@@ -25,6 +25,7 @@ if __name__ == "__main__":
 
     relaunch_under_tcmalloc()
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -44,7 +45,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from datasets import Dataset, IterableDataset
 from torch.utils.data import DataLoader
-from transformers import DataCollatorForSeq2Seq, GenerationConfig, get_scheduler
+from transformers import DataCollatorForSeq2Seq, GenerationConfig
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
@@ -52,9 +53,10 @@ from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import MODEL_TYPE, UntrustedModelError, load_config, load_model
 from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
-from . import checkpoints, demos
+from . import checkpoints, demos, schedules
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
+from .ema import WeightAverage
 from .errors import TrainingDivergedError, TrainingInputError, describe_expected
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
 from .hub import push_to_hub
@@ -238,18 +240,6 @@ def get_dataloaders(
     return train_dataloader, eval_dataloader, sampler
 
 
-def teacher_forcing_ratio(config: TrainingConfig, step: int, total_steps: int) -> float:
-    """The teacher forcing ratio at `step`: constant, linear, or an inverse sigmoid (Bengio et al.,
-    2015, section 2.4) from `teacher_forcing_start` to `teacher_forcing_end`."""
-    start, end = config.teacher_forcing_start, config.teacher_forcing_end
-    progress = min(step / max(total_steps, 1), 1.0)
-    if config.teacher_forcing_schedule == "constant":
-        return start
-    if config.teacher_forcing_schedule == "linear":
-        return start + (end - start) * progress
-    return end + (start - end) / (1.0 + math.exp(10.0 * (progress - 0.5)))
-
-
 def diverged_message(config: TrainingConfig, what: str, value: torch.Tensor, completed_steps: int) -> str:
     kept = checkpoints.read_index(config.output_dir).get("last")
     where = os.path.join(checkpoints.checkpoint_root(config.output_dir), kept) if kept else "none saved yet"
@@ -317,6 +307,7 @@ class TrainingState:
     """
 
     completed_steps: int = 0
+    training_seconds: float = 0.0  # the training clock at this step (evaluation excluded), every session
     epoch: int = 0
     batches_done: int = 0  # batches of `epoch` already trained on (a resumed run skips them)
     eval_history: list[dict[str, float]] = field(default_factory=list)  # {"step": ..., "eval_loss": ...}
@@ -345,16 +336,29 @@ class Run:
     eval_dataloader: DataLoader
     sampler: LengthGroupedBatchSampler | None
     metrics: dict[str, Any]
-    total_steps: int
+    horizon: schedules.Horizon
     steps_per_epoch: int | None  # None for a stream of unknown length
     state: TrainingState
     progress: TrainingProgress
-    clock: TrainingClock = field(default_factory=TrainingClock)
+    clock: TrainingClock
+    decay: schedules.BudgetedDecay | None = None  # the learning rate's clock, under a time budget
+    average: WeightAverage | None = None  # --ema-decay
     totals: RunningTotals = field(default_factory=RunningTotals)
     last_scores: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
     teacher_forcing: float = 1.0  # the ratio of the last step
+    spent_seconds: float = 0.0  # the training clock after the last step, the slowest process's
     done: bool = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.horizon.total_steps
+
+    def averaged(self) -> contextlib.AbstractContextManager[None]:
+        """Inside the block the model holds the weight average (with --ema-decay), as evaluated and saved."""
+        if self.average is None:
+            return contextlib.nullcontext()
+        return self.average.applied_to(self.accelerator.unwrap_model(self.model))
 
 
 def start_accelerator(config: TrainingConfig, checkpoint: str | None) -> Accelerator:
@@ -412,20 +416,28 @@ def prepare_run(config: TrainingConfig) -> Run:
         else None
     )
     total_steps = config.max_steps if config.max_steps is not None else config.num_epochs * steps_per_epoch
-    lr_scheduler = get_scheduler(
-        config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total_steps
-    )
+    budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
+    horizon = schedules.Horizon(total_steps, budget_seconds)
+    lr_scheduler, decay = schedules.make_lr_scheduler(config.lr_scheduler, optimizer, config.warmup_steps, horizon)
     lr_scheduler = accelerator.prepare(lr_scheduler)
+    average = None
+    if config.ema_decay is not None:
+        average = WeightAverage(accelerator.unwrap_model(model), config.ema_decay)
+        accelerator.register_for_checkpointing(average)  # before `resume`, which restores it
     if config.report_to not in ("none", "", None):
         tracked = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
         accelerator.init_trackers("seq2seq_rnn", config=tracked)
     state = resume(accelerator, config, checkpoint)
     logger.info(
-        f"training {sum(p.numel() for p in model.parameters()):,} parameters for {total_steps} steps "
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters for {horizon.describe()} "
         f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
         main_process_only=True,
     )
-    budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
+    logger.info(
+        schedules.describe_lr_schedule(config.lr_scheduler, config.warmup_steps, horizon), main_process_only=True
+    )
+    if average is not None:
+        logger.info(f"evaluating and saving an exponential moving average of the weights (decay {config.ema_decay})")
     progress = TrainingProgress(
         total_steps,
         state.completed_steps,
@@ -434,9 +446,25 @@ def prepare_run(config: TrainingConfig) -> Run:
         disable=not accelerator.is_local_main_process,
     )
     return Run(
-        config, accelerator, data, model, optimizer, lr_scheduler, train_dataloader, eval_dataloader, sampler,
-        load_metrics(config.task), total_steps, steps_per_epoch, state, progress,
-    )  # fmt: skip
+        config=config,
+        accelerator=accelerator,
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=lr_scheduler,
+        train_dataloader=train_dataloader,
+        eval_dataloader=eval_dataloader,
+        sampler=sampler,
+        metrics=load_metrics(config.task),
+        horizon=horizon,
+        steps_per_epoch=steps_per_epoch,
+        state=state,
+        progress=progress,
+        clock=TrainingClock(earlier_seconds=state.training_seconds),
+        decay=decay,
+        average=average,
+        spent_seconds=state.training_seconds,
+    )
 
 
 def probe_model_config(config: TrainingConfig) -> Seq2SeqRNNConfig:
@@ -504,7 +532,12 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> bool:
     """Forward, backward and (once the gradients are accumulated) clip and update; True when the
     optimizer stepped. A non-finite loss or gradient norm stops the run before the weights change."""
     config, accelerator, model = run.config, run.accelerator, run.model
-    run.teacher_forcing = teacher_forcing_ratio(config, run.state.completed_steps, run.total_steps)
+    run.teacher_forcing = schedules.teacher_forcing_ratio(
+        config.teacher_forcing_schedule,
+        config.teacher_forcing_start,
+        config.teacher_forcing_end,
+        run.horizon.progress(run.state.completed_steps, run.spent_seconds),
+    )
     with accelerator.accumulate(model):
         loss = model(**batch, teacher_forcing_ratio=run.teacher_forcing).loss
         finite = accelerator.reduce(torch.isfinite(loss.detach()).float(), reduction="sum")
@@ -523,9 +556,24 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> bool:
 
 
 def after_optimizer_step(run: Run) -> None:
+    """The clock, the weight average, the learning rate for the next step, the step count and the bar."""
+    run.spent_seconds = synced_training_seconds(run)
+    if run.average is not None:
+        run.average.update(run.accelerator.unwrap_model(run.model))
+    if run.decay is not None:
+        run.decay.training_seconds = run.spent_seconds
     run.lr_scheduler.step()
     run.state.completed_steps += 1
-    run.progress.advance(run.state.completed_steps, run.clock.training_seconds())
+    run.progress.advance(run.state.completed_steps, run.spent_seconds)
+
+
+def synced_training_seconds(run: Run) -> float:
+    """The training clock, the same on every process: the slowest process's, so that they all follow
+    one learning rate and stop at the same step. One all-reduce, under a time budget only."""
+    if run.horizon.budget_seconds is None:
+        return run.clock.training_seconds()
+    spent = torch.tensor(run.clock.training_seconds(), device=run.accelerator.device, dtype=torch.float64)
+    return run.accelerator.reduce(spent, reduction="max").item()
 
 
 def maybe_log(run: Run) -> None:
@@ -547,14 +595,8 @@ def maybe_log(run: Run) -> None:
 
 
 def reached_the_end(run: Run) -> bool:
-    """The last step, or a spent time budget: every process must stop at the same step, so the
-    slowest clock decides."""
-    if run.state.completed_steps >= run.total_steps:
-        return True
-    if run.config.max_minutes is None:
-        return False
-    spent = torch.tensor(run.clock.training_seconds(), device=run.accelerator.device)
-    return run.accelerator.reduce(spent, reduction="max").item() >= 60 * run.config.max_minutes
+    """The last step, or a spent time budget (on the clock every process shares)."""
+    return run.horizon.progress(run.state.completed_steps, run.spent_seconds) >= 1.0
 
 
 def evaluate_loss_at_start(run: Run) -> None:
@@ -578,13 +620,19 @@ def maybe_evaluate(run: Run) -> None:
     if not run.config.eval_steps or (step % run.config.eval_steps and not run.done):
         return
     started = time.perf_counter()
-    result = evaluate(run)
-    log_evaluation(run.accelerator, run.model, run.data, run.config, result, step)
+    with run.averaged():
+        result = evaluate(run)
+        log_evaluation(run.accelerator, run.model, run.data, run.config, result, step)
     seconds = time.perf_counter() - started
     run.clock.add_evaluation(seconds)  # the time budget and tokens per second count training time only
     run.totals.pause(seconds)
     run.last_scores, run.last_eval_step = result.scores, step
-    run.state.eval_history.append({"step": step, "training_seconds": run.clock.training_seconds(), **result.scores})
+    run.state.eval_history.append({"step": step, **history_point(run), **result.scores})
+
+
+def history_point(run: Run) -> dict[str, float]:
+    """Where the run stood at an evaluation: the training clock and the learning rate of the next step."""
+    return {"training_seconds": run.spent_seconds, "learning_rate": run.lr_scheduler.get_last_lr()[0]}
 
 
 def maybe_checkpoint(run: Run) -> None:
@@ -592,6 +640,7 @@ def maybe_checkpoint(run: Run) -> None:
     config, state = run.config, run.state
     if not (config.checkpointing_steps and state.completed_steps % config.checkpointing_steps == 0) and not run.done:
         return
+    state.training_seconds = run.spent_seconds  # a resumed run's clock starts here
     saved = state.state_dict()
     if run.steps_per_epoch is not None and state.batches_done >= len(run.train_dataloader):
         saved.update(epoch=state.epoch + 1, batches_done=0)  # a resumed run starts the next epoch
@@ -602,25 +651,24 @@ def maybe_checkpoint(run: Run) -> None:
 def finish(run: Run) -> dict[str, float]:
     """The final evaluation (unless the last step had one), the saved model and the printed samples."""
     accelerator, state = run.accelerator, run.state
-    training_seconds = run.clock.training_seconds()  # before the final evaluation, which is not training
-    if run.last_eval_step != state.completed_steps:
-        result = evaluate(run)
-        log_evaluation(accelerator, run.model, run.data, run.config, result, state.completed_steps)
-        run.last_scores = result.scores
-        state.eval_history.append(
-            {"step": state.completed_steps, "training_seconds": training_seconds, **result.scores}
+    session_seconds = run.clock.session_seconds()  # before the final evaluation, which is not training
+    with run.averaged():
+        if run.last_eval_step != state.completed_steps:
+            result = evaluate(run)
+            log_evaluation(accelerator, run.model, run.data, run.config, result, state.completed_steps)
+            run.last_scores = result.scores
+            state.eval_history.append({"step": state.completed_steps, **history_point(run), **result.scores})
+        tokens = accelerator.reduce(torch.tensor(run.totals.session_tokens, device=accelerator.device), reduction="sum")
+        throughput = {
+            "training_seconds": run.spent_seconds,
+            "target_tokens_per_second": tokens.item() / max(session_seconds, 1e-9),
+        }
+        logger.info(
+            f"trained {state.completed_steps} steps, {throughput['target_tokens_per_second']:.0f} target tokens/s",
+            main_process_only=True,
         )
-    tokens = accelerator.reduce(torch.tensor(run.totals.session_tokens, device=accelerator.device), reduction="sum")
-    throughput = {
-        "training_seconds": training_seconds,
-        "target_tokens_per_second": tokens.item() / max(training_seconds, 1e-9),
-    }
-    logger.info(
-        f"trained {state.completed_steps} steps, {throughput['target_tokens_per_second']:.0f} target tokens/s",
-        main_process_only=True,
-    )
-    save_model(accelerator, run.model, run.data, run.config, run.last_scores, state.eval_history, throughput)
-    show_samples(accelerator, run.model, run.data, run.config)
+        save_model(accelerator, run.model, run.data, run.config, run.last_scores, state.eval_history, throughput)
+        show_samples(accelerator, run.model, run.data, run.config)
     accelerator.end_training()
     return run.last_scores
 
