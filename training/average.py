@@ -133,6 +133,7 @@ def average_weights(paths: list[str]) -> dict[str, torch.Tensor]:
     """
     first = read_weights(paths[0])
     totals = {key: tensor.to(torch.float64) for key, tensor in first.items() if tensor.is_floating_point()}
+    weights = first
     for path in paths[1:]:
         weights = read_weights(path)
         difference = _difference(first, weights)
@@ -144,9 +145,8 @@ def average_weights(paths: list[str]) -> dict[str, torch.Tensor]:
         for key, total in totals.items():
             total += weights[key].to(torch.float64)
     # Integer buffers (none in this model today) are counts, not weights: the newest one is kept.
-    newest = read_weights(paths[-1]) if len(paths) > 1 else first
     return {
-        key: (totals[key] / len(paths)).to(tensor.dtype) if key in totals else newest[key]
+        key: (totals[key] / len(paths)).to(tensor.dtype) if key in totals else weights[key]
         for key, tensor in first.items()
     }
 
