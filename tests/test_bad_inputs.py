@@ -161,8 +161,9 @@ def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one(tmp_path, tra
     assert f"resumed from {os.path.join(output, 'checkpoints', STEP_2)} at step 2" in log
     index = json.loads((tmp_path / "run" / "checkpoints" / "index.json").read_text())
     assert index["last"] == "step-00000006"
-    # step 4 was saved again over the damaged folder, then let go for step 6; step 2 stays the best
-    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["index.json", STEP_2, "step-00000006"]
+    # step 4 was saved again over the damaged folder; steps 2, 4 and 6 are the newest 3 (the default), 2 the best
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["index.json", STEP_2, STEP_4, "step-00000006"]
+    assert index["kept"] == ["step-00000006", STEP_4, STEP_2] and index["best"] == STEP_2
 
 
 def test_an_unreadable_best_checkpoint_falls_back_to_the_newest_readable_one(tmp_path, trained_run, caplog):

@@ -1,10 +1,16 @@
-"""Checkpoints that are never half-written: the best and the last, found again by `latest`.
+"""Checkpoints that are never half-written: the last few and the best, found again by `latest`.
 
 Layout under `<output_dir>/checkpoints/`:
 
     step-00000300/        accelerator.save_state (model, optimizer, scheduler, RNG of every
                           process) + trainer_state.json (step, epoch, batches into the epoch, metrics)
-    index.json            {"last": "step-00000300", "best": "step-00000200", "best_metric": ...}
+    index.json            {"last": "step-00000300", "best": "step-00000200", "best_metric": ...,
+                           "kept": ["step-00000300", "step-00000250", "step-00000200"]}
+
+`--keep-checkpoints N` keeps the newest N checkpoints plus the best (N + 1 folders at most): more
+than one, so that `latest` still finds a checkpoint when the newest cannot be read back, and a few
+to average (`training.average`). Checkpoints of steps after the one just saved (left by an earlier
+attempt that a resume went back from) are not among the newest: they belong to another history.
 
 A checkpoint is written to `.tmp-step-...` and renamed into place once complete (a rename within a
 file system is atomic); `index.json` is replaced atomically the same way, and only then are the
@@ -115,11 +121,15 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     metric_name: str,
     metric: float | None,
+    *,
+    keep: int,
 ) -> str:
-    """Save the full training state at `trainer_state["completed_steps"]`; keep only best and last.
+    """Save the full training state at `trainer_state["completed_steps"]`; keep the newest `keep` and the best.
 
     Every process takes part (each saves its own RNG state). Returns the checkpoint's path.
     """
+    if keep < 1:
+        raise ValueError(f"keep={keep}: at least the checkpoint just saved is kept")
     root = checkpoint_root(output_dir)
     name = f"step-{trainer_state['completed_steps']:08d}"
     final, temporary = os.path.join(root, name), os.path.join(root, f".tmp-{name}")
@@ -137,12 +147,16 @@ def save_checkpoint(
         _write_json_atomically(os.path.join(temporary, STATE_FILE), {**trainer_state, "metric": metric})
         shutil.rmtree(final, ignore_errors=True)  # the same step saved again after a resume
         os.replace(temporary, final)
+        best = best or name
+        earlier = [os.path.basename(path) for path in checkpoint_folders(output_dir)]
+        newest = [entry for entry in earlier if entry <= name][:keep]  # names sort by step (8 digits)
+        kept = sorted({*newest, best}, reverse=True)
         _write_json_atomically(
             os.path.join(root, INDEX_FILE),
-            {"last": name, "best": best or name, "best_metric": best_metric, "metric_name": metric_name},
+            {"last": name, "best": best, "best_metric": best_metric, "metric_name": metric_name, "kept": kept},
         )
         for entry in os.listdir(root):
-            if entry not in (name, best, INDEX_FILE) and (entry.startswith("step-") or entry.startswith(".tmp-")):
+            if entry not in kept and (entry.startswith("step-") or entry.startswith(".tmp-")):
                 shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
             elif entry.startswith(f".{INDEX_FILE}."):  # an index write cut by a kill (write_atomically's temporary)
                 os.remove(os.path.join(root, entry))

@@ -195,7 +195,12 @@ class TrainingConfig(ModelSettings, DataSettings):
     )
     # checkpoints, logging, publishing
     output_dir: str = _key("runs/model", "where the model, checkpoints/ and logs/ go")
-    checkpointing_steps: int | None = _key(500, "save the full training state every N steps (best and last kept)")
+    checkpointing_steps: int | None = _key(500, "save the full training state every N steps")
+    keep_checkpoints: int = _key(
+        3,
+        "checkpoints kept: the newest N plus the best. At least 2 lets --resume-from-checkpoint latest skip a newest "
+        "one that cannot be read; training.average averages the newest ones",
+    )
     resume_from_checkpoint: str | None = _key(None, "latest, best, or a checkpoint folder to continue from")
     report_to: str = _key("tensorboard", "tracker: tensorboard, wandb, all or none")
     logging_steps: int = _key(50, "log training loss, learning rate and tokens/s every N steps")
@@ -401,6 +406,8 @@ def validate(config: TrainingConfig) -> None:
         value = getattr(config, key)
         if value is not None and value < 1:
             raise TrainingInputError(f"{key}={value} must be at least 1 (or null)")
+    if config.keep_checkpoints < 1:
+        raise TrainingInputError(f"keep_checkpoints={config.keep_checkpoints} must be at least 1 (the default keeps 3)")
     if config.streaming and config.max_steps is None:
         raise TrainingInputError("a streaming dataset has no known length: pass --max-steps")
     if config.validation_size <= 0:

@@ -6,7 +6,9 @@ loss diverged); anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import argparse
 import errno
+from typing import NoReturn
 
 # Operating-system errors caused by where the user pointed us, not by the code.
 USER_ERRNOS = {
@@ -26,6 +28,13 @@ class TrainingInputError(Exception):
 
     The message is complete on its own: it names what was wrong and what to pass instead.
     """
+
+
+class InputArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are a `TrainingInputError`: one line and exit code 2, as for every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise TrainingInputError(f"{message} (see {self.prog} --help)")
 
 
 class TrainingDivergedError(Exception):

@@ -77,6 +77,16 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
     if info["metrics"]:
         metadata["metrics"] = sorted(key for key in info["metrics"] if key not in ("eval_loss", "perplexity"))
     rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in info["metrics"].items())
+    averaged = info.get("averaged")
+    if averaged:  # written by training.average: the metrics above were measured on other weights
+        rows = rows or "| not measured on these weights | |"
+        averaging = (
+            f"\n## Checkpoint averaging\n\nThe weights are the mean of checkpoints {', '.join(averaged['checkpoints'])} "
+            f"of the run (made by `{averaged['command']}`). The run's final weights scored "
+            f"{json.dumps(averaged['run_metrics'])}.\n"
+        )
+    else:
+        averaging = ""
     helps = model_help()
     architecture = "\n".join(
         f"| `{key}` | {config[key]} | {helps.get(key, '')} |" for key in MODEL_KEYS if key in config
@@ -106,7 +116,7 @@ A recurrent encoder-decoder from `hf_seq2seq_rnn`, trained with `training.train`
 | metric | value |
 | --- | --- |
 {rows}
-
+{averaging}
 ## Use
 
 ```python

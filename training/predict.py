@@ -50,7 +50,7 @@ from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
 
 from .data import DataSpec, column_names, detect_schema, load_raw, to_pairs
-from .errors import TrainingInputError, describe_expected
+from .errors import InputArgumentParser, TrainingInputError, describe_expected
 from .evaluation import compute_metrics, load_metrics
 
 logger = logging.getLogger(__name__)
@@ -129,13 +129,6 @@ class PredictSettings(DataFlags):
     trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are a `TrainingInputError`: one line and exit code 2, as for every other bad input."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        raise TrainingInputError(f"{message} (see python -m training.predict --help)")
-
-
 def _flag_type(hint: Any) -> Any:
     """The non-None member of an optional type hint (`int | None` -> `int`)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -144,7 +137,7 @@ def _flag_type(hint: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = InputArgumentParser(
         prog="python -m training.predict",
         allow_abbrev=False,
         description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them.",

@@ -10,7 +10,7 @@
 Every config key is also a flag (`--hidden-size 512`); `--resume-from-checkpoint latest` continues
 a run exactly. The output directory ends up holding the model (`save_pretrained` with its code,
 tokenizer, `generation_config.json`, `README.md` model card, `training_info.json`), plus
-`checkpoints/` (best and last) and `logs/` (TensorBoard).
+`checkpoints/` (the last `--keep-checkpoints` and the best) and `logs/` (TensorBoard).
 
 Flow: `get_dataloaders` (data -> pairs -> tokenizer -> tokens -> batches) -> `training_function`
 (the loop: accumulate, clip, step, evaluate, checkpoint) -> `main` (the command line).
@@ -636,7 +636,7 @@ def history_point(run: Run) -> dict[str, float]:
 
 
 def maybe_checkpoint(run: Run) -> None:
-    """Every `checkpointing_steps` and at the end: the full state, kept if it is the last or the best."""
+    """Every `checkpointing_steps` and at the end: the full state, kept while among the newest or the best."""
     config, state = run.config, run.state
     if not (config.checkpointing_steps and state.completed_steps % config.checkpointing_steps == 0) and not run.done:
         return
@@ -645,7 +645,9 @@ def maybe_checkpoint(run: Run) -> None:
     if run.steps_per_epoch is not None and state.batches_done >= len(run.train_dataloader):
         saved.update(epoch=state.epoch + 1, batches_done=0)  # a resumed run starts the next epoch
     metric = run.last_scores.get(config.metric_for_best) if run.last_eval_step == state.completed_steps else None
-    checkpoints.save_checkpoint(run.accelerator, config.output_dir, saved, config.metric_for_best, metric)
+    checkpoints.save_checkpoint(
+        run.accelerator, config.output_dir, saved, config.metric_for_best, metric, keep=config.keep_checkpoints
+    )
 
 
 def finish(run: Run) -> dict[str, float]:
