@@ -101,7 +101,7 @@ def score(models: list[Path], name: str, data: dict[str, str], work: Path, core:
         command = [
             "taskset", "-c", str(core), sys.executable, "-m", "training.predict",
             *(flag for model in models for flag in ("--model", str(model))), "--dataset", data["test"],
-            "--output", str(output), "--summary", "none", "--num-beams", "4", "--max-new-tokens", "60",
+            "--output", str(output), "--num-beams", "4", "--max-new-tokens", "60",
             "--num-threads", "1",
         ]  # fmt: skip
         with open(work / f"{name}.predict.log", "w", encoding="utf-8") as log:

@@ -54,8 +54,7 @@ class BudgetedDecay:
     """The learning-rate factor of `linear` or `cosine` over a `Horizon`, for `torch.optim.lr_scheduler.LambdaLR`.
 
     The clock is read from `training_seconds`, which the loop sets before each scheduler step (the
-    same value on every process). LambdaLR saves this object's attributes in the scheduler's state,
-    so a checkpoint holds the clock of its last step.
+    same value on every process, continued from the checkpoint on resume).
     """
 
     def __init__(self, shape: str, warmup_steps: int, horizon: Horizon) -> None:
@@ -83,7 +82,9 @@ def make_lr_scheduler(
         )
         return scheduler, None
     decay = BudgetedDecay(name, warmup_steps, horizon)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, decay), decay
+    # Wrapped in a function, which LambdaLR leaves out of its saved state (it saves an object's
+    # attributes): a resumed run keeps the horizon it is given, e.g. a longer --max-minutes.
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: decay(step)), decay
 
 
 def describe_lr_schedule(name: str, warmup_steps: int, horizon: Horizon) -> str:
