@@ -7,8 +7,9 @@ The corpus is a file of `english<TAB>french` lines (the reference numbers below 
 Tatoeba eng-fra.txt of manythings.org) or a `datasets` Hub id (`--hub-config` names its configuration).
 
 The split is `common.reference_split`, the one of the OpenNMT-py reference run: the non-empty pairs
-shuffled with seed 1, then 1,000 validation, 2,000 test, the rest for training. Training runs `python -m training.train` with `training/configs/translation.yaml` and
-the overrides below for `--minutes` of training time (evaluation excluded), with
+shuffled with seed 1, then 1,000 validation, 2,000 test, the rest for training. Training runs
+`python -m training.train` with the CPU recipe, `training/configs/translation_cpu.yaml`, for
+`--minutes` of training time (evaluation excluded), with
 `torch.set_num_threads(--threads)`; the test split is then translated with beam search and scored
 with sacrebleu (cased, detokenized, default settings). Prints a table; writes nothing to the repo.
 """
@@ -22,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
+
+import yaml
 
 from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES
 
@@ -38,32 +42,13 @@ from .common import (
     write_pairs,
 )
 
-# The model and optimization for a CPU time budget (the README's CPU recipe); every other key comes from
-# translation.yaml. Adam at 3e-3 after 50 warm-up steps learns faster early on than the earlier 2e-3 after
-# 200: on 25,000 Tatoeba pairs, one thread, greedy test BLEU 15.8 at step 400 against 7.4
-# (benchmarks/README.md, bench_opennmt_quality).
-OVERRIDES = {
-    "vocab-size": "8000",
-    "embedding-size": "256",
-    "hidden-size": "512",
-    "num-layers": "1",
-    "attention-type": "general",
-    "dropout": "0.2",
-    "label-smoothing": "0.1",
-    "batch-size": "96",
-    "learning-rate": "0.003",
-    "lr-scheduler": "constant_with_warmup",
-    "warmup-steps": "50",
-    "max-source-length": "48",
-    "max-target-length": "48",
-    "max-steps": "1000000",
-    "num-beams": "4",
-    "max-new-tokens": "60",
-    "max-eval-samples": "500",
-    "checkpointing-steps": "1000000",
-    "report-to": "none",
-    "logging-steps": "100",
-}
+RECIPE = "training/configs/translation_cpu.yaml"
+
+
+def recipe_value(key: str) -> Any:
+    """A key of the CPU recipe's config file, which every run here trains with."""
+    with open(os.path.join(REPO, RECIPE), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)[key]
 
 
 def score_test(model_dir: str, test_path: str, threads: int, num_beams: int) -> dict[str, float]:
@@ -134,21 +119,24 @@ def main(argv: list[str] | None = None) -> None:
         name: write_pairs(rows, os.path.join(folder, f"{name}.txt")) for name, rows in reference_split(pairs).items()
     }
     output = os.path.join(folder, "model")
-    overrides = dict(OVERRIDES, **({"max-steps": str(arguments.steps)} if arguments.steps else {}))
-    flags = [f"--{key}={value}" for key, value in overrides.items()]
-    budget = ["--max-minutes", str(arguments.minutes)] if arguments.steps is None else []
+    # --steps: a step count instead of the recipe's budget (its schedule then decays over the steps).
+    length = (
+        ["--max-minutes", str(arguments.minutes)]
+        if arguments.steps is None
+        else ["--max-steps", str(arguments.steps), "--max-minutes", "null"]
+    )
     command = [
-        sys.executable, "-m", "training.train", "--config", "training/configs/translation.yaml",
+        sys.executable, "-m", "training.train", "--config", RECIPE,
         "--dataset", paths["train"], "--validation-file", paths["validation"], "--output-dir", output,
-        *budget, "--num-threads", str(arguments.threads),
-        "--eval-steps", str(arguments.eval_steps), "--mixed-precision", arguments.mixed_precision, "--init", arguments.init, *flags,
+        *length, "--num-threads", str(arguments.threads), "--eval-steps", str(arguments.eval_steps),
+        "--mixed-precision", arguments.mixed_precision, "--init", arguments.init, "--checkpointing-steps", "1000000",
     ]  # fmt: skip
     subprocess.run(command, cwd=REPO, env=thread_environment(arguments.threads), check=True)
     with open(os.path.join(output, "training_info.json"), encoding="utf-8") as handle:
         info = json.load(handle)
     history = [entry for entry in info["eval_history"] if "bleu" in entry]
     reached = next((e for e in history if e["bleu"] >= arguments.target_bleu and "training_seconds" in e), None)
-    test = score_test(output, paths["test"], arguments.threads, int(OVERRIDES["num-beams"]))
+    test = score_test(output, paths["test"], arguments.threads, recipe_value("num_beams"))
     rows = [
         ("training pairs (after filtering)", f"{info['data']['train']['kept']:,}"),
         ("threads (torch.set_num_threads)", str(arguments.threads)),

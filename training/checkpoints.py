@@ -182,15 +182,16 @@ def check_output_dir(output_dir: str, needed_bytes: int = 0) -> None:
     free = shutil.disk_usage(output_dir).free
     if free < needed_bytes:
         raise TrainingInputError(
-            f"--output-dir {output_dir} has {free / 2**20:.0f} MiB free but one checkpoint needs about "
+            f"--output-dir {output_dir} has {free / 2**20:.0f} MiB free but the checkpoints kept need about "
             f"{needed_bytes / 2**20:.0f} MiB; free some space or pass another --output-dir"
         )
 
 
-def checkpoint_bytes(model: torch.nn.Module) -> int:
-    """About the size of one checkpoint plus the final model: fp32 weights, AdamW's two moments, weights again."""
+def checkpoint_bytes(model: torch.nn.Module, kept: int = 1, averaged: bool = False) -> int:
+    """About the disk a run needs: `kept` checkpoints (the newest kept plus the best) of fp32 weights,
+    AdamW's two moments and, `averaged`, the weight average; plus the final model."""
     parameters = sum(parameter.numel() for parameter in model.parameters())
-    return 4 * parameters * 4 + 2**20
+    return 4 * parameters * (kept * (3 + averaged) + 1) + 2**20
 
 
 def resolve_checkpoint(output_dir: str, requested: str) -> str | None:

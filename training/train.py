@@ -401,7 +401,8 @@ def prepare_run(config: TrainingConfig) -> Run:
     with accelerator.main_process_first():
         data = load_data(config)
     model = build_model(config, data.tokenizer)
-    checkpoints.check_output_dir(config.output_dir, checkpoints.checkpoint_bytes(model))
+    needed = checkpoints.checkpoint_bytes(model, config.keep_checkpoints + 1, config.ema_decay is not None)
+    checkpoints.check_output_dir(config.output_dir, needed)
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
     # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
     optimizer = torch.optim.AdamW(
