@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = PredictSettings(model=args.model, dataset=args.dataset, output="-")
+    settings = PredictSettings(model=[args.model], dataset=args.dataset, output="-")
     info = read_training_info(args.model)
     task = info.get("task", "translation")
     fp32, tokenizer = load_model(args.model)

@@ -3,6 +3,7 @@
 python -m chatbot --model runs/chat                  # a trained directory
 python -m chatbot --model user/seq2seq-rnn-en-fr      # a Hub id (loaded with the installed code, not its own)
 python -m chatbot --model runs/chat --model runs/fr   # several models, chosen in the page
+python -m chatbot --ensemble runs/chat --ensemble runs/chat2   # one entry that decodes with both at once
 python -m chatbot                                      # the demo models (trained on first use)
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -73,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         "never with Python files that come with them; other types are refused unless --trust-remote-code. "
         "Default: the demo chat and translation models under $HF_SEQ2SEQ_RNN_HOME (default "
         "~/.cache/hf-seq2seq-rnn), trained on first use.",
+    )
+    parser.add_argument(
+        "--ensemble",
+        action="append",
+        metavar="DIR_OR_HUB_ID",
+        help="a model of an ensemble: give it twice or more to serve one more entry in the page's model list that "
+        "decodes with all of these models at once (their log-probabilities averaged at each step, the heatmap "
+        "the mean of their attention). They must share a tokenizer. With --model, both are served; without it, "
+        "the ensemble alone.",
     )
     parser.add_argument(
         "--trust-remote-code",
@@ -183,7 +194,10 @@ def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.ensemble is not None and len(args.ensemble) < 2:
+        parser.error("--ensemble needs two models or more (give the flag once per model)")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arenas_note = limit_malloc_arenas()
     if arenas_note:
@@ -198,26 +212,28 @@ def main(argv: list[str] | None = None) -> int:
     from seq2seq_tools.machine import choose_threads
 
     from .demo_models import DemoModelError, ensure_demo_models
-    from .inference import load_model
+    from .inference import load_ensemble, load_model
 
     threads, threads_note = choose_threads(args.threads)
     torch.set_num_threads(threads)
     if threads_note:
         logger.warning(threads_note)
     sources = args.model
-    if not sources:
+    if not sources and not args.ensemble:
         try:
             sources = [str(path) for path in ensure_demo_models()]
         except DemoModelError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+    loads = [(source, functools.partial(load_model, source)) for source in sources or []]
+    if args.ensemble:
+        loads.append((" + ".join(args.ensemble), functools.partial(load_ensemble, args.ensemble)))
     models = []
-    for source in sources:
+    for source, load in loads:
         logger.info("loading %s", source)
         try:
             models.append(
-                load_model(
-                    source,
+                load(
                     max_input_tokens=args.max_input_tokens,
                     quantize=args.quantize,
                     trust_remote_code=args.trust_remote_code,

@@ -6,6 +6,7 @@ No Gradio here: the app in `chatbot.app` is one user of this module, tests and b
     chat = load_model("runs/chat")  # a directory or a Hub id
     reply = generate_reply(chat, "how are you?", DecodingSettings(mode="beam", num_beams=5))
     reply.text, reply.notice, reply.attention.weights.shape  # (output tokens, source tokens)
+    both = load_ensemble(["runs/chat-seed1", "runs/chat-seed2"])  # decodes with both models at once
 
 A model is loaded by `seq2seq_tools.loading`: ours with the installed classes, never with the
 Python files that came with it; another type only with `trust_remote_code=True`. What it was
@@ -20,7 +21,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,12 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     attention_map,
     heatmap_font_families,
 )
+from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.loading import load_model as load_saved_model
 from seq2seq_tools.loading import load_tokenizer, looks_like_a_path
 from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize
-from seq2seq_tools.tasks import task_of
+from seq2seq_tools.tasks import UNKNOWN_TASK, task_of
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +227,48 @@ def load_model(
     encode_texts(tokenizer, ["warm up"], limit)  # settles the tokenizer's settings before threads share it
     logger.info("loaded %s (%s, trained on %s)", info.name, info.task, info.trained_on)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, defaults=defaults, max_input_tokens=limit)
+
+
+def load_ensemble(
+    sources: Sequence[str | Path],
+    max_input_tokens: int | None = None,
+    quantize: str | None = None,
+    *,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load several models as one that decodes with all of them (`seq2seq_tools.ensemble`: their
+    log-probabilities averaged at each step, the attention map the mean of theirs).
+
+    Each model loads as `load_model` loads it. The ensemble reads at most as many input tokens as
+    its most limited model, starts from the first model's decoding settings and offers its examples;
+    its task is theirs when they share one.
+
+    Raises:
+        ValueError: fewer than two models, or models whose tokenizers differ (naming both); and what
+            `load_model` raises.
+    """
+    if len(sources) < 2:
+        raise ValueError(f"an ensemble needs at least two models; got {len(sources)}")
+    members = [load_model(source, max_input_tokens, trust_remote_code=trust_remote_code) for source in sources]
+    ensemble = ensemble_of(
+        [member.model for member in members], [member.tokenizer for member in members], list(map(str, sources))
+    )
+    tasks = {member.info.task for member in members}
+    info = ModelInfo(
+        name="ensemble: " + " + ".join(member.info.name for member in members),
+        trained_on="; ".join(dict.fromkeys(member.info.trained_on for member in members)),
+        task=tasks.pop() if len(tasks) == 1 else UNKNOWN_TASK,
+        examples=members[0].info.examples,
+        has_attention=any(member.info.has_attention for member in members),
+    )
+    logger.info("ensemble of %s", ", ".join(map(str, sources)))
+    return LoadedModel(
+        model=maybe_quantize(ensemble, quantize),
+        tokenizer=members[0].tokenizer,
+        info=info,
+        defaults=members[0].defaults,
+        max_input_tokens=min(member.max_input_tokens for member in members),
+    )
 
 
 def _read_model_card(source: str) -> tuple[dict[str, Any], dict[str, Any]]:

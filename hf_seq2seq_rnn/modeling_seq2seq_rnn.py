@@ -657,7 +657,121 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
         return encoder_outputs
 
 
-class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMixin):
+class Seq2SeqRNNGenerationMixin(GenerationMixin):
+    """`generate()` of the models that decode through this package's search loop: the language model
+    below, and ensembles of it (`seq2seq_tools.ensemble`).
+
+    A class using it provides `start_decoding(encoder_outputs, attention_mask) -> (memory, state)`
+    and `decode_step(input_ids, memory, state) -> (logits, state, alignment)` (what
+    `search_seq2seq_rnn.compact_search` calls), a `forward` that returns its decoder state in the
+    generation cache (what transformers' own loop calls), and names that state's class in
+    `state_class`: a memory with `select(rows)`, a state with `reorder_cache(beam_idx)`.
+    """
+
+    # The class of the decoder state carried between generation steps.
+    state_class: type = Seq2SeqRNNState
+
+    def _reorder_cache(self, cache: Any, beam_idx: torch.LongTensor) -> Any:
+        cache.reorder_cache(beam_idx)
+        return cache
+
+    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The library's preparation, then a check of the link that carries the state between steps.
+
+        When generate() feeds only the newest decoder token(s), the state after the earlier ones
+        must come with them; without it every step would restart from the encoder's state and
+        repeat itself. That happens when a transformers release renames the state (as 5.24 did):
+        stop with an error that says so instead of generating garbage.
+        """
+        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        fed = model_inputs.get("decoder_input_ids")
+        carried = any(isinstance(value, self.state_class) for value in model_inputs.values())
+        if fed is not None and fed.shape[1] < input_ids.shape[1] and not carried:
+            raise RuntimeError(
+                "generate() fed the decoder only its newest token without the decoder state after the "
+                f"{input_ids.shape[1] - fed.shape[1]} earlier ones: the state is not carried between steps. "
+                f"This transformers release ({transformers_version}) names the generation cache differently "
+                f"from this model's code (which returns it as {CACHE_FIELD!r} and reads 'cache' or "
+                "'past_key_values'); generate(use_cache=False) still decodes correctly."
+            )
+        return model_inputs
+
+    # The most tokens one generate() call may produce unless `generation_config.max_new_tokens_limit`
+    # says otherwise: memory grows with beams x tokens, and 10**9 tokens would ask for tens of GB.
+    MAX_NEW_TOKENS_LIMIT = 1024
+
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        custom_generate: Any = compact_search,
+        **kwargs: Any,
+    ) -> Any:
+        """`GenerationMixin.generate`, decoded by this model's own search loop unless told otherwise.
+
+        The loop (`search_seq2seq_rnn.compact_search`) is transformers' greedy or beam search with
+        each sentence dropped from the batch the step it is done; it returns what transformers'
+        own loop returns. `custom_generate=None` runs transformers' own loop instead; another
+        callable runs that one. Sampling, and the settings `search_seq2seq_rnn.unsupported` names,
+        run transformers' own loop in any case.
+
+        Besides transformers' settings it takes those of `SearchSettings`, as arguments here or as
+        attributes of `generation_config`: `max_length_a` and `max_length_b` (at most
+        `a * source_tokens + b` new tokens per sentence) and `coverage_penalty` (beam search).
+
+        Raises `ValueError` naming the value and the accepted range for `num_beams < 1`,
+        `top_p` outside (0, 1] or `temperature <= 0` when sampling, a negative or non-numeric
+        `max_length_a`, `max_length_b` or `coverage_penalty`, and more new tokens
+        (`max_new_tokens`, or `max_length` without it) than `generation_config.max_new_tokens_limit`
+        (default `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more).
+        """
+        base = generation_config if generation_config is not None else self.generation_config
+        search = {name: kwargs.pop(name) for name in SEARCH_SETTINGS if name in kwargs}
+        search_settings = SearchSettings.from_config(base, search)
+        settings = copy.deepcopy(base)
+        settings.update(**kwargs)  # only the generation settings among kwargs; the rest go to the model
+        self._check_generation_settings(settings)
+        if custom_generate is compact_search:
+            # generate() hands a callable only the arguments its signature adds to transformers' own
+            # loop's, so the streamer goes to it under a name of its own as well.
+            kwargs.update(search_settings=search_settings, search_streamer=kwargs.get("streamer"))
+        if search_settings.caps_length:  # a stopping criterion, which the compact search applies itself
+            source = kwargs.get("attention_mask")
+            if source is None:
+                source = (inputs if inputs is not None else kwargs["input_ids"]).ne(self.config.pad_token_id)
+            criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
+            criteria.append(SourceLengthCap(search_settings, source))
+            kwargs["stopping_criteria"] = criteria
+        if custom_generate is not compact_search and search_settings.coverage_penalty:
+            logger.warning(
+                "coverage_penalty is a setting of this model's own beam search; ignored by %s", custom_generate
+            )
+        return super().generate(inputs, generation_config=generation_config, custom_generate=custom_generate, **kwargs)
+
+    def _check_generation_settings(self, settings: GenerationConfig) -> None:
+        """The checks of `generate()`'s Raises that transformers does not make itself."""
+        num_beams = settings.num_beams
+        if num_beams is not None and (isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1):
+            raise ValueError(f"num_beams={num_beams!r}: expected a whole number of at least 1 (1 is greedy search)")
+        if settings.do_sample:
+            top_p, temperature = settings.top_p, settings.temperature
+            if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+                raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1 when sampling")
+            if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+                raise ValueError(f"temperature={temperature!r}: expected a number greater than 0 when sampling")
+        limit = getattr(settings, "max_new_tokens_limit", None) or self.MAX_NEW_TOKENS_LIMIT
+        for name in ("max_new_tokens", "max_length"):
+            value = getattr(settings, name)
+            if value is not None and value > limit:
+                raise ValueError(
+                    f"{name}={value} is more than this model generates at once (at most {limit}); pass a smaller "
+                    "value, or raise model.generation_config.max_new_tokens_limit"
+                )
+            if name == "max_new_tokens" and value is not None:
+                break  # max_new_tokens overrides max_length
+
+
+class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGenerationMixin):
     """The encoder–decoder with its output layer: loss, logits and `generate()`."""
 
     _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
@@ -847,105 +961,6 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, GenerationMi
         feature, state, alignment = self.model.decoder.step(input_ids, memory, state)
         return self.lm_head(feature), state, alignment
 
-    def _reorder_cache(self, cache: Seq2SeqRNNState, beam_idx: torch.LongTensor) -> Seq2SeqRNNState:
-        cache.reorder_cache(beam_idx)
-        return cache
-
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The library's preparation, then a check of the link that carries the state between steps.
-
-        When generate() feeds only the newest decoder token(s), the state after the earlier ones
-        must come with them; without it every step would restart from the encoder's state and
-        repeat itself. That happens when a transformers release renames the state (as 5.24 did):
-        stop with an error that says so instead of generating garbage.
-        """
-        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
-        fed = model_inputs.get("decoder_input_ids")
-        carried = any(isinstance(value, Seq2SeqRNNState) for value in model_inputs.values())
-        if fed is not None and fed.shape[1] < input_ids.shape[1] and not carried:
-            raise RuntimeError(
-                "generate() fed the decoder only its newest token without the decoder state after the "
-                f"{input_ids.shape[1] - fed.shape[1]} earlier ones: the state is not carried between steps. "
-                f"This transformers release ({transformers_version}) names the generation cache differently "
-                f"from this model's code (which returns it as {CACHE_FIELD!r} and reads 'cache' or "
-                "'past_key_values'); generate(use_cache=False) still decodes correctly."
-            )
-        return model_inputs
-
-    # The most tokens one generate() call may produce unless `generation_config.max_new_tokens_limit`
-    # says otherwise: memory grows with beams x tokens, and 10**9 tokens would ask for tens of GB.
-    MAX_NEW_TOKENS_LIMIT = 1024
-
-    def generate(
-        self,
-        inputs: torch.Tensor | None = None,
-        generation_config: GenerationConfig | None = None,
-        custom_generate: Any = compact_search,
-        **kwargs: Any,
-    ) -> Any:
-        """`GenerationMixin.generate`, decoded by this model's own search loop unless told otherwise.
-
-        The loop (`search_seq2seq_rnn.compact_search`) is transformers' greedy or beam search with
-        each sentence dropped from the batch the step it is done; it returns what transformers'
-        own loop returns. `custom_generate=None` runs transformers' own loop instead; another
-        callable runs that one. Sampling, and the settings `search_seq2seq_rnn.unsupported` names,
-        run transformers' own loop in any case.
-
-        Besides transformers' settings it takes those of `SearchSettings`, as arguments here or as
-        attributes of `generation_config`: `max_length_a` and `max_length_b` (at most
-        `a * source_tokens + b` new tokens per sentence) and `coverage_penalty` (beam search).
-
-        Raises `ValueError` naming the value and the accepted range for `num_beams < 1`,
-        `top_p` outside (0, 1] or `temperature <= 0` when sampling, a negative or non-numeric
-        `max_length_a`, `max_length_b` or `coverage_penalty`, and more new tokens
-        (`max_new_tokens`, or `max_length` without it) than `generation_config.max_new_tokens_limit`
-        (default `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more).
-        """
-        base = generation_config if generation_config is not None else self.generation_config
-        search = {name: kwargs.pop(name) for name in SEARCH_SETTINGS if name in kwargs}
-        search_settings = SearchSettings.from_config(base, search)
-        settings = copy.deepcopy(base)
-        settings.update(**kwargs)  # only the generation settings among kwargs; the rest go to the model
-        self._check_generation_settings(settings)
-        if custom_generate is compact_search:
-            # generate() hands a callable only the arguments its signature adds to transformers' own
-            # loop's, so the streamer goes to it under a name of its own as well.
-            kwargs.update(search_settings=search_settings, search_streamer=kwargs.get("streamer"))
-        if search_settings.caps_length:  # a stopping criterion, which the compact search applies itself
-            source = kwargs.get("attention_mask")
-            if source is None:
-                source = (inputs if inputs is not None else kwargs["input_ids"]).ne(self.config.pad_token_id)
-            criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
-            criteria.append(SourceLengthCap(search_settings, source))
-            kwargs["stopping_criteria"] = criteria
-        if custom_generate is not compact_search and search_settings.coverage_penalty:
-            logger.warning(
-                "coverage_penalty is a setting of this model's own beam search; ignored by %s", custom_generate
-            )
-        return super().generate(inputs, generation_config=generation_config, custom_generate=custom_generate, **kwargs)
-
-    def _check_generation_settings(self, settings: GenerationConfig) -> None:
-        """The checks of `generate()`'s Raises that transformers does not make itself."""
-        num_beams = settings.num_beams
-        if num_beams is not None and (isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1):
-            raise ValueError(f"num_beams={num_beams!r}: expected a whole number of at least 1 (1 is greedy search)")
-        if settings.do_sample:
-            top_p, temperature = settings.top_p, settings.temperature
-            if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-                raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1 when sampling")
-            if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
-                raise ValueError(f"temperature={temperature!r}: expected a number greater than 0 when sampling")
-        limit = getattr(settings, "max_new_tokens_limit", None) or self.MAX_NEW_TOKENS_LIMIT
-        for name in ("max_new_tokens", "max_length"):
-            value = getattr(settings, name)
-            if value is not None and value > limit:
-                raise ValueError(
-                    f"{name}={value} is more than this model generates at once (at most {limit}); pass a smaller "
-                    "value, or raise model.generation_config.max_new_tokens_limit"
-                )
-            if name == "max_new_tokens" and value is not None:
-                break  # max_new_tokens overrides max_length
-
 
 __all__ = [
     "Seq2SeqRNNEncoderOutput",
@@ -953,4 +968,5 @@ __all__ = [
     "Seq2SeqRNNPreTrainedModel",
     "Seq2SeqRNNModel",
     "Seq2SeqRNNForConditionalGeneration",
+    "Seq2SeqRNNGenerationMixin",
 ]

@@ -188,7 +188,7 @@ def compact_search(
 
     Greedy search for `num_beams=1`, beam search above; transformers' own loop for what `unsupported`
     names, with one debug line. Takes and returns what transformers' own loops take and return;
-    `search_settings` and `search_streamer` are what `Seq2SeqRNNForConditionalGeneration.generate`
+    `search_settings` and `search_streamer` are what `Seq2SeqRNNGenerationMixin.generate`
     passes (generate() gives a callable no `streamer` of its own). The length cap comes as the
     `SourceLengthCap` that `generate()` puts among the stopping criteria: transformers' own loop
     applies it as it is, the compact search reads its limits and drops rows by them.
@@ -252,7 +252,8 @@ class DecodeStrategy:
     per-step outputs laid out at the rows of the whole batch.
 
     Args:
-        model: a `Seq2SeqRNNForConditionalGeneration` (its `start_decoding` and `decode_step`).
+        model: a `Seq2SeqRNNForConditionalGeneration` or another `Seq2SeqRNNGenerationMixin` model, such
+            as an ensemble (its `start_decoding` and `decode_step`).
         input_ids (`torch.LongTensor` of shape `(batch * beams, 1)`): the decoder start tokens.
         logits_processor, stopping_criteria, generation_config: as `generate()` prepared them.
         settings: this module's own settings.

@@ -2,6 +2,7 @@
 
     python -m training.predict --model runs/demo-translation --dataset test.tsv --output hyp.txt
     python -m training.predict --model runs/demo-translation --dataset - --output - < sentences.txt
+    python -m training.predict --model runs/seed1 --model runs/seed2 --dataset test.tsv --output hyp.txt  # an ensemble
     seq2seq-rnn-predict --model runs/opus-en-fr --dataset Helsinki-NLP/opus_books --dataset-config en-fr \\
         --split train --output hyp.txt --num-beams 5 --n-best 3 --alignments align.jsonl --hard-alignments align.txt
 
@@ -46,6 +47,7 @@ import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto cla
 from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
+from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
 
@@ -83,7 +85,12 @@ DataFlags = dataclasses.make_dataclass(
 class PredictSettings(DataFlags):
     """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`)."""
 
-    model: str = option("a folder written by training.train (save_pretrained), or a Hub id", required=True)
+    model: list[str] = option(
+        "a folder written by training.train (save_pretrained), or a Hub id; repeat it to decode with an ensemble "
+        "of the models (their log-probabilities averaged at each step; they must share a tokenizer, and the "
+        "decoding settings and task are the first model's)",
+        required=True,
+    )
     dataset: str = option(
         "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt), a Hub dataset name, "
         "or - for one source per line on stdin",
@@ -156,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
             arguments["default"] = item.default
         if kind is bool:
             arguments["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is list:  # a repeatable flag
+            arguments.update(action="append", type=typing.get_args(kind)[0])
         elif typing.get_origin(kind) is Literal:
             arguments["choices"] = typing.get_args(kind)
         else:
@@ -204,6 +213,19 @@ def load_model(path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Mod
     except (OSError, ValueError) as error:
         raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
     return model.eval(), tokenizer
+
+
+def load_models(paths: list[str], trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any]:
+    """The model at the one path of `paths`, or the ensemble of the models at several
+    (`seq2seq_tools.ensemble`), and the tokenizer; models whose tokenizers differ are refused."""
+    loaded = [load_model(path, trust_remote_code) for path in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    models, tokenizers = zip(*loaded, strict=True)
+    try:
+        return ensemble_of(models, tokenizers, paths), tokenizers[0]
+    except ValueError as error:
+        raise TrainingInputError(str(error)) from error
 
 
 def read_training_info(path: str) -> dict[str, Any]:
@@ -419,8 +441,9 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         logger.warning(why)
     paths = output_paths(settings)
     check_writable(paths)
-    model, tokenizer = load_model(settings.model, settings.trust_remote_code)
-    info = read_training_info(settings.model) if os.path.isdir(settings.model) else {}
+    model, tokenizer = load_models(settings.model, settings.trust_remote_code)
+    first = settings.model[0]  # an ensemble's task and languages are its first model's
+    info = read_training_info(first) if os.path.isdir(first) else {}
     task = settings.task or info.get("task") or "translation"
     with_attention = bool(settings.alignments or settings.hard_alignments)
     if with_attention and getattr(model.config, "attention_type", None) == "none":
@@ -464,7 +487,7 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
             "task": task,
             "seed": settings.seed,
         },
-        "model": settings.model,
+        "model": first if len(settings.model) == 1 else settings.model,  # an ensemble: every member
         "data": data.description,
         "outputs": paths,
         "cpu": cpu_description(),
@@ -474,6 +497,8 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     write_outputs(settings, paths, data, results, summary)
     report = sys.stderr if settings.output == STDIO else sys.stdout
     scored = ", ".join(f"{name} {value:.2f}" for name, value in (metrics or {}).items()) or "no references, no metrics"
+    if len(settings.model) > 1:
+        print(f"ensemble of {len(settings.model)} models: {', '.join(settings.model)}", file=report)
     print(f"{len(data.sources)} sentences, {summary['sentences_per_second']:.1f} sentences/s; {scored}", file=report)
     return summary
 
@@ -493,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["PredictSettings", "load_model", "main", "predict", "read_data"]
+__all__ = ["PredictSettings", "load_model", "load_models", "main", "predict", "read_data"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,371 @@
+"""Several trained models decoding as one: their log-probabilities averaged at every step.
+
+    from seq2seq_tools.ensemble import load_ensemble
+    ensemble, tokenizer = load_ensemble(["runs/en-fr-seed1", "runs/en-fr-seed2"])
+    ensemble.generate(**tokenizer(["Good morning."], return_tensors="pt"), num_beams=5)
+
+At step t each member `m` reads the same previous tokens and gives `log p_m(y_t | y_<t, x)`; the
+ensemble's logits are their mean, `(1 / M) * sum_m log p_m(y_t | y_<t, x)` (the rule of OpenNMT-py's
+`onmt.model_builder` ensembles, `onmt_translate -model a.pt b.pt`). `generate()` treats them as any
+model's logits: greedy search takes their argmax, beam search and the scores take their log-softmax,
+so the distribution searched is the normalized geometric mean of the members' distributions (OpenNMT-py
+adds the mean unnormalized; the argmax of a step is the same). An ensemble of one model decodes as
+that model. The attention returned is the mean of the members' alignments (of those with attention).
+
+Each member keeps its own encoder output, memory and recurrent state; the ensemble's are tuples of
+them, one per member, and `select` / `reorder_cache` apply to every member's. So both of `generate()`'s
+loops work: this package's compact search (`start_decoding`, `decode_step`) and transformers' own
+(`forward` with the state as `cache`, `generate(custom_generate=None)`), beams, n-best lists, scores,
+attention, and int8 (`seq2seq_tools.quantization.quantize_int8(ensemble)` quantizes every member).
+
+Members must share a vocabulary: the same tokenizer (`check_same_tokenizer`, token to id and special
+token ids) and, in their configs, the same vocabulary size and special token ids. The decoding settings
+(`generation_config`) are the first member's. An ensemble is built from loaded models and never saved.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
+
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from hf_seq2seq_rnn.compat_seq2seq_rnn import CACHE_FIELD, given_state
+from hf_seq2seq_rnn.modeling_seq2seq_rnn import (
+    Seq2SeqRNNEncoderOutput,
+    Seq2SeqRNNGenerationMixin,
+    Seq2SeqRNNMemory,
+    Seq2SeqRNNState,
+)
+
+from . import loading
+
+# The config entries that decide what a token id means to a model: members must agree on each.
+SHARED_CONFIG_KEYS = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+SPECIAL_TOKENS = ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id")
+
+
+@dataclass
+class Seq2SeqRNNEnsembleEncoderOutput(ModelOutput):
+    """
+    Args:
+        members (`tuple[Seq2SeqRNNEncoderOutput, ...]`): each member's encoder output, in member order.
+        attention_mask (`torch.LongTensor` of shape `(batch, src_len)`): 1 on real source tokens.
+    """
+
+    members: tuple[Seq2SeqRNNEncoderOutput, ...] | None = None
+    attention_mask: torch.LongTensor | None = None
+
+    def repeat_interleave(self, times: int) -> None:
+        """Repeat every member's rows `times` times in place (generate()'s expansion for beams and
+        returned sequences repeats the tensors of an output, not those inside the tuple of members)."""
+        self.members = tuple(
+            Seq2SeqRNNEncoderOutput(
+                **{
+                    name: value.repeat_interleave(times, dim=0) if isinstance(value, torch.Tensor) else value
+                    for name, value in member.items()
+                }
+            )
+            for member in self.members
+        )
+
+
+@dataclass
+class Seq2SeqRNNEnsembleMemory:
+    """What the members' decoders read from their encoders: one `Seq2SeqRNNMemory` per member."""
+
+    members: tuple[Seq2SeqRNNMemory, ...]
+
+    def select(self, rows: torch.LongTensor) -> Seq2SeqRNNEnsembleMemory:
+        """The memory of `rows` only, in every member."""
+        return Seq2SeqRNNEnsembleMemory(tuple(memory.select(rows) for memory in self.members))
+
+
+@dataclass
+class Seq2SeqRNNEnsembleState:
+    """The members' decoder states, carried between generation steps as the ensemble's `cache`."""
+
+    members: tuple[Seq2SeqRNNState, ...]
+    # A recurrent state cannot be cut back to an earlier step (generate asks before deferring its stop check).
+    is_croppable = False
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keep the rows of the beams that survive a beam-search step, in every member (in place)."""
+        for state in self.members:
+            state.reorder_cache(beam_idx)
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.members[0].steps
+
+
+class Seq2SeqRNNEnsembleEncoder(nn.Module):
+    """The members' encoders run on the same source (what `generate()` calls once per batch)."""
+
+    def __init__(self, encoders: Sequence[nn.Module]):
+        super().__init__()
+        self.encoders = nn.ModuleList(encoders)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqRNNEnsembleEncoderOutput:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, src_len)`): right-padded source tokens.
+            attention_mask (`torch.LongTensor` of shape `(batch, src_len)`, *optional*): 1 on real tokens.
+        """
+        if output_hidden_states:
+            raise ValueError("an ensemble has no hidden states of its own: decode with output_hidden_states=False")
+        members = tuple(encoder(input_ids, attention_mask, return_dict=True) for encoder in self.encoders)
+        return Seq2SeqRNNEnsembleEncoderOutput(members=members, attention_mask=members[0].attention_mask)
+
+
+def _mean_log_probs(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """`(1 / M) * sum_m log_softmax(logits_m)` over the vocabulary, in float32, shaped as each logits."""
+    return torch.stack([torch.log_softmax(one.float(), dim=-1) for one in logits]).mean(dim=0)
+
+
+def _mean_alignment(alignments: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
+    """The mean of the members' alignments, over those with attention; `None` when none has any."""
+    given = [alignment for alignment in alignments if alignment is not None]
+    return torch.stack(given).mean(dim=0) if given else None
+
+
+class Seq2SeqRNNEnsemble(PreTrainedModel, Seq2SeqRNNGenerationMixin):
+    """Models of this package decoding together, their log-probabilities averaged at every step.
+
+    Args:
+        models: the members, each a `Seq2SeqRNNForConditionalGeneration`, sharing a vocabulary. They
+            are held, not copied: training one changes the ensemble.
+
+    The config is a copy of the first member's (with attention when any member has it), and so are
+    the decoding settings (`generation_config`).
+
+    Raises:
+        ValueError: no model, a model of another class, or members whose configs disagree on a token id
+            (`SHARED_CONFIG_KEYS`); the message names both models.
+    """
+
+    config_class = Seq2SeqRNNConfig
+    main_input_name = "input_ids"
+    _is_stateful = True
+    state_class = Seq2SeqRNNEnsembleState
+
+    def __init__(self, models: Sequence[Seq2SeqRNNForConditionalGeneration]):
+        models = list(models)
+        _check_members(models)
+        config = copy.deepcopy(models[0].config)
+        with_attention = [model.config.attention_type for model in models if model.config.attention_type != "none"]
+        if config.attention_type == "none" and with_attention:
+            config.attention_type = with_attention[0]  # what callers read: the ensemble returns attention
+        super().__init__(config)
+        self.members = nn.ModuleList(models)
+        self.generation_config = copy.deepcopy(models[0].generation_config)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Nothing to initialise: every weight belongs to a trained member."""
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The members carry recurrent states, not keys and values.
+        return False
+
+    def get_encoder(self) -> Seq2SeqRNNEnsembleEncoder:
+        return Seq2SeqRNNEnsembleEncoder([model.get_encoder() for model in self.members])
+
+    def _expand_inputs_for_generation(
+        self,
+        expand_size: int = 1,
+        is_encoder_decoder: bool = False,
+        input_ids: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.LongTensor | None, dict[str, Any]]:
+        """generate()'s repetition of each input for beams and returned sequences, reaching the members'
+        encoder outputs as well (generate() repeats the tensors of an output, not those inside a tuple)."""
+        input_ids, kwargs = super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids, **kwargs)
+        encoder_outputs = kwargs.get("encoder_outputs")
+        if expand_size > 1 and isinstance(encoder_outputs, Seq2SeqRNNEnsembleEncoderOutput):
+            encoder_outputs.repeat_interleave(expand_size)
+        return input_ids, kwargs
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        encoder_outputs: Seq2SeqRNNEnsembleEncoderOutput | None = None,
+        cache: Seq2SeqRNNEnsembleState | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        past_key_values: Seq2SeqRNNEnsembleState | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqLMOutput:
+        r"""The members' decoders on the same decoder inputs (what transformers' own generation loop calls).
+
+        Args:
+            input_ids, attention_mask, decoder_input_ids: as in
+                [`Seq2SeqRNNForConditionalGeneration.forward`].
+            encoder_outputs (`Seq2SeqRNNEnsembleEncoderOutput`, *optional*): the members' encoder outputs.
+            cache (`Seq2SeqRNNEnsembleState`, *optional*): the members' states after earlier tokens.
+            past_key_values: the same, under its name before transformers 5.24; pass one of the two.
+
+        Returns:
+            `Seq2SeqLMOutput` whose `logits` `(batch, tgt_len, vocab_size)` are the members' mean
+            log-probabilities, with the members' states (`CACHE_FIELD`) and, with
+            `output_attentions`, `cross_attentions`: the mean alignment `(batch, 1, tgt_len, src_len)`.
+        """
+        state = given_state(cache, past_key_values, kwargs, Seq2SeqRNNEnsembleState)
+        if output_hidden_states:
+            raise ValueError("an ensemble has no hidden states of its own: decode with output_hidden_states=False")
+        if encoder_outputs is None:
+            encoder_outputs = self.get_encoder()(input_ids, attention_mask)
+        states = state.members if state is not None else (None,) * len(self.members)
+        outputs = [
+            model(
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                encoder_outputs=encoder_output,
+                cache=member_state,
+                use_cache=True,
+                output_attentions=output_attentions,
+                return_dict=True,
+            )
+            for model, encoder_output, member_state in zip(self.members, encoder_outputs.members, states, strict=True)
+        ]
+        alignment = _mean_alignment([out.cross_attentions[0] if out.cross_attentions else None for out in outputs])
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        new_state = Seq2SeqRNNEnsembleState(tuple(out[CACHE_FIELD] for out in outputs))
+        result = Seq2SeqLMOutput(
+            logits=_mean_log_probs([out.logits for out in outputs]),
+            cross_attentions=(alignment,) if output_attentions and alignment is not None else None,
+            **{CACHE_FIELD: new_state if use_cache else None},
+        )
+        return result if return_dict else result.to_tuple()
+
+    def start_decoding(
+        self, encoder_outputs: Seq2SeqRNNEnsembleEncoderOutput, attention_mask: torch.Tensor | None
+    ) -> tuple[Seq2SeqRNNEnsembleMemory, Seq2SeqRNNEnsembleState]:
+        """What a search loop decodes from: each member's encoder memory and first decoder state."""
+        members = zip(self.members, encoder_outputs.members, strict=True)
+        started = [model.start_decoding(output, attention_mask) for model, output in members]
+        return (
+            Seq2SeqRNNEnsembleMemory(tuple(memory for memory, _ in started)),
+            Seq2SeqRNNEnsembleState(tuple(state for _, state in started)),
+        )
+
+    def decode_step(
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNEnsembleMemory, state: Seq2SeqRNNEnsembleState
+    ) -> tuple[torch.Tensor, Seq2SeqRNNEnsembleState, torch.Tensor | None]:
+        """One step of every member on the previous tokens `(batch,)`: the mean log-probabilities
+        `(batch, vocab_size)`, the new states, and the mean alignment `(batch, src_len)` or `None`."""
+        steps = [
+            model.decode_step(input_ids, member_memory, member_state)
+            for model, member_memory, member_state in zip(self.members, memory.members, state.members, strict=True)
+        ]
+        return (
+            _mean_log_probs([logits for logits, _, _ in steps]),
+            Seq2SeqRNNEnsembleState(tuple(new_state for _, new_state, _ in steps)),
+            _mean_alignment([alignment for _, _, alignment in steps]),
+        )
+
+
+def _name(model: nn.Module, index: int) -> str:
+    return getattr(model, "name_or_path", "") or f"model {index + 1}"
+
+
+def _check_members(models: list[Any]) -> None:
+    """The checks of `Seq2SeqRNNEnsemble`'s Raises."""
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    for index, model in enumerate(models):
+        if not isinstance(model, Seq2SeqRNNForConditionalGeneration):
+            raise ValueError(
+                f"{_name(model, index)} is a {type(model).__name__}; an ensemble decodes with "
+                "Seq2SeqRNNForConditionalGeneration models only"
+            )
+    first = models[0]
+    for index, model in enumerate(models[1:], start=1):
+        for key in SHARED_CONFIG_KEYS:
+            if getattr(model.config, key) != getattr(first.config, key):
+                raise ValueError(
+                    f"{_name(first, 0)} and {_name(model, index)} have different vocabularies ({key} "
+                    f"{getattr(first.config, key)} and {getattr(model.config, key)}); an ensemble averages "
+                    "the log-probabilities of the same tokens, so its models must share a tokenizer"
+                )
+
+
+def check_same_tokenizer(tokenizers: Sequence[Any], names: Sequence[str]) -> None:
+    """Refuse tokenizers that do not map every token to the same id (their vocabularies and special token
+    ids, `SPECIAL_TOKENS`).
+
+    Args:
+        tokenizers: one per model.
+        names: the models' names, for the message.
+
+    Raises:
+        ValueError: naming the first model and the first one whose tokenizer differs, and how.
+    """
+    first = tokenizers[0]
+    for tokenizer, name in zip(tokenizers[1:], names[1:], strict=True):
+        if tokenizer.get_vocab() != first.get_vocab():
+            difference = f"vocabularies of {len(first.get_vocab())} and {len(tokenizer.get_vocab())} tokens"
+            if len(first.get_vocab()) == len(tokenizer.get_vocab()):
+                difference = f"vocabularies of {len(tokenizer.get_vocab())} tokens that differ"
+        else:
+            special = [key for key in SPECIAL_TOKENS if getattr(first, key, None) != getattr(tokenizer, key, None)]
+            if not special:
+                continue
+            difference = "special token ids (" + ", ".join(special) + ")"
+        raise ValueError(
+            f"{names[0]} and {name} have different tokenizers ({difference}); an ensemble averages the "
+            "log-probabilities of the same tokens, so its models must share a tokenizer"
+        )
+
+
+def ensemble_of(models: Sequence[Any], tokenizers: Sequence[Any], names: Sequence[str]) -> Seq2SeqRNNEnsemble:
+    """The ensemble of loaded `models` (in eval mode), after checking that their `tokenizers` agree.
+
+    Raises:
+        ValueError: tokenizers or configs that differ, naming both models (by `names`).
+    """
+    check_same_tokenizer(tokenizers, names)
+    return Seq2SeqRNNEnsemble(models).eval()
+
+
+def load_ensemble(sources: Sequence[str | Path], *, trust_remote_code: bool = False) -> tuple[Seq2SeqRNNEnsemble, Any]:
+    """The ensemble of the models at `sources` (folders or Hub ids), in eval mode, and their tokenizer.
+
+    Raises:
+        ValueError: tokenizers or configs that differ (naming both models), and what
+            `seq2seq_tools.loading.load_model` raises.
+    """
+    names = [str(source) for source in sources]
+    models = [loading.load_model(name, trust_remote_code=trust_remote_code) for name in names]
+    tokenizers = [loading.load_tokenizer(name, trust_remote_code=trust_remote_code) for name in names]
+    return ensemble_of(models, tokenizers, names), tokenizers[0]
+
+
+__all__ = [
+    "Seq2SeqRNNEnsemble",
+    "Seq2SeqRNNEnsembleEncoderOutput",
+    "Seq2SeqRNNEnsembleMemory",
+    "Seq2SeqRNNEnsembleState",
+    "check_same_tokenizer",
+    "ensemble_of",
+    "load_ensemble",
+]
