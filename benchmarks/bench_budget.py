@@ -10,7 +10,9 @@ For each budget (minutes of training, evaluation excluded) it trains, on the spl
   before the budget-aware one: `constant_with_warmup`, no weight average;
 - `budget`: the recipe as it stands: linear decay to zero at the budget, and the exponential moving
   average of the weights (`--ema-decay`); its raw weights are those of its last checkpoint;
-- `budget, seed 2`: the same with another seed, for the ensemble.
+- `budget, seed 2`: the same with another seed, for the ensemble;
+- `budget-checkpoints` (the budgets of `--checkpoint-average`): the `budget` run with a checkpoint
+  every `--checkpoints-apart` steps, the last 5 kept and averaged by `python -m training.average`.
 
 Every run has one torch thread and its own core (`taskset`); two run at once. The test split is then
 translated by `python -m training.predict` (beam 4, at most 60 new tokens, the saved length cap) and scored
@@ -41,6 +43,8 @@ VARIANTS = {
     "budget": [],
     "budget-seed2": ["--seed", "43"],
 }
+# The `budget` run again, with checkpoints close together at its end, for checkpoint averaging.
+CHECKPOINTS_AVERAGED = 5
 
 
 @dataclass
@@ -92,6 +96,40 @@ def raw_weights(work: Path, name: str) -> Path:
     return folder
 
 
+def checkpoint_average(work: Path, name: str) -> Path:
+    """A model folder with the mean of the run's last checkpoints, by `training.average`."""
+    folder = work / f"{name}-average"
+    if not folder.is_dir():
+        command = [
+            sys.executable, "-m", "training.average", "--checkpoints", str(work / name),
+            "--last", str(CHECKPOINTS_AVERAGED), "--output", str(folder),
+        ]  # fmt: skip
+        subprocess.run(command, cwd=REPO, env=thread_environment(1), check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+def entries_for(
+    work: Path, tag: str, ensemble: bool, checkpoints_apart: int | None
+) -> list[tuple[str, str, list[Path]]]:
+    """(row label, the run it comes from, the model folders to decode) for one budget."""
+    entries = [
+        ("constant", f"constant-{tag}", [work / f"constant-{tag}"]),
+        ("budget, trained weights", f"budget-{tag}", [raw_weights(work, f"budget-{tag}")]),
+        ("budget, moving average (--ema-decay)", f"budget-{tag}", [work / f"budget-{tag}"]),
+        ("budget seed 2, moving average", f"budget-seed2-{tag}", [work / f"budget-seed2-{tag}"]),
+    ]
+    if ensemble:
+        models = [work / f"budget-{tag}", work / f"budget-seed2-{tag}"]
+        entries.append(("ensemble of the two moving averages", f"budget-{tag}", models))
+    if checkpoints_apart is not None:
+        run = f"budget-checkpoints-{tag}"
+        entries += [
+            (f"budget (checkpoints {checkpoints_apart} steps apart), trained weights", run, [raw_weights(work, run)]),
+            (f"the same, average of its last {CHECKPOINTS_AVERAGED} checkpoints", run, [checkpoint_average(work, run)]),
+        ]
+    return entries
+
+
 def score(models: list[Path], name: str, data: dict[str, str], work: Path, core: int) -> dict[str, float]:
     """Test BLEU / chrF of `models` (several: their ensemble) through `training.predict`."""
     import sacrebleu
@@ -114,6 +152,10 @@ def score(models: list[Path], name: str, data: dict[str, str], work: Path, core:
     }
 
 
+def slug(label: str, tag: str) -> str:
+    return f"{tag}-" + "".join(character if character.isalnum() else "-" for character in label).strip("-")
+
+
 def run_info(work: Path, name: str) -> dict:
     return json.loads((work / name / "training_info.json").read_text(encoding="utf-8"))
 
@@ -126,6 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16"], help="the same for every run")
     parser.add_argument("--eval-steps", type=int, default=500, help="validation BLEU every N steps (for the curve)")
     parser.add_argument("--no-ensemble", action="store_true", help="skip the ensemble rows")
+    parser.add_argument(
+        "--checkpoint-average",
+        type=float,
+        nargs="*",
+        default=[8.0],
+        help="the budgets (of --budgets) that also get a run with checkpoints to average (none: no such run)",
+    )
+    parser.add_argument("--checkpoints-apart", type=int, default=100, help="steps between those checkpoints")
     args = parser.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -133,41 +183,29 @@ def main(argv: list[str] | None = None) -> None:
         name: write_pairs(rows, work / f"{name}.txt")
         for name, rows in reference_split(read_pairs(args.corpus, None)).items()
     }
-    # The runs compared run at the same time, one per core: constant beside budget, then the seeds 2.
+    # The runs compared run at the same time, one per core: constant beside budget, then the others.
     budgets = sorted(args.budgets, reverse=True)
     jobs = [Job(f"{name}-{minutes:g}min", minutes, VARIANTS[name]) for minutes in budgets for name in VARIANTS]
-    jobs.sort(key=lambda job: job.name.startswith("budget-seed2"))
+    checkpointed = [
+        "--checkpointing-steps",
+        str(args.checkpoints_apart),
+        "--keep-checkpoints",
+        str(CHECKPOINTS_AVERAGED),
+    ]
+    jobs += [Job(f"budget-checkpoints-{minutes:g}min", minutes, checkpointed) for minutes in args.checkpoint_average]
+    jobs.sort(key=lambda job: job.name.startswith(("budget-seed2", "budget-checkpoints")))
     on_cores(jobs, lambda job, core: train(job, core, data, work, args))
     rows = []
     for minutes in args.budgets:
         tag = f"{minutes:g}min"
-        entries = [
-            ("constant", [work / f"constant-{tag}"]),
-            ("budget, trained weights", [raw_weights(work, f"budget-{tag}")]),
-            ("budget, averaged weights", [work / f"budget-{tag}"]),
-            ("budget seed 2, averaged weights", [work / f"budget-seed2-{tag}"]),
-        ]
-        if not args.no_ensemble:
-            entries.append(
-                ("ensemble of the two budget models", [work / f"budget-{tag}", work / f"budget-seed2-{tag}"])
-            )
-        scores = on_cores(
-            [(f"{tag}-{index}", models) for index, (_, models) in enumerate(entries)],
-            lambda task, core: score(task[1], task[0], data, work, core),
-        )
+        checkpoints = args.checkpoints_apart if minutes in args.checkpoint_average else None
+        entries = entries_for(work, tag, not args.no_ensemble, checkpoints)
+        scores = on_cores(entries, lambda entry, core, tag=tag: score(entry[2], slug(entry[0], tag), data, work, core))
         baseline = scores[0]["bleu"]
-        for (label, models), result in zip(entries, scores, strict=True):
-            info = run_info(work, models[0].name.removesuffix("-raw"))
-            steps = info["eval_history"][-1]["step"]
-            rows.append(
-                (
-                    f"{minutes:g}",
-                    label,
-                    str(steps),
-                    f"{result['bleu']:.1f} / {result['chrf']:.1f}",
-                    f"{result['bleu'] - baseline:+.1f}",
-                )
-            )
+        for (label, run, _), result in zip(entries, scores, strict=True):
+            steps = run_info(work, run)["eval_history"][-1]["step"]
+            bleu = f"{result['bleu']:.1f} / {result['chrf']:.1f}"
+            rows.append((f"{minutes:g}", label, str(steps), bleu, f"{result['bleu'] - baseline:+.1f}"))
     print(f"\n{machine_line(1)}; every run on its own core, two at once; {args.mixed_precision}\n")
     print_table(["minutes", "model", "steps", "test BLEU / chrF (beam 4)", "BLEU vs constant"], rows)
 
