@@ -115,6 +115,8 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
         "corrupt checkpoint path": ([*TINY, "--output-dir", corrupt_weights, "--resume-from-checkpoint", os.path.join(corrupt_weights, "checkpoints", STEP_4)], "model.safetensors: SafetensorError"),
         "every checkpoint corrupt": ([*TINY, "--output-dir", all_corrupt, "--resume-from-checkpoint", "latest"], "can be read; remove them to start from scratch"),
         "resume from a save cut by a kill": ([*TINY, "--output-dir", killed, "--resume-from-checkpoint", os.path.join(killed, "checkpoints", ".tmp-step-00000006")], "no such file"),
+        "no weight average to resume": ([*TINY, "--output-dir", copy_run(trained_run, tmp_path / "no_average"), "--resume-from-checkpoint", "latest", "--ema-decay", "0.9"], "holds no weight average (its run had no --ema-decay)"),
+        "zero time budget": ([*demo, "--max-minutes", "0"], "max_minutes=0.0: expected a number of minutes above 0"),
     }  # fmt: skip
 
 
@@ -124,6 +126,7 @@ CASE_NAMES = [
     "output dir not writable", "invalid tokenizer.json", "vocabulary too small", "char vocabulary too small",
     "bad tokenizer type", "empty file", "whitespace-only .txt",
     "malformed .jsonl line", "corrupt checkpoint path", "every checkpoint corrupt", "resume from a save cut by a kill",
+    "no weight average to resume", "zero time budget",
 ]  # fmt: skip
 
 

@@ -27,6 +27,7 @@ if __name__ == "__main__":
 
 import contextlib
 import dataclasses
+import glob
 import logging
 import math
 import os
@@ -483,6 +484,11 @@ def resume(accelerator: Accelerator, config: TrainingConfig, checkpoint: str | N
         logger.info("no checkpoint in %s yet: starting from scratch", config.output_dir, main_process_only=True)
     if checkpoint is None:
         return state
+    if config.ema_decay is not None and not glob.glob(os.path.join(checkpoint, "custom_checkpoint_*")):
+        raise TrainingInputError(
+            f"the checkpoint {checkpoint} holds no weight average (its run had no --ema-decay); resume without "
+            "--ema-decay, or start a new run with it"
+        )
     try:
         accelerator.load_state(checkpoint)
     except Exception as error:  # damage that the read-back check missed, or another model's state
