@@ -75,6 +75,11 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
         path.write_text(text, encoding="utf-8")
         return str(path)
 
+    def write_bytes(name: str, content: bytes) -> str:
+        path = tmp_path / name
+        path.write_bytes(content)
+        return str(path)
+
     pairs = write("pairs.csv", "Q,A\n" + "hello,hi\nhow are you,fine\nbye,see you\n" * 4)
     header_only = write("header_only.csv", "Q,A\n")
     typo_config = write("typo.yaml", "hiden_size: 64\n")
@@ -92,7 +97,9 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
     demo = ["--demo", "translation"]
     return {
         "missing file": (["--dataset", str(tmp_path / "nope.csv")], "data file not found"),
-        "unknown extension": (["--dataset", __file__], "unknown extension '.py'"),
+        "plain text, no targets": (["--dataset", __file__], "holds sources only, in 'source' (no targets); training needs pairs"),
+        "binary file, odd extension": (["--dataset", write_bytes("corpus.bin", b"\x1f\x8b\x08\x00\xff\x00")], "unknown extension '.bin' and not UTF-8 text"),
+        "headerless first row unclear": (["--dataset", write("pairs.tsv", "Hi\tSalut\nGo.\tVa !\nRun!\tCours !\n")], "pairs.tsv was read as a header (column names)"),
         "missing Hub dataset": (["--dataset", "no-such-user/no-such-dataset"], "no-such-user/no-such-dataset"),
         "wrong column": (["--dataset", pairs, "--source-column", "Question", "--target-column", "A"], "'Question' is not a column of the data; the columns are 'Q', 'A'"),
         "empty split": (["--dataset", header_only], "is empty"),
@@ -121,7 +128,8 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
 
 
 CASE_NAMES = [
-    "missing file", "unknown extension", "missing Hub dataset", "wrong column", "empty split", "unknown key in YAML",
+    "missing file", "plain text, no targets", "binary file, odd extension", "headerless first row unclear",
+    "missing Hub dataset", "wrong column", "empty split", "unknown key in YAML",
     "unknown flag", "bad value", "missing split", "learning rate nan", "negative learning rate", "negative length cap", "output dir is a file",
     "output dir not writable", "invalid tokenizer.json", "vocabulary too small", "char vocabulary too small",
     "bad tokenizer type", "empty file", "whitespace-only .txt",

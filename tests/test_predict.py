@@ -27,7 +27,7 @@ from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training import demos
 from training.data import DataSpec, pairs_from_splits
-from training.predict import main, write_atomically
+from training.predict import main, one_line, write_atomically
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -274,6 +274,8 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
     gaps.write_text("source\ttarget\nMay 3, 2020\t3 mai 2020\nMay 4, 2020\t\n", encoding="utf-8")
     a_file = tmp_path / "a_file"
     a_file.write_text("x", encoding="utf-8")
+    binary = tmp_path / "test.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     out = str(tmp_path / "hyp.txt")
     data = ["--dataset", validation_tsv]
     return {
@@ -286,6 +288,10 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         "a row without reference": (
             ["--model", trained, "--dataset", str(gaps), "--output", out],
             "2 sources but 1 references",
+        ),
+        "binary file, odd extension": (
+            ["--model", trained, "--dataset", str(binary), "--output", out],
+            "unknown extension '.bin' and not UTF-8 text (binary content)",
         ),
         "n-best above beams": (["--model", trained, *data, "--output", out, "--n-best", "5"], "--n-best 5 is above"),
         "output folder missing": (
@@ -316,6 +322,7 @@ CASES = [
     "empty input file",
     "fewer references",
     "a row without reference",
+    "binary file, odd extension",
     "n-best above beams",
     "output folder missing",
     "output below a file",
@@ -337,6 +344,50 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(name, tmp_path, tiny
     lines = [line for line in error.splitlines() if line.startswith("error: ")]  # besides progress bars
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in error, error[-2000:]
     assert set(os.listdir(tmp_path)) == before  # no output, no leftover temporary file
+
+
+@pytest.fixture(scope="module")
+def varied_folder(tmp_path_factory) -> str:
+    """An untrained tiny model whose weights are drawn wide enough that its greedy outputs differ from
+    source to source (the zero-attention `tiny_folder` answers every source alike)."""
+    from transformers import GenerationConfig
+
+    model, tokenizer = tiny_model(**VARIANTS["bahdanau-input-feeding-gru"])
+    generator = torch.Generator().manual_seed(4)  # outputs all different, none empty
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    model.generation_config = GenerationConfig(
+        num_beams=1, max_new_tokens=8, decoder_start_token_id=model.config.decoder_start_token_id
+    )
+    folder = tmp_path_factory.mktemp("varied") / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_a_plain_text_test_set_of_any_extension_decodes_one_line_per_source_and_scores(varied_folder, tmp_path):
+    """`--dataset test.de --references test.en`, the layout of NMT test sets: each line of test.de
+    is one source (a tab in it too), each line of test.en its reference, in order."""
+    sources = ["red cat", "the sun and the moon over water", "dog", "fire water earth wind", "red cat\tthe dog"]
+    (tmp_path / "test.de").write_text("".join(line + "\n" for line in sources), encoding="utf-8")
+    references = tmp_path / "test.en"
+    references.write_text("".join(f"reference {i}\n" for i in range(len(sources))), encoding="utf-8")
+    output = tmp_path / "hyp.txt"
+    arguments = ["--model", varied_folder, "--dataset", str(tmp_path / "test.de"), "--output", str(output)]
+    assert main([*arguments, "--references", str(references), "--num-threads", "1"]) == 0
+    lines = output.read_text(encoding="utf-8").splitlines()
+    model, tokenizer = load(varied_folder)
+    alone = [generate_texts(model, tokenizer, [source], num_beams=1, max_new_tokens=8)[0].text for source in sources]
+    assert lines == [one_line(text) for text in alone] and len(set(lines)) > 2  # each line its own source's output
+    summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
+    assert summary["sentences"] == len(sources) and summary["metrics"]["chrf"] < 50
+    assert "sources only" in summary["data"] and "references from" in summary["data"]
+    # The outputs as references score chrF 100: the references are read line by line, in order.
+    references.write_text(output.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main([*arguments, "--references", str(references), "--num-threads", "1"]) == 0
+    summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
+    assert summary["metrics"]["chrf"] == pytest.approx(100)
 
 
 def test_empty_stdin_exits_2(tiny_folder):

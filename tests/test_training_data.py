@@ -172,3 +172,64 @@ def test_batches_group_pairs_by_target_length_first():
     target_lengths = [len(ids) for ids in kept["labels"]]
     padding = sum(max(target_lengths[i] for i in b) - target_lengths[i] for b in batches for i in b)
     assert padding <= 16 * 6, padding  # at most a batch's worth at each of the 6 boundaries between lengths
+
+
+def write_lines(path, lines: list[str]) -> str:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["in-memory", "streaming"])
+def test_a_tsv_or_csv_without_a_header_reads_as_pairs_from_its_first_row(tmp_path, streaming):
+    tsv = write_lines(tmp_path / "test.tsv", [f"{source}\t{target}" for source, target in PAIRS])
+    pd.DataFrame(PAIRS).to_csv(tmp_path / "test.csv", index=False, header=False)  # quotes around the commas
+    for path in (tsv, str(tmp_path / "test.csv")):
+        splits, schema = load_pairs(DataSpec(dataset=path, validation_size=2, streaming=streaming))
+        assert all_pairs(splits) == sorted(PAIRS), path  # the first row is a pair, not column names
+        assert (schema.source, schema.target) == ("source", "target")
+
+
+@pytest.mark.parametrize(
+    "header, flags",
+    [
+        ("source\ttarget", {}),
+        ("TGT\tSRC", {}),  # a known pair in either order, any case
+        ("Q\tA", {}),
+        ("english\tfrench", {"source_column": "english", "target_column": "french"}),
+        ("en\tfr", {"source_lang": "en", "target_lang": "fr"}),  # predict passes the model's languages
+    ],
+)
+def test_a_header_that_names_the_columns_is_read_as_before(tmp_path, header, flags):
+    path = write_lines(tmp_path / "test.tsv", [header] + [f"{source}\t{target}" for source, target in PAIRS])
+    splits, _ = load_pairs(DataSpec(dataset=path, validation_size=2, **flags))
+    expected = [(t, s) for s, t in PAIRS] if header == "TGT\tSRC" else PAIRS
+    assert all_pairs(splits) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    "first_rows",
+    [
+        ["english\tfrench"],  # two bare words: rather names than a pair
+        ["Feb 8, 2008\t8 févr. 2008", "Feb 9, 2008\t"],  # a row without a target: in doubt
+    ],
+    ids=["bare words", "a row without a target"],
+)
+def test_an_ambiguous_first_row_is_a_header_and_the_error_says_so_and_how_to_pass_none(tmp_path, first_rows):
+    path = write_lines(tmp_path / "test.tsv", first_rows + [f"{source}\t{target}" for source, target in PAIRS])
+    with pytest.raises(TrainingInputError) as caught:
+        load_pairs(DataSpec(dataset=path, validation_size=2))
+    message = str(caught.value)
+    assert f"the first row of {path} was read as a header (column names)" in message
+    assert "put a line source<TAB>target above it, or rename the file .txt" in message
+    assert "\n" not in message
+    renamed = tmp_path / "test.txt"  # the way out the message names: the pairs, first row included
+    renamed.write_bytes((tmp_path / "test.tsv").read_bytes())
+    if first_rows[0] == "english\tfrench":
+        splits, _ = load_pairs(DataSpec(dataset=str(renamed), validation_size=2))
+        assert all_pairs(splits) == sorted([("english", "french"), *PAIRS])
+
+
+def test_plain_text_of_another_extension_is_sources_only_and_training_refuses_it(tmp_path):
+    path = write_lines(tmp_path / "newstest2014.en", [source for source, _ in PAIRS])
+    with pytest.raises(TrainingInputError, match=r"holds sources only, in 'source' \(no targets\); training needs"):
+        load_pairs(DataSpec(dataset=path))

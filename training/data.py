@@ -2,9 +2,11 @@
 
 One code path serves a Hub name (`load_dataset("Helsinki-NLP/opus_books", "en-fr")`) and local
 files (`load_dataset("csv", data_files=...)`): only the builder and its arguments differ. Supported
-files: `.csv`, `.tsv` (header row, tab-separated), `.json` / `.jsonl`, `.parquet`, and `.txt`
-with one `source<TAB>target` pair per line (further tab-separated fields, such as Tatoeba's
-attribution, are ignored).
+files: `.csv`, `.tsv` (tab-separated; a header row, unless the first row is a pair: see
+`has_header`), `.json` / `.jsonl`, `.parquet`, and `.txt` with one `source<TAB>target` pair per
+line (further tab-separated fields, such as Tatoeba's attribution, are ignored). A UTF-8 text file
+with any other extension (`test.de`, `newstest2014.en`) holds one source per line and no targets:
+`training.predict` decodes it (the references come from `--references`); training refuses it.
 
 Schemas, each reduced to the two string columns `source` and `target`:
 
@@ -13,6 +15,7 @@ Schemas, each reduced to the two string columns `source` and `target`:
     squad          question, answers.text (first answer), optional context  (SQuAD)
     conversation   a list of turns; consecutive turns become pairs   (chatterbot, ShareGPT-like)
     text_pairs     a single `text` column of `source<TAB>target` lines
+    sources        a single `source` (or `src`, `question`, ...) column: sources without targets
 
 `detect_schema` picks one from the column names where that is unambiguous; otherwise it raises
 `TrainingInputError` naming the columns found and the flags to pass.
@@ -20,9 +23,13 @@ Schemas, each reduced to the two string columns `source` and `target`:
 
 from __future__ import annotations
 
+import codecs
+import csv
+import itertools
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -35,8 +42,9 @@ from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
 
-# Builder and its arguments for each local file extension. A `.tsv` has a header row and no
-# quoting (sentences contain quotes); a `.txt` is read as lines and split on the first tab.
+# Builder and its arguments for each local file extension. A `.tsv` has no quoting (sentences
+# contain quotes) and, like a `.csv`, a header row unless its first row is a pair (`has_header`);
+# a `.txt` is read as lines and split on the first tab. Other extensions: plain text (`local_reader`).
 LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
     ".csv": ("csv", {}),
     ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}),
@@ -45,6 +53,13 @@ LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
     ".parquet": ("parquet", {}),
     ".txt": ("text", {}),
 }
+# A .csv or .tsv read without a header row gets these column names.
+HEADERLESS_COLUMNS = ["source", "target"]
+# How much of a local file is read to tell a header from a first pair, and text from binary content.
+SNIFF_ROWS = 200
+SNIFF_BYTES = 1 << 16
+# A first row of two such bare words (`english french`, `Q A`) rather names columns than holds a pair.
+COLUMN_NAME = re.compile(r"[^\W\d]\w*")
 # Column-name pairs recognised without flags, in order of preference (compared case-insensitively).
 KNOWN_COLUMN_PAIRS = [
     ("source", "target"),
@@ -60,6 +75,8 @@ CONVERSATION_COLUMNS = ("conversation", "conversations", "messages", "dialog", "
 TURN_TEXT_KEYS = ("content", "value", "text")
 TURN_ROLE_KEYS = ("role", "from", "speaker")
 ANSWER_ROLES = ("assistant", "gpt", "bot", "model")
+# A lone column of one of these names holds sources without targets (a test set to decode).
+SOURCE_COLUMNS = tuple(dict.fromkeys(source for source, _ in KNOWN_COLUMN_PAIRS))
 
 
 def _key(default: Any, help: str) -> Any:
@@ -73,7 +90,8 @@ class DataSpec:
 
     dataset: str = field(
         metadata={
-            "help": "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target .txt)"
+            "help": "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target "
+            ".txt); a .csv or .tsv has a header row unless its first row is a pair"
         }
     )
     dataset_config: str | None = _key(None, "the Hub configuration name (e.g. en-fr for Helsinki-NLP/opus_books)")
@@ -105,8 +123,8 @@ class Schema:
     """How rows of a dataset become pairs.
 
     Args:
-        kind: one of "translation", "columns", "squad", "conversation", "text_pairs".
-        source: the source column (columns, squad) or language (translation).
+        kind: one of "translation", "columns", "squad", "conversation", "text_pairs", "sources".
+        source: the source column (columns, squad, sources) or language (translation).
         target: the target column (columns, squad) or language (translation).
         column: the column holding the nested data (translation, conversation, text_pairs).
         context: the optional context column of the squad schema.
@@ -128,33 +146,36 @@ class Schema:
             return f"SQuAD-style {self.source!r}{with_context} -> {self.target!r}.text"
         if self.kind == "conversation":
             return f"conversation turns in {self.column!r}"
+        if self.kind == "sources":
+            return f"sources only, in {self.source!r} (no targets)"
         return f"tab-separated pairs in {self.column!r}"
 
 
 def load_raw(
-    name_or_path: str, dataset_config: str | None = None, streaming: bool = False, split_name: str = "train"
+    name_or_path: str,
+    dataset_config: str | None = None,
+    streaming: bool = False,
+    split_name: str = "train",
+    spec: DataSpec | None = None,
 ) -> DatasetDict | IterableDatasetDict:
     """Load a Hub dataset or a local file with `datasets.load_dataset`, every split it has.
 
-    A local file becomes the split `split_name`. Failures become `TrainingInputError`.
+    A local file becomes the split `split_name`, read as `local_reader` says (`spec`'s column and
+    language flags help tell a header row from a first pair). Failures become `TrainingInputError`.
     """
     extension = os.path.splitext(name_or_path)[1].lower()
     looks_local = os.path.exists(name_or_path) or extension in LOCAL_BUILDERS or name_or_path.startswith((".", "/"))
     if looks_local:
         if not os.path.isfile(name_or_path):
             raise TrainingInputError(f"data file not found: {name_or_path}")
-        if extension not in LOCAL_BUILDERS:
-            raise TrainingInputError(
-                f"cannot read {name_or_path}: unknown extension {extension!r}; use one of {', '.join(LOCAL_BUILDERS)}"
-            )
         if os.path.getsize(name_or_path) == 0:
             raise TrainingInputError(f"the data file {name_or_path} is empty (0 bytes); it needs at least two pairs")
-        builder, builder_kwargs = LOCAL_BUILDERS[extension]
+        builder, builder_kwargs = local_reader(name_or_path, spec)
         arguments: dict[str, Any] = {"path": builder, "data_files": {split_name: name_or_path}, **builder_kwargs}
     else:
         arguments = {"path": name_or_path, "name": dataset_config}
     try:
-        return datasets.load_dataset(**arguments, streaming=streaming)
+        loaded = datasets.load_dataset(**arguments, streaming=streaming)
     except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as error:
         raise TrainingInputError(
             f"dataset {name_or_path!r} not found (is the name right, is the Hub reachable?): {error}"
@@ -170,6 +191,72 @@ def load_raw(
         raise TrainingInputError(f"dataset {name_or_path!r} could not be loaded: {error}") from error
     except Exception as error:  # pyarrow and pandas parse errors have no common base class
         raise _parse_error(name_or_path, extension, error) from error
+    if looks_local and extension not in LOCAL_BUILDERS:  # plain text: each line is a source
+        loaded = loaded.rename_column("text", SOURCE_COLUMNS[0])
+    return loaded
+
+
+def local_reader(path: str, spec: DataSpec | None = None) -> tuple[str, dict[str, Any]]:
+    """The `datasets` builder and its arguments for a local file, by its extension (`LOCAL_BUILDERS`).
+
+    A `.csv` or `.tsv` whose first row is a pair, not a header (`has_header`), is read with the
+    column names `source` and `target`, its first row kept as a pair. Any other extension is read as
+    plain text, one source per line, if the file is UTF-8 text; binary content is refused.
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in LOCAL_BUILDERS:
+        _check_plain_text(path, extension)
+        return "text", {}
+    builder, arguments = LOCAL_BUILDERS[extension]
+    if builder == "csv" and not has_header(path, arguments, spec):
+        logger.info(
+            "%s has no header row (its first row is a pair): read as %s", path, " and ".join(HEADERLESS_COLUMNS)
+        )
+        arguments = {**arguments, "column_names": list(HEADERLESS_COLUMNS)}
+    return builder, arguments
+
+
+def has_header(path: str, csv_arguments: dict[str, Any], spec: DataSpec | None = None) -> bool:
+    """Whether the first row of a `.csv` or `.tsv` (read with `csv_arguments`) names its columns.
+
+    It does, unless every one of the first `SNIFF_ROWS` rows holds exactly two non-empty fields and
+    the first row does not look like names: not a pair of `KNOWN_COLUMN_PAIRS` (either order), not
+    the `--source-lang`/`--target-lang` pair, not two bare words (`english french`). Column flags
+    name a header's columns, so with `--source-column`/`--target-column` the first row is a header.
+    In doubt the answer is a header, as before; `schema_of` then says how to pass a file without one.
+    """
+    if spec is not None and (spec.source_column or spec.target_column):
+        return True
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            rows = [row for row in itertools.islice(csv.reader(handle, **csv_arguments), SNIFF_ROWS) if row]
+    except csv.Error:  # e.g. a field over the csv module's size limit: not two short texts
+        return True
+    if not rows or any(len(row) != 2 or not (row[0].strip() and row[1].strip()) for row in rows):
+        return True
+    first = (rows[0][0].strip(), rows[0][1].strip())
+    lower = (first[0].lower(), first[1].lower())
+    if lower in KNOWN_COLUMN_PAIRS or lower[::-1] in KNOWN_COLUMN_PAIRS:
+        return True
+    if spec is not None and {spec.source_lang, spec.target_lang} == set(first):
+        return True
+    return all(COLUMN_NAME.fullmatch(name) for name in first)
+
+
+def _check_plain_text(path: str, extension: str) -> None:
+    """Refuse a file of unknown extension whose start is not UTF-8 text (a NUL byte or an invalid sequence)."""
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
+        text = b"\x00" not in head
+    except UnicodeDecodeError:
+        text = False
+    if not text:
+        raise TrainingInputError(
+            f"cannot read {path}: unknown extension {extension!r} and not UTF-8 text (binary content); use one of "
+            f"{', '.join(LOCAL_BUILDERS)}, or UTF-8 plain text with one sentence per line"
+        )
 
 
 def _parse_error(path: str, extension: str, error: BaseException) -> TrainingInputError:
@@ -268,11 +355,31 @@ def detect_schema(columns: list[str], spec: DataSpec, features: datasets.Feature
             return Schema("columns", source=lower[source], target=lower[target])
     if columns == ["text"]:
         return Schema("text_pairs", column="text")
+    if len(columns) == 1 and columns[0].lower() in SOURCE_COLUMNS:
+        return Schema("sources", source=columns[0])
     raise TrainingInputError(
         f"cannot tell which columns hold the pairs; the columns are {found}. Pass --source-column and "
         "--target-column (two text columns), or --source-lang and --target-lang (a 'translation' column), "
         "or use a 'question'/'answers' (SQuAD) or 'conversations' (list of turns) column."
     )
+
+
+def schema_of(dataset: Dataset | IterableDataset, spec: DataSpec, source: str) -> Schema:
+    """`detect_schema` of a loaded dataset. When it fails on a local `.csv` or `.tsv`, whose first row
+    was then read as a header (`has_header`), the message says so and how to pass a file without one."""
+    columns = column_names(dataset)
+    try:
+        return detect_schema(columns, spec, dataset.features)
+    except TrainingInputError as error:
+        extension = os.path.splitext(source)[1].lower()
+        if extension not in (".csv", ".tsv") or not os.path.isfile(source) or columns == HEADERLESS_COLUMNS:
+            raise
+        separator, rename = (",", "") if extension == ".csv" else ("<TAB>", ", or rename the file .txt")
+        problem = str(error).rstrip(".")
+        raise TrainingInputError(
+            f"the first row of {source} was read as a header (column names), and {problem}. If that row is "
+            f"a pair (the file has no header), put a line source{separator}target above it{rename}"
+        ) from error
 
 
 def _translation_languages(features: datasets.Features | None, column: str) -> list[str]:
@@ -333,6 +440,9 @@ def _pairs_from_batch(batch: dict[str, list[Any]], schema: Schema) -> dict[str, 
             for prompt, reply in conversation_pairs(turns):
                 sources.append(prompt)
                 targets.append(reply)
+    elif schema.kind == "sources":
+        sources = [_text(source) for source in batch[schema.source]]
+        targets = [""] * len(sources)
     else:  # text_pairs
         for line in batch[schema.column]:
             fields = (line or "").split("\t")
@@ -379,8 +489,19 @@ def load_pairs(spec: DataSpec) -> tuple[dict[str, Dataset | IterableDataset], Sc
     The validation pairs come from `validation_file`, else `validation_split`, else a split named
     `validation`, else `validation_size` rows of the training split (shuffled with `seed`).
     """
-    splits = load_raw(spec.dataset, spec.dataset_config, spec.streaming, spec.train_split)
+    splits = load_raw(spec.dataset, spec.dataset_config, spec.streaming, spec.train_split, spec)
     return pairs_from_splits(splits, spec, source=spec.dataset)
+
+
+def _training_schema(dataset: Dataset | IterableDataset, spec: DataSpec, source: str) -> Schema:
+    """`schema_of` for training, which needs pairs: sources without targets are refused."""
+    schema = schema_of(dataset, spec, source)
+    if schema.kind == "sources":
+        raise TrainingInputError(
+            f"cannot train on {source}: it holds {schema.describe()}; training needs pairs (source<TAB>target "
+            "lines in a .txt or .tsv, or two text columns); training.predict decodes sources alone (--references)"
+        )
+    return schema
 
 
 def pairs_from_splits(
@@ -389,7 +510,7 @@ def pairs_from_splits(
     """`load_pairs` on already loaded splits (the embedded demo corpora enter here)."""
     train = _split(splits, spec.train_split, source, spec)
     if spec.validation_file:
-        validation_splits = load_raw(spec.validation_file, streaming=spec.streaming, split_name="validation")
+        validation_splits = load_raw(spec.validation_file, streaming=spec.streaming, split_name="validation", spec=spec)
         validation = validation_splits["validation"]
     elif spec.validation_split:
         validation = _split(splits, spec.validation_split, source, spec)
@@ -400,13 +521,13 @@ def pairs_from_splits(
     columns = column_names(train)
     if not columns:
         raise TrainingInputError(f"the {spec.train_split!r} split of {source} is empty")
-    schema = detect_schema(columns, spec, train.features)
+    schema = _training_schema(train, spec, source)
     logger.info("Reading %s as %s", source, schema.describe())
     if schema.kind == "text_pairs" and isinstance(train, Dataset):
         report_extra_fields(train, schema.column, source)
     train = to_pairs(train, schema)
     if validation is not None:
-        validation = to_pairs(validation, detect_schema(column_names(validation), spec, validation.features))
+        validation = to_pairs(validation, _training_schema(validation, spec, spec.validation_file or source))
     elif isinstance(train, IterableDataset):
         held_out = int(spec.validation_size) if spec.validation_size >= 1 else 500
         validation, train = train.take(held_out), train.skip(held_out)
@@ -432,8 +553,11 @@ __all__ = [
     "Schema",
     "conversation_pairs",
     "detect_schema",
+    "has_header",
     "load_pairs",
     "load_raw",
+    "local_reader",
     "pairs_from_splits",
+    "schema_of",
     "to_pairs",
 ]

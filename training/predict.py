@@ -7,8 +7,9 @@
         --split train --output hyp.txt --num-beams 5 --n-best 3 --alignments align.jsonl --hard-alignments align.txt
 
 The data is read as training reads it (`training.data`: a local file in any format training accepts,
-or a Hub dataset and `--split`, with the same schema detection and column flags); `--dataset -`
-reads one source per line from stdin. Decoding goes through `seq2seq_tools.generation.generate_texts`,
+or a Hub dataset and `--split`, with the same schema detection and column flags); a plain-text file
+of another extension (`test.de`) and `--dataset -` (stdin) hold one source per line, their
+references given by `--references`. Decoding goes through `seq2seq_tools.generation.generate_texts`,
 the path training and the chatbot use: batches sorted by length, outputs in the input's order.
 Any `generate()` setting not given comes from the model's `generation_config.json` (the settings
 training evaluated with), so the BLEU printed here is the training evaluation's on the same data.
@@ -51,7 +52,7 @@ from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
 
-from .data import DataSpec, column_names, detect_schema, load_raw, to_pairs
+from .data import DataSpec, load_raw, schema_of, to_pairs
 from .errors import InputArgumentParser, TrainingInputError, describe_expected
 from .evaluation import compute_metrics, load_metrics
 
@@ -92,8 +93,9 @@ class PredictSettings(DataFlags):
         required=True,
     )
     dataset: str = option(
-        "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt), a Hub dataset name, "
-        "or - for one source per line on stdin",
+        "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt, or UTF-8 text with any other "
+        "extension, such as test.de, read as one source per line), a Hub dataset name, or - for one source per "
+        "line on stdin",
         required=True,
     )
     output: str = option("where the outputs go, one line per input (- for stdout)", required=True)
@@ -264,13 +266,13 @@ def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
         )
         if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
             raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")
-        splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split)
+        splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
         if settings.split not in splits:
             raise TrainingInputError(
                 f"split {settings.split!r} not found in {settings.dataset}; its splits are {sorted(splits)}"
             )
         raw = splits[settings.split]
-        schema = detect_schema(column_names(raw), spec, raw.features)
+        schema = schema_of(raw, spec, settings.dataset)
         pairs = to_pairs(raw, schema)
         sources, targets = list(pairs["source"]), list(pairs["target"])
         description = f"{settings.dataset} ({settings.split}), {schema.describe()}"
