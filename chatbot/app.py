@@ -1,12 +1,15 @@
 """The Gradio page: a chat tab and a translate tab over one or several loaded models.
 
 The inference itself lives in `chatbot.inference`; this module only turns it into a page and an
-API. Two public endpoints, both streaming where the decoding allows:
+API. Three public endpoints, the first two streaming where the decoding allows:
 
 - `/chat` (message, history, model, mode, num_beams, temperature, top_p, max_new_tokens) ->
   (history, cleared textbox, heatmap plot, notice, attention data, attention files);
 - `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data,
-  attention files).
+  attention files);
+- `/compare` (text, models, mode, ...) -> (outputs side by side, heatmaps, one line per model,
+  notice, comparison data): two to four models decode one input with the same settings
+  (`chatbot.compare`); not streamed.
 
 The heatmap plot is a Plotly figure (`{"type": "plotly", "plot": JSON}` to API clients) that the
 browser draws with values on hover; the attention files are `attention.json` and `attention.csv`.
@@ -16,6 +19,7 @@ browser draws with values on hover; the attention files are `attention.json` and
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,7 +28,8 @@ import gradio as gr
 
 from seq2seq_tools.tasks import UNKNOWN_TASK
 
-from .attention_view import attention_plot, write_attention_files
+from .attention_view import attention_plot, comparison_plot, write_attention_files
+from .compare import MAX_COMPARED, Comparison, check_choice, compare_replies
 from .inference import (
     DECODING_MODES,
     EMPTY_INPUT_NOTICE,  # noqa: F401  (re-exported: the tests and API clients compare against it)
@@ -47,6 +52,7 @@ TAB_TASKS = {"chat": "qa", "translate": "translation"}
 NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no prompts to offer."
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
+COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
 
 
 def model_names(models: Sequence[LoadedModel]) -> dict[str, LoadedModel]:
@@ -161,6 +167,47 @@ class Handlers:
                 f"The model failed on this request ({type(error).__name__}: {error}). Please try again."
             ) from error
 
+    def compare(
+        self,
+        text: str,
+        names: list[str] | None,
+        mode: str,
+        num_beams: float,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: float,
+    ) -> tuple[str, Any, str, str, dict | None]:
+        """(outputs side by side, heatmaps, one line per model, notice, data) of the chosen models
+        on `text`; too few models or an empty input give only the notice (and a warning)."""
+        settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
+        names = list(names or [])
+        problem = check_choice(names)
+        if problem:
+            gr.Warning(problem)
+            return "", None, "", problem, None
+        unknown = [name for name in names if name not in self.models]
+        if unknown:
+            raise gr.Error(f"Unknown model {unknown[0]!r}; choose from: {', '.join(self.models)}")
+        try:
+            comparison = compare_replies(self.models, names, text, settings)
+        except EmptyInputError as error:
+            gr.Warning(str(error))
+            return "", None, "", str(error), None
+        except Exception as error:  # one failing request must not take the page or the server down
+            logger.exception("comparison failed for models %s", names)
+            raise gr.Error(
+                f"A model failed on this request ({type(error).__name__}: {error}). Please try again."
+            ) from error
+        maps = [(c.name, c.reply.attention) for c in comparison.replies if c.reply.attention is not None]
+        figure = comparison_plot(maps) if maps else None
+        return (
+            comparison_table(comparison),
+            figure,
+            comparison_lines(comparison),
+            comparison_notice(comparison, settings),
+            comparison.to_dict(),
+        )
+
     def chat(
         self,
         message: str,
@@ -196,6 +243,56 @@ class Handlers:
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
         for reply, figure, notice, data, files in self.answer(text, model_name, settings):
             yield reply or "", figure, notice, data, files
+
+
+def _cell(text: str) -> str:
+    """A model's output as a Markdown table cell: HTML and the column bar escaped, one line."""
+    return html.escape(" ".join(text.split()) or "(empty)", quote=False).replace("|", "\\|")
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """The outputs side by side: a Markdown table with one column per model."""
+    replies = comparison.replies
+    header = "| | " + " | ".join(f"**{_cell(compared.name)}**" for compared in replies) + " |"
+    rule = "|---|" + "---|" * len(replies)
+    outputs = "| output | " + " | ".join(_cell(compared.reply.text) for compared in replies) + " |"
+    scores = "| score (log-prob per token) | " + " | ".join(
+        "—" if compared.reply.score is None else f"{compared.reply.score:.3f}" for compared in replies
+    )
+    heatmaps = "| heatmap | " + " | ".join(
+        "below" if compared.has_attention else COMPARE_NO_HEATMAP for compared in replies
+    )
+    return "\n".join([header, rule, outputs, scores + " |", heatmaps + " |"])
+
+
+def comparison_lines(comparison: Comparison) -> str:
+    """One line per model: its output's length and its alignment's agreement with the first model's."""
+    reference = comparison.reference
+    lines = []
+    for position, compared in enumerate(comparison.replies):
+        line = f"**{compared.name}**: {compared.length} output tokens; "
+        if not compared.has_attention:
+            line += "no attention, so no heatmap and no alignment to compare."
+        elif position == 0:
+            line += "the reference that the others' alignments are compared with."
+        elif compared.agreement is None and not reference.has_attention:
+            line += f"no alignment to compare with: {reference.name} has no attention."
+        elif compared.agreement is None:
+            line += f"reads the input as other tokens than {reference.name}: alignments not comparable."
+        else:
+            line += f"its alignment agrees with {reference.name}'s on {compared.agreement.describe()}."
+        lines.append("- " + line)
+    return "\n".join(lines)
+
+
+def comparison_notice(comparison: Comparison, settings: DecodingSettings) -> str:
+    lines = list(comparison.notices)
+    maps = [compared for compared in comparison.replies if compared.has_attention]
+    if len(maps) > 1 and not comparison.shared_source:
+        lines.append("The models read the input as different tokens, so each heatmap has its own source axis.")
+    if settings.mode == "sample":
+        lines.append("Sampling draws each output at random: the same input may give other outputs next time.")
+    return "\n\n".join(lines)
 
 
 def _model_panel(models: dict[str, LoadedModel], start: str) -> tuple[gr.Dropdown, gr.Markdown, list[Any]]:
@@ -255,6 +352,43 @@ def _translate_tab(examples: tuple[list[list[str]], str]) -> dict[str, Any]:
     return {"tab": tab, "source": source, "button": button, "translation": translation, "examples": [dataset, note]}
 
 
+def _compare_tab(names: list[str], chosen: list[str], examples: list[list[str]]) -> dict[str, Any]:
+    """The Compare tab: the models to compare, the input, the outputs side by side, their heatmaps on
+    one colour scale, one line per model, and the comparison's data."""
+    text = PAGE_I18N
+    with gr.Tab(text("Compare"), id="compare") as tab:
+        gr.Markdown(
+            text(
+                "Decode one input with two to four models, all with the decoding settings on the left, and compare their outputs and attention."
+            )
+        )
+        models = gr.Dropdown(
+            names,
+            value=chosen,
+            multiselect=True,
+            max_choices=MAX_COMPARED,
+            label=text("Models to compare"),
+            elem_id="compare-models",
+        )
+        source = gr.Textbox(label=text("Input"), placeholder=text("Type a sentence and press Enter"))
+        button = gr.Button(text("Compare"), variant="primary")
+        dataset, _ = _examples(source, examples, "", label="Example inputs")
+        outputs = gr.Markdown(elem_id="compare-outputs")
+        heatmaps = gr.Plot(label=text("Attention heatmaps (one colour scale)"), elem_id="compare-heatmaps")
+        lines = gr.Markdown(elem_id="compare-lines")
+        notice = gr.Markdown(elem_id="compare-notice")
+        with gr.Accordion(text("Comparison data (JSON)"), open=False):
+            data = gr.JSON(label=text("Comparison data"))
+    return {
+        "tab": tab,
+        "models": models,
+        "source": source,
+        "button": button,
+        "examples": dataset,
+        "results": [outputs, heatmaps, lines, notice, data],
+    }
+
+
 def _attention_panel() -> dict[str, Any]:
     """The notice line, the heatmap, the attention downloads and the attention data."""
     text = PAGE_I18N
@@ -276,8 +410,10 @@ def _attention_panel() -> dict[str, Any]:
     return {"notice": notice, "heatmap": heatmap, "downloads": downloads, "attention_data": attention_data}
 
 
-def _wire(handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decoding: list[Any], chat, translate, out):
-    """The events: model changes, tab selection, and the `/chat` and `/translate` endpoints."""
+def _wire(
+    handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decoding: list[Any], chat, translate, compare, out
+):
+    """The events: model changes, tab selection, and the `/chat`, `/translate` and `/compare` endpoints."""
     model.change(
         handlers.on_model_change,
         inputs=model,
@@ -308,11 +444,29 @@ def _wire(handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decod
         outputs=[translate["translation"], *attention],
         api_name="translate",
     )
+    gr.on(
+        [compare["source"].submit, compare["button"].click],
+        handlers.compare,
+        inputs=[compare["source"], compare["models"], *decoding],
+        outputs=compare["results"],
+        api_name="compare",
+    )
 
 
-def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
+def build_app(
+    models: Sequence[LoadedModel],
+    title: str = "Seq2seq RNN chatbot",
+    *,
+    compare: Sequence[str] | None = None,
+    compare_examples: Sequence[str] = (),
+    start_tab: str = "chat",
+) -> gr.Blocks:
     """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
     on it (without `i18n` the page shows translation keys instead of labels).
+
+    `compare` names the models the Compare tab starts with (default: the first two to four served),
+    `compare_examples` its example inputs (default: the first of those models' own), and
+    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`).
 
     Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
     figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
@@ -325,6 +479,13 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
     named = model_names(models)
     handlers = Handlers(named)
     start = handlers.first_for(TAB_TASKS["chat"])
+    compared = list(compare) if compare is not None else list(named)[:MAX_COMPARED]
+    unknown = [name for name in compared if name not in named]
+    if unknown:
+        raise ValueError(f"compare={unknown!r}: not served; the served models are {list(named)}")
+    if start_tab not in (*TAB_TASKS, "compare"):
+        raise ValueError(f"start_tab={start_tab!r}; choose one of chat, translate, compare")
+    examples = list(compare_examples) or (list(named[compared[0]].info.examples) if compared else [])
     # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"# {title}")
@@ -337,9 +498,10 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
             with gr.Column(scale=1, min_width=260):
                 model, model_info, decoding = _model_panel(named, start)
             with gr.Column(scale=3):
-                with gr.Tabs():
+                with gr.Tabs(selected=start_tab):
                     chat = _chat_tab(tab_examples(named, start, TAB_TASKS["chat"]))
                     translate = _translate_tab(tab_examples(named, start, TAB_TASKS["translate"]))
+                    compare_tab = _compare_tab(list(named), compared, [[text] for text in examples[:8]])
                 out = _attention_panel()
-        _wire(handlers, model, model_info, decoding, chat, translate, out)
+        _wire(handlers, model, model_info, decoding, chat, translate, compare_tab, out)
     return app
