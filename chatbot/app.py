@@ -370,7 +370,9 @@ def _compare_tab(names: list[str], chosen: list[str], examples: list[list[str]])
             label=text("Models to compare"),
             elem_id="compare-models",
         )
-        source = gr.Textbox(label=text("Input"), placeholder=text("Type a sentence and press Enter"))
+        source = gr.Textbox(
+            label=text("Input"), placeholder=text("Type a sentence and press Enter"), elem_id="compare-input"
+        )
         button = gr.Button(text("Compare"), variant="primary")
         dataset, _ = _examples(source, examples, "", label="Example inputs")
         outputs = gr.Markdown(elem_id="compare-outputs")

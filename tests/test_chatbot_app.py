@@ -66,7 +66,34 @@ def text_of(message: dict) -> str:
 
 def test_the_api_lists_the_chat_and_translate_endpoints(client: gradio_client.Client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/chat", "/translate"} <= set(endpoints)
+    assert {"/chat", "/translate", "/compare"} <= set(endpoints)
+
+
+def test_compare_returns_each_models_output_score_and_the_heatmaps(client: gradio_client.Client) -> None:
+    names = ["tiny-reverser", "tiny-no-attention"]
+    table, plot, lines, notice, data = client.predict("red cat dog tree", names, *DECODING["beam"], api_name="/compare")
+    assert [model["name"] for model in data["models"]] == names
+    reverser, plain = data["models"]
+    assert reverser["output"] == "tree dog cat red" and reverser["output_tokens"] == 4
+    assert reverser["score"] < 0 and plain["score"] < 0
+    assert reverser["attention"]["source_tokens"] == [" red", " cat", " dog", " tree", "</s>"]
+    assert plain["attention"] is None and plain["agreement"] is None
+    assert plot["type"] == "plotly"  # one panel: the model without attention has none
+    assert "tree dog cat red" in table and "no heatmap: this model has no attention" in table
+    assert "no attention, so no heatmap" in lines
+
+
+def test_compare_needs_two_models_and_an_input(client: gradio_client.Client) -> None:
+    from chatbot.compare import TOO_FEW_MODELS
+
+    table, plot, lines, notice, data = client.predict(
+        "red cat", ["tiny-reverser"], *DECODING["greedy"], api_name="/compare"
+    )
+    assert (table, plot, lines, notice, data) == ("", None, "", TOO_FEW_MODELS, None)
+    _, plot, _, notice, data = client.predict(
+        "   ", ["tiny-reverser", "tiny-no-attention"], *DECODING["greedy"], api_name="/compare"
+    )
+    assert notice == EMPTY_INPUT_NOTICE and plot is None and data is None
 
 
 @pytest.mark.parametrize("mode", ["greedy", "beam"])
