@@ -131,3 +131,58 @@ def test_a_comparison_needs_two_models_and_an_input(three_models) -> None:
         compare_replies(three_models, ["tiny-reverser", "tiny-additive"], "   ", settings)
     with pytest.raises(ValueError, match="unknown model"):
         compare_replies(three_models, ["tiny-reverser", "nope"], "red cat", settings)
+
+
+@pytest.mark.slow
+def test_predict_compare_writes_the_models_side_by_side_with_their_agreement(
+    tiny_model_dir: Path, tiny_additive_model_dir: Path, tiny_model_without_attention_dir: Path, tmp_path: Path
+) -> None:
+    import csv
+    import json
+
+    from training.predict import main
+
+    rows = [
+        ("red cat dog tree", "tree dog cat red"),
+        ("sun moon", "moon sun"),
+        ("book door road car", "car road door book"),
+    ]
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
+    output = tmp_path / "side.tsv"
+    models = [tiny_model_dir, tiny_additive_model_dir, tiny_model_without_attention_dir]
+    arguments = [argument for model in models for argument in ("--model", str(model))]
+    code = main([*arguments, "--compare", "--dataset", str(test_file), "--output", str(output), "--task", "qa"])
+    assert code == 0
+    with output.open(encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle, delimiter="\t"))
+    labels = [model.name for model in models]
+    assert [row["source"] for row in table] == [source for source, _ in rows]
+    assert [row["reference"] for row in table] == [target for _, target in rows]
+    assert [row[labels[0]] for row in table] == [target for _, target in rows]  # the reverser reverses
+    assert all(row[f"{labels[2]} agreement"] == "" for row in table)  # no attention, nothing to compare
+    summary = json.loads((tmp_path / "side.tsv.summary.json").read_text(encoding="utf-8"))
+    first, additive, plain = summary["compare"]
+    assert first["metrics"]["exact_match"] == 100.0 and first["agreement_with_first"] is None
+    assert plain["agreement_with_first"] is None
+    # The pooled agreement compares, per input, max(m, n) tokens of the two outputs.
+    lengths = [(int(row[f"{labels[0]} tokens"]), int(row[f"{labels[1]} tokens"])) for row in table]
+    assert additive["compared_tokens"] == sum(max(pair) for pair in lengths)
+    shares = [float(row[f"{labels[1]} agreement"]) for row in table]
+    agreed = sum(round(share * max(pair)) for share, pair in zip(shares, lengths, strict=True))
+    assert additive["agreed_tokens"] == agreed
+
+
+def test_predict_compare_refuses_one_model_and_flags_it_cannot_honour() -> None:
+    from training.compare import check_compare_settings
+    from training.errors import TrainingInputError
+    from training.predict import parse_settings
+
+    one = parse_settings(["--model", "a", "--compare", "--dataset", "t.tsv", "--output", "o.tsv"])
+    with pytest.raises(TrainingInputError, match="two --model flags or more"):
+        check_compare_settings(one)
+    both = parse_settings(
+        ["--model", "a", "--model", "b", "--compare", "--n-best", "2", "--dataset", "t", "--output", "o"]
+    )
+    with pytest.raises(TrainingInputError, match="--n-best does not combine with --compare"):
+        check_compare_settings(both)
