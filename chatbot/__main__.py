@@ -4,7 +4,7 @@ python -m chatbot --model runs/chat                  # a trained directory
 python -m chatbot --model user/seq2seq-rnn-en-fr      # a Hub id (loaded with the installed code, not its own)
 python -m chatbot --model runs/chat --model runs/fr   # several models, chosen in the page
 python -m chatbot --ensemble runs/chat --ensemble runs/chat2   # one entry that decodes with both at once
-python -m chatbot                                      # the demo models (trained on first use)
+python -m chatbot                                      # the demo models (trained on first use, in the background)
 """
 
 from __future__ import annotations
@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
     from seq2seq_tools.machine import choose_threads
 
-    from .demo_models import DemoModelError, ensure_demo_models
+    from .background import ModelRegistry, train_in_background
+    from .demo_models import DEMO_MODELS, DemoModelError, demo_home, missing_demo_models, train_demo_model
+    from .demo_models import training_config as demo_training_config
     from .inference import load_ensemble, load_model
 
     threads, threads_note = choose_threads(args.threads)
@@ -219,12 +221,24 @@ def main(argv: list[str] | None = None) -> int:
     if threads_note:
         logger.warning(threads_note)
     sources = args.model
+    pending: list[str] = []  # demo models to train in the background while the page is served
+    home = demo_home()
     if not sources and not args.ensemble:
+        pending = missing_demo_models(home)
         try:
-            sources = [str(path) for path in ensure_demo_models()]
-        except DemoModelError as error:
+            for name in pending:
+                demo_training_config(DEMO_MODELS[name])
+        except DemoModelError as error:  # nothing could be trained: say so now rather than on the page
             print(f"error: {error}", file=sys.stderr)
             return 2
+        sources = [str(home / name) for name in DEMO_MODELS if name not in pending]
+
+    def configure(loaded):
+        for key in SEARCH_SETTINGS:
+            if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
+                setattr(loaded.model.generation_config, key, getattr(args, key))
+        return loaded
+
     loads = [(source, functools.partial(load_model, source)) for source in sources or []]
     if args.ensemble:
         loads.append((" + ".join(args.ensemble), functools.partial(load_ensemble, args.ensemble)))
@@ -245,14 +259,21 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2
-        for key in SEARCH_SETTINGS:
-            if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
-                setattr(models[-1].model.generation_config, key, getattr(args, key))
+        configure(models[-1])
 
-    from .app import build_app
+    from .app import build_app, model_names
     from .page_text import PAGE_I18N
 
-    app = build_app(models)
+    registry = ModelRegistry(model_names(models), pending=pending)
+    if pending:
+        load = functools.partial(
+            load_model, max_input_tokens=args.max_input_tokens, quantize=args.quantize, trust_remote_code=False
+        )
+        train_in_background(
+            registry, functools.partial(train_demo_model, home=home), lambda path: configure(load(path))
+        )
+        logger.warning("Serving the page now; training %s in the background", ", ".join(pending))
+    app = build_app(registry)
     app.queue(max_size=args.max_queue_size, default_concurrency_limit=args.concurrency_limit)
     app.launch(
         server_name=args.host,
