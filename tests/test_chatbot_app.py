@@ -319,3 +319,35 @@ def test_every_text_on_the_page_has_a_korean_version(tiny_model_dir: Path) -> No
     assert all(korean.strip() for korean in KOREAN.values())
     # English is the key itself, so a page that ignores the translations still reads in English.
     assert PAGE_I18N.translations_dict["en"] == {english: english for english in KOREAN}
+
+
+def test_a_model_still_training_is_listed_and_joins_when_ready(
+    tiny_model_dir: Path, tiny_model_without_attention_dir: Path
+) -> None:
+    """The page of `python -m chatbot` on a first run: served at once, a model joining when trained."""
+    from benchmarks.chatbot_server import free_port
+    from chatbot.app import build_app
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import load_model
+    from chatbot.page_text import PAGE_I18N
+
+    registry = ModelRegistry({"tiny-reverser": load_model(tiny_model_dir)}, pending=["tiny-no-attention"])
+    registry.progress("tiny-no-attention", 0.4, "Training:  40%|")
+    app = build_app(registry).queue()
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, i18n=PAGE_I18N, quiet=True)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        names = ["tiny-reverser", "tiny-no-attention"]
+        *_, notice, data = client.predict("red cat", names, *DECODING["greedy"], api_name="/compare")
+        assert data is None and "tiny-no-attention** is not ready: training (40%)" in notice
+        translation, _, notice, *_ = client.predict("red cat", names[1], *DECODING["greedy"], api_name="/translate")
+        assert translation == "" and "is not ready" in notice
+        assert "tiny-no-attention**: training (40%)" in registry.status_text()
+        registry.add("tiny-no-attention", load_model(tiny_model_without_attention_dir))
+        assert registry.settled and registry.status_text() == ""
+        *_, notice, data = client.predict("red cat", names, *DECODING["greedy"], api_name="/compare")
+        assert [model["name"] for model in data["models"]] == names
+        assert client.predict("red cat", names[0], *DECODING["greedy"], api_name="/translate")[0] == "cat red"
+    finally:
+        app.close()
