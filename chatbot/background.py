@@ -101,7 +101,7 @@ class ModelRegistry:
     def label(self, name: str) -> str:
         """The name as a selector shows it: with its training state while it is not ready."""
         training = self.status().get(name, Training(READY))
-        return name if training.state == READY else f"{name} ({training.describe()})"
+        return name if training.state == READY else f"{name}: {training.describe()}"
 
 
 def train_in_background(

@@ -122,7 +122,7 @@ def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_traini
     home = tmp_path / "home"
     registry = ModelRegistry(pending=["demo-chat", "demo-translation"])
     assert registry.models == {} and not registry.settled
-    assert "demo-chat" in registry.status_text() and registry.label("demo-chat") == "demo-chat (waiting)"
+    assert "demo-chat" in registry.status_text() and registry.label("demo-chat") == "demo-chat: waiting"
 
     def train(name: str, progress) -> Path:
         if name == "demo-chat":

@@ -120,7 +120,7 @@ class TrainingConfig(ModelSettings, DataSettings):
         "an embedded corpus instead of --dataset (no network); the translation demo takes --source-lang and "
         f"--target-lang from {', '.join(DEMO_LANGUAGES)}",
     )
-    demo_size: int = _key(6000, "pairs the translation demo generates")
+    demo_size: int = _key(6000, "pairs the translation or dates demo generates")
     shuffle_buffer_size: int = _key(10000, "shuffle buffer of a streaming dataset")
     max_train_samples: int | None = _key(None, "use only the first N training pairs (quick experiments)")
     max_eval_samples: int | None = _key(500, "validation pairs scored at each evaluation")
