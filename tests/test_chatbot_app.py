@@ -184,8 +184,10 @@ def test_a_tab_that_no_served_model_fits_says_so(client: gradio_client.Client) -
     Translate tab none, and says why (the page as built, read from its config)."""
     components = client.config["components"]
     datasets = [component["props"] for component in components if component["type"] == "dataset"]
-    assert [dataset["samples"] for dataset in datasets] == [[["red cat dog"], ["sun moon water fire"]], []]
-    assert [dataset["visible"] for dataset in datasets] == [True, False]
+    # Chat, Translate, then Compare (whose examples are its first chosen model's own).
+    own = [["red cat dog"], ["sun moon water fire"]]
+    assert [dataset["samples"] for dataset in datasets] == [own, [], own]
+    assert [dataset["visible"] for dataset in datasets] == [True, False, True]
     notes = [component["props"].get("value") for component in components if component["type"] == "markdown"]
     assert NO_MODEL_FOR_TAB.format(task="translation") in notes
 
