@@ -396,7 +396,9 @@ def validate(config: TrainingConfig) -> None:
         except ImportError as error:
             raise TrainingInputError(MISSING_ANALYZER) from error
     if config.dataset is None and config.demo is None:
-        raise TrainingInputError("pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat|dates)")
+        raise TrainingInputError(
+            "pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat|dates)"
+        )
     if config.dataset is None:
         demos.check_languages(config.demo, config.source_lang, config.target_lang)
     for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "num_beams", "max_new_tokens"):
