@@ -4,7 +4,8 @@ python -m chatbot --model runs/chat                  # a trained directory
 python -m chatbot --model user/seq2seq-rnn-en-fr      # a Hub id (loaded with the installed code, not its own)
 python -m chatbot --model runs/chat --model runs/fr   # several models, chosen in the page
 python -m chatbot --ensemble runs/chat --ensemble runs/chat2   # one entry that decodes with both at once
-python -m chatbot                                      # the demo models (trained on first use)
+python -m chatbot                                      # the demo models (trained on first use, in the background)
+python -m chatbot --variants                           # the textbook's variants on dates, on the Compare tab
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         "never with Python files that come with them; other types are refused unless --trust-remote-code. "
         "Default: the demo chat and translation models under $HF_SEQ2SEQ_RNN_HOME (default "
         "~/.cache/hf-seq2seq-rnn), trained on first use.",
+    )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="serve the variants demo instead: five small models of the textbook's date task (no attention; dot, "
+        "additive, and general attention with input feeding; a peeky decoder without attention), trained on first "
+        "use into the same cache, and open the page on the Compare tab with example dates of growing length",
     )
     parser.add_argument(
         "--ensemble",
@@ -198,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ensemble is not None and len(args.ensemble) < 2:
         parser.error("--ensemble needs two models or more (give the flag once per model)")
+    if args.variants and (args.model or args.ensemble):
+        parser.error("--variants serves its own models; leave out --model and --ensemble")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arenas_note = limit_malloc_arenas()
     if arenas_note:
@@ -211,7 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
     from seq2seq_tools.machine import choose_threads
 
-    from .demo_models import DemoModelError, ensure_demo_models
+    from .background import ModelRegistry, train_in_background
+    from .demo_models import (
+        DEMO_MODELS,
+        VARIANT_COMPARED,
+        VARIANT_DEMOS,
+        VARIANT_EXAMPLES,
+        DemoModelError,
+        demo_home,
+        missing_demo_models,
+        train_demo_model,
+    )
+    from .demo_models import training_config as demo_training_config
     from .inference import load_ensemble, load_model
 
     threads, threads_note = choose_threads(args.threads)
@@ -219,12 +240,26 @@ def main(argv: list[str] | None = None) -> int:
     if threads_note:
         logger.warning(threads_note)
     sources = args.model
+    pending: list[str] = []  # demo models to train in the background while the page is served
+    home = demo_home()
+    demos = VARIANT_DEMOS if args.variants else DEMO_MODELS
     if not sources and not args.ensemble:
+        pending = missing_demo_models(home, demos)
         try:
-            sources = [str(path) for path in ensure_demo_models()]
-        except DemoModelError as error:
+            for name in pending:
+                spec = demos[name]
+                demo_training_config(spec if isinstance(spec, str) else spec[0])
+        except DemoModelError as error:  # nothing could be trained: say so now rather than on the page
             print(f"error: {error}", file=sys.stderr)
             return 2
+        sources = [str(home / name) for name in demos if name not in pending]
+
+    def configure(loaded):
+        for key in SEARCH_SETTINGS:
+            if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
+                setattr(loaded.model.generation_config, key, getattr(args, key))
+        return loaded
+
     loads = [(source, functools.partial(load_model, source)) for source in sources or []]
     if args.ensemble:
         loads.append((" + ".join(args.ensemble), functools.partial(load_ensemble, args.ensemble)))
@@ -245,14 +280,30 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2
-        for key in SEARCH_SETTINGS:
-            if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
-                setattr(models[-1].model.generation_config, key, getattr(args, key))
+        configure(models[-1])
 
-    from .app import build_app
+    from .app import build_app, model_names
     from .page_text import PAGE_I18N
 
-    app = build_app(models)
+    registry = ModelRegistry(model_names(models), pending=pending)
+    if pending:
+        load = functools.partial(
+            load_model, max_input_tokens=args.max_input_tokens, quantize=args.quantize, trust_remote_code=False
+        )
+        train = functools.partial(train_demo_model, home=home, demos=demos)
+        train_in_background(registry, train, lambda path: configure(load(path)))
+        logger.warning("Serving the page now; training %s in the background", ", ".join(pending))
+    if args.variants:  # the names in the order of VARIANT_DEMOS, whichever were trained before
+        registry.names.sort(key=list(VARIANT_DEMOS).index)
+        app = build_app(
+            registry,
+            title="Seq2seq RNN variants: the same dates, with and without attention",
+            compare=VARIANT_COMPARED,
+            compare_examples=VARIANT_EXAMPLES,
+            start_tab="compare",
+        )
+    else:
+        app = build_app(registry)
     app.queue(max_size=args.max_queue_size, default_concurrency_limit=args.concurrency_limit)
     app.launch(
         server_name=args.host,

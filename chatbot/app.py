@@ -1,12 +1,15 @@
 """The Gradio page: a chat tab and a translate tab over one or several loaded models.
 
 The inference itself lives in `chatbot.inference`; this module only turns it into a page and an
-API. Two public endpoints, both streaming where the decoding allows:
+API. Three public endpoints, the first two streaming where the decoding allows:
 
 - `/chat` (message, history, model, mode, num_beams, temperature, top_p, max_new_tokens) ->
   (history, cleared textbox, heatmap plot, notice, attention data, attention files);
 - `/translate` (text, model, mode, ...) -> (translation, heatmap plot, notice, attention data,
-  attention files).
+  attention files);
+- `/compare` (text, models, mode, ...) -> (outputs side by side, heatmaps, one line per model,
+  notice, comparison data): two to four models decode one input with the same settings
+  (`chatbot.compare`); not streamed.
 
 The heatmap plot is a Plotly figure (`{"type": "plotly", "plot": JSON}` to API clients) that the
 browser draws with values on hover; the attention files are `attention.json` and `attention.csv`.
@@ -16,6 +19,7 @@ browser draws with values on hover; the attention files are `attention.json` and
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,7 +28,9 @@ import gradio as gr
 
 from seq2seq_tools.tasks import UNKNOWN_TASK
 
-from .attention_view import attention_plot, write_attention_files
+from .attention_view import attention_plot, comparison_plot, write_attention_files
+from .background import ModelRegistry
+from .compare import MAX_COMPARED, Comparison, check_choice, compare_replies
 from .inference import (
     DECODING_MODES,
     EMPTY_INPUT_NOTICE,  # noqa: F401  (re-exported: the tests and API clients compare against it)
@@ -47,6 +53,8 @@ TAB_TASKS = {"chat": "qa", "translate": "translation"}
 NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no prompts to offer."
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
+COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
+NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
 
 
 def model_names(models: Sequence[LoadedModel]) -> dict[str, LoadedModel]:
@@ -78,8 +86,10 @@ def fits(loaded: LoadedModel, task: str) -> bool:
 
 def tab_examples(models: dict[str, LoadedModel], name: str, task: str) -> tuple[list[list[str]], str]:
     """The example prompts a tab serving `task` shows while model `name` is selected (its own,
-    saved at training), or none and a line that says why."""
-    loaded = models[name]
+    saved at training), or none and a line that says why (also while `name` is still training)."""
+    loaded = models.get(name)
+    if loaded is None:
+        return [], f"**{name}** is still training."
     if not any(fits(other, task) for other in models.values()):
         return [], NO_MODEL_FOR_TAB.format(task=task)
     if not fits(loaded, task):
@@ -110,20 +120,51 @@ def _notice(loaded: LoadedModel, settings: DecodingSettings, reply: Reply | None
 
 
 class Handlers:
-    """The page's event handlers over the served models (keyed by the names the page shows)."""
+    """The page's event handlers over the served models (keyed by the names the page shows), some of
+    which may still be training (`chatbot.background.ModelRegistry`)."""
 
-    def __init__(self, models: dict[str, LoadedModel]):
-        self.models = models
+    def __init__(self, registry: ModelRegistry):
+        self.registry = registry
+
+    @property
+    def models(self) -> dict[str, LoadedModel]:
+        """The models ready now."""
+        return self.registry.models
+
+    def not_ready(self, name: str) -> str | None:
+        """What to tell the user about a model that is still training or failed, else None."""
+        training = self.registry.status().get(name)
+        if training is None or name in self.models:
+            return None
+        return NOT_READY.format(name=name, state=training.describe())
 
     def first_for(self, task: str) -> str:
-        """The first model a tab serving `task` offers, else the first model."""
-        return next((name for name, loaded in self.models.items() if fits(loaded, task)), next(iter(self.models)))
+        """The first ready model a tab serving `task` offers, else the first model ready, else the first."""
+        models = self.models
+        fitting = (name for name, loaded in models.items() if fits(loaded, task))
+        return next(fitting, next(iter(models), self.registry.names[0]))
+
+    def choices(self) -> list[tuple[str, str]]:
+        """The selectors' choices: every model, labelled with its training state while not ready."""
+        return [(self.registry.label(name), name) for name in self.registry.names]
+
+    def on_status_tick(self) -> tuple[Any, ...]:
+        """(status line, model selector, compare selector, timer) every few seconds while models train."""
+        choices = self.choices()
+        active = not self.registry.settled
+        return (
+            self.registry.status_text(),
+            gr.Dropdown(choices=choices),
+            gr.Dropdown(choices=choices),
+            gr.Timer(active=active),
+        )
 
     def on_model_change(self, name: str) -> tuple[Any, ...]:
         """The description, the decoding defaults and each tab's examples of the selected model."""
         loaded = self.models.get(name)
         if loaded is None:
-            return (gr.skip(),) * (6 + 2 * len(TAB_TASKS))
+            problem = self.not_ready(name)
+            return (problem or gr.skip(),) + (gr.skip(),) * (5 + 2 * len(TAB_TASKS))
         settings = loaded.defaults
         examples = []
         for task in TAB_TASKS.values():
@@ -134,7 +175,8 @@ class Handlers:
 
     def on_tab_select(self, current: str, task: str) -> Any:
         """Opening a tab picks a model made for it, when there is one and the current one is not."""
-        return gr.skip() if fits(self.models[current], task) else self.first_for(task)
+        loaded = self.models.get(current)
+        return gr.skip() if loaded is None or fits(loaded, task) else self.first_for(task)
 
     def answer(
         self, text: str, model_name: str, settings: DecodingSettings
@@ -142,6 +184,10 @@ class Handlers:
         """(reply, plot, notice, attention data, attention files) as the reply grows (plot, data and
         files only on the finished reply); a reply of None and a warning for an empty input."""
         loaded = self.models.get(model_name)
+        if loaded is None and self.not_ready(model_name):
+            gr.Warning(self.not_ready(model_name))
+            yield None, gr.skip(), self.not_ready(model_name), gr.skip(), gr.skip()
+            return
         if loaded is None:
             raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(self.models)}")
         try:
@@ -160,6 +206,51 @@ class Handlers:
             raise gr.Error(
                 f"The model failed on this request ({type(error).__name__}: {error}). Please try again."
             ) from error
+
+    def compare(
+        self,
+        text: str,
+        names: list[str] | None,
+        mode: str,
+        num_beams: float,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: float,
+    ) -> tuple[str, Any, str, str, dict | None]:
+        """(outputs side by side, heatmaps, one line per model, notice, data) of the chosen models
+        on `text`; too few models or an empty input give only the notice (and a warning)."""
+        settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
+        names = list(names or [])
+        problem = check_choice(names)
+        if problem:
+            gr.Warning(problem)
+            return "", None, "", problem, None
+        waiting = [self.not_ready(name) for name in names if self.not_ready(name)]
+        if waiting:
+            gr.Warning(waiting[0])
+            return "", None, "", "\n\n".join(waiting), None
+        unknown = [name for name in names if name not in self.models]
+        if unknown:
+            raise gr.Error(f"Unknown model {unknown[0]!r}; choose from: {', '.join(self.models)}")
+        try:
+            comparison = compare_replies(self.models, names, text, settings)
+        except EmptyInputError as error:
+            gr.Warning(str(error))
+            return "", None, "", str(error), None
+        except Exception as error:  # one failing request must not take the page or the server down
+            logger.exception("comparison failed for models %s", names)
+            raise gr.Error(
+                f"A model failed on this request ({type(error).__name__}: {error}). Please try again."
+            ) from error
+        maps = [(c.name, c.reply.attention) for c in comparison.replies if c.reply.attention is not None]
+        figure = comparison_plot(maps) if maps else None
+        return (
+            comparison_table(comparison),
+            figure,
+            comparison_lines(comparison),
+            comparison_notice(comparison, settings),
+            comparison.to_dict(),
+        )
 
     def chat(
         self,
@@ -198,12 +289,63 @@ class Handlers:
             yield reply or "", figure, notice, data, files
 
 
-def _model_panel(models: dict[str, LoadedModel], start: str) -> tuple[gr.Dropdown, gr.Markdown, list[Any]]:
+def _cell(text: str) -> str:
+    """A model's output as a Markdown table cell: HTML and the column bar escaped, one line."""
+    return html.escape(" ".join(text.split()) or "(empty)", quote=False).replace("|", "\\|")
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """The outputs side by side: a Markdown table with one column per model."""
+    replies = comparison.replies
+    header = "| | " + " | ".join(f"**{_cell(compared.name)}**" for compared in replies) + " |"
+    rule = "|---|" + "---|" * len(replies)
+    outputs = "| output | " + " | ".join(_cell(compared.reply.text) for compared in replies) + " |"
+    scores = "| score (log-prob per token) | " + " | ".join(
+        "—" if compared.reply.score is None else f"{compared.reply.score:.3f}" for compared in replies
+    )
+    heatmaps = "| heatmap | " + " | ".join(
+        "below" if compared.has_attention else COMPARE_NO_HEATMAP for compared in replies
+    )
+    return "\n".join([header, rule, outputs, scores + " |", heatmaps + " |"])
+
+
+def comparison_lines(comparison: Comparison) -> str:
+    """One line per model: its output's length and its alignment's agreement with the first model's."""
+    reference = comparison.reference
+    lines = []
+    for position, compared in enumerate(comparison.replies):
+        line = f"**{compared.name}**: {compared.length} output tokens; "
+        if not compared.has_attention:
+            line += "no attention, so no heatmap and no alignment to compare."
+        elif position == 0:
+            line += "the reference that the others' alignments are compared with."
+        elif compared.agreement is None and not reference.has_attention:
+            line += f"no alignment to compare with: {reference.name} has no attention."
+        elif compared.agreement is None:
+            line += f"reads the input as other tokens than {reference.name}: alignments not comparable."
+        else:
+            line += f"its alignment agrees with {reference.name}'s on {compared.agreement.describe()}."
+        lines.append("- " + line)
+    return "\n".join(lines)
+
+
+def comparison_notice(comparison: Comparison, settings: DecodingSettings) -> str:
+    lines = list(comparison.notices)
+    maps = [compared for compared in comparison.replies if compared.has_attention]
+    if len(maps) > 1 and not comparison.shared_source:
+        lines.append("The models read the input as different tokens, so each heatmap has its own source axis.")
+    if settings.mode == "sample":
+        lines.append("Sampling draws each output at random: the same input may give other outputs next time.")
+    return "\n\n".join(lines)
+
+
+def _model_panel(handlers: Handlers, start: str) -> tuple[gr.Dropdown, gr.Markdown, list[Any]]:
     """The model selector, its description and the decoding controls (set to its defaults)."""
     text = PAGE_I18N
-    defaults = models[start].defaults
-    model = gr.Dropdown(list(models), value=start, label=text("Model"), interactive=True, elem_id="model")
-    model_info = gr.Markdown(describe(start, models[start]))
+    loaded = handlers.models.get(start)
+    defaults = loaded.defaults if loaded is not None else DecodingSettings()
+    model = gr.Dropdown(handlers.choices(), value=start, label=text("Model"), interactive=True, elem_id="model")
+    model_info = gr.Markdown(describe(start, loaded) if loaded is not None else handlers.not_ready(start))
     with gr.Accordion(text("Decoding"), open=True):
         mode = gr.Radio(
             list(DECODING_MODES),
@@ -255,6 +397,45 @@ def _translate_tab(examples: tuple[list[list[str]], str]) -> dict[str, Any]:
     return {"tab": tab, "source": source, "button": button, "translation": translation, "examples": [dataset, note]}
 
 
+def _compare_tab(names: list[tuple[str, str]], chosen: list[str], examples: list[list[str]]) -> dict[str, Any]:
+    """The Compare tab: the models to compare, the input, the outputs side by side, their heatmaps on
+    one colour scale, one line per model, and the comparison's data."""
+    text = PAGE_I18N
+    with gr.Tab(text("Compare"), id="compare") as tab:
+        gr.Markdown(
+            text(
+                "Decode one input with two to four models, all with the decoding settings on the left, and compare their outputs and attention."
+            )
+        )
+        models = gr.Dropdown(
+            names,
+            value=chosen,
+            multiselect=True,
+            max_choices=MAX_COMPARED,
+            label=text("Models to compare"),
+            elem_id="compare-models",
+        )
+        source = gr.Textbox(
+            label=text("Input"), placeholder=text("Type a sentence and press Enter"), elem_id="compare-input"
+        )
+        button = gr.Button(text("Compare"), variant="primary")
+        dataset, _ = _examples(source, examples, "", label="Example inputs")
+        outputs = gr.Markdown(elem_id="compare-outputs")
+        heatmaps = gr.Plot(label=text("Attention heatmaps (one colour scale)"), elem_id="compare-heatmaps")
+        lines = gr.Markdown(elem_id="compare-lines")
+        notice = gr.Markdown(elem_id="compare-notice")
+        with gr.Accordion(text("Comparison data (JSON)"), open=False):
+            data = gr.JSON(label=text("Comparison data"))
+    return {
+        "tab": tab,
+        "models": models,
+        "source": source,
+        "button": button,
+        "examples": dataset,
+        "results": [outputs, heatmaps, lines, notice, data],
+    }
+
+
 def _attention_panel() -> dict[str, Any]:
     """The notice line, the heatmap, the attention downloads and the attention data."""
     text = PAGE_I18N
@@ -276,8 +457,10 @@ def _attention_panel() -> dict[str, Any]:
     return {"notice": notice, "heatmap": heatmap, "downloads": downloads, "attention_data": attention_data}
 
 
-def _wire(handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decoding: list[Any], chat, translate, out):
-    """The events: model changes, tab selection, and the `/chat` and `/translate` endpoints."""
+def _wire(
+    handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decoding: list[Any], chat, translate, compare, out
+):
+    """The events: model changes, tab selection, and the `/chat`, `/translate` and `/compare` endpoints."""
     model.change(
         handlers.on_model_change,
         inputs=model,
@@ -308,11 +491,33 @@ def _wire(handlers: Handlers, model: gr.Dropdown, model_info: gr.Markdown, decod
         outputs=[translate["translation"], *attention],
         api_name="translate",
     )
+    gr.on(
+        [compare["source"].submit, compare["button"].click],
+        handlers.compare,
+        inputs=[compare["source"], compare["models"], *decoding],
+        outputs=compare["results"],
+        api_name="compare",
+    )
 
 
-def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot") -> gr.Blocks:
+def build_app(
+    models: Sequence[LoadedModel] | ModelRegistry,
+    title: str = "Seq2seq RNN chatbot",
+    *,
+    compare: Sequence[str] | None = None,
+    compare_examples: Sequence[str] = (),
+    start_tab: str = "chat",
+) -> gr.Blocks:
     """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
     on it (without `i18n` the page shows translation keys instead of labels).
+
+    `models` may be a `ModelRegistry` whose models are still training (`chatbot.background`): the
+    page then lists them all at once, says which are still training (with their progress) or
+    failed, and serves each as soon as it is ready.
+
+    `compare` names the models the Compare tab starts with (default: the first two to four served),
+    `compare_examples` its example inputs (default: the first of those models' own), and
+    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`).
 
     Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
     figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
@@ -320,11 +525,20 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
     string. A ChatInterface's API also keeps the history on the server per client, where `/chat`
     takes it as an argument. The chat tab is therefore a `gr.Chatbot` and a textbox.
     """
-    if not models:
-        raise ValueError("build_app needs at least one loaded model")
-    named = model_names(models)
-    handlers = Handlers(named)
+    registry = models if isinstance(models, ModelRegistry) else ModelRegistry(model_names(models))
+    if not registry.names:
+        raise ValueError("build_app needs at least one model")
+    handlers = Handlers(registry)
+    named = handlers.models
     start = handlers.first_for(TAB_TASKS["chat"])
+    compared = list(compare) if compare is not None else registry.names[:MAX_COMPARED]
+    unknown = [name for name in compared if name not in registry.names]
+    if unknown:
+        raise ValueError(f"compare={unknown!r}: not served; the served models are {registry.names}")
+    if start_tab not in (*TAB_TASKS, "compare"):
+        raise ValueError(f"start_tab={start_tab!r}; choose one of chat, translate, compare")
+    first = named.get(compared[0]) if compared else None
+    examples = list(compare_examples) or (list(first.info.examples) if first is not None else [])
     # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"# {title}")
@@ -335,11 +549,20 @@ def build_app(models: Sequence[LoadedModel], title: str = "Seq2seq RNN chatbot")
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model, model_info, decoding = _model_panel(named, start)
+                model, model_info, decoding = _model_panel(handlers, start)
+                status = gr.Markdown(registry.status_text(), elem_id="training-status")
             with gr.Column(scale=3):
-                with gr.Tabs():
+                with gr.Tabs(selected=start_tab):
                     chat = _chat_tab(tab_examples(named, start, TAB_TASKS["chat"]))
                     translate = _translate_tab(tab_examples(named, start, TAB_TASKS["translate"]))
+                    compare_tab = _compare_tab(handlers.choices(), compared, [[text] for text in examples[:8]])
                 out = _attention_panel()
-        _wire(handlers, model, model_info, decoding, chat, translate, out)
+        _wire(handlers, model, model_info, decoding, chat, translate, compare_tab, out)
+        timer = gr.Timer(2.0, active=not registry.settled)
+        timer.tick(
+            handlers.on_status_tick,
+            outputs=[status, model, compare_tab["models"], timer],
+            api_visibility="private",
+            queue=False,
+        )
     return app

@@ -69,6 +69,58 @@ def attention_plot(attention: AttentionMap, title: str | None = None) -> Any:
     return figure
 
 
+def comparison_plot(maps: list[tuple[str, AttentionMap]]) -> Any:
+    """The heatmaps of several models' replies to one input, side by side in one Plotly figure.
+
+    One colour scale serves them all (a shared `coloraxis`, 0 to 1, one colour bar), and where the
+    models read the source as the same tokens they share one source axis: the same ticks, and
+    zooming or panning one moves the others. Output tokens run down each panel, as in
+    `attention_plot`. `maps` pairs each panel's title (the model's name) with its map.
+    Returns a `plotly.graph_objects.Figure`.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = [_label(title) for title, _ in maps]
+    figure = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.06)
+    shared = all(attention.source_labels == maps[0][1].source_labels for _, attention in maps)
+    for column, (_, attention) in enumerate(maps, start=1):
+        rows, columns = attention.weights.shape
+        sources = [_label(token) for token in attention.source_labels]
+        outputs = [_label(token) for token in attention.output_labels]
+        hover = [[[source, output] for source in sources] for output in outputs]  # (rows, columns, 2)
+        heatmap = go.Heatmap(
+            z=attention.weights.astype(np.float64).round(4).tolist(),  # (rows, columns)
+            x=list(range(columns)),
+            y=list(range(rows)),
+            customdata=hover,
+            coloraxis="coloraxis",
+            hovertemplate="%{customdata[1]} ← %{customdata[0]}<br>weight %{z:.3f}<extra></extra>",
+        )
+        figure.add_trace(heatmap, row=1, col=column)
+        figure.update_xaxes(
+            tickmode="array",
+            tickvals=list(range(columns)),
+            ticktext=sources,
+            side="top",
+            tickangle=-45,
+            matches="x" if shared and column > 1 else None,
+            row=1,
+            col=column,
+        )
+        figure.update_yaxes(
+            tickmode="array", tickvals=list(range(rows)), ticktext=outputs, autorange="reversed", row=1, col=column
+        )
+    longest = max(attention.weights.shape[0] for _, attention in maps)
+    figure.update_annotations(yshift=70)  # the panel titles, above the source tokens
+    figure.update_layout(
+        coloraxis={"cmin": 0.0, "cmax": 1.0, "colorscale": "Viridis", "colorbar": {"title": {"text": "weight"}}},
+        height=int(min(900, max(340, 30 * longest + 220))),
+        margin={"l": 70, "r": 30, "t": 160, "b": 30},
+    )
+    return figure
+
+
 def attention_csv(attention: AttentionMap) -> str:
     """The matrix as CSV: a header row of source tokens, then one row per output token."""
     text = io.StringIO()
@@ -117,4 +169,4 @@ def write_attention_files(attention: AttentionMap, root: str | Path | None = Non
     return [str(path) for path in paths]
 
 
-__all__ = ["attention_csv", "attention_json", "attention_plot", "write_attention_files"]
+__all__ = ["attention_csv", "attention_json", "attention_plot", "comparison_plot", "write_attention_files"]

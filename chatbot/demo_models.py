@@ -2,7 +2,8 @@
 
 They live under `$HF_SEQ2SEQ_RNN_HOME` (default `~/.cache/hf-seq2seq-rnn`) as `demo-chat`,
 `demo-chat-ko` (Korean), `demo-translation` (English -> French) and `demo-translation-ko`
-(Korean -> English). A missing one is trained once by the project's training script, run as a
+(Korean -> English); `python -m chatbot --variants` serves the `variants-*` models instead, the
+textbook's contrast set on its date task (`VARIANT_DEMOS`). A missing one is trained once by the project's training script, run as a
 subprocess exactly as a user would run it:
 
     python -m training.train --config training/configs/chat_demo.yaml --output-dir DIR
@@ -13,10 +14,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,32 @@ DEMO_MODELS = {
     "demo-translation": "translation_demo.yaml",
     "demo-translation-ko": "translation_demo_ko.yaml",
 }
+# `python -m chatbot --variants`: the textbook's contrast set on its date task (training/demos.py),
+# one config and each model's own flags on top of it.
+VARIANT_CONFIG = "variants_demo.yaml"
+VARIANT_DEMOS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "variants-no-attention": (VARIANT_CONFIG, ("--attention-type", "none")),
+    "variants-dot": (VARIANT_CONFIG, ("--attention-type", "dot")),
+    "variants-additive": (VARIANT_CONFIG, ("--attention-type", "additive")),
+    "variants-general-input-feeding": (VARIANT_CONFIG, ("--attention-type", "general", "--input-feeding", "true")),
+    "variants-peeky": (VARIANT_CONFIG, ("--attention-type", "none", "--peeky", "true")),
+}
+# The four the Compare tab starts with (it takes four at most); the first, whose alignment the others'
+# are compared with, has attention.
+VARIANT_COMPARED = ["variants-dot", "variants-additive", "variants-general-input-feeding", "variants-no-attention"]
+# The Compare tab's inputs, from short to long: a model without attention holds the short ones in
+# its one context vector and loses the long ones.
+VARIANT_EXAMPLES = (
+    "25.12.99",
+    "12/25/99",
+    "Dec 25, 1999",
+    "25 décembre 1999",
+    "Saturday, December 25, 1999",
+    "Samstag, 25. Dezember 1999",
+    "sábado, 25 de diciembre de 1999",
+)
+# A demo: its config file in training/configs/, or that and extra flags of the training script.
+DemoSpec = str | tuple[str, tuple[str, ...]]
 
 
 class DemoModelError(RuntimeError):
@@ -57,34 +87,80 @@ def training_config(file_name: str) -> Path:
     return config
 
 
-def ensure_demo_models(home: Path | None = None) -> list[Path]:
-    """The demo model directories, training the missing ones first (1–3 minutes each on 2 cores).
+def missing_demo_models(home: Path | None = None, demos: dict[str, DemoSpec] = DEMO_MODELS) -> list[str]:
+    """The names of the demo models of `demos` not yet trained under `home`."""
+    home = home or demo_home()
+    return [name for name in demos if not is_trained(home / name)]
 
-    Each is trained into `NAME.partial` and renamed when the script succeeds, so an interrupted
-    run never leaves a half-written model that looks finished.
+
+# tqdm's bar as the training script prints it: "Training:  40%|████      | 150/375 [...]".
+PERCENT = re.compile(r"(\d{1,3})%\|")
+
+
+def train_demo_model(
+    name: str,
+    home: Path | None = None,
+    progress: Callable[[float | None, str], None] | None = None,
+    demos: dict[str, DemoSpec] = DEMO_MODELS,
+) -> Path:
+    """Train the demo model `name` (a key of `demos`) into `home / name` and return that folder.
+
+    It is trained into `NAME.partial` and renamed when the script succeeds, so an interrupted run
+    never leaves a half-written model that looks finished. The script's output goes on to this
+    process' stderr; `progress(fraction, line)` gets each of its lines, with the fraction done
+    (0 to 1) read from its progress bar, or None before the bar starts.
+
+    Raises:
+        DemoModelError: the script failed, or the `training` package is not importable.
     """
     home = home or demo_home()
-    directories = []
-    for name, config_name in DEMO_MODELS.items():
-        directory = home / name
-        directories.append(directory)
-        if is_trained(directory):
-            continue
-        config = training_config(config_name)
-        partial = home / f"{name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "training.train", "--config", str(config), "--output-dir", str(partial)]
-        logger.warning(
-            "The demo model %s is not trained yet; training it now (1-3 minutes): %s", name, " ".join(command)
+    directory = home / name
+    config_name, flags = (demos[name], ()) if isinstance(demos[name], str) else demos[name]
+    config = training_config(config_name)
+    partial = home / f"{name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "training.train", "--config", str(config), "--output-dir", str(partial), *flags]
+    logger.warning("The demo model %s is not trained yet; training it now (1-3 minutes): %s", name, " ".join(command))
+    process = subprocess.Popen(
+        command, cwd=config.parent.parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    fraction = None
+    for line in _lines(process.stdout):
+        sys.stderr.write(line + "\n")
+        found = PERCENT.findall(line)
+        fraction = int(found[-1]) / 100 if found else fraction
+        if progress is not None:
+            progress(fraction, line)
+    returncode = process.wait()
+    if returncode != 0 or not is_trained(partial):
+        raise DemoModelError(
+            f"Training the demo model {name} failed (exit status {returncode}); see the output above. "
+            f"Command: {' '.join(command)}"
         )
-        result = subprocess.run(command, cwd=config.parent.parent.parent, check=False)
-        if result.returncode != 0 or not is_trained(partial):
-            raise DemoModelError(
-                f"Training the demo model {name} failed (exit status {result.returncode}); see the output above. "
-                f"Command: {' '.join(command)}"
-            )
-        shutil.rmtree(directory, ignore_errors=True)
-        partial.rename(directory)
-        logger.warning("Trained the demo model %s into %s", name, directory)
-    return directories
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
+    logger.warning("Trained the demo model %s into %s", name, directory)
+    return directory
+
+
+def _lines(stream: IO[bytes] | None) -> Iterator[str]:
+    """The non-empty lines of a byte stream, split at `\\n` and at the `\\r` of progress bars."""
+    if stream is None:
+        return
+    pending = b""
+    while chunk := stream.read1(4096):
+        pending += chunk
+        *lines, pending = re.split(rb"[\r\n]", pending)
+        yield from (line.decode("utf-8", "replace") for line in lines if line.strip())
+    if pending.strip():
+        yield pending.decode("utf-8", "replace")
+
+
+def ensure_demo_models(home: Path | None = None, demos: dict[str, DemoSpec] = DEMO_MODELS) -> list[Path]:
+    """The demo model directories, training the missing ones first, one after another (1–3 minutes
+    each on 2 cores; `train_demo_model`)."""
+    home = home or demo_home()
+    for name in missing_demo_models(home, demos):
+        train_demo_model(name, home, demos=demos)
+    return [home / name for name in demos]

@@ -174,6 +174,9 @@ class Reply:
         notice: a message for the user (the input was truncated), else None.
         attention: the heatmap data of the finished reply; None while streaming and for models
             without attention.
+        token_ids: the generated token ids (`</s>` included when reached).
+        score: with `generate_reply(..., with_score=True)`, the reply's log-probability per token
+            (`seq2seq_tools.generation.Generated.score`), else None.
     """
 
     text: str
@@ -181,6 +184,7 @@ class Reply:
     notice: str | None = None
     attention: AttentionMap | None = None
     token_ids: list[int] = field(default_factory=list)
+    score: float | None = None
 
 
 def load_model(
@@ -371,10 +375,16 @@ def _truncation_notice(loaded: LoadedModel, tokens: int, characters: int, read_c
 
 
 def generate_reply(
-    loaded: LoadedModel, text: str, settings: DecodingSettings | None = None, streamer: BaseStreamer | None = None
+    loaded: LoadedModel,
+    text: str,
+    settings: DecodingSettings | None = None,
+    streamer: BaseStreamer | None = None,
+    *,
+    with_score: bool = False,
 ) -> Reply:
     """Decode the whole reply to `text` (any decoding mode) through `generate_texts`, handing its
-    tokens to `streamer` as they come when one is given (see `stream_reply`)."""
+    tokens to `streamer` as they come when one is given (see `stream_reply`); `with_score` also
+    scores it (`Reply.score`)."""
     settings = settings or loaded.defaults
     read, characters = _checked_text(loaded, text)
     [result] = generate_texts(
@@ -383,11 +393,19 @@ def generate_reply(
         [read],
         max_input_tokens=loaded.max_input_tokens,
         with_attention=True,
+        with_scores=with_score,
         streamer=streamer,
         **settings.generate_kwargs(),
     )
     notice = _truncation_notice(loaded, result.source_tokens, characters, len(read))
-    return Reply(text=result.text, done=True, notice=notice, attention=result.attention, token_ids=result.token_ids)
+    return Reply(
+        text=result.text,
+        done=True,
+        notice=notice,
+        attention=result.attention,
+        token_ids=result.token_ids,
+        score=result.score,
+    )
 
 
 def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Iterator[Reply]:

@@ -41,6 +41,14 @@ KOREAN: dict[str, str] = {
     "Download the attention (JSON, CSV)": "어텐션 내려받기 (JSON, CSV)",
     "Attention data (JSON)": "어텐션 데이터 (JSON)",
     "Attention data": "어텐션 데이터",
+    "Compare": "비교",
+    "Decode one input with two to four models, all with the decoding settings on the left, and compare their outputs and attention.": "입력 하나를 모델 두 개에서 네 개까지로, 모두 왼쪽의 같은 디코딩 설정으로 풀어 출력과 어텐션을 나란히 비교합니다.",
+    "Models to compare": "비교할 모델",
+    "Input": "입력",
+    "Example inputs": "예시 입력",
+    "Attention heatmaps (one colour scale)": "어텐션 히트맵 (같은 색 척도)",
+    "Comparison data (JSON)": "비교 데이터 (JSON)",
+    "Comparison data": "비교 데이터",
 }
 
 PAGE_I18N = gr.I18n(en={english: english for english in KOREAN}, ko=KOREAN)

@@ -66,7 +66,34 @@ def text_of(message: dict) -> str:
 
 def test_the_api_lists_the_chat_and_translate_endpoints(client: gradio_client.Client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/chat", "/translate"} <= set(endpoints)
+    assert {"/chat", "/translate", "/compare"} <= set(endpoints)
+
+
+def test_compare_returns_each_models_output_score_and_the_heatmaps(client: gradio_client.Client) -> None:
+    names = ["tiny-reverser", "tiny-no-attention"]
+    table, plot, lines, notice, data = client.predict("red cat dog tree", names, *DECODING["beam"], api_name="/compare")
+    assert [model["name"] for model in data["models"]] == names
+    reverser, plain = data["models"]
+    assert reverser["output"] == "tree dog cat red" and reverser["output_tokens"] == 4
+    assert reverser["score"] < 0 and plain["score"] < 0
+    assert reverser["attention"]["source_tokens"] == [" red", " cat", " dog", " tree", "</s>"]
+    assert plain["attention"] is None and plain["agreement"] is None
+    assert plot["type"] == "plotly"  # one panel: the model without attention has none
+    assert "tree dog cat red" in table and "no heatmap: this model has no attention" in table
+    assert "no attention, so no heatmap" in lines
+
+
+def test_compare_needs_two_models_and_an_input(client: gradio_client.Client) -> None:
+    from chatbot.compare import TOO_FEW_MODELS
+
+    table, plot, lines, notice, data = client.predict(
+        "red cat", ["tiny-reverser"], *DECODING["greedy"], api_name="/compare"
+    )
+    assert (table, plot, lines, notice, data) == ("", None, "", TOO_FEW_MODELS, None)
+    _, plot, _, notice, data = client.predict(
+        "   ", ["tiny-reverser", "tiny-no-attention"], *DECODING["greedy"], api_name="/compare"
+    )
+    assert notice == EMPTY_INPUT_NOTICE and plot is None and data is None
 
 
 @pytest.mark.parametrize("mode", ["greedy", "beam"])
@@ -157,8 +184,10 @@ def test_a_tab_that_no_served_model_fits_says_so(client: gradio_client.Client) -
     Translate tab none, and says why (the page as built, read from its config)."""
     components = client.config["components"]
     datasets = [component["props"] for component in components if component["type"] == "dataset"]
-    assert [dataset["samples"] for dataset in datasets] == [[["red cat dog"], ["sun moon water fire"]], []]
-    assert [dataset["visible"] for dataset in datasets] == [True, False]
+    # Chat, Translate, then Compare (whose examples are its first chosen model's own).
+    own = [["red cat dog"], ["sun moon water fire"]]
+    assert [dataset["samples"] for dataset in datasets] == [own, [], own]
+    assert [dataset["visible"] for dataset in datasets] == [True, False, True]
     notes = [component["props"].get("value") for component in components if component["type"] == "markdown"]
     assert NO_MODEL_FOR_TAB.format(task="translation") in notes
 
@@ -292,3 +321,35 @@ def test_every_text_on_the_page_has_a_korean_version(tiny_model_dir: Path) -> No
     assert all(korean.strip() for korean in KOREAN.values())
     # English is the key itself, so a page that ignores the translations still reads in English.
     assert PAGE_I18N.translations_dict["en"] == {english: english for english in KOREAN}
+
+
+def test_a_model_still_training_is_listed_and_joins_when_ready(
+    tiny_model_dir: Path, tiny_model_without_attention_dir: Path
+) -> None:
+    """The page of `python -m chatbot` on a first run: served at once, a model joining when trained."""
+    from benchmarks.chatbot_server import free_port
+    from chatbot.app import build_app
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import load_model
+    from chatbot.page_text import PAGE_I18N
+
+    registry = ModelRegistry({"tiny-reverser": load_model(tiny_model_dir)}, pending=["tiny-no-attention"])
+    registry.progress("tiny-no-attention", 0.4, "Training:  40%|")
+    app = build_app(registry).queue()
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, i18n=PAGE_I18N, quiet=True)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        names = ["tiny-reverser", "tiny-no-attention"]
+        *_, notice, data = client.predict("red cat", names, *DECODING["greedy"], api_name="/compare")
+        assert data is None and "tiny-no-attention** is not ready: training (40%)" in notice
+        translation, _, notice, *_ = client.predict("red cat", names[1], *DECODING["greedy"], api_name="/translate")
+        assert translation == "" and "is not ready" in notice
+        assert "tiny-no-attention**: training (40%)" in registry.status_text()
+        registry.add("tiny-no-attention", load_model(tiny_model_without_attention_dir))
+        assert registry.settled and registry.status_text() == ""
+        *_, notice, data = client.predict("red cat", names, *DECODING["greedy"], api_name="/compare")
+        assert [model["name"] for model in data["models"]] == names
+        assert client.predict("red cat", names[0], *DECODING["greedy"], api_name="/translate")[0] == "cat red"
+    finally:
+        app.close()

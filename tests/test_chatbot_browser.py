@@ -30,7 +30,9 @@ from test_chatbot_inference import train_tiny_model  # noqa: E402
 
 from benchmarks.chatbot_server import ChatbotServer as Server  # noqa: E402
 
-tiny_model_dir = test_chatbot_inference.tiny_model_dir  # the fixture, shared by name
+tiny_model_dir = test_chatbot_inference.tiny_model_dir  # the fixtures, shared by name
+tiny_additive_model_dir = test_chatbot_inference.tiny_additive_model_dir
+tiny_model_without_attention_dir = test_chatbot_inference.tiny_model_without_attention_dir
 
 KOREAN_WORDS = ["나는", "어제", "사과를", "샀다", "오늘", "하늘", "바다", "고양이"]
 KOREAN_WORDS += ["학교", "친구", "책을", "읽었다", "밥을", "먹었다", "집에", "갔다"]
@@ -186,3 +188,67 @@ def test_each_tab_shows_the_selected_models_own_examples(server: Server, browser
     page.get_by_role("tab", name="Chat").click()
     sync_api.expect(page.get_by_text("오늘 하늘 바다", exact=True)).to_be_visible(timeout=30_000)
     sync_api.expect(page.get_by_text("sun moon water fire", exact=True)).to_have_count(0)
+
+
+@pytest.fixture(scope="module")
+def compare_server(
+    tiny_model_dir: Path,
+    tiny_additive_model_dir: Path,
+    tiny_model_without_attention_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    """Three models of different attention types: general, additive and none."""
+    log = tmp_path_factory.mktemp("browser-compare-server") / "server.log"
+    models = [tiny_model_dir, tiny_additive_model_dir, tiny_model_without_attention_dir]
+    server = Server([argument for model in models for argument in ("--model", str(model))], log=log)
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+def test_the_compare_tab_shows_three_outputs_and_two_heatmaps_on_one_scale(compare_server: Server, browser) -> None:
+    page = open_page(browser, compare_server.url, "en-US")
+    page.get_by_role("tab", name="Compare").click()
+    chosen = page.locator("#compare-models")
+    for name in ("tiny-reverser", "tiny-additive", "tiny-no-attention"):  # the first models served, chosen
+        sync_api.expect(chosen.get_by_text(name, exact=True)).to_be_visible(timeout=30_000)
+    source = page.locator("#compare-input textarea")
+    source.fill("red cat dog tree")
+    source.press("Enter")
+    sync_api.expect(page.locator("#compare-heatmaps .js-plotly-plot")).to_be_visible(timeout=60_000)
+    # Three outputs side by side: one column per model.
+    table = page.locator("#compare-outputs table")
+    headers = [text.strip() for text in table.locator("th").all_text_contents()]
+    assert headers == ["", "tiny-reverser", "tiny-additive", "tiny-no-attention"]
+    output_row = [text.strip() for text in table.locator("tr").nth(1).locator("td").all_text_contents()]
+    assert output_row[:3] == ["output", "tree dog cat red", "tree dog cat red"]
+    assert len(output_row) == 4  # the model without attention has an output cell too
+    # Two heatmaps (the models with attention), one colour bar, the same source tokens on both.
+    heatmaps = page.locator("#compare-heatmaps g.hm")
+    sync_api.expect(heatmaps).to_have_count(2, timeout=30_000)
+    assert page.locator("#compare-heatmaps .colorbar").count() == 1
+    for axis in ("xtick", "x2tick"):  # Plotly's class names of the two panels' source ticks
+        ticks = page.locator(f"#compare-heatmaps .{axis} text").all_text_contents()
+        assert ticks == ["red", "cat", "dog", "tree", "</s>"], axis
+    # The model without attention says it has no heatmap; the others' agreement is stated.
+    sync_api.expect(table).to_contain_text("no heatmap: this model has no attention")
+    lines = page.locator("#compare-lines")
+    sync_api.expect(lines).to_contain_text("tiny-no-attention")
+    sync_api.expect(lines).to_contain_text("no attention, so no heatmap")
+    sync_api.expect(lines).to_contain_text("agrees with tiny-reverser's on")
+
+
+def test_the_compare_tab_asks_for_two_models(compare_server: Server, browser) -> None:
+    page = open_page(browser, compare_server.url, "ko-KR")
+    page.get_by_role("tab", name="비교").click()
+    sync_api.expect(page.get_by_text("비교할 모델", exact=True)).to_be_visible(timeout=30_000)
+    chosen = page.locator("#compare-models")
+    for name in ("tiny-no-attention", "tiny-additive"):  # leave one model chosen
+        chosen.locator(".token", has_text=name).locator(".token-remove").click()
+    sync_api.expect(chosen.locator(".token")).to_have_count(1)
+    source = page.locator("#compare-input textarea")
+    source.fill("red cat")
+    source.press("Enter")
+    sync_api.expect(page.locator("#compare-notice")).to_contain_text("Choose at least two models", timeout=30_000)
+    assert page.locator("#compare-heatmaps .js-plotly-plot").count() == 0

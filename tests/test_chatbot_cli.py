@@ -103,17 +103,39 @@ def test_trained_demo_models_are_reused(fake_training, tmp_path: Path, tiny_mode
     assert ensure_demo_models(home) == [home / name for name in DEMO_MODELS]
 
 
-def test_failed_training_exits_with_a_clear_message(
-    fake_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
+def test_failed_training_raises_a_clear_message(fake_training, tmp_path: Path) -> None:
     fake_training(fail=True)
     home = tmp_path / "home"
     with pytest.raises(DemoModelError, match="Training the demo model demo-chat failed"):
         ensure_demo_models(home)
     assert not is_trained(home / "demo-chat")
-    monkeypatch.setenv("HF_SEQ2SEQ_RNN_HOME", str(home))
-    assert cli.main([]) == 2
-    assert "Training the demo model demo-chat failed" in capsys.readouterr().err
+
+
+def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_training, tmp_path: Path) -> None:
+    """The page's registry: each model joins when its training ends; a failure is marked, the others go on."""
+    import functools
+
+    from chatbot.background import FAILED, READY, ModelRegistry, train_in_background
+    from chatbot.inference import load_model
+
+    fake_training(fail=False)
+    home = tmp_path / "home"
+    registry = ModelRegistry(pending=["demo-chat", "demo-translation"])
+    assert registry.models == {} and not registry.settled
+    assert "demo-chat" in registry.status_text() and registry.label("demo-chat") == "demo-chat: waiting"
+
+    def train(name: str, progress) -> Path:
+        if name == "demo-chat":
+            raise DemoModelError("Training the demo model demo-chat failed (exit status 1)")
+        return demo_models.train_demo_model(name, home, progress=progress)
+
+    train_in_background(registry, train, functools.partial(load_model)).join(timeout=120)
+    assert registry.settled
+    status = registry.status()
+    assert status["demo-chat"].state == FAILED and "exit status 1" in status["demo-chat"].detail
+    assert status["demo-translation"].state == READY and list(registry.models) == ["demo-translation"]
+    assert "demo-chat**: training failed" in registry.status_text()
+    assert "demo-translation" not in registry.status_text()
 
 
 def test_without_the_training_package_the_message_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:

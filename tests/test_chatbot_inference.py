@@ -126,7 +126,7 @@ def cached_tiny_model(tmp_path_factory: pytest.TempPathFactory, attention_type: 
     directory = tmp_path_factory.getbasetemp() / f"chatbot-tiny-{attention_type}"
     if not (directory / "config.json").is_file():
         steps = 1000 if attention_type != "none" else 20  # the model without attention only needs to run
-        name = "tiny-reverser" if attention_type != "none" else "tiny-no-attention"
+        name = {"general": "tiny-reverser", "none": "tiny-no-attention"}.get(attention_type, f"tiny-{attention_type}")
         train_tiny_model(directory, attention_type, steps=steps, name=name)
     return directory
 
@@ -139,6 +139,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_without_attention_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cached_tiny_model(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="session")
+def tiny_additive_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reverser with additive attention (Bahdanau et al.), for pages that compare attention types."""
+    return cached_tiny_model(tmp_path_factory, "additive")
 
 
 @pytest.fixture(scope="module")

@@ -120,7 +120,7 @@ class TrainingConfig(ModelSettings, DataSettings):
         "an embedded corpus instead of --dataset (no network); the translation demo takes --source-lang and "
         f"--target-lang from {', '.join(DEMO_LANGUAGES)}",
     )
-    demo_size: int = _key(6000, "pairs the translation demo generates")
+    demo_size: int = _key(6000, "pairs the translation or dates demo generates")
     shuffle_buffer_size: int = _key(10000, "shuffle buffer of a streaming dataset")
     max_train_samples: int | None = _key(None, "use only the first N training pairs (quick experiments)")
     max_eval_samples: int | None = _key(500, "validation pairs scored at each evaluation")
@@ -396,7 +396,9 @@ def validate(config: TrainingConfig) -> None:
         except ImportError as error:
             raise TrainingInputError(MISSING_ANALYZER) from error
     if config.dataset is None and config.demo is None:
-        raise TrainingInputError("pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat)")
+        raise TrainingInputError(
+            "pass --dataset (a Hub name or a file) or use a demo config (--demo translation|chat|dates)"
+        )
     if config.dataset is None:
         demos.check_languages(config.demo, config.source_lang, config.target_lang)
     for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "num_beams", "max_new_tokens"):

@@ -5,6 +5,11 @@ Babel ships them: `"Monday, November 23, 1987"` -> `"lundi 23 novembre 1987"`. E
 same value formatted for two locales, so every target is what a human translator wrote into CLDR
 for that pattern. Languages: English, French, German, Korean (any two of them).
 
+Dates: the textbook's date normalisation (Saito, "Deep Learning from Scratch 2", chapter 8): one day
+between 1950 and 2049 written by Babel in one of 4 formats and 5 locales -> its ISO form
+(`"Wednesday, September 7, 1994"` -> `"1994-09-07"`), as `benchmarks.bench_variants` trains it.
+The variants demo of the chatbot trains its contrast set of models on it.
+
 Chat: the conversations of chatterbot-corpus (greetings, small talk, trivia, ...) in English or
 Korean; each conversation is a list of turns, read through the `conversation` schema of
 `training.data` like any other conversational data set. The language is the run's `source_lang`
@@ -23,7 +28,11 @@ from datasets import Dataset, DatasetDict
 from .errors import TrainingInputError
 
 DEMO_LANGUAGES = ("en", "fr", "de", "ko")
-DEMOS = ("translation", "chat")
+DEMOS = ("translation", "chat", "dates")
+# The dates demo's locales and CLDR formats (Spanish short dates, `7/9/94`, read like American ones
+# with day and month swapped, so they are left out).
+DATE_LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "es_ES")
+DATE_STYLES = ("short", "medium", "long", "full")
 # chatterbot-corpus folders of the chat demo's languages, by the codes the translation demo uses.
 # (Its French and German sets hold about a hundred exchanges each: too few to learn from.)
 CHAT_LANGUAGES = {"en": "english", "ko": "korean"}
@@ -90,6 +99,23 @@ def translation_demo(size: int = 6000, source_lang: str = "en", target_lang: str
     return Dataset.from_dict({"source": list(pairs), "target": list(pairs.values())})
 
 
+def dates_demo(size: int = 6000, seed: int = 0) -> Dataset:
+    """`size` distinct (written date, ISO date) pairs, days uniform in 1950-2049."""
+    from babel.dates import format_date
+
+    rng = random.Random(seed)
+    first = datetime.date(1950, 1, 1)
+    days = (datetime.date(2049, 12, 31) - first).days
+    pairs: dict[str, str] = {}
+    while len(pairs) < size:
+        day = first + datetime.timedelta(days=rng.randint(0, days))
+        locale, style = rng.choice(DATE_LOCALES), rng.choice(DATE_STYLES)
+        if locale == "es_ES" and style == "short":
+            continue
+        pairs.setdefault(format_date(day, style, locale=locale), day.isoformat())
+    return Dataset.from_dict({"source": list(pairs), "target": list(pairs.values())})
+
+
 def chat_demo(language: str = "en") -> Dataset:
     """chatterbot-corpus conversations of one language (`en` or `ko`), one row per conversation."""
     check_languages("chat", language, None)
@@ -144,6 +170,8 @@ def demo_splits(demo: str, source_lang: str | None, target_lang: str | None, siz
     elif demo == "chat":
         check_languages(demo, source_lang, target_lang)
         dataset = chat_demo(source_lang or "en")
+    elif demo == "dates":
+        dataset = dates_demo(size, seed)
     else:
         raise TrainingInputError(f"demo={demo!r} is not an embedded corpus; choose one of {', '.join(DEMOS)}")
     return DatasetDict({"train": dataset})
@@ -155,6 +183,10 @@ def describe_demo(demo: str, source_lang: str | None, target_lang: str | None) -
         return (
             f"Unicode CLDR date, time, relative-time and measure formats rendered by Babel, "
             f"{source_lang or 'en'} -> {target_lang or 'fr'} (generated at training time)"
+        )
+    if demo == "dates":
+        return (
+            "dates written by Unicode CLDR (Babel) in 4 formats and 5 locales -> ISO 8601 (generated at training time)"
         )
     language = {"en": "English", "ko": "Korean"}.get(source_lang or "en", source_lang)
     return f"{language} conversations of chatterbot-corpus (consecutive turns as prompt/reply pairs)"

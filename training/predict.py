@@ -3,6 +3,7 @@
     python -m training.predict --model runs/demo-translation --dataset test.tsv --output hyp.txt
     python -m training.predict --model runs/demo-translation --dataset - --output - < sentences.txt
     python -m training.predict --model runs/seed1 --model runs/seed2 --dataset test.tsv --output hyp.txt  # an ensemble
+    python -m training.predict --model runs/dot --model runs/additive --compare --dataset test.tsv --output side.tsv
     seq2seq-rnn-predict --model runs/opus-en-fr --dataset Helsinki-NLP/opus_books --dataset-config en-fr \\
         --split train --output hyp.txt --num-beams 5 --n-best 3 --alignments align.jsonl --hard-alignments align.txt
 
@@ -136,6 +137,12 @@ class PredictSettings(DataFlags):
     hard_alignments: str | None = option("write Pharaoh i-j pairs (argmax source token per output token) here")
     summary: str | None = option("write the JSON summary here (default: OUTPUT.summary.json; none for stdout)")
     trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
+    compare: bool = option(
+        "with two or more --model: decode with each model on its own, alike, and write their outputs, scores and "
+        "lengths side by side (a TSV at --output) with each alignment's agreement with the first model's "
+        "(training/compare.py), instead of an ensemble",
+        False,
+    )
 
 
 def _flag_type(hint: Any) -> Any:
@@ -443,6 +450,10 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         logger.warning(why)
     paths = output_paths(settings)
     check_writable(paths)
+    if settings.compare:
+        from .compare import compare  # it imports this module
+
+        return compare(settings, command)
     model, tokenizer = load_models(settings.model, settings.trust_remote_code)
     first = settings.model[0]  # an ensemble's task and languages are its first model's
     info = read_training_info(first) if os.path.isdir(first) else {}
