@@ -47,6 +47,22 @@ def test_budgeted_decay_follows_the_clock_after_the_warm_up(shape, seconds, expe
     assert decay(5) == pytest.approx(0.5 * expected)  # half-way through the warm-up
 
 
+@pytest.mark.parametrize(
+    ("shape", "progress", "expected"),
+    [("linear", 0.5, 1.0), ("linear", 0.8, 1.0), ("linear", 0.9, 0.5), ("linear", 1.0, 0.0), ("cosine", 0.9, 0.5)],
+)
+def test_a_decay_fraction_holds_the_peak_and_decays_over_the_last_part(shape, progress, expected):
+    """Warmup-stable-decay: with fraction 0.2 the rate is at its peak until 80% of the horizon, then
+    decays to zero; the same on a step horizon and on a budget."""
+    on_steps = BudgetedDecay(shape, warmup_steps=0, horizon=Horizon(1000), fraction=0.2)
+    assert on_steps(int(progress * 1000)) == pytest.approx(expected)
+    on_budget = BudgetedDecay(shape, warmup_steps=0, horizon=Horizon(10**9, 100.0), fraction=0.2)
+    on_budget.training_seconds = progress * 100.0
+    assert on_budget(1) == pytest.approx(expected)
+    scheduler, decay = make_lr_scheduler(shape, optimizer(), 0, Horizon(1000), fraction=0.2)
+    assert decay is not None  # a step horizon with a fraction below 1 needs this schedule too
+
+
 def test_without_a_budget_the_scheduler_is_transformers_own_step_for_step():
     ours, decay = make_lr_scheduler("linear", optimizer(), 5, Horizon(50))
     theirs = get_scheduler("linear", optimizer(), num_warmup_steps=5, num_training_steps=50)

@@ -152,6 +152,11 @@ class TrainingConfig(ModelSettings, DataSettings):
         "otherwise over the steps",
     )
     warmup_steps: int = _key(100, "steps of linear warm-up")
+    lr_decay_fraction: float = _key(
+        1.0,
+        "linear and cosine: the share at the end of the run over which the rate decays; before it, the peak "
+        "rate holds (warmup-stable-decay); 1: the whole run",
+    )
     max_grad_norm: float = _key(1.0, "gradients are clipped to this norm")
     max_steps: int | None = _key(None, "optimizer steps (overrides --num-epochs)")
     max_minutes: float | None = _key(
@@ -424,6 +429,10 @@ def validate(config: TrainingConfig) -> None:
         raise TrainingInputError(f"bad model setting: {error}") from error
     if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise TrainingInputError(f"learning_rate={config.learning_rate}: expected a finite number above 0, e.g. 0.001")
+    if not (0.0 < config.lr_decay_fraction <= 1.0):
+        raise TrainingInputError(
+            f"lr_decay_fraction={config.lr_decay_fraction}: expected a number above 0 and at most 1, e.g. 0.2"
+        )
     if config.ema_decay is not None and not (0.0 < config.ema_decay < 1.0):
         raise TrainingInputError(
             f"ema_decay={config.ema_decay}: expected a number between 0 and 1 (both excluded), e.g. 0.999, or null"

@@ -420,7 +420,9 @@ def prepare_run(config: TrainingConfig) -> Run:
     total_steps = config.max_steps if config.max_steps is not None else config.num_epochs * steps_per_epoch
     budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
     horizon = schedules.Horizon(total_steps, budget_seconds)
-    lr_scheduler, decay = schedules.make_lr_scheduler(config.lr_scheduler, optimizer, config.warmup_steps, horizon)
+    lr_scheduler, decay = schedules.make_lr_scheduler(
+        config.lr_scheduler, optimizer, config.warmup_steps, horizon, config.lr_decay_fraction
+    )
     lr_scheduler = accelerator.prepare(lr_scheduler)
     average = None
     if config.ema_decay is not None:
@@ -436,7 +438,8 @@ def prepare_run(config: TrainingConfig) -> Run:
         main_process_only=True,
     )
     logger.info(
-        schedules.describe_lr_schedule(config.lr_scheduler, config.warmup_steps, horizon), main_process_only=True
+        schedules.describe_lr_schedule(config.lr_scheduler, config.warmup_steps, horizon, config.lr_decay_fraction),
+        main_process_only=True,
     )
     if average is not None:
         logger.info(f"evaluating and saving an exponential moving average of the weights (decay {config.ema_decay})")
