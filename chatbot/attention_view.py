@@ -33,14 +33,9 @@ def _label(token: str) -> str:
     return html.escape(token.strip() or "␣", quote=False)
 
 
-def attention_plot(attention: AttentionMap, title: str | None = None) -> Any:
-    """A Plotly heatmap of `attention`: source tokens across (on top), output tokens down.
-
-    Axes are cell positions with the tokens as tick text, so a token that occurs twice keeps two
-    columns (categorical axes would merge them). Values go in as plain lists, not numpy arrays:
-    Plotly serialises arrays as typed binary blocks that older plotly.js builds cannot read.
-    Returns a `plotly.graph_objects.Figure`.
-    """
+def _heatmap(attention: AttentionMap, **style: Any) -> tuple[Any, list[str], list[str]]:
+    """The Plotly heatmap trace of `attention` (cell positions on both axes, tokens in the hover text)
+    with `style` (its colour settings), and the source and output tick labels."""
     import plotly.graph_objects as go
 
     rows, columns = attention.weights.shape
@@ -52,12 +47,26 @@ def attention_plot(attention: AttentionMap, title: str | None = None) -> Any:
         x=list(range(columns)),
         y=list(range(rows)),
         customdata=hover,
-        zmin=0.0,
-        zmax=1.0,
-        colorscale="Viridis",
-        colorbar={"title": {"text": "weight"}},
         hovertemplate="%{customdata[1]} ← %{customdata[0]}<br>weight %{z:.3f}<extra></extra>",
+        **style,
     )
+    return heatmap, sources, outputs
+
+
+def attention_plot(attention: AttentionMap, title: str | None = None) -> Any:
+    """A Plotly heatmap of `attention`: source tokens across (on top), output tokens down.
+
+    Axes are cell positions with the tokens as tick text, so a token that occurs twice keeps two
+    columns (categorical axes would merge them). Values go in as plain lists, not numpy arrays:
+    Plotly serialises arrays as typed binary blocks that older plotly.js builds cannot read.
+    Returns a `plotly.graph_objects.Figure`.
+    """
+    import plotly.graph_objects as go
+
+    heatmap, sources, outputs = _heatmap(
+        attention, zmin=0.0, zmax=1.0, colorscale="Viridis", colorbar={"title": {"text": "weight"}}
+    )
+    rows, columns = attention.weights.shape
     figure = go.Figure(heatmap)
     figure.update_xaxes(tickmode="array", tickvals=list(range(columns)), ticktext=sources, side="top", tickangle=-45)
     figure.update_yaxes(tickmode="array", tickvals=list(range(rows)), ticktext=outputs, autorange="reversed")
@@ -78,25 +87,14 @@ def comparison_plot(maps: list[tuple[str, AttentionMap]]) -> Any:
     `attention_plot`. `maps` pairs each panel's title (the model's name) with its map.
     Returns a `plotly.graph_objects.Figure`.
     """
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     titles = [_label(title) for title, _ in maps]
     figure = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.06)
     shared = all(attention.source_labels == maps[0][1].source_labels for _, attention in maps)
     for column, (_, attention) in enumerate(maps, start=1):
+        heatmap, sources, outputs = _heatmap(attention, coloraxis="coloraxis")
         rows, columns = attention.weights.shape
-        sources = [_label(token) for token in attention.source_labels]
-        outputs = [_label(token) for token in attention.output_labels]
-        hover = [[[source, output] for source in sources] for output in outputs]  # (rows, columns, 2)
-        heatmap = go.Heatmap(
-            z=attention.weights.astype(np.float64).round(4).tolist(),  # (rows, columns)
-            x=list(range(columns)),
-            y=list(range(rows)),
-            customdata=hover,
-            coloraxis="coloraxis",
-            hovertemplate="%{customdata[1]} ← %{customdata[0]}<br>weight %{z:.3f}<extra></extra>",
-        )
         figure.add_trace(heatmap, row=1, col=column)
         figure.update_xaxes(
             tickmode="array",
