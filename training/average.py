@@ -40,7 +40,7 @@ from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
 from seq2seq_tools.loading import MODEL_TYPE, load_config, load_tokenizer, read_config_dict
 
 from . import checkpoints
-from .errors import InputArgumentParser, TrainingInputError, describe_expected
+from .errors import InputArgumentParser, TrainingInputError, run_command
 from .model_card import public_name, write_model_card
 
 logger = logging.getLogger(__name__)
@@ -244,18 +244,14 @@ def average(checkpoints_dir: str, last: int, output: str, command: str = "") -> 
 def main(argv: list[str] | None = None) -> int:
     """The command line: 0 on success, 2 on bad input (one line on stderr)."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    try:
+
+    def average_and_report() -> None:
         settings = build_parser().parse_args(arguments)
         command = "python -m training.average " + shlex.join(arguments)
         names = average(settings.checkpoints, settings.last, settings.output, command)
-    except (TrainingInputError, OSError) as error:
-        message = describe_expected(error)
-        if message is None:
-            raise  # a bug: keep the traceback
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    print(f"averaged {', '.join(names)} into {settings.output}")
-    return 0
+        print(f"averaged {', '.join(names)} into {settings.output}")
+
+    return run_command(average_and_report)
 
 
 if __name__ == "__main__":

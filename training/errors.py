@@ -1,13 +1,16 @@
 """The exceptions a training run expects, and the one place that turns them into a one-line message.
 
-`main` prints `describe_expected(error)` on stderr and exits with code 2 for bad input (3 when the
-loss diverged); anything else is a bug and keeps its traceback.
+Every command's `main` runs through `run_command`, which prints `describe_expected(error)` on stderr
+and exits with code 2 for bad input (3 when the loss diverged); anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 # Operating-system errors caused by where the user pointed us, not by the code.
@@ -53,3 +56,17 @@ def describe_expected(error: BaseException) -> str | None:
     else:
         return None
     return " ".join(message.split())  # one line, whatever the wrapped library put in its message
+
+
+def run_command(action: Callable[[], object]) -> int:
+    """`action()` as a command line's exit code: 0 when it returns, 2 for bad input and 3 for a
+    diverged loss (one line on stderr); an unexpected error, a bug, propagates with its traceback."""
+    try:
+        action()
+    except (TrainingInputError, TrainingDivergedError, OSError) as error:
+        message = describe_expected(error)
+        if message is None:
+            raise  # a bug: keep the traceback
+        print(f"error: {message}", file=sys.stderr)
+        return 3 if isinstance(error, TrainingDivergedError) else 2
+    return 0

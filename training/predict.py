@@ -54,7 +54,7 @@ from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.quantization import maybe_quantize
 
 from .data import DataSpec, load_raw, schema_of, to_pairs
-from .errors import InputArgumentParser, TrainingInputError, describe_expected
+from .errors import InputArgumentParser, TrainingInputError, run_command
 from .evaluation import compute_metrics, load_metrics
 
 logger = logging.getLogger(__name__)
@@ -519,16 +519,8 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """The command line: 0 on success, 2 on bad input (one line on stderr)."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    try:
-        settings = parse_settings(arguments)
-        predict(settings, command="python -m training.predict " + shlex.join(arguments))
-    except (TrainingInputError, OSError) as error:
-        message = describe_expected(error)
-        if message is None:
-            raise  # a bug: keep the traceback
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    command = "python -m training.predict " + shlex.join(arguments)
+    return run_command(lambda: predict(parse_settings(arguments), command=command))
 
 
 __all__ = ["PredictSettings", "load_model", "load_models", "main", "predict", "read_data"]

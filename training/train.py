@@ -58,7 +58,7 @@ from . import checkpoints, demos, schedules
 from .config import TrainingConfig, parse_config
 from .data import DataSpec, Schema, load_pairs, pairs_from_splits
 from .ema import WeightAverage
-from .errors import TrainingDivergedError, TrainingInputError, describe_expected
+from .errors import TrainingDivergedError, TrainingInputError, run_command
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
 from .hub import push_to_hub
 from .model_card import public_name, training_info, write_model_card
@@ -757,17 +757,13 @@ def show_samples(
 def main(argv: list[str] | None = None) -> int:
     """The command line: 0 on success, 2 on bad input, 3 when the loss diverged."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    try:
+
+    def train() -> None:
         config = parse_config(arguments)
         config.command = "python -m training.train " + shlex.join(arguments)
         training_function(config)
-    except (TrainingInputError, TrainingDivergedError, OSError) as error:
-        message = describe_expected(error)
-        if message is None:
-            raise  # a bug: keep the traceback
-        print(f"error: {message}", file=sys.stderr)
-        return 3 if isinstance(error, TrainingDivergedError) else 2
-    return 0
+
+    return run_command(train)
 
 
 if __name__ == "__main__":
