@@ -21,17 +21,14 @@ import io
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
-from tqdm.auto import tqdm
 
 from seq2seq_tools.compare import AlignmentAgreement, alignment_agreement, pooled
-from seq2seq_tools.generation import Generated, generate_texts
-from seq2seq_tools.quantization import maybe_quantize
+from seq2seq_tools.generation import Generated
 
 from .errors import TrainingInputError
 from .evaluation import compute_metrics, load_metrics
@@ -40,6 +37,7 @@ from .predict import (
     PredictData,
     PredictSettings,
     cpu_description,
+    decode,
     effective_settings,
     generation_settings,
     load_model,
@@ -114,25 +112,12 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     given = generation_settings(loaded[0][0], settings)
     shared = {**effective_settings(loaded[0][0], given), "num_return_sequences": 1}  # every model decodes alike
     data = read_data(settings, info)
-    device = "cuda" if torch.cuda.is_available() and settings.quantize == "none" else "cpu"
     results, lengths, seconds = [], [], []
     for label, (model, tokenizer) in zip(labels, loaded, strict=True):
-        model = maybe_quantize(model.to(device), settings.quantize)
-        transformers.set_seed(settings.seed)
-        started = time.perf_counter()
-        with tqdm(total=len(data.sources), unit="sent", desc=f"Decoding ({label})", file=sys.stderr) as bar:
-            decoded = generate_texts(
-                model,
-                tokenizer,
-                data.sources,
-                batch_size=settings.batch_size,
-                max_input_tokens=settings.max_input_tokens,
-                with_attention=True,
-                with_scores=True,
-                progress=bar.update,
-                **shared,
-            )
-        seconds.append(time.perf_counter() - started)
+        decoded, took = decode(
+            model, tokenizer, data, settings, f"Decoding ({label})", with_attention=True, with_scores=True, **shared
+        )
+        seconds.append(took)
         results.append(decoded)
         lengths.append([output_length(tokenizer, result) for result in decoded])
     agreements = [  # per model, per input: with the first model's alignment (the first's own row unused)

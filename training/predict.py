@@ -442,6 +442,34 @@ def write_outputs(
         write_atomically(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
+def decode(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data: PredictData,
+    settings: PredictSettings,
+    description: str = "Decoding",
+    **generation: Any,
+) -> tuple[list[Generated], float]:
+    """`data`'s sources through `generate_texts` with `generation`, and the seconds it took: on the GPU
+    when there is one and no quantization, int8 when asked, seeded, with a progress bar on stderr."""
+    if torch.cuda.is_available() and settings.quantize == "none":
+        model = model.to("cuda")
+    model = maybe_quantize(model, settings.quantize)
+    transformers.set_seed(settings.seed)
+    started = time.perf_counter()
+    with tqdm(total=len(data.sources), unit="sent", desc=description, file=sys.stderr) as bar:
+        results = generate_texts(
+            model,
+            tokenizer,
+            data.sources,
+            batch_size=settings.batch_size,
+            max_input_tokens=settings.max_input_tokens,
+            progress=bar.update,
+            **generation,
+        )
+    return results, time.perf_counter() - started
+
+
 def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     """Decode, score and write everything; returns the summary."""
     threads, why = machine.choose_threads(settings.num_threads)
@@ -465,24 +493,9 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         )
     given = generation_settings(model, settings)
     data = read_data(settings, info)
-    if torch.cuda.is_available() and settings.quantize == "none":
-        model = model.to("cuda")
-    model = maybe_quantize(model, settings.quantize)
-    transformers.set_seed(settings.seed)
-    started = time.perf_counter()
-    with tqdm(total=len(data.sources), unit="sent", desc="Decoding", file=sys.stderr) as bar:
-        results = generate_texts(
-            model,
-            tokenizer,
-            data.sources,
-            batch_size=settings.batch_size,
-            max_input_tokens=settings.max_input_tokens,
-            with_attention=with_attention,
-            with_scores=bool(settings.n_best),
-            progress=bar.update,
-            **given,
-        )
-    seconds = time.perf_counter() - started
+    results, seconds = decode(
+        model, tokenizer, data, settings, with_attention=with_attention, with_scores=bool(settings.n_best), **given
+    )
     metrics = None
     if data.references is not None:
         predictions = [result.text for result in results]
