@@ -26,7 +26,6 @@ layer's PyTorch init) repeats the table with another init than the default, `sca
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import random
@@ -34,11 +33,10 @@ import shlex
 import time
 
 from hf_seq2seq_rnn.configuration_seq2seq_rnn import INIT_SCHEMES
+from training.demos import dates_demo
 
 from .common import REPO, add_threads_argument, machine_line
 
-DATE_LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "es_ES")
-DATE_FORMATS = ("short", "medium", "long", "full")
 # name -> (task, hidden size, model flags)
 VARIANTS = {
     "baseline": ("addition", 128, {"attention-type": "none"}),
@@ -64,19 +62,10 @@ def addition_pairs(count: int, seed: int) -> list[tuple[str, str]]:
 
 
 def date_pairs(count: int, seed: int) -> list[tuple[str, str]]:
-    """`count` distinct written dates -> ISO dates (days 1950–2049, random locale and format)."""
-    from babel.dates import format_date
-
-    rng = random.Random(seed)
-    first, days = datetime.date(1950, 1, 1), (datetime.date(2049, 12, 31) - datetime.date(1950, 1, 1)).days
-    pairs: dict[str, str] = {}
-    while len(pairs) < count:
-        day = first + datetime.timedelta(days=rng.randint(0, days))
-        locale, style = rng.choice(DATE_LOCALES), rng.choice(DATE_FORMATS)
-        if locale == "es_ES" and style == "short":
-            continue
-        pairs[format_date(day, style, locale=locale)] = day.isoformat()
-    return list(pairs.items())
+    """`count` distinct written dates -> ISO dates (days 1950–2049, random locale and format): the
+    training demo's `dates` corpus, which the chatbot's variants demo trains on."""
+    pairs = dates_demo(count, seed)
+    return list(zip(pairs["source"], pairs["target"], strict=True))
 
 
 def write_task(task: str, count: int, seed: int, folder: str) -> str:
