@@ -14,37 +14,104 @@ import argparse
 import ctypes
 import functools
 import logging
-import math
 import os
 import platform
 import sys
 import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from seq2seq_tools.options import add_options, from_namespace, option
 
 logger = logging.getLogger("chatbot")
 
 
-def parse_auth(value: str) -> tuple[str, str]:
-    user, separator, password = value.partition(":")
-    if not separator or not user or not password:
-        raise argparse.ArgumentTypeError("--auth takes USER:PASSWORD, both non-empty")
-    return user, password
+@dataclass
+class ChatbotSettings:
+    """The options of `python -m chatbot`; each field is a flag (`max_input_tokens` -> `--max-input-tokens`)."""
 
+    model: list[str] | None = option(
+        "a model directory written by save_pretrained, or a Hub id; repeat it to serve several models, chosen in "
+        "the page. Models of this project (model_type seq2seq_rnn) load with the installed code, never with Python "
+        "files that come with them; other types are refused unless --trust-remote-code. Default: the demo chat and "
+        "translation models under $HF_SEQ2SEQ_RNN_HOME (default ~/.cache/hf-seq2seq-rnn), trained on first use.",
+        metavar="DIR_OR_HUB_ID",
+    )
+    variants: bool = option(
+        "serve the variants demo instead: five small models of the textbook's date task (no attention; dot, "
+        "additive, and general attention with input feeding; a peeky decoder without attention), trained on first "
+        "use into the same cache, and open the page on the Compare tab with example dates of growing length",
+        False,
+    )
+    ensemble: list[str] | None = option(
+        "a model of an ensemble: give it twice or more to serve one more entry in the page's model list that "
+        "decodes with all of these models at once (their log-probabilities averaged at each step, the heatmap "
+        "the mean of their attention). They must share a tokenizer. With --model, both are served; without it, "
+        "the ensemble alone.",
+        metavar="DIR_OR_HUB_ID",
+    )
+    trust_remote_code: bool = option(
+        "also load models of other types, through transformers' Auto classes with trust_remote_code=True: the "
+        "Python files that come with such a model run on this machine, so pass it only for models whose code you "
+        "trust",
+        False,
+    )
+    host: str = option(
+        "the address to listen on (this machine only by default; 0.0.0.0 exposes the page to your network)",
+        "127.0.0.1",
+    )
+    quantize: Literal["none", "int8"] = option(
+        "int8: serve with int8 weights in the recurrent and linear layers (dynamic quantization: faster decoding "
+        "on a CPU, outputs within rounding of fp32)",
+        "none",
+    )
+    port: int = option("the port to listen on", 7860, minimum=1)
+    share: bool = option(
+        "also open a public *.gradio.live link through Gradio's share servers (anyone with the link can use the "
+        "server)",
+        False,
+    )
+    auth: str | None = option(
+        "require this login, USER:PASSWORD, in the page and for API clients (default: no login; note that a "
+        "password given on the command line is visible to other users of this machine)",
+        metavar="USER:PASSWORD",
+    )
+    max_input_tokens: int | None = option(
+        "truncate messages longer than N tokens, with a notice in the page (default: each tokenizer's "
+        "model_max_length)",
+        minimum=1,
+        metavar="N",
+    )
+    max_length_a: float | None = option(
+        "cap every reply at A x its message's tokens + B new tokens (with --max-length-b; fairseq's "
+        "--max-len-a/b). Default: each model's generation config (training sets 2 and 10)",
+        metavar="A",
+    )
+    max_length_b: float | None = option("B of that cap, in tokens", metavar="B")
+    coverage_penalty: float | None = option(
+        "beam search: the coverage penalty of Wu et al. (2016), which favours replies whose attention covers "
+        "the whole message (default: off)",
+        metavar="BETA",
+    )
+    concurrency_limit: int = option("requests decoded at the same time; others wait in the queue", 2, minimum=1)
+    max_queue_size: int = option(
+        "requests allowed to wait; past this a client is told that the queue is full", 64, minimum=1
+    )
+    threads: int | None = option("torch CPU threads per process (default: torch's own choice)", minimum=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = option("how much the server logs to stderr", "INFO")
 
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 1")
-    return number
+    def login(self) -> tuple[str, str] | None:
+        """`--auth` as (user, password), or None without a login."""
+        if self.auth is None:
+            return None
+        user, _, password = self.auth.partition(":")
+        return user, password
 
+    def search_settings(self) -> dict[str, float]:
+        """The search settings given, for every served model's generation config."""
+        from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS  # torch: not for --help
 
-def non_negative_number(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number >= 0):
-        raise argparse.ArgumentTypeError(f"{value!r} must be a number of at least 0")
-    return number
+        return {key: getattr(self, key) for key in SEARCH_SETTINGS if getattr(self, key) is not None}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,8 +122,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line. Long only because it declares one flag after another, each with its help;
-    split up, the flags would be harder to find, not easier to read."""
+    """The command line, from the fields of `ChatbotSettings`."""
     parser = _Parser(
         prog="python -m chatbot",
         description=(
@@ -67,115 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--model",
-        action="append",
-        metavar="DIR_OR_HUB_ID",
-        help="a model directory written by save_pretrained, or a Hub id; repeat it to serve several models, "
-        "chosen in the page. Models of this project (model_type seq2seq_rnn) load with the installed code, "
-        "never with Python files that come with them; other types are refused unless --trust-remote-code. "
-        "Default: the demo chat and translation models under $HF_SEQ2SEQ_RNN_HOME (default "
-        "~/.cache/hf-seq2seq-rnn), trained on first use.",
-    )
-    parser.add_argument(
-        "--variants",
-        action="store_true",
-        help="serve the variants demo instead: five small models of the textbook's date task (no attention; dot, "
-        "additive, and general attention with input feeding; a peeky decoder without attention), trained on first "
-        "use into the same cache, and open the page on the Compare tab with example dates of growing length",
-    )
-    parser.add_argument(
-        "--ensemble",
-        action="append",
-        metavar="DIR_OR_HUB_ID",
-        help="a model of an ensemble: give it twice or more to serve one more entry in the page's model list that "
-        "decodes with all of these models at once (their log-probabilities averaged at each step, the heatmap "
-        "the mean of their attention). They must share a tokenizer. With --model, both are served; without it, "
-        "the ensemble alone.",
-    )
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="also load models of other types, through transformers' Auto classes with trust_remote_code=True: "
-        "the Python files that come with such a model run on this machine, so pass it only for models whose "
-        "code you trust (off by default)",
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="the address to listen on (default: %(default)s, this machine only; 0.0.0.0 exposes the page to "
-        "your network)",
-    )
-    parser.add_argument(
-        "--quantize",
-        choices=("none", "int8"),
-        default="none",
-        help="int8: serve with int8 weights in the recurrent and linear layers (dynamic quantization: faster "
-        "decoding on a CPU, outputs within rounding of fp32). Default: %(default)s",
-    )
-    parser.add_argument("--port", type=positive_int, default=7860, help="the port to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--share",
-        action="store_true",
-        help="also open a public *.gradio.live link through Gradio's share servers (off by default: anyone with "
-        "the link can use the server)",
-    )
-    parser.add_argument(
-        "--auth",
-        type=parse_auth,
-        metavar="USER:PASSWORD",
-        help="require this login in the page and for API clients (default: no login; note that a password given "
-        "on the command line is visible to other users of this machine)",
-    )
-    parser.add_argument(
-        "--max-input-tokens",
-        type=positive_int,
-        metavar="N",
-        help="truncate messages longer than N tokens, with a notice in the page (default: each tokenizer's "
-        "model_max_length)",
-    )
-    parser.add_argument(
-        "--max-length-a",
-        type=non_negative_number,
-        metavar="A",
-        help="cap every reply at A x its message's tokens + B new tokens (with --max-length-b; fairseq's "
-        "--max-len-a/b). Default: each model's generation config (training sets 2 and 10)",
-    )
-    parser.add_argument("--max-length-b", type=non_negative_number, metavar="B", help="B of that cap, in tokens")
-    parser.add_argument(
-        "--coverage-penalty",
-        type=non_negative_number,
-        metavar="BETA",
-        help="beam search: the coverage penalty of Wu et al. (2016), which favours replies whose attention covers "
-        "the whole message (default: off)",
-    )
-    parser.add_argument(
-        "--concurrency-limit",
-        type=positive_int,
-        default=2,
-        metavar="N",
-        help="requests decoded at the same time; others wait in the queue (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-queue-size",
-        type=positive_int,
-        default=64,
-        metavar="N",
-        help="requests allowed to wait; past this a client is told that the queue is full (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        metavar="N",
-        help="torch CPU threads per process (default: torch's own choice)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much the server logs to stderr (default: %(default)s)",
-    )
+    add_options(parser, ChatbotSettings)
     return parser
+
+
+def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
+    """The command line's settings, or one line on stderr and exit code 2."""
+    parser = build_parser()
+    settings = from_namespace(ChatbotSettings, parser.parse_args(argv))
+    if settings.auth is not None and None in _nonempty(settings.login()):
+        parser.error("--auth takes USER:PASSWORD, both non-empty")
+    if settings.ensemble is not None and len(settings.ensemble) < 2:
+        parser.error("--ensemble needs two models or more (give the flag once per model)")
+    if settings.variants and (settings.model or settings.ensemble):
+        parser.error("--variants serves its own models; leave out --model and --ensemble")
+    from transformers import GenerationConfig  # torch: not for --help or a bad flag
+
+    from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
+
+    try:  # where generate() checks them
+        decoding_settings(GenerationConfig(), **settings.search_settings())
+    except ValueError as error:
+        parser.error(f"bad decoding setting: {error}")
+    return settings
+
+
+def _nonempty(parts: tuple[str, str] | None) -> tuple[str | None, ...]:
+    return tuple(part or None for part in parts or ())
 
 
 def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> str | None:
@@ -202,13 +186,9 @@ def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.ensemble is not None and len(args.ensemble) < 2:
-        parser.error("--ensemble needs two models or more (give the flag once per model)")
-    if args.variants and (args.model or args.ensemble):
-        parser.error("--variants serves its own models; leave out --model and --ensemble")
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Serve the page until interrupted: 0, or 2 with one line on stderr when nothing can be served."""
+    settings = parse_arguments(argv)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arenas_note = limit_malloc_arenas()
     if arenas_note:
         logger.info(arenas_note)
@@ -217,83 +197,94 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS
-    from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
     from seq2seq_tools.machine import choose_threads
 
-    from .background import ModelRegistry, train_in_background
-    from .demo_models import (
-        DEMO_MODELS,
-        VARIANT_COMPARED,
-        VARIANT_DEMOS,
-        VARIANT_EXAMPLES,
-        DemoModelError,
-        demo_home,
-        missing_demo_models,
-        train_demo_model,
-    )
-    from .demo_models import training_config as demo_training_config
-    from .inference import load_ensemble, load_model
+    from .demo_models import DemoModelError
 
-    threads, threads_note = choose_threads(args.threads)
+    threads, threads_note = choose_threads(settings.threads)
     torch.set_num_threads(threads)
     if threads_note:
         logger.warning(threads_note)
-    sources = args.model
-    pending: list[str] = []  # demo models to train in the background while the page is served
+    try:
+        sources, pending, demos = _sources(settings)
+        models = _load_models(settings, sources)
+    except (DemoModelError, _ServeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _serve(settings, models, pending, demos)
+    return 0
+
+
+class _ServeError(Exception):
+    """A model that cannot be served; the message says which and why."""
+
+
+def _sources(settings: ChatbotSettings) -> tuple[list[str], list[str], dict]:
+    """The model folders to load now, the demo models to train in the background, and the demos served."""
+    from .demo_models import DEMO_MODELS, VARIANT_DEMOS, demo_home, missing_demo_models
+    from .demo_models import training_config as demo_training_config
+
+    demos = VARIANT_DEMOS if settings.variants else DEMO_MODELS
+    if settings.model or settings.ensemble:
+        return list(settings.model or []), [], demos
     home = demo_home()
-    demos = VARIANT_DEMOS if args.variants else DEMO_MODELS
-    if not sources and not args.ensemble:
-        pending = missing_demo_models(home, demos)
-        try:
-            for name in pending:
-                spec = demos[name]
-                demo_training_config(spec if isinstance(spec, str) else spec[0])
-        except DemoModelError as error:  # nothing could be trained: say so now rather than on the page
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        sources = [str(home / name) for name in demos if name not in pending]
+    pending = missing_demo_models(home, demos)
+    for name in pending:  # nothing could be trained: say so now rather than on the page
+        spec = demos[name]
+        demo_training_config(spec if isinstance(spec, str) else spec[0])
+    return [str(home / name) for name in demos if name not in pending], pending, demos
 
-    def configure(loaded):
-        for key in SEARCH_SETTINGS:
-            if getattr(args, key) is not None:  # a search setting of every served model (its generation config)
-                setattr(loaded.model.generation_config, key, getattr(args, key))
-        return loaded
 
-    loads = [(source, functools.partial(load_model, source)) for source in sources or []]
-    if args.ensemble:
-        loads.append((" + ".join(args.ensemble), functools.partial(load_ensemble, args.ensemble)))
+def _configured(settings: ChatbotSettings, loaded):
+    """`loaded` with the search settings given on the command line in its generation config."""
+    for key, value in settings.search_settings().items():
+        setattr(loaded.model.generation_config, key, value)
+    return loaded
+
+
+def _load_models(settings: ChatbotSettings, sources: list[str]) -> list:
+    """Each model of `sources`, and the ensemble of `--ensemble`, loaded and configured."""
+    from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
+
+    from .inference import load_ensemble, load_model
+
+    loads = [(source, functools.partial(load_model, source)) for source in sources]
+    if settings.ensemble:
+        loads.append((" + ".join(settings.ensemble), functools.partial(load_ensemble, settings.ensemble)))
     models = []
     for source, load in loads:
         logger.info("loading %s", source)
         try:
-            models.append(
-                load(
-                    max_input_tokens=args.max_input_tokens,
-                    quantize=args.quantize,
-                    trust_remote_code=args.trust_remote_code,
-                )
+            loaded = load(
+                max_input_tokens=settings.max_input_tokens,
+                quantize=settings.quantize,
+                trust_remote_code=settings.trust_remote_code,
             )
         except (UntrustedModelError, IncompatibleModelError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            raise _ServeError(str(error)) from error
         except Exception as error:
-            print(f"error: could not load the model {source!r}: {type(error).__name__}: {error}", file=sys.stderr)
-            return 2
-        configure(models[-1])
+            raise _ServeError(f"could not load the model {source!r}: {type(error).__name__}: {error}") from error
+        models.append(_configured(settings, loaded))
+    return models
 
+
+def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: dict) -> None:
+    """Build the page, train the `pending` demo models in the background, and serve until interrupted."""
     from .app import build_app, model_names
+    from .background import ModelRegistry, train_in_background
+    from .demo_models import VARIANT_COMPARED, VARIANT_DEMOS, VARIANT_EXAMPLES, demo_home, train_demo_model
+    from .inference import load_model
     from .page_text import PAGE_I18N
 
     registry = ModelRegistry(model_names(models), pending=pending)
     if pending:
         load = functools.partial(
-            load_model, max_input_tokens=args.max_input_tokens, quantize=args.quantize, trust_remote_code=False
+            load_model, max_input_tokens=settings.max_input_tokens, quantize=settings.quantize, trust_remote_code=False
         )
-        train = functools.partial(train_demo_model, home=home, demos=demos)
-        train_in_background(registry, train, lambda path: configure(load(path)))
+        train = functools.partial(train_demo_model, home=demo_home(), demos=demos)
+        train_in_background(registry, train, lambda path: _configured(settings, load(path)))
         logger.warning("Serving the page now; training %s in the background", ", ".join(pending))
-    if args.variants:  # the names in the order of VARIANT_DEMOS, whichever were trained before
+    if settings.variants:  # the names in the order of VARIANT_DEMOS, whichever were trained before
         registry.names.sort(key=list(VARIANT_DEMOS).index)
         app = build_app(
             registry,
@@ -304,16 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         app = build_app(registry)
-    app.queue(max_size=args.max_queue_size, default_concurrency_limit=args.concurrency_limit)
+    app.queue(max_size=settings.max_queue_size, default_concurrency_limit=settings.concurrency_limit)
     app.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        auth=args.auth,
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=settings.login(),
         show_error=False,
         i18n=PAGE_I18N,
     )
-    return 0
 
 
 if __name__ == "__main__":

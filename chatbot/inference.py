@@ -30,6 +30,7 @@ import torch
 from transformers import GenerationConfig, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
+from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and other callers import them from here)
     AttentionMap,
     attention_figure,
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 DECODING_MODES = ("greedy", "beam", "sample")
 MAX_BEAMS = 16
 MAX_NEW_TOKENS = 512
+MAX_TEMPERATURE = 10.0
 # Tokenizers without a real limit report a huge `model_max_length`; this is the cap used then.
 FALLBACK_MAX_INPUT_TOKENS = 512
 # The most characters read per input token: a message is cut at max_input_tokens times this before tokenizing.
@@ -85,18 +87,17 @@ class DecodingSettings:
     def __post_init__(self) -> None:
         if self.mode not in DECODING_MODES:
             raise ValueError(f"decoding mode {self.mode!r} is not supported; choose one of {', '.join(DECODING_MODES)}")
+        # The page's own ranges (what its sliders offer), then the checks of generate() itself.
         object.__setattr__(self, "num_beams", _whole_number("num_beams", self.num_beams, 1, MAX_BEAMS))
         object.__setattr__(
             self, "max_new_tokens", _whole_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         )
-        temperature = _number("temperature", self.temperature)
-        if not 0.0 < temperature <= 10.0:
-            raise ValueError(f"temperature={self.temperature!r} must be greater than 0 and at most 10")
-        top_p = _number("top_p", self.top_p)
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p={self.top_p!r} must be greater than 0 and at most 1")
-        object.__setattr__(self, "temperature", temperature)
-        object.__setattr__(self, "top_p", top_p)
+        object.__setattr__(self, "temperature", _number("temperature", self.temperature))
+        object.__setattr__(self, "top_p", _number("top_p", self.top_p))
+        if self.temperature > MAX_TEMPERATURE:
+            raise ValueError(f"temperature={self.temperature!r} must be at most {MAX_TEMPERATURE:g}")
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}  # checked in any mode
+        decoding_settings(GenerationConfig(), num_beams=self.num_beams, max_new_tokens=self.max_new_tokens, **sampling)
 
     @property
     def streams(self) -> bool:

@@ -8,7 +8,9 @@ decoder still keep embedding tables of their own: a word's role differs between 
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from transformers import PreTrainedConfig
 
@@ -18,7 +20,6 @@ from transformers import PreTrainedConfig
 # installed and this file runs as a model folder's remote code.
 SEQ2SEQ_RNN_VERSION = "0.1.0"
 VERSION_KEY = "seq2seq_rnn_version"
-CELL_TYPES = ("lstm", "gru", "peephole_lstm")
 # The classes a saved directory maps to, so that it loads through the Auto classes with remote code.
 AUTO_MAP = {
     "AutoConfig": "configuration_seq2seq_rnn.Seq2SeqRNNConfig",
@@ -35,76 +36,157 @@ CUSTOM_PIPELINES = {
         "type": "text",
     }
 }
-ATTENTION_TYPES = ("none", "dot", "general", "additive")
-INIT_SCHEMES = ("scaled_embeddings", "uniform", "pytorch")
+CellType = Literal["lstm", "gru", "peephole_lstm"]
+AttentionType = Literal["none", "dot", "general", "additive"]
+InitScheme = Literal["scaled_embeddings", "uniform", "pytorch"]
+CELL_TYPES = typing.get_args(CellType)
+ATTENTION_TYPES = typing.get_args(AttentionType)
+INIT_SCHEMES = typing.get_args(InitScheme)
 
 
-def _check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
-    if value not in accepted:
-        raise ValueError(f"{name}={value!r} is not supported; accepted values: {', '.join(map(repr, accepted))}")
+def setting(default: Any, help: str, minimum: float | None = None) -> Any:
+    """An architecture setting: its default, its meaning (the config's docstring and every command's
+    `--help`) and, for a number, the least value accepted."""
+    return field(default=default, metadata={"help": help, "minimum": minimum})
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+@dataclass(frozen=True)
+class Seq2SeqRNNSettings:
+    """The architecture's settings, each declared once: its type, default and meaning. `Seq2SeqRNNConfig`
+    takes them as keyword arguments and checks them (`check_settings`), its docstring lists them, and
+    `training.config` makes each a training key and flag."""
+
+    vocab_size: int = setting(8000, "size of the vocabulary shared by source and target.", minimum=1)
+    embedding_size: int = setting(256, "width of the token embeddings.", minimum=1)
+    hidden_size: int = setting(
+        256,
+        "width of the recurrent state of each layer. With a bidirectional encoder each direction has "
+        "`hidden_size // 2` units, so that encoder states and decoder states have the same width (as in "
+        "OpenNMT's `brnn`).",
+        minimum=1,
+    )
+    num_layers: int = setting(2, "stacked recurrent layers in the encoder and in the decoder.", minimum=1)
+    cell_type: CellType = setting(
+        "lstm",
+        '`"lstm"`, `"gru"` (Cho et al., 2014) or `"peephole_lstm"` (Gers & Schmidhuber, 2000: the gates also '
+        "read the cell state).",
+    )
+    bidirectional_encoder: bool = setting(True, "read the source in both directions.")
+    attention_type: AttentionType = setting(
+        "general",
+        '`"none"` (the fixed context vector of Sutskever et al., 2014 and Cho et al., 2014), `"dot"` or '
+        '`"general"` (Luong et al., 2015, scored with the current decoder state) or `"additive"` (Bahdanau et '
+        "al., 2015, scored with the previous decoder state).",
+    )
+    input_feeding: bool = setting(
+        False,
+        "feed the previous attentional hidden state to the next decoder step (Luong et al., 2015, section 3.3).",
+    )
+    peeky: bool = setting(
+        False,
+        "feed the encoder summary (the top layer's final state) to every decoder step and to the output layer "
+        "(Cho et al., 2014, section 2.2).",
+    )
+    reverse_source: bool = setting(
+        False, "read each source sentence backwards (Sutskever et al., 2014, section 3.3). Padding stays at the end."
+    )
+    dropout: float = setting(
+        0.1, "dropout on embeddings, between recurrent layers and on the attentional hidden state.", minimum=0.0
+    )
+    teacher_forcing_ratio: float = setting(
+        1.0,
+        "the probability, during training, that a decoder step reads the reference token rather than the "
+        "model's own previous prediction. Training scripts may override it per step "
+        "(`forward(teacher_forcing_ratio=)`).",
+        minimum=0.0,
+    )
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss.", minimum=0.0)
+    tie_word_embeddings: bool = setting(
+        False, "share the decoder's input embedding with the output layer (Press & Wolf, 2017)."
+    )
+    init: InitScheme = setting(
+        "scaled_embeddings",
+        "how new weights are initialised (weights loaded from a checkpoint are never touched). "
+        '`"scaled_embeddings"`: U(-init_range, init_range) for every weight but the embeddings, which are drawn '
+        "from N(0, 16 / embedding_size) (an expected norm of 4 at any width, so N(0, 1) at width 16), with the "
+        "padding row zeroed, the forget-gate bias of LSTMs set to 1 (Gers et al., 2000) and the general score's "
+        'W_a set to 0 (uniform first alignments). `"uniform"`: every parameter from U(-init_range, init_range), '
+        'as in Sutskever et al. (2014), section 3.4. `"pytorch"`: each layer\'s own PyTorch initialisation '
+        "(U(-1/sqrt(hidden), 1/sqrt(hidden)) for recurrent weights, N(0, 1) for embeddings, Kaiming-uniform for "
+        'linear layers), the forget-gate bias at 1 and the padding embedding zeroed. Why "scaled_embeddings" '
+        'is the default: it learns the textbook\'s character tasks with small embeddings, where "uniform" does '
+        'not, and keeps the translation quality of "uniform" (README, "Initialization", gives the figures).',
+    )
+    init_range: float = setting(
+        0.1, 'the range of the uniform draws ("scaled_embeddings", "uniform"); above 0.', minimum=0.0
+    )
 
 
-def _check_probability(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}={value!r} must be a number between 0 and 1")
+SETTINGS = {item.name: item for item in fields(Seq2SeqRNNSettings)}
+SETTING_TYPES = typing.get_type_hints(Seq2SeqRNNSettings)
+# The settings that are probabilities, checked to lie in [0, 1].
+PROBABILITIES = ("dropout", "teacher_forcing_ratio", "label_smoothing")
+
+
+def check_settings(values: dict[str, Any]) -> None:
+    """Raise `ValueError` naming the setting and what it accepts, for any value of `values` no model can use."""
+    for name, value in values.items():
+        hint = SETTING_TYPES[name]
+        if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            accepted = ", ".join(map(repr, typing.get_args(hint)))
+            raise ValueError(f"{name}={value!r} is not supported; accepted values: {accepted}")
+        if hint is bool and not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} must be True or False")
+        if hint is int and (
+            isinstance(value, bool) or not isinstance(value, int) or value < SETTINGS[name].metadata["minimum"]
+        ):
+            raise ValueError(f"{name}={value!r} must be an integer >= {SETTINGS[name].metadata['minimum']}")
+        if name in PROBABILITIES and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0
+        ):
+            raise ValueError(f"{name}={value!r} must be a number between 0 and 1")
+    init_range = values["init_range"]
+    if isinstance(init_range, bool) or not isinstance(init_range, (int, float)) or init_range <= 0:
+        raise ValueError(f"init_range={init_range!r} must be a positive number")
+    if values["bidirectional_encoder"] and values["hidden_size"] % 2:
+        raise ValueError(
+            f"hidden_size={values['hidden_size']} must be even with bidirectional_encoder=True: "
+            "each direction has hidden_size // 2 units"
+        )
+    if values["input_feeding"] and values["attention_type"] == "none":
+        raise ValueError(
+            "input_feeding=True needs attention: it feeds the attentional hidden state; "
+            f"use attention_type in {ATTENTION_TYPES[1:]} or input_feeding=False"
+        )
+
+
+def _check_token_ids(vocab_size: int, token_ids: dict[str, object]) -> None:
+    for name, token_id in token_ids.items():
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 <= token_id < vocab_size:
+            raise ValueError(f"{name}={token_id!r} must be an integer in [0, vocab_size={vocab_size})")
+
+
+def _settings_docstring() -> str:
+    """The `Args:` entries of the settings, for the config's docstring."""
+    names = {int: "int", float: "float", bool: "bool"}
+    return "".join(
+        f"        {name} (`{names.get(SETTING_TYPES[name], 'str')}`, defaults to {item.default!r}): "
+        f"{item.metadata['help']}\n"
+        for name, item in SETTINGS.items()
+    )
 
 
 class Seq2SeqRNNConfig(PreTrainedConfig):
-    r"""
+    __doc__ = f"""
     Configuration of [`Seq2SeqRNNModel`] and [`Seq2SeqRNNForConditionalGeneration`].
 
     Args:
-        vocab_size (`int`, defaults to 8000): size of the vocabulary shared by source and target.
-        embedding_size (`int`, defaults to 256): width of the token embeddings.
-        hidden_size (`int`, defaults to 256): width of the recurrent state of each layer. With a
-            bidirectional encoder each direction has `hidden_size // 2` units, so that encoder
-            states and decoder states have the same width (as in OpenNMT's `brnn`).
-        num_layers (`int`, defaults to 2): stacked recurrent layers in the encoder and in the decoder.
-        cell_type (`str`, defaults to `"lstm"`): `"lstm"`, `"gru"` (Cho et al., 2014) or
-            `"peephole_lstm"` (Gers & Schmidhuber, 2000: the gates also read the cell state).
-        bidirectional_encoder (`bool`, defaults to `True`): read the source in both directions.
-        attention_type (`str`, defaults to `"general"`): `"none"` (the fixed context vector of
-            Sutskever et al., 2014 and Cho et al., 2014), `"dot"` or `"general"` (Luong et al., 2015,
-            scored with the current decoder state) or `"additive"` (Bahdanau et al., 2015, scored
-            with the previous decoder state).
-        input_feeding (`bool`, defaults to `False`): feed the previous attentional hidden state to
-            the next decoder step (Luong et al., 2015, section 3.3).
-        peeky (`bool`, defaults to `False`): feed the encoder summary (the top layer's final state)
-            to every decoder step and to the output layer (Cho et al., 2014, section 2.2).
-        reverse_source (`bool`, defaults to `False`): read each source sentence backwards
-            (Sutskever et al., 2014, section 3.3). Padding stays at the end.
-        dropout (`float`, defaults to 0.1): dropout on embeddings, between recurrent layers and on
-            the attentional hidden state.
-        teacher_forcing_ratio (`float`, defaults to 1.0): the probability, during training, that a
-            decoder step reads the reference token rather than the model's own previous
-            prediction. Training scripts may override it per step (`forward(teacher_forcing_ratio=)`).
-        label_smoothing (`float`, defaults to 0.0): label smoothing of the cross-entropy loss.
-        tie_word_embeddings (`bool`, defaults to `False`): share the decoder's input embedding
-            with the output layer (Press & Wolf, 2017).
-        init (`str`, defaults to `"scaled_embeddings"`): how new weights are initialised (weights
-            loaded from a checkpoint are never touched). `"scaled_embeddings"`: U(-init_range,
-            init_range) for every weight but the embeddings, which are drawn from N(0, 16 /
-            embedding_size) (an expected norm of 4 at any width, so N(0, 1) at width 16), with the
-            padding row zeroed, the forget-gate bias of LSTMs set to 1 (Gers et al., 2000) and the
-            general score's W_a set to 0 (uniform first alignments).
-            `"uniform"`: every parameter from U(-init_range, init_range), as in Sutskever et al.
-            (2014), section 3.4. `"pytorch"`: each layer's own PyTorch initialisation
-            (U(-1/sqrt(hidden), 1/sqrt(hidden)) for recurrent weights, N(0, 1) for embeddings,
-            Kaiming-uniform for linear layers), the forget-gate bias at 1 and the padding embedding
-            zeroed. Why "scaled_embeddings" is the default: it learns the textbook's character tasks
-            with small embeddings, where "uniform" does not, and keeps the translation quality of
-            "uniform" (README, "Initialization", gives the figures).
-        init_range (`float`, defaults to 0.1): the range of the uniform draws ("scaled_embeddings", "uniform").
-        pad_token_id, bos_token_id, eos_token_id, unk_token_id (`int`): special token ids;
+{_settings_docstring()}        pad_token_id, bos_token_id, eos_token_id, unk_token_id (`int`): special token ids;
             decoding starts from `decoder_start_token_id` (defaults to `bos_token_id`).
 
-    A saved config.json also holds `seq2seq_rnn_version`, the release that wrote it: not a setting
-    (a value read from a file is dropped), `to_dict` always writes the running release.
+    Each setting is declared once, in `Seq2SeqRNNSettings`. A saved config.json also holds
+    `seq2seq_rnn_version`, the release that wrote it: not a setting (a value read from a file is
+    dropped), `to_dict` always writes the running release.
     """
 
     model_type = "seq2seq_rnn"
@@ -112,22 +194,6 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
 
     def __init__(
         self,
-        vocab_size: int = 8000,
-        embedding_size: int = 256,
-        hidden_size: int = 256,
-        num_layers: int = 2,
-        cell_type: str = "lstm",
-        bidirectional_encoder: bool = True,
-        attention_type: str = "general",
-        input_feeding: bool = False,
-        peeky: bool = False,
-        reverse_source: bool = False,
-        dropout: float = 0.1,
-        teacher_forcing_ratio: float = 1.0,
-        label_smoothing: float = 0.0,
-        tie_word_embeddings: bool = False,
-        init: str = "scaled_embeddings",
-        init_range: float = 0.1,
         pad_token_id: int = 0,
         bos_token_id: int = 1,
         eos_token_id: int = 2,
@@ -137,63 +203,24 @@ class Seq2SeqRNNConfig(PreTrainedConfig):
         use_cache: bool = True,
         **kwargs,
     ):
-        _check_int("vocab_size", vocab_size, 1)
-        _check_int("embedding_size", embedding_size, 1)
-        _check_int("hidden_size", hidden_size, 1)
-        _check_int("num_layers", num_layers, 1)
-        _check_choice("cell_type", cell_type, CELL_TYPES)
-        _check_choice("attention_type", attention_type, ATTENTION_TYPES)
-        _check_choice("init", init, INIT_SCHEMES)
-        for name, flag in (
-            ("bidirectional_encoder", bidirectional_encoder),
-            ("input_feeding", input_feeding),
-            ("peeky", peeky),
-            ("reverse_source", reverse_source),
-            ("tie_word_embeddings", tie_word_embeddings),
-        ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name}={flag!r} must be True or False")
-        if bidirectional_encoder and hidden_size % 2:
-            raise ValueError(
-                f"hidden_size={hidden_size} must be even with bidirectional_encoder=True: "
-                "each direction has hidden_size // 2 units"
-            )
-        if input_feeding and attention_type == "none":
-            raise ValueError(
-                "input_feeding=True needs attention: it feeds the attentional hidden state; "
-                f"use attention_type in {ATTENTION_TYPES[1:]} or input_feeding=False"
-            )
-        _check_probability("dropout", dropout)
-        _check_probability("teacher_forcing_ratio", teacher_forcing_ratio)
-        _check_probability("label_smoothing", label_smoothing)
-        if isinstance(init_range, bool) or not isinstance(init_range, (int, float)) or init_range <= 0:
-            raise ValueError(f"init_range={init_range!r} must be a positive number")
+        """The settings of `Seq2SeqRNNSettings` as keyword arguments (each defaults to its declared value),
+        the special token ids, and the `PreTrainedConfig` arguments."""
+        settings = {name: kwargs.pop(name, item.default) for name, item in SETTINGS.items()}
+        check_settings(settings)
         decoder_start_token_id = bos_token_id if decoder_start_token_id is None else decoder_start_token_id
-        for name, token_id in (
-            ("pad_token_id", pad_token_id),
-            ("bos_token_id", bos_token_id),
-            ("eos_token_id", eos_token_id),
-            ("unk_token_id", unk_token_id),
-            ("decoder_start_token_id", decoder_start_token_id),
-        ):
-            if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 <= token_id < vocab_size:
-                raise ValueError(f"{name}={token_id!r} must be an integer in [0, vocab_size={vocab_size})")
-
-        self.vocab_size = vocab_size
-        self.embedding_size = embedding_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.cell_type = cell_type
-        self.bidirectional_encoder = bidirectional_encoder
-        self.attention_type = attention_type
-        self.input_feeding = input_feeding
-        self.peeky = peeky
-        self.reverse_source = reverse_source
-        self.dropout = float(dropout)
-        self.teacher_forcing_ratio = float(teacher_forcing_ratio)
-        self.label_smoothing = float(label_smoothing)
-        self.init = init
-        self.init_range = float(init_range)
+        _check_token_ids(
+            settings["vocab_size"],
+            {
+                "pad_token_id": pad_token_id,
+                "bos_token_id": bos_token_id,
+                "eos_token_id": eos_token_id,
+                "unk_token_id": unk_token_id,
+                "decoder_start_token_id": decoder_start_token_id,
+            },
+        )
+        tie_word_embeddings = settings.pop("tie_word_embeddings")
+        for name, value in settings.items():
+            setattr(self, name, float(value) if SETTING_TYPES[name] is float else value)
         self.unk_token_id = unk_token_id
         self.use_cache = use_cache
         # Which release wrote a loaded file is the loader's business (seq2seq_tools.loading); kept

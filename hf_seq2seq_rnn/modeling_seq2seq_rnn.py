@@ -28,7 +28,6 @@ and returns it through `compat_seq2seq_rnn`. The training loss is `loss_seq2seq_
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -47,7 +46,13 @@ from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .loss_seq2seq_rnn import chunked_linear_cross_entropy
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
-from .search_seq2seq_rnn import SEARCH_SETTINGS, SearchSettings, SourceLengthCap, compact_search
+from .search_seq2seq_rnn import (
+    MAX_NEW_TOKENS_LIMIT,
+    SEARCH_SETTINGS,
+    SourceLengthCap,
+    compact_search,
+    decoding_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -697,8 +702,8 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         return model_inputs
 
     # The most tokens one generate() call may produce unless `generation_config.max_new_tokens_limit`
-    # says otherwise: memory grows with beams x tokens, and 10**9 tokens would ask for tens of GB.
-    MAX_NEW_TOKENS_LIMIT = 1024
+    # says otherwise (`search_seq2seq_rnn.decoding_settings` checks it).
+    MAX_NEW_TOKENS_LIMIT = MAX_NEW_TOKENS_LIMIT
 
     def generate(
         self,
@@ -719,18 +724,16 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         attributes of `generation_config`: `max_length_a` and `max_length_b` (at most
         `a * source_tokens + b` new tokens per sentence) and `coverage_penalty` (beam search).
 
-        Raises `ValueError` naming the value and the accepted range for `num_beams < 1`,
-        `top_p` outside (0, 1] or `temperature <= 0` when sampling, a negative or non-numeric
-        `max_length_a`, `max_length_b` or `coverage_penalty`, and more new tokens
-        (`max_new_tokens`, or `max_length` without it) than `generation_config.max_new_tokens_limit`
-        (default `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more).
+        Raises `ValueError` naming the value and the accepted range for a setting no search can use
+        (`search_seq2seq_rnn.decoding_settings`, the one check that predict, the chatbot and training
+        pass through as well): `num_beams < 1`, `top_p` outside (0, 1] when sampling, a negative
+        `max_length_a`, more new tokens than `generation_config.max_new_tokens_limit` (default
+        `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more), ...
         """
         base = generation_config if generation_config is not None else self.generation_config
-        search = {name: kwargs.pop(name) for name in SEARCH_SETTINGS if name in kwargs}
-        search_settings = SearchSettings.from_config(base, search)
-        settings = copy.deepcopy(base)
-        settings.update(**kwargs)  # only the generation settings among kwargs; the rest go to the model
-        self._check_generation_settings(settings)
+        _, search_settings = decoding_settings(base, **kwargs)  # the one check of every decoding setting
+        for name in SEARCH_SETTINGS:
+            kwargs.pop(name, None)
         if custom_generate is compact_search:
             # generate() hands a callable only the arguments its signature adds to transformers' own
             # loop's, so the streamer goes to it under a name of its own as well.
@@ -747,28 +750,6 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
                 "coverage_penalty is a setting of this model's own beam search; ignored by %s", custom_generate
             )
         return super().generate(inputs, generation_config=generation_config, custom_generate=custom_generate, **kwargs)
-
-    def _check_generation_settings(self, settings: GenerationConfig) -> None:
-        """The checks of `generate()`'s Raises that transformers does not make itself."""
-        num_beams = settings.num_beams
-        if num_beams is not None and (isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1):
-            raise ValueError(f"num_beams={num_beams!r}: expected a whole number of at least 1 (1 is greedy search)")
-        if settings.do_sample:
-            top_p, temperature = settings.top_p, settings.temperature
-            if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-                raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1 when sampling")
-            if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
-                raise ValueError(f"temperature={temperature!r}: expected a number greater than 0 when sampling")
-        limit = getattr(settings, "max_new_tokens_limit", None) or self.MAX_NEW_TOKENS_LIMIT
-        for name in ("max_new_tokens", "max_length"):
-            value = getattr(settings, name)
-            if value is not None and value > limit:
-                raise ValueError(
-                    f"{name}={value} is more than this model generates at once (at most {limit}); pass a smaller "
-                    "value, or raise model.generation_config.max_new_tokens_limit"
-                )
-            if name == "max_new_tokens" and value is not None:
-                break  # max_new_tokens overrides max_length
 
 
 class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGenerationMixin):

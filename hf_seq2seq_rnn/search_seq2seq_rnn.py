@@ -27,6 +27,7 @@ loop instead, with one debug line that names it (`compact_search`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class SearchSettings:
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name}={value!r}: expected a number of at least 0, or None to leave it off")
+                raise ValueError(f"{name}={value!r}: expected a number of at least 0, or None (none) to leave it off")
 
     @classmethod
     def from_config(cls, generation_config: Any, overrides: dict[str, Any] | None = None) -> SearchSettings:
@@ -133,6 +134,62 @@ class SearchSettings:
         (`max_new_tokens` bounds it as well, through transformers' own `MaxLengthCriteria`)."""
         cap = (self.max_length_a or 0.0) * source_lengths.double() + (self.max_length_b or 0.0)
         return cap.floor().long().clamp(min=1)
+
+
+# Above this many new tokens generate() refuses unless the generation config says otherwise
+# (`max_new_tokens_limit`): memory grows with beams x tokens, and 10**9 tokens would ask for tens of GB.
+MAX_NEW_TOKENS_LIMIT = 1024
+
+
+def decoding_settings(base: Any, strict: bool = False, **given: Any) -> tuple[Any, SearchSettings]:
+    """`base` (a model's `GenerationConfig`) with the settings `given` on top, and this module's
+    `SearchSettings`, checked once: generate(), predict, the chatbot and training all pass here.
+
+    Raises `ValueError` naming the value and what is accepted, for `num_beams < 1`, `max_new_tokens < 1`,
+    `top_k < 0`, `top_p` outside (0, 1] or `temperature <= 0` when sampling, a negative or non-numeric
+    `max_length_a`, `max_length_b` or `coverage_penalty`, and more new tokens (`max_new_tokens`, or
+    `max_length` without it) than `max_new_tokens_limit` (default `MAX_NEW_TOKENS_LIMIT`). Keys of
+    `given` that are not generation settings are left to the caller (generate(): the model's inputs).
+    `strict=True` (a command line) also raises for the settings transformers' `GenerationConfig.validate`
+    only warns about (a sampling setting without `do_sample`, ...).
+    """
+    search = SearchSettings.from_config(base, {name: given[name] for name in SEARCH_SETTINGS if name in given})
+    settings = copy.deepcopy(base)
+    settings.update(**{name: value for name, value in given.items() if name not in SEARCH_SETTINGS})
+    _check_counts(settings)
+    if settings.do_sample:
+        top_p, temperature = settings.top_p, settings.temperature
+        if top_p is not None and not (_is_number(top_p) and 0 < top_p <= 1):
+            raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1 when sampling")
+        if temperature is not None and not (_is_number(temperature) and temperature > 0):
+            raise ValueError(f"temperature={temperature!r}: expected a number greater than 0 when sampling")
+    if strict:
+        settings.validate(strict=True)
+    return settings, search
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_counts(settings: Any) -> None:
+    """The whole-number settings: beams, the top-k filter, and new tokens within the limit."""
+    for name, least, meaning in (
+        ("num_beams", 1, " (1 is greedy search)"),
+        ("max_new_tokens", 1, ""),
+        ("top_k", 0, " (0: all tokens)"),
+    ):
+        value = getattr(settings, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ValueError(f"{name}={value!r}: expected a whole number of at least {least}{meaning}")
+    limit = getattr(settings, "max_new_tokens_limit", None) or MAX_NEW_TOKENS_LIMIT
+    name = "max_new_tokens" if settings.max_new_tokens is not None else "max_length"  # the first overrides
+    value = getattr(settings, name)
+    if value is not None and value > limit:
+        raise ValueError(
+            f"{name}={value} is more than this model generates at once (at most {limit}); pass a smaller "
+            "value, or raise model.generation_config.max_new_tokens_limit"
+        )
 
 
 def unsupported(

@@ -53,6 +53,7 @@ from transformers import (
 )
 
 from hf_seq2seq_rnn import SEQ2SEQ_RNN_VERSION, VERSION_KEY, Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import SETTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def _log_version_skew(source: str, written: object) -> None:
 
 def _known_keys() -> set[str]:
     """config.json keys that the installed config class or transformers understands."""
-    ours = set(inspect.signature(Seq2SeqRNNConfig.__init__).parameters) - {"self", "kwargs"}
+    ours = set(SETTINGS) | set(inspect.signature(Seq2SeqRNNConfig.__init__).parameters) - {"self", "kwargs"}
     generation = set(GenerationConfig._get_default_generation_params())  # transformers drops these when read
     return ours | {VERSION_KEY} | set(PreTrainedConfig().to_dict()) | TRANSFORMERS_KEYS | generation
 

@@ -70,13 +70,13 @@ def test_help_explains_every_option() -> None:
 
 
 def test_safe_defaults() -> None:
-    args = cli.build_parser().parse_args([])
-    assert args.host == "127.0.0.1" and not args.share and args.auth is None
-    assert cli.build_parser().parse_args(["--auth", "ann:secret:x"]).auth == ("ann", "secret:x")
+    settings = cli.parse_arguments([])
+    assert settings.host == "127.0.0.1" and not settings.share and settings.login() is None
+    assert cli.parse_arguments(["--auth", "ann:secret:x"]).login() == ("ann", "secret:x")
     with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["--auth", "nopassword"])
+        cli.parse_arguments(["--auth", "nopassword"])
     with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["--concurrency-limit", "0"])
+        cli.parse_arguments(["--concurrency-limit", "0"])
 
 
 def test_demo_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -168,10 +168,20 @@ def test_the_malloc_arena_cap_is_set_on_glibc_and_skipped_with_one_line_elsewher
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--max-length-a", "-1"], "argument --max-length-a: '-1' must be a number of at least 0"),
-        (["--max-length-b", "ten"], "argument --max-length-b: 'ten' must be a number of at least 0"),
-        (["--coverage-penalty", "inf"], "argument --coverage-penalty: 'inf' must be a number of at least 0"),
-        (["--port", "0"], "argument --port: 0 must be an integer >= 1"),
+        # a decoding setting: generate()'s own check (search_seq2seq_rnn.decoding_settings)
+        (
+            ["--max-length-a", "-1"],
+            "bad decoding setting: max_length_a=-1.0: expected a number of at least 0, or None (none) to leave it off",
+        ),
+        (
+            ["--coverage-penalty", "inf"],
+            "bad decoding setting: coverage_penalty=inf: expected a number of at least 0, or None (none) to leave it off",
+        ),
+        # the type or least value declared with the option (seq2seq_tools.options)
+        (["--max-length-b", "ten"], "argument --max-length-b: 'ten': expected float or null"),
+        (["--port", "0"], "argument --port: '0' must be an integer >= 1"),
+        (["--auth", "nopassword"], "--auth takes USER:PASSWORD, both non-empty"),
+        (["--ensemble", "runs/one"], "--ensemble needs two models or more (give the flag once per model)"),
     ],
 )
 def test_a_bad_flag_exits_2_with_one_line(arguments: list[str], message: str) -> None:
@@ -181,6 +191,6 @@ def test_a_bad_flag_exits_2_with_one_line(arguments: list[str], message: str) ->
 
 
 def test_search_flags_are_read_as_numbers() -> None:
-    args = cli.build_parser().parse_args(["--max-length-a", "1.5", "--max-length-b", "4", "--coverage-penalty", "0.2"])
-    assert (args.max_length_a, args.max_length_b, args.coverage_penalty) == (1.5, 4.0, 0.2)
-    assert cli.build_parser().parse_args([]).max_length_a is None  # each model's own generation config
+    settings = cli.parse_arguments(["--max-length-a", "1.5", "--max-length-b", "4", "--coverage-penalty", "0.2"])
+    assert settings.search_settings() == {"max_length_a": 1.5, "max_length_b": 4.0, "coverage_penalty": 0.2}
+    assert cli.parse_arguments([]).search_settings() == {}  # each model's own generation config

@@ -1,17 +1,17 @@
-"""A model option is defined once: every `Seq2SeqRNNConfig` argument is a training key and flag, with
-the model's type, default and help, and reaches the model's config. The test reads the options from
-the model config itself, so an option added there is checked here with no edit."""
+"""A model option is defined once: every setting of `Seq2SeqRNNSettings` is a training key and flag, with
+the model's type, default and help, and reaches the model's config. The test reads the settings from
+the model package itself, so a setting added there is checked here with no edit."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import re
 
 import pytest
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, configuration_seq2seq_rnn
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import Seq2SeqRNNSettings
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
 from training.config import MODEL_KEYS, NOT_MODEL_KEYS, TrainingConfig, build_parser, parse_config
 from training.data import DataSpec
@@ -19,10 +19,9 @@ from training.errors import TrainingInputError
 from training.model_card import training_info, write_model_card
 from training.train import build_model, data_spec
 
+# The model's settings, each declared once in `Seq2SeqRNNSettings`, that training takes as keys.
 PARAMETERS = {
-    name: parameter
-    for name, parameter in list(inspect.signature(Seq2SeqRNNConfig.__init__).parameters.items())[1:]
-    if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name not in NOT_MODEL_KEYS
+    item.name: item for item in dataclasses.fields(Seq2SeqRNNSettings) if item.name not in NOT_MODEL_KEYS
 }
 
 
@@ -62,8 +61,9 @@ def test_every_model_option_is_a_flag_that_reaches_the_model_config(name):
 def test_model_flags_carry_the_model_config_help():
     text = " ".join(build_parser().format_help().split())
     for name in PARAMETERS:
-        assert f"--{name.replace('_', '-')} VALUE model: " in text, name
-    assert "width of the token embeddings. (int; default: 256)" in text
+        metavar = "[VALUE]" if isinstance(PARAMETERS[name].default, bool) else "VALUE"  # a switch: bare is true
+        assert f"--{name.replace('_', '-')} {metavar} model: " in text, name
+    assert "width of the token embeddings. (int, at least 1; default: 256)" in text
 
 
 def test_the_built_model_has_the_flags_values():
@@ -137,10 +137,10 @@ def test_help_documents_every_key_with_its_type_and_default():
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--task", "chat", "task='chat'; accepted values: translation, qa"),
-        ("--tokenizer-type", "wordpiece", "tokenizer_type='wordpiece'; accepted values: bpe, char, morpheme"),
-        ("--mixed-precision", "fp8", "mixed_precision='fp8'; accepted values: auto, no, bf16, fp16"),
-        ("--overlong", "wrap", "overlong='wrap'; accepted values: filter, truncate"),
+        ("--task", "chat", "argument --task: 'chat' is not supported; accepted values: translation, qa (see python -m training.train --help)"),
+        ("--tokenizer-type", "wordpiece", "argument --tokenizer-type: 'wordpiece' is not supported; accepted values: bpe, char, morpheme (see python -m training.train --help)"),
+        ("--mixed-precision", "fp8", "argument --mixed-precision: 'fp8' is not supported; accepted values: auto, no, bf16, fp16 (see python -m training.train --help)"),
+        ("--overlong", "wrap", "argument --overlong: 'wrap' is not supported; accepted values: filter, truncate (see python -m training.train --help)"),
     ],
 )
 def test_a_value_outside_a_keys_choices_is_refused_naming_them(flag, value, message):

@@ -1,9 +1,10 @@
 """The training configuration: one flat dataclass, filled from defaults, a YAML file, then the command line.
 
 Every key can be set in YAML (`hidden_size: 256`) and overridden on the command line with the same
-name in kebab case (`--hidden-size 512`). The model's keys are not listed here: they are the
-arguments of `Seq2SeqRNNConfig.__init__`, with its types, defaults and documented help (`ModelSettings`),
-so an option added to the model config is a training key and flag with no edit in this package. Command-line values are read as YAML scalars, so
+name in kebab case (`--hidden-size 512`). Each key is declared once, with its type, default and help
+(`seq2seq_tools.options.option`): the model's keys in `Seq2SeqRNNSettings` (so a setting added to the
+model is a training key and flag with no edit in this package), the data keys in `DataSpec`, the
+run's own below. Values are read by their type, alike from the file and the line (`seq2seq_tools.options`):
 `--max-steps 100`, `--streaming true`, `--validation-split null` and `--sample-prompts '[hi, bye]'`
 all mean what they say. An unknown key, in the file or on the line, is an error naming it.
 """
@@ -14,95 +15,56 @@ import argparse
 import dataclasses
 import difflib
 import importlib
-import inspect
 import math
 import os
-import re
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
+from transformers import GenerationConfig
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
-from hf_seq2seq_rnn.search_seq2seq_rnn import SearchSettings
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import SETTING_TYPES, SETTINGS
+from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
+from seq2seq_tools.options import OptionValueError, add_options, convert, option, type_hints
 from seq2seq_tools.tasks import TASKS
 
 from . import demos
 from .data import DataSpec
 from .demos import DEMO_LANGUAGES, DEMOS
-from .errors import TrainingInputError
+from .errors import InputArgumentParser, TrainingInputError
 from .prepare import OVERLONG_POLICIES
 
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-# `Seq2SeqRNNConfig` arguments that a training run sets itself rather than take as keys: the
-# vocabulary and special tokens come from the tokenizer (`vocab_size` is the tokenizer's key),
-# the teacher-forcing ratio from its schedule, the rest are fixed for this model.
-NOT_MODEL_KEYS = frozenset(
-    {
-        "vocab_size",
-        "pad_token_id",
-        "bos_token_id",
-        "eos_token_id",
-        "unk_token_id",
-        "decoder_start_token_id",
-        "is_encoder_decoder",
-        "use_cache",
-        "teacher_forcing_ratio",
-    }
-)
+# Model settings that a training run sets itself rather than take as keys: the vocabulary comes
+# from the tokenizer (`vocab_size` is the tokenizer's key), the teacher-forcing ratio from its schedule.
+NOT_MODEL_KEYS = frozenset({"vocab_size", "teacher_forcing_ratio"})
 
 
-def _model_parameters() -> list[inspect.Parameter]:
-    """The architecture arguments of `Seq2SeqRNNConfig.__init__`, in its order."""
-    parameters = list(inspect.signature(Seq2SeqRNNConfig.__init__).parameters.values())[1:]
-    return [
-        parameter
-        for parameter in parameters
-        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and parameter.name not in NOT_MODEL_KEYS
-    ]
+def _declared(item: dataclasses.Field, hint: Any, prefix: str = "") -> tuple[str, Any, Any]:
+    """A field declared elsewhere, as a `make_dataclass` entry of the same type, default, help and minimum."""
+    metadata = item.metadata
+    return item.name, hint, option(prefix + metadata["help"], item.default, minimum=metadata.get("minimum"))
 
 
-def model_help() -> dict[str, str]:
-    """Each argument's help text, from the `Args:` entries of `Seq2SeqRNNConfig`'s docstring."""
-    text = inspect.getdoc(Seq2SeqRNNConfig) or ""
-    entries = re.findall(r"^    (\w+) \(`[^)]*\)?:\s*(.*?)(?=^    \w|\Z)", text, flags=re.M | re.S)
-    return {name: " ".join(body.split()) for name, body in entries}
-
-
-def _key(default: Any, help: str) -> Any:
-    """A config field with its `--help` text: each key is documented here, once."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
-# The model's keys: a dataclass made from `Seq2SeqRNNConfig.__init__` (names, annotations, defaults,
-# and the help of its docstring).
-_MODEL_HELP = model_help()
+# The model's keys: the settings of `Seq2SeqRNNSettings`, where each is declared once with its help.
 ModelSettings = dataclasses.make_dataclass(
     "ModelSettings",
-    [
-        (
-            parameter.name,
-            parameter.annotation,
-            _key(parameter.default, "model: " + _MODEL_HELP.get(parameter.name, "see Seq2SeqRNNConfig")),
-        )
-        for parameter in _model_parameters()
-    ],
+    [_declared(item, SETTING_TYPES[name], "model: ") for name, item in SETTINGS.items() if name not in NOT_MODEL_KEYS],
 )
 MODEL_KEYS = tuple(item.name for item in dataclasses.fields(ModelSettings))
 # The data keys: the fields of `DataSpec` (what `load_pairs` reads), `dataset` optional here (a demo has none).
+_DATA_TYPES = typing.get_type_hints(DataSpec)
 DataSettings = dataclasses.make_dataclass(
     "DataSettings",
     [
-        ("dataset", "str | None", _key(None, item.metadata["help"] + "; usually a flag"))
+        ("dataset", str | None, option(item.metadata["help"] + "; usually a flag", None))
         if item.name == "dataset"
-        else (item.name, item.type, field(default=item.default, metadata=item.metadata))
+        else _declared(item, _DATA_TYPES[item.name])
         for item in dataclasses.fields(DataSpec)
     ],
 )
@@ -115,102 +77,102 @@ class TrainingConfig(ModelSettings, DataSettings):
     prints each key's help, type and accepted values."""
 
     # data: the keys of `DataSettings`, and
-    demo: Literal[*DEMOS] | None = _key(
-        None,
+    demo: Literal[*DEMOS] | None = option(
         "an embedded corpus instead of --dataset (no network); the translation demo takes --source-lang and "
         f"--target-lang from {', '.join(DEMO_LANGUAGES)}",
+        None,
     )
-    demo_size: int = _key(6000, "pairs the translation or dates demo generates")
-    shuffle_buffer_size: int = _key(10000, "shuffle buffer of a streaming dataset")
-    max_train_samples: int | None = _key(None, "use only the first N training pairs (quick experiments)")
-    max_eval_samples: int | None = _key(500, "validation pairs scored at each evaluation")
-    task: Literal[*TASKS] = _key(
-        "translation", "the metrics: BLEU and chrF (translation), or exact match and token F1 (qa)"
+    demo_size: int = option("pairs the translation or dates demo generates", 6000)
+    shuffle_buffer_size: int = option("shuffle buffer of a streaming dataset", 10000)
+    max_train_samples: int | None = option("use only the first N training pairs (quick experiments)", None, minimum=1)
+    max_eval_samples: int | None = option("validation pairs scored at each evaluation", 500, minimum=1)
+    task: Literal[*TASKS] = option(
+        "the metrics: BLEU and chrF (translation), or exact match and token F1 (qa)", "translation"
     )
     # tokenizer and preprocessing
-    tokenizer: str | None = _key(None, "a saved tokenizer to reuse instead of training one")
-    tokenizer_type: Literal[*TOKENIZER_KINDS] = _key(
-        "bpe", "bpe: subwords with byte fallback; char: one token per character, no word marks"
+    tokenizer: str | None = option("a saved tokenizer to reuse instead of training one", None)
+    tokenizer_type: Literal[*TOKENIZER_KINDS] = option(
+        "bpe: subwords with byte fallback; char: one token per character, no word marks", "bpe"
     )
-    vocab_size: int = _key(8000, "the vocabulary trained on the training pairs (both sides)")
-    min_frequency: int = _key(2, "merges seen fewer times are not learned")
-    max_source_length: int = _key(64, "longest source in tokens, </s> included")
-    max_target_length: int = _key(64, "longest target in tokens, </s> included")
-    overlong: Literal[*OVERLONG_POLICIES] = _key("filter", "longer pairs are dropped (filter) or cut (truncate)")
-    preprocessing_num_workers: int | None = _key(None, "processes for datasets.map")
+    vocab_size: int = option("the vocabulary trained on the training pairs (both sides)", 8000)
+    min_frequency: int = option("merges seen fewer times are not learned", 2)
+    max_source_length: int = option("longest source in tokens, </s> included", 64)
+    max_target_length: int = option("longest target in tokens, </s> included", 64)
+    overlong: Literal[*OVERLONG_POLICIES] = option("longer pairs are dropped (filter) or cut (truncate)", "filter")
+    preprocessing_num_workers: int | None = option("processes for datasets.map", None)
     # model: the keys of `ModelSettings`, and
-    model_name_or_path: str | None = _key(None, "continue training a saved model (its tokenizer too)")
+    model_name_or_path: str | None = option("continue training a saved model (its tokenizer too)", None)
     # optimization
-    batch_size: int = _key(64, "pairs per batch and process")
-    gradient_accumulation_steps: int = _key(1, "batches per optimizer step")
-    learning_rate: float = _key(0.001, "AdamW's peak learning rate")
-    weight_decay: float = _key(0.0, "AdamW's weight decay")
-    lr_scheduler: str = _key(
-        "linear",
+    batch_size: int = option("pairs per batch and process", 64, minimum=1)
+    gradient_accumulation_steps: int = option("batches per optimizer step", 1, minimum=1)
+    learning_rate: float = option("AdamW's peak learning rate", 0.001)
+    weight_decay: float = option("AdamW's weight decay", 0.0)
+    lr_scheduler: str = option(
         "a transformers scheduler name: linear, cosine, constant_with_warmup, ...; with --max-minutes, linear and "
         "cosine decay to 0 over the time budget (training time, or the step count if that ends sooner), "
         "otherwise over the steps",
+        "linear",
     )
-    warmup_steps: int = _key(100, "steps of linear warm-up")
-    lr_decay_fraction: float = _key(
-        1.0,
+    warmup_steps: int = option("steps of linear warm-up", 100)
+    lr_decay_fraction: float = option(
         "linear and cosine: the share at the end of the run over which the rate decays; before it, the peak "
         "rate holds (warmup-stable-decay); 1: the whole run",
+        1.0,
     )
-    max_grad_norm: float = _key(1.0, "gradients are clipped to this norm")
-    max_steps: int | None = _key(None, "optimizer steps (overrides --num-epochs)")
-    max_minutes: float | None = _key(
-        None,
+    max_grad_norm: float = option("gradients are clipped to this norm", 1.0)
+    max_steps: int | None = option("optimizer steps (overrides --num-epochs)", None, minimum=1)
+    max_minutes: float | None = option(
         "stop after this much training time (evaluation excluded; a resumed run continues the clock of its "
         "checkpoint); null: no limit",
-    )
-    ema_decay: float | None = _key(
         None,
+    )
+    ema_decay: float | None = option(
         "evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 "
         "(Marian's --exponential-smoothing); null: the trained weights",
+        None,
     )
-    num_epochs: int = _key(10, "epochs when --max-steps is null")
-    mixed_precision: Literal[*MIXED_PRECISION] | None = _key(
-        "auto",
+    num_epochs: int = option("epochs when --max-steps is null", 10)
+    mixed_precision: Literal[*MIXED_PRECISION] | None = option(
         "auto: on a CPU, time fp32 against bf16 and take bf16 only where faster (fp32 where it cannot run; "
         "logged); on a GPU, what accelerate launch says (as null). bf16 on CPU and GPU, fp16 on a GPU",
+        "auto",
     )
-    num_threads: int | None = _key(None, "torch threads (CPU); null: torch's default, at most the usable CPUs")
-    teacher_forcing_start: float = _key(1.0, "teacher forcing ratio at the start")
-    teacher_forcing_end: float = _key(1.0, "teacher forcing ratio at the end (below 1: decoded step by step, slower)")
-    teacher_forcing_schedule: Literal[*TEACHER_FORCING_SCHEDULES] = _key(
-        "constant", "how the ratio moves from start to end (inverse_sigmoid: Bengio et al. 2015)"
+    num_threads: int | None = option("torch threads (CPU); null: torch's default, at most the usable CPUs", None)
+    teacher_forcing_start: float = option("teacher forcing ratio at the start", 1.0)
+    teacher_forcing_end: float = option("teacher forcing ratio at the end (below 1: decoded step by step, slower)", 1.0)
+    teacher_forcing_schedule: Literal[*TEACHER_FORCING_SCHEDULES] = option(
+        "how the ratio moves from start to end (inverse_sigmoid: Bengio et al. 2015)", "constant"
     )
     # evaluation and generation (also saved as generation_config.json)
-    eval_steps: int | None = _key(500, "evaluate every N steps and at the end; null: at the end only")
-    eval_on_start: bool = _key(False, "also measure the validation loss before training")
-    eval_batch_size: int = _key(128, "pairs per evaluation batch")
-    num_beams: int = _key(4, "beam size for evaluation and the saved generation config")
-    max_new_tokens: int = _key(64, "longest generated output")
-    max_length_a: float | None = _key(
-        2.0,
+    eval_steps: int | None = option("evaluate every N steps and at the end; null: at the end only", 500, minimum=1)
+    eval_on_start: bool = option("also measure the validation loss before training", False)
+    eval_batch_size: int = option("pairs per evaluation batch", 128, minimum=1)
+    num_beams: int = option("beam size for evaluation and the saved generation config", 4)
+    max_new_tokens: int = option("longest generated output", 64)
+    max_length_a: float | None = option(
         "cap each output at A x its source's tokens + B new tokens, in evaluation and the saved generation config "
         "(fairseq's --max-len-a/b), so that an early model stops babbling; null with max_length_b null: no cap",
+        2.0,
     )
-    max_length_b: float | None = _key(10.0, "B of that cap, in tokens")
-    num_samples: int = _key(5, "sample outputs logged and printed")
-    sample_prompts: list[str] = _key([], "extra inputs whose outputs are printed at the end")
-    metric_for_best: str = _key(
-        "eval_loss", 'the checkpoint kept as "best": eval_loss, perplexity, bleu, chrf, exact_match or f1'
+    max_length_b: float | None = option("B of that cap, in tokens", 10.0)
+    num_samples: int = option("sample outputs logged and printed", 5)
+    sample_prompts: list[str] = option("extra inputs whose outputs are printed at the end", [])
+    metric_for_best: str = option(
+        'the checkpoint kept as "best": eval_loss, perplexity, bleu, chrf, exact_match or f1', "eval_loss"
     )
     # checkpoints, logging, publishing
-    output_dir: str = _key("runs/model", "where the model, checkpoints/ and logs/ go")
-    checkpointing_steps: int | None = _key(500, "save the full training state every N steps")
-    keep_checkpoints: int = _key(
-        3,
+    output_dir: str = option("where the model, checkpoints/ and logs/ go", "runs/model")
+    checkpointing_steps: int | None = option("save the full training state every N steps", 500, minimum=1)
+    keep_checkpoints: int = option(
         "checkpoints kept: the newest N plus the best. At least 2 lets --resume-from-checkpoint latest skip a newest "
         "one that cannot be read; training.average averages the newest ones",
+        3,
     )
-    resume_from_checkpoint: str | None = _key(None, "latest, best, or a checkpoint folder to continue from")
-    report_to: str = _key("tensorboard", "tracker: tensorboard, wandb, all or none")
-    logging_steps: int = _key(50, "log training loss, learning rate and tokens/s every N steps")
-    push_to_hub: bool = _key(False, "upload the final model folder to the Hub")
-    hub_model_id: str | None = _key(None, "the Hub repository (user/name); default: the output folder's name")
+    resume_from_checkpoint: str | None = option("latest, best, or a checkpoint folder to continue from", None)
+    report_to: str = option("tracker: tensorboard, wandb, all or none", "tensorboard")
+    logging_steps: int = option("log training loss, learning rate and tokens/s every N steps", 50)
+    push_to_hub: bool = option("upload the final model folder to the Hub", False)
+    hub_model_id: str | None = option("the Hub repository (user/name); default: the output folder's name", None)
     command: str | None = field(default=None, metadata={"help": None})  # the command line, recorded by main
 
     def model_arguments(self) -> dict[str, Any]:
@@ -218,86 +180,26 @@ class TrainingConfig(ModelSettings, DataSettings):
         return {key: getattr(self, key) for key in MODEL_KEYS}
 
 
-def _field_hints() -> dict[str, Any]:
-    """Each key's type, resolved from the annotations of the classes that declare it."""
-    namespace = {
-        **vars(sys.modules[Seq2SeqRNNConfig.__module__]),
-        **vars(sys.modules[DataSpec.__module__]),
-        **globals(),
-    }
-    return typing.get_type_hints(TrainingConfig, globalns=namespace)
+FIELD_HINTS = type_hints(TrainingConfig)
+FIELDS = {item.name: item for item in dataclasses.fields(TrainingConfig)}
 
 
-FIELD_HINTS = _field_hints()
-
-
-def _union_arguments(hint: Any) -> tuple[Any, ...]:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return typing.get_args(hint)
-    return (hint,)
-
-
-def choices(key: str) -> tuple[Any, ...] | None:
-    """The values a `Literal[...]` key accepts (None included where it is optional), else None."""
-    literals = [arg for arg in _union_arguments(FIELD_HINTS[key]) if typing.get_origin(arg) is typing.Literal]
-    if not literals:
-        return None
-    optional = type(None) in _union_arguments(FIELD_HINTS[key])
-    return tuple(value for literal in literals for value in typing.get_args(literal)) + ((None,) if optional else ())
-
-
-def _expected_types(hint: Any) -> tuple[type, ...]:
-    """The runtime types a key accepts, from its resolved type (`int | None`, `list[str]`, `Literal[...]`)."""
-    accepted: list[type] = []
-    for arg in _union_arguments(hint):
-        if typing.get_origin(arg) is typing.Literal:
-            accepted.extend(type(value) for value in typing.get_args(arg))
-        else:
-            accepted.append(typing.get_origin(arg) or arg)
-    return tuple(dict.fromkeys(accepted))
-
-
-FIELD_TYPES = {name: _expected_types(hint) for name, hint in FIELD_HINTS.items()}
-
-
-# Words YAML 1.1 reads as booleans (`no`, `off`, `false`) that are documented values of a string key.
-BOOLEAN_SPELLINGS = {"mixed_precision": {False: "no"}}
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """`value` as the type of config key `key`, or `TrainingInputError`."""
-    accepted = FIELD_TYPES[key]
-    if value is None and type(None) in accepted:
-        return None
-    if isinstance(value, bool) and value in BOOLEAN_SPELLINGS.get(key, {}):
-        return BOOLEAN_SPELLINGS[key][value]  # `--mixed-precision no`: YAML read the word `no` as false
-    if isinstance(value, bool) and bool not in accepted:
-        raise TrainingInputError(f"{key}={value!r}: expected {_type_names(accepted)}")
-    if float in accepted and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if str in accepted and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # e.g. --dataset-config 2014
-    if list in accepted and isinstance(value, str):
-        return [value]
-    if not isinstance(value, tuple(t for t in accepted if t is not type(None))):
-        raise TrainingInputError(f"{key}={value!r}: expected {_type_names(accepted)}")
-    return value
-
-
-def _type_names(accepted: tuple[type, ...]) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in accepted)
+def _converted(key: str, value: Any) -> Any:
+    """`value` as config key `key` (type, accepted values, least value), or `TrainingInputError`."""
+    try:
+        return convert(key, value, FIELD_HINTS[key], FIELDS[key].metadata.get("minimum"))
+    except OptionValueError as error:
+        raise TrainingInputError(str(error)) from error
 
 
 def _unknown_key_message(key: str, where: str) -> str:
-    close = difflib.get_close_matches(key, FIELD_TYPES, n=3)
+    close = difflib.get_close_matches(key, FIELD_HINTS, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see training/configs/*.yaml for the keys"
     return f"unknown config key {key!r} in {where}{hint}"
 
 
 def load_yaml(path: str) -> dict[str, Any]:
+    """The keys of a YAML config file, each read as its type."""
     if not os.path.isfile(path):
         raise TrainingInputError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as handle:
@@ -308,25 +210,13 @@ def load_yaml(path: str) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise TrainingInputError(f"{path} must hold a mapping of config keys")
     for key in content:
-        if key not in FIELD_TYPES:
+        if key not in FIELD_HINTS:
             raise TrainingInputError(_unknown_key_message(key, path))
-    return content
-
-
-def _help(item: dataclasses.Field) -> str:
-    """A key's `--help` line: its text, its type or accepted values, and its default."""
-    accepted = choices(item.name)
-    if accepted is not None:
-        kind = "one of " + ", ".join("null" if value is None else str(value) for value in accepted)
-    else:
-        kind = _type_names(FIELD_TYPES[item.name])
-    default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
-    shown = "null" if default is None else default
-    return f"{item.metadata['help']} ({kind}; default: {shown})".replace("%", "%%")
+    return {key: _converted(key, value) for key, value in content.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = InputArgumentParser(
         prog="python -m training.train",
         usage="%(prog)s [--config FILE] [--KEY VALUE ...]",
         allow_abbrev=False,
@@ -335,31 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
         "the file over the defaults shown here. Values are read as YAML (true, null, [a, b]).",
     )
     parser.add_argument("--config", help="YAML file of config keys (training/configs/*.yaml)")
-    groups = {
-        "data": parser.add_argument_group("data (DataSpec)"),
-        "model": parser.add_argument_group("model (Seq2SeqRNNConfig)"),
-        "run": parser.add_argument_group("the run"),
-    }
-    data_keys = {item.name for item in dataclasses.fields(DataSettings)}
-    for item in dataclasses.fields(TrainingConfig):
-        if item.metadata.get("help") is None:
-            continue
-        group = "model" if item.name in MODEL_KEYS else "data" if item.name in data_keys else "run"
-        groups[group].add_argument(
-            "--" + item.name.replace("_", "-"),
-            dest=item.name,
-            type=yaml.safe_load,
-            default=argparse.SUPPRESS,
-            metavar="VALUE",
-            help=_help(item),
-        )
+    data_keys = [item.name for item in dataclasses.fields(DataSettings)]
+    run_keys = [name for name in FIELDS if name not in MODEL_KEYS and name not in data_keys]
+    for title, keys in (
+        ("data (DataSpec)", data_keys),
+        ("model (Seq2SeqRNNSettings)", MODEL_KEYS),
+        ("the run", run_keys),
+    ):
+        add_options(parser.add_argument_group(title), TrainingConfig, keys, keep_defaults=False)
     return parser
 
 
 def parse_config(argv: list[str] | None = None) -> TrainingConfig:
     """Defaults, then the `--config` YAML file, then the flags: the run's `TrainingConfig`."""
     parser = build_parser()
-    namespace, unknown = parser.parse_known_args(_expand_bare_flags(argv))
+    namespace, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
     if unknown:
         flag = unknown[0].split("=")[0]
         raise TrainingInputError(_unknown_key_message(flag.lstrip("-").replace("-", "_"), "the command line"))
@@ -367,34 +247,15 @@ def parse_config(argv: list[str] | None = None) -> TrainingConfig:
     if namespace.config:
         values.update(load_yaml(namespace.config))
     values.update({key: value for key, value in vars(namespace).items() if key != "config"})
-    config = TrainingConfig(**{key: _coerce(key, value) for key, value in values.items()})
+    config = TrainingConfig(**values)
     validate(config)
     return config
 
 
-# Flags that read better without a value: `--push-to-hub` alone means `--push-to-hub true`.
-BARE_FLAGS = ("--push-to-hub", "--streaming")
-
-
-def _expand_bare_flags(arguments: list[str] | None) -> list[str]:
-    arguments = list(sys.argv[1:] if arguments is None else arguments)
-    expanded = []
-    for index, argument in enumerate(arguments):
-        expanded.append(argument)
-        is_last = index + 1 == len(arguments)
-        if argument in BARE_FLAGS and (is_last or arguments[index + 1].startswith("--")):
-            expanded.append("true")
-    return expanded
-
-
 def validate(config: TrainingConfig) -> None:
     """Raise `TrainingInputError` for values no run could use (model values are checked by the model config)."""
-    for item in dataclasses.fields(config):
-        accepted = choices(item.name)
-        value = getattr(config, item.name)
-        if accepted is not None and value not in accepted:
-            names = ", ".join(str(choice) for choice in accepted if choice is not None)
-            raise TrainingInputError(f"{item.name}={value!r}; accepted values: {names}")
+    for key in FIELDS:  # type, accepted values and least value, as declared (also for a config built in code)
+        _converted(key, getattr(config, key))
     if config.tokenizer_type == "morpheme" and config.tokenizer is None and config.model_name_or_path is None:
         try:  # before the data is read: the analyzer is an optional extra
             importlib.import_module("kiwipiepy")
@@ -406,13 +267,6 @@ def validate(config: TrainingConfig) -> None:
         )
     if config.dataset is None:
         demos.check_languages(config.demo, config.source_lang, config.target_lang)
-    for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "num_beams", "max_new_tokens"):
-        if getattr(config, key) < 1:
-            raise TrainingInputError(f"{key}={getattr(config, key)} must be at least 1")
-    for key in ("max_steps", "eval_steps", "checkpointing_steps", "max_train_samples", "max_eval_samples"):
-        value = getattr(config, key)
-        if value is not None and value < 1:
-            raise TrainingInputError(f"{key}={value} must be at least 1 (or null)")
     if config.keep_checkpoints < 1:
         raise TrainingInputError(f"keep_checkpoints={config.keep_checkpoints} must be at least 1 (the default keeps 3)")
     if config.streaming and config.max_steps is None:
@@ -420,7 +274,10 @@ def validate(config: TrainingConfig) -> None:
     if config.validation_size <= 0:
         raise TrainingInputError(f"validation_size={config.validation_size} must be positive")
     try:  # the generation settings' and the model's own checks, at parse time rather than after the data is loaded
-        SearchSettings(max_length_a=config.max_length_a, max_length_b=config.max_length_b)
+        decoding_settings(
+            GenerationConfig(max_new_tokens_limit=config.max_new_tokens),  # training raises the limit if asked
+            **{key: getattr(config, key) for key in ("num_beams", "max_new_tokens", "max_length_a", "max_length_b")},
+        )
     except ValueError as error:
         raise TrainingInputError(f"bad generation setting: {error}") from error
     try:

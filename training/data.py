@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import itertools
 import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import datasets
 import pyarrow.compute
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
+
+from seq2seq_tools.options import option
 
 from .errors import TrainingInputError
 
@@ -79,43 +82,37 @@ ANSWER_ROLES = ("assistant", "gpt", "bot", "model")
 SOURCE_COLUMNS = tuple(dict.fromkeys(source for source, _ in KNOWN_COLUMN_PAIRS))
 
 
-def _key(default: Any, help: str) -> Any:
-    """A config field with its `--help` text: each key is documented here, once."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class DataSpec:
     """What to load and how to read it; every field is also a training config key (`--help` shows each)."""
 
-    dataset: str = field(
-        metadata={
-            "help": "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target "
-            ".txt); a .csv or .tsv has a header row unless its first row is a pair"
-        }
+    dataset: str = option(
+        "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target .txt); a .csv "
+        "or .tsv has a header row unless its first row is a pair",
+        dataclasses.MISSING,
     )
-    dataset_config: str | None = _key(None, "the Hub configuration name (e.g. en-fr for Helsinki-NLP/opus_books)")
-    train_split: str = _key("train", "the split to train on")
-    validation_split: str | None = _key(
-        None, 'the split to validate on; null: "validation" when the data has one, else held out of the training split'
+    dataset_config: str | None = option("the Hub configuration name (e.g. en-fr for Helsinki-NLP/opus_books)", None)
+    train_split: str = option("the split to train on", "train")
+    validation_split: str | None = option(
+        'the split to validate on; null: "validation" when the data has one, else held out of the training split', None
     )
-    validation_file: str | None = _key(None, "a separate local file of validation pairs (same formats as --dataset)")
-    validation_size: float = _key(
-        0.05, "pairs held out for validation when there is no validation split: a count, or a fraction if below 1"
+    validation_file: str | None = option("a separate local file of validation pairs (same formats as --dataset)", None)
+    validation_size: float = option(
+        "pairs held out for validation when there is no validation split: a count, or a fraction if below 1", 0.05
     )
-    source_column: str | None = _key(
-        None, "source column of two-column data (found alone for source/target, src/tgt, question/answer, Q/A, ...)"
+    source_column: str | None = option(
+        "source column of two-column data (found alone for source/target, src/tgt, question/answer, Q/A, ...)", None
     )
-    target_column: str | None = _key(None, "target column of two-column data")
-    source_lang: str | None = _key(None, 'source language of a "translation" column (found alone when it holds two)')
-    target_lang: str | None = _key(None, 'target language of a "translation" column')
-    context_column: str | None = _key(
-        None, 'with SQuAD-style data, a column prepended to the question ("question: ... context: ...")'
+    target_column: str | None = option("target column of two-column data", None)
+    source_lang: str | None = option('source language of a "translation" column (found alone when it holds two)', None)
+    target_lang: str | None = option('target language of a "translation" column', None)
+    context_column: str | None = option(
+        'with SQuAD-style data, a column prepended to the question ("question: ... context: ...")', None
     )
-    streaming: bool = _key(
-        False, "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)"
+    streaming: bool = option(
+        "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)", False
     )
-    seed: int = _key(42, "the seed of initialization, data order, the validation split and the streaming shuffle")
+    seed: int = option("the seed of initialization, data order, the validation split and the streaming shuffle", 42)
 
 
 @dataclass(frozen=True)

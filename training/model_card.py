@@ -8,10 +8,11 @@ from typing import Any
 
 import yaml
 
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import SETTINGS
 from seq2seq_tools.files import write_atomically
 from seq2seq_tools.tasks import PIPELINE_TAGS
 
-from .config import MODEL_KEYS, model_help
+from .config import MODEL_KEYS
 
 # Config keys that hold a local path: the card and training_info.json keep only the file's name.
 PATH_KEYS = ("dataset", "validation_file", "tokenizer", "model_name_or_path", "output_dir", "resume_from_checkpoint")
@@ -87,9 +88,8 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
         )
     else:
         averaging = ""
-    helps = model_help()
     architecture = "\n".join(
-        f"| `{key}` | {config[key]} | {helps.get(key, '')} |" for key in MODEL_KEYS if key in config
+        f"| `{key}` | {config[key]} | {SETTINGS[key].metadata['help']} |" for key in MODEL_KEYS if key in config
     )
     card = f"""---
 {yaml.safe_dump(metadata, allow_unicode=True, sort_keys=False).strip()}

@@ -30,15 +30,13 @@ import copy
 import dataclasses
 import json
 import logging
-import math
 import os
 import shlex
 import sys
 import tempfile
 import time
-import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -46,11 +44,12 @@ import transformers
 from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
-from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS
+from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS, decoding_settings
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
+from seq2seq_tools.options import add_options, from_namespace, option
 from seq2seq_tools.quantization import maybe_quantize
 
 from .data import DataSpec, load_raw, schema_of, to_pairs
@@ -65,18 +64,19 @@ GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "len
 SEARCH_KEYS = SEARCH_SETTINGS
 
 
-def option(help: str, default: Any = None, required: bool = False) -> Any:
-    """A `PredictSettings` field: its default and its `--help` line, declared once."""
-    return field(default=default, metadata={"help": help, "required": required})
-
-
 # Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
 # `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
 DATA_KEYS = ("dataset_config", "source_column", "target_column", "source_lang", "target_lang", "context_column")
+LANGUAGE_DEFAULT = dict.fromkeys(("source_lang", "target_lang"), "; default: the model's, from its training_info.json")
+_DATA_TYPES = typing.get_type_hints(DataSpec)
 DataFlags = dataclasses.make_dataclass(
     "DataFlags",
     [
-        (item.name, item.type, field(default=item.default, metadata={**item.metadata, "required": False}))
+        (
+            item.name,
+            _DATA_TYPES[item.name],
+            option(item.metadata["help"] + LANGUAGE_DEFAULT.get(item.name, ""), item.default),
+        )
         for item in dataclasses.fields(DataSpec)
         if item.name in DATA_KEYS
     ],
@@ -123,14 +123,16 @@ class PredictSettings(DataFlags):
         "beam search: beta of the coverage penalty of Wu et al. (2016), which favours outputs whose attention "
         "covers the whole source (OpenNMT-py's -coverage_penalty wu -beta); default: off"
     )
-    n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)")
-    batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64)
-    max_input_tokens: int | None = option("truncate longer sources (default: the tokenizer's model_max_length)")
+    n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)", minimum=1)
+    batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64, minimum=1)
+    max_input_tokens: int | None = option(
+        "truncate longer sources (default: the tokenizer's model_max_length)", minimum=1
+    )
     seed: int = option("seed of sampling", 42)
     quantize: Literal["none", "int8"] = option(
         "int8: dynamic int8 weights in the LSTM/GRU and linear layers (CPU)", "none"
     )
-    num_threads: int | None = option("torch threads (default: torch's own choice)")
+    num_threads: int | None = option("torch threads (default: torch's own choice)", minimum=1)
     # more outputs
     n_best_output: str | None = option("where the n-best lists go (default: OUTPUT.nbest)")
     alignments: str | None = option("write one JSON line per input with tokens and attention matrices here")
@@ -145,59 +147,27 @@ class PredictSettings(DataFlags):
     )
 
 
-def _flag_type(hint: Any) -> Any:
-    """The non-None member of an optional type hint (`int | None` -> `int`)."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    return hint
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = InputArgumentParser(
         prog="python -m training.predict",
         allow_abbrev=False,
-        description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them.",
+        description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them. A "
+        "switch is on given alone or with true, off with false or --no-SWITCH.",
     )
-    hints = typing.get_type_hints(PredictSettings)
-    fields = sorted(dataclasses.fields(PredictSettings), key=lambda item: not item.metadata["required"])
-    for item in fields:  # --model, --dataset and --output first, then the data flags, then the rest
-        kind = _flag_type(hints[item.name])
-        help_text = item.metadata["help"]
-        if item.name in ("source_lang", "target_lang"):
-            help_text += "; default: the model's, from its training_info.json"
-        arguments: dict[str, Any] = {"dest": item.name, "help": help_text}
-        if item.metadata["required"]:
-            arguments["required"] = True
-        else:
-            arguments["default"] = item.default
-        if kind is bool:
-            arguments["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is list:  # a repeatable flag
-            arguments.update(action="append", type=typing.get_args(kind)[0])
-        elif typing.get_origin(kind) is Literal:
-            arguments["choices"] = typing.get_args(kind)
-        else:
-            arguments["type"] = kind
-        parser.add_argument("--" + item.name.replace("_", "-"), **arguments)
+    required = [item.name for item in dataclasses.fields(PredictSettings) if item.metadata["required"]]
+    add_options(parser, PredictSettings, required)  # --model, --dataset and --output first, then the rest
+    add_options(
+        parser,
+        PredictSettings,
+        [item.name for item in dataclasses.fields(PredictSettings) if item.name not in required],
+    )
     return parser
 
 
 def parse_settings(argv: list[str] | None = None) -> PredictSettings:
-    settings = PredictSettings(**vars(build_parser().parse_args(argv)))
-    for key in ("batch_size", "num_beams", "max_new_tokens", "n_best", "num_threads", "max_input_tokens"):
-        value = getattr(settings, key)
-        if value is not None and value < 1:
-            raise TrainingInputError(f"--{key.replace('_', '-')} {value}: must be at least 1")
-    if settings.temperature is not None and not settings.temperature > 0:
-        raise TrainingInputError(f"--temperature {settings.temperature}: must be above 0")
-    if settings.top_p is not None and not 0 < settings.top_p <= 1:
-        raise TrainingInputError(f"--top-p {settings.top_p}: must be in (0, 1]")
-    for key in SEARCH_KEYS:
-        value = getattr(settings, key)
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise TrainingInputError(f"--{key.replace('_', '-')} {value}: must be a number of at least 0")
-    if settings.top_k is not None and settings.top_k < 0:
-        raise TrainingInputError(f"--top-k {settings.top_k}: must be 0 (all tokens) or more")
+    """The command line's settings; the decoding ones are checked with the model's generation config
+    (`generation_settings`), where generate() checks them."""
+    settings = from_namespace(PredictSettings, build_parser().parse_args(argv))
     if settings.n_best and settings.output == STDIO and settings.n_best_output is None:
         raise TrainingInputError("--n-best with --output -: pass --n-best-output FILE for the n-best lists")
     return settings
@@ -342,24 +312,25 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> dict[str, Any]:
-    """The `generate()` arguments of this run: the flags given, checked by transformers on top of the
-    model's generation config (whose other settings `generate()` applies itself)."""
-    config = copy.deepcopy(model.generation_config)
-    given = {key: getattr(settings, key) for key in GENERATE_KEYS if getattr(settings, key) is not None}
-    config.update(**given)
-    if config.num_beams == 1 and config.early_stopping:
-        given["early_stopping"] = config.early_stopping = False  # a beam-search setting, refused with one beam
-    if settings.n_best and settings.n_best > config.num_beams:
+    """The `generate()` arguments of this run: the flags given, on top of the model's generation config
+    (whose other settings `generate()` applies itself), checked where generate() checks them
+    (`decoding_settings`) and, strictly, by transformers."""
+    given = {
+        key: getattr(settings, key) for key in (*GENERATE_KEYS, *SEARCH_KEYS) if getattr(settings, key) is not None
+    }
+    num_beams = given.get("num_beams", model.generation_config.num_beams)
+    if num_beams == 1 and model.generation_config.early_stopping:
+        given["early_stopping"] = False  # a beam-search setting, refused with one beam
+    if settings.n_best and isinstance(num_beams, int) and settings.n_best > num_beams:
         raise TrainingInputError(
-            f"--n-best {settings.n_best} is above the {config.num_beams} beam(s) searched: beam search keeps "
+            f"--n-best {settings.n_best} is above the {num_beams} beam(s) searched: beam search keeps "
             f"only num_beams hypotheses; raise --num-beams to {settings.n_best} or more, or lower --n-best"
         )
-    given["num_return_sequences"] = config.num_return_sequences = settings.n_best or 1
+    given["num_return_sequences"] = settings.n_best or 1
     try:
-        config.validate(strict=True)
+        decoding_settings(model.generation_config, strict=True, **given)
     except ValueError as error:
         raise TrainingInputError(f"bad decoding settings: {error}") from error
-    given.update({key: getattr(settings, key) for key in SEARCH_KEYS if getattr(settings, key) is not None})
     return given
 
 
