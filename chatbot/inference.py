@@ -96,8 +96,13 @@ class DecodingSettings:
         object.__setattr__(self, "top_p", _number("top_p", self.top_p))
         if self.temperature > MAX_TEMPERATURE:
             raise ValueError(f"temperature={self.temperature!r} must be at most {MAX_TEMPERATURE:g}")
-        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}  # checked in any mode
-        decoding_settings(GenerationConfig(), num_beams=self.num_beams, max_new_tokens=self.max_new_tokens, **sampling)
+        decoding_settings(
+            GenerationConfig(),
+            num_beams=self.num_beams,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
 
     @property
     def streams(self) -> bool:

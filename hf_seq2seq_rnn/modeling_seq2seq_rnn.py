@@ -726,7 +726,7 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
 
         Raises `ValueError` naming the value and the accepted range for a setting no search can use
         (`search_seq2seq_rnn.decoding_settings`, the one check that predict, the chatbot and training
-        pass through as well): `num_beams < 1`, `top_p` outside (0, 1] when sampling, a negative
+        pass through as well): `num_beams < 1`, `top_p` outside (0, 1], a negative
         `max_length_a`, more new tokens than `generation_config.max_new_tokens_limit` (default
         `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more), ...
         """

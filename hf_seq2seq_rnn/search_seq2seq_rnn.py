@@ -146,7 +146,7 @@ def decoding_settings(base: Any, strict: bool = False, **given: Any) -> tuple[An
     `SearchSettings`, checked once: generate(), predict, the chatbot and training all pass here.
 
     Raises `ValueError` naming the value and what is accepted, for `num_beams < 1`, `max_new_tokens < 1`,
-    `top_k < 0`, `top_p` outside (0, 1] or `temperature <= 0` when sampling, a negative or non-numeric
+    `top_k < 0`, `top_p` outside (0, 1], `temperature <= 0`, a negative or non-numeric
     `max_length_a`, `max_length_b` or `coverage_penalty`, and more new tokens (`max_new_tokens`, or
     `max_length` without it) than `max_new_tokens_limit` (default `MAX_NEW_TOKENS_LIMIT`). Keys of
     `given` that are not generation settings are left to the caller (generate(): the model's inputs).
@@ -157,12 +157,11 @@ def decoding_settings(base: Any, strict: bool = False, **given: Any) -> tuple[An
     settings = copy.deepcopy(base)
     settings.update(**{name: value for name, value in given.items() if name not in SEARCH_SETTINGS})
     _check_counts(settings)
-    if settings.do_sample:
-        top_p, temperature = settings.top_p, settings.temperature
-        if top_p is not None and not (_is_number(top_p) and 0 < top_p <= 1):
-            raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1 when sampling")
-        if temperature is not None and not (_is_number(temperature) and temperature > 0):
-            raise ValueError(f"temperature={temperature!r}: expected a number greater than 0 when sampling")
+    top_p, temperature = settings.top_p, settings.temperature  # sampling settings, checked in any mode
+    if top_p is not None and not (_is_number(top_p) and 0 < top_p <= 1):
+        raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1")
+    if temperature is not None and not (_is_number(temperature) and temperature > 0):
+        raise ValueError(f"temperature={temperature!r}: expected a number greater than 0")
     if strict:
         settings.validate(strict=True)
     return settings, search

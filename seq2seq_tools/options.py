@@ -98,7 +98,9 @@ def convert(name: str, value: Any, hint: Any, minimum: float | None = None) -> A
     or `OptionValueError`."""
     accepted = accepted_types(hint)
     literal = choices(hint)
-    if isinstance(value, str) and not (str in accepted and (literal is None or value in literal)):
+    if isinstance(value, str) and value.strip() in ("null", "~") and type(None) in accepted:
+        value = None  # `--validation-split null`; a free-text option keeps every other word
+    elif isinstance(value, str) and not (str in accepted and (literal is None or value in literal)):
         value = _read_text(value, accepted)
     if value is None:
         if type(None) in accepted:

@@ -301,18 +301,21 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         "output below a file": (["--model", trained, *data, "--output", str(a_file / "hyp.txt")], "cannot be written"),
         "output is a folder": (["--model", trained, *data, "--output", str(tmp_path)], "is a directory"),
         "unknown flag": (["--model", trained, *data, "--output", out, "--beams", "3"], "unrecognized arguments"),
-        "bad top-p": (["--model", trained, *data, "--output", out, "--top-p", "1.5"], "--top-p 1.5"),
+        "bad top-p": (
+            ["--model", trained, *data, "--output", out, "--top-p", "1.5"],
+            "top_p=1.5: expected a number greater than 0 and at most 1",
+        ),
         "negative length cap": (
             ["--model", trained, *data, "--output", out, "--max-length-a", "-1"],
-            "--max-length-a -1.0: must be a number of at least 0",
+            "bad decoding settings: max_length_a=-1.0: expected a number of at least 0",
         ),
         "length cap not a number": (
             ["--model", trained, *data, "--output", out, "--max-length-b", "ten"],
-            "--max-length-b: invalid float value: 'ten'",
+            "argument --max-length-b: 'ten': expected float or null",
         ),
         "coverage penalty not finite": (
             ["--model", trained, *data, "--output", out, "--coverage-penalty", "nan"],
-            "--coverage-penalty nan: must be a number of at least 0",
+            "bad decoding settings: coverage_penalty=nan: expected a number of at least 0",
         ),
     }
 
@@ -388,6 +391,21 @@ def test_a_plain_text_test_set_of_any_extension_decodes_one_line_per_source_and_
     assert main([*arguments, "--references", str(references), "--num-threads", "1"]) == 0
     summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
     assert summary["metrics"]["chrf"] == pytest.approx(100)
+
+
+def test_summary_goes_to_a_file_to_stdout_or_nowhere(varied_folder, tmp_path, capsys):
+    (tmp_path / "test.de").write_text("red cat\ndog\n", encoding="utf-8")
+    output = tmp_path / "hyp.txt"
+    arguments = ["--model", varied_folder, "--dataset", str(tmp_path / "test.de"), "--output", str(output)]
+    assert main([*arguments, "--summary", "none", "--num-threads", "1"]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hyp.txt", "test.de"]  # no file named none
+    capsys.readouterr()
+    assert main([*arguments, "--summary", "-", "--num-threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[: printed.rindex("}") + 1])["sentences"] == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hyp.txt", "test.de"]
+    assert main(["--model", varied_folder, "--dataset", "-", "--output", "-", "--summary", "-"]) == 2
+    assert "both would go to stdout" in capsys.readouterr().err
 
 
 def test_empty_stdin_exits_2(tiny_folder):

@@ -20,9 +20,7 @@ from training.model_card import training_info, write_model_card
 from training.train import build_model, data_spec
 
 # The model's settings, each declared once in `Seq2SeqRNNSettings`, that training takes as keys.
-PARAMETERS = {
-    item.name: item for item in dataclasses.fields(Seq2SeqRNNSettings) if item.name not in NOT_MODEL_KEYS
-}
+PARAMETERS = {item.name: item for item in dataclasses.fields(Seq2SeqRNNSettings) if item.name not in NOT_MODEL_KEYS}
 
 
 def other_value(name: str, default: object) -> object:
@@ -137,10 +135,26 @@ def test_help_documents_every_key_with_its_type_and_default():
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--task", "chat", "argument --task: 'chat' is not supported; accepted values: translation, qa (see python -m training.train --help)"),
-        ("--tokenizer-type", "wordpiece", "argument --tokenizer-type: 'wordpiece' is not supported; accepted values: bpe, char, morpheme (see python -m training.train --help)"),
-        ("--mixed-precision", "fp8", "argument --mixed-precision: 'fp8' is not supported; accepted values: auto, no, bf16, fp16 (see python -m training.train --help)"),
-        ("--overlong", "wrap", "argument --overlong: 'wrap' is not supported; accepted values: filter, truncate (see python -m training.train --help)"),
+        (
+            "--task",
+            "chat",
+            "argument --task: 'chat' is not supported; accepted values: translation, qa (see python -m training.train --help)",
+        ),
+        (
+            "--tokenizer-type",
+            "wordpiece",
+            "argument --tokenizer-type: 'wordpiece' is not supported; accepted values: bpe, char, morpheme (see python -m training.train --help)",
+        ),
+        (
+            "--mixed-precision",
+            "fp8",
+            "argument --mixed-precision: 'fp8' is not supported; accepted values: auto, no, bf16, fp16 (see python -m training.train --help)",
+        ),
+        (
+            "--overlong",
+            "wrap",
+            "argument --overlong: 'wrap' is not supported; accepted values: filter, truncate (see python -m training.train --help)",
+        ),
     ],
 )
 def test_a_value_outside_a_keys_choices_is_refused_naming_them(flag, value, message):

@@ -229,6 +229,17 @@ def test_an_ambiguous_first_row_is_a_header_and_the_error_says_so_and_how_to_pas
         assert all_pairs(splits) == sorted([("english", "french"), *PAIRS])
 
 
+def test_rows_with_a_third_field_are_skipped_counted_and_the_rest_read(tmp_path, caplog):
+    rows = [f"{source}\t{target}" for source, target in PAIRS]
+    rows[3] += "\tan extra field"  # a stray tab: three fields
+    rows[5] += "\tone\ttwo"
+    path = write_lines(tmp_path / "test.tsv", ["source\ttarget", *rows])
+    with caplog.at_level("WARNING", logger="training.data"):
+        splits, _ = load_pairs(DataSpec(dataset=path, validation_size=2))
+    assert all_pairs(splits) == sorted(pair for index, pair in enumerate(PAIRS) if index not in (3, 5))
+    assert "skipped 2 row(s) whose field count differs from the first row's (line 5 has 3 fields" in caplog.text
+
+
 def test_plain_text_of_another_extension_is_sources_only_and_training_refuses_it(tmp_path):
     path = write_lines(tmp_path / "newstest2014.en", [source for source, _ in PAIRS])
     with pytest.raises(TrainingInputError, match=r"holds sources only, in 'source' \(no targets\); training needs"):

@@ -172,7 +172,7 @@ def load_raw(
     else:
         arguments = {"path": name_or_path, "name": dataset_config}
     try:
-        loaded = datasets.load_dataset(**arguments, streaming=streaming)
+        loaded = _load_dataset(arguments, streaming, name_or_path if looks_local else None)
     except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as error:
         raise TrainingInputError(
             f"dataset {name_or_path!r} not found (is the name right, is the Hub reachable?): {error}"
@@ -191,6 +191,35 @@ def load_raw(
     if looks_local and extension not in LOCAL_BUILDERS:  # plain text: each line is a source
         loaded = loaded.rename_column("text", SOURCE_COLUMNS[0])
     return loaded
+
+
+def _load_dataset(arguments: dict[str, Any], streaming: bool, local_path: str | None) -> Any:
+    """`datasets.load_dataset(**arguments)`; a local .csv or .tsv with rows of another field count than
+    its first row is read again without them, and how many were skipped, and where, is logged."""
+    try:
+        return datasets.load_dataset(**arguments, streaming=streaming)
+    except Exception as error:
+        if local_path is None or arguments["path"] != "csv" or "fields in line" not in _root_cause(error):
+            raise
+        bad = _rows_of_another_width(local_path, arguments)
+        if not bad:
+            raise
+        logger.warning(
+            "%s: skipped %d row(s) whose field count differs from the first row's (line %d has %d fields; a .tsv "
+            "row is source<TAB>target with no tab inside either)",
+            local_path, len(bad), bad[0][0], bad[0][1],
+        )  # fmt: skip
+        return datasets.load_dataset(**arguments, streaming=streaming, on_bad_lines="skip")
+
+
+def _rows_of_another_width(path: str, csv_arguments: dict[str, Any]) -> list[tuple[int, int]]:
+    """(line number, field count) of each row of a .csv or .tsv whose field count differs from the first row's."""
+    options = {key: value for key, value in csv_arguments.items() if key in ("delimiter", "quoting")}
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, **options)
+        rows = ((reader.line_num, len(row)) for row in reader if row)
+        _, width = next(rows, (0, 0))
+        return [(line, count) for line, count in rows if count != width]
 
 
 def local_reader(path: str, spec: DataSpec | None = None) -> tuple[str, dict[str, Any]]:

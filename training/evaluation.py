@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from accelerate import Accelerator
-from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from seq2seq_tools.attention import attention_figure
@@ -22,6 +20,8 @@ from seq2seq_tools.generation import generate_ids, generate_texts
 
 if TYPE_CHECKING:
     import evaluate
+
+    from .train import Run
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +60,10 @@ class EvaluationResult:
     samples: list[tuple[str, str, str]]
 
 
-def evaluate_model(
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    dataloader: DataLoader,
-    tokenizer: PreTrainedTokenizerBase,
-    metrics: dict[str, evaluate.EvaluationModule],
-    task: str,
-    num_beams: int,
-    max_new_tokens: int,
-    num_samples: int,
-    with_generation: bool = True,
-) -> EvaluationResult:
-    """Validation loss and perplexity (per target token), then generation and metrics on every process's share."""
+def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
+    """The run's validation loss and perplexity (per target token), then generation with the run's
+    settings and its metrics, on every process's share of the validation data."""
+    accelerator, model, tokenizer, config = run.accelerator, run.model, run.data.tokenizer, run.config
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     loss_sum, token_count = 0.0, 0
@@ -80,7 +71,7 @@ def evaluate_model(
     references: list[str] = []
     sources: list[str] = []
     pad = tokenizer.pad_token_id
-    for batch in dataloader:
+    for batch in run.eval_dataloader:
         with torch.no_grad(), accelerator.autocast():
             loss = model(**batch).loss
         tokens = (batch["labels"] != -100).sum()
@@ -92,7 +83,9 @@ def evaluate_model(
         if not with_generation:
             continue
         sources_batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        generated = generate_ids(unwrapped, sources_batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
+        generated = generate_ids(
+            unwrapped, sources_batch, num_beams=config.num_beams, max_new_tokens=config.max_new_tokens
+        )
         labels = batch["labels"].masked_fill(batch["labels"] == -100, pad)
         generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
         labels = accelerator.pad_across_processes(labels, dim=1, pad_index=pad)
@@ -104,9 +97,9 @@ def evaluate_model(
     mean_loss = loss_sum / max(token_count, 1)
     scores = {"eval_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50.0))}
     if with_generation and predictions:
-        scores.update(compute_metrics(metrics, task, predictions, references))
+        scores.update(compute_metrics(run.metrics, config.task, predictions, references))
     model.train()
-    samples = list(zip(sources, references, predictions, strict=True))[:num_samples]
+    samples = list(zip(sources, references, predictions, strict=True))[: config.num_samples]
     return EvaluationResult(scores=scores, samples=samples)
 
 

@@ -58,6 +58,7 @@ from .evaluation import compute_metrics, load_metrics
 
 logger = logging.getLogger(__name__)
 STDIO = "-"
+NO_SUMMARY = "none"  # `--summary none`
 # The settings passed to `generate()` when given; the others come from the model's generation config.
 GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
 # The settings of the model's own search (`SearchSettings`), passed the same way.
@@ -137,7 +138,10 @@ class PredictSettings(DataFlags):
     n_best_output: str | None = option("where the n-best lists go (default: OUTPUT.nbest)")
     alignments: str | None = option("write one JSON line per input with tokens and attention matrices here")
     hard_alignments: str | None = option("write Pharaoh i-j pairs (argmax source token per output token) here")
-    summary: str | None = option("write the JSON summary here (default: OUTPUT.summary.json; none for stdout)")
+    summary: str | None = option(
+        "write the JSON summary here: a file, - for stdout, or none for no summary (default: OUTPUT.summary.json "
+        "when --output is a file, none when it is -)"
+    )
     trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
     compare: bool = option(
         "with two or more --model: decode with each model on its own, alike, and write their outputs, scores and "
@@ -168,6 +172,8 @@ def parse_settings(argv: list[str] | None = None) -> PredictSettings:
     """The command line's settings; the decoding ones are checked with the model's generation config
     (`generation_settings`), where generate() checks them."""
     settings = from_namespace(PredictSettings, build_parser().parse_args(argv))
+    if settings.summary == STDIO and settings.output == STDIO:
+        raise TrainingInputError("--summary - with --output -: both would go to stdout; pass --summary FILE")
     if settings.n_best and settings.output == STDIO and settings.n_best_output is None:
         raise TrainingInputError("--n-best with --output -: pass --n-best-output FILE for the n-best lists")
     return settings
@@ -281,7 +287,7 @@ def output_paths(settings: PredictSettings) -> dict[str, str]:
     for key in ("alignments", "hard_alignments"):
         if getattr(settings, key):
             paths[key] = getattr(settings, key)
-    if settings.summary or beside:
+    if settings.summary != NO_SUMMARY and (settings.summary or beside):
         paths["summary"] = settings.summary or f"{settings.output}.summary.json"
     return {key: path for key, path in paths.items() if path != STDIO}
 
@@ -409,8 +415,9 @@ def write_outputs(
     if "hard_alignments" in paths:
         lines = [pharaoh(hard_alignment(result.attention)) + "\n" for result in results]
         write_atomically(paths["hard_alignments"], "".join(lines))
-    if "summary" in paths:
-        write_atomically(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    summary_path = STDIO if settings.summary == STDIO else paths.get("summary")
+    if summary_path:
+        write_atomically(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
 def decode(

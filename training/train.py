@@ -517,7 +517,7 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
                 after_optimizer_step(run)
                 maybe_log(run)
                 run.done = reached_the_end(run)
-                maybe_evaluate(run)
+                maybe_evaluate_model(run)
                 maybe_checkpoint(run)
                 if run.done:
                     break
@@ -610,28 +610,20 @@ def reached_the_end(run: Run) -> bool:
 
 
 def evaluate_loss_at_start(run: Run) -> None:
-    result = evaluate(run, with_generation=False)
+    result = evaluate_model(run, with_generation=False)
     run.accelerator.log(result.scores, step=0)
     logger.info(f"step 0: eval_loss {result.scores['eval_loss']:.4g}", main_process_only=True)
     run.state.eval_history.append({"step": 0, **result.scores})
 
 
-def evaluate(run: Run, with_generation: bool = True) -> EvaluationResult:
-    config = run.config
-    return evaluate_model(
-        run.accelerator, run.model, run.eval_dataloader, run.data.tokenizer, run.metrics, config.task,
-        config.num_beams, config.max_new_tokens, config.num_samples, with_generation=with_generation,
-    )  # fmt: skip
-
-
-def maybe_evaluate(run: Run) -> None:
+def maybe_evaluate_model(run: Run) -> None:
     """Every `eval_steps` and at the end: loss, generation and metrics, logged and kept in the history."""
     step = run.state.completed_steps
     if not run.config.eval_steps or (step % run.config.eval_steps and not run.done):
         return
     started = time.perf_counter()
     with run.averaged():
-        result = evaluate(run)
+        result = evaluate_model(run)
         log_evaluation(run.accelerator, run.model, run.data, run.config, result, step)
     seconds = time.perf_counter() - started
     run.clock.add_evaluation(seconds)  # the time budget and tokens per second count training time only
@@ -666,7 +658,7 @@ def finish(run: Run) -> dict[str, float]:
     session_seconds = run.clock.session_seconds()  # before the final evaluation, which is not training
     with run.averaged():
         if run.last_eval_step != state.completed_steps:
-            result = evaluate(run)
+            result = evaluate_model(run)
             log_evaluation(accelerator, run.model, run.data, run.config, result, state.completed_steps)
             run.last_scores = result.scores
             state.eval_history.append({"step": state.completed_steps, **history_point(run), **result.scores})
