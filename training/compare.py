@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,10 @@ from .predict import (
     effective_settings,
     generation_settings,
     load_model,
+    model_task,
     one_line,
     output_paths,
     read_data,
-    read_training_info,
     write_atomically,
 )
 
@@ -104,11 +103,9 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     """Decode the test set with every model, write the side-by-side TSV and the summary; returns it."""
     check_compare_settings(settings)
     paths = output_paths(settings)
-    loaded = [load_model(path, settings.trust_remote_code) for path in settings.model]
+    loaded = [load_model(path, settings.trust_remote_code, settings.quantize) for path in settings.model]
     labels = model_labels(settings.model)
-    first = settings.model[0]
-    info = read_training_info(first) if os.path.isdir(first) else {}
-    task = settings.task or info.get("task") or "translation"
+    task, info = model_task(settings)
     given = generation_settings(loaded[0][0], settings)
     shared = {**effective_settings(loaded[0][0], given), "num_return_sequences": 1}  # every model decodes alike
     data = read_data(settings, info)
