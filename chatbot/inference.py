@@ -35,7 +35,7 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     heatmap_font_families,
 )
 from seq2seq_tools.ensemble import ensemble_of
-from seq2seq_tools.generation import encode_texts, generate_texts
+from seq2seq_tools.generation import encode_texts, generate_encoded
 from seq2seq_tools.loading import load_model_and_tokenizer, read_training_info
 from seq2seq_tools.quantization import maybe_quantize
 from seq2seq_tools.tasks import UNKNOWN_TASK, task_of
@@ -365,22 +365,31 @@ def generate_reply(
     *,
     with_score: bool = False,
 ) -> Reply:
-    """Decode the whole reply to `text` (any decoding mode) through `generate_texts`, handing its
+    """Decode the whole reply to `text` (any decoding mode) through `generate_encoded`, handing its
     tokens to `streamer` as they come when one is given (see `stream_reply`); `with_score` also
     scores it (`Reply.score`)."""
-    settings = settings or loaded.defaults
-    read, characters = _checked_text(loaded, text)
-    [result] = generate_texts(
+    inputs, notice = encode(loaded, text)
+    return _decode_reply(loaded, inputs, notice, settings or loaded.defaults, streamer, with_score)
+
+
+def _decode_reply(
+    loaded: LoadedModel,
+    inputs: dict[str, torch.Tensor],
+    notice: str | None,
+    settings: DecodingSettings,
+    streamer: BaseStreamer | None = None,
+    with_score: bool = False,
+) -> Reply:
+    """The reply to a message tokenized by `encode` (its `inputs` and `notice`)."""
+    [result] = generate_encoded(
         loaded.model,
         loaded.tokenizer,
-        [read],
-        max_input_tokens=loaded.max_input_tokens,
+        inputs,
         with_attention=True,
         with_scores=with_score,
         streamer=streamer,
         **settings.generate_kwargs(),
     )
-    notice = _truncation_notice(loaded, result.source_tokens, characters, len(read))
     return Reply(
         text=result.text,
         done=True,
@@ -402,13 +411,13 @@ def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | No
     if not settings.streams:
         yield generate_reply(loaded, text, settings)
         return
-    _, notice = encode(loaded, text)  # an empty message fails here, before a thread starts
+    inputs, notice = encode(loaded, text)  # tokenized once; an empty message fails here, before a thread starts
     streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
     result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            result["reply"] = generate_reply(loaded, text, settings, streamer=streamer)
+            result["reply"] = _decode_reply(loaded, inputs, notice, settings, streamer=streamer)
         except BaseException as error:  # handed to the caller below
             result["error"] = error
             streamer.end()
