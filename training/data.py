@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import itertools
 import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -116,6 +118,14 @@ class DataSpec:
         False, "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)"
     )
     seed: int = _key(42, "the seed of initialization, data order, the validation split and the streaming shuffle")
+
+
+def data_spec(settings: object, keys: Iterable[str] | None = None, **given: Any) -> DataSpec:
+    """The `DataSpec` of a command's settings: each field in `keys` (default: all of them) from the
+    attribute of `settings` of the same name (a `TrainingConfig` has every one; predict's settings
+    those that say how to read a test set), then `given` over them; any other field at its default."""
+    names = [item.name for item in dataclasses.fields(DataSpec)] if keys is None else list(keys)
+    return DataSpec(**{**{name: getattr(settings, name) for name in names}, **given})
 
 
 @dataclass(frozen=True)
@@ -552,6 +562,7 @@ __all__ = [
     "DataSpec",
     "Schema",
     "conversation_pairs",
+    "data_spec",
     "detect_schema",
     "has_header",
     "load_pairs",

@@ -52,7 +52,7 @@ from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 
-from .data import DataSpec, load_raw, schema_of, to_pairs
+from .data import DataSpec, data_spec, load_raw, schema_of, to_pairs
 from .errors import InputArgumentParser, TrainingInputError, run_command
 from .evaluation import compute_metrics, load_metrics
 
@@ -258,14 +258,11 @@ def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
         targets: list[str] = []
         description = "stdin, one source per line"
     else:
-        spec = DataSpec(
-            dataset=settings.dataset,
-            dataset_config=settings.dataset_config,
-            source_column=settings.source_column,
-            target_column=settings.target_column,
+        spec = data_spec(
+            settings,
+            ("dataset", *DATA_KEYS),
             source_lang=settings.source_lang or info.get("source_lang"),
             target_lang=settings.target_lang or info.get("target_lang"),
-            context_column=settings.context_column,
         )
         if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
             raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")

@@ -56,7 +56,7 @@ from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
 from . import checkpoints, demos, schedules
 from .config import TrainingConfig, parse_config
-from .data import DataSpec, Schema, load_pairs, pairs_from_splits
+from .data import Schema, data_spec, load_pairs, pairs_from_splits
 from .ema import WeightAverage
 from .errors import TrainingDivergedError, TrainingInputError, run_command
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
@@ -88,11 +88,6 @@ class PreparedData:
     schema: Schema
     reports: dict[str, PreparationReport]
     description: str
-
-
-def data_spec(config: TrainingConfig) -> DataSpec:
-    fields = {item.name for item in dataclasses.fields(DataSpec)}
-    return DataSpec(**{name: getattr(config, name) for name in fields if name != "dataset"}, dataset=config.dataset)
 
 
 def load_data(config: TrainingConfig) -> PreparedData:
