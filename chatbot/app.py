@@ -531,12 +531,7 @@ def build_app(
     handlers = Handlers(registry)
     named = handlers.models
     start = handlers.first_for(TAB_TASKS["chat"])
-    compared = list(compare) if compare is not None else registry.names[:MAX_COMPARED]
-    unknown = [name for name in compared if name not in registry.names]
-    if unknown:
-        raise ValueError(f"compare={unknown!r}: not served; the served models are {registry.names}")
-    if start_tab not in (*TAB_TASKS, "compare"):
-        raise ValueError(f"start_tab={start_tab!r}; choose one of chat, translate, compare")
+    compared = _compared_names(registry, compare, start_tab)
     first = named.get(compared[0]) if compared else None
     examples = list(compare_examples) or (list(first.info.examples) if first is not None else [])
     # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
@@ -558,11 +553,32 @@ def build_app(
                     compare_tab = _compare_tab(handlers.choices(), compared, [[text] for text in examples[:8]])
                 out = _attention_panel()
         _wire(handlers, model, model_info, decoding, chat, translate, compare_tab, out)
-        timer = gr.Timer(2.0, active=not registry.settled)
-        timer.tick(
-            handlers.on_status_tick,
-            outputs=[status, model, compare_tab["models"], timer],
-            api_visibility="private",
-            queue=False,
-        )
+        _status_timer(handlers, status, model, compare_tab["models"])
     return app
+
+
+def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, start_tab: str) -> list[str]:
+    """The models the Compare tab starts with (default: the first served, up to `MAX_COMPARED`),
+    after checking `build_app`'s `compare` and `start_tab`.
+
+    Raises:
+        ValueError: a compared model that is not served, or an unknown tab.
+    """
+    compared = list(compare) if compare is not None else registry.names[:MAX_COMPARED]
+    unknown = [name for name in compared if name not in registry.names]
+    if unknown:
+        raise ValueError(f"compare={unknown!r}: not served; the served models are {registry.names}")
+    if start_tab not in (*TAB_TASKS, "compare"):
+        raise ValueError(f"start_tab={start_tab!r}; choose one of chat, translate, compare")
+    return compared
+
+
+def _status_timer(handlers: Handlers, status: gr.Markdown, model: gr.Dropdown, compared: gr.Dropdown) -> None:
+    """While models are still training, refresh the training status and the model choices every 2 seconds."""
+    timer = gr.Timer(2.0, active=not handlers.registry.settled)
+    timer.tick(
+        handlers.on_status_tick,
+        outputs=[status, model, compared, timer],
+        api_visibility="private",
+        queue=False,
+    )

@@ -16,10 +16,8 @@ trained on comes from the directory's model card (`README.md` front matter) and
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,10 +36,9 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     heatmap_font_families,
 )
 from seq2seq_tools.ensemble import ensemble_of
-from seq2seq_tools.generation import encode_texts, generate_texts
-from seq2seq_tools.loading import load_model as load_saved_model
-from seq2seq_tools.loading import load_tokenizer, looks_like_a_path
-from seq2seq_tools.quantization import QUANTIZE_CHOICES, maybe_quantize
+from seq2seq_tools.generation import encode_texts, generate_encoded
+from seq2seq_tools.loading import load_model_and_tokenizer, read_training_info
+from seq2seq_tools.quantization import maybe_quantize
 from seq2seq_tools.tasks import UNKNOWN_TASK, task_of
 
 logger = logging.getLogger(__name__)
@@ -217,22 +214,13 @@ def load_model(
         seq2seq_tools.loading.IncompatibleModelError: a newer hf-seq2seq-rnn wrote the model.
     """
     source = str(name_or_path)
-    if quantize not in (None, *QUANTIZE_CHOICES):
-        raise ValueError(f"quantize={quantize!r}; accepted values: {', '.join(QUANTIZE_CHOICES)}")
-    if looks_like_a_path(source) and not os.path.exists(source):
-        raise FileNotFoundError(
-            f"the local path {source} does not exist; pass a folder written by save_pretrained "
-            "or a Hub id of the form user/model"
-        )
-    model = maybe_quantize(load_saved_model(source, trust_remote_code=trust_remote_code).eval(), quantize)
-    tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
+    model, tokenizer = load_model_and_tokenizer(source, quantize=quantize, trust_remote_code=trust_remote_code)
     limit = tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else FALLBACK_MAX_INPUT_TOKENS
     if max_input_tokens is not None:
         if max_input_tokens < 1:
             raise ValueError(f"max_input_tokens={max_input_tokens} must be at least 1")
         limit = max_input_tokens
-    card, training_info = _read_model_card(source)
-    info = _model_info(source, model, card, training_info)
+    info = _model_info(source, model, _read_model_card(source), _read_training_info(source))
     defaults = DecodingSettings.from_generation_config(model.generation_config)
     encode_texts(tokenizer, ["warm up"], limit)  # settles the tokenizer's settings before threads share it
     logger.info("loaded %s (%s, trained on %s)", info.name, info.task, info.trained_on)
@@ -281,32 +269,27 @@ def load_ensemble(
     )
 
 
-def _read_model_card(source: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The model card's front matter and `training_info.json`, each `{}` when absent or unreadable."""
-    card: dict[str, Any] = {}
-    training_info: dict[str, Any] = {}
+def _read_model_card(source: str) -> dict[str, Any]:
+    """The model card's front matter, `{}` when absent or unreadable."""
     try:
         from huggingface_hub import ModelCard
 
         readme = Path(source) / "README.md"
         if Path(source).is_dir():
-            if readme.is_file():
-                card = ModelCard.load(readme).data.to_dict()
-        else:
-            card = ModelCard.load(source).data.to_dict()
+            return ModelCard.load(readme).data.to_dict() if readme.is_file() else {}
+        return ModelCard.load(source).data.to_dict()
     except Exception as error:  # a missing or malformed card only loses the description
         logger.info("no model card for %s: %s", source, error)
-    try:
-        path = Path(source) / "training_info.json"
-        if not Path(source).is_dir():
-            from huggingface_hub import hf_hub_download
+        return {}
 
-            path = Path(hf_hub_download(source, "training_info.json"))
-        if path.is_file():
-            training_info = json.loads(path.read_text(encoding="utf-8"))
-    except Exception as error:
+
+def _read_training_info(source: str) -> dict[str, Any]:
+    """`training_info.json` (`seq2seq_tools.loading.read_training_info`), `{}` when absent or unreadable."""
+    try:
+        return read_training_info(source)
+    except Exception as error:  # a missing or malformed file only loses the description and examples
         logger.info("no training_info.json for %s: %s", source, error)
-    return card, training_info if isinstance(training_info, dict) else {}
+        return {}
 
 
 def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], training_info: dict[str, Any]) -> ModelInfo:
@@ -388,22 +371,31 @@ def generate_reply(
     *,
     with_score: bool = False,
 ) -> Reply:
-    """Decode the whole reply to `text` (any decoding mode) through `generate_texts`, handing its
+    """Decode the whole reply to `text` (any decoding mode) through `generate_encoded`, handing its
     tokens to `streamer` as they come when one is given (see `stream_reply`); `with_score` also
     scores it (`Reply.score`)."""
-    settings = settings or loaded.defaults
-    read, characters = _checked_text(loaded, text)
-    [result] = generate_texts(
+    inputs, notice = encode(loaded, text)
+    return _decode_reply(loaded, inputs, notice, settings or loaded.defaults, streamer, with_score)
+
+
+def _decode_reply(
+    loaded: LoadedModel,
+    inputs: dict[str, torch.Tensor],
+    notice: str | None,
+    settings: DecodingSettings,
+    streamer: BaseStreamer | None = None,
+    with_score: bool = False,
+) -> Reply:
+    """The reply to a message tokenized by `encode` (its `inputs` and `notice`)."""
+    [result] = generate_encoded(
         loaded.model,
         loaded.tokenizer,
-        [read],
-        max_input_tokens=loaded.max_input_tokens,
+        inputs,
         with_attention=True,
         with_scores=with_score,
         streamer=streamer,
         **settings.generate_kwargs(),
     )
-    notice = _truncation_notice(loaded, result.source_tokens, characters, len(read))
     return Reply(
         text=result.text,
         done=True,
@@ -425,13 +417,13 @@ def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | No
     if not settings.streams:
         yield generate_reply(loaded, text, settings)
         return
-    _, notice = encode(loaded, text)  # an empty message fails here, before a thread starts
+    inputs, notice = encode(loaded, text)  # tokenized once; an empty message fails here, before a thread starts
     streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
     result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            result["reply"] = generate_reply(loaded, text, settings, streamer=streamer)
+            result["reply"] = _decode_reply(loaded, inputs, notice, settings, streamer=streamer)
         except BaseException as error:  # handed to the caller below
             result["error"] = error
             streamer.end()

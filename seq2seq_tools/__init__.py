@@ -7,8 +7,9 @@
 - `attention`: attention maps of generated text and their heatmaps (matplotlib, imported lazily).
 - `ensemble`: `Seq2SeqRNNEnsemble`, several models decoding as one (their log-probabilities averaged
   at each step), and `load_ensemble`.
-- `loading`: `load_model`, `load_config`, `load_tokenizer`, the one way a saved model is loaded:
-  ours with the installed classes, never the Python files that come with it.
+- `loading`: `load_model` (int8 on request), `load_model_and_tokenizer`, `load_config`,
+  `load_tokenizer`, the one way a saved model is loaded: ours with the installed classes, never the
+  Python files that come with it; and `read_training_info`, the one reader of `training_info.json`.
 
 Dependencies run one way: `hf_seq2seq_rnn` <- `seq2seq_tools` <- `training`, `chatbot` <- `benchmarks`;
 `training` and `chatbot` never import each other.

@@ -352,12 +352,12 @@ def load_ensemble(sources: Sequence[str | Path], *, trust_remote_code: bool = Fa
 
     Raises:
         ValueError: tokenizers or configs that differ (naming both models), and what
-            `seq2seq_tools.loading.load_model` raises.
+            `seq2seq_tools.loading.load_model_and_tokenizer` raises.
     """
     names = [str(source) for source in sources]
-    models = [loading.load_model(name, trust_remote_code=trust_remote_code) for name in names]
-    tokenizers = [loading.load_tokenizer(name, trust_remote_code=trust_remote_code) for name in names]
-    return ensemble_of(models, tokenizers, names), tokenizers[0]
+    loaded = [loading.load_model_and_tokenizer(name, trust_remote_code=trust_remote_code) for name in names]
+    tokenizers = [tokenizer for _, tokenizer in loaded]
+    return ensemble_of([model for model, _ in loaded], tokenizers, names), tokenizers[0]
 
 
 __all__ = [

@@ -11,8 +11,10 @@ result's cross-attention map, `with_scores=True` its score, `num_return_sequence
 list (`[result, *result.alternatives]`, best first), and `streamer=` (one text) its tokens as they
 come, for a reply that is shown while it grows.
 
-`generate_ids` is the one `generate()` call under it, for callers that hold token ids already
-(training's evaluation over a tokenized validation set).
+`generate_encoded` is one of its batches, for a caller that has tokenized its sources already (the
+chatbot, which reads a message's length before decoding it), and `generate_ids` the one `generate()`
+call under it, for callers that want the raw output (training's evaluation over a tokenized
+validation set).
 """
 
 from __future__ import annotations
@@ -86,58 +88,111 @@ def generate_texts(
         ValueError: for a `batch_size` below 1, a non-string text, `num_return_sequences` below 1,
             or a `streamer` with other than one text.
     """
-    per_text = _outputs_per_text(texts, batch_size, streamer, generate_kwargs)
-    # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
-    # searches return the logits to compute it from. Asking for only the one needed keeps the other
-    # (a vocabulary-wide tensor per step and beam) out of memory.
-    beams = generate_kwargs.get("num_beams") or getattr(model.generation_config, "num_beams", None) or 1
+    _check_arguments(texts, batch_size, streamer, generate_kwargs)
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))  # similar lengths batch together
     results: list[Generated | None] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
         encoded, full_lengths = encode_texts(tokenizer, [texts[index] for index in indices], max_input_tokens)
-        encoded = {name: tensor.to(model.device) for name, tensor in encoded.items()}
-        outputs = generate_ids(
+        batch = generate_encoded(
             model,
+            tokenizer,
             encoded,
-            **generate_kwargs,
+            full_lengths,
+            with_attention=with_attention,
+            with_scores=with_scores,
             streamer=streamer,
-            output_attentions=with_attention,
-            output_scores=with_scores and beams > 1,
-            output_logits=with_scores and beams == 1,
-            return_dict_in_generate=True,
+            **generate_kwargs,
         )
-        scores = _sequence_scores(model, outputs, tokenizer, generate_kwargs) if with_scores else None
-        lengths = encoded["attention_mask"].sum(dim=1).tolist()  # (B,)
-        for position, index in enumerate(indices):
-            source_ids = encoded["input_ids"][position, : lengths[position]]
-            hypotheses = [
-                _hypothesis(tokenizer, outputs, row, source_ids, with_attention, scores, full_lengths[position])
-                for row in range(position * per_text, (position + 1) * per_text)  # rows of (B * K, ...)
-            ]
-            hypotheses[0].alternatives = hypotheses[1:]
-            results[index] = hypotheses[0]
+        for index, result in zip(indices, batch, strict=True):
+            results[index] = result
         if progress is not None:
             progress(len(indices))
     return results  # type: ignore[return-value]  (every index was filled)
 
 
-def _outputs_per_text(
+def generate_encoded(
+    model: Any,
+    tokenizer: Any,
+    encoded: dict[str, torch.Tensor],
+    full_lengths: Sequence[int] | None = None,
+    *,
+    with_attention: bool = False,
+    with_scores: bool = False,
+    streamer: BaseStreamer | None = None,
+    **generate_kwargs: Any,
+) -> list[Generated]:
+    """One batch of `generate_texts`, from sources tokenized already (by `encode_texts`).
+
+    Args:
+        encoded: `input_ids` and `attention_mask`, each `(batch, src_len)`, right-padded.
+        full_lengths: each source's length in tokens before truncation (`encode_texts`' second
+            result), for `Generated.source_tokens`; default: the lengths in `encoded`.
+        with_attention, with_scores, streamer, generate_kwargs: as in `generate_texts`.
+
+    Returns:
+        One `Generated` per row of `encoded`, in its order.
+
+    Raises:
+        ValueError: `num_return_sequences` below 1, or a `streamer` with other than one source.
+    """
+    per_text = _outputs_per_text(generate_kwargs)
+    _check_streamer(streamer, len(encoded["input_ids"]))
+    # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
+    # searches return the logits to compute it from. Asking for only the one needed keeps the other
+    # (a vocabulary-wide tensor per step and beam) out of memory.
+    beams = generate_kwargs.get("num_beams") or getattr(model.generation_config, "num_beams", None) or 1
+    encoded = {name: tensor.to(model.device) for name, tensor in encoded.items()}
+    outputs = generate_ids(
+        model,
+        encoded,
+        **generate_kwargs,
+        streamer=streamer,
+        output_attentions=with_attention,
+        output_scores=with_scores and beams > 1,
+        output_logits=with_scores and beams == 1,
+        return_dict_in_generate=True,
+    )
+    scores = _sequence_scores(model, outputs, tokenizer, generate_kwargs) if with_scores else None
+    lengths = encoded["attention_mask"].sum(dim=1).tolist()  # (B,)
+    full_lengths = lengths if full_lengths is None else full_lengths
+    results = []
+    for position, length in enumerate(lengths):
+        source_ids = encoded["input_ids"][position, :length]
+        hypotheses = [
+            _hypothesis(tokenizer, outputs, row, source_ids, with_attention, scores, full_lengths[position])
+            for row in range(position * per_text, (position + 1) * per_text)  # rows of (B * K, ...)
+        ]
+        hypotheses[0].alternatives = hypotheses[1:]
+        results.append(hypotheses[0])
+    return results
+
+
+def _check_arguments(
     texts: Sequence[str], batch_size: int, streamer: BaseStreamer | None, generate_kwargs: dict[str, Any]
-) -> int:
-    """`num_return_sequences`, after checking the arguments of `generate_texts` (see its Raises)."""
+) -> None:
+    """The arguments of `generate_texts`, checked before anything is tokenized (see its Raises)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    _outputs_per_text(generate_kwargs)
+    _check_streamer(streamer, len(texts))
+    for text in texts:
+        if not isinstance(text, str):
+            raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+
+
+def _outputs_per_text(generate_kwargs: dict[str, Any]) -> int:
+    """`num_return_sequences` (1 when not given); below 1 is a `ValueError`."""
     per_text = generate_kwargs.get("num_return_sequences", 1)
     per_text = 1 if per_text is None else per_text
     if isinstance(per_text, bool) or not isinstance(per_text, int) or per_text < 1:
         raise ValueError(f"num_return_sequences={per_text!r} must be an integer >= 1")
-    if streamer is not None and len(texts) != 1:
-        raise ValueError(f"a streamer follows one text; got {len(texts)} texts")
-    for text in texts:
-        if not isinstance(text, str):
-            raise ValueError(f"texts must be strings, got {type(text).__name__}: {text!r}")
     return per_text
+
+
+def _check_streamer(streamer: BaseStreamer | None, count: int) -> None:
+    if streamer is not None and count != 1:
+        raise ValueError(f"a streamer follows one text; got {count} texts")
 
 
 def generate_ids(model: Any, inputs: dict[str, torch.Tensor], **generate_kwargs: Any) -> Any:
@@ -228,4 +283,4 @@ def encode_texts(
     return {"input_ids": input_ids, "attention_mask": attention_mask}, full_lengths
 
 
-__all__ = ["Generated", "encode_texts", "generate_ids", "generate_texts"]
+__all__ = ["Generated", "encode_texts", "generate_encoded", "generate_ids", "generate_texts"]

@@ -23,18 +23,22 @@ settings the installed release does not know is refused with `IncompatibleModelE
 to upgrade.
 
 Every command that loads a model goes through here (the chatbot, training's fine-tuning, resuming
-and `--tokenizer`, the predict command):
+and `--tokenizer`, the predict command, averaging):
 
-    from seq2seq_tools.loading import load_model, load_tokenizer
+    from seq2seq_tools.loading import load_model, load_model_and_tokenizer, load_tokenizer, read_training_info
     model = load_model("runs/demo-translation")        # a folder or a Hub id; in eval mode
     tokenizer = load_tokenizer("runs/demo-translation")
+    model, tokenizer = load_model_and_tokenizer("runs/demo-translation", quantize="int8")
+    read_training_info("runs/demo-translation")        # {"task": "translation", "source_lang": "en", ...}
     load_model("someone/another-type")                 # UntrustedModelError
     load_model("someone/another-type", trust_remote_code=True)  # its code runs
+    load_model("runs/typo")                            # FileNotFoundError: the local path runs/typo does not exist; ...
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 from pathlib import Path
@@ -55,9 +59,12 @@ from transformers import (
 from hf_seq2seq_rnn import SEQ2SEQ_RNN_VERSION, VERSION_KEY, Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 from hf_seq2seq_rnn.configuration_seq2seq_rnn import SETTINGS
 
+from .quantization import check_quantize, maybe_quantize
+
 logger = logging.getLogger(__name__)
 
 MODEL_TYPE = Seq2SeqRNNConfig.model_type
+TRAINING_INFO = "training_info.json"
 TRUST_FLAG = "--trust-remote-code"
 # Keys that transformers itself reads or writes in a config.json, beyond those of a default
 # `PreTrainedConfig().to_dict()`: they never mean that a newer hf-seq2seq-rnn wrote the file.
@@ -143,11 +150,36 @@ def load_config(source: str | Path, *, trust_remote_code: bool = False) -> PreTr
     return _our_config(str(source), config_dict)
 
 
-def load_model(source: str | Path, *, trust_remote_code: bool = False, **kwargs: Any) -> PreTrainedModel:
+def check_model_path(source: str | Path) -> None:
+    """Refuse a local path that holds no model, in words a user can act on: transformers would
+    take it for a Hub id and say that the id is malformed or not found.
+
+    Raises:
+        FileNotFoundError: `source` looks like a local path and does not exist, or it exists
+            without a config.json.
+    """
+    source = str(source)
+    if looks_like_a_path(source) and not os.path.exists(source):
+        raise FileNotFoundError(
+            f"the local path {source} does not exist; pass a folder written by save_pretrained "
+            "or a Hub id of the form user/model"
+        )
+    if os.path.exists(source) and not os.path.isfile(os.path.join(source, "config.json")):
+        raise FileNotFoundError(
+            f"{source} is not a model folder (no config.json); pass a folder written by "
+            "training.train (its --output-dir) or save_pretrained, or a Hub id"
+        )
+
+
+def load_model(
+    source: str | Path, *, quantize: str | None = None, trust_remote_code: bool = False, **kwargs: Any
+) -> PreTrainedModel:
     """The model at `source` (a folder written by `save_pretrained`, or a Hub id), in eval mode.
 
     Args:
         source: the folder or Hub id.
+        quantize: "int8" for int8 weights in the recurrent and linear layers
+            (`seq2seq_tools.quantization`, CPU only); `None` or "none" keeps the saved weights.
         trust_remote_code: allow a model of another type than `seq2seq_rnn`, loaded through
             `AutoModelForSeq2SeqLM`, which may run the folder's code. Ours never runs it.
         kwargs: passed to `from_pretrained` (`dtype=`, `device_map=`, ...).
@@ -157,12 +189,55 @@ def load_model(source: str | Path, *, trust_remote_code: bool = False, **kwargs:
         `generation_config.json`), otherwise what `AutoModelForSeq2SeqLM` loads.
 
     Raises:
+        ValueError: a `quantize` value other than those above (checked before loading).
+        FileNotFoundError: as `check_model_path`.
         UntrustedModelError, IncompatibleModelError, OSError: as `load_config`.
     """
+    check_quantize(quantize)
+    check_model_path(source)
     config = load_config(source, trust_remote_code=trust_remote_code)
     if not isinstance(config, Seq2SeqRNNConfig):
-        return AutoModelForSeq2SeqLM.from_pretrained(str(source), config=config, trust_remote_code=True, **kwargs)
-    return Seq2SeqRNNForConditionalGeneration.from_pretrained(str(source), config=config, **kwargs)
+        model = AutoModelForSeq2SeqLM.from_pretrained(str(source), config=config, trust_remote_code=True, **kwargs)
+    else:
+        model = Seq2SeqRNNForConditionalGeneration.from_pretrained(str(source), config=config, **kwargs)
+    return maybe_quantize(model.eval(), quantize)
+
+
+def load_model_and_tokenizer(
+    source: str | Path, *, quantize: str | None = None, trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`load_model(source, ...)` and `load_tokenizer(source, ...)`: what a command that decodes needs.
+
+    Raises:
+        What `load_model` and `load_tokenizer` raise.
+    """
+    model = load_model(source, quantize=quantize, trust_remote_code=trust_remote_code)
+    return model, load_tokenizer(source, trust_remote_code=trust_remote_code)
+
+
+def read_training_info(source: str | Path) -> dict[str, Any]:
+    """The `training_info.json` that training saves beside a model (task, languages, example prompts,
+    metrics, configuration), from a folder or a Hub repository; `{}` for a model without one.
+
+    Raises:
+        ValueError: the file is there but is not a JSON object.
+    """
+    path = Path(source) / TRAINING_INFO
+    if not Path(source).is_dir():
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            path = Path(hf_hub_download(str(source), TRAINING_INFO))
+        except (OSError, EntryNotFoundError) as error:  # not on the Hub, or the Hub out of reach
+            logger.info("no %s for %s: %s", TRAINING_INFO, source, error)
+            return {}
+    if not path.is_file():
+        return {}
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(info, dict):
+        raise ValueError(f"{path} holds a JSON {type(info).__name__}, not an object")
+    return info
 
 
 def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:

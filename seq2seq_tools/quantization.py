@@ -47,11 +47,18 @@ def maybe_quantize(model: torch.nn.Module, quantize: str | None) -> torch.nn.Mod
     Raises:
         ValueError: for any other value, naming the accepted ones.
     """
-    if quantize in (None, "none"):
-        return model
-    if quantize == "int8":
-        return quantize_int8(model)
-    raise ValueError(f"quantize={quantize!r}; accepted values: {', '.join(QUANTIZE_CHOICES)}")
+    check_quantize(quantize)
+    return quantize_int8(model) if quantize == "int8" else model
 
 
-__all__ = ["QUANTIZE_CHOICES", "maybe_quantize", "quantize_int8"]
+def check_quantize(quantize: str | None) -> None:
+    """Refuse, before a model is loaded, what `maybe_quantize` would refuse.
+
+    Raises:
+        ValueError: for any other value than `None`, "none" or "int8", naming the accepted ones.
+    """
+    if quantize not in (None, *QUANTIZE_CHOICES):
+        raise ValueError(f"quantize={quantize!r}; accepted values: {', '.join(QUANTIZE_CHOICES)}")
+
+
+__all__ = ["QUANTIZE_CHOICES", "check_quantize", "maybe_quantize", "quantize_int8"]

@@ -210,6 +210,19 @@ def test_streaming_grows_the_reply_and_ends_with_the_full_one(tiny) -> None:
     assert updates[-1].attention is not None and all(update.attention is None for update in updates[:-1])
 
 
+def test_streaming_tokenizes_the_message_once(tiny, monkeypatch) -> None:
+    calls = []
+    tokenize = type(tiny.tokenizer).__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(args)
+        return tokenize(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny.tokenizer), "__call__", counted)
+    list(stream_reply(tiny, "red cat dog tree", DecodingSettings(mode="greedy")))
+    assert len(calls) == 1
+
+
 def test_sampling_streams_and_a_cold_temperature_matches_greedy(tiny) -> None:
     torch.manual_seed(0)
     cold = list(stream_reply(tiny, "sun moon water", DecodingSettings(mode="sample", temperature=0.05, top_p=0.9)))

@@ -23,7 +23,6 @@ and exit code 2.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -37,7 +36,7 @@ from transformers import GenerationConfig
 
 import hf_seq2seq_rnn  # noqa: F401  (registers the model's code, which save_pretrained copies beside the weights)
 from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
-from seq2seq_tools.loading import MODEL_TYPE, load_config, load_tokenizer, read_config_dict
+from seq2seq_tools.loading import MODEL_TYPE, load_config, load_tokenizer, read_config_dict, read_training_info
 
 from . import checkpoints
 from .errors import InputArgumentParser, TrainingInputError, run_command
@@ -210,8 +209,7 @@ def averaged_model(run: str, weights: dict[str, torch.Tensor], names: list[str])
 
 def averaged_info(run: str, names: list[str], command: str) -> dict[str, Any]:
     """The run's `training_info.json`, noting the averaged checkpoints; its metrics belong to its final weights."""
-    with open(os.path.join(run, "training_info.json"), encoding="utf-8") as handle:
-        info = json.load(handle)
+    info = read_training_info(run)
     steps = [checkpoints.read_trainer_state(os.path.join(checkpoints.checkpoint_root(run), name)) for name in names]
     info["averaged"] = {
         "run": public_name(run),

@@ -19,10 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 import transformers
@@ -41,10 +40,10 @@ from .predict import (
     effective_settings,
     generation_settings,
     load_model,
+    model_task,
     one_line,
     output_paths,
     read_data,
-    read_training_info,
     write_atomically,
 )
 
@@ -100,15 +99,62 @@ def comparison_rows(
     return text.getvalue()
 
 
+def model_summaries(
+    paths: list[str],
+    labels: list[str],
+    task: str,
+    data: PredictData,
+    results: list[list[Generated]],
+    lengths: list[list[int]],
+    agreements: list[list[AlignmentAgreement | None]],
+    seconds: list[float],
+) -> list[dict[str, Any]]:
+    """The summary of each model: its metrics (with references), mean score and length, pooled
+    agreement with the first model's alignment (None for the first) and decoding time."""
+    metrics = load_metrics(task) if data.references is not None else None
+    models = []
+    for position, label in enumerate(labels):
+        scores = [result.score for result in results[position]]
+        total = pooled(agreements[position]) if position else None
+        models.append(
+            {
+                "model": paths[position],
+                "label": label,
+                "metrics": None
+                if metrics is None
+                else compute_metrics(metrics, task, [r.text for r in results[position]], data.references),
+                "mean_score": round(sum(scores) / len(scores), 4),
+                "mean_tokens": round(sum(lengths[position]) / len(lengths[position]), 2),
+                "agreement_with_first": None if total is None else round(total.share, 4),
+                "agreed_tokens": None if total is None else total.agreed,
+                "compared_tokens": None if total is None else total.compared,
+                "seconds": round(seconds[position], 3),
+            }
+        )
+    return models
+
+
+def report_comparison(first: str, sentences: int, models: list[dict[str, Any]], report: TextIO) -> None:
+    """A few lines for the terminal: each model's metrics, mean score, length and agreement."""
+    print(f"{sentences} sentences, each model decoded alike; agreement: with {first}'s alignment", file=report)
+    for model in models:
+        scored = ", ".join(f"{name} {value:.2f}" for name, value in (model["metrics"] or {}).items())
+        agreement = model["agreement_with_first"]
+        print(
+            f"  {model['label']}: {scored or 'no metrics'}; mean score {model['mean_score']:.3f}; "
+            f"mean length {model['mean_tokens']:.1f} tokens; agreement "
+            + ("—" if agreement is None else f"{100 * agreement:.1f}%"),
+            file=report,
+        )
+
+
 def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     """Decode the test set with every model, write the side-by-side TSV and the summary; returns it."""
     check_compare_settings(settings)
     paths = output_paths(settings)
-    loaded = [load_model(path, settings.trust_remote_code) for path in settings.model]
+    loaded = [load_model(path, settings.trust_remote_code, settings.quantize) for path in settings.model]
     labels = model_labels(settings.model)
-    first = settings.model[0]
-    info = read_training_info(first) if os.path.isdir(first) else {}
-    task = settings.task or info.get("task") or "translation"
+    task, info = model_task(settings)
     given = generation_settings(loaded[0][0], settings)
     shared = {**effective_settings(loaded[0][0], given), "num_return_sequences": 1}  # every model decodes alike
     data = read_data(settings, info)
@@ -124,26 +170,7 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         [alignment_agreement(ref.attention, result.attention) for ref, result in zip(results[0], own, strict=True)]
         for own in results
     ]
-    metrics = load_metrics(task) if data.references is not None else None
-    models = []
-    for position, label in enumerate(labels):
-        scores = [result.score for result in results[position]]
-        total = pooled(agreements[position]) if position else None
-        models.append(
-            {
-                "model": settings.model[position],
-                "label": label,
-                "metrics": None
-                if metrics is None
-                else compute_metrics(metrics, task, [r.text for r in results[position]], data.references),
-                "mean_score": round(sum(scores) / len(scores), 4),
-                "mean_tokens": round(sum(lengths[position]) / len(lengths[position]), 2),
-                "agreement_with_first": None if total is None else round(total.share, 4),
-                "agreed_tokens": None if total is None else total.agreed,
-                "compared_tokens": None if total is None else total.compared,
-                "seconds": round(seconds[position], 3),
-            }
-        )
+    models = model_summaries(settings.model, labels, task, data, results, lengths, agreements, seconds)
     summary = {
         "compare": models,
         "sentences": len(data.sources),
@@ -157,19 +184,7 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     write_atomically(settings.output, comparison_rows(labels, data, results, lengths, agreements))
     if "summary" in paths:
         write_atomically(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    report = sys.stderr if settings.output == STDIO else sys.stdout
-    print(
-        f"{len(data.sources)} sentences, each model decoded alike; agreement: with {labels[0]}'s alignment", file=report
-    )
-    for model in models:
-        scored = ", ".join(f"{name} {value:.2f}" for name, value in (model["metrics"] or {}).items())
-        agreement = model["agreement_with_first"]
-        print(
-            f"  {model['label']}: {scored or 'no metrics'}; mean score {model['mean_score']:.3f}; "
-            f"mean length {model['mean_tokens']:.1f} tokens; agreement "
-            + ("—" if agreement is None else f"{100 * agreement:.1f}%"),
-            file=report,
-        )
+    report_comparison(labels[0], len(data.sources), models, sys.stderr if settings.output == STDIO else sys.stdout)
     return summary
 
 

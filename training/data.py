@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -113,6 +114,14 @@ class DataSpec:
         "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)", False
     )
     seed: int = option("the seed of initialization, data order, the validation split and the streaming shuffle", 42)
+
+
+def data_spec(settings: object, keys: Iterable[str] | None = None, **given: Any) -> DataSpec:
+    """The `DataSpec` of a command's settings: each field in `keys` (default: all of them) from the
+    attribute of `settings` of the same name (a `TrainingConfig` has every one; predict's settings
+    those that say how to read a test set), then `given` over them; any other field at its default."""
+    names = [item.name for item in dataclasses.fields(DataSpec)] if keys is None else list(keys)
+    return DataSpec(**{**{name: getattr(settings, name) for name in names}, **given})
 
 
 @dataclass(frozen=True)
@@ -578,6 +587,7 @@ __all__ = [
     "DataSpec",
     "Schema",
     "conversation_pairs",
+    "data_spec",
     "detect_schema",
     "has_header",
     "load_pairs",

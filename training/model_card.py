@@ -56,10 +56,13 @@ def training_info(
 
 
 def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
-    """Write `training_info.json` and `README.md` (YAML metadata, data, metrics, command) to `output_dir`.
-
-    Long because it is the card's template, section by section, in the order a reader sees them."""
+    """Write `training_info.json` and `README.md` (`model_card(info)`) to `output_dir`."""
     write_atomically(os.path.join(output_dir, "training_info.json"), json.dumps(info, indent=2, ensure_ascii=False))
+    write_atomically(os.path.join(output_dir, "README.md"), model_card(info))
+
+
+def card_metadata(info: dict[str, Any]) -> dict[str, Any]:
+    """The card's YAML front matter: what the Hub indexes, and the widget's prompts."""
     config = info["config"]
     languages = [lang for lang in (info["source_lang"], info["target_lang"]) if lang]
     metadata: dict[str, Any] = {
@@ -77,22 +80,42 @@ def write_model_card(output_dir: str, info: dict[str, Any]) -> None:
         metadata["datasets"] = [info["hub_dataset"]]
     if info["metrics"]:
         metadata["metrics"] = sorted(key for key in info["metrics"] if key not in ("eval_loss", "perplexity"))
-    rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in info["metrics"].items())
-    averaged = info.get("averaged")
-    if averaged:  # written by training.average: the metrics above were measured on other weights
-        rows = rows or "| not measured on these weights | |"
-        averaging = (
-            f"\n## Checkpoint averaging\n\nThe weights are the mean of checkpoints {', '.join(averaged['checkpoints'])} "
-            f"of the run (made by `{averaged['command']}`). The run's final weights scored "
-            f"{json.dumps(averaged['run_metrics'])}.\n"
-        )
-    else:
-        averaging = ""
-    architecture = "\n".join(
+    return metadata
+
+
+def _architecture_rows(config: dict[str, Any]) -> str:
+    """The rows of the architecture table: each model key, its value and its `--help` line."""
+    return "\n".join(
         f"| `{key}` | {config[key]} | {SETTINGS[key].metadata['help']} |" for key in MODEL_KEYS if key in config
     )
-    card = f"""---
-{yaml.safe_dump(metadata, allow_unicode=True, sort_keys=False).strip()}
+
+
+def _evaluation_rows(info: dict[str, Any]) -> str:
+    """The rows of the evaluation table (a placeholder for averaged weights, which were not measured)."""
+    rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in info["metrics"].items())
+    if info.get("averaged") and not rows:
+        return "| not measured on these weights | |"
+    return rows
+
+
+def _averaging_section(info: dict[str, Any]) -> str:
+    """For weights written by training.average, a section that says so: the metrics belong to other weights."""
+    averaged = info.get("averaged")
+    if not averaged:
+        return ""
+    return (
+        f"\n## Checkpoint averaging\n\nThe weights are the mean of checkpoints {', '.join(averaged['checkpoints'])} "
+        f"of the run (made by `{averaged['command']}`). The run's final weights scored "
+        f"{json.dumps(averaged['run_metrics'])}.\n"
+    )
+
+
+def model_card(info: dict[str, Any]) -> str:
+    """The `README.md`: YAML metadata, then architecture, data, metrics, use and command, in the
+    order a reader sees them (the card's template)."""
+    metadata = yaml.safe_dump(card_metadata(info), allow_unicode=True, sort_keys=False).strip()
+    return f"""---
+{metadata}
 ---
 
 # Recurrent encoder-decoder ({info["task"]})
@@ -103,7 +126,7 @@ A recurrent encoder-decoder from `hf_seq2seq_rnn`, trained with `training.train`
 
 | setting | value | meaning |
 | --- | --- | --- |
-{architecture}
+{_architecture_rows(info["config"])}
 
 ## Training data
 
@@ -115,8 +138,8 @@ A recurrent encoder-decoder from `hf_seq2seq_rnn`, trained with `training.train`
 
 | metric | value |
 | --- | --- |
-{rows}
-{averaging}
+{_evaluation_rows(info)}
+{_averaging_section(info)}
 ## Use
 
 ```python
@@ -139,4 +162,3 @@ print(tokenizer.batch_decode(model.generate(**inputs), skip_special_tokens=True)
 
 The full configuration is in `training_info.json`.
 """
-    write_atomically(os.path.join(output_dir, "README.md"), card)

@@ -50,9 +50,8 @@ from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.options import add_options, from_namespace, option
-from seq2seq_tools.quantization import maybe_quantize
 
-from .data import DataSpec, load_raw, schema_of, to_pairs
+from .data import DataSpec, data_spec, load_raw, schema_of, to_pairs
 from .errors import InputArgumentParser, TrainingInputError, run_command
 from .evaluation import compute_metrics, load_metrics
 
@@ -179,31 +178,29 @@ def parse_settings(argv: list[str] | None = None) -> PredictSettings:
     return settings
 
 
-def load_model(path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any]:
-    """The model and tokenizer at `path` (a folder or a Hub id), in eval mode, through the shared loader
-    (`seq2seq_tools.loading`): our model type loads with the installed classes, never with the `.py`
-    files saved in the folder; `trust_remote_code` admits other model types (their code then runs)."""
-    if (os.path.exists(path) or loading.looks_like_a_path(path)) and not os.path.isfile(
-        os.path.join(path, "config.json")
-    ):
-        raise TrainingInputError(
-            f"--model {path} is not a model folder (no config.json); pass a folder written by "
-            "training.train (its --output-dir) or save_pretrained, or a Hub id"
-        )
+def load_model(path: str, trust_remote_code: bool = False, quantize: str = "none") -> tuple[torch.nn.Module, Any]:
+    """The model (int8 when `quantize` says so) and tokenizer at `path` (a folder or a Hub id), in
+    eval mode, through the shared loader (`seq2seq_tools.loading.load_model_and_tokenizer`), its
+    errors as `TrainingInputError`: our model type loads with the installed classes, never with the
+    `.py` files saved in the folder; `trust_remote_code` admits other model types (their code then runs)."""
     try:
-        model = loading.load_model(path, trust_remote_code=trust_remote_code)
-        tokenizer = loading.load_tokenizer(path, trust_remote_code=trust_remote_code)
+        loading.check_model_path(path)
+    except FileNotFoundError as error:  # the loader checks too; here first, to name the flag
+        raise TrainingInputError(f"--model {error}") from error
+    try:
+        return loading.load_model_and_tokenizer(path, quantize=quantize, trust_remote_code=trust_remote_code)
     except (loading.UntrustedModelError, loading.IncompatibleModelError) as error:
         raise TrainingInputError(str(error)) from error
     except (OSError, ValueError) as error:
         raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
-    return model.eval(), tokenizer
 
 
-def load_models(paths: list[str], trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any]:
+def load_models(
+    paths: list[str], trust_remote_code: bool = False, quantize: str = "none"
+) -> tuple[torch.nn.Module, Any]:
     """The model at the one path of `paths`, or the ensemble of the models at several
     (`seq2seq_tools.ensemble`), and the tokenizer; models whose tokenizers differ are refused."""
-    loaded = [load_model(path, trust_remote_code) for path in paths]
+    loaded = [load_model(path, trust_remote_code, quantize) for path in paths]
     if len(loaded) == 1:
         return loaded[0]
     models, tokenizers = zip(*loaded, strict=True)
@@ -213,13 +210,12 @@ def load_models(paths: list[str], trust_remote_code: bool = False) -> tuple[torc
         raise TrainingInputError(str(error)) from error
 
 
-def read_training_info(path: str) -> dict[str, Any]:
-    """The model folder's `training_info.json` (task, languages), or `{}` for a model without one."""
-    info_path = os.path.join(path, "training_info.json")
-    if not os.path.isfile(info_path):
-        return {}
-    with open(info_path, encoding="utf-8") as handle:
-        return json.load(handle)
+def model_task(settings: PredictSettings) -> tuple[str, dict[str, Any]]:
+    """The task to score (`--task`, else the model's, else translation) and the `training_info.json`
+    of the first `--model` when it is a folder (an ensemble's task and languages are its first model's)."""
+    first = settings.model[0]
+    info = loading.read_training_info(first) if os.path.isdir(first) else {}
+    return settings.task or info.get("task") or "translation", info
 
 
 @dataclass
@@ -238,14 +234,11 @@ def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
         targets: list[str] = []
         description = "stdin, one source per line"
     else:
-        spec = DataSpec(
-            dataset=settings.dataset,
-            dataset_config=settings.dataset_config,
-            source_column=settings.source_column,
-            target_column=settings.target_column,
+        spec = data_spec(
+            settings,
+            ("dataset", *DATA_KEYS),
             source_lang=settings.source_lang or info.get("source_lang"),
             target_lang=settings.target_lang or info.get("target_lang"),
-            context_column=settings.context_column,
         )
         if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
             raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")
@@ -429,10 +422,10 @@ def decode(
     **generation: Any,
 ) -> tuple[list[Generated], float]:
     """`data`'s sources through `generate_texts` with `generation`, and the seconds it took: on the GPU
-    when there is one and no quantization, int8 when asked, seeded, with a progress bar on stderr."""
+    when there is one and no quantization (an int8 model, quantized by `load_model`, stays on the CPU),
+    seeded, with a progress bar on stderr."""
     if torch.cuda.is_available() and settings.quantize == "none":
         model = model.to("cuda")
-    model = maybe_quantize(model, settings.quantize)
     transformers.set_seed(settings.seed)
     started = time.perf_counter()
     with tqdm(total=len(data.sources), unit="sent", desc=description, file=sys.stderr) as bar:
@@ -460,10 +453,8 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         from .compare import compare  # it imports this module
 
         return compare(settings, command)
-    model, tokenizer = load_models(settings.model, settings.trust_remote_code)
-    first = settings.model[0]  # an ensemble's task and languages are its first model's
-    info = read_training_info(first) if os.path.isdir(first) else {}
-    task = settings.task or info.get("task") or "translation"
+    model, tokenizer = load_models(settings.model, settings.trust_remote_code, settings.quantize)
+    task, info = model_task(settings)
     with_attention = bool(settings.alignments or settings.hard_alignments)
     if with_attention and getattr(model.config, "attention_type", None) == "none":
         raise TrainingInputError(
@@ -491,7 +482,7 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
             "task": task,
             "seed": settings.seed,
         },
-        "model": first if len(settings.model) == 1 else settings.model,  # an ensemble: every member
+        "model": settings.model[0] if len(settings.model) == 1 else settings.model,  # an ensemble: every member
         "data": data.description,
         "outputs": paths,
         "cpu": cpu_description(),

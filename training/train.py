@@ -56,7 +56,7 @@ from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
 from . import checkpoints, demos, schedules
 from .config import TrainingConfig, parse_config
-from .data import DataSpec, Schema, load_pairs, pairs_from_splits
+from .data import Schema, data_spec, load_pairs, pairs_from_splits
 from .ema import WeightAverage
 from .errors import TrainingDivergedError, TrainingInputError, run_command
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
@@ -88,11 +88,6 @@ class PreparedData:
     schema: Schema
     reports: dict[str, PreparationReport]
     description: str
-
-
-def data_spec(config: TrainingConfig) -> DataSpec:
-    fields = {item.name for item in dataclasses.fields(DataSpec)}
-    return DataSpec(**{name: getattr(config, name) for name in fields if name != "dataset"}, dataset=config.dataset)
 
 
 def load_data(config: TrainingConfig) -> PreparedData:
@@ -386,6 +381,65 @@ def start_accelerator(config: TrainingConfig, checkpoint: str | None) -> Acceler
     return accelerator
 
 
+def make_optimizer(config: TrainingConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW with the run's learning rate and weight decay, as the fused kernel: one pass over all
+    parameters (CPU and GPU), several times faster than the loop."""
+    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+
+
+def plan_steps(
+    config: TrainingConfig, batches: int, sampler: LengthGroupedBatchSampler | None
+) -> tuple[int | None, schedules.Horizon]:
+    """Optimizer steps per epoch (None for a stream of unknown length with --max-steps) and where
+    the run ends, from the training batches per epoch (`batches`, per process)."""
+    steps_per_epoch = (
+        math.ceil(batches / config.gradient_accumulation_steps)
+        if sampler is not None or config.max_steps is None
+        else None
+    )
+    total_steps = config.max_steps if config.max_steps is not None else config.num_epochs * steps_per_epoch
+    budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
+    return steps_per_epoch, schedules.Horizon(total_steps, budget_seconds)
+
+
+def weight_average(config: TrainingConfig, accelerator: Accelerator, model: torch.nn.Module) -> WeightAverage | None:
+    """The exponential moving average of the weights when `ema_decay` asks for one, registered for
+    checkpointing (before `resume`, which restores it); else None."""
+    if config.ema_decay is None:
+        return None
+    average = WeightAverage(accelerator.unwrap_model(model), config.ema_decay)
+    accelerator.register_for_checkpointing(average)
+    return average
+
+
+def start_trackers(config: TrainingConfig, accelerator: Accelerator) -> None:
+    """The `report_to` trackers, given the config's plain values as the run's hyperparameters."""
+    if config.report_to not in ("none", "", None):
+        tracked = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers("seq2seq_rnn", config=tracked)
+
+
+def log_plan(
+    config: TrainingConfig,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    horizon: schedules.Horizon,
+    average: WeightAverage | None,
+) -> None:
+    """What the run is about to do: its size, length, processes, precision, schedule and averaging."""
+    logger.info(
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters for {horizon.describe()} "
+        f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
+        main_process_only=True,
+    )
+    logger.info(
+        schedules.describe_lr_schedule(config.lr_scheduler, config.warmup_steps, horizon, config.lr_decay_fraction),
+        main_process_only=True,
+    )
+    if average is not None:
+        logger.info(f"evaluating and saving an exponential moving average of the weights (decay {config.ema_decay})")
+
+
 def prepare_run(config: TrainingConfig) -> Run:
     """The accelerator, data, model, optimizer, step counts, and the state to start from."""
     # Resolved once, before the data is read, so that an unreadable checkpoint stops the run at once
@@ -405,48 +459,23 @@ def prepare_run(config: TrainingConfig) -> Run:
     needed = checkpoints.checkpoint_bytes(model, config.keep_checkpoints + 1, config.ema_decay is not None)
     checkpoints.check_output_dir(config.output_dir, needed)
     train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
-    # The fused kernel: one pass over all parameters (CPU and GPU), several times faster than the loop.
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
-    )
+    optimizer = make_optimizer(config, model)
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
-    steps_per_epoch = (
-        math.ceil(len(train_dataloader) / config.gradient_accumulation_steps)
-        if sampler is not None or config.max_steps is None
-        else None
-    )
-    total_steps = config.max_steps if config.max_steps is not None else config.num_epochs * steps_per_epoch
-    budget_seconds = 60 * config.max_minutes if config.max_minutes is not None else None
-    horizon = schedules.Horizon(total_steps, budget_seconds)
+    steps_per_epoch, horizon = plan_steps(config, len(train_dataloader), sampler)
     lr_scheduler, decay = schedules.make_lr_scheduler(
         config.lr_scheduler, optimizer, config.warmup_steps, horizon, config.lr_decay_fraction
     )
     lr_scheduler = accelerator.prepare(lr_scheduler)
-    average = None
-    if config.ema_decay is not None:
-        average = WeightAverage(accelerator.unwrap_model(model), config.ema_decay)
-        accelerator.register_for_checkpointing(average)  # before `resume`, which restores it
-    if config.report_to not in ("none", "", None):
-        tracked = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
-        accelerator.init_trackers("seq2seq_rnn", config=tracked)
+    average = weight_average(config, accelerator, model)
+    start_trackers(config, accelerator)
     state = resume(accelerator, config, checkpoint)
-    logger.info(
-        f"training {sum(p.numel() for p in model.parameters()):,} parameters for {horizon.describe()} "
-        f"on {accelerator.num_processes} process(es), mixed precision {accelerator.mixed_precision}",
-        main_process_only=True,
-    )
-    logger.info(
-        schedules.describe_lr_schedule(config.lr_scheduler, config.warmup_steps, horizon, config.lr_decay_fraction),
-        main_process_only=True,
-    )
-    if average is not None:
-        logger.info(f"evaluating and saving an exponential moving average of the weights (decay {config.ema_decay})")
+    log_plan(config, accelerator, model, horizon, average)
     progress = TrainingProgress(
-        total_steps,
+        horizon.total_steps,
         state.completed_steps,
-        budget_seconds,
+        horizon.budget_seconds,
         config.max_steps,
         disable=not accelerator.is_local_main_process,
     )
