@@ -12,6 +12,8 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from .attention_seq2seq_rnn import ATTENTION_CLASSES
+
 # The hf-seq2seq-rnn release these files belong to, the one source of the version: pyproject.toml
 # reads it from here, and a saved config.json records it (as VERSION_KEY) beside transformers_version,
 # so that a loader can tell which release wrote a model, even when the package itself is not
@@ -35,7 +37,8 @@ CUSTOM_PIPELINES = {
         "type": "text",
     }
 }
-ATTENTION_TYPES = ("none", "dot", "general", "additive")
+# `attention_type`'s accepted values: the names of the attention classes, in the registry's order.
+ATTENTION_TYPES = tuple(ATTENTION_CLASSES)
 INIT_SCHEMES = ("scaled_embeddings", "uniform", "pytorch")
 
 

@@ -6,20 +6,22 @@ sequences), optionally in reverse order. Its final state starts the decoder.
 
 Decoder, one step (query `s`, attention from `attention_seq2seq_rnn`, `;` concatenation):
 
-    input      x_t  = [E y_{t-1} ; c_t (additive) ; h~_{t-1} (input feeding) ; c̄ (peeky)]
-    additive:  c_t  = attend(s_{t-1}) before the step    (Bahdanau et al., 2015, eq. 5–6)
+    input      x_t  = [E y_{t-1} ; c_t (query before the step) ; h~_{t-1} (input feeding) ; c̄ (peeky)]
+    before:    c_t  = attend(s_{t-1}) before the step    (additive; Bahdanau et al., 2015, eq. 5–6)
     recurrent: s_t  = RNN(x_t, s_{t-1})
-    dot/general: c_t = attend(s_t) after the step        (Luong et al., 2015, section 3.1)
+    after:     c_t  = attend(s_t) after the step         (dot, general; Luong et al., 2015, section 3.1)
     attentional hidden state: h~_t = tanh(W_c [c_t ; s_t])   (Luong et al., 2015, eq. 5)
     output:    p(y_t) = softmax(W_o [h~_t ; c̄ (peeky)])
 
-With attention "none" `h~_t = s_t`: the pure context-vector model, in which `c̄`, the top
-layer's final encoder state, reaches the decoder only through its initial state, or also through
-every step and the output layer when `peeky` (Cho et al., 2014, section 2.2).
+The attention class of `config.attention_type` says which (`query_before_step`) and how wide `c_t`
+is; the decoder never names a type. Without a context (attention "none") `h~_t = s_t`: the pure
+context-vector model, in which `c̄`, the top layer's final encoder state, reaches the decoder only
+through its initial state, or also through every step and the output layer when `peeky` (Cho et
+al., 2014, section 2.2).
 
 When every step reads the reference token and nothing depends on the previous step's attention
-(no input feeding, no additive attention), the decoder runs the RNN over the whole target in one
-call and attends for all steps in batched products; otherwise it loops over steps. Generation
+(no input feeding, no query before the step), the decoder runs the RNN over the whole target in
+one call and attends for all steps in batched products; otherwise it loops over steps. Generation
 carries the recurrent state in `Seq2SeqRNNState` and runs one step per new token.
 
 The state's name at the library boundary differs between transformers releases; `forward` reads
@@ -41,7 +43,7 @@ from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
-from .attention_seq2seq_rnn import GeneralScoreMatrix, Seq2SeqRNNAttention
+from .attention_seq2seq_rnn import ATTENTION_CLASSES, GeneralScoreMatrix
 from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 from .loss_seq2seq_rnn import chunked_linear_cross_entropy
@@ -121,7 +123,7 @@ class Seq2SeqRNNState:
         attentional (`torch.FloatTensor` of shape `(batch, hidden_size)`, *optional*): the last
             attentional hidden state, fed to the next step with input feeding.
         projected_keys (`torch.FloatTensor` of shape `(batch, src_len, hidden_size)`, *optional*):
-            `U_a k_j` of the additive attention, computed once per source.
+            the attention's `project_keys` (the additive score's `U_a k_j`), computed once per source.
         steps (`int`): decoder tokens consumed so far.
     """
 
@@ -277,17 +279,17 @@ class Seq2SeqRNNDecoder(nn.Module):
         super().__init__()
         self.config = config
         size = config.hidden_size
-        self.has_attention = config.attention_type != "none"
+        attention_class = ATTENTION_CLASSES[config.attention_type]
+        context_size = attention_class.context_size(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
         self.dropout = Dropout(config.dropout)
         input_size = config.embedding_size
-        input_size += size if config.attention_type == "additive" else 0
+        input_size += context_size if attention_class.query_before_step else 0
         input_size += size if config.input_feeding else 0
         input_size += size if config.peeky else 0
         self.rnn = build_rnn(config.cell_type, input_size, size, config.num_layers, config.dropout, False)
-        if self.has_attention:
-            self.attention = Seq2SeqRNNAttention(config)
-            self.combine = nn.Linear(2 * size, size, bias=False)  # W_c
+        self.attention = attention_class(config)
+        self.combine = nn.Linear(context_size + size, size, bias=False) if context_size else None  # W_c
         feature_size = size * (2 if config.peeky else 1)
         self.output_projection = None
         if config.tie_word_embeddings and feature_size != config.embedding_size:
@@ -296,7 +298,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             feature_size = config.embedding_size
         self.output_size = feature_size
         # The whole target in one RNN call is possible when no step needs the previous attention.
-        self.parallel = not config.input_feeding and config.attention_type != "additive"
+        self.parallel = not config.input_feeding and not attention_class.query_before_step
 
     def initial_state(self, encoder_outputs: Seq2SeqRNNEncoderOutput, memory: Seq2SeqRNNMemory) -> Seq2SeqRNNState:
         """The decoder starts from the encoder's final state (Sutskever et al., 2014)."""
@@ -305,7 +307,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             hidden=encoder_outputs.final_hidden,
             cell=encoder_outputs.final_cell if self.config.cell_type != "gru" else None,
             attentional=memory.keys.new_zeros(batch, self.config.hidden_size) if self.config.input_feeding else None,
-            projected_keys=self.attention.project_keys(memory.keys) if self.has_attention else None,
+            projected_keys=self.attention.project_keys(memory.keys),
         )
 
     def forward(
@@ -334,7 +336,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             outputs.append(output)
             alignments.append(alignment)
         features = self._features(torch.stack(outputs, 1), memory)  # (B, T, output_size)
-        return features, state, torch.stack(alignments, 1) if self.has_attention else None
+        return features, state, torch.stack(alignments, 1) if self.attention.has_context else None
 
     def _forward_parallel(
         self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
@@ -344,11 +346,8 @@ class Seq2SeqRNNDecoder(nn.Module):
             summary = memory.summary.unsqueeze(1).expand(-1, inputs.shape[1], -1)  # (B, T, H)
             inputs = torch.cat([inputs, summary], dim=-1)
         outputs, rnn_state = self._recur(inputs, state)  # (B, T, H)
-        alignment = None
-        if self.has_attention:
-            context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
-            outputs = torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
-        features = self._features(self.dropout(outputs), memory)
+        context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
+        features = self._features(self.dropout(self._attentional(outputs, context)), memory)
         return features, self._next_state(state, rnn_state, None, input_ids.shape[1]), alignment
 
     def step(
@@ -371,8 +370,8 @@ class Seq2SeqRNNDecoder(nn.Module):
         """One step from the embedded previous token `(batch, embedding_size)`; returns the
         attentional hidden state after dropout `(batch, hidden_size)`, the state and the alignment."""
         inputs = [embedded]
-        alignment = None
-        if self.config.attention_type == "additive":
+        before_step = self.attention.query_before_step
+        if before_step:
             query = state.hidden[:, -1:]  # (B, 1, H): the previous top-layer state
             context, alignment = self.attention(query, memory.keys, memory.mask, state.projected_keys)
             inputs.append(context[:, 0])
@@ -381,18 +380,23 @@ class Seq2SeqRNNDecoder(nn.Module):
         if self.config.peeky:
             inputs.append(memory.summary)
         output, rnn_state = self._recur(torch.cat(inputs, dim=-1).unsqueeze(1), state)  # (B, 1, H)
-        if self.config.attention_type in ("dot", "general"):
-            context, alignment = self.attention(output, memory.keys, memory.mask)
-        if self.has_attention:
-            output = torch.tanh(self.combine(torch.cat([context, output], dim=-1)))  # (B, 1, H)
+        if not before_step:
+            context, alignment = self.attention(output, memory.keys, memory.mask, state.projected_keys)
         # One dropout mask for what the next step is fed and what the output layer reads.
-        output = self.dropout(output[:, 0])  # (B, H)
+        output = self.dropout(self._attentional(output, context)[:, 0])  # (B, H)
         attentional = output if self.config.input_feeding else None
         return (
             output,
             self._next_state(state, rnn_state, attentional, 1),
             alignment[:, 0] if alignment is not None else None,
         )
+
+    def _attentional(self, outputs: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """The attentional hidden state `h~ = tanh(W_c [c ; s])` (Luong et al., 2015, eq. 5) of the
+        recurrent outputs `s` `(batch, steps, hidden_size)`; `s` itself without a context."""
+        if context is None:
+            return outputs
+        return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
 
     def _recur(
         self, inputs: torch.Tensor, state: Seq2SeqRNNState
