@@ -46,7 +46,7 @@ from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqM
 from .attention_seq2seq_rnn import ATTENTION_CLASSES, GeneralScoreMatrix
 from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
-from .loss_seq2seq_rnn import chunked_linear_cross_entropy
+from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 from .search_seq2seq_rnn import SEARCH_SETTINGS, SearchSettings, SourceLengthCap, compact_search
@@ -468,10 +468,6 @@ EMBEDDING_NORM = 4.0
 # from there on the sequence kernel is as fast (the commit that set it gives the figures).
 CELL_STEP_MAX_ROWS = 512
 
-# Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
-# saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
-CHUNKED_LOSS_MIN_LOGITS = 2**20
-
 
 class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
     config_class = Seq2SeqRNNConfig
@@ -633,15 +629,42 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
             state = self.decoder.initial_state(encoder_outputs, memory)
         with _OutputRecorder(self.decoder.embed_tokens, output_hidden_states) as decoder_embeddings:
             features, state, alignments = self.decoder(decoder_input_ids, memory, state)
-        outputs = Seq2SeqModelOutput(
-            last_hidden_state=features,
-            decoder_hidden_states=(decoder_embeddings.along_time(), features) if output_hidden_states else None,
-            cross_attentions=(alignments.unsqueeze(1),) if output_attentions and alignments is not None else None,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
-            **{cache_field(Seq2SeqModelOutput): state if use_cache else None},
+        outputs = self._output(
+            encoder_outputs,
+            features,
+            state if use_cache else None,
+            alignments if output_attentions else None,
+            decoder_embeddings if output_hidden_states else None,
         )
         return outputs if return_dict else outputs.to_tuple()
+
+    @staticmethod
+    def _output(
+        encoder_outputs: Seq2SeqRNNEncoderOutput,
+        features: torch.Tensor,
+        state: Seq2SeqRNNState | None,
+        alignments: torch.Tensor | None,
+        decoder_embeddings: _OutputRecorder | None,
+    ) -> Seq2SeqModelOutput:
+        """What `forward` returns, from the decoder's results.
+
+        Args:
+            features (`torch.FloatTensor` of shape `(batch, tgt_len, output_size)`): the output features.
+            state (`Seq2SeqRNNState`, *optional*): the state after the last input, to return as the cache.
+            alignments (`torch.FloatTensor` of shape `(batch, tgt_len, src_len)`, *optional*): the
+                cross-attentions to return; `None` returns none.
+            decoder_embeddings (`_OutputRecorder`, *optional*): the decoder's embedding outputs; with
+                it, the hidden states of encoder and decoder are returned as well.
+        """
+        with_hidden_states = decoder_embeddings is not None
+        return Seq2SeqModelOutput(
+            last_hidden_state=features,
+            decoder_hidden_states=(decoder_embeddings.along_time(), features) if with_hidden_states else None,
+            cross_attentions=(alignments.unsqueeze(1),) if alignments is not None else None,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states if with_hidden_states else None,
+            **{cache_field(Seq2SeqModelOutput): state},
+        )
 
     def _encode(
         self,
@@ -834,72 +857,91 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
             when labels are given, the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
             before transformers 5.24) and, with `output_attentions`, `cross_attentions`: one
             tensor `(batch, 1, tgt_len, src_len)`. In training with labels and teacher forcing,
-            once the batch has `CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits` is `None`: the
-            loss is computed a chunk of tokens at a time and the logits never exist whole.
+            once the batch has `loss_seq2seq_rnn.CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits`
+            is `None`: the loss is computed a chunk of tokens at a time and the logits never exist whole.
         """
         state = given_state(cache, past_key_values, kwargs, Seq2SeqRNNState)
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if labels is not None and decoder_input_ids is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
+        outputs, logits = self._run_model(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            encoder_outputs,
+            state,
+            ratio,
+            bool(output_attentions),
+            output_hidden_states,
+        )
+        features = outputs.last_hidden_state  # (B, T, F)
+        if logits is None and not uses_chunked_loss(features, self.config.vocab_size, labels, self.training):
+            logits = self.lm_head(features)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            loss = language_model_loss(labels, self.config.label_smoothing, logits, features, self.lm_head)
+        return self._lm_output(outputs, logits, loss, use_cache, return_dict)
+
+    def _run_model(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.LongTensor | None,
+        decoder_input_ids: torch.LongTensor,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
+        state: Seq2SeqRNNState | None,
+        ratio: float,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> tuple[Seq2SeqModelOutput, torch.Tensor | None]:
+        """What `Seq2SeqRNNModel.forward` returns (with the state), and the logits `(batch, tgt_len,
+        vocab_size)` where they were made on the way: in training with a teacher-forcing ratio below
+        1, which `_scheduled_sampling` decodes step by step; `None` otherwise."""
         if self.training and ratio < 1.0 and state is None:
             logits, outputs = self._scheduled_sampling(
-                input_ids, attention_mask, decoder_input_ids, encoder_outputs, ratio, output_hidden_states
+                input_ids,
+                attention_mask,
+                decoder_input_ids,
+                encoder_outputs,
+                ratio,
+                output_attentions,
+                output_hidden_states,
             )
-        else:
-            outputs = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                encoder_outputs=encoder_outputs,
-                cache=state,
-                use_cache=True,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                return_dict=True,
-            )
-            features = outputs.last_hidden_state  # (B, T, F)
-            logits = None
-        state = outputs[cache_field(Seq2SeqModelOutput)]
-        cross_attentions = outputs.cross_attentions if output_attentions else None
-        loss = None
-        if logits is None:
-            logit_count = features.shape[0] * features.shape[1] * self.config.vocab_size
-            if (
-                labels is not None
-                and self.training
-                and torch.is_grad_enabled()
-                and logit_count >= CHUNKED_LOSS_MIN_LOGITS
-            ):
-                # Training: the loss (and its gradient) chunk by chunk; the logits are never whole.
-                loss = chunked_linear_cross_entropy(
-                    features.reshape(-1, features.shape[-1]),
-                    self.lm_head.weight,
-                    self.lm_head.bias,
-                    labels.reshape(-1).to(features.device),
-                    self.config.label_smoothing,
-                )
-            else:
-                logits = self.lm_head(features)  # (B, T, V)
-        if labels is not None and loss is None:
-            loss = nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(),
-                labels.reshape(-1).to(logits.device),
-                ignore_index=-100,
-                label_smoothing=self.config.label_smoothing,
-            )
+            return outputs, logits
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            encoder_outputs=encoder_outputs,
+            cache=state,
+            use_cache=True,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        return outputs, None
+
+    def _lm_output(
+        self,
+        outputs: Seq2SeqModelOutput,
+        logits: torch.Tensor | None,
+        loss: torch.Tensor | None,
+        use_cache: bool | None,
+        return_dict: bool | None,
+    ) -> Seq2SeqLMOutput | tuple:
+        """What `forward` returns: the model's `outputs` with the logits and the loss."""
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         result = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
             decoder_hidden_states=outputs.decoder_hidden_states,
-            cross_attentions=cross_attentions,
+            cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
-            **{CACHE_FIELD: state if use_cache else None},
+            **{CACHE_FIELD: getattr(outputs, cache_field(Seq2SeqModelOutput)) if use_cache else None},
         )
         return result if return_dict else result.to_tuple()
 
@@ -910,16 +952,16 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
         decoder_input_ids: torch.LongTensor,
         encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
         ratio: float,
+        output_attentions: bool,
         output_hidden_states: bool,
     ) -> tuple[torch.Tensor, Seq2SeqModelOutput]:
         """Decode step by step; each step reads the reference with probability `ratio`, else the
         previous step's most likely token (Bengio et al., 2015, section 2.4). Returns the logits
-        `(batch, tgt_len, vocab_size)` and what `Seq2SeqRNNModel.forward` returns (with
-        cross-attentions and the state). The decoder's hidden states here are the steps' tensors
-        stacked: equal in value, but gradients stop at the steps, not at the stack."""
+        `(batch, tgt_len, vocab_size)` and what `Seq2SeqRNNModel.forward` returns (with the state).
+        The decoder's hidden states here are the steps' tensors stacked: equal in value, but
+        gradients stop at the steps, not at the stack."""
         encoder_outputs = self.model._encode(input_ids, attention_mask, encoder_outputs, output_hidden_states)
-        memory = self.model.memory(encoder_outputs, attention_mask)
-        state = self.model.decoder.initial_state(encoder_outputs, memory)
+        memory, state = self.start_decoding(encoder_outputs, attention_mask)
         step_input = decoder_input_ids[:, 0]
         all_logits, features, alignments = [], [], []
         with _OutputRecorder(self.model.decoder.embed_tokens, output_hidden_states) as decoder_embeddings:
@@ -932,15 +974,14 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
                 if t + 1 < decoder_input_ids.shape[1]:
                     use_reference = torch.rand(logits.shape[0], device=logits.device) < ratio
                     step_input = torch.where(use_reference, decoder_input_ids[:, t + 1], logits.detach().argmax(-1))
-        stacked_features = torch.stack(features, 1)  # (B, T, output_size)
-        return torch.stack(all_logits, 1), Seq2SeqModelOutput(
-            last_hidden_state=stacked_features,
-            decoder_hidden_states=(decoder_embeddings.along_time(), stacked_features) if output_hidden_states else None,
-            cross_attentions=(torch.stack(alignments, 1).unsqueeze(1),) if alignments[0] is not None else None,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
-            **{cache_field(Seq2SeqModelOutput): state},
+        outputs = self.model._output(
+            encoder_outputs,
+            torch.stack(features, 1),  # (B, T, output_size)
+            state,
+            torch.stack(alignments, 1) if output_attentions and alignments[0] is not None else None,  # (B, T, S)
+            decoder_embeddings if output_hidden_states else None,
         )
+        return torch.stack(all_logits, 1), outputs
 
     def start_decoding(
         self, encoder_outputs: Seq2SeqRNNEncoderOutput, attention_mask: torch.Tensor | None

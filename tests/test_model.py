@@ -471,7 +471,9 @@ def test_scheduled_sampling_with_every_draw_forced(attention_type):
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
     forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
     # forward() takes the parallel path at ratio 1; the step loop itself, with a draw that is always "reference":
-    looped, looped_outputs = model._scheduled_sampling(input_ids, attention_mask, decoder_input_ids, None, 1.0, False)
+    looped, looped_outputs = model._scheduled_sampling(
+        input_ids, attention_mask, decoder_input_ids, None, 1.0, output_attentions=True, output_hidden_states=False
+    )
     torch.testing.assert_close(looped, forced.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(looped_outputs.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
 
@@ -611,12 +613,12 @@ def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, 
 
 def test_training_loss_and_gradients_equal_those_of_the_whole_logits(monkeypatch):
     """Without dropout, the chunked training loss of the model equals the loss from its full logits."""
-    from hf_seq2seq_rnn import loss_seq2seq_rnn, modeling_seq2seq_rnn
+    from hf_seq2seq_rnn import loss_seq2seq_rnn
 
     model = make_model(cell_type="lstm", attention_type="general", dropout=0.0, label_smoothing=0.1)
     input_ids, attention_mask, labels = make_batch()
     model.train()
-    monkeypatch.setattr(modeling_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
+    monkeypatch.setattr(loss_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
     monkeypatch.setattr(loss_seq2seq_rnn, "LOSS_CHUNK_TOKENS", 4)
     output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     assert output.logits is None  # the logits never existed whole
