@@ -103,13 +103,8 @@ class NoAttention(Seq2SeqRNNAttention):
 
     has_context = False
 
-    def forward(
-        self,
-        query: torch.Tensor,
-        keys: torch.Tensor,
-        mask: torch.Tensor,
-        projected_keys: torch.Tensor | None = None,
-    ) -> tuple[None, None]:
+    def forward(self, *args: torch.Tensor | None, **kwargs: torch.Tensor | None) -> tuple[None, None]:
+        """Takes what `Seq2SeqRNNAttention.forward` takes; no context, no alignment."""
         return None, None
 
 
