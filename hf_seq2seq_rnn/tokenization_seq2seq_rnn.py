@@ -77,6 +77,19 @@ def train_tokenizer(
         A `PreTrainedTokenizerFast` (`Seq2SeqRNNMorphemeTokenizer` for "morpheme") with `<pad>`=0, `<s>`=1, `</s>`=2, `<unk>`=3 that appends `</s>`
         to every encoded text; `save_pretrained` writes it for `AutoTokenizer`.
     """
+    byte_fallback = _checked_byte_fallback(kind, vocab_size, byte_fallback)
+    if kind == "char":
+        tokenizer = _char_tokenizer(texts, vocab_size, min_frequency, byte_fallback)
+        return _wrap(tokenizer, model_max_length)
+    if kind == "morpheme":
+        texts = (split_morphemes(text) for text in texts)
+    tokenizer = _bpe_tokenizer(texts, vocab_size, min_frequency, limit_alphabet, morphemes=kind == "morpheme")
+    return _wrap(tokenizer, model_max_length, Seq2SeqRNNMorphemeTokenizer if kind == "morpheme" else None)
+
+
+def _checked_byte_fallback(kind: str, vocab_size: int, byte_fallback: bool | None) -> bool:
+    """`train_tokenizer`'s `byte_fallback` with its default filled in, after the checks of `kind`,
+    `byte_fallback` and `vocab_size` (a `ValueError` naming what is accepted)."""
     if kind not in TOKENIZER_KINDS:
         raise ValueError(f"kind={kind!r} is not supported; accepted values: {', '.join(map(repr, TOKENIZER_KINDS))}")
     if byte_fallback is None:
@@ -92,15 +105,18 @@ def train_tokenizer(
             f"vocab_size={vocab_size} is too small for the {kind} tokenizer: the {what} alone take {minimum - 1}; "
             f"pass vocab_size >= {minimum}"
         )
-    if kind == "char":
-        tokenizer = _char_tokenizer(texts, vocab_size, min_frequency, byte_fallback)
-        return _wrap(tokenizer, model_max_length)
-    if kind == "morpheme":
-        texts = (split_morphemes(text) for text in texts)
+    return byte_fallback
+
+
+def _bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int, min_frequency: int, limit_alphabet: int, morphemes: bool
+) -> Tokenizer:
+    """Byte-fallback BPE with word marks trained on `texts`; with `morphemes`, the texts carry
+    `MORPHEME_MARK` between morphemes, which the pre-tokenizer splits on and drops."""
     tokenizer = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True, fuse_unk=True))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_MARK, prepend_scheme="always")
-    if kind == "morpheme":
+    if morphemes:
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             [tokenizer.pre_tokenizer, pre_tokenizers.Split(MORPHEME_MARK, behavior="removed")]
         )
@@ -119,8 +135,7 @@ def train_tokenizer(
     # would skip them. Keep them in the vocabulary as ordinary tokens.
     serialized = json.loads(tokenizer.to_str())
     serialized["added_tokens"] = [token for token in serialized["added_tokens"] if token["content"] in SPECIAL_TOKENS]
-    tokenizer = Tokenizer.from_str(json.dumps(serialized))
-    return _wrap(tokenizer, model_max_length, Seq2SeqRNNMorphemeTokenizer if kind == "morpheme" else None)
+    return Tokenizer.from_str(json.dumps(serialized))
 
 
 def _char_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int, byte_fallback: bool) -> Tokenizer:
