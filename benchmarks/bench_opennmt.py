@@ -291,10 +291,10 @@ def onmt_translate_seconds(log: Path) -> float:
 
 MEMORY_PROBE = """
 import resource, sys, torch
-from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, modeling_seq2seq_rnn
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, loss_seq2seq_rnn
 torch.set_num_threads(int(sys.argv[2]))
 if sys.argv[1] == "whole":  # the baseline: the loss from the whole (B, T, V) logits
-    modeling_seq2seq_rnn.CHUNKED_LOSS_MIN_LOGITS = float("inf")
+    loss_seq2seq_rnn.CHUNKED_LOSS_MIN_LOGITS = float("inf")
 config = Seq2SeqRNNConfig(vocab_size=8000, embedding_size=256, hidden_size=256, num_layers=2,
                           attention_type="general", input_feeding=True, dropout=0.3)
 model = Seq2SeqRNNForConditionalGeneration(config).train()

@@ -1,23 +1,26 @@
-"""Global attention over the encoder states: the dot, general and additive scores.
+"""Global attention over the encoder states: one class per `attention_type`, named in `ATTENTION_CLASSES`.
 
-Only the score differs between the variants; the masked softmax and the context are shared.
-With decoder query `q` (the current state for Luong, the previous one for Bahdanau) and encoder
+Only the score differs between the types (each class's docstring writes its own); the masked
+softmax and the context are shared (`Seq2SeqRNNAttention`). With decoder query `q` and encoder
 state `k_j`:
-
-    dot:      score(q, k_j) = q^T k_j                          (Luong et al., 2015, eq. 8)
-    general:  score(q, k_j) = q^T W_a k_j                      (Luong et al., 2015, eq. 8)
-    additive: score(q, k_j) = v_a^T tanh(W_a q + U_a k_j)      (Bahdanau et al., 2015, appendix A.1.2)
 
     alignment_j = softmax_j(score(q, k_j)) over real source tokens only; 0 on padding
     context     = sum_j alignment_j k_j
+
+Each class also tells the decoder what it needs: whether its query is the state before the
+recurrent step (`query_before_step`) and how wide a context it returns (`context_size`). Adding a
+type is one class here and one entry in `ATTENTION_CLASSES`; the config accepts the registry's names.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, ClassVar
+
 import torch
 from torch import nn
 
-from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+if TYPE_CHECKING:  # the config imports the registry's names from here
+    from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
 
 
 class GeneralScoreMatrix(nn.Linear):
@@ -29,26 +32,43 @@ class GeneralScoreMatrix(nn.Linear):
 
 
 class Seq2SeqRNNAttention(nn.Module):
-    """The attention of `config.attention_type` ("dot", "general" or "additive")."""
+    """The shared part of every attention: the masked softmax over the scores and the context.
+
+    A subclass defines `score`; its class attributes say what the decoder does around it:
+
+    - `query_before_step`: False (Luong et al., 2015, section 3.1) when the query is the current
+      decoder state `s_t`, taken after the recurrent step, so the decoder can run all steps in one
+      RNN call and attend afterwards; True (Bahdanau et al., 2015, eq. 5–6) when it is the
+      previous state `s_{t-1}`: the context `c_t` is then an extra input to the recurrent step, and
+      the decoder loops over the steps.
+    - `has_context`: whether there is a context at all; `context_size(config)` is its width, which
+      the decoder adds to the recurrent input (when `query_before_step`) and to the input of the
+      attentional hidden state `h~_t = tanh(W_c [c_t ; s_t])`.
+    """
+
+    query_before_step: ClassVar[bool] = False
+    has_context: ClassVar[bool] = True
 
     def __init__(self, config: Seq2SeqRNNConfig):
         super().__init__()
-        self.attention_type = config.attention_type
-        size = config.hidden_size
-        if self.attention_type == "general":
-            self.query_projection = GeneralScoreMatrix(size)  # W_a
-        elif self.attention_type == "additive":
-            self.query_projection = nn.Linear(size, size, bias=False)  # W_a
-            self.key_projection = nn.Linear(size, size, bias=True)  # U_a (with the bias of the tanh)
-            self.score_vector = nn.Linear(size, 1, bias=False)  # v_a
+
+    @classmethod
+    def context_size(cls, config: Seq2SeqRNNConfig) -> int:
+        """The width of the context: an average of encoder states, `hidden_size`; 0 without one."""
+        return config.hidden_size if cls.has_context else 0
 
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor | None:
-        """`U_a k_j` for the additive score, computed once per source; `None` for the others.
+        """The part of the score that depends on the keys only, computed once per source (carried in
+        the decoder state); `None` when the score has none.
 
         Args:
             keys (`torch.Tensor` of shape `(batch, src_len, hidden_size)`): the encoder states.
         """
-        return self.key_projection(keys) if self.attention_type == "additive" else None
+        return None
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None) -> torch.Tensor:
+        """`score(q, k_j)` of every query and key: `(batch, tgt_len, src_len)`."""
+        raise NotImplementedError
 
     def forward(
         self,
@@ -56,28 +76,88 @@ class Seq2SeqRNNAttention(nn.Module):
         keys: torch.Tensor,
         mask: torch.Tensor,
         projected_keys: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """
         Args:
             query (`torch.Tensor` of shape `(batch, tgt_len, hidden_size)`): decoder states.
             keys (`torch.Tensor` of shape `(batch, src_len, hidden_size)`): encoder states.
             mask (`torch.BoolTensor` of shape `(batch, src_len)`): True on real source tokens.
             projected_keys (`torch.Tensor` of shape `(batch, src_len, hidden_size)`, *optional*):
-                `project_keys(keys)`, for the additive score; computed here when not given.
+                `project_keys(keys)`; computed here when not given.
 
         Returns:
             context `(batch, tgt_len, hidden_size)` and alignment `(batch, tgt_len, src_len)`.
         """
-        if self.attention_type == "additive":
-            if projected_keys is None:
-                projected_keys = self.project_keys(keys)
-            hidden = torch.tanh(self.query_projection(query).unsqueeze(2) + projected_keys.unsqueeze(1))
-            scores = self.score_vector(hidden).squeeze(-1)  # (B, T, S)
-        else:
-            if self.attention_type == "general":
-                query = self.query_projection(query)
-            scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+        if projected_keys is None:
+            projected_keys = self.project_keys(keys)
+        scores = self.score(query, keys, projected_keys)  # (B, T, S)
         scores = scores.masked_fill(~mask.unsqueeze(1), torch.finfo(scores.dtype).min)
         alignment = torch.softmax(scores, dim=-1)  # (B, T, S): exp(min - max) is exactly 0 on padding
         context = torch.bmm(alignment, keys)  # (B, T, H)
         return context, alignment
+
+
+class NoAttention(Seq2SeqRNNAttention):
+    """No attention: the fixed context vector of Sutskever et al. (2014) and Cho et al. (2014). The
+    decoder's output is its recurrent state, `h~_t = s_t`; `forward` returns `(None, None)`."""
+
+    has_context = False
+
+    def forward(self, *args: torch.Tensor | None, **kwargs: torch.Tensor | None) -> tuple[None, None]:
+        """Takes what `Seq2SeqRNNAttention.forward` takes; no context, no alignment."""
+        return None, None
+
+
+class DotAttention(Seq2SeqRNNAttention):
+    """`score(q, k_j) = q^T k_j` (Luong et al., 2015, eq. 8), with the current decoder state as `q`."""
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None) -> torch.Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+
+
+class GeneralAttention(Seq2SeqRNNAttention):
+    """`score(q, k_j) = q^T W_a k_j` (Luong et al., 2015, eq. 8), with the current decoder state as `q`."""
+
+    def __init__(self, config: Seq2SeqRNNConfig):
+        super().__init__(config)
+        self.query_projection = GeneralScoreMatrix(config.hidden_size)  # W_a
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None) -> torch.Tensor:
+        return torch.bmm(self.query_projection(query), keys.transpose(1, 2))  # (B, T, S)
+
+
+class AdditiveAttention(Seq2SeqRNNAttention):
+    """`score(q, k_j) = v_a^T tanh(W_a q + U_a k_j)` (Bahdanau et al., 2015, appendix A.1.2), with
+    the previous decoder state as `q`; `U_a k_j` is `project_keys`, computed once per source."""
+
+    query_before_step = True
+
+    def __init__(self, config: Seq2SeqRNNConfig):
+        super().__init__(config)
+        size = config.hidden_size
+        self.query_projection = nn.Linear(size, size, bias=False)  # W_a
+        self.key_projection = nn.Linear(size, size, bias=True)  # U_a (with the bias of the tanh)
+        self.score_vector = nn.Linear(size, 1, bias=False)  # v_a
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.key_projection(keys)  # (B, S, H)
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None) -> torch.Tensor:
+        hidden = torch.tanh(self.query_projection(query).unsqueeze(2) + projected_keys.unsqueeze(1))  # (B, T, S, H)
+        return self.score_vector(hidden).squeeze(-1)  # (B, T, S)
+
+
+# `config.attention_type` -> its class; the config accepts these names, in this order.
+ATTENTION_CLASSES: dict[str, type[Seq2SeqRNNAttention]] = {
+    "none": NoAttention,
+    "dot": DotAttention,
+    "general": GeneralAttention,
+    "additive": AdditiveAttention,
+}
+
+
+def has_attention(config: Any) -> bool:
+    """Whether a model of `config` attends to its source (returns alignments): False for a type
+    without a context and for a config of another model type, which has no `attention_type`."""
+    kind = ATTENTION_CLASSES.get(getattr(config, "attention_type", None))
+    return kind is not None and kind.has_context

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from transformers import PreTrainedConfig
 
+from .attention_seq2seq_rnn import ATTENTION_CLASSES
+
 # The hf-seq2seq-rnn release these files belong to, the one source of the version: pyproject.toml
 # reads it from here, and a saved config.json records it (as VERSION_KEY) beside transformers_version,
 # so that a loader can tell which release wrote a model, even when the package itself is not
@@ -37,7 +39,8 @@ CUSTOM_PIPELINES = {
     }
 }
 CellType = Literal["lstm", "gru", "peephole_lstm"]
-AttentionType = Literal["none", "dot", "general", "additive"]
+# `attention_type`'s accepted values: the names of the attention classes, in the registry's order.
+AttentionType = Literal[*ATTENTION_CLASSES]
 InitScheme = Literal["scaled_embeddings", "uniform", "pytorch"]
 CELL_TYPES = typing.get_args(CellType)
 ATTENTION_TYPES = typing.get_args(AttentionType)
@@ -74,9 +77,10 @@ class Seq2SeqRNNSettings:
     bidirectional_encoder: bool = setting(True, "read the source in both directions.")
     attention_type: AttentionType = setting(
         "general",
-        '`"none"` (the fixed context vector of Sutskever et al., 2014 and Cho et al., 2014), `"dot"` or '
-        '`"general"` (Luong et al., 2015, scored with the current decoder state) or `"additive"` (Bahdanau et '
-        "al., 2015, scored with the previous decoder state).",
+        "the attention over the source, one class each (attention_seq2seq_rnn.ATTENTION_CLASSES): "
+        + "; ".join(
+            f'`"{name}"`: {" ".join(kind.__doc__.split()).rstrip(".")}' for name, kind in ATTENTION_CLASSES.items()
+        ),
     )
     input_feeding: bool = setting(
         False,
@@ -153,10 +157,11 @@ def check_settings(values: dict[str, Any]) -> None:
             f"hidden_size={values['hidden_size']} must be even with bidirectional_encoder=True: "
             "each direction has hidden_size // 2 units"
         )
-    if values["input_feeding"] and values["attention_type"] == "none":
+    if values["input_feeding"] and not ATTENTION_CLASSES[values["attention_type"]].has_context:
+        with_context = tuple(name for name, kind in ATTENTION_CLASSES.items() if kind.has_context)
         raise ValueError(
             "input_feeding=True needs attention: it feeds the attentional hidden state; "
-            f"use attention_type in {ATTENTION_TYPES[1:]} or input_feeding=False"
+            f"use attention_type in {with_context} or input_feeding=False"
         )
 
 

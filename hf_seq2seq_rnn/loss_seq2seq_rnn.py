@@ -1,9 +1,10 @@
-"""The training loss of the output layer: cross-entropy over the vocabulary, a chunk of tokens at a time.
+"""The loss of the language model: the mean token cross-entropy over the vocabulary.
 
-At a vocabulary of 8,000 and a batch of 64 x 50 target tokens the logits alone hold 100 M floats;
-`chunked_linear_cross_entropy` computes the same loss and gradients while only `chunk` rows of
-logits exist at once. A flat sibling of the modeling file, which imports it, so `save_pretrained`
-copies it beside the weights.
+`language_model_loss` is the one the model's `forward` returns; `uses_chunked_loss` chooses how it
+is computed. At a vocabulary of 8,000 and a batch of 64 x 50 target tokens the logits alone hold
+100 M floats; `chunked_linear_cross_entropy` computes the same loss and gradients while only
+`chunk` rows of logits exist at once. A flat sibling of the modeling file, which imports it, so
+`save_pretrained` copies it beside the weights.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from torch import nn
 
 # Target tokens whose logits exist at once in the training loss: (LOSS_CHUNK_TOKENS, vocab_size).
 LOSS_CHUNK_TOKENS = 1024
+
+# Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
+# saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
+CHUNKED_LOSS_MIN_LOGITS = 2**20
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -93,3 +98,47 @@ def chunked_linear_cross_entropy(
     """
     chunk = LOSS_CHUNK_TOKENS if chunk is None else chunk
     return _ChunkedLinearCrossEntropy.apply(features, weight, bias, labels, float(label_smoothing), chunk)
+
+
+def uses_chunked_loss(features: torch.Tensor, vocab_size: int, labels: torch.Tensor | None, training: bool) -> bool:
+    """Whether the loss is computed a chunk of tokens at a time, so that the whole logits never exist:
+    in training, with labels and gradients, once the batch has `CHUNKED_LOSS_MIN_LOGITS` logits or more.
+
+    Args:
+        features (`torch.FloatTensor` of shape `(batch, tgt_len, feature_size)`): the output layer's input.
+    """
+    if labels is None or not training or not torch.is_grad_enabled():
+        return False
+    return features.shape[0] * features.shape[1] * vocab_size >= CHUNKED_LOSS_MIN_LOGITS
+
+
+def language_model_loss(
+    labels: torch.Tensor,
+    label_smoothing: float,
+    logits: torch.Tensor | None,
+    features: torch.Tensor,
+    output_layer: nn.Linear,
+) -> torch.Tensor:
+    """The mean token cross-entropy against `labels` (-100 ignored), with `label_smoothing`: of
+    `logits` when given, else of `output_layer(features)` a chunk at a time (`uses_chunked_loss`).
+
+    Args:
+        labels (`torch.LongTensor` of shape `(batch, tgt_len)`): target ids, -100 where ignored.
+        logits (`torch.FloatTensor` of shape `(batch, tgt_len, vocab_size)`, *optional*).
+        features (`torch.FloatTensor` of shape `(batch, tgt_len, feature_size)`): the output layer's input.
+        output_layer (`nn.Linear`): features -> logits.
+    """
+    if logits is None:
+        return chunked_linear_cross_entropy(
+            features.reshape(-1, features.shape[-1]),  # (B * T, F)
+            output_layer.weight,
+            output_layer.bias,
+            labels.reshape(-1).to(features.device),
+            label_smoothing,
+        )
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),  # (B * T, V)
+        labels.reshape(-1).to(logits.device),
+        ignore_index=-100,
+        label_smoothing=label_smoothing,
+    )

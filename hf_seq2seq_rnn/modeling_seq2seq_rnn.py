@@ -6,20 +6,22 @@ sequences), optionally in reverse order. Its final state starts the decoder.
 
 Decoder, one step (query `s`, attention from `attention_seq2seq_rnn`, `;` concatenation):
 
-    input      x_t  = [E y_{t-1} ; c_t (additive) ; h~_{t-1} (input feeding) ; c̄ (peeky)]
-    additive:  c_t  = attend(s_{t-1}) before the step    (Bahdanau et al., 2015, eq. 5–6)
+    input      x_t  = [E y_{t-1} ; c_t (query before the step) ; h~_{t-1} (input feeding) ; c̄ (peeky)]
+    before:    c_t  = attend(s_{t-1}) before the step    (additive; Bahdanau et al., 2015, eq. 5–6)
     recurrent: s_t  = RNN(x_t, s_{t-1})
-    dot/general: c_t = attend(s_t) after the step        (Luong et al., 2015, section 3.1)
+    after:     c_t  = attend(s_t) after the step         (dot, general; Luong et al., 2015, section 3.1)
     attentional hidden state: h~_t = tanh(W_c [c_t ; s_t])   (Luong et al., 2015, eq. 5)
     output:    p(y_t) = softmax(W_o [h~_t ; c̄ (peeky)])
 
-With attention "none" `h~_t = s_t`: the pure context-vector model, in which `c̄`, the top
-layer's final encoder state, reaches the decoder only through its initial state, or also through
-every step and the output layer when `peeky` (Cho et al., 2014, section 2.2).
+The attention class of `config.attention_type` says which (`query_before_step`) and how wide `c_t`
+is; the decoder never names a type. Without a context (attention "none") `h~_t = s_t`: the pure
+context-vector model, in which `c̄`, the top layer's final encoder state, reaches the decoder only
+through its initial state, or also through every step and the output layer when `peeky` (Cho et
+al., 2014, section 2.2).
 
 When every step reads the reference token and nothing depends on the previous step's attention
-(no input feeding, no additive attention), the decoder runs the RNN over the whole target in one
-call and attends for all steps in batched products; otherwise it loops over steps. Generation
+(no input feeding, no query before the step), the decoder runs the RNN over the whole target in
+one call and attends for all steps in batched products; otherwise it loops over steps. Generation
 carries the recurrent state in `Seq2SeqRNNState` and runs one step per new token.
 
 The state's name at the library boundary differs between transformers releases; `forward` reads
@@ -40,10 +42,10 @@ from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
-from .attention_seq2seq_rnn import GeneralScoreMatrix, Seq2SeqRNNAttention
+from .attention_seq2seq_rnn import ATTENTION_CLASSES, GeneralScoreMatrix
 from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
-from .loss_seq2seq_rnn import chunked_linear_cross_entropy
+from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 from .search_seq2seq_rnn import (
@@ -126,7 +128,7 @@ class Seq2SeqRNNState:
         attentional (`torch.FloatTensor` of shape `(batch, hidden_size)`, *optional*): the last
             attentional hidden state, fed to the next step with input feeding.
         projected_keys (`torch.FloatTensor` of shape `(batch, src_len, hidden_size)`, *optional*):
-            `U_a k_j` of the additive attention, computed once per source.
+            the attention's `project_keys` (the additive score's `U_a k_j`), computed once per source.
         steps (`int`): decoder tokens consumed so far.
     """
 
@@ -282,17 +284,17 @@ class Seq2SeqRNNDecoder(nn.Module):
         super().__init__()
         self.config = config
         size = config.hidden_size
-        self.has_attention = config.attention_type != "none"
+        attention_class = ATTENTION_CLASSES[config.attention_type]
+        context_size = attention_class.context_size(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
         self.dropout = Dropout(config.dropout)
         input_size = config.embedding_size
-        input_size += size if config.attention_type == "additive" else 0
+        input_size += context_size if attention_class.query_before_step else 0
         input_size += size if config.input_feeding else 0
         input_size += size if config.peeky else 0
         self.rnn = build_rnn(config.cell_type, input_size, size, config.num_layers, config.dropout, False)
-        if self.has_attention:
-            self.attention = Seq2SeqRNNAttention(config)
-            self.combine = nn.Linear(2 * size, size, bias=False)  # W_c
+        self.attention = attention_class(config)
+        self.combine = nn.Linear(context_size + size, size, bias=False) if context_size else None  # W_c
         feature_size = size * (2 if config.peeky else 1)
         self.output_projection = None
         if config.tie_word_embeddings and feature_size != config.embedding_size:
@@ -301,7 +303,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             feature_size = config.embedding_size
         self.output_size = feature_size
         # The whole target in one RNN call is possible when no step needs the previous attention.
-        self.parallel = not config.input_feeding and config.attention_type != "additive"
+        self.parallel = not config.input_feeding and not attention_class.query_before_step
 
     def initial_state(self, encoder_outputs: Seq2SeqRNNEncoderOutput, memory: Seq2SeqRNNMemory) -> Seq2SeqRNNState:
         """The decoder starts from the encoder's final state (Sutskever et al., 2014)."""
@@ -310,7 +312,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             hidden=encoder_outputs.final_hidden,
             cell=encoder_outputs.final_cell if self.config.cell_type != "gru" else None,
             attentional=memory.keys.new_zeros(batch, self.config.hidden_size) if self.config.input_feeding else None,
-            projected_keys=self.attention.project_keys(memory.keys) if self.has_attention else None,
+            projected_keys=self.attention.project_keys(memory.keys),
         )
 
     def forward(
@@ -339,7 +341,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             outputs.append(output)
             alignments.append(alignment)
         features = self._features(torch.stack(outputs, 1), memory)  # (B, T, output_size)
-        return features, state, torch.stack(alignments, 1) if self.has_attention else None
+        return features, state, torch.stack(alignments, 1) if self.attention.has_context else None
 
     def _forward_parallel(
         self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
@@ -349,11 +351,8 @@ class Seq2SeqRNNDecoder(nn.Module):
             summary = memory.summary.unsqueeze(1).expand(-1, inputs.shape[1], -1)  # (B, T, H)
             inputs = torch.cat([inputs, summary], dim=-1)
         outputs, rnn_state = self._recur(inputs, state)  # (B, T, H)
-        alignment = None
-        if self.has_attention:
-            context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
-            outputs = torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
-        features = self._features(self.dropout(outputs), memory)
+        context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
+        features = self._features(self.dropout(self._attentional(outputs, context)), memory)
         return features, self._next_state(state, rnn_state, None, input_ids.shape[1]), alignment
 
     def step(
@@ -376,8 +375,8 @@ class Seq2SeqRNNDecoder(nn.Module):
         """One step from the embedded previous token `(batch, embedding_size)`; returns the
         attentional hidden state after dropout `(batch, hidden_size)`, the state and the alignment."""
         inputs = [embedded]
-        alignment = None
-        if self.config.attention_type == "additive":
+        before_step = self.attention.query_before_step
+        if before_step:
             query = state.hidden[:, -1:]  # (B, 1, H): the previous top-layer state
             context, alignment = self.attention(query, memory.keys, memory.mask, state.projected_keys)
             inputs.append(context[:, 0])
@@ -386,18 +385,23 @@ class Seq2SeqRNNDecoder(nn.Module):
         if self.config.peeky:
             inputs.append(memory.summary)
         output, rnn_state = self._recur(torch.cat(inputs, dim=-1).unsqueeze(1), state)  # (B, 1, H)
-        if self.config.attention_type in ("dot", "general"):
-            context, alignment = self.attention(output, memory.keys, memory.mask)
-        if self.has_attention:
-            output = torch.tanh(self.combine(torch.cat([context, output], dim=-1)))  # (B, 1, H)
+        if not before_step:
+            context, alignment = self.attention(output, memory.keys, memory.mask, state.projected_keys)
         # One dropout mask for what the next step is fed and what the output layer reads.
-        output = self.dropout(output[:, 0])  # (B, H)
+        output = self.dropout(self._attentional(output, context)[:, 0])  # (B, H)
         attentional = output if self.config.input_feeding else None
         return (
             output,
             self._next_state(state, rnn_state, attentional, 1),
             alignment[:, 0] if alignment is not None else None,
         )
+
+    def _attentional(self, outputs: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """The attentional hidden state `h~ = tanh(W_c [c ; s])` (Luong et al., 2015, eq. 5) of the
+        recurrent outputs `s` `(batch, steps, hidden_size)`; `s` itself without a context."""
+        if context is None:
+            return outputs
+        return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
 
     def _recur(
         self, inputs: torch.Tensor, state: Seq2SeqRNNState
@@ -468,10 +472,6 @@ EMBEDDING_NORM = 4.0
 # The most rows one decoding step runs as cells rather than through nn.LSTM / nn.GRU (`_recur`):
 # from there on the sequence kernel is as fast (the commit that set it gives the figures).
 CELL_STEP_MAX_ROWS = 512
-
-# Below this many logits in a batch (4 MB in fp32) the training loss takes the plain path: the
-# saving is nil there, and small models keep the exact arithmetic of `cross_entropy`'s backward.
-CHUNKED_LOSS_MIN_LOGITS = 2**20
 
 
 class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
@@ -634,15 +634,42 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
             state = self.decoder.initial_state(encoder_outputs, memory)
         with _OutputRecorder(self.decoder.embed_tokens, output_hidden_states) as decoder_embeddings:
             features, state, alignments = self.decoder(decoder_input_ids, memory, state)
-        outputs = Seq2SeqModelOutput(
-            last_hidden_state=features,
-            decoder_hidden_states=(decoder_embeddings.along_time(), features) if output_hidden_states else None,
-            cross_attentions=(alignments.unsqueeze(1),) if output_attentions and alignments is not None else None,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
-            **{cache_field(Seq2SeqModelOutput): state if use_cache else None},
+        outputs = self._output(
+            encoder_outputs,
+            features,
+            state if use_cache else None,
+            alignments if output_attentions else None,
+            decoder_embeddings if output_hidden_states else None,
         )
         return outputs if return_dict else outputs.to_tuple()
+
+    @staticmethod
+    def _output(
+        encoder_outputs: Seq2SeqRNNEncoderOutput,
+        features: torch.Tensor,
+        state: Seq2SeqRNNState | None,
+        alignments: torch.Tensor | None,
+        decoder_embeddings: _OutputRecorder | None,
+    ) -> Seq2SeqModelOutput:
+        """What `forward` returns, from the decoder's results.
+
+        Args:
+            features (`torch.FloatTensor` of shape `(batch, tgt_len, output_size)`): the output features.
+            state (`Seq2SeqRNNState`, *optional*): the state after the last input, to return as the cache.
+            alignments (`torch.FloatTensor` of shape `(batch, tgt_len, src_len)`, *optional*): the
+                cross-attentions to return; `None` returns none.
+            decoder_embeddings (`_OutputRecorder`, *optional*): the decoder's embedding outputs; with
+                it, the hidden states of encoder and decoder are returned as well.
+        """
+        with_hidden_states = decoder_embeddings is not None
+        return Seq2SeqModelOutput(
+            last_hidden_state=features,
+            decoder_hidden_states=(decoder_embeddings.along_time(), features) if with_hidden_states else None,
+            cross_attentions=(alignments.unsqueeze(1),) if alignments is not None else None,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states if with_hidden_states else None,
+            **{cache_field(Seq2SeqModelOutput): state},
+        )
 
     def _encode(
         self,
@@ -811,72 +838,91 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
             when labels are given, the decoder state (`CACHE_FIELD`: `cache`, or `past_key_values`
             before transformers 5.24) and, with `output_attentions`, `cross_attentions`: one
             tensor `(batch, 1, tgt_len, src_len)`. In training with labels and teacher forcing,
-            once the batch has `CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits` is `None`: the
-            loss is computed a chunk of tokens at a time and the logits never exist whole.
+            once the batch has `loss_seq2seq_rnn.CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits`
+            is `None`: the loss is computed a chunk of tokens at a time and the logits never exist whole.
         """
         state = given_state(cache, past_key_values, kwargs, Seq2SeqRNNState)
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if labels is not None and decoder_input_ids is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
+        outputs, logits = self._run_model(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            encoder_outputs,
+            state,
+            ratio,
+            bool(output_attentions),
+            output_hidden_states,
+        )
+        features = outputs.last_hidden_state  # (B, T, F)
+        if logits is None and not uses_chunked_loss(features, self.config.vocab_size, labels, self.training):
+            logits = self.lm_head(features)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            loss = language_model_loss(labels, self.config.label_smoothing, logits, features, self.lm_head)
+        return self._lm_output(outputs, logits, loss, use_cache, return_dict)
+
+    def _run_model(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.LongTensor | None,
+        decoder_input_ids: torch.LongTensor,
+        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
+        state: Seq2SeqRNNState | None,
+        ratio: float,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> tuple[Seq2SeqModelOutput, torch.Tensor | None]:
+        """What `Seq2SeqRNNModel.forward` returns (with the state), and the logits `(batch, tgt_len,
+        vocab_size)` where they were made on the way: in training with a teacher-forcing ratio below
+        1, which `_scheduled_sampling` decodes step by step; `None` otherwise."""
         if self.training and ratio < 1.0 and state is None:
             logits, outputs = self._scheduled_sampling(
-                input_ids, attention_mask, decoder_input_ids, encoder_outputs, ratio, output_hidden_states
+                input_ids,
+                attention_mask,
+                decoder_input_ids,
+                encoder_outputs,
+                ratio,
+                output_attentions,
+                output_hidden_states,
             )
-        else:
-            outputs = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids,
-                encoder_outputs=encoder_outputs,
-                cache=state,
-                use_cache=True,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                return_dict=True,
-            )
-            features = outputs.last_hidden_state  # (B, T, F)
-            logits = None
-        state = outputs[cache_field(Seq2SeqModelOutput)]
-        cross_attentions = outputs.cross_attentions if output_attentions else None
-        loss = None
-        if logits is None:
-            logit_count = features.shape[0] * features.shape[1] * self.config.vocab_size
-            if (
-                labels is not None
-                and self.training
-                and torch.is_grad_enabled()
-                and logit_count >= CHUNKED_LOSS_MIN_LOGITS
-            ):
-                # Training: the loss (and its gradient) chunk by chunk; the logits are never whole.
-                loss = chunked_linear_cross_entropy(
-                    features.reshape(-1, features.shape[-1]),
-                    self.lm_head.weight,
-                    self.lm_head.bias,
-                    labels.reshape(-1).to(features.device),
-                    self.config.label_smoothing,
-                )
-            else:
-                logits = self.lm_head(features)  # (B, T, V)
-        if labels is not None and loss is None:
-            loss = nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(),
-                labels.reshape(-1).to(logits.device),
-                ignore_index=-100,
-                label_smoothing=self.config.label_smoothing,
-            )
+            return outputs, logits
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            encoder_outputs=encoder_outputs,
+            cache=state,
+            use_cache=True,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        return outputs, None
+
+    def _lm_output(
+        self,
+        outputs: Seq2SeqModelOutput,
+        logits: torch.Tensor | None,
+        loss: torch.Tensor | None,
+        use_cache: bool | None,
+        return_dict: bool | None,
+    ) -> Seq2SeqLMOutput | tuple:
+        """What `forward` returns: the model's `outputs` with the logits and the loss."""
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         result = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
             decoder_hidden_states=outputs.decoder_hidden_states,
-            cross_attentions=cross_attentions,
+            cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
-            **{CACHE_FIELD: state if use_cache else None},
+            **{CACHE_FIELD: getattr(outputs, cache_field(Seq2SeqModelOutput)) if use_cache else None},
         )
         return result if return_dict else result.to_tuple()
 
@@ -887,16 +933,16 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
         decoder_input_ids: torch.LongTensor,
         encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
         ratio: float,
+        output_attentions: bool,
         output_hidden_states: bool,
     ) -> tuple[torch.Tensor, Seq2SeqModelOutput]:
         """Decode step by step; each step reads the reference with probability `ratio`, else the
         previous step's most likely token (Bengio et al., 2015, section 2.4). Returns the logits
-        `(batch, tgt_len, vocab_size)` and what `Seq2SeqRNNModel.forward` returns (with
-        cross-attentions and the state). The decoder's hidden states here are the steps' tensors
-        stacked: equal in value, but gradients stop at the steps, not at the stack."""
+        `(batch, tgt_len, vocab_size)` and what `Seq2SeqRNNModel.forward` returns (with the state).
+        The decoder's hidden states here are the steps' tensors stacked: equal in value, but
+        gradients stop at the steps, not at the stack."""
         encoder_outputs = self.model._encode(input_ids, attention_mask, encoder_outputs, output_hidden_states)
-        memory = self.model.memory(encoder_outputs, attention_mask)
-        state = self.model.decoder.initial_state(encoder_outputs, memory)
+        memory, state = self.start_decoding(encoder_outputs, attention_mask)
         step_input = decoder_input_ids[:, 0]
         all_logits, features, alignments = [], [], []
         with _OutputRecorder(self.model.decoder.embed_tokens, output_hidden_states) as decoder_embeddings:
@@ -909,15 +955,14 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
                 if t + 1 < decoder_input_ids.shape[1]:
                     use_reference = torch.rand(logits.shape[0], device=logits.device) < ratio
                     step_input = torch.where(use_reference, decoder_input_ids[:, t + 1], logits.detach().argmax(-1))
-        stacked_features = torch.stack(features, 1)  # (B, T, output_size)
-        return torch.stack(all_logits, 1), Seq2SeqModelOutput(
-            last_hidden_state=stacked_features,
-            decoder_hidden_states=(decoder_embeddings.along_time(), stacked_features) if output_hidden_states else None,
-            cross_attentions=(torch.stack(alignments, 1).unsqueeze(1),) if alignments[0] is not None else None,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
-            **{cache_field(Seq2SeqModelOutput): state},
+        outputs = self.model._output(
+            encoder_outputs,
+            torch.stack(features, 1),  # (B, T, output_size)
+            state,
+            torch.stack(alignments, 1) if output_attentions and alignments[0] is not None else None,  # (B, T, S)
+            decoder_embeddings if output_hidden_states else None,
         )
+        return torch.stack(all_logits, 1), outputs
 
     def start_decoding(
         self, encoder_outputs: Seq2SeqRNNEncoderOutput, attention_mask: torch.Tensor | None

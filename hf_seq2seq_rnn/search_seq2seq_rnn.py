@@ -59,6 +59,7 @@ from transformers.generation import (
     SuppressTokensLogitsProcessor,
 )
 
+from .attention_seq2seq_rnn import has_attention
 from .compat_seq2seq_rnn import cache_field
 
 logger = logging.getLogger(__name__)
@@ -579,7 +580,7 @@ class BeamSearch(DecodeStrategy):
         indices = torch.full((batch, beams, config.max_length - prompt), -1, dtype=torch.int32, device=device)
         source_mask = self.attention_mask.view(batch, beams, -1)[:, 0].bool()  # (N, S)
         coverage = None
-        if self.settings.coverage_penalty and self.model.config.attention_type != "none":
+        if self.settings.coverage_penalty and has_attention(self.model.config):
             coverage = torch.zeros((batch, beams, source_mask.shape[1]), dtype=torch.float, device=device)
         return BeamState(
             sentences=torch.arange(batch, device=device),

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 import hf_seq2seq_rnn
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel, Seq2SeqRNNState
+from hf_seq2seq_rnn.attention_seq2seq_rnn import ATTENTION_CLASSES
 from hf_seq2seq_rnn.modeling_seq2seq_rnn import CACHE_FIELD
 from hf_seq2seq_rnn.recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, reverse_padded
 
@@ -32,6 +33,9 @@ VARIANTS = [
     ]
 ]
 VARIANT_IDS = ["-".join(str(v) for v in variant.values()) for variant in VARIANTS]
+# The registered attention types: a new one is tested with no edit here.
+WITH_CONTEXT = [name for name, attention in ATTENTION_CLASSES.items() if attention.has_context]
+PARALLEL = [name for name, attention in ATTENTION_CLASSES.items() if not attention.query_before_step]
 
 
 def make_model(seed: int = 0, uniform_attention: bool = False, **overrides) -> Seq2SeqRNNForConditionalGeneration:
@@ -316,7 +320,7 @@ def test_padded_row_generates_what_it_does_alone(variant):
         assert torch.equal(produced, alone[0]), f"row {row}"
 
 
-@pytest.mark.parametrize("attention_type", ["dot", "general", "additive"])
+@pytest.mark.parametrize("attention_type", WITH_CONTEXT)
 def test_attention_rows_sum_to_one_and_ignore_padding(attention_type):
     model = make_model(attention_type=attention_type, input_feeding=attention_type == "general")
     input_ids, attention_mask, labels = make_batch()
@@ -349,7 +353,7 @@ def test_attention_none_returns_no_alignment():
 
 
 @pytest.mark.parametrize("cell_type", ["lstm", "gru", "peephole_lstm"])
-@pytest.mark.parametrize("attention_type", ["none", "dot", "general"])
+@pytest.mark.parametrize("attention_type", PARALLEL)
 @pytest.mark.parametrize("peeky", [False, True])
 def test_whole_sequence_decoder_equals_step_loop(cell_type, attention_type, peeky):
     model = make_model(cell_type=cell_type, attention_type=attention_type, peeky=peeky)
@@ -364,7 +368,7 @@ def test_whole_sequence_decoder_equals_step_loop(cell_type, attention_type, peek
         decoder.parallel = True
     torch.testing.assert_close(parallel.logits, looped.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(parallel.loss, looped.loss, atol=1e-6, rtol=1e-6)
-    if attention_type != "none":
+    if ATTENTION_CLASSES[attention_type].has_context:
         torch.testing.assert_close(parallel.cross_attentions[0], looped.cross_attentions[0], atol=1e-6, rtol=1e-5)
 
 
@@ -467,7 +471,9 @@ def test_scheduled_sampling_with_every_draw_forced(attention_type):
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
     forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
     # forward() takes the parallel path at ratio 1; the step loop itself, with a draw that is always "reference":
-    looped, looped_outputs = model._scheduled_sampling(input_ids, attention_mask, decoder_input_ids, None, 1.0, False)
+    looped, looped_outputs = model._scheduled_sampling(
+        input_ids, attention_mask, decoder_input_ids, None, 1.0, output_attentions=True, output_hidden_states=False
+    )
     torch.testing.assert_close(looped, forced.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(looped_outputs.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
 
@@ -531,7 +537,11 @@ def test_bad_masks_are_refused():
         model(input_ids=input_ids, attention_mask=empty, labels=labels)
 
 
-@pytest.mark.parametrize("variant", VARIANTS + [dict(tie_word_embeddings=True, peeky=True)], ids=VARIANT_IDS + ["tied"])
+@pytest.mark.parametrize(
+    "variant",
+    VARIANTS + [dict(tie_word_embeddings=True, peeky=True)] + [dict(attention_type=name) for name in ATTENTION_CLASSES],
+    ids=VARIANT_IDS + ["tied"] + [f"attention-{name}" for name in ATTENTION_CLASSES],
+)
 def test_strict_save_load_round_trip(variant, tmp_path):
     model = make_model(**variant)
     model.save_pretrained(tmp_path)
@@ -552,10 +562,10 @@ def test_strict_save_load_round_trip(variant, tmp_path):
 
 def test_every_combination_of_options_trains_and_generates():
     for cell, attention, bi, feed, peeky, reverse in itertools.product(
-        ["lstm", "gru", "peephole_lstm"], ["none", "dot", "general", "additive"], *[[False, True]] * 4
+        ["lstm", "gru", "peephole_lstm"], ATTENTION_CLASSES, *[[False, True]] * 4
     ):
-        if feed and attention == "none":
-            continue
+        if feed and not ATTENTION_CLASSES[attention].has_context:
+            continue  # input feeding needs attention
         model = make_model(
             cell_type=cell,
             attention_type=attention,
@@ -603,12 +613,12 @@ def test_chunked_loss_equals_cross_entropy_of_the_whole_logits(label_smoothing, 
 
 def test_training_loss_and_gradients_equal_those_of_the_whole_logits(monkeypatch):
     """Without dropout, the chunked training loss of the model equals the loss from its full logits."""
-    from hf_seq2seq_rnn import loss_seq2seq_rnn, modeling_seq2seq_rnn
+    from hf_seq2seq_rnn import loss_seq2seq_rnn
 
     model = make_model(cell_type="lstm", attention_type="general", dropout=0.0, label_smoothing=0.1)
     input_ids, attention_mask, labels = make_batch()
     model.train()
-    monkeypatch.setattr(modeling_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
+    monkeypatch.setattr(loss_seq2seq_rnn, "CHUNKED_LOSS_MIN_LOGITS", 1)  # this tiny batch takes the chunked path
     monkeypatch.setattr(loss_seq2seq_rnn, "LOSS_CHUNK_TOKENS", 4)
     output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     assert output.logits is None  # the logits never existed whole

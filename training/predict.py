@@ -44,6 +44,7 @@ import transformers
 from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
+from hf_seq2seq_rnn.attention_seq2seq_rnn import has_attention
 from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS, decoding_settings
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
@@ -456,7 +457,7 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     model, tokenizer = load_models(settings.model, settings.trust_remote_code, settings.quantize)
     task, info = model_task(settings)
     with_attention = bool(settings.alignments or settings.hard_alignments)
-    if with_attention and getattr(model.config, "attention_type", None) == "none":
+    if with_attention and not has_attention(model.config):
         raise TrainingInputError(
             "the model has no attention (attention_type none): drop --alignments / --hard-alignments"
         )
