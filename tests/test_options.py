@@ -1,0 +1,189 @@
+"""Options are declared once (`seq2seq_tools.options`) and read alike by every command: the values a
+type accepts, switches, lists, null, least values and `--help` lines; and a decoding setting is
+checked in one place (`decoding_settings`) that training, predict, the chatbot and generate() share."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import torch
+
+from chatbot import __main__ as chatbot_cli
+from chatbot.inference import DecodingSettings
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
+from seq2seq_tools.options import OptionValueError, add_options, convert, from_namespace, option
+from training import predict
+from training.config import TrainingConfig, parse_config
+from training.errors import TrainingInputError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Example:
+    """A command with one option of each kind."""
+
+    name: str = option("free text", "x")
+    count: int | None = option("a count", None, minimum=1)
+    rate: float = option("a rate", 0.5, minimum=0)
+    switch: bool = option("a switch", False)
+    precision: Literal["auto", "no", "bf16"] = option("a closed set with a word YAML reads as a boolean", "auto")
+    items: list[str] = option("a list", [])
+
+
+def parse(arguments: list[str]) -> Example:
+    parser = argparse.ArgumentParser()
+    add_options(parser, Example)
+    return from_namespace(Example, parser.parse_args(arguments))
+
+
+def test_each_kind_of_value_reads_from_the_command_line():
+    assert parse([]) == Example()
+    assert parse(["--name", "no", "--count", "3", "--rate", "2", "--precision", "no"]) == Example(
+        name="no", count=3, rate=2.0, precision="no"
+    )  # free text keeps a word YAML would read as false (--source-lang no)
+    assert parse(["--count", "null"]).count is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "value"),
+    [
+        ([], False),
+        (["--switch"], True),
+        (["--switch", "true"], True),
+        (["--switch", "no"], False),
+        (["--no-switch"], False),
+    ],
+)
+def test_a_switch_is_bare_given_a_value_or_negated(arguments, value):
+    assert parse(arguments).switch is value
+
+
+def test_a_list_option_repeats_and_takes_a_yaml_list():
+    assert parse(["--items", "a", "--items", "b c"]).items == ["a", "b c"]
+    assert parse(["--items", "[a, b]", "--items", "c"]).items == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--count", "0"], "argument --count: '0' must be an integer >= 1"),
+        (["--count", "2.5"], "argument --count: '2.5': expected int or null"),
+        (["--rate", "-1"], "argument --rate: '-1' must be a number of at least 0"),
+        (["--rate", "nan"], "argument --rate: 'nan' must be a number of at least 0"),
+        (["--precision", "fp8"], "argument --precision: 'fp8' is not supported; accepted values: auto, no, bf16"),
+        (["--switch", "maybe"], "argument --switch: 'maybe': expected bool"),
+    ],
+)
+def test_a_bad_value_names_the_flag_the_value_and_what_is_accepted(arguments, message, capsys):
+    with pytest.raises(SystemExit):
+        parse(arguments)
+    assert message in capsys.readouterr().err
+
+
+def test_a_value_from_yaml_is_read_by_the_same_rules():
+    assert (
+        convert("precision", False, typing.get_type_hints(Example)["precision"]) == "no"
+    )  # YAML 1.1 read `no` as false
+    with pytest.raises(OptionValueError, match=r"^count=0 must be an integer >= 1$"):
+        convert("count", 0, int | None, minimum=1)
+    with pytest.raises(OptionValueError, match=r"^rate=True: expected float$"):
+        convert("rate", True, float)
+
+
+def test_help_gives_each_option_its_text_kind_least_value_and_default():
+    parser = argparse.ArgumentParser()
+    add_options(parser, Example)
+    text = " ".join(parser.format_help().split())
+    assert "a count (int or null, at least 1; default: null)" in text
+    assert "a closed set with a word YAML reads as a boolean (one of auto, no, bf16; default: auto)" in text
+    assert "--no-switch" not in text  # accepted, not listed
+
+
+@pytest.mark.parametrize(
+    ("settings", "command"),
+    [
+        (TrainingConfig, "training.train"),
+        (predict.PredictSettings, "training.predict"),
+        (chatbot_cli.ChatbotSettings, "chatbot"),
+    ],
+)
+def test_every_command_makes_each_declared_field_a_documented_flag(settings, command):
+    result = subprocess.run([sys.executable, "-m", command, "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for item in dataclasses.fields(settings):
+        if item.metadata.get("help") is not None:
+            assert "--" + item.name.replace("_", "-") + " " in result.stdout, item.name
+
+
+def test_adding_a_field_adds_its_flag_with_no_other_edit():
+    @dataclass
+    class Extended(Example):
+        new_option: int = option("an option added in one place", 7, minimum=2)
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, Extended)
+    assert from_namespace(Extended, parser.parse_args(["--new-option", "9"])).new_option == 9
+    assert "an option added in one place (int, at least 2; default: 7)" in " ".join(parser.format_help().split())
+
+
+def tiny_model() -> Seq2SeqRNNForConditionalGeneration:
+    return Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNConfig(vocab_size=12, hidden_size=8, embedding_size=4))
+
+
+def by_training(key: str, value: float) -> None:
+    parse_config(["--demo", "translation", "--" + key.replace("_", "-"), str(value)])
+
+
+def by_chatbot_command(key: str, value: float) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "--" + key.replace("_", "-"), str(value)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    raise ValueError(result.stderr)
+
+
+def by_predict(key: str, value: float) -> None:
+    settings = predict.PredictSettings(model=["m"], dataset="d", output="o", **{key: value})
+    predict.generation_settings(tiny_model(), settings)
+
+
+def by_generate(key: str, value: float) -> None:
+    tiny_model().generate(torch.tensor([[5, 6, 2]]), **{key: value}, max_new_tokens=3)
+
+
+# The same bad decoding setting, given each way in: the message of `decoding_settings` every time
+# (the chatbot page's sliders have ranges of their own, which answer first for the counts).
+BAD_DECODING = [
+    (by_training, "num_beams", 0, "num_beams=0: expected a whole number of at least 1"),
+    (by_predict, "num_beams", 0, "num_beams=0: expected a whole number of at least 1"),
+    (by_generate, "num_beams", 0, "num_beams=0: expected a whole number of at least 1"),
+    (by_training, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_predict, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_chatbot_command, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_generate, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_predict, "top_p", 1.5, "top_p=1.5: expected a number greater than 0 and at most 1"),
+    (DecodingSettings, "top_p", 1.5, "top_p=1.5: expected a number greater than 0 and at most 1"),
+    (by_generate, "top_p", 1.5, "top_p=1.5: expected a number greater than 0 and at most 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("way", "key", "value", "message"),
+    BAD_DECODING,
+    ids=[f"{way.__name__}-{key}" for way, key, _, _ in BAD_DECODING],
+)
+def test_a_bad_decoding_setting_gets_the_same_message_every_way_in(way, key, value, message):
+    with pytest.raises((ValueError, TrainingInputError), match=message):
+        way(**{key: value}) if way is DecodingSettings else way(key, value)
