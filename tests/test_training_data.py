@@ -240,6 +240,36 @@ def test_rows_with_a_third_field_are_skipped_counted_and_the_rest_read(tmp_path,
     assert "skipped 2 row(s) whose field count differs from the first row's (line 5 has 3 fields" in caplog.text
 
 
+def test_a_source_file_and_a_target_file_read_as_the_pairs_of_their_lines(tmp_path):
+    """`--dataset train.de --target-file train.en`: line i of one is the target of line i of the other,
+    the pairs a .tsv of the same lines gives (a tab inside a line stays in its side)."""
+    pairs = [*PAIRS, ("a\ttab", "un\ttab")]
+    source = write_lines(tmp_path / "train.de", [source for source, _ in pairs])
+    target = write_lines(tmp_path / "train.en", [target for _, target in pairs])
+    splits, schema = load_pairs(DataSpec(dataset=source, target_file=target, validation_size=2))
+    assert all_pairs(splits) == sorted(pairs) and (schema.source, schema.target) == ("source", "target")
+    write_lines(tmp_path / "short.en", [target for _, target in pairs[:-2]])
+    with pytest.raises(TrainingInputError, match=r"train.de has 7 lines but .*short.en has 5: --target-file holds"):
+        load_pairs(DataSpec(dataset=source, target_file=str(tmp_path / "short.en")))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--demo", "translation", "--target-file", "t.en"], "--target-file goes with --dataset"),
+        (
+            ["--dataset", "s.de", "--target-file", "t.en", "--streaming", "--max-steps", "5"],
+            "reads both files into memory",
+        ),
+    ],
+)
+def test_a_target_file_without_a_source_file_or_with_streaming_is_refused(arguments, message):
+    from training.config import parse_config
+
+    with pytest.raises(TrainingInputError, match=message):
+        parse_config(arguments)
+
+
 def test_plain_text_of_another_extension_is_sources_only_and_training_refuses_it(tmp_path):
     path = write_lines(tmp_path / "newstest2014.en", [source for source, _ in PAIRS])
     with pytest.raises(TrainingInputError, match=r"holds sources only, in 'source' \(no targets\); training needs"):

@@ -248,6 +248,21 @@ def test_greedy_evaluation_and_every_documented_precision_word_run_and_save(tmp_
     assert (saved["max_length_a"], saved["max_length_b"]) == (2.0, 10.0)
 
 
+def test_a_run_trains_on_a_source_file_and_a_target_file(tmp_path):
+    from training.demos import translation_demo
+
+    pairs = translation_demo(size=200, seed=1)
+    (tmp_path / "train.en").write_text("".join(line + "\n" for line in pairs["source"]), encoding="utf-8")
+    (tmp_path / "train.fr").write_text("".join(line + "\n" for line in pairs["target"]), encoding="utf-8")
+    output = tmp_path / "run"
+    arguments = ["--dataset", str(tmp_path / "train.en"), "--target-file", str(tmp_path / "train.fr"),
+                 "--validation-size", "20", "--max-steps", "2", "--eval-steps", "null", "--checkpointing-steps", "null",
+                 "--vocab-size", "300", "--output-dir", str(output), *SMALL, "--mixed-precision", "no"]  # fmt: skip
+    assert main(arguments) == 0
+    info = json.loads((output / "training_info.json").read_text(encoding="utf-8"))
+    assert info["config"]["target_file"] == "train.fr" and info["config"]["dataset"] == "train.en"
+
+
 def test_under_a_time_budget_the_progress_bar_counts_seconds_of_the_budget_and_shows_steps(tmp_path, capsys):
     """`--max-minutes` with a huge `--max-steps`: the bar measures the budget, not the step bound, and the
     scores of the final evaluation are dated in training seconds."""

@@ -269,6 +269,15 @@ def validate(config: TrainingConfig) -> None:
         demos.check_languages(config.demo, config.source_lang, config.target_lang)
     if config.keep_checkpoints < 1:
         raise TrainingInputError(f"keep_checkpoints={config.keep_checkpoints} must be at least 1 (the default keeps 3)")
+    if config.target_file is not None and config.dataset is None:
+        raise TrainingInputError(
+            "--target-file goes with --dataset, the file of its sources: --dataset train.de --target-file train.en"
+        )
+    if config.target_file is not None and config.streaming:
+        raise TrainingInputError(
+            "--target-file reads both files into memory; for a corpus larger than memory, join them into "
+            "source<TAB>target lines in a .txt and pass --streaming"
+        )
     if config.streaming and config.max_steps is None:
         raise TrainingInputError("a streaming dataset has no known length: pass --max-steps")
     if config.validation_size <= 0:

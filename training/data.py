@@ -98,6 +98,11 @@ class DataSpec:
         'the split to validate on; null: "validation" when the data has one, else held out of the training split', None
     )
     validation_file: str | None = option("a separate local file of validation pairs (same formats as --dataset)", None)
+    target_file: str | None = option(
+        "a plain-text file of targets, one per line, for a --dataset file of sources one per line (train.de with "
+        "train.en, the layout of WMT and OPUS corpora); the two must have as many lines",
+        None,
+    )
     validation_size: float = option(
         "pairs held out for validation when there is no validation split: a count, or a fraction if below 1", 0.05
     )
@@ -524,8 +529,30 @@ def load_pairs(spec: DataSpec) -> tuple[dict[str, Dataset | IterableDataset], Sc
     The validation pairs come from `validation_file`, else `validation_split`, else a split named
     `validation`, else `validation_size` rows of the training split (shuffled with `seed`).
     """
+    if spec.target_file:
+        splits = parallel_files(spec.dataset, spec.target_file, spec.train_split)
+        return pairs_from_splits(splits, spec, source=f"{spec.dataset} and {spec.target_file}")
     splits = load_raw(spec.dataset, spec.dataset_config, spec.streaming, spec.train_split, spec)
     return pairs_from_splits(splits, spec, source=spec.dataset)
+
+
+def parallel_files(source_path: str, target_path: str, split_name: str) -> DatasetDict:
+    """The pairs of two plain-text files, line `i` of `target_path` the target of line `i` of
+    `source_path`, as the split `split_name` with the columns `source` and `target`."""
+    lines = {}
+    for flag, path in (("--dataset", source_path), ("--target-file", target_path)):
+        if not os.path.isfile(path):
+            raise TrainingInputError(f"{flag} {path}: file not found")
+        _check_plain_text(path, os.path.splitext(path)[1])
+        with open(path, encoding="utf-8-sig") as handle:
+            lines[flag] = [line.rstrip("\r\n") for line in handle]
+    sources, targets = lines["--dataset"], lines["--target-file"]
+    if len(sources) != len(targets):
+        raise TrainingInputError(
+            f"{source_path} has {len(sources)} lines but {target_path} has {len(targets)}: --target-file holds one "
+            "target line for each source line of --dataset"
+        )
+    return DatasetDict({split_name: Dataset.from_dict({"source": sources, "target": targets})})
 
 
 def _training_schema(dataset: Dataset | IterableDataset, spec: DataSpec, source: str) -> Schema:

@@ -15,7 +15,15 @@ from seq2seq_tools.tasks import PIPELINE_TAGS
 from .config import MODEL_KEYS
 
 # Config keys that hold a local path: the card and training_info.json keep only the file's name.
-PATH_KEYS = ("dataset", "validation_file", "tokenizer", "model_name_or_path", "output_dir", "resume_from_checkpoint")
+PATH_KEYS = (
+    "dataset",
+    "validation_file",
+    "target_file",
+    "tokenizer",
+    "model_name_or_path",
+    "output_dir",
+    "resume_from_checkpoint",
+)
 
 
 def public_name(dataset: str | None) -> str | None:
