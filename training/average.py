@@ -23,10 +23,12 @@ and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,6 +39,7 @@ from transformers import GenerationConfig
 import hf_seq2seq_rnn  # noqa: F401  (registers the model's code, which save_pretrained copies beside the weights)
 from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
 from seq2seq_tools.loading import MODEL_TYPE, load_config, load_tokenizer, read_config_dict, read_training_info
+from seq2seq_tools.options import add_options, from_namespace, option
 
 from . import checkpoints
 from .errors import InputArgumentParser, TrainingInputError, run_command
@@ -50,17 +53,24 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 RUN_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "training_info.json")
 
 
+@dataclass
+class AverageSettings:
+    """The options of `python -m training.average`; each field is a flag."""
+
+    checkpoints: str = option(
+        "the run's output folder (--output-dir of training) or its checkpoints/", dataclasses.MISSING, required=True
+    )
+    last: int = option("how many of the newest readable checkpoints", dataclasses.MISSING, required=True)
+    output: str = option("the model folder to write (created if missing)", dataclasses.MISSING, required=True)
+
+
 def build_parser() -> InputArgumentParser:
     parser = InputArgumentParser(
         prog="python -m training.average",
         allow_abbrev=False,
         description="Average the weights of the last N checkpoints of a training run into a model folder.",
     )
-    parser.add_argument(
-        "--checkpoints", required=True, help="the run's output folder (--output-dir of training) or its checkpoints/"
-    )
-    parser.add_argument("--last", required=True, type=int, help="how many of the newest readable checkpoints")
-    parser.add_argument("--output", required=True, help="the model folder to write (created if missing)")
+    add_options(parser, AverageSettings)
     return parser
 
 
@@ -244,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
 
     def average_and_report() -> None:
-        settings = build_parser().parse_args(arguments)
+        settings = from_namespace(AverageSettings, build_parser().parse_args(arguments))
         command = "python -m training.average " + shlex.join(arguments)
         names = average(settings.checkpoints, settings.last, settings.output, command)
         print(f"averaged {', '.join(names)} into {settings.output}")
