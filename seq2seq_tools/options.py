@@ -210,14 +210,14 @@ def add_options(
     *,
     keep_defaults: bool = True,
 ) -> None:
-    """Add the fields of dataclass `settings` (those in `names`, else all with help) as flags of `parser`.
+    """Add the fields of dataclass `settings` with help (those in `names`, in that order) as flags of `parser`.
 
     `keep_defaults=False` leaves a flag not given out of the parsed namespace, for a command that
     lays the flags over values from elsewhere (a YAML file)."""
     hints = type_hints(settings)
-    wanted = None if names is None else set(names)
-    for item in dataclasses.fields(settings):
-        if item.metadata.get("help") is None or (wanted is not None and item.name not in wanted):
+    fields = {item.name: item for item in dataclasses.fields(settings)}
+    for item in (fields[name] for name in names) if names is not None else fields.values():
+        if item.metadata.get("help") is None:
             continue
         hint = hints[item.name]
         flag = "--" + item.name.replace("_", "-")

@@ -229,7 +229,10 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
     return {
         "--last 0": (["--checkpoints", trained_run, "--last", "0", "--output", out], "--last 0: must be at least 1"),
         "--last -2": (["--checkpoints", trained_run, "--last", "-2", "--output", out], "--last -2: must be at least 1"),
-        "--last not a number": (["--checkpoints", trained_run, "--last", "x", "--output", out], "argument --last: 'x': expected int"),
+        "--last not a number": (
+            ["--checkpoints", trained_run, "--last", "x", "--output", out],
+            "argument --last: 'x': expected int",
+        ),
         "fewer checkpoints than --last": (
             ["--checkpoints", trained_run, "--last", "5", "--output", out],
             "has 4 readable checkpoint(s) (step-00000002, step-00000006, step-00000008, step-00000010); pass --last 4",

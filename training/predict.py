@@ -158,13 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them. A "
         "switch is on given alone or with true, off with false or --no-SWITCH.",
     )
-    required = [item.name for item in dataclasses.fields(PredictSettings) if item.metadata["required"]]
-    add_options(parser, PredictSettings, required)  # --model, --dataset and --output first, then the rest
-    add_options(
-        parser,
-        PredictSettings,
-        [item.name for item in dataclasses.fields(PredictSettings) if item.name not in required],
-    )
+    fields = sorted(dataclasses.fields(PredictSettings), key=lambda item: not item.metadata["required"])
+    add_options(parser, PredictSettings, [item.name for item in fields])  # --model, --dataset, --output first
     return parser
 
 
