@@ -141,16 +141,12 @@ def check_settings(values: dict[str, Any]) -> None:
             raise ValueError(f"{name}={value!r} is not supported; accepted values: {accepted}")
         if hint is bool and not isinstance(value, bool):
             raise ValueError(f"{name}={value!r} must be True or False")
-        if hint is int and (
-            isinstance(value, bool) or not isinstance(value, int) or value < SETTINGS[name].metadata["minimum"]
-        ):
+        if hint is int and not (_is_whole(value) and value >= SETTINGS[name].metadata["minimum"]):
             raise ValueError(f"{name}={value!r} must be an integer >= {SETTINGS[name].metadata['minimum']}")
-        if name in PROBABILITIES and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0
-        ):
+        if name in PROBABILITIES and not (_is_number(value) and 0.0 <= value <= 1.0):
             raise ValueError(f"{name}={value!r} must be a number between 0 and 1")
     init_range = values["init_range"]
-    if isinstance(init_range, bool) or not isinstance(init_range, (int, float)) or init_range <= 0:
+    if not (_is_number(init_range) and init_range > 0):
         raise ValueError(f"init_range={init_range!r} must be a positive number")
     if values["bidirectional_encoder"] and values["hidden_size"] % 2:
         raise ValueError(
@@ -165,9 +161,19 @@ def check_settings(values: dict[str, Any]) -> None:
         )
 
 
+def _is_whole(value: object) -> bool:
+    """An int, not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """An int or a float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_token_ids(vocab_size: int, token_ids: dict[str, object]) -> None:
     for name, token_id in token_ids.items():
-        if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 <= token_id < vocab_size:
+        if not (_is_whole(token_id) and 0 <= token_id < vocab_size):
             raise ValueError(f"{name}={token_id!r} must be an integer in [0, vocab_size={vocab_size})")
 
 

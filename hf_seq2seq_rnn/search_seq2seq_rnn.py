@@ -116,7 +116,7 @@ class SearchSettings:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if not (_is_number(value) and value >= 0):
                 raise ValueError(f"{name}={value!r}: expected a number of at least 0, or None (none) to leave it off")
 
     @classmethod
@@ -180,7 +180,7 @@ def _check_counts(settings: Any) -> None:
         ("top_k", 0, " (0: all tokens)"),
     ):
         value = getattr(settings, name, None)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
             raise ValueError(f"{name}={value!r}: expected a whole number of at least {least}{meaning}")
     limit = getattr(settings, "max_new_tokens_limit", None) or MAX_NEW_TOKENS_LIMIT
     name = "max_new_tokens" if settings.max_new_tokens is not None else "max_length"  # the first overrides
