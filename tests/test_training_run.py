@@ -263,6 +263,19 @@ def test_a_run_trains_on_a_source_file_and_a_target_file(tmp_path):
     assert info["config"]["target_file"] == "train.fr" and info["config"]["dataset"] == "train.en"
 
 
+def test_a_streaming_run_of_unknown_length_trains_to_max_steps_and_saves(tmp_path):
+    """One process, a stream: the loader has no length, and nothing may ask for it (the first
+    max_eval_samples rows, 500, are held out of the stream for validation)."""
+    pairs = write_pairs(tmp_path / "pairs.csv", [(f"q{i:04d}", f"a{i:04d}"[::-1]) for i in range(600)])
+    output = tmp_path / "run"
+    arguments = ["--dataset", pairs, "--output-dir", str(output), "--batch-size", "8", *PROBE_FLAGS]
+    arguments[arguments.index("--max-steps") + 1] = "2"
+    assert main(arguments) == 0
+    assert (output / "model.safetensors").is_file()
+    state = json.loads((output / "checkpoints" / "index.json").read_text(encoding="utf-8"))
+    assert state, "a checkpoint is saved at the end"
+
+
 def test_under_a_time_budget_the_progress_bar_counts_seconds_of_the_budget_and_shows_steps(tmp_path, capsys):
     """`--max-minutes` with a huge `--max-steps`: the bar measures the budget, not the step bound, and the
     scores of the final evaluation are dated in training seconds."""

@@ -388,12 +388,13 @@ def make_optimizer(config: TrainingConfig, model: torch.nn.Module) -> torch.opti
 
 
 def plan_steps(
-    config: TrainingConfig, batches: int, sampler: LengthGroupedBatchSampler | None
+    config: TrainingConfig, train_dataloader: DataLoader, sampler: LengthGroupedBatchSampler | None
 ) -> tuple[int | None, schedules.Horizon]:
     """Optimizer steps per epoch (None for a stream of unknown length with --max-steps) and where
-    the run ends, from the training batches per epoch (`batches`, per process)."""
+    the run ends, from the training batches per epoch and process (the loader's length, asked for
+    only where it has one: a stream has none)."""
     steps_per_epoch = (
-        math.ceil(batches / config.gradient_accumulation_steps)
+        math.ceil(len(train_dataloader) / config.gradient_accumulation_steps)
         if sampler is not None or config.max_steps is None
         else None
     )
@@ -463,7 +464,7 @@ def prepare_run(config: TrainingConfig) -> Run:
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
-    steps_per_epoch, horizon = plan_steps(config, len(train_dataloader), sampler)
+    steps_per_epoch, horizon = plan_steps(config, train_dataloader, sampler)
     lr_scheduler, decay = schedules.make_lr_scheduler(
         config.lr_scheduler, optimizer, config.warmup_steps, horizon, config.lr_decay_fraction
     )
