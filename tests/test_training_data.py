@@ -270,6 +270,14 @@ def test_a_target_file_without_a_source_file_or_with_streaming_is_refused(argume
         parse_config(arguments)
 
 
+def test_a_stream_no_longer_than_its_held_out_validation_is_refused_with_what_to_pass(tmp_path):
+    path = write_lines(tmp_path / "pairs.tsv", ["source\ttarget"] + [f"{s}\t{t}" for s, t in PAIRS])
+    with pytest.raises(TrainingInputError, match=r"has 500 rows or fewer: a stream holds its first 500 out"):
+        load_pairs(DataSpec(dataset=path, streaming=True))
+    splits, _ = load_pairs(DataSpec(dataset=path, streaming=True, validation_size=2))
+    assert len(list(splits["train"])) == len(PAIRS) - 2
+
+
 def test_plain_text_of_another_extension_is_sources_only_and_training_refuses_it(tmp_path):
     path = write_lines(tmp_path / "newstest2014.en", [source for source, _ in PAIRS])
     with pytest.raises(TrainingInputError, match=r"holds sources only, in 'source' \(no targets\); training needs"):

@@ -593,6 +593,12 @@ def pairs_from_splits(
     elif isinstance(train, IterableDataset):
         held_out = int(spec.validation_size) if spec.validation_size >= 1 else 500
         validation, train = train.take(held_out), train.skip(held_out)
+        if next(iter(train.take(1)), None) is None:  # reads the held-out rows once, not the whole stream
+            raise TrainingInputError(
+                f"{source} has {held_out} rows or fewer: a stream holds its first {held_out} out for validation, "
+                "which leaves none to train on; pass --validation-size N below its row count, a --validation-file, "
+                "or leave out --streaming"
+            )
     else:
         if len(train) < 2:
             raise TrainingInputError(
