@@ -229,13 +229,14 @@ def test_an_ambiguous_first_row_is_a_header_and_the_error_says_so_and_how_to_pas
         assert all_pairs(splits) == sorted([("english", "french"), *PAIRS])
 
 
-def test_rows_with_a_third_field_are_skipped_counted_and_the_rest_read(tmp_path, caplog):
+@pytest.mark.parametrize("streaming", [False, True], ids=["in-memory", "streaming"])
+def test_rows_with_a_third_field_are_skipped_counted_and_the_rest_read(tmp_path, caplog, streaming):
     rows = [f"{source}\t{target}" for source, target in PAIRS]
     rows[3] += "\tan extra field"  # a stray tab: three fields
     rows[5] += "\tone\ttwo"
     path = write_lines(tmp_path / "test.tsv", ["source\ttarget", *rows])
     with caplog.at_level("WARNING", logger="training.data"):
-        splits, _ = load_pairs(DataSpec(dataset=path, validation_size=2))
+        splits, _ = load_pairs(DataSpec(dataset=path, validation_size=2, streaming=streaming))
     assert all_pairs(splits) == sorted(pair for index, pair in enumerate(PAIRS) if index not in (3, 5))
     assert "skipped 2 row(s) whose field count differs from the first row's (line 5 has 3 fields" in caplog.text
 

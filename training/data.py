@@ -209,31 +209,36 @@ def load_raw(
 
 def _load_dataset(arguments: dict[str, Any], streaming: bool, local_path: str | None) -> Any:
     """`datasets.load_dataset(**arguments)`; a local .csv or .tsv with rows of another field count than
-    its first row is read again without them, and how many were skipped, and where, is logged."""
+    its first row is read without them (`_without_bad_rows`)."""
     try:
         return datasets.load_dataset(**arguments, streaming=streaming)
     except Exception as error:
         if local_path is None or arguments["path"] != "csv" or "fields in line" not in _root_cause(error):
             raise
-        bad = _rows_of_another_width(local_path, arguments)
-        if not bad:
-            raise
-        logger.warning(
-            "%s: skipped %d row(s) whose field count differs from the first row's (line %d has %d fields; a .tsv "
-            "row is source<TAB>target with no tab inside either)",
-            local_path, len(bad), bad[0][0], bad[0][1],
-        )  # fmt: skip
-        return datasets.load_dataset(**arguments, streaming=streaming, on_bad_lines="skip")
+        return _without_bad_rows(local_path, arguments, streaming)
 
 
-def _rows_of_another_width(path: str, csv_arguments: dict[str, Any]) -> list[tuple[int, int]]:
-    """(line number, field count) of each row of a .csv or .tsv whose field count differs from the first row's."""
-    options = {key: value for key, value in csv_arguments.items() if key in ("delimiter", "quoting")}
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+def _without_bad_rows(path: str, arguments: dict[str, Any], streaming: bool) -> DatasetDict | IterableDatasetDict:
+    """A .csv or .tsv read with the csv module, skipping the rows whose field count differs from the
+    first row's; how many, and the first one's line, are logged. (pandas' `on_bad_lines="skip"` would
+    do it, but older `datasets` releases drop that argument under pandas 3.)"""
+    options = {key: value for key, value in arguments.items() if key in ("delimiter", "quoting")}
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, **options)
-        rows = ((reader.line_num, len(row)) for row in reader if row)
-        _, width = next(rows, (0, 0))
-        return [(line, count) for line, count in rows if count != width]
+        rows = [(reader.line_num, row) for row in reader if row]
+    names = arguments.get("column_names") or rows.pop(0)[1]
+    bad = [(line, len(row)) for line, row in rows if len(row) != len(names)]
+    logger.warning(
+        "%s: skipped %d row(s) whose field count differs from the first row's (line %d has %d fields; a .tsv "
+        "row is source<TAB>target with no tab inside either)",
+        path, len(bad), bad[0][0], bad[0][1],
+    )  # fmt: skip
+    kept = [row for _, row in rows if len(row) == len(names)]
+    dataset = Dataset.from_dict({name: [row[index] for row in kept] for index, name in enumerate(names)})
+    [split_name] = arguments["data_files"]
+    if streaming:
+        return IterableDatasetDict({split_name: dataset.to_iterable_dataset()})
+    return DatasetDict({split_name: dataset})
 
 
 def local_reader(path: str, spec: DataSpec | None = None) -> tuple[str, dict[str, Any]]:
