@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -209,36 +209,69 @@ def load_raw(
 
 def _load_dataset(arguments: dict[str, Any], streaming: bool, local_path: str | None) -> Any:
     """`datasets.load_dataset(**arguments)`; a local .csv or .tsv with rows of another field count than
-    its first row is read without them (`_without_bad_rows`)."""
+    its first row is read without them (`_without_bad_rows`). A stream is checked before it is read
+    (pandas would fail at the bad row, mid-training); an in-memory read only when pandas refuses it."""
+    is_table = local_path is not None and arguments["path"] == "csv"
+    if is_table and streaming and _bad_rows(local_path, arguments):
+        return _without_bad_rows(local_path, arguments, streaming)
     try:
         return datasets.load_dataset(**arguments, streaming=streaming)
     except Exception as error:
-        if local_path is None or arguments["path"] != "csv" or "fields in line" not in _root_cause(error):
+        if not is_table or "fields in line" not in _root_cause(error):
             raise
         return _without_bad_rows(local_path, arguments, streaming)
+
+
+def _table_rows(path: str, arguments: dict[str, Any]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The column names of a .csv or .tsv (its first row, or `column_names`) and its other rows with
+    their line numbers, read lazily with the csv module."""
+    options = {key: value for key, value in arguments.items() if key in ("delimiter", "quoting")}
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, **options)
+            lines = ((reader.line_num, row) for row in reader if row)
+            if "column_names" not in arguments:
+                next(lines, None)
+            yield from lines
+
+    names = arguments.get("column_names") or _first_row(path, options)
+    return names, rows()
+
+
+def _first_row(path: str, options: dict[str, Any]) -> list[str]:
+    """The first non-empty row of a .csv or .tsv."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next((row for row in csv.reader(handle, **options) if row), [])
+
+
+def _bad_rows(path: str, arguments: dict[str, Any]) -> list[tuple[int, int]]:
+    """(line, field count) of every row whose field count differs from the column names'."""
+    names, rows = _table_rows(path, arguments)
+    return [(line, len(row)) for line, row in rows if len(row) != len(names)]
 
 
 def _without_bad_rows(path: str, arguments: dict[str, Any], streaming: bool) -> DatasetDict | IterableDatasetDict:
     """A .csv or .tsv read with the csv module, skipping the rows whose field count differs from the
     first row's; how many, and the first one's line, are logged. (pandas' `on_bad_lines="skip"` would
     do it, but older `datasets` releases drop that argument under pandas 3.)"""
-    options = {key: value for key, value in arguments.items() if key in ("delimiter", "quoting")}
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, **options)
-        rows = [(reader.line_num, row) for row in reader if row]
-    names = arguments.get("column_names") or rows.pop(0)[1]
-    bad = [(line, len(row)) for line, row in rows if len(row) != len(names)]
+    bad = _bad_rows(path, arguments)
     logger.warning(
         "%s: skipped %d row(s) whose field count differs from the first row's (line %d has %d fields; a .tsv "
         "row is source<TAB>target with no tab inside either)",
         path, len(bad), bad[0][0], bad[0][1],
     )  # fmt: skip
-    kept = [row for _, row in rows if len(row) == len(names)]
-    dataset = Dataset.from_dict({name: [row[index] for row in kept] for index, name in enumerate(names)})
+    names, _ = _table_rows(path, arguments)
+
+    def kept() -> Iterator[dict[str, str]]:
+        for _, row in _table_rows(path, arguments)[1]:
+            if len(row) == len(names):
+                yield dict(zip(names, row, strict=True))
+
     [split_name] = arguments["data_files"]
     if streaming:
-        return IterableDatasetDict({split_name: dataset.to_iterable_dataset()})
-    return DatasetDict({split_name: dataset})
+        return IterableDatasetDict({split_name: IterableDataset.from_generator(kept)})
+    return DatasetDict({split_name: Dataset.from_list(list(kept()))})
 
 
 def local_reader(path: str, spec: DataSpec | None = None) -> tuple[str, dict[str, Any]]:
