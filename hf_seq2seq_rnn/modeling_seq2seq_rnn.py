@@ -49,7 +49,6 @@ from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 from .search_seq2seq_rnn import (
-    MAX_NEW_TOKENS_LIMIT,
     SEARCH_SETTINGS,
     SourceLengthCap,
     compact_search,
@@ -728,10 +727,6 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
             )
         return model_inputs
 
-    # The most tokens one generate() call may produce unless `generation_config.max_new_tokens_limit`
-    # says otherwise (`search_seq2seq_rnn.decoding_settings` checks it).
-    MAX_NEW_TOKENS_LIMIT = MAX_NEW_TOKENS_LIMIT
-
     def generate(
         self,
         inputs: torch.Tensor | None = None,
@@ -755,7 +750,7 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         (`search_seq2seq_rnn.decoding_settings`, the one check that predict, the chatbot and training
         pass through as well): `num_beams < 1`, `top_p` outside (0, 1], a negative
         `max_length_a`, more new tokens than `generation_config.max_new_tokens_limit` (default
-        `MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more), ...
+        `search_seq2seq_rnn.MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more), ...
         """
         base = generation_config if generation_config is not None else self.generation_config
         _, search_settings = decoding_settings(base, **kwargs)  # the one check of every decoding setting
