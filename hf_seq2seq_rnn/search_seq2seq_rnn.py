@@ -168,7 +168,13 @@ def decoding_settings(base: Any, strict: bool = False, **given: Any) -> tuple[An
     return settings, search
 
 
+def _is_whole(value: object) -> bool:
+    """An int, not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_number(value: object) -> bool:
+    """A finite int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -180,7 +186,7 @@ def _check_counts(settings: Any) -> None:
         ("top_k", 0, " (0: all tokens)"),
     ):
         value = getattr(settings, name, None)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+        if value is not None and not (_is_whole(value) and value >= least):
             raise ValueError(f"{name}={value!r}: expected a whole number of at least {least}{meaning}")
     limit = getattr(settings, "max_new_tokens_limit", None) or MAX_NEW_TOKENS_LIMIT
     name = "max_new_tokens" if settings.max_new_tokens is not None else "max_length"  # the first overrides
