@@ -141,7 +141,7 @@ def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
     """The command line's settings, or one line on stderr and exit code 2."""
     parser = build_parser()
     settings = from_namespace(ChatbotSettings, parser.parse_args(argv))
-    if settings.auth is not None and None in _nonempty(settings.login()):
+    if settings.auth is not None and not all(settings.login()):
         parser.error("--auth takes USER:PASSWORD, both non-empty")
     if settings.ensemble is not None and len(settings.ensemble) < 2:
         parser.error("--ensemble needs two models or more (give the flag once per model)")
@@ -156,10 +156,6 @@ def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
     except ValueError as error:
         parser.error(f"bad decoding setting: {error}")
     return settings
-
-
-def _nonempty(parts: tuple[str, str] | None) -> tuple[str | None, ...]:
-    return tuple(part or None for part in parts or ())
 
 
 def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> str | None:
