@@ -212,37 +212,32 @@ def _load_dataset(arguments: dict[str, Any], streaming: bool, local_path: str | 
     its first row is read without them (`_without_bad_rows`). A stream is checked before it is read
     (pandas would fail at the bad row, mid-training); an in-memory read only when pandas refuses it."""
     is_table = local_path is not None and arguments["path"] == "csv"
-    if is_table and streaming and _bad_rows(local_path, arguments):
-        return _without_bad_rows(local_path, arguments, streaming)
+    if is_table and streaming:
+        bad = _bad_rows(local_path, arguments)
+        if bad:
+            return _without_bad_rows(local_path, arguments, streaming, bad)
     try:
         return datasets.load_dataset(**arguments, streaming=streaming)
     except Exception as error:
-        if not is_table or "fields in line" not in _root_cause(error):
+        bad = _bad_rows(local_path, arguments) if is_table and "fields in line" in _root_cause(error) else []
+        if not bad:  # another parse error, or one the csv module does not see: the caller reports it
             raise
-        return _without_bad_rows(local_path, arguments, streaming)
+        return _without_bad_rows(local_path, arguments, streaming, bad)
 
 
 def _table_rows(path: str, arguments: dict[str, Any]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """The column names of a .csv or .tsv (its first row, or `column_names`) and its other rows with
-    their line numbers, read lazily with the csv module."""
+    """The column names of a .csv or .tsv (`column_names`, else its first row) and its other
+    non-empty rows with their line numbers, read lazily with the csv module."""
     options = {key: value for key, value in arguments.items() if key in ("delimiter", "quoting")}
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, **options)
-            lines = ((reader.line_num, row) for row in reader if row)
-            if "column_names" not in arguments:
-                next(lines, None)
-            yield from lines
+            yield from ((reader.line_num, row) for row in reader if row)
 
-    names = arguments.get("column_names") or _first_row(path, options)
-    return names, rows()
-
-
-def _first_row(path: str, options: dict[str, Any]) -> list[str]:
-    """The first non-empty row of a .csv or .tsv."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return next((row for row in csv.reader(handle, **options) if row), [])
+    lines = rows()
+    names = arguments.get("column_names") or next(lines, (0, []))[1]
+    return names, lines
 
 
 def _bad_rows(path: str, arguments: dict[str, Any]) -> list[tuple[int, int]]:
@@ -251,20 +246,21 @@ def _bad_rows(path: str, arguments: dict[str, Any]) -> list[tuple[int, int]]:
     return [(line, len(row)) for line, row in rows if len(row) != len(names)]
 
 
-def _without_bad_rows(path: str, arguments: dict[str, Any], streaming: bool) -> DatasetDict | IterableDatasetDict:
-    """A .csv or .tsv read with the csv module, skipping the rows whose field count differs from the
-    first row's; how many, and the first one's line, are logged. (pandas' `on_bad_lines="skip"` would
-    do it, but older `datasets` releases drop that argument under pandas 3.)"""
-    bad = _bad_rows(path, arguments)
+def _without_bad_rows(
+    path: str, arguments: dict[str, Any], streaming: bool, bad: list[tuple[int, int]]
+) -> DatasetDict | IterableDatasetDict:
+    """A .csv or .tsv read with the csv module without its `bad` rows (`_bad_rows`), whose count and
+    first line are logged. (pandas' `on_bad_lines="skip"` would do it, but older `datasets` releases
+    drop that argument under pandas 3.)"""
     logger.warning(
         "%s: skipped %d row(s) whose field count differs from the first row's (line %d has %d fields; a .tsv "
         "row is source<TAB>target with no tab inside either)",
         path, len(bad), bad[0][0], bad[0][1],
     )  # fmt: skip
-    names, _ = _table_rows(path, arguments)
 
     def kept() -> Iterator[dict[str, str]]:
-        for _, row in _table_rows(path, arguments)[1]:
+        names, rows = _table_rows(path, arguments)
+        for _, row in rows:
             if len(row) == len(names):
                 yield dict(zip(names, row, strict=True))
 
