@@ -26,7 +26,6 @@ ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import logging
@@ -330,11 +329,12 @@ def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> di
 
 
 def effective_settings(model: torch.nn.Module, given: dict[str, Any]) -> dict[str, Any]:
-    """The decoding settings in force (the model's generation config under the flags), for the summary."""
-    config = copy.deepcopy(model.generation_config)
-    config.update(**given, allow_custom_entries=True)
-    keys = (*GENERATE_KEYS, "early_stopping", *SEARCH_KEYS)
-    return {key: getattr(config, key) for key in keys if getattr(config, key, None) is not None}
+    """The decoding settings in force (the model's generation config under the flags, merged as
+    generate() merges them), for the summary."""
+    config, search = decoding_settings(model.generation_config, **given)
+    values = {key: getattr(config, key) for key in (*GENERATE_KEYS, "early_stopping")}
+    values.update({key: getattr(search, key) for key in SEARCH_KEYS})
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def cpu_description() -> dict[str, Any]:
