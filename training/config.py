@@ -199,7 +199,7 @@ def _unknown_key_message(key: str, where: str) -> str:
 
 
 def load_yaml(path: str) -> dict[str, Any]:
-    """The keys of a YAML config file, each read as its type."""
+    """The keys of a YAML config file, as YAML read them (`validate` reads each as its key's type)."""
     if not os.path.isfile(path):
         raise TrainingInputError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as handle:
@@ -212,7 +212,7 @@ def load_yaml(path: str) -> dict[str, Any]:
     for key in content:
         if key not in FIELD_HINTS:
             raise TrainingInputError(_unknown_key_message(key, path))
-    return {key: _converted(key, value) for key, value in content.items()}
+    return content
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,9 +253,11 @@ def parse_config(argv: list[str] | None = None) -> TrainingConfig:
 
 
 def validate(config: TrainingConfig) -> None:
-    """Raise `TrainingInputError` for values no run could use (model values are checked by the model config)."""
+    """Read each value as its key's declared type (a YAML `no` for mixed_precision is "no", an int
+    learning rate a float), in place; then raise `TrainingInputError` for values no run could use
+    (model values are checked by the model config)."""
     for key in FIELDS:  # type, accepted values and least value, as declared (also for a config built in code)
-        _converted(key, getattr(config, key))
+        setattr(config, key, _converted(key, getattr(config, key)))
     if config.tokenizer_type == "morpheme" and config.tokenizer is None and config.model_name_or_path is None:
         try:  # before the data is read: the analyzer is an optional extra
             importlib.import_module("kiwipiepy")
