@@ -124,8 +124,7 @@ def _read_text(text: str, accepted: tuple[type, ...]) -> Any:
     if bool in accepted and lowered in TRUE_WORDS + FALSE_WORDS:
         return lowered in TRUE_WORDS
     if list in accepted:
-        loaded = yaml.safe_load(text) if text.lstrip().startswith("[") else [text]
-        return loaded
+        return yaml.safe_load(text) if text.lstrip().startswith("[") else [text]
     for kind in (int, float):
         if kind in accepted:
             try:
@@ -178,6 +177,7 @@ def type_hints(settings: type) -> dict[str, Any]:
 
 
 def default_of(item: dataclasses.Field) -> Any:
+    """A field's default (a fresh one where it has a factory)."""
     if item.default_factory is not dataclasses.MISSING:
         return item.default_factory()
     return item.default
