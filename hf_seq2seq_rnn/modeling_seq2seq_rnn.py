@@ -49,6 +49,7 @@ from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 from .search_seq2seq_rnn import (
+    OWN_LOOPS,
     SEARCH_SETTINGS,
     SourceLengthCap,
     compact_search,
@@ -149,6 +150,20 @@ class Seq2SeqRNNState:
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.steps
 
+    @classmethod
+    def cat(cls, states: list[Seq2SeqRNNState]) -> Seq2SeqRNNState:
+        """The states of several batches as one, rows in order (a search loop joining a batch to a
+        running one); `projected_keys` padded with zeros to the longest source, which the memory's
+        mask hides. `steps` is the most any of them took."""
+        width = max(_width(state.projected_keys) for state in states)
+        values = {}
+        for name in ("hidden", "cell", "attentional", "projected_keys"):
+            parts = [getattr(state, name) for state in states]
+            if name == "projected_keys":
+                parts = [_pad_source(part, width) for part in parts]
+            values[name] = None if parts[0] is None else torch.cat(parts)
+        return cls(**values, steps=max(state.steps for state in states))
+
     def as_rnn_state(self) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The state in the layer-first layout of `nn.LSTM` / `nn.GRU`."""
         hidden = self.hidden.transpose(0, 1).contiguous()  # (L, B, H)
@@ -178,6 +193,30 @@ class Seq2SeqRNNMemory:
             mask=self.mask.index_select(0, rows),
             summary=self.summary.index_select(0, rows),
         )
+
+    @classmethod
+    def cat(cls, memories: list[Seq2SeqRNNMemory]) -> Seq2SeqRNNMemory:
+        """The memories of several batches as one, rows in order, padded to the longest source (the
+        mask is False on the padding, so attention gives it weight 0)."""
+        width = max(memory.keys.shape[1] for memory in memories)
+        return cls(
+            keys=torch.cat([_pad_source(memory.keys, width) for memory in memories]),  # (B, S, H)
+            mask=torch.cat([_pad_source(memory.mask, width) for memory in memories]),  # (B, S)
+            summary=torch.cat([memory.summary for memory in memories]),  # (B, H)
+        )
+
+
+def _width(values: torch.Tensor | None) -> int:
+    """The source length of a `(batch, src_len, ...)` tensor; 0 for None."""
+    return 0 if values is None else values.shape[1]
+
+
+def _pad_source(values: torch.Tensor | None, width: int) -> torch.Tensor | None:
+    """`values` `(batch, src_len, ...)` padded with zeros (False) to `width` source positions."""
+    if values is None or values.shape[1] == width:
+        return values
+    padding = values.new_zeros((values.shape[0], width - values.shape[1], *values.shape[2:]))
+    return torch.cat([values, padding], dim=1)
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -756,7 +795,7 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         _, search_settings = decoding_settings(base, **kwargs)  # the one check of every decoding setting
         for name in SEARCH_SETTINGS:
             kwargs.pop(name, None)
-        if custom_generate is compact_search:
+        if custom_generate in OWN_LOOPS:
             # generate() hands a callable only the arguments its signature adds to transformers' own
             # loop's, so the streamer goes to it under a name of its own as well.
             kwargs.update(search_settings=search_settings, search_streamer=kwargs.get("streamer"))
@@ -767,7 +806,7 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
             criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
             criteria.append(SourceLengthCap(search_settings, source))
             kwargs["stopping_criteria"] = criteria
-        if custom_generate is not compact_search and search_settings.coverage_penalty:
+        if custom_generate not in OWN_LOOPS and search_settings.coverage_penalty:
             logger.warning(
                 "coverage_penalty is a setting of this model's own beam search; ignored by %s", custom_generate
             )

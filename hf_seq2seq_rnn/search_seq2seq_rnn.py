@@ -57,6 +57,9 @@ from transformers.generation import (
     StopStringCriteria,
     SuppressTokensAtBeginLogitsProcessor,
     SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
 )
 
 from .attention_seq2seq_rnn import has_attention
@@ -83,6 +86,8 @@ ROW_WISE_PROCESSORS = (
     InfNanRemoveLogitsProcessor,
     LogitNormalization,
 )
+# The warpers of sampling, row-wise as well: the `SampleSearch` of a batch that requests join (`prepared_search`).
+ROW_WISE_WARPERS = (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 # Stopping criteria that judge each row alone. In beam search a stop string could end every
 # candidate of one sentence while transformers' loop goes on stepping it, so there it is left out.
 ROW_WISE_CRITERIA_GREEDY = (MaxLengthCriteria, MaxTimeCriteria, EosTokenCriteria, StopStringCriteria)
@@ -205,9 +210,15 @@ def unsupported(
     stopping_criteria: list,
     synced_gpus: bool,
     model_kwargs: dict[str, Any],
+    sampling: bool = False,
 ) -> str | None:
-    """Why these settings need transformers' own loop, or `None` when this module's search handles them."""
-    if generation_config.do_sample:
+    """Why these settings need transformers' own loop, or `None` when this module's search handles them.
+
+    `sampling=True` accepts sampling with a temperature, top-k or top-p (`SampleSearch`): a batch
+    whose rows change between steps draws other random numbers than transformers' loop would, so
+    generate() leaves sampling to that loop, where a seed reproduces its draws.
+    """
+    if generation_config.do_sample and not (sampling and generation_config.num_beams == 1):
         return "sampling (do_sample=True)"
     if getattr(generation_config, "num_beam_groups", 1) not in (None, 1):
         return "group beam search (num_beam_groups > 1)"
@@ -217,8 +228,9 @@ def unsupported(
         return "output_hidden_states"
     if model_kwargs.get("encoder_outputs") is None:
         return "no encoder_outputs to decode from"
+    row_wise = ROW_WISE_PROCESSORS + (ROW_WISE_WARPERS if generation_config.do_sample else ())
     for processor in logits_processor:
-        if not isinstance(processor, ROW_WISE_PROCESSORS):
+        if not isinstance(processor, row_wise):
             return f"the logits processor {type(processor).__name__}"
         if isinstance(processor, RepetitionPenaltyLogitsProcessor) and not (
             getattr(processor, "prompt_ignore_length", None) is None or isinstance(processor.prompt_ignore_length, int)
@@ -249,14 +261,14 @@ def compact_search(
 ) -> Any:
     """The decoding loop `generate()` hands over to (`generate(custom_generate=compact_search)`).
 
-    Greedy search for `num_beams=1`, beam search above; transformers' own loop for what `unsupported`
-    names, with one debug line. Takes and returns what transformers' own loops take and return;
-    `search_settings` and `search_streamer` are what `Seq2SeqRNNGenerationMixin.generate`
-    passes (generate() gives a callable no `streamer` of its own). The length cap comes as the
-    `SourceLengthCap` that `generate()` puts among the stopping criteria: transformers' own loop
-    applies it as it is, the compact search reads its limits and drops rows by them.
+    Greedy search for `num_beams=1`, beam search above, each stepped by a `DecodingLoop`;
+    transformers' own loop for what `unsupported` names, with one debug line. Takes and returns what
+    transformers' own loops take and return; `search_settings` and `search_streamer` are what
+    `Seq2SeqRNNGenerationMixin.generate` passes (generate() gives a callable no `streamer` of its
+    own). The length cap comes as the `SourceLengthCap` that `generate()` puts among the stopping
+    criteria: transformers' own loop applies it as it is, the compact search reads its limits and
+    drops rows by them.
     """
-    settings = search_settings or SearchSettings.from_config(generation_config)
     streamer = streamer if streamer is not None else search_streamer
     reason = unsupported(model, generation_config, logits_processor, stopping_criteria, synced_gpus, model_kwargs)
     if reason is not None:
@@ -274,14 +286,102 @@ def compact_search(
             **extra,
             **model_kwargs,
         )
+    search = _prepare(model, input_ids, logits_processor, stopping_criteria, generation_config, search_settings,
+                      streamer, model_kwargs)  # fmt: skip
+    loop = DecodingLoop(model)
+    loop.add(search)
+    while not search.strategy.done:
+        loop.step()
+    return search.strategy.output()
+
+
+def prepared_search(
+    model: Any,
+    input_ids: torch.LongTensor,
+    logits_processor: Any,
+    stopping_criteria: Any,
+    generation_config: Any,
+    synced_gpus: bool = False,
+    streamer: Any = None,
+    search_settings: SearchSettings | None = None,
+    search_streamer: Any = None,
+    **model_kwargs: Any,
+) -> PreparedSearch:
+    """`compact_search` up to its first step: `generate(custom_generate=prepared_search)` returns the
+    search ready to join a running `DecodingLoop` (whose steps it then shares with other searches),
+    instead of its output. A server decodes requests that arrive at different times in one batch so.
+
+    Raises:
+        ValueError: for the settings that only transformers' own loop decodes (`unsupported`).
+    """
+    reason = unsupported(
+        model, generation_config, logits_processor, stopping_criteria, synced_gpus, model_kwargs, sampling=True
+    )
+    if reason is not None:
+        raise ValueError(f"{reason} is decoded by transformers' own loop, which cannot share a batch")
+    streamer = streamer if streamer is not None else search_streamer
+    return _prepare(
+        model,
+        input_ids,
+        logits_processor,
+        stopping_criteria,
+        generation_config,
+        search_settings,
+        streamer,
+        model_kwargs,
+    )
+
+
+# The decoding loops of this module: `Seq2SeqRNNGenerationMixin.generate` passes them their own settings.
+OWN_LOOPS = (compact_search, prepared_search)
+
+
+@dataclass
+class PreparedSearch:
+    """A search ready to be stepped: its strategy and what the decoder starts from (`start_decoding`)."""
+
+    strategy: DecodeStrategy
+    memory: Any
+    state: Any
+
+
+def _prepare(
+    model: Any,
+    input_ids: torch.LongTensor,
+    logits_processor: Any,
+    stopping_criteria: Any,
+    generation_config: Any,
+    search_settings: SearchSettings | None,
+    streamer: Any,
+    model_kwargs: dict[str, Any],
+) -> PreparedSearch:
+    """The strategy for these settings, and the decoder's memory and first state."""
+    settings = search_settings or SearchSettings.from_config(generation_config)
     if generation_config.num_beams > 1 and streamer is not None:
         raise ValueError("a streamer follows one sequence; it cannot be used with beam search (num_beams > 1)")
     cap = next((criterion for criterion in stopping_criteria if isinstance(criterion, SourceLengthCap)), None)
     criteria = StoppingCriteriaList(criterion for criterion in stopping_criteria if criterion is not cap)
-    strategy = BeamSearch if generation_config.num_beams > 1 else GreedySearch
-    return strategy(model, input_ids, logits_processor, criteria, generation_config, settings, model_kwargs, cap).run(
-        streamer
+    encoder_outputs = model_kwargs["encoder_outputs"]
+    attention_mask = model_kwargs.get("attention_mask")
+    if attention_mask is None:
+        attention_mask = encoder_outputs.attention_mask
+    strategy_class = (
+        BeamSearch if generation_config.num_beams > 1 else SampleSearch if generation_config.do_sample else GreedySearch
     )
+    strategy = strategy_class(
+        input_ids,
+        logits_processor,
+        criteria,
+        generation_config,
+        settings,
+        attention_mask,
+        encoder_outputs=encoder_outputs,
+        limits=None if cap is None else cap.limits.to(input_ids.device),
+        coverage=bool(settings.coverage_penalty) and has_attention(model.config),
+        streamer=streamer,
+    )
+    memory, state = model.start_decoding(encoder_outputs, attention_mask)
+    return PreparedSearch(strategy, memory, state)
 
 
 class SourceLengthCap(StoppingCriteria):
@@ -309,81 +409,114 @@ class SourceLengthCap(StoppingCriteria):
         return (input_ids.shape[1] - self.prompt_length) >= limits
 
 
-class DecodeStrategy:
-    """What greedy and beam search share: the decoder's memory and state for the rows still
-    decoded, one model step on them, dropping the rows of sentences that are done, and the
-    per-step outputs laid out at the rows of the whole batch.
+@dataclass
+class KeepRows:
+    """What a strategy keeps of its rows after a step, in its local row numbers.
 
     Args:
-        model: a `Seq2SeqRNNForConditionalGeneration` or another `Seq2SeqRNNGenerationMixin` model, such
-            as an ensemble (its `start_decoding` and `decode_step`).
-        input_ids (`torch.LongTensor` of shape `(batch * beams, 1)`): the decoder start tokens.
+        state (`(rows,)`): the rows of the decoder state, in their new order (beam search continues
+            a beam from its parent's row).
+        memory (`(rows,)`, *optional*): the rows of the encoder memory; `None` leaves it as it is
+            (beam search reorders beams within a sentence, whose memory rows are all the same).
+    """
+
+    state: torch.LongTensor
+    memory: torch.LongTensor | None
+
+
+class DecodeStrategy:
+    """Decides the tokens of one batch of sentences from each step's logits; it never calls the model.
+
+    A `DecodingLoop` steps the decoder for the live rows of every strategy it holds and hands each
+    strategy the logits and alignment of its own rows (`advance`). The strategy records them, picks
+    its tokens, and answers with the rows the loop keeps (`KeepRows`) when it drops the rows of
+    sentences that are done or reorders beams, as OpenNMT-py's `DecodeStrategy.advance` /
+    `update_finished` / `select_indices` and fairseq's `Search.step` split the work. The per-step
+    outputs (`scores`, `logits`, `cross_attentions`) are laid out at the rows of the whole batch, as
+    transformers' own loops return them.
+
+    Args:
+        input_ids (`torch.LongTensor` of shape `(batch * beams, prompt)`): the decoder start tokens.
         logits_processor, stopping_criteria, generation_config: as `generate()` prepared them.
         settings: this module's own settings.
-        model_kwargs: `generate()`'s model arguments: `encoder_outputs` and `attention_mask`, each
-            expanded to `batch * beams` rows.
-        cap: the source-relative length cap, whose `limits` (one per sentence) the search applies
-            itself; `None` without one.
+        attention_mask (`torch.LongTensor` of shape `(batch * beams, src_len)`): 1 on real source tokens.
+        encoder_outputs: what the encoder returned (its attentions go to the output).
+        limits (`(batch,)`, *optional*): new tokens allowed per sentence (the source-relative cap).
+        coverage: keep the coverage penalty's summed attention (beam search).
+        streamer: gets each step's tokens of the whole batch (greedy search).
+
+    What the loop reads:
+        tokens (`(rows,)`): the token each live row reads at the next step.
+        start_rows: the rows of the prepared memory and state that the first step reads, or `None` for all.
+        source_width: the source length of this batch (the loop may pad its memory wider).
+        done: every sentence is done; the loop then drops the strategy's rows.
+        newly_done: the sentences (batch indices) that the last `advance` finished; `output()`
+            already holds their final result.
     """
 
     def __init__(
         self,
-        model: Any,
         input_ids: torch.LongTensor,
         logits_processor: Any,
         stopping_criteria: Any,
         generation_config: Any,
         settings: SearchSettings,
-        model_kwargs: dict[str, Any],
-        cap: SourceLengthCap | None = None,
+        attention_mask: torch.Tensor,
+        *,
+        encoder_outputs: Any = None,
+        limits: torch.Tensor | None = None,
+        coverage: bool = False,
+        streamer: Any = None,
     ):
-        self.model = model
         self.input_ids = input_ids
         self.logits_processor = logits_processor
         self.stopping_criteria = stopping_criteria
         self.config = generation_config
         self.settings = settings
-        self.limits = None if cap is None else cap.limits.to(input_ids.device)  # (sentences,)
-        self.encoder_outputs = model_kwargs["encoder_outputs"]
-        self.attention_mask = model_kwargs.get("attention_mask")
-        if self.attention_mask is None:
-            self.attention_mask = self.encoder_outputs.attention_mask
-        self.memory, self.state = model.start_decoding(self.encoder_outputs, self.attention_mask)
+        self.attention_mask = attention_mask
+        self.encoder_outputs = encoder_outputs
+        self.limits = limits  # (sentences,)
+        self.coverage = coverage
+        self.streamer = streamer
         self.rows_total = input_ids.shape[0]
         self.prompt_length = input_ids.shape[1]
+        self.source_width = attention_mask.shape[1]
+        # Consecutive rows per sentence: beams, or returned sequences (generate() repeats the sources so).
+        self.rows_per_sentence = max(generation_config.num_beams or 1, generation_config.num_return_sequences or 1)
+        self.start_rows: torch.LongTensor | None = None
+        self.done = False
+        self.newly_done: list[int] = []
+        self.stopped = torch.zeros(self.rows_total, dtype=torch.bool, device=input_ids.device)  # (batch * beams,)
         returns = generation_config.return_dict_in_generate
         self.scores = [] if returns and generation_config.output_scores else None
         self.logits = [] if returns and generation_config.output_logits else None
         self.cross_attentions = [] if returns and generation_config.output_attentions else None
         self.steps = 0
 
-    def step(self, tokens: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One decoder step on the live rows. Returns the logits in float32 `(live rows, vocab)` and
-        the alignment `(live rows, src_len)` (`None` without attention)."""
-        logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state)
-        self.steps += 1
-        return logits.float(), alignment  # a new tensor already: transformers' loops copy a model output's
+    @property
+    def tokens(self) -> torch.LongTensor:
+        raise NotImplementedError
 
-    def first_step_per_sentence(self, tokens: torch.LongTensor, beams: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The first step of beam search, run once per sentence: its `beams` rows are copies of one
-        another until then (generate() repeated the encoder's outputs for them). Returns what `step`
-        returns, for every row."""
-        first = torch.arange(0, tokens.shape[0], beams, device=tokens.device)  # one row per sentence
-        copies = torch.arange(first.shape[0], device=tokens.device).repeat_interleave(beams)  # (N * K,)
-        whole_memory, self.memory = self.memory, self.memory.select(first)
-        self.state.reorder_cache(first)
-        logits, alignment = self.step(tokens[first])
-        self.memory = whole_memory
-        self.state.reorder_cache(copies)
-        return logits[copies], None if alignment is None else alignment[copies]
+    def advance(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> KeepRows | None:
+        """Take one step's outputs for the live rows: logits `(rows, vocab)` in float32 (unnormalized:
+        greedy search ranks and records them as transformers' `_sample` does, beam search takes their
+        log-softmax) and the alignment `(rows, source_width)` (`None` without attention). Returns the
+        rows to keep, or `None` when every row stays where it is."""
+        raise NotImplementedError
 
-    def keep_rows(self, rows: torch.LongTensor) -> None:
-        """Keep only `rows` (local indices) of the memory and the state."""
-        self.memory = self.memory.select(rows)
-        self.state.reorder_cache(rows)
+    def output(self) -> Any:
+        """transformers' output class (or the ids alone without `return_dict_in_generate`)."""
+        raise NotImplementedError
+
+    def stop(self, sentence: int) -> None:
+        """End sentence `sentence` (a batch index) at the next step, whatever it has produced: a
+        server's client went away, and its rows should stop costing a step."""
+        rows = self.rows_per_sentence
+        self.stopped[sentence * rows : (sentence + 1) * rows] = True
 
     def record(self, live_rows: torch.LongTensor, scores: torch.Tensor, logits: torch.Tensor, alignment: Any) -> None:
         """Keep this step's outputs when asked, each at the live rows of a whole-batch tensor."""
+        self.steps += 1
         if self.scores is not None:
             self.scores.append(self._whole(live_rows, scores))
         if self.logits is not None:
@@ -404,7 +537,7 @@ class DecodeStrategy:
         fields = {
             "scores": None if self.scores is None else tuple(self.scores),
             "logits": None if self.logits is None else tuple(self.logits),
-            "encoder_attentions": encoder_outputs.get("attentions") if attentions else None,
+            "encoder_attentions": encoder_outputs.get("attentions") if attentions and encoder_outputs else None,
             "encoder_hidden_states": None,
             "decoder_attentions": (None,) * self.steps if attentions else None,
             "cross_attentions": tuple(self.cross_attentions) if attentions else None,
@@ -415,6 +548,92 @@ class DecodeStrategy:
         return fields
 
 
+class DecodingLoop:
+    """The one loop that steps the decoder: for every strategy it holds, one `decode_step` on all
+    their live rows at once, each strategy's share handed to its `advance`, and the rows it keeps.
+
+    Strategies join between steps (`add`), each with the memory and state it starts from (padded to
+    a common source length; the padding is masked out of attention), and leave when done. So one
+    generate() call is one strategy run to its end (`compact_search`), and a server that adds the
+    requests arriving while others decode does continuous batching (`chatbot.scheduler`).
+
+    Args:
+        model: what `generate()` decodes with: `start_decoding` made the memory and state, and
+            `decode_step(tokens, memory, state) -> (logits, state, alignment)` steps them. Its memory
+            class has `select(rows)` and `cat(memories)`, its state class `reorder_cache(rows)` and
+            `cat(states)` (`Seq2SeqRNNMemory`, `Seq2SeqRNNState`).
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.strategies: list[DecodeStrategy] = []
+        self.rows: list[int] = []  # the live rows of each strategy, in the order of `strategies`
+        self.memory: Any = None
+        self.state: Any = None
+
+    def __len__(self) -> int:
+        """The strategies still decoding."""
+        return len(self.strategies)
+
+    @property
+    def live_rows(self) -> int:
+        return sum(self.rows)
+
+    def add(self, search: PreparedSearch) -> None:
+        """Join `search` to the batch: its rows are decoded from the next step on."""
+        strategy, memory, state = search.strategy, search.memory, search.state
+        rows = strategy.rows_total
+        if strategy.start_rows is not None:
+            memory = memory.select(strategy.start_rows)
+            state.reorder_cache(strategy.start_rows)
+            rows = strategy.start_rows.shape[0]
+        if self.memory is None:
+            self.memory, self.state = memory, state
+        else:
+            self.memory = type(memory).cat([self.memory, memory])
+            self.state = type(state).cat([self.state, state])
+        self.strategies.append(strategy)
+        self.rows.append(rows)
+
+    def step(self) -> list[DecodeStrategy]:
+        """One decoder step for every live row; returns the strategies that are done (and left)."""
+        strategies = self.strategies
+        tokens = strategies[0].tokens if len(strategies) == 1 else torch.cat([s.tokens for s in strategies])
+        logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state)
+        logits = logits.float()  # a new tensor already: transformers' loops copy a model output's
+        offset, kept, finished = 0, [], []
+        for strategy, rows in zip(strategies, self.rows, strict=True):
+            share = slice(offset, offset + rows)
+            width = strategy.source_width
+            keep = strategy.advance(logits[share], None if alignment is None else alignment[share, :width])
+            if strategy.done:
+                finished.append(strategy)
+            else:
+                kept.append((strategy, offset, rows, keep))
+            offset += rows
+        if finished or any(keep is not None for _, _, _, keep in kept):
+            self._keep(kept, memory_changed=bool(finished), device=tokens.device)
+        return finished
+
+    def _keep(self, kept: list[tuple[DecodeStrategy, int, int, KeepRows | None]], memory_changed: bool, device) -> None:
+        """Keep what each strategy of `step` kept (`(strategy, offset, rows, keep)`): its state rows in
+        their new order, and its memory rows where it changed them (or a strategy left)."""
+        self.strategies = [strategy for strategy, _, _, _ in kept]
+        if not kept:
+            self.rows, self.memory, self.state = [], None, None
+            return
+        state_rows, memory_rows = [], []
+        for _, offset, rows, keep in kept:
+            same = torch.arange(offset, offset + rows, device=device)
+            state_rows.append(same if keep is None else keep.state + offset)
+            memory_rows.append(same if keep is None or keep.memory is None else keep.memory + offset)
+            memory_changed = memory_changed or (keep is not None and keep.memory is not None)
+        self.rows = [rows.shape[0] for rows in state_rows]
+        self.state.reorder_cache(torch.cat(state_rows))
+        if memory_changed:
+            self.memory = self.memory.select(torch.cat(memory_rows))
+
+
 class GreedySearch(DecodeStrategy):
     """The most likely token at every step, as transformers' `_sample` with `do_sample=False`.
 
@@ -422,43 +641,68 @@ class GreedySearch(DecodeStrategy):
     the source-relative cap); from then on its row holds padding, and leaves the batch.
     """
 
-    def run(self, streamer: Any = None) -> Any:
-        config = self.config
-        pad = config._pad_token_tensor
-        filler = pad if pad is not None else torch.zeros((), dtype=torch.long, device=self.input_ids.device)
-        live = torch.arange(self.rows_total, device=self.input_ids.device)  # batch rows still decoded
-        sequences = self.input_ids  # (R, prompt + steps): the live rows' ids
-        limits = self.limits  # (R,): greedy search has one row per sentence
-        columns: list[torch.Tensor] = []  # each step's token of every batch row, padding once done, (B,)
-        while True:
-            logits, alignment = self.step(sequences[:, -1])
-            scores = self.logits_processor(sequences, logits)  # (R, V)
-            self.record(live, scores, logits, alignment)
-            tokens = scores.argmax(dim=-1)  # (R,)
-            sequences = torch.cat([sequences, tokens[:, None]], dim=-1)
-            if tokens.shape[0] < self.rows_total:
-                tokens = filler.expand(self.rows_total).clone().index_copy_(0, live, tokens)
-            columns.append(tokens)
-            if streamer is not None:
-                streamer.put(columns[-1].cpu())
-            done = self.stopping_criteria(sequences, None)  # (R,)
-            if limits is not None:
-                done = done | (sequences.shape[1] - self.prompt_length >= limits)
-            if bool(done.all()):
-                break
-            if bool(done.any()):
-                keep = (~done).nonzero().squeeze(1)
-                live, sequences = live[keep], sequences[keep]
-                limits = None if limits is None else limits[keep]
-                self.keep_rows(keep)
-        output_ids = torch.cat([self.input_ids, torch.stack(columns, dim=1)], dim=1)  # (B, prompt + steps)
-        if streamer is not None:
-            streamer.end()
-        if not config.return_dict_in_generate:
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        pad = self.config._pad_token_tensor
+        device = self.input_ids.device
+        self.filler = pad if pad is not None else torch.zeros((), dtype=torch.long, device=device)
+        self.live = torch.arange(self.rows_total, device=device)  # batch rows still decoded
+        self.sequences = self.input_ids  # (R, prompt + steps): the live rows' ids
+        self.columns: list[torch.Tensor] = []  # each step's token of every batch row, padding once done, (B,)
+
+    @property
+    def tokens(self) -> torch.LongTensor:
+        return self.sequences[:, -1]
+
+    def advance(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> KeepRows | None:
+        scores = self.logits_processor(self.sequences, logits)  # (R, V)
+        self.record(self.live, scores, logits, alignment)
+        tokens = self.choose(scores)  # (R,)
+        self.sequences = torch.cat([self.sequences, tokens[:, None]], dim=-1)
+        if tokens.shape[0] < self.rows_total:
+            tokens = self.filler.expand(self.rows_total).clone().index_copy_(0, self.live, tokens)
+        self.columns.append(tokens)
+        if self.streamer is not None:
+            self.streamer.put(tokens.cpu())
+        done = self.stopping_criteria(self.sequences, None) | self.stopped[self.live]  # (R,)
+        if self.limits is not None:
+            done = done | (self.sequences.shape[1] - self.prompt_length >= self.limits)
+        if not bool(done.any()):
+            self.newly_done = []
+            return None
+        self.newly_done = self.live[done].tolist()
+        if bool(done.all()):
+            self.done = True
+            if self.streamer is not None:
+                self.streamer.end()
+            return None
+        keep = (~done).nonzero().squeeze(1)
+        self.live, self.sequences = self.live[keep], self.sequences[keep]
+        self.limits = None if self.limits is None else self.limits[keep]
+        return KeepRows(state=keep, memory=keep)
+
+    def choose(self, scores: torch.Tensor) -> torch.LongTensor:
+        """The next token of each live row from its processed scores `(rows, vocab)`."""
+        return scores.argmax(dim=-1)
+
+    def output(self) -> Any:
+        output_ids = torch.cat([self.input_ids, torch.stack(self.columns, dim=1)], dim=1)  # (B, prompt + steps)
+        if not self.config.return_dict_in_generate:
             return output_ids
         return GenerateEncoderDecoderOutput(
             sequences=output_ids, **self.output_fields(), **{cache_field(GenerateEncoderDecoderOutput): None}
         )
+
+
+class SampleSearch(GreedySearch):
+    """Ancestral sampling, as transformers' `_sample` with `do_sample=True`: each row draws its next
+    token from the softmax of its warped scores (temperature, top-k, top-p). Rows leave the batch as
+    in greedy search, so a batch consumes other random numbers than transformers' loop, which steps
+    every row to the end; `prepared_search` only (generate() samples with transformers' loop)."""
+
+    def choose(self, scores: torch.Tensor) -> torch.LongTensor:
+        probabilities = nn.functional.softmax(scores, dim=-1)  # (R, V)
+        return torch.multinomial(probabilities, num_samples=1).squeeze(1)
 
 
 @dataclass
@@ -536,41 +780,83 @@ class BeamSearch(DecodeStrategy):
     - with `early_stopping=False` or `"never"`, once no open beam can beat its worst finished one
       (the bound transformers' `_check_early_stop_heuristic` computes for each value);
     - or when every continuation hit a stopping criterion (`max_length`, the source-relative cap).
-    Its rows then leave the batch. The first step runs once per sentence (`first_step_per_sentence`):
-    until then a sentence's beams are copies of one another.
+    Its rows then leave the batch. The first step reads one row per sentence (`start_rows`): until
+    then a sentence's beams are copies of one another.
     """
 
-    def run(self, streamer: Any = None) -> Any:
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         beams = self.config.num_beams
-        state = self._first_state()
+        self.beams = beams
+        self.start_rows = torch.arange(0, self.rows_total, beams, device=self.input_ids.device)  # one per sentence
+        self.beam_state = self._first_state()
         # What each sentence ends with, written when it is done: finished ids, scores, beam indices.
-        out_ids, out_scores, out_indices = (
-            state.finished.clone(),
-            state.finished_scores.clone(),
-            state.finished_indices.clone(),
+        self.out_ids = self.beam_state.finished.clone()
+        self.out_scores = self.beam_state.finished_scores.clone()
+        self.out_indices = self.beam_state.finished_indices.clone()
+        self.cur_len = self.prompt_length
+
+    @property
+    def tokens(self) -> torch.LongTensor:
+        running = self.beam_state.running[:, :, self.cur_len - 1]  # (N, K)
+        return running[:, 0] if self.cur_len == self.prompt_length else running.reshape(-1)
+
+    def advance(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> KeepRows | None:
+        state, beams = self.beam_state, self.beams
+        first = self.cur_len == self.prompt_length
+        if first:  # one row per sentence: each of its beams reads the same outputs
+            copies = torch.arange(logits.shape[0], device=logits.device).repeat_interleave(beams)  # (N * K,)
+            logits, alignment = logits[copies], None if alignment is None else alignment[copies]
+        continuations = self._continuations(logits, alignment)
+        next_beams = self._continue_best_open(continuations)
+        self._update_finished(continuations)
+        # The decoder state follows the beams that continue: their parents' rows.
+        parents = continuations.parents.gather(1, next_beams)  # (N, K)
+        if first:
+            state_rows = torch.arange(parents.shape[0], device=parents.device).repeat_interleave(beams)
+            memory_rows = state_rows
+        else:
+            state_rows = (parents + self._local_offsets()[:, None]).view(-1)
+            memory_rows = None
+        self.cur_len += 1
+        done = self._done(continuations) | self.stopped.view(-1, beams)[state.sentences, 0]
+        self.newly_done = []
+        if bool(done.any()):
+            ended = done.nonzero().squeeze(1)
+            where = state.sentences[ended]
+            self.out_ids[where] = state.finished[ended]
+            self.out_scores[where] = state.finished_scores[ended]
+            self.out_indices[where] = state.finished_indices[ended]
+            self.newly_done = where.tolist()
+            if bool(done.all()):
+                self.done = True
+                return None
+            keep = (~done).nonzero().squeeze(1)
+            self.beam_state = state.select(keep)
+            kept_rows = (keep[:, None] * beams + torch.arange(beams, device=keep.device)).view(-1)
+            memory_rows = kept_rows if memory_rows is None else memory_rows[kept_rows]
+            state_rows = state_rows[kept_rows]
+        return KeepRows(state=state_rows, memory=memory_rows)
+
+    def output(self) -> Any:
+        """The best `num_return_sequences` of each sentence, cut to the longest returned, in
+        transformers' `GenerateBeamEncoderDecoderOutput`."""
+        config = self.config
+        returned = config.num_return_sequences
+        ids = self.out_ids[:, :returned].flatten(0, 1)  # (B * R, L)
+        scores = self.out_scores[:, :returned].flatten(0, 1)  # (B * R,)
+        indices = self.out_indices[:, :returned].flatten(0, 1)  # (B * R, L - prompt)
+        generated = int((indices + 1).bool().sum(dim=1).max())
+        ids, indices = ids[:, : self.prompt_length + generated], indices[:, :generated]
+        if not config.return_dict_in_generate:
+            return ids
+        return GenerateBeamEncoderDecoderOutput(
+            sequences=ids,
+            sequences_scores=scores if config.output_scores else None,
+            beam_indices=indices,
+            **self.output_fields(),
+            **{cache_field(GenerateBeamEncoderDecoderOutput): None},
         )
-        cur_len = self.prompt_length
-        while True:
-            continuations = self._continuations(state, cur_len)
-            next_beams = self._continue_best_open(state, continuations)
-            self._update_finished(state, continuations, cur_len)
-            # The decoder state follows the beams that continue.
-            parent_rows = continuations.parents.gather(1, next_beams) + self._local_offsets(state)[:, None]
-            self.state.reorder_cache(parent_rows.view(-1))
-            cur_len += 1
-            done = self._done(state, continuations, cur_len)
-            if bool(done.any()):
-                ended = done.nonzero().squeeze(1)
-                where = state.sentences[ended]
-                out_ids[where] = state.finished[ended]
-                out_scores[where] = state.finished_scores[ended]
-                out_indices[where] = state.finished_indices[ended]
-                if bool(done.all()):
-                    break
-                keep = (~done).nonzero().squeeze(1)
-                state = state.select(keep)
-                self.keep_rows((keep[:, None] * beams + torch.arange(beams, device=keep.device)).view(-1))
-        return self._output(out_ids, out_scores, out_indices)
 
     def _first_state(self) -> BeamState:
         """Every sentence open, its first beam at score 0 and the others at -1e9 (so that only the first
@@ -586,7 +872,7 @@ class BeamSearch(DecodeStrategy):
         indices = torch.full((batch, beams, config.max_length - prompt), -1, dtype=torch.int32, device=device)
         source_mask = self.attention_mask.view(batch, beams, -1)[:, 0].bool()  # (N, S)
         coverage = None
-        if self.settings.coverage_penalty and has_attention(self.model.config):
+        if self.coverage:
             coverage = torch.zeros((batch, beams, source_mask.shape[1]), dtype=torch.float, device=device)
         return BeamState(
             sentences=torch.arange(batch, device=device),
@@ -603,22 +889,18 @@ class BeamSearch(DecodeStrategy):
             coverage=coverage,
         )
 
-    def _local_offsets(self, state: BeamState) -> torch.Tensor:
+    def _local_offsets(self) -> torch.Tensor:
         """The first live row of each open sentence, `(N,)`."""
-        return torch.arange(state.sentences.shape[0], device=state.sentences.device) * self.config.num_beams
+        return torch.arange(self.beam_state.sentences.shape[0], device=self.beam_state.sentences.device) * self.beams
 
-    def _continuations(self, state: BeamState, cur_len: int) -> Continuations:
-        """One decoder step on the running beams, and the best `2K` continuations of each sentence
+    def _continuations(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> Continuations:
+        """The best `2K` continuations of each open sentence from this step's logits
         (transformers' `_get_top_k_continuations`)."""
-        beams, prompt = self.config.num_beams, self.prompt_length
+        state, beams, prompt, cur_len = self.beam_state, self.beams, self.prompt_length, self.cur_len
         eos = self.config._eos_token_tensor
         keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams
         n = state.sentences.shape[0]
         flat_running = state.running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
-        if cur_len == self.prompt_length:
-            logits, alignment = self.first_step_per_sentence(flat_running[:, -1], beams)
-        else:
-            logits, alignment = self.step(flat_running[:, -1])
         log_probs = self.logits_processor(flat_running, nn.functional.log_softmax(logits, dim=-1))  # (N * K, V)
         live_rows = (state.sentences[:, None] * beams + torch.arange(beams, device=logits.device)).view(-1)
         self.record(live_rows, log_probs, logits, alignment)
@@ -639,11 +921,12 @@ class BeamSearch(DecodeStrategy):
             coverage = _gather(state.coverage + alignment.float().view(n, beams, -1), parents)  # (N, 2K, S)
         return Continuations(scores, parents, sequences, indices, hits, coverage)
 
-    def _continue_best_open(self, state: BeamState, continuations: Continuations) -> torch.Tensor:
+    def _continue_best_open(self, continuations: Continuations) -> torch.Tensor:
         """The best `K` continuations that did not end become the running beams
         (`_get_running_beams_for_next_iteration`); returns which they were, `(N, K)`."""
+        state = self.beam_state
         open_scores = continuations.scores + continuations.hits.to(torch.float32) * -1.0e9
-        next_beams = torch.topk(open_scores, k=self.config.num_beams)[1]  # (N, K)
+        next_beams = torch.topk(open_scores, k=self.beams)[1]  # (N, K)
         state.running = _gather(continuations.sequences, next_beams)
         state.running_scores = open_scores.gather(1, next_beams)
         state.running_indices = _gather(continuations.indices, next_beams)
@@ -651,13 +934,13 @@ class BeamSearch(DecodeStrategy):
             state.coverage = _gather(continuations.coverage, next_beams)
         return next_beams
 
-    def _update_finished(self, state: BeamState, continuations: Continuations, cur_len: int) -> None:
+    def _update_finished(self, continuations: Continuations) -> None:
         """Those among the best `K` continuations that ended join the finished list when they beat
         its worst (`_update_finished_beams`), scored by length and, when set, coverage."""
-        config, beams = self.config, self.config.num_beams
+        state, config, beams = self.beam_state, self.config, self.beams
         in_top = torch.arange(continuations.scores.shape[1], device=continuations.scores.device) < beams
         just_finished = continuations.hits & in_top[None, :]
-        scores = continuations.scores / ((cur_len + 1 - self.prompt_length) ** config.length_penalty)
+        scores = continuations.scores / ((self.cur_len + 1 - self.prompt_length) ** config.length_penalty)
         if continuations.coverage is not None:
             scores = scores + self.settings.coverage_penalty * coverage_term(continuations.coverage, state.source_mask)
         full = torch.all(state.is_finished, dim=-1, keepdim=True) & (config.early_stopping is True)
@@ -671,14 +954,15 @@ class BeamSearch(DecodeStrategy):
         state.finished_indices = _gather(torch.cat((state.finished_indices, continuations.indices), dim=1), best)
         state.is_finished = torch.cat((state.is_finished, just_finished), dim=1).gather(1, best)
 
-    def _done(self, state: BeamState, continuations: Continuations, cur_len: int) -> torch.Tensor:
+    def _done(self, continuations: Continuations) -> torch.Tensor:
         """Which open sentences transformers' loop would no longer change, `(N,)`; updates `can_improve`
-        with transformers' bound for the `early_stopping` value (`_check_early_stop_heuristic`)."""
-        config = self.config
+        with transformers' bound for the `early_stopping` value (`_check_early_stop_heuristic`).
+        Called after the step's token is counted in `cur_len`."""
+        state, config = self.beam_state, self.config
         if config.early_stopping == "never" and config.length_penalty > 0.0:
             best_length = config.max_length - self.prompt_length
         else:
-            best_length = cur_len - self.prompt_length
+            best_length = self.cur_len - self.prompt_length
         best_possible = state.running_scores[:, :1] / (best_length**config.length_penalty)
         worst = torch.where(state.is_finished, torch.min(state.finished_scores, dim=1, keepdim=True)[0], -1.0e9)
         state.can_improve = state.can_improve & torch.any(best_possible > worst, dim=-1, keepdim=True)
@@ -686,26 +970,6 @@ class BeamSearch(DecodeStrategy):
         if config.early_stopping is True:
             done = done | state.is_finished.all(dim=1)
         return done
-
-    def _output(self, ids: torch.Tensor, scores: torch.Tensor, indices: torch.Tensor) -> Any:
-        """The best `num_return_sequences` of each sentence, cut to the longest returned, in
-        transformers' `GenerateBeamEncoderDecoderOutput`."""
-        config = self.config
-        returned = config.num_return_sequences
-        ids = ids[:, :returned].flatten(0, 1)  # (B * R, L)
-        scores = scores[:, :returned].flatten(0, 1)  # (B * R,)
-        indices = indices[:, :returned].flatten(0, 1)  # (B * R, L - prompt)
-        generated = int((indices + 1).bool().sum(dim=1).max())
-        ids, indices = ids[:, : self.prompt_length + generated], indices[:, :generated]
-        if not config.return_dict_in_generate:
-            return ids
-        return GenerateBeamEncoderDecoderOutput(
-            sequences=ids,
-            sequences_scores=scores if config.output_scores else None,
-            beam_indices=indices,
-            **self.output_fields(),
-            **{cache_field(GenerateBeamEncoderDecoderOutput): None},
-        )
 
 
 def coverage_term(coverage: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
@@ -721,11 +985,22 @@ def coverage_term(coverage: torch.Tensor, source_mask: torch.Tensor) -> torch.Te
 
 
 __all__ = [
+    "MAX_NEW_TOKENS_LIMIT",
+    "OWN_LOOPS",
+    "SEARCH_SETTINGS",
     "BeamSearch",
     "BeamState",
     "DecodeStrategy",
+    "DecodingLoop",
     "GreedySearch",
+    "KeepRows",
+    "PreparedSearch",
+    "SampleSearch",
     "SearchSettings",
+    "SourceLengthCap",
     "compact_search",
+    "coverage_term",
+    "decoding_settings",
+    "prepared_search",
     "unsupported",
 ]

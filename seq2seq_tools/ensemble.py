@@ -87,6 +87,13 @@ class Seq2SeqRNNEnsembleMemory:
         """The memory of `rows` only, in every member."""
         return Seq2SeqRNNEnsembleMemory(tuple(memory.select(rows) for memory in self.members))
 
+    @classmethod
+    def cat(cls, memories: list[Seq2SeqRNNEnsembleMemory]) -> Seq2SeqRNNEnsembleMemory:
+        """The memories of several batches as one, in every member (`Seq2SeqRNNMemory.cat`)."""
+        return cls(
+            tuple(Seq2SeqRNNMemory.cat(list(parts)) for parts in zip(*(m.members for m in memories), strict=True))
+        )
+
 
 @dataclass
 class Seq2SeqRNNEnsembleState:
@@ -103,6 +110,11 @@ class Seq2SeqRNNEnsembleState:
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.members[0].steps
+
+    @classmethod
+    def cat(cls, states: list[Seq2SeqRNNEnsembleState]) -> Seq2SeqRNNEnsembleState:
+        """The states of several batches as one, in every member (`Seq2SeqRNNState.cat`)."""
+        return cls(tuple(Seq2SeqRNNState.cat(list(parts)) for parts in zip(*(s.members for s in states), strict=True)))
 
 
 class Seq2SeqRNNEnsembleEncoder(nn.Module):
