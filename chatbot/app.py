@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -43,6 +44,7 @@ from .inference import (
     stream_reply,
 )
 from .page_text import PAGE_I18N
+from .scheduler import BatchScheduler, QueueFullError
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no p
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
 COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
+# After the first streamed text, at most one update per this many seconds: each is an event with every
+# output of the reply, and a page that sends one per token spends more on events than on decoding.
+STREAM_INTERVAL_S = 0.1
 NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
 
 
@@ -123,8 +128,9 @@ class Handlers:
     """The page's event handlers over the served models (keyed by the names the page shows), some of
     which may still be training (`chatbot.background.ModelRegistry`)."""
 
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelRegistry, scheduler: BatchScheduler | None = None):
         self.registry = registry
+        self.scheduler = scheduler
 
     @property
     def models(self) -> dict[str, LoadedModel]:
@@ -191,21 +197,39 @@ class Handlers:
         if loaded is None:
             raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(self.models)}")
         try:
-            for reply in stream_reply(loaded, text, settings):
-                notice = _notice(loaded, settings, reply)
-                if not reply.done or reply.attention is None:
-                    yield reply.text, None, notice, None, None
-                    continue
-                figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
-                yield reply.text, figure, notice, reply.attention.to_dict(), write_attention_files(reply.attention)
+            yield from self._stream(loaded, model_name, text, settings)
         except EmptyInputError as error:
             gr.Warning(str(error))
             yield None, gr.skip(), str(error), gr.skip(), gr.skip()
+        except QueueFullError as error:
+            raise gr.Error(str(error)) from error
         except Exception as error:  # one failing request must not take the page or the server down
             logger.exception("generation failed for model %s", model_name)
             raise gr.Error(
                 f"The model failed on this request ({type(error).__name__}: {error}). Please try again."
             ) from error
+
+    def _stream(
+        self, loaded: LoadedModel, model_name: str, text: str, settings: DecodingSettings
+    ) -> Iterator[tuple[str | None, Any, str, dict | None, list[str] | None]]:
+        """`answer`'s updates: the first text at once, then at most one every `STREAM_INTERVAL_S`
+        (each update is an event that carries every output), and the finished reply with its
+        heatmap, data and files. The heatmap of the previous reply is cleared by the first update."""
+        last_sent = None
+        for reply in stream_reply(loaded, text, settings, scheduler=self.scheduler):
+            notice = _notice(loaded, settings, reply)
+            if not reply.done:
+                now = time.monotonic()
+                if last_sent is not None and now - last_sent < STREAM_INTERVAL_S:
+                    continue
+                cleared = None if last_sent is None else gr.skip()
+                last_sent = now
+                yield reply.text, cleared, notice, cleared, cleared
+            elif reply.attention is None:
+                yield reply.text, None, notice, None, None
+            else:
+                figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
+                yield reply.text, figure, notice, reply.attention.to_dict(), write_attention_files(reply.attention)
 
     def compare(
         self,
@@ -233,10 +257,12 @@ class Handlers:
         if unknown:
             raise gr.Error(f"Unknown model {unknown[0]!r}; choose from: {', '.join(self.models)}")
         try:
-            comparison = compare_replies(self.models, names, text, settings)
+            comparison = compare_replies(self.models, names, text, settings, self.scheduler)
         except EmptyInputError as error:
             gr.Warning(str(error))
             return "", None, "", str(error), None
+        except QueueFullError as error:
+            raise gr.Error(str(error)) from error
         except Exception as error:  # one failing request must not take the page or the server down
             logger.exception("comparison failed for models %s", names)
             raise gr.Error(

@@ -19,7 +19,17 @@ from typing import Any
 from seq2seq_tools.compare import AlignmentAgreement, alignment_agreement
 from seq2seq_tools.tasks import UNKNOWN_TASK
 
-from .inference import EMPTY_INPUT_NOTICE, DecodingSettings, EmptyInputError, LoadedModel, Reply, generate_reply
+from .inference import (
+    EMPTY_INPUT_NOTICE,
+    DecodingSettings,
+    EmptyInputError,
+    LoadedModel,
+    Reply,
+    encode,
+    generate_reply,
+    submit_reply,
+)
+from .scheduler import BatchScheduler
 
 MIN_COMPARED = 2
 MAX_COMPARED = 4
@@ -119,9 +129,14 @@ def task_notices(replies: Sequence[ComparedReply]) -> list[str]:
 
 
 def compare_replies(
-    models: Mapping[str, LoadedModel], names: Sequence[str], text: str, settings: DecodingSettings
+    models: Mapping[str, LoadedModel],
+    names: Sequence[str],
+    text: str,
+    settings: DecodingSettings,
+    scheduler: BatchScheduler | None = None,
 ) -> Comparison:
-    """Decode `text` with each model of `names` (2 to 4, keys of `models`), all with `settings`.
+    """Decode `text` with each model of `names` (2 to 4, keys of `models`), all with `settings`;
+    with a `scheduler`, in the batches of those models, all models at once.
 
     Raises:
         ValueError: fewer than two or more than four names, or a name not in `models`.
@@ -135,10 +150,17 @@ def compare_replies(
         raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown))}; choose from {', '.join(models)}")
     if not isinstance(text, str) or not text.strip():
         raise EmptyInputError(EMPTY_INPUT_NOTICE)
+    if scheduler is None:
+        decoded = [generate_reply(models[name], text, settings, with_score=True) for name in names]
+    else:  # every model's request first, so that the scheduler decodes them side by side
+        pending = [
+            submit_reply(models[name], scheduler, *encode(models[name], text), settings, with_score=True)
+            for name in names
+        ]
+        decoded = [reply.reply() for reply in pending]
     replies = []
-    for name in names:
+    for name, reply in zip(names, decoded, strict=True):
         loaded = models[name]
-        reply = generate_reply(loaded, text, settings, with_score=True)
         replies.append(
             ComparedReply(
                 name=name,

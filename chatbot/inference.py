@@ -6,6 +6,8 @@ No Gradio here: the app in `chatbot.app` is one user of this module, tests and b
     chat = load_model("runs/chat")  # a directory or a Hub id
     reply = generate_reply(chat, "how are you?", DecodingSettings(mode="beam", num_beams=5))
     reply.text, reply.notice, reply.attention.weights.shape  # (output tokens, source tokens)
+    scheduler = BatchScheduler()  # chatbot.scheduler: requests from many threads decoded as one batch
+    reply = generate_reply(chat, "how are you?", scheduler=scheduler)
     both = load_ensemble(["runs/chat-seed1", "runs/chat-seed2"])  # decodes with both models at once
 
 A model is loaded by `seq2seq_tools.loading`: ours with the installed classes, never with the
@@ -36,10 +38,12 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     heatmap_font_families,
 )
 from seq2seq_tools.ensemble import ensemble_of
-from seq2seq_tools.generation import encode_texts, generate_encoded
+from seq2seq_tools.generation import Generated, encode_texts, generate_encoded
 from seq2seq_tools.loading import load_model_and_tokenizer, read_training_info
 from seq2seq_tools.quantization import maybe_quantize
 from seq2seq_tools.tasks import UNKNOWN_TASK, task_of
+
+from .scheduler import BatchScheduler, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ FALLBACK_MAX_INPUT_TOKENS = 512
 # The most characters read per input token: a message is cut at max_input_tokens times this before tokenizing.
 MAX_CHARS_PER_TOKEN = 32
 EMPTY_INPUT_NOTICE = "Please type a message first: the input is empty."
+# The longest a reply waits for its next token or its end before it fails.
+REPLY_TIMEOUT_S = 120.0
 
 
 class EmptyInputError(ValueError):
@@ -370,12 +376,19 @@ def generate_reply(
     streamer: BaseStreamer | None = None,
     *,
     with_score: bool = False,
+    scheduler: BatchScheduler | None = None,
 ) -> Reply:
     """Decode the whole reply to `text` (any decoding mode) through `generate_encoded`, handing its
     tokens to `streamer` as they come when one is given (see `stream_reply`); `with_score` also
-    scores it (`Reply.score`)."""
+    scores it (`Reply.score`). With a `scheduler`, the reply is decoded in its batch, together with
+    the other requests it serves (a `streamer` then cannot be given: `stream_reply` streams from it)."""
     inputs, notice = encode(loaded, text)
-    return _decode_reply(loaded, inputs, notice, settings or loaded.defaults, streamer, with_score)
+    settings = settings or loaded.defaults
+    if scheduler is not None:
+        if streamer is not None:
+            raise ValueError("a streamer follows generate()'s own call; stream a scheduled reply with stream_reply")
+        return submit_reply(loaded, scheduler, inputs, notice, settings, with_score=with_score).reply()
+    return _decode_reply(loaded, inputs, notice, settings, streamer, with_score)
 
 
 def _decode_reply(
@@ -396,6 +409,10 @@ def _decode_reply(
         streamer=streamer,
         **settings.generate_kwargs(),
     )
+    return _reply(result, notice)
+
+
+def _reply(result: Generated, notice: str | None) -> Reply:
     return Reply(
         text=result.text,
         done=True,
@@ -406,19 +423,103 @@ def _decode_reply(
     )
 
 
-def stream_reply(loaded: LoadedModel, text: str, settings: DecodingSettings | None = None) -> Iterator[Reply]:
+@dataclass
+class PendingReply:
+    """A reply that a `BatchScheduler` decodes: its text as it grows, and the finished `Reply`."""
+
+    loaded: LoadedModel
+    ticket: Ticket
+    notice: str | None
+    streams: bool
+
+    def texts(self) -> Iterator[str]:
+        """The reply's text after each new token that changes it (greedy and sampling; nothing for
+        beam search). A byte-level token that ends inside a character is held back until the
+        character is whole."""
+        if not self.streams:
+            return
+        token_ids: list[int] = []
+        shown = ""
+        for token_id in self.ticket.tokens(timeout=REPLY_TIMEOUT_S):
+            token_ids.append(token_id)
+            text = self.loaded.tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd").strip()
+            if text and text != shown:
+                shown = text
+                yield text
+
+    def reply(self) -> Reply:
+        """The finished reply; raises what decoding it raised."""
+        return _reply(self.ticket.result(timeout=REPLY_TIMEOUT_S), self.notice)
+
+    def cancel(self) -> None:
+        """Give the reply up (its reader went away): its rows leave the batch at the next step."""
+        self.ticket.cancel()
+
+
+def submit_reply(
+    loaded: LoadedModel,
+    scheduler: BatchScheduler,
+    inputs: dict[str, torch.Tensor],
+    notice: str | None,
+    settings: DecodingSettings,
+    *,
+    with_score: bool = False,
+) -> PendingReply:
+    """Hand a message tokenized by `encode` (its `inputs` and `notice`) to `scheduler`.
+
+    Raises:
+        chatbot.scheduler.QueueFullError: the scheduler's queue is full.
+    """
+    [ticket] = scheduler.submit(
+        loaded.model,
+        loaded.tokenizer,
+        inputs,
+        settings.generate_kwargs(),
+        with_attention=True,
+        with_scores=with_score,
+        stream=settings.streams,
+    )
+    return PendingReply(loaded, ticket, notice, settings.streams)
+
+
+def stream_reply(
+    loaded: LoadedModel,
+    text: str,
+    settings: DecodingSettings | None = None,
+    *,
+    scheduler: BatchScheduler | None = None,
+) -> Iterator[Reply]:
     """Decode the reply to `text`, yielding it as it grows, then the finished reply.
 
-    Greedy and sampling yield after every token (`generate_texts` runs in a worker thread and hands
-    its tokens to a `TextIteratorStreamer`); beam search yields only the finished reply. The last
-    item has `done=True` and carries the attention map.
+    Greedy and sampling yield after every token that changes the text; beam search yields only the
+    finished reply. The last item has `done=True` and carries the attention map. With a `scheduler`
+    the reply is decoded in its batch (and given up when the caller stops reading); without one,
+    `generate_texts` runs in a worker thread of its own and hands its tokens to a `TextIteratorStreamer`.
     """
     settings = settings or loaded.defaults
-    if not settings.streams:
-        yield generate_reply(loaded, text, settings)
+    inputs, notice = encode(loaded, text)  # tokenized once; an empty message fails here, before decoding
+    if scheduler is not None:
+        pending = submit_reply(loaded, scheduler, inputs, notice, settings)
+        try:
+            for text_so_far in pending.texts():
+                yield Reply(text=text_so_far, done=False, notice=notice)
+            yield pending.reply()
+        finally:
+            pending.cancel()  # nothing once the reply is done
         return
-    inputs, notice = encode(loaded, text)  # tokenized once; an empty message fails here, before a thread starts
-    streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
+    if not settings.streams:
+        yield _decode_reply(loaded, inputs, notice, settings)
+        return
+    yield from _stream_alone(loaded, inputs, notice, settings)
+
+
+def _stream_alone(
+    loaded: LoadedModel, inputs: dict[str, torch.Tensor], notice: str | None, settings: DecodingSettings
+) -> Iterator[Reply]:
+    """`stream_reply` without a scheduler: one generate() call in a thread of its own."""
+    streamer = TextIteratorStreamer(
+        loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=REPLY_TIMEOUT_S
+    )
     result: dict[str, Any] = {}
 
     def run() -> None:

@@ -136,29 +136,72 @@ def generate_encoded(
     Raises:
         ValueError: `num_return_sequences` below 1, or a `streamer` with other than one source.
     """
-    per_text = _outputs_per_text(generate_kwargs)
+    _outputs_per_text(generate_kwargs)
     _check_streamer(streamer, len(encoded["input_ids"]))
-    # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
-    # searches return the logits to compute it from. Asking for only the one needed keeps the other
-    # (a vocabulary-wide tensor per step and beam) out of memory.
-    beams = generate_kwargs.get("num_beams") or getattr(model.generation_config, "num_beams", None) or 1
     encoded = {name: tensor.to(model.device) for name, tensor in encoded.items()}
     outputs = generate_ids(
         model,
         encoded,
         **generate_kwargs,
+        **output_settings(model, generate_kwargs, with_attention, with_scores),
         streamer=streamer,
-        output_attentions=with_attention,
-        output_scores=with_scores and beams > 1,
-        output_logits=with_scores and beams == 1,
-        return_dict_in_generate=True,
     )
+    return results_of(
+        model,
+        tokenizer,
+        encoded,
+        outputs,
+        full_lengths,
+        with_attention=with_attention,
+        with_scores=with_scores,
+        generate_kwargs=generate_kwargs,
+    )
+
+
+def output_settings(
+    model: Any, generate_kwargs: dict[str, Any], with_attention: bool, with_scores: bool
+) -> dict[str, bool]:
+    """The `generate()` output settings that `results_of` reads, for these decoding settings."""
+    # Beam search returns each hypothesis's score (`sequences_scores`, with `output_scores`); other
+    # searches return the logits to compute it from. Asking for only the one needed keeps the other
+    # (a vocabulary-wide tensor per step and beam) out of memory.
+    beams = generate_kwargs.get("num_beams") or getattr(model.generation_config, "num_beams", None) or 1
+    return {
+        "output_attentions": with_attention,
+        "output_scores": with_scores and beams > 1,
+        "output_logits": with_scores and beams == 1,
+        "return_dict_in_generate": True,
+    }
+
+
+def results_of(
+    model: Any,
+    tokenizer: Any,
+    encoded: dict[str, torch.Tensor],
+    outputs: Any,
+    full_lengths: Sequence[int] | None = None,
+    *,
+    with_attention: bool = False,
+    with_scores: bool = False,
+    generate_kwargs: dict[str, Any] | None = None,
+    sources: Sequence[int] | None = None,
+) -> list[Generated]:
+    """The `Generated` of each source of `encoded` from `generate()`'s `outputs` (asked for with
+    `output_settings`): of every source, or of those numbered in `sources` (the ones a search has
+    finished while others still decode).
+
+    Args:
+        encoded, full_lengths, with_attention, with_scores: as in `generate_encoded`.
+        generate_kwargs: the settings `outputs` was generated with.
+    """
+    generate_kwargs = generate_kwargs or {}
+    per_text = _outputs_per_text(generate_kwargs)
     scores = _sequence_scores(model, outputs, tokenizer, generate_kwargs) if with_scores else None
     lengths = encoded["attention_mask"].sum(dim=1).tolist()  # (B,)
     full_lengths = lengths if full_lengths is None else full_lengths
     results = []
-    for position, length in enumerate(lengths):
-        source_ids = encoded["input_ids"][position, :length]
+    for position in range(len(lengths)) if sources is None else sources:
+        source_ids = encoded["input_ids"][position, : lengths[position]]
         hypotheses = [
             _hypothesis(tokenizer, outputs, row, source_ids, with_attention, scores, full_lengths[position])
             for row in range(position * per_text, (position + 1) * per_text)  # rows of (B * K, ...)
@@ -283,4 +326,12 @@ def encode_texts(
     return {"input_ids": input_ids, "attention_mask": attention_mask}, full_lengths
 
 
-__all__ = ["Generated", "encode_texts", "generate_encoded", "generate_ids", "generate_texts"]
+__all__ = [
+    "Generated",
+    "encode_texts",
+    "generate_encoded",
+    "generate_ids",
+    "generate_texts",
+    "output_settings",
+    "results_of",
+]

@@ -44,9 +44,9 @@ from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
 from hf_seq2seq_rnn.attention_seq2seq_rnn import has_attention
-from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS, decoding_settings
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
+from seq2seq_tools.decoding import DECODING_KEYS, effective_settings, generate_arguments
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.options import add_options, from_namespace, option
@@ -58,10 +58,6 @@ from .evaluation import compute_metrics, load_metrics
 logger = logging.getLogger(__name__)
 STDIO = "-"
 NO_SUMMARY = "none"  # `--summary none`
-# The settings passed to `generate()` when given; the others come from the model's generation config.
-GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
-# The settings of the model's own search (`SearchSettings`), passed the same way.
-SEARCH_KEYS = SEARCH_SETTINGS
 
 
 # Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
@@ -308,33 +304,18 @@ def write_atomically(path: str, text: str) -> None:
 def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> dict[str, Any]:
     """The `generate()` arguments of this run: the flags given, on top of the model's generation config
     (whose other settings `generate()` applies itself), checked where generate() checks them
-    (`decoding_settings`) and, strictly, by transformers."""
-    given = {
-        key: getattr(settings, key) for key in (*GENERATE_KEYS, *SEARCH_KEYS) if getattr(settings, key) is not None
-    }
-    num_beams = given.get("num_beams", model.generation_config.num_beams)
-    if num_beams == 1 and model.generation_config.early_stopping:
-        given["early_stopping"] = False  # a beam-search setting, refused with one beam
+    (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests)."""
+    given = {key: getattr(settings, key) for key in DECODING_KEYS}
+    num_beams = settings.num_beams if settings.num_beams is not None else model.generation_config.num_beams
     if settings.n_best and isinstance(num_beams, int) and settings.n_best > num_beams:
         raise TrainingInputError(
             f"--n-best {settings.n_best} is above the {num_beams} beam(s) searched: beam search keeps "
             f"only num_beams hypotheses; raise --num-beams to {settings.n_best} or more, or lower --n-best"
         )
-    given["num_return_sequences"] = settings.n_best or 1
     try:
-        decoding_settings(model.generation_config, strict=True, **given)
+        return generate_arguments(model, given, n_best=settings.n_best or 1)
     except ValueError as error:
         raise TrainingInputError(f"bad decoding settings: {error}") from error
-    return given
-
-
-def effective_settings(model: torch.nn.Module, given: dict[str, Any]) -> dict[str, Any]:
-    """The decoding settings in force (the model's generation config under the flags, merged as
-    generate() merges them), for the summary."""
-    config, search = decoding_settings(model.generation_config, **given)
-    values = {key: getattr(config, key) for key in (*GENERATE_KEYS, "early_stopping")}
-    values.update({key: getattr(search, key) for key in SEARCH_KEYS})
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def cpu_description() -> dict[str, Any]:
