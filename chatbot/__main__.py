@@ -93,7 +93,25 @@ class ChatbotSettings:
         "the whole message (default: off)",
         metavar="BETA",
     )
-    concurrency_limit: int = option("requests decoded at the same time; others wait in the queue", 2, minimum=1)
+    batching: Literal["continuous", "micro", "none"] = option(
+        "how concurrent requests to a model are decoded: continuous (a request joins the running batch at the "
+        "next step and leaves it when its reply ends), micro (requests that arrive while a batch decodes wait "
+        "for it to end, then decode together), or none (each request on its own, as before 0.9)",
+        "continuous",
+    )
+    max_batch_rows: int = option(
+        "the most rows decoded at once per model (a beam-search request takes one per beam); more requests wait",
+        64,
+        minimum=1,
+    )
+    batch_wait_ms: float = option(
+        "micro batching: how long the first request of a batch waits for others, in milliseconds", 5.0, minimum=0
+    )
+    concurrency_limit: int | None = option(
+        "requests in progress at the same time (in the batch, or decoding on their own); others wait in the "
+        "queue. Default: --max-queue-size with batching, 2 with --batching none",
+        minimum=1,
+    )
     max_queue_size: int = option(
         "requests allowed to wait; past this a client is told that the queue is full", 64, minimum=1
     )
@@ -266,11 +284,13 @@ def _load_models(settings: ChatbotSettings, sources: list[str]) -> list:
 
 def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: dict) -> None:
     """Build the page, train the `pending` demo models in the background, and serve until interrupted."""
+    from .api import api_routes
     from .app import build_app, model_names
     from .background import ModelRegistry, train_in_background
     from .demo_models import VARIANT_COMPARED, VARIANT_DEMOS, VARIANT_EXAMPLES, demo_home, train_demo_model
     from .inference import load_model
     from .page_text import PAGE_I18N
+    from .scheduler import BatchScheduler
 
     registry = ModelRegistry(model_names(models), pending=pending)
     if pending:
@@ -280,6 +300,14 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
         train = functools.partial(train_demo_model, home=demo_home(), demos=demos)
         train_in_background(registry, train, lambda path: _configured(settings, load(path)))
         logger.warning("Serving the page now; training %s in the background", ", ".join(pending))
+    scheduler = None
+    if settings.batching != "none":
+        scheduler = BatchScheduler(
+            settings.batching,
+            max_rows=settings.max_batch_rows,
+            wait_ms=settings.batch_wait_ms,
+            max_waiting=settings.max_queue_size,
+        )
     if settings.variants:  # the names in the order of VARIANT_DEMOS, whichever were trained before
         registry.names.sort(key=list(VARIANT_DEMOS).index)
         app = build_app(
@@ -288,10 +316,12 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
             compare=VARIANT_COMPARED,
             compare_examples=VARIANT_EXAMPLES,
             start_tab="compare",
+            scheduler=scheduler,
         )
     else:
-        app = build_app(registry)
-    app.queue(max_size=settings.max_queue_size, default_concurrency_limit=settings.concurrency_limit)
+        app = build_app(registry, scheduler=scheduler)
+    concurrency = settings.concurrency_limit or (2 if scheduler is None else settings.max_queue_size)
+    app.queue(max_size=settings.max_queue_size, default_concurrency_limit=concurrency)
     app.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -299,6 +329,8 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
         auth=settings.login(),
         show_error=False,
         i18n=PAGE_I18N,
+        max_threads=concurrency + 8,  # a request in progress holds a thread while it waits for its reply
+        app_kwargs={"routes": api_routes(registry, scheduler, settings.login())},
     )
 
 

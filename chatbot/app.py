@@ -533,6 +533,7 @@ def build_app(
     compare: Sequence[str] | None = None,
     compare_examples: Sequence[str] = (),
     start_tab: str = "chat",
+    scheduler: BatchScheduler | None = None,
 ) -> gr.Blocks:
     """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
     on it (without `i18n` the page shows translation keys instead of labels).
@@ -543,7 +544,8 @@ def build_app(
 
     `compare` names the models the Compare tab starts with (default: the first two to four served),
     `compare_examples` its example inputs (default: the first of those models' own), and
-    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`).
+    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`), and `scheduler`
+    the `chatbot.scheduler.BatchScheduler` that decodes concurrent requests together (None: each alone).
 
     Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
     figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
@@ -554,7 +556,7 @@ def build_app(
     registry = models if isinstance(models, ModelRegistry) else ModelRegistry(model_names(models))
     if not registry.names:
         raise ValueError("build_app needs at least one model")
-    handlers = Handlers(registry)
+    handlers = Handlers(registry, scheduler)
     named = handlers.models
     start = handlers.first_for(TAB_TASKS["chat"])
     compared = _compared_names(registry, compare, start_tab)

@@ -328,9 +328,25 @@ def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str
     Raises:
         EmptyInputError: for an empty or whitespace-only message.
     """
-    read, characters = _checked_text(loaded, text)
-    inputs, [tokens] = encode_texts(loaded.tokenizer, [read], loaded.max_input_tokens)
-    return inputs, _truncation_notice(loaded, tokens, characters, len(read))
+    inputs, [notice] = encode_messages(loaded, [text])
+    return inputs, notice
+
+
+def encode_messages(loaded: LoadedModel, texts: Sequence[str]) -> tuple[dict[str, torch.Tensor], list[str | None]]:
+    """Tokenize several messages as one right-padded batch (`(len(texts), src_len)` each), every one
+    cut to the model's limit, with each one's truncation notice (or None).
+
+    Raises:
+        EmptyInputError: for an empty or whitespace-only message.
+    """
+    checked = [_checked_text(loaded, text) for text in texts]
+    read = [kept for kept, _ in checked]
+    inputs, token_counts = encode_texts(loaded.tokenizer, read, loaded.max_input_tokens)
+    notices = [
+        _truncation_notice(loaded, tokens, characters, len(kept))
+        for tokens, (kept, characters) in zip(token_counts, checked, strict=True)
+    ]
+    return inputs, notices
 
 
 def _checked_text(loaded: LoadedModel, text: str) -> tuple[str, int]:
