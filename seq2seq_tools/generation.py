@@ -264,6 +264,8 @@ def _hypothesis(
 ) -> Generated:
     """Returned sequence `row` of a `generate()` output as a `Generated`."""
     token_ids = outputs.sequences[row, 1:].tolist()  # without the decoder start token
+    if tokenizer.eos_token_id in token_ids:  # beam search fills a batch's shorter outputs with </s> when pad is 0
+        token_ids = token_ids[: token_ids.index(tokenizer.eos_token_id) + 1]
     while token_ids and token_ids[-1] == tokenizer.pad_token_id:  # a batch pads its shorter outputs
         token_ids.pop()
     return Generated(
