@@ -515,9 +515,10 @@ def build_app(
     page then lists them all at once, says which are still training (with their progress) or
     failed, and serves each as soon as it is ready.
 
-    `compare` names the models the Compare tab starts with (default: the first two to four served),
-    `compare_examples` its example inputs (default: the first of those models' own), and
-    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`).
+    `compare` names the models the Compare tab starts with (default: `same_input_models`, up to
+    four), `compare_examples` its example inputs (default: the first of those models' own), and
+    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`; without `compare`,
+    the page opens on Chat instead of a Compare tab that starts with fewer than two models).
 
     Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
     figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
@@ -531,7 +532,7 @@ def build_app(
     handlers = Handlers(registry)
     named = handlers.models
     start = handlers.first_for(TAB_TASKS["chat"])
-    compared = _compared_names(registry, compare, start_tab)
+    compared, start_tab = _compared_names(registry, compare, start_tab)
     first = named.get(compared[0]) if compared else None
     examples = list(compare_examples) or (list(first.info.examples) if first is not None else [])
     # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
@@ -557,20 +558,41 @@ def build_app(
     return app
 
 
-def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, start_tab: str) -> list[str]:
-    """The models the Compare tab starts with (default: the first served, up to `MAX_COMPARED`),
+def same_input_models(models: dict[str, LoadedModel], names: Sequence[str]) -> list[str]:
+    """The first ready model of `names` and the other ready ones that read the same input: trained
+    for the same task, on the same source language (a language not known counts as one more
+    language), up to `MAX_COMPARED`, in the order of `names`. Models still training are not known
+    yet, so they are left out."""
+    ready = [name for name in names if name in models]
+    if not ready:
+        return []
+    first = models[ready[0]].info
+    same = [
+        name
+        for name in ready
+        if (models[name].info.task, models[name].info.source_lang) == (first.task, first.source_lang)
+    ]
+    return same[:MAX_COMPARED]
+
+
+def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, start_tab: str) -> tuple[list[str], str]:
+    """The models the Compare tab starts with (default: `same_input_models`) and the tab the page
+    opens on (`start_tab`, but Chat rather than a default Compare tab with fewer than two models),
     after checking `build_app`'s `compare` and `start_tab`.
 
     Raises:
         ValueError: a compared model that is not served, or an unknown tab.
     """
-    compared = list(compare) if compare is not None else registry.names[:MAX_COMPARED]
+    compared = list(compare) if compare is not None else same_input_models(registry.models, registry.names)
     unknown = [name for name in compared if name not in registry.names]
     if unknown:
         raise ValueError(f"compare={unknown!r}: not served; the served models are {registry.names}")
     if start_tab not in (*TAB_TASKS, "compare"):
         raise ValueError(f"start_tab={start_tab!r}; choose one of chat, translate, compare")
-    return compared
+    if start_tab == "compare" and compare is None and len(compared) < 2:
+        logger.info("the page opens on the Chat tab: fewer than two ready models read the same input to compare")
+        start_tab = "chat"
+    return compared, start_tab
 
 
 def _status_timer(handlers: Handlers, status: gr.Markdown, model: gr.Dropdown, compared: gr.Dropdown) -> None:

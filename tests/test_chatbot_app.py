@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -353,3 +354,74 @@ def test_a_model_still_training_is_listed_and_joins_when_ready(
         assert client.predict("red cat", names[0], *DECODING["greedy"], api_name="/translate")[0] == "cat red"
     finally:
         app.close()
+
+
+def dependency(app, target: object, event: str) -> dict:
+    """The one event listener of the built `app` on `target`'s `event` (from the page's config)."""
+    [found] = [dep for dep in app.config["dependencies"] if [target._id, event] in map(list, dep["targets"])]
+    return found
+
+
+def component(app, kind: type, **props: object):
+    """The one component of the built `app` of type `kind` whose properties have these values."""
+    [found] = [
+        block
+        for block in app.blocks.values()
+        if isinstance(block, kind) and all(getattr(block, key, None) == value for key, value in props.items())
+    ]
+    return found
+
+
+def saved_with_training_info(tiny_model_dir: Path, directory: Path, **info: str) -> Path:
+    """The tiny reverser saved again with a `training_info.json` of `info` and no model card, as a
+    training run saves a model (the card would name it tiny-reverser)."""
+    shutil.copytree(tiny_model_dir, directory)
+    (directory / "README.md").unlink()
+    (directory / "training_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return directory
+
+
+def test_compare_starts_with_the_ready_models_that_read_the_same_input(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The same task and the same source language as the first ready model (training_info.json's);
+    models still training are not known yet; `compare=` is taken as given."""
+    import gradio as gr
+
+    from chatbot.app import _compared_names, build_app
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import load_model
+
+    served = {
+        "en-fr": ("translation", "en"),
+        "ko-en": ("translation", "ko"),
+        "chat-en": ("qa", "en"),
+        "en-de": ("translation", "en"),
+        "dates": ("translation", None),
+    }
+    models = {}
+    for name, (task, language) in served.items():
+        info = {"model_name": name, "task": task} | ({"source_lang": language} if language else {})
+        models[name] = load_model(saved_with_training_info(tiny_model_dir, tmp_path / name, **info))
+    assert [loaded.info.source_lang for loaded in models.values()] == ["en", "ko", "en", "en", None]
+
+    registry = ModelRegistry(models, pending=["en-es"])
+    assert _compared_names(registry, None, "chat") == (["en-fr", "en-de"], "chat")
+    assert _compared_names(registry, None, "compare") == (["en-fr", "en-de"], "compare")
+    assert _compared_names(registry, ["ko-en", "chat-en"], "compare") == (["ko-en", "chat-en"], "compare")
+    assert _compared_names(registry, ["ko-en"], "compare") == (["ko-en"], "compare")  # as given, as before
+    # The first ready model decides; one still training (first in the list here) has no info yet.
+    registry = ModelRegistry({name: models[name] for name in ("ko-en", "en-fr", "dates")}, pending=["en-es"])
+    registry.names.sort()
+    assert registry.names[0] == "dates" and _compared_names(registry, None, "chat")[0] == ["dates"]
+    registry.names.remove("dates")
+    registry.names.insert(0, "en-es")
+    assert _compared_names(registry, None, "chat")[0] == ["en-fr"]
+
+    # Alone, it is chosen alone, and the page does not open on a Compare tab it cannot use.
+    app = build_app(ModelRegistry({name: models[name] for name in ("ko-en", "en-fr")}), start_tab="compare")
+    assert component(app, gr.Dropdown, elem_id="compare-models").value == ["ko-en"]
+    [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
+    assert tabs.selected == "chat"
+    app = build_app(ModelRegistry({name: models[name] for name in ("en-fr", "en-de")}), start_tab="compare")
+    assert component(app, gr.Dropdown, elem_id="compare-models").value == ["en-fr", "en-de"]
+    [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
+    assert tabs.selected == "compare"
