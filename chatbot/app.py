@@ -29,7 +29,7 @@ import gradio as gr
 from seq2seq_tools.tasks import UNKNOWN_TASK
 
 from .attention_view import attention_plot, comparison_plot, write_attention_files
-from .background import ModelRegistry
+from .background import FAILED, READY, ModelRegistry, Training
 from .compare import MAX_COMPARED, Comparison, check_choice, compare_replies
 from .inference import (
     DECODING_MODES,
@@ -55,6 +55,9 @@ OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} mo
 NO_EXAMPLES = "**{name}** saved no example prompts."
 COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
 NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
+NOT_TRAINED = "**{name}** is not served: {state}. Choose another model."
+STILL_TRAINING = "**{name}** is still training: its prompts show here when it is ready."
+NOT_TRAINED_EXAMPLES = "**{name}** could not be trained, so it has no prompts to offer."
 
 
 def model_names(models: Sequence[LoadedModel]) -> dict[str, LoadedModel]:
@@ -84,12 +87,15 @@ def fits(loaded: LoadedModel, task: str) -> bool:
     return loaded.info.task in (task, UNKNOWN_TASK)
 
 
-def tab_examples(models: dict[str, LoadedModel], name: str, task: str) -> tuple[list[list[str]], str]:
+def tab_examples(
+    models: dict[str, LoadedModel], name: str, task: str, failed: bool = False
+) -> tuple[list[list[str]], str]:
     """The example prompts a tab serving `task` shows while model `name` is selected (its own,
-    saved at training), or none and a line that says why (also while `name` is still training)."""
+    saved at training), or none and a line that says why (also while `name` is still training, or
+    when its training `failed`)."""
     loaded = models.get(name)
     if loaded is None:
-        return [], f"**{name}** is still training."
+        return [], (NOT_TRAINED_EXAMPLES if failed else STILL_TRAINING).format(name=name)
     if not any(fits(other, task) for other in models.values()):
         return [], NO_MODEL_FOR_TAB.format(task=task)
     if not fits(loaded, task):
@@ -97,6 +103,11 @@ def tab_examples(models: dict[str, LoadedModel], name: str, task: str) -> tuple[
     if not loaded.info.examples:
         return [], NO_EXAMPLES.format(name=name)
     return [[text] for text in loaded.info.examples[:8]], ""
+
+
+def settled_names(status: dict[str, Training]) -> list[str]:
+    """The models of a `ModelRegistry.status()` that are ready or failed: their training is over."""
+    return [name for name, training in status.items() if training.state in (READY, FAILED)]
 
 
 def _settings(mode: str, num_beams: float, temperature: float, top_p: float, max_new_tokens: float) -> DecodingSettings:
@@ -136,7 +147,7 @@ class Handlers:
         training = self.registry.status().get(name)
         if training is None or name in self.models:
             return None
-        return NOT_READY.format(name=name, state=training.describe())
+        return (NOT_TRAINED if training.state == FAILED else NOT_READY).format(name=name, state=training.describe())
 
     def first_for(self, task: str) -> str:
         """The first ready model a tab serving `task` offers, else the first model ready, else the first."""
@@ -148,28 +159,54 @@ class Handlers:
         """The selectors' choices: every model, labelled with its training state while not ready."""
         return [(self.registry.label(name), name) for name in self.registry.names]
 
-    def on_status_tick(self) -> tuple[Any, ...]:
-        """(status line, model selector, compare selector, timer) every few seconds while models train."""
+    def tab_examples(
+        self, name: str, task: str, models: dict[str, LoadedModel] | None = None
+    ) -> tuple[list[list[str]], str]:
+        """`tab_examples` of the models ready (`models`, else those ready now), knowing whether `name` failed."""
+        failed = self.registry.status().get(name, Training(READY)).state == FAILED
+        return tab_examples(self.models if models is None else models, name, task, failed)
+
+    def on_status_tick(self, selected: str, seen: list[str]) -> tuple[Any, ...]:
+        """Every few seconds while models train: the status line, both selectors' choices, what
+        `on_model_change` shows of the `selected` model, the models now ready or failed (to pass back
+        as `seen`), and the timer.
+
+        While the selected model trains, its description follows its progress; on the first tick that
+        sees it ready or failed (not in `seen`), its description, decoding defaults and examples are
+        shown as on selecting it. The timer stops on the tick that sees every model settled, after
+        that tick's refresh.
+        """
+        status = self.registry.status()  # read before the models: a model ready here is among them
+        settled = settled_names(status)
+        skipped = (gr.skip(),) * (5 + 2 * len(TAB_TASKS))
+        if selected in settled and selected not in seen:
+            shown = self.on_model_change(selected)
+        elif selected in status and selected not in settled:
+            shown = (self.not_ready(selected) or gr.skip(), *skipped)
+        else:
+            shown = (gr.skip(), *skipped)
         choices = self.choices()
-        active = not self.registry.settled
         return (
             self.registry.status_text(),
             gr.Dropdown(choices=choices),
             gr.Dropdown(choices=choices),
-            gr.Timer(active=active),
+            *shown,
+            settled,
+            gr.Timer(active=len(settled) < len(status)),
         )
 
     def on_model_change(self, name: str) -> tuple[Any, ...]:
-        """The description, the decoding defaults and each tab's examples of the selected model."""
-        loaded = self.models.get(name)
-        if loaded is None:
-            problem = self.not_ready(name)
-            return (problem or gr.skip(),) + (gr.skip(),) * (5 + 2 * len(TAB_TASKS))
-        settings = loaded.defaults
+        """The description, the decoding defaults and each tab's examples of the selected model; for a
+        model not ready, a line that says why, the decoding controls as they are, and no examples."""
+        models = self.models
         examples = []
         for task in TAB_TASKS.values():
-            samples, note = tab_examples(self.models, name, task)
+            samples, note = self.tab_examples(name, task, models)
             examples += [gr.Dataset(samples=samples, visible=bool(samples)), note]
+        loaded = models.get(name)
+        if loaded is None:
+            return (self.not_ready(name) or gr.skip(), *(gr.skip(),) * 5, *examples)
+        settings = loaded.defaults
         decoding = (settings.mode, settings.num_beams, settings.temperature, settings.top_p, settings.max_new_tokens)
         return (describe(name, loaded), *decoding, *examples)
 
@@ -530,6 +567,9 @@ def build_app(
     if not registry.names:
         raise ValueError("build_app needs at least one model")
     handlers = Handlers(registry)
+    # Read before the models that the page is built with, as the status timer reads them: a model
+    # that becomes ready in between is refreshed on the first tick.
+    seen = settled_names(registry.status())
     named = handlers.models
     start = handlers.first_for(TAB_TASKS["chat"])
     compared, start_tab = _compared_names(registry, compare, start_tab)
@@ -549,12 +589,13 @@ def build_app(
                 status = gr.Markdown(registry.status_text(), elem_id="training-status")
             with gr.Column(scale=3):
                 with gr.Tabs(selected=start_tab):
-                    chat = _chat_tab(tab_examples(named, start, TAB_TASKS["chat"]))
-                    translate = _translate_tab(tab_examples(named, start, TAB_TASKS["translate"]))
+                    chat = _chat_tab(handlers.tab_examples(start, TAB_TASKS["chat"], named))
+                    translate = _translate_tab(handlers.tab_examples(start, TAB_TASKS["translate"], named))
                     compare_tab = _compare_tab(handlers.choices(), compared, [[text] for text in examples[:8]])
                 out = _attention_panel()
         _wire(handlers, model, model_info, decoding, chat, translate, compare_tab, out)
-        _status_timer(handlers, status, model, compare_tab["models"])
+        shown = [model_info, *decoding, *chat["examples"], *translate["examples"]]
+        _status_timer(handlers, status, model, compare_tab["models"], shown, seen)
     return app
 
 
@@ -595,12 +636,24 @@ def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, star
     return compared, start_tab
 
 
-def _status_timer(handlers: Handlers, status: gr.Markdown, model: gr.Dropdown, compared: gr.Dropdown) -> None:
-    """While models are still training, refresh the training status and the model choices every 2 seconds."""
-    timer = gr.Timer(2.0, active=not handlers.registry.settled)
+def _status_timer(
+    handlers: Handlers,
+    status: gr.Markdown,
+    model: gr.Dropdown,
+    compared: gr.Dropdown,
+    shown: list[Any],
+    seen: list[str],
+) -> None:
+    """While models are still training, refresh every 2 seconds the training status, the model choices
+    and what the page shows of the selected model (`shown`: the outputs of `Handlers.on_model_change`),
+    until a last refresh once every model is ready or failed (`Handlers.on_status_tick`). `seen`: the
+    models ready or failed when the page was built."""
+    seen_state = gr.State(seen)
+    timer = gr.Timer(2.0, active=len(seen) < len(handlers.registry.names))
     timer.tick(
         handlers.on_status_tick,
-        outputs=[status, model, compared, timer],
+        inputs=[model, seen_state],
+        outputs=[status, model, compared, *shown, seen_state, timer],
         api_visibility="private",
         queue=False,
     )

@@ -372,6 +372,87 @@ def component(app, kind: type, **props: object):
     return found
 
 
+def test_the_selected_models_notices_follow_its_training_and_the_timer_stops_after_the_last(
+    tiny_model_dir: Path,
+) -> None:
+    """A model selected while it trains: its description follows its progress, and the tick that sees
+    it ready shows its description, decoding defaults and examples, as selecting it would, then stops."""
+    from dataclasses import replace
+
+    import gradio as gr
+
+    from chatbot.app import OTHER_TASK, STILL_TRAINING, Handlers, build_app, describe
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import DecodingSettings, load_model
+
+    tiny = load_model(tiny_model_dir)
+    info = replace(tiny.info, name="tiny-translator", task="translation", examples=("blue bird tree",))
+    translator = replace(tiny, info=info, defaults=DecodingSettings(mode="greedy", max_new_tokens=7))
+    registry = ModelRegistry({"tiny-reverser": tiny}, pending=["tiny-translator"])
+    registry.progress("tiny-translator", 0.4, "Training:  40%|", 90.0)
+    handlers = Handlers(registry)
+
+    description, *decoding, chat_examples, chat_note, translate_examples, translate_note = handlers.on_model_change(
+        "tiny-translator"
+    )
+    assert "**tiny-translator** is not ready: training (40%, about 2 min left)" in description
+    assert decoding == [gr.skip()] * 5  # the controls stay as they are until the model's defaults are known
+    assert chat_note == translate_note == STILL_TRAINING.format(name="tiny-translator")
+    assert chat_examples.raw_samples == translate_examples.raw_samples == [] and not translate_examples.visible
+
+    def tick(seen: list[str]) -> tuple[list, list[str], gr.Timer]:
+        status, model, compared, *shown, seen, timer = handlers.on_status_tick("tiny-translator", seen)
+        assert [name for _, name in model.choices] == [name for _, name in compared.choices] == registry.names
+        return shown, seen, timer
+
+    registry.progress("tiny-translator", 0.8, "Training:  80%|", 20.0)
+    shown, seen, timer = tick(["tiny-reverser"])
+    assert "training (80%, less than a minute left)" in shown[0]
+    assert shown[1:] == [gr.skip()] * 9 and seen == ["tiny-reverser"] and timer.active
+
+    registry.add("tiny-translator", translator)
+    shown, seen, timer = tick(seen)
+    description, *decoding, chat_examples, chat_note, translate_examples, translate_note = shown
+    assert description == describe("tiny-translator", translator)
+    assert decoding == ["greedy", 4, 1.0, 1.0, 7]
+    assert chat_examples.raw_samples == [] and chat_note == OTHER_TASK.format(
+        name="tiny-translator", other="translation", task="qa"
+    )
+    assert (
+        translate_examples.raw_samples == [["blue bird tree"]] and translate_examples.visible and translate_note == ""
+    )
+    assert seen == ["tiny-reverser", "tiny-translator"] and not timer.active  # stopped on the refreshing tick
+    shown, seen, timer = tick(seen)  # a tick that still comes changes nothing on the page
+    assert shown == [gr.skip()] * 10 and not timer.active
+
+    # The page's timer sends exactly what selecting a model refreshes, for the model selected.
+    app = build_app(ModelRegistry({"tiny-reverser": tiny}, pending=["tiny-translator"]))
+    model = component(app, gr.Dropdown, elem_id="model")
+    [timer] = [block for block in app.blocks.values() if isinstance(block, gr.Timer)]
+    ticks, changes = dependency(app, timer, "tick"), dependency(app, model, "change")
+    assert ticks["inputs"][0] == model._id and timer.active
+    assert ticks["outputs"][3:-2] == changes["outputs"]
+
+
+def test_a_failed_model_says_so_in_its_description_and_its_tabs(tiny_model_dir: Path) -> None:
+    from chatbot.app import NOT_TRAINED_EXAMPLES, Handlers
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import load_model
+
+    registry = ModelRegistry({"tiny-reverser": load_model(tiny_model_dir)}, pending=["broken"])
+    registry.progress("broken", 0.5, "Training:  50%|", 30.0)
+    handlers = Handlers(registry)
+    registry.fail("broken", "DemoModelError: exit status 1")
+    _, _, _, description, *_, chat_note, _, translate_note, seen, timer = handlers.on_status_tick(
+        "broken", ["tiny-reverser"]
+    )
+    assert (
+        description == "**broken** is not served: training failed: DemoModelError: exit status 1. Choose another model."
+    )
+    assert chat_note == translate_note == NOT_TRAINED_EXAMPLES.format(name="broken")
+    assert seen == ["tiny-reverser", "broken"] and not timer.active
+
+
 def saved_with_training_info(tiny_model_dir: Path, directory: Path, **info: str) -> Path:
     """The tiny reverser saved again with a `training_info.json` of `info` and no model card, as a
     training run saves a model (the card would name it tiny-reverser)."""
