@@ -473,25 +473,33 @@ def _compare_tab(names: list[tuple[str, str]], chosen: list[str], examples: list
     }
 
 
-def _attention_panel() -> dict[str, Any]:
-    """The notice line, the heatmap, the attention downloads and the attention data."""
+def _attention_panel(visible: bool = True) -> dict[str, Any]:
+    """The notice line, the heatmap, the attention downloads and the attention data of the Chat and
+    Translate tabs, in one column (`panel`) shown when `visible`."""
     text = PAGE_I18N
-    notice = gr.Markdown(label=text("Notice"))
-    gr.Markdown(
-        text(
-            "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+    with gr.Column(visible=visible, elem_id="attention-panel") as panel:
+        notice = gr.Markdown(label=text("Notice"))
+        gr.Markdown(
+            text(
+                "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+            )
         )
-    )
-    heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
-    downloads = gr.File(
-        label=text("Download the attention (JSON, CSV)"),
-        file_count="multiple",
-        interactive=False,
-        elem_id="attention-downloads",
-    )
-    with gr.Accordion(text("Attention data (JSON)"), open=False):
-        attention_data = gr.JSON(label=text("Attention data"))
-    return {"notice": notice, "heatmap": heatmap, "downloads": downloads, "attention_data": attention_data}
+        heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
+        downloads = gr.File(
+            label=text("Download the attention (JSON, CSV)"),
+            file_count="multiple",
+            interactive=False,
+            elem_id="attention-downloads",
+        )
+        with gr.Accordion(text("Attention data (JSON)"), open=False):
+            attention_data = gr.JSON(label=text("Attention data"))
+    return {
+        "panel": panel,
+        "notice": notice,
+        "heatmap": heatmap,
+        "downloads": downloads,
+        "attention_data": attention_data,
+    }
 
 
 def _wire(
@@ -588,12 +596,13 @@ def build_app(
                 model, model_info, decoding = _model_panel(handlers, start)
                 status = gr.Markdown(registry.status_text(), elem_id="training-status")
             with gr.Column(scale=3):
-                with gr.Tabs(selected=start_tab):
+                with gr.Tabs(selected=start_tab) as tabs:
                     chat = _chat_tab(handlers.tab_examples(start, TAB_TASKS["chat"], named))
                     translate = _translate_tab(handlers.tab_examples(start, TAB_TASKS["translate"], named))
                     compare_tab = _compare_tab(handlers.choices(), compared, [[text] for text in examples[:8]])
-                out = _attention_panel()
+                out = _attention_panel(visible=start_tab != "compare")
         _wire(handlers, model, model_info, decoding, chat, translate, compare_tab, out)
+        _hide_attention_panel_on_compare(tabs, out["panel"])
         shown = [model_info, *decoding, *chat["examples"], *translate["examples"]]
         _status_timer(handlers, status, model, compare_tab["models"], shown, seen)
     return app
@@ -634,6 +643,21 @@ def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, star
         logger.info("the page opens on the Chat tab: fewer than two ready models read the same input to compare")
         start_tab = "chat"
     return compared, start_tab
+
+
+def _hide_attention_panel_on_compare(tabs: gr.Tabs, panel: gr.Column) -> None:
+    """Show the attention panel of the last reply on the Chat and Translate tabs and hide it on the
+    Compare tab, which shows its own heatmaps.
+
+    One listener on the tabs, whose last call wins (`always_last`): a listener per tab raced with the
+    select event that the browser sends for the opening tab while the page loads, and a click on
+    Compare just after it could leave the panel shown.
+    """
+
+    def on_select(event: gr.SelectData) -> gr.Column:
+        return gr.Column(visible=tabs.children[event.index].id != "compare")
+
+    tabs.select(on_select, outputs=panel, trigger_mode="always_last", api_visibility="private", queue=False)
 
 
 def _status_timer(

@@ -506,3 +506,29 @@ def test_compare_starts_with_the_ready_models_that_read_the_same_input(tiny_mode
     assert component(app, gr.Dropdown, elem_id="compare-models").value == ["en-fr", "en-de"]
     [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
     assert tabs.selected == "compare"
+
+
+@pytest.mark.parametrize("start_tab", ["chat", "compare"])
+def test_the_attention_panel_shows_on_the_chat_and_translate_tabs_only(tiny_model_dir: Path, start_tab: str) -> None:
+    """The panel of the last reply (notice, heatmap, downloads, data) is hidden on the Compare tab,
+    which has its own heatmaps: from the start when the page opens there, and on selecting a tab."""
+    import gradio as gr
+
+    from chatbot.app import build_app
+    from chatbot.inference import load_model
+
+    tiny = load_model(tiny_model_dir)
+    app = build_app([tiny, tiny], compare=["tiny-reverser", "tiny-reverser (2)"], start_tab=start_tab)
+    panel = component(app, gr.Column, elem_id="attention-panel")
+    assert panel.visible == (start_tab != "compare")
+    for elem_id in ("heatmap", "attention-downloads"):
+        block = next(block for block in app.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+        while block is not None and block is not panel:
+            block = block.parent
+        assert block is panel, f"#{elem_id} is outside the panel"
+    [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
+    listener = dependency(app, tabs, "select")
+    assert listener["outputs"] == [panel._id] and listener["trigger_mode"] == "always_last"
+    on_select = app.fns[listener["id"]].fn
+    for index, (tab, visible) in enumerate((("Chat", True), ("Translate", True), ("Compare", False))):
+        assert on_select(gr.SelectData(tabs, {"index": index, "value": tab})).visible == visible, tab
