@@ -20,8 +20,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .inference import LoadedModel
+if TYPE_CHECKING:  # only named in annotations: chatbot.demo_models reads this module without torch
+    from .inference import LoadedModel
 
 logger = logging.getLogger(__name__)
 
