@@ -1,126 +1,226 @@
-"""Latency, throughput and memory of the chatbot server, measured through its API.
+"""Requests/s and latency of the chatbot server under concurrent clients, for each way of batching.
 
-    python -m benchmarks.bench_chatbot [--model DIR_OR_HUB_ID ...] [--threads 1] [--concurrency-limit 2]
+    python -m benchmarks.bench_chatbot --model DIR [--threads 2] [--clients 1 4 20 50 100] [--requests 200] \
+        [--policies none micro continuous gradio] [--endpoints page json] [--soak 10000]
 
-Starts `python -m chatbot` on 127.0.0.1 (the demo models when no --model is given, trained first
-if missing) with torch fixed to --threads threads, and drives it with `gradio_client` as a program
-would. It prints one table:
+Starts one server per batching policy on 127.0.0.1 with torch fixed to --threads threads (`python -m
+chatbot --batching none|micro|continuous`; `gradio` is Gradio's own `batch=True` event,
+`benchmarks/gradio_batch_server.py`), one after another, and loads each with --clients concurrent
+clients from `benchmarks.load_client`: plain async HTTP in a process of its own, on the page's
+events (Gradio's call API for /translate, streamed, greedy) and on the JSON endpoint
+(`POST /v1/translate`). `none` is the path before batching (each request its own generate(), at
+most 2 at once): the baseline of every ratio. Greedy, --max-new-tokens new tokens, English
+sentences of the Tatoeba corpus (--texts, a tab-separated file) or the model's examples.
 
-- time to the first streamed text and to the full reply, greedy and beam-5, per model (median
-  over the model's example prompts, each asked --repeats times through /translate);
-- requests per second with 1, 4 and 20 concurrent clients (greedy, one client object each);
-- the server's peak resident memory (VmHWM from /proc, Linux only).
+Prints, per policy, endpoint and client count: requests/s and its ratio to `none` with 1 client,
+p50/p95 latency to the full reply and to the first text, and the CPU the server and the client
+spent per request. Then where one request's time goes (decoding, the heatmap, the attention
+files, the rest: Gradio's events), measured in this process, and with --soak N the server's memory,
+the disk its attention files take, and the rate per 1,000 requests over N requests.
 
-Not a test: numbers depend on the machine and on what else runs on it.
+Not a test: numbers depend on the machine and on what else runs on it; both the server and the
+client run on this machine, and the table says what each cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import random
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from gradio_client import Client
+from .chatbot_server import ChatbotServer, free_port, memory_mib
+from .common import REPO, machine_line, print_table, thread_environment
 
-from chatbot.demo_models import ensure_demo_models
-from chatbot.inference import load_model
-
-from .chatbot_server import memory_mib, start_server
-from .common import add_threads_argument, machine_line
+POLICIES = ("none", "micro", "continuous", "gradio")
 
 
-def settings(mode: str, max_new_tokens: int) -> tuple:
-    # (mode, num_beams, temperature, top_p, max_new_tokens), the order of the /translate inputs
-    return (mode, 5, 1.0, 1.0, max_new_tokens)
+def read_texts(path: str | None, examples: list[str], count: int = 400) -> list[str]:
+    """`count` source sentences of a `source<TAB>target` file, shuffled with a fixed seed, else the examples."""
+    if path is None:
+        return examples or ["Hello!", "Good morning."]
+    with open(path, encoding="utf-8") as handle:
+        sources = [line.split("\t")[0].strip() for line in handle if line.strip()]
+    random.Random(5).shuffle(sources)
+    return sources[:count]
 
 
-def time_reply(client: Client, model: str, prompt: str, mode: str, max_new_tokens: int) -> tuple[float, float]:
-    """Seconds to the first text and to the full reply of one request."""
-    start = time.perf_counter()
-    first = None
-    job = client.submit(prompt, model, *settings(mode, max_new_tokens), api_name="/translate")
-    for output in job:
-        if first is None and output[0]:
-            first = time.perf_counter() - start
-    total = time.perf_counter() - start
-    return (first if first is not None else total), total
+class GradioBatchServer(ChatbotServer):
+    """`benchmarks.gradio_batch_server` in a subprocess, started as `ChatbotServer` starts the chatbot."""
+
+    def __init__(self, model: str, threads: int, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = log
+        command = [sys.executable, "-m", "benchmarks.gradio_batch_server", "--model", model]
+        command += ["--port", str(self.port), "--threads", str(threads)]
+        env = {**thread_environment(threads), "GRADIO_ANALYTICS_ENABLED": "False"}
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def throughput(url: str, model: str, prompts: list[str], clients: int, requests: int, max_new_tokens: int) -> float:
-    """Requests per second with `clients` concurrent clients sending `requests` greedy requests in all."""
-    per_client = max(1, requests // clients)
-    connections = [Client(url, verbose=False) for _ in range(clients)]
+def start(policy: str, model: str, threads: int, folder: Path) -> ChatbotServer:
+    log = folder / f"server-{policy}.log"
+    if policy == "gradio":
+        return GradioBatchServer(model, threads, log).wait_ready()
+    arguments = ["--model", model, "--batching", policy, "--max-queue-size", "512", "--log-level", "WARNING"]
+    if policy == "none":
+        arguments += ["--concurrency-limit", "2"]  # the server's setting before batching
+    environment = {"GRADIO_TEMP_DIR": str(folder / f"gradio-{policy}"), "TMPDIR": str(folder / f"tmp-{policy}")}
+    for path in environment.values():
+        os.makedirs(path, exist_ok=True)
+    return ChatbotServer(arguments, threads, log=log, environment=environment).wait_ready()
 
-    def run(index: int) -> None:
-        for turn in range(per_client):
-            prompt = prompts[(index + turn) % len(prompts)]
-            connections[index].predict(prompt, model, *settings("greedy", max_new_tokens), api_name="/translate")
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(run, range(clients)))
-    return clients * per_client / (time.perf_counter() - start)
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(server: ChatbotServer, endpoint: str, clients: int, requests: int, args, texts_file: str, progress: int = 0):
+    """One `benchmarks.load_client` run: its JSON result, with the server's CPU per request added."""
+    command = [sys.executable, "-m", "benchmarks.load_client", "--url", server.url, "--endpoint", endpoint]
+    command += ["--model", args.model_name, "--texts", texts_file, "--clients", str(clients)]
+    command += ["--requests", str(requests), "--max-new-tokens", str(args.max_new_tokens), "--progress", str(progress)]
+    before = cpu_seconds(server.pid)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(json.loads(line))
+        if progress and "progress" in lines[-1]:
+            lines[-1]["rss_mib"] = memory_mib(server.pid)
+    process.wait()
+    result = lines[-1]
+    result["server_cpu_ms"] = 1000 * (cpu_seconds(server.pid) - before) / max(1, result["requests"])
+    result["marks"] = [line for line in lines if "progress" in line]
+    return result
+
+
+def measure_policies(args, texts_file: str, folder: Path) -> list[list]:
+    rows, baseline = [], {}
+    for policy in args.policies:
+        server = start(policy, args.model, args.threads, folder)
+        try:
+            for endpoint in args.endpoints:
+                if endpoint == "json" and policy == "gradio":
+                    continue  # that stand-in serves the page's event only
+                load(server, endpoint, 2, 20, args, texts_file)  # warm-up
+                for clients in args.clients:
+                    result = load(server, endpoint, clients, max(args.requests, 4 * clients), args, texts_file)
+                    if policy == "none" and clients == 1:
+                        baseline[endpoint] = result["rate"]
+                    base = baseline.get(endpoint) or baseline.get("page")
+                    rows.append([
+                        policy, endpoint, clients, f"{result['rate']:.1f}",
+                        f"{result['rate'] / base:.2f}x" if base else "",
+                        f"{result['full_p50_ms']:.0f} / {result['full_p95_ms']:.0f}",
+                        f"{result['first_p50_ms']:.0f} / {result['first_p95_ms']:.0f}",
+                        f"{result['server_cpu_ms']:.1f}", f"{result['client_cpu_ms']:.1f}",
+                        result["errors"] or "",
+                    ])  # fmt: skip
+                    print(" ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
+        finally:
+            server.stop()
+    return rows
+
+
+def time_parts(model: str, texts: list[str], max_new_tokens: int, threads: int) -> list[list]:
+    """Median milliseconds per request of decoding, the heatmap figure and the attention files, in this process."""
+    import torch
+
+    from chatbot.attention_view import attention_plot, write_attention_files
+    from chatbot.inference import DecodingSettings, generate_reply, load_model
+
+    torch.set_num_threads(threads)
+    loaded = load_model(model)
+    settings = DecodingSettings(mode="greedy", max_new_tokens=max_new_tokens)
+    generate_reply(loaded, texts[0], settings)  # warm-up
+    parts: dict[str, list[float]] = {
+        "decoding (generate_reply, alone)": [],
+        "heatmap figure": [],
+        "attention files": [],
+    }
+    for text in texts[:40]:
+        started = time.perf_counter()
+        reply = generate_reply(loaded, text, settings)
+        parts["decoding (generate_reply, alone)"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        attention_plot(reply.attention, title="attention")
+        parts["heatmap figure"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        write_attention_files(reply.attention, root=tempfile.mkdtemp())
+        parts["attention files"].append(time.perf_counter() - started)
+    return [[name, f"{1000 * statistics.median(values):.1f}"] for name, values in parts.items()]
+
+
+def soak(args, texts_file: str, folder: Path) -> list[list]:
+    """--soak requests on the continuous server's page events, 20 clients: RSS, disk and rate per 1,000."""
+    server = start("continuous", args.model, args.threads, folder)
+    disk = [folder / "gradio-continuous", folder / "tmp-continuous"]
+    try:
+        result = load(server, "page", 20, args.soak, args, texts_file, progress=1000)
+        rows, previous = [], 0.0
+        for mark in result["marks"]:
+            rate = 1000 / (mark["seconds"] - previous)
+            previous = mark["seconds"]
+            rows.append([mark["progress"], f"{mark['rss_mib']:.0f}", f"{rate:.1f}"])
+        size = sum(path.stat().st_size for root in disk for path in root.rglob("*") if path.is_file())
+        rows.append(
+            ["end", f"{memory_mib(server.pid):.0f}", f"errors {result['errors']}; files {size / 2**20:.1f} MiB"]
+        )
+        return rows
+    finally:
+        server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", help="a model directory or Hub id (default: the demo models)")
-    add_threads_argument(parser, default=1)
-    parser.add_argument("--concurrency-limit", type=int, default=2, help="the server's concurrency limit")
-    parser.add_argument("--repeats", type=int, default=3, help="times each example prompt is timed")
-    parser.add_argument("--requests", type=int, default=40, help="requests per throughput measurement")
-    parser.add_argument("--max-new-tokens", type=int, default=40, help="longest reply")
-    args = parser.parse_args()
-    sources = args.model or [str(path) for path in ensure_demo_models()]
-    loaded = {source: load_model(source) for source in sources}
-    names = {source: model.info.name for source, model in loaded.items()}
-    # A model saved without example prompts (the chatbot offers it none) is timed on two plain ones.
-    examples = {source: list(model.info.examples) or ["Hello!", "Good morning."] for source, model in loaded.items()}
-    del loaded
-
-    arguments = ["--concurrency-limit", str(args.concurrency_limit), "--max-queue-size", "256"]
-    for source in sources:
-        arguments += ["--model", source]
-    server = start_server(arguments, args.threads)
-    url = server.url
-    rows = []
-    try:
-        client = Client(url, verbose=False)
-        for source in sources:
-            prompts = examples[source]
-            time_reply(client, names[source], prompts[0], "greedy", args.max_new_tokens)  # warm-up
-            for mode in ("greedy", "beam"):
-                timings = [
-                    time_reply(client, names[source], prompt, mode, args.max_new_tokens)
-                    for _ in range(args.repeats)
-                    for prompt in prompts
-                ]
-                first = statistics.median(t for t, _ in timings) * 1000
-                full = statistics.median(t for _, t in timings) * 1000
-                label = "greedy" if mode == "greedy" else "beam-5"
-                rows.append(
-                    (names[source], f"{label}: first text / full reply (ms, median)", f"{first:.0f} / {full:.0f}")
-                )
-        first_source = sources[0]
-        for clients in (1, 4, 20):
-            rate = throughput(
-                url, names[first_source], examples[first_source], clients, args.requests, args.max_new_tokens
-            )
-            rows.append((names[first_source], f"requests/s, {clients} concurrent client(s), greedy", f"{rate:.1f}"))
-        rows.append(("server", "peak resident memory (MiB)", f"{memory_mib(server.pid, 'VmHWM'):.0f}"))
-    finally:
-        server.stop()
-
-    print(
-        f"\n{machine_line(args.threads)} (in the server); concurrency limit {args.concurrency_limit}; "
-        f"max new tokens {args.max_new_tokens}; through gradio_client on 127.0.0.1\n"
+    parser.add_argument("--model", required=True, help="a translation model directory")
+    parser.add_argument(
+        "--texts", help="a source<TAB>target file whose sources are sent (default: the model's examples)"
     )
-    width = max(len(name) for name, _, _ in rows)
-    print(f"| {'model':<{width}} | {'measure':<52} | {'value':>11} |")
-    print(f"| {'-' * width} | {'-' * 52} | {'-' * 11} |")
-    for name, measure, value in rows:
-        print(f"| {name:<{width}} | {measure:<52} | {value:>11} |")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in the server (default: 2)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 20, 50, 100])
+    parser.add_argument("--requests", type=int, default=200, help="requests per measurement (at least 4 per client)")
+    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    parser.add_argument("--endpoints", nargs="+", choices=("page", "json"), default=["page", "json"])
+    parser.add_argument("--max-new-tokens", type=int, default=40)
+    parser.add_argument("--soak", type=int, default=0, help="also soak the continuous server with N page requests")
+    args = parser.parse_args()
+
+    from chatbot.inference import load_model
+
+    loaded = load_model(args.model)
+    args.model_name = loaded.info.name
+    texts = read_texts(args.texts, list(loaded.info.examples))
+    del loaded
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        texts_file = str(folder / "texts.json")
+        Path(texts_file).write_text(json.dumps(texts), encoding="utf-8")
+        rows = measure_policies(args, texts_file, folder)
+        parts = time_parts(args.model, texts, args.max_new_tokens, args.threads)
+        soak_rows = soak(args, texts_file, folder) if args.soak else []
+
+    print(f"\n{machine_line(args.threads)} (in the server); greedy, at most {args.max_new_tokens} new tokens; "
+          f"model {args.model_name}; clients: benchmarks.load_client (async httpx), one process\n")  # fmt: skip
+    print_table(
+        ["batching", "endpoint", "clients", "requests/s", "vs none, 1 client", "full reply p50 / p95 ms",
+         "first text p50 / p95 ms", "server CPU ms/request", "client CPU ms/request", "errors"],
+        rows,
+    )  # fmt: skip
+    print("\nWhere one request's time goes (median ms, this process, one request at a time):\n")
+    print_table(["part", "ms"], parts)
+    if soak_rows:
+        print(f"\nSoak: {args.soak} page requests, 20 clients, continuous batching:\n")
+        print_table(["requests", "server RSS MiB", "requests/s over the last 1,000"], soak_rows)
 
 
 if __name__ == "__main__":

@@ -234,18 +234,17 @@ class _ServeError(Exception):
 
 
 def _sources(settings: ChatbotSettings) -> tuple[list[str], list[str], dict]:
-    """The model folders to load now, the demo models to train in the background, and the demos served."""
+    """The model folders to load now, the demo models to train in the background (cheapest first),
+    and the demos served."""
     from .demo_models import DEMO_MODELS, VARIANT_DEMOS, demo_home, missing_demo_models
-    from .demo_models import training_config as demo_training_config
 
     demos = VARIANT_DEMOS if settings.variants else DEMO_MODELS
     if settings.model or settings.ensemble:
         return list(settings.model or []), [], demos
     home = demo_home()
+    # It reads each missing model's config, so a model that could not be trained fails here
+    # (DemoModelError) rather than on the page.
     pending = missing_demo_models(home, demos)
-    for name in pending:  # nothing could be trained: say so now rather than on the page
-        spec = demos[name]
-        demo_training_config(spec if isinstance(spec, str) else spec[0])
     return [str(home / name) for name in demos if name not in pending], pending, demos
 
 

@@ -30,7 +30,7 @@ import gradio as gr
 from seq2seq_tools.tasks import UNKNOWN_TASK
 
 from .attention_view import attention_plot, comparison_plot, write_attention_files
-from .background import ModelRegistry
+from .background import FAILED, READY, ModelRegistry, Training
 from .compare import MAX_COMPARED, Comparison, check_choice, compare_replies
 from .inference import (
     DECODING_MODES,
@@ -60,6 +60,9 @@ COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
 # output of the reply, and a page that sends one per token spends more on events than on decoding.
 STREAM_INTERVAL_S = 0.1
 NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
+NOT_TRAINED = "**{name}** is not served: {state}. Choose another model."
+STILL_TRAINING = "**{name}** is still training: its prompts show here when it is ready."
+NOT_TRAINED_EXAMPLES = "**{name}** could not be trained, so it has no prompts to offer."
 
 
 def model_names(models: Sequence[LoadedModel]) -> dict[str, LoadedModel]:
@@ -89,12 +92,15 @@ def fits(loaded: LoadedModel, task: str) -> bool:
     return loaded.info.task in (task, UNKNOWN_TASK)
 
 
-def tab_examples(models: dict[str, LoadedModel], name: str, task: str) -> tuple[list[list[str]], str]:
+def tab_examples(
+    models: dict[str, LoadedModel], name: str, task: str, failed: bool = False
+) -> tuple[list[list[str]], str]:
     """The example prompts a tab serving `task` shows while model `name` is selected (its own,
-    saved at training), or none and a line that says why (also while `name` is still training)."""
+    saved at training), or none and a line that says why (also while `name` is still training, or
+    when its training `failed`)."""
     loaded = models.get(name)
     if loaded is None:
-        return [], f"**{name}** is still training."
+        return [], (NOT_TRAINED_EXAMPLES if failed else STILL_TRAINING).format(name=name)
     if not any(fits(other, task) for other in models.values()):
         return [], NO_MODEL_FOR_TAB.format(task=task)
     if not fits(loaded, task):
@@ -102,6 +108,11 @@ def tab_examples(models: dict[str, LoadedModel], name: str, task: str) -> tuple[
     if not loaded.info.examples:
         return [], NO_EXAMPLES.format(name=name)
     return [[text] for text in loaded.info.examples[:8]], ""
+
+
+def settled_names(status: dict[str, Training]) -> list[str]:
+    """The models of a `ModelRegistry.status()` that are ready or failed: their training is over."""
+    return [name for name, training in status.items() if training.state in (READY, FAILED)]
 
 
 def _settings(mode: str, num_beams: float, temperature: float, top_p: float, max_new_tokens: float) -> DecodingSettings:
@@ -142,7 +153,7 @@ class Handlers:
         training = self.registry.status().get(name)
         if training is None or name in self.models:
             return None
-        return NOT_READY.format(name=name, state=training.describe())
+        return (NOT_TRAINED if training.state == FAILED else NOT_READY).format(name=name, state=training.describe())
 
     def first_for(self, task: str) -> str:
         """The first ready model a tab serving `task` offers, else the first model ready, else the first."""
@@ -154,28 +165,54 @@ class Handlers:
         """The selectors' choices: every model, labelled with its training state while not ready."""
         return [(self.registry.label(name), name) for name in self.registry.names]
 
-    def on_status_tick(self) -> tuple[Any, ...]:
-        """(status line, model selector, compare selector, timer) every few seconds while models train."""
+    def tab_examples(
+        self, name: str, task: str, models: dict[str, LoadedModel] | None = None
+    ) -> tuple[list[list[str]], str]:
+        """`tab_examples` of the models ready (`models`, else those ready now), knowing whether `name` failed."""
+        failed = self.registry.status().get(name, Training(READY)).state == FAILED
+        return tab_examples(self.models if models is None else models, name, task, failed)
+
+    def on_status_tick(self, selected: str, seen: list[str]) -> tuple[Any, ...]:
+        """Every few seconds while models train: the status line, both selectors' choices, what
+        `on_model_change` shows of the `selected` model, the models now ready or failed (to pass back
+        as `seen`), and the timer.
+
+        While the selected model trains, its description follows its progress; on the first tick that
+        sees it ready or failed (not in `seen`), its description, decoding defaults and examples are
+        shown as on selecting it. The timer stops on the tick that sees every model settled, after
+        that tick's refresh.
+        """
+        status = self.registry.status()  # read before the models: a model ready here is among them
+        settled = settled_names(status)
+        skipped = (gr.skip(),) * (5 + 2 * len(TAB_TASKS))
+        if selected in settled and selected not in seen:
+            shown = self.on_model_change(selected)
+        elif selected in status and selected not in settled:
+            shown = (self.not_ready(selected) or gr.skip(), *skipped)
+        else:
+            shown = (gr.skip(), *skipped)
         choices = self.choices()
-        active = not self.registry.settled
         return (
             self.registry.status_text(),
             gr.Dropdown(choices=choices),
             gr.Dropdown(choices=choices),
-            gr.Timer(active=active),
+            *shown,
+            settled,
+            gr.Timer(active=len(settled) < len(status)),
         )
 
     def on_model_change(self, name: str) -> tuple[Any, ...]:
-        """The description, the decoding defaults and each tab's examples of the selected model."""
-        loaded = self.models.get(name)
-        if loaded is None:
-            problem = self.not_ready(name)
-            return (problem or gr.skip(),) + (gr.skip(),) * (5 + 2 * len(TAB_TASKS))
-        settings = loaded.defaults
+        """The description, the decoding defaults and each tab's examples of the selected model; for a
+        model not ready, a line that says why, the decoding controls as they are, and no examples."""
+        models = self.models
         examples = []
         for task in TAB_TASKS.values():
-            samples, note = tab_examples(self.models, name, task)
+            samples, note = self.tab_examples(name, task, models)
             examples += [gr.Dataset(samples=samples, visible=bool(samples)), note]
+        loaded = models.get(name)
+        if loaded is None:
+            return (self.not_ready(name) or gr.skip(), *(gr.skip(),) * 5, *examples)
+        settings = loaded.defaults
         decoding = (settings.mode, settings.num_beams, settings.temperature, settings.top_p, settings.max_new_tokens)
         return (describe(name, loaded), *decoding, *examples)
 
@@ -462,25 +499,33 @@ def _compare_tab(names: list[tuple[str, str]], chosen: list[str], examples: list
     }
 
 
-def _attention_panel() -> dict[str, Any]:
-    """The notice line, the heatmap, the attention downloads and the attention data."""
+def _attention_panel(visible: bool = True) -> dict[str, Any]:
+    """The notice line, the heatmap, the attention downloads and the attention data of the Chat and
+    Translate tabs, in one column (`panel`) shown when `visible`."""
     text = PAGE_I18N
-    notice = gr.Markdown(label=text("Notice"))
-    gr.Markdown(
-        text(
-            "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+    with gr.Column(visible=visible, elem_id="attention-panel") as panel:
+        notice = gr.Markdown(label=text("Notice"))
+        gr.Markdown(
+            text(
+                "The heatmap shows the last reply: source tokens across, output tokens down. Hover a cell to read its weight."
+            )
         )
-    )
-    heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
-    downloads = gr.File(
-        label=text("Download the attention (JSON, CSV)"),
-        file_count="multiple",
-        interactive=False,
-        elem_id="attention-downloads",
-    )
-    with gr.Accordion(text("Attention data (JSON)"), open=False):
-        attention_data = gr.JSON(label=text("Attention data"))
-    return {"notice": notice, "heatmap": heatmap, "downloads": downloads, "attention_data": attention_data}
+        heatmap = gr.Plot(label=text("Attention heatmap"), elem_id="heatmap")
+        downloads = gr.File(
+            label=text("Download the attention (JSON, CSV)"),
+            file_count="multiple",
+            interactive=False,
+            elem_id="attention-downloads",
+        )
+        with gr.Accordion(text("Attention data (JSON)"), open=False):
+            attention_data = gr.JSON(label=text("Attention data"))
+    return {
+        "panel": panel,
+        "notice": notice,
+        "heatmap": heatmap,
+        "downloads": downloads,
+        "attention_data": attention_data,
+    }
 
 
 def _wire(
@@ -542,10 +587,12 @@ def build_app(
     page then lists them all at once, says which are still training (with their progress) or
     failed, and serves each as soon as it is ready.
 
-    `compare` names the models the Compare tab starts with (default: the first two to four served),
-    `compare_examples` its example inputs (default: the first of those models' own), and
-    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`), and `scheduler`
-    the `chatbot.scheduler.BatchScheduler` that decodes concurrent requests together (None: each alone).
+    `compare` names the models the Compare tab starts with (default: `same_input_models`, up to
+    four), `compare_examples` its example inputs (default: the first of those models' own),
+    `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`; without `compare`,
+    the page opens on Chat instead of a Compare tab that starts with fewer than two models), and
+    `scheduler` the `chatbot.scheduler.BatchScheduler` that decodes concurrent requests together
+    (None: each alone).
 
     Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
     figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
@@ -557,9 +604,12 @@ def build_app(
     if not registry.names:
         raise ValueError("build_app needs at least one model")
     handlers = Handlers(registry, scheduler)
+    # Read before the models that the page is built with, as the status timer reads them: a model
+    # that becomes ready in between is refreshed on the first tick.
+    seen = settled_names(registry.status())
     named = handlers.models
     start = handlers.first_for(TAB_TASKS["chat"])
-    compared = _compared_names(registry, compare, start_tab)
+    compared, start_tab = _compared_names(registry, compare, start_tab)
     first = named.get(compared[0]) if compared else None
     examples = list(compare_examples) or (list(first.info.examples) if first is not None else [])
     # delete_cache: Gradio's copies of the attention files are removed after an hour, checked hourly.
@@ -575,38 +625,88 @@ def build_app(
                 model, model_info, decoding = _model_panel(handlers, start)
                 status = gr.Markdown(registry.status_text(), elem_id="training-status")
             with gr.Column(scale=3):
-                with gr.Tabs(selected=start_tab):
-                    chat = _chat_tab(tab_examples(named, start, TAB_TASKS["chat"]))
-                    translate = _translate_tab(tab_examples(named, start, TAB_TASKS["translate"]))
+                with gr.Tabs(selected=start_tab) as tabs:
+                    chat = _chat_tab(handlers.tab_examples(start, TAB_TASKS["chat"], named))
+                    translate = _translate_tab(handlers.tab_examples(start, TAB_TASKS["translate"], named))
                     compare_tab = _compare_tab(handlers.choices(), compared, [[text] for text in examples[:8]])
-                out = _attention_panel()
+                out = _attention_panel(visible=start_tab != "compare")
         _wire(handlers, model, model_info, decoding, chat, translate, compare_tab, out)
-        _status_timer(handlers, status, model, compare_tab["models"])
+        _hide_attention_panel_on_compare(tabs, out["panel"])
+        shown = [model_info, *decoding, *chat["examples"], *translate["examples"]]
+        _status_timer(handlers, status, model, compare_tab["models"], shown, seen)
     return app
 
 
-def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, start_tab: str) -> list[str]:
-    """The models the Compare tab starts with (default: the first served, up to `MAX_COMPARED`),
+def same_input_models(models: dict[str, LoadedModel], names: Sequence[str]) -> list[str]:
+    """The first ready model of `names` and the other ready ones that read the same input: trained
+    for the same task, on the same source language (a language not known counts as one more
+    language), up to `MAX_COMPARED`, in the order of `names`. Models still training are not known
+    yet, so they are left out."""
+    ready = [name for name in names if name in models]
+    if not ready:
+        return []
+    first = models[ready[0]].info
+    same = [
+        name
+        for name in ready
+        if (models[name].info.task, models[name].info.source_lang) == (first.task, first.source_lang)
+    ]
+    return same[:MAX_COMPARED]
+
+
+def _compared_names(registry: ModelRegistry, compare: Sequence[str] | None, start_tab: str) -> tuple[list[str], str]:
+    """The models the Compare tab starts with (default: `same_input_models`) and the tab the page
+    opens on (`start_tab`, but Chat rather than a default Compare tab with fewer than two models),
     after checking `build_app`'s `compare` and `start_tab`.
 
     Raises:
         ValueError: a compared model that is not served, or an unknown tab.
     """
-    compared = list(compare) if compare is not None else registry.names[:MAX_COMPARED]
+    compared = list(compare) if compare is not None else same_input_models(registry.models, registry.names)
     unknown = [name for name in compared if name not in registry.names]
     if unknown:
         raise ValueError(f"compare={unknown!r}: not served; the served models are {registry.names}")
     if start_tab not in (*TAB_TASKS, "compare"):
         raise ValueError(f"start_tab={start_tab!r}; choose one of chat, translate, compare")
-    return compared
+    if start_tab == "compare" and compare is None and len(compared) < 2:
+        logger.info("the page opens on the Chat tab: fewer than two ready models read the same input to compare")
+        start_tab = "chat"
+    return compared, start_tab
 
 
-def _status_timer(handlers: Handlers, status: gr.Markdown, model: gr.Dropdown, compared: gr.Dropdown) -> None:
-    """While models are still training, refresh the training status and the model choices every 2 seconds."""
-    timer = gr.Timer(2.0, active=not handlers.registry.settled)
+def _hide_attention_panel_on_compare(tabs: gr.Tabs, panel: gr.Column) -> None:
+    """Show the attention panel of the last reply on the Chat and Translate tabs and hide it on the
+    Compare tab, which shows its own heatmaps.
+
+    One listener on the tabs, whose last call wins (`always_last`): a listener per tab raced with the
+    select event that the browser sends for the opening tab while the page loads, and a click on
+    Compare just after it could leave the panel shown.
+    """
+
+    def on_select(event: gr.SelectData) -> gr.Column:
+        return gr.Column(visible=tabs.children[event.index].id != "compare")
+
+    tabs.select(on_select, outputs=panel, trigger_mode="always_last", api_visibility="private", queue=False)
+
+
+def _status_timer(
+    handlers: Handlers,
+    status: gr.Markdown,
+    model: gr.Dropdown,
+    compared: gr.Dropdown,
+    shown: list[Any],
+    seen: list[str],
+) -> None:
+    """While models are still training, refresh every 2 seconds the training status, the model choices
+    and what the page shows of the selected model (`shown`: the outputs of `Handlers.on_model_change`),
+    until a last refresh once every model is ready or failed (`Handlers.on_status_tick`). `seen`: the
+    models ready or failed when the page was built."""
+    seen_state = gr.State(seen)
+    timer = gr.Timer(2.0, active=len(seen) < len(handlers.registry.names))
     timer.tick(
         handlers.on_status_tick,
-        outputs=[status, model, compared, timer],
+        inputs=[model, seen_state],
+        outputs=[status, model, compared, *shown, seen_state, timer],
         api_visibility="private",
         queue=False,
     )

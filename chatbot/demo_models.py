@@ -7,6 +7,9 @@ textbook's contrast set on its date task (`VARIANT_DEMOS`). A missing one is tra
 subprocess exactly as a user would run it:
 
     python -m training.train --config training/configs/chat_demo.yaml --output-dir DIR
+
+The missing ones train cheapest first (`training_cost`), so that one is usable soon; their time
+left is estimated from the pace measured as they train (`chatbot.background.TimeLeft`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+import yaml
+
+from .background import TimeLeft, time_left_text
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +96,41 @@ def training_config(file_name: str) -> Path:
 
 
 def missing_demo_models(home: Path | None = None, demos: dict[str, DemoSpec] = DEMO_MODELS) -> list[str]:
-    """The names of the demo models of `demos` not yet trained under `home`."""
+    """The names of the demo models of `demos` not yet trained under `home`, in the order to train
+    them: cheapest first (`training_cost`; those of unknown cost last, in the order of `demos`).
+
+    Raises:
+        DemoModelError: a missing model's config cannot be found (`training_config`): it could not
+            be trained either.
+    """
     home = home or demo_home()
-    return [name for name in demos if not is_trained(home / name)]
+    missing = [name for name in demos if not is_trained(home / name)]
+    costs = {name: training_cost(demos[name]) for name in missing}
+    return sorted(missing, key=lambda name: (costs[name] is None, costs[name] or 0.0))
+
+
+# The settings whose product `training_cost` takes: the time of a step grows with each of them.
+COST_KEYS = ("max_steps", "batch_size", "num_layers", "max_source_length", "max_target_length", "hidden_size")
+
+
+def training_cost(spec: DemoSpec) -> float | None:
+    """A rough cost of training a demo, only to order the demos by: steps x batch size x layers x
+    (source + target length) x hidden size squared, from its config with its flags on top; None
+    when the config leaves one of them unset (such as `max_steps` when epochs end the training).
+
+    Raises:
+        DemoModelError: the config cannot be found (`training_config`).
+    """
+    config_name, flags = (spec, ()) if isinstance(spec, str) else spec
+    settings = yaml.safe_load(training_config(config_name).read_text(encoding="utf-8"))
+    settings = dict(settings) if isinstance(settings, dict) else {}
+    pairs = zip(flags[::2], flags[1::2], strict=True)  # the flags are "--name value" pairs
+    settings.update({flag.removeprefix("--").replace("-", "_"): value for flag, value in pairs})
+    try:
+        steps, batch, layers, source, target, hidden = (float(settings[key]) for key in COST_KEYS)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return steps * batch * layers * (source + target) * hidden**2
 
 
 # tqdm's bar as the training script prints it: "Training:  40%|████      | 150/375 [...]".
@@ -107,8 +147,10 @@ def train_demo_model(
 
     It is trained into `NAME.partial` and renamed when the script succeeds, so an interrupted run
     never leaves a half-written model that looks finished. The script's output goes on to this
-    process' stderr; `progress(fraction, line)` gets each of its lines, with the fraction done
-    (0 to 1) read from its progress bar, or None before the bar starts.
+    process' stderr; `progress(fraction, line, seconds_left)` gets each of its lines, with the
+    fraction done (0 to 1) read from its progress bar (None before the bar starts) and the training
+    time left estimated from the pace so far (`TimeLeft`; None until a few percent are done). The
+    estimate is also logged at each tenth of the training.
 
     Raises:
         DemoModelError: the script failed, or the `training` package is not importable.
@@ -121,17 +163,26 @@ def train_demo_model(
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "training.train", "--config", str(config), "--output-dir", str(partial), *flags]
-    logger.warning("The demo model %s is not trained yet; training it now (1-3 minutes): %s", name, " ".join(command))
+    logger.warning(
+        "The demo model %s is not trained yet; training it now (the time left is logged once a few percent are "
+        "done): %s",
+        name,
+        " ".join(command),
+    )
     process = subprocess.Popen(
         command, cwd=config.parent.parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    fraction = None
+    fraction, time_left, logged_tenth = None, TimeLeft(), 0
     for line in _lines(process.stdout):
         sys.stderr.write(line + "\n")
         found = PERCENT.findall(line)
         fraction = int(found[-1]) / 100 if found else fraction
+        seconds_left = time_left.update(fraction, time.monotonic())
+        if seconds_left is not None and int(10 * fraction) > logged_tenth:
+            logged_tenth = int(10 * fraction)
+            logger.info("The demo model %s: %.0f%% trained, %s", name, 100 * fraction, time_left_text(seconds_left))
         if progress is not None:
-            progress(fraction, line)
+            progress(fraction, line, seconds_left)
     returncode = process.wait()
     if returncode != 0 or not is_trained(partial):
         raise DemoModelError(
@@ -158,8 +209,8 @@ def _lines(stream: IO[bytes] | None) -> Iterator[str]:
 
 
 def ensure_demo_models(home: Path | None = None, demos: dict[str, DemoSpec] = DEMO_MODELS) -> list[Path]:
-    """The demo model directories, training the missing ones first, one after another (1–3 minutes
-    each on 2 cores; `train_demo_model`)."""
+    """The demo model directories, training the missing ones first, one after another, cheapest
+    first (`missing_demo_models`, `train_demo_model`)."""
     home = home or demo_home()
     for name in missing_demo_models(home, demos):
         train_demo_model(name, home, demos=demos)

@@ -160,6 +160,7 @@ class ModelInfo:
     task: str  # one of seq2seq_tools.tasks.TASKS, or UNKNOWN_TASK for a model saved without one
     examples: tuple[str, ...]  # the model's own prompts (card widget, else training_info.json); may be empty
     has_attention: bool
+    source_lang: str | None = None  # the language of its input (training_info.json), None when unknown
 
 
 @dataclass
@@ -245,7 +246,7 @@ def load_ensemble(
 
     Each model loads as `load_model` loads it. The ensemble reads at most as many input tokens as
     its most limited model, starts from the first model's decoding settings and offers its examples;
-    its task is theirs when they share one.
+    its task and source language are theirs when they share them.
 
     Raises:
         ValueError: fewer than two models, or models whose tokenizers differ (naming both); and what
@@ -258,12 +259,14 @@ def load_ensemble(
         [member.model for member in members], [member.tokenizer for member in members], list(map(str, sources))
     )
     tasks = {member.info.task for member in members}
+    languages = {member.info.source_lang for member in members}
     info = ModelInfo(
         name="ensemble: " + " + ".join(member.info.name for member in members),
         trained_on="; ".join(dict.fromkeys(member.info.trained_on for member in members)),
         task=tasks.pop() if len(tasks) == 1 else UNKNOWN_TASK,
         examples=members[0].info.examples,
         has_attention=any(member.info.has_attention for member in members),
+        source_lang=languages.pop() if len(languages) == 1 else None,
     )
     logger.info("ensemble of %s", ", ".join(map(str, sources)))
     return LoadedModel(
@@ -315,7 +318,9 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     # would only show it failing.
     examples = examples or list(training_info.get("examples") or [])
     has_attention = getattr(model.config, "attention_type", "general") != "none"
-    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention)
+    source_lang = training_info.get("source_lang")
+    source_lang = str(source_lang) if source_lang else None
+    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention, source_lang)
 
 
 def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str | None]:

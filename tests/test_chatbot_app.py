@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -353,3 +354,181 @@ def test_a_model_still_training_is_listed_and_joins_when_ready(
         assert client.predict("red cat", names[0], *DECODING["greedy"], api_name="/translate")[0] == "cat red"
     finally:
         app.close()
+
+
+def dependency(app, target: object, event: str) -> dict:
+    """The one event listener of the built `app` on `target`'s `event` (from the page's config)."""
+    [found] = [dep for dep in app.config["dependencies"] if [target._id, event] in map(list, dep["targets"])]
+    return found
+
+
+def component(app, kind: type, **props: object):
+    """The one component of the built `app` of type `kind` whose properties have these values."""
+    [found] = [
+        block
+        for block in app.blocks.values()
+        if isinstance(block, kind) and all(getattr(block, key, None) == value for key, value in props.items())
+    ]
+    return found
+
+
+def test_the_selected_models_notices_follow_its_training_and_the_timer_stops_after_the_last(
+    tiny_model_dir: Path,
+) -> None:
+    """A model selected while it trains: its description follows its progress, and the tick that sees
+    it ready shows its description, decoding defaults and examples, as selecting it would, then stops."""
+    from dataclasses import replace
+
+    import gradio as gr
+
+    from chatbot.app import OTHER_TASK, STILL_TRAINING, Handlers, build_app, describe
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import DecodingSettings, load_model
+
+    tiny = load_model(tiny_model_dir)
+    info = replace(tiny.info, name="tiny-translator", task="translation", examples=("blue bird tree",))
+    translator = replace(tiny, info=info, defaults=DecodingSettings(mode="greedy", max_new_tokens=7))
+    registry = ModelRegistry({"tiny-reverser": tiny}, pending=["tiny-translator"])
+    registry.progress("tiny-translator", 0.4, "Training:  40%|", 90.0)
+    handlers = Handlers(registry)
+
+    description, *decoding, chat_examples, chat_note, translate_examples, translate_note = handlers.on_model_change(
+        "tiny-translator"
+    )
+    assert "**tiny-translator** is not ready: training (40%, about 2 min left)" in description
+    assert decoding == [gr.skip()] * 5  # the controls stay as they are until the model's defaults are known
+    assert chat_note == translate_note == STILL_TRAINING.format(name="tiny-translator")
+    assert chat_examples.raw_samples == translate_examples.raw_samples == [] and not translate_examples.visible
+
+    def tick(seen: list[str]) -> tuple[list, list[str], gr.Timer]:
+        status, model, compared, *shown, seen, timer = handlers.on_status_tick("tiny-translator", seen)
+        assert [name for _, name in model.choices] == [name for _, name in compared.choices] == registry.names
+        return shown, seen, timer
+
+    registry.progress("tiny-translator", 0.8, "Training:  80%|", 20.0)
+    shown, seen, timer = tick(["tiny-reverser"])
+    assert "training (80%, less than a minute left)" in shown[0]
+    assert shown[1:] == [gr.skip()] * 9 and seen == ["tiny-reverser"] and timer.active
+
+    registry.add("tiny-translator", translator)
+    shown, seen, timer = tick(seen)
+    description, *decoding, chat_examples, chat_note, translate_examples, translate_note = shown
+    assert description == describe("tiny-translator", translator)
+    assert decoding == ["greedy", 4, 1.0, 1.0, 7]
+    assert chat_examples.raw_samples == [] and chat_note == OTHER_TASK.format(
+        name="tiny-translator", other="translation", task="qa"
+    )
+    assert (
+        translate_examples.raw_samples == [["blue bird tree"]] and translate_examples.visible and translate_note == ""
+    )
+    assert seen == ["tiny-reverser", "tiny-translator"] and not timer.active  # stopped on the refreshing tick
+    shown, seen, timer = tick(seen)  # a tick that still comes changes nothing on the page
+    assert shown == [gr.skip()] * 10 and not timer.active
+
+    # The page's timer sends exactly what selecting a model refreshes, for the model selected.
+    app = build_app(ModelRegistry({"tiny-reverser": tiny}, pending=["tiny-translator"]))
+    model = component(app, gr.Dropdown, elem_id="model")
+    [timer] = [block for block in app.blocks.values() if isinstance(block, gr.Timer)]
+    ticks, changes = dependency(app, timer, "tick"), dependency(app, model, "change")
+    assert ticks["inputs"][0] == model._id and timer.active
+    assert ticks["outputs"][3:-2] == changes["outputs"]
+
+
+def test_a_failed_model_says_so_in_its_description_and_its_tabs(tiny_model_dir: Path) -> None:
+    from chatbot.app import NOT_TRAINED_EXAMPLES, Handlers
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import load_model
+
+    registry = ModelRegistry({"tiny-reverser": load_model(tiny_model_dir)}, pending=["broken"])
+    registry.progress("broken", 0.5, "Training:  50%|", 30.0)
+    handlers = Handlers(registry)
+    registry.fail("broken", "DemoModelError: exit status 1")
+    _, _, _, description, *_, chat_note, _, translate_note, seen, timer = handlers.on_status_tick(
+        "broken", ["tiny-reverser"]
+    )
+    assert (
+        description == "**broken** is not served: training failed: DemoModelError: exit status 1. Choose another model."
+    )
+    assert chat_note == translate_note == NOT_TRAINED_EXAMPLES.format(name="broken")
+    assert seen == ["tiny-reverser", "broken"] and not timer.active
+
+
+def saved_with_training_info(tiny_model_dir: Path, directory: Path, **info: str) -> Path:
+    """The tiny reverser saved again with a `training_info.json` of `info` and no model card, as a
+    training run saves a model (the card would name it tiny-reverser)."""
+    shutil.copytree(tiny_model_dir, directory)
+    (directory / "README.md").unlink()
+    (directory / "training_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return directory
+
+
+def test_compare_starts_with_the_ready_models_that_read_the_same_input(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The same task and the same source language as the first ready model (training_info.json's);
+    models still training are not known yet; `compare=` is taken as given."""
+    import gradio as gr
+
+    from chatbot.app import _compared_names, build_app
+    from chatbot.background import ModelRegistry
+    from chatbot.inference import load_model
+
+    served = {
+        "en-fr": ("translation", "en"),
+        "ko-en": ("translation", "ko"),
+        "chat-en": ("qa", "en"),
+        "en-de": ("translation", "en"),
+        "dates": ("translation", None),
+    }
+    models = {}
+    for name, (task, language) in served.items():
+        info = {"model_name": name, "task": task} | ({"source_lang": language} if language else {})
+        models[name] = load_model(saved_with_training_info(tiny_model_dir, tmp_path / name, **info))
+    assert [loaded.info.source_lang for loaded in models.values()] == ["en", "ko", "en", "en", None]
+
+    registry = ModelRegistry(models, pending=["en-es"])
+    assert _compared_names(registry, None, "chat") == (["en-fr", "en-de"], "chat")
+    assert _compared_names(registry, None, "compare") == (["en-fr", "en-de"], "compare")
+    assert _compared_names(registry, ["ko-en", "chat-en"], "compare") == (["ko-en", "chat-en"], "compare")
+    assert _compared_names(registry, ["ko-en"], "compare") == (["ko-en"], "compare")  # as given, as before
+    # The first ready model decides; one still training (first in the list here) has no info yet.
+    registry = ModelRegistry({name: models[name] for name in ("ko-en", "en-fr", "dates")}, pending=["en-es"])
+    registry.names.sort()
+    assert registry.names[0] == "dates" and _compared_names(registry, None, "chat")[0] == ["dates"]
+    registry.names.remove("dates")
+    registry.names.insert(0, "en-es")
+    assert _compared_names(registry, None, "chat")[0] == ["en-fr"]
+
+    # Alone, it is chosen alone, and the page does not open on a Compare tab it cannot use.
+    app = build_app(ModelRegistry({name: models[name] for name in ("ko-en", "en-fr")}), start_tab="compare")
+    assert component(app, gr.Dropdown, elem_id="compare-models").value == ["ko-en"]
+    [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
+    assert tabs.selected == "chat"
+    app = build_app(ModelRegistry({name: models[name] for name in ("en-fr", "en-de")}), start_tab="compare")
+    assert component(app, gr.Dropdown, elem_id="compare-models").value == ["en-fr", "en-de"]
+    [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
+    assert tabs.selected == "compare"
+
+
+@pytest.mark.parametrize("start_tab", ["chat", "compare"])
+def test_the_attention_panel_shows_on_the_chat_and_translate_tabs_only(tiny_model_dir: Path, start_tab: str) -> None:
+    """The panel of the last reply (notice, heatmap, downloads, data) is hidden on the Compare tab,
+    which has its own heatmaps: from the start when the page opens there, and on selecting a tab."""
+    import gradio as gr
+
+    from chatbot.app import build_app
+    from chatbot.inference import load_model
+
+    tiny = load_model(tiny_model_dir)
+    app = build_app([tiny, tiny], compare=["tiny-reverser", "tiny-reverser (2)"], start_tab=start_tab)
+    panel = component(app, gr.Column, elem_id="attention-panel")
+    assert panel.visible == (start_tab != "compare")
+    for elem_id in ("heatmap", "attention-downloads"):
+        block = next(block for block in app.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+        while block is not None and block is not panel:
+            block = block.parent
+        assert block is panel, f"#{elem_id} is outside the panel"
+    [tabs] = [block for block in app.blocks.values() if isinstance(block, gr.Tabs)]
+    listener = dependency(app, tabs, "select")
+    assert listener["outputs"] == [panel._id] and listener["trigger_mode"] == "always_last"
+    on_select = app.fns[listener["id"]].fn
+    for index, (tab, visible) in enumerate((("Chat", True), ("Translate", True), ("Compare", False))):
+        assert on_select(gr.SelectData(tabs, {"index": index, "value": tab})).visible == visible, tab

@@ -209,9 +209,13 @@ def compare_server(
 
 def test_the_compare_tab_shows_three_outputs_and_two_heatmaps_on_one_scale(compare_server: Server, browser) -> None:
     page = open_page(browser, compare_server.url, "en-US")
+    # The panel of the last reply's heatmap belongs to the Chat and Translate tabs, not this one.
+    panel = page.locator("#attention-panel")
+    sync_api.expect(panel).to_be_visible(timeout=30_000)
     page.get_by_role("tab", name="Compare").click()
+    sync_api.expect(panel).to_be_hidden(timeout=30_000)
     chosen = page.locator("#compare-models")
-    for name in ("tiny-reverser", "tiny-additive", "tiny-no-attention"):  # the first models served, chosen
+    for name in ("tiny-reverser", "tiny-additive", "tiny-no-attention"):  # the ready models that read the same input
         sync_api.expect(chosen.get_by_text(name, exact=True)).to_be_visible(timeout=30_000)
     source = page.locator("#compare-input textarea")
     source.fill("red cat dog tree")
@@ -237,6 +241,8 @@ def test_the_compare_tab_shows_three_outputs_and_two_heatmaps_on_one_scale(compa
     sync_api.expect(lines).to_contain_text("tiny-no-attention")
     sync_api.expect(lines).to_contain_text("no attention, so no heatmap")
     sync_api.expect(lines).to_contain_text("agrees with tiny-reverser's on")
+    page.get_by_role("tab", name="Translate").click()
+    sync_api.expect(panel).to_be_visible(timeout=30_000)
 
 
 def test_the_compare_tab_asks_for_two_models(compare_server: Server, browser) -> None:

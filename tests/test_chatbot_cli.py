@@ -27,13 +27,17 @@ except ModuleNotFoundError:
 REPO = Path(__file__).resolve().parent.parent
 
 FAKE_TRAIN = """
-import argparse, shutil, sys
+import argparse, shutil, sys, time
 parser = argparse.ArgumentParser()
 parser.add_argument("--config")
 parser.add_argument("--output-dir")
 args = parser.parse_args()
 if {fail}:
     sys.exit("training failed on purpose")
+for percent in (0, 10, 50, 100):  # as tqdm draws its bar, each state over the last with \\r
+    print(f"Training: {{percent:3d}}%|##   | {{percent}}/100", end="\\r", flush=True)
+    time.sleep(0.05)
+print()
 shutil.copytree({model!r}, args.output_dir, dirs_exist_ok=True)
 """
 
@@ -136,6 +140,66 @@ def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_traini
     assert status["demo-translation"].state == READY and list(registry.models) == ["demo-translation"]
     assert "demo-chat**: training failed" in registry.status_text()
     assert "demo-translation" not in registry.status_text()
+
+
+def test_training_reports_its_progress_and_the_time_left_measured(fake_training, tmp_path: Path) -> None:
+    fake_training(fail=False)
+    readings = []
+    demo_models.train_demo_model("demo-chat", tmp_path, progress=lambda *reading: readings.append(reading))
+    fractions = [fraction for fraction, _, _ in readings]
+    assert fractions == [0.0, 0.1, 0.5, 1.0]
+    left = [seconds_left for _, _, seconds_left in readings]
+    # The first reading starts the measurement; then the pace so far gives the rest, 0 at the end.
+    assert left[0] is None and left[1] > 0 and left[2] > 0 and left[3] == 0.0
+
+
+def test_the_time_left_comes_from_the_pace_measured_since_the_first_reading() -> None:
+    from chatbot.background import MEASURED_BEFORE_ESTIMATE, TimeLeft
+
+    time_left = TimeLeft()
+    assert time_left.update(None, now=5.0) is None  # no progress bar yet
+    assert time_left.update(0.2, now=10.0) is None  # started at 20% (a resumed run): no pace yet
+    assert time_left.update(0.2 + MEASURED_BEFORE_ESTIMATE / 2, now=12.0) is None  # too little measured
+    # 10% in 30 s: the 70% left take 210 s, whatever came before the first reading.
+    assert time_left.update(0.3, now=40.0) == pytest.approx(210.0)
+    assert time_left.update(0.6, now=100.0) == pytest.approx(90.0)  # 40% in 90 s: the 40% left take 90 s
+    assert time_left.update(1.0, now=150.0) == 0.0
+
+
+def test_the_training_status_says_the_time_left_once_it_is_known() -> None:
+    from chatbot.background import TRAINING, ModelRegistry, Training
+
+    assert Training(TRAINING, 0.4, seconds_left=90).describe() == "training (40%, about 2 min left)"
+    assert Training(TRAINING, 0.9, seconds_left=20).describe() == "training (90%, less than a minute left)"
+    assert Training(TRAINING, 0.02).describe() == "training (2%)"
+    assert Training(TRAINING).describe() == "training"
+    registry = ModelRegistry(pending=["demo-chat"])
+    registry.progress("demo-chat", 0.5, "Training:  50%|", 300)
+    assert registry.label("demo-chat") == "demo-chat: training (50%, about 5 min left)"
+
+
+def test_the_cheapest_demos_train_first(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Ordered by their configs (training/configs/*demo*.yaml): the translation demos (375 steps of one
+    layer) before the Korean chat (800 steps), before the English chat (2500 steps of two layers)."""
+    assert demo_models.missing_demo_models(tmp_path) == [
+        "demo-translation",
+        "demo-translation-ko",
+        "demo-chat-ko",
+        "demo-chat",
+    ]
+    shutil.copytree(tiny_model_dir, tmp_path / "demo-translation")
+    assert demo_models.missing_demo_models(tmp_path)[0] == "demo-translation-ko"
+    # The variants share a config; flags that change no cost setting keep their order.
+    assert demo_models.missing_demo_models(tmp_path, demo_models.VARIANT_DEMOS) == list(demo_models.VARIANT_DEMOS)
+    # A flag on top of the config counts: fewer steps train first.
+    demos = {"long": "translation_demo.yaml", "short": ("translation_demo.yaml", ("--max-steps", "100"))}
+    assert demo_models.missing_demo_models(tmp_path, demos) == ["short", "long"]
+
+
+def test_demos_of_unknown_cost_keep_their_order(fake_training, tmp_path: Path) -> None:
+    fake_training(fail=False)
+    assert demo_models.training_cost("chat_demo.yaml") is None  # the fake's configs set nothing
+    assert demo_models.missing_demo_models(tmp_path) == list(DEMO_MODELS)
 
 
 def test_without_the_training_package_the_message_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
