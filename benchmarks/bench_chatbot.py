@@ -103,8 +103,9 @@ def load(server: ChatbotServer, endpoint: str, clients: int, requests: int, args
     return result
 
 
-def measure_policies(args, texts_file: str, folder: Path) -> list[list]:
-    rows, baseline = [], {}
+def measure_policies(args, texts_file: str, folder: Path) -> tuple[list[list], list[list]]:
+    """The table's rows for every policy, and the soak's (on the continuous server, after its rows)."""
+    rows, baseline, soak_rows = [], {}, []
     for policy in args.policies:
         server = start(policy, args.model, args.threads, folder)
         try:
@@ -126,25 +127,28 @@ def measure_policies(args, texts_file: str, folder: Path) -> list[list]:
                         result["errors"] or "",
                     ])  # fmt: skip
                     print(" ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
+            if policy == "continuous" and args.soak:
+                soak_rows = soak(server, args, texts_file, folder)
         finally:
             server.stop()
-    return rows
+    return rows, soak_rows
 
 
 def time_parts(model: str, texts: list[str], max_new_tokens: int, threads: int) -> list[list]:
     """Median milliseconds per request of decoding, the heatmap figure and the attention files, in this process."""
     import torch
 
-    from chatbot.attention_view import attention_plot, write_attention_files
+    from chatbot.attention_view import AttentionDownloads, attention_plot
     from chatbot.inference import DecodingSettings, generate_reply, load_model
 
     torch.set_num_threads(threads)
     loaded = load_model(model)
     settings = DecodingSettings(mode="greedy", max_new_tokens=max_new_tokens)
     generate_reply(loaded, texts[0], settings)  # warm-up
+    downloads = AttentionDownloads(tempfile.mkdtemp())
     parts: dict[str, list[float]] = {
         "decoding (generate_reply, alone)": [],
-        "heatmap figure": [],
+        "heatmap figure (its JSON)": [],
         "attention files": [],
     }
     for text in texts[:40]:
@@ -152,23 +156,24 @@ def time_parts(model: str, texts: list[str], max_new_tokens: int, threads: int) 
         reply = generate_reply(loaded, text, settings)
         parts["decoding (generate_reply, alone)"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        attention_plot(reply.attention, title="attention")
-        parts["heatmap figure"].append(time.perf_counter() - started)
+        attention_plot(reply.attention, title="attention").to_json()
+        parts["heatmap figure (its JSON)"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        write_attention_files(reply.attention, root=tempfile.mkdtemp())
+        downloads.write(reply.attention)
         parts["attention files"].append(time.perf_counter() - started)
     return [[name, f"{1000 * statistics.median(values):.1f}"] for name, values in parts.items()]
 
 
-def soak(args, texts_file: str, folder: Path) -> list[list]:
-    """--soak requests on the continuous server's page events, 20 clients: RSS, disk and rate per 1,000."""
+def soak(server: ChatbotServer, args, texts_file: str, folder: Path) -> list[list]:
+    """--soak requests on `server`'s page events, 20 clients: RSS and the rate every
+    --soak-every requests, then the disk its attention files and Gradio's copies of them take."""
     server = start("continuous", args.model, args.threads, folder)
     disk = [folder / "gradio-continuous", folder / "tmp-continuous"]
     try:
-        result = load(server, "page", 20, args.soak, args, texts_file, progress=1000)
+        result = load(server, "page", 20, args.soak, args, texts_file, progress=args.soak_every)
         rows, previous = [], 0.0
         for mark in result["marks"]:
-            rate = 1000 / (mark["seconds"] - previous)
+            rate = args.soak_every / (mark["seconds"] - previous)
             previous = mark["seconds"]
             rows.append([mark["progress"], f"{mark['rss_mib']:.0f}", f"{rate:.1f}"])
         size = sum(path.stat().st_size for root in disk for path in root.rglob("*") if path.is_file())
@@ -193,7 +198,10 @@ def main() -> None:
     parser.add_argument("--endpoints", nargs="+", choices=("page", "json"), default=["page", "json"])
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--soak", type=int, default=0, help="also soak the continuous server with N page requests")
+    parser.add_argument("--soak-every", type=int, default=1000, help="a soak row every N requests (default 1,000)")
     args = parser.parse_args()
+    if args.soak and "continuous" not in args.policies:
+        parser.error("--soak runs on the continuous server: keep continuous among --policies")
 
     from chatbot.inference import load_model
 
@@ -205,9 +213,8 @@ def main() -> None:
         folder = Path(scratch)
         texts_file = str(folder / "texts.json")
         Path(texts_file).write_text(json.dumps(texts), encoding="utf-8")
-        rows = measure_policies(args, texts_file, folder)
+        rows, soak_rows = measure_policies(args, texts_file, folder)
         parts = time_parts(args.model, texts, args.max_new_tokens, args.threads)
-        soak_rows = soak(args, texts_file, folder) if args.soak else []
 
     print(f"\n{machine_line(args.threads)} (in the server); greedy, at most {args.max_new_tokens} new tokens; "
           f"model {args.model_name}; clients: benchmarks.load_client (async httpx), one process\n")  # fmt: skip
@@ -220,7 +227,7 @@ def main() -> None:
     print_table(["part", "ms"], parts)
     if soak_rows:
         print(f"\nSoak: {args.soak} page requests, 20 clients, continuous batching:\n")
-        print_table(["requests", "server RSS MiB", "requests/s over the last 1,000"], soak_rows)
+        print_table(["requests", "server RSS MiB", f"requests/s over the last {args.soak_every:,}"], soak_rows)
 
 
 if __name__ == "__main__":

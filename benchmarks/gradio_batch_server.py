@@ -30,25 +30,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import gradio as gr
+    from gradio.components.plot import PlotData
 
-    from chatbot.attention_view import attention_plot, write_attention_files
+    from chatbot.attention_view import AttentionDownloads, attention_plot
     from chatbot.inference import encode_messages, load_model
     from seq2seq_tools.generation import generate_encoded
 
     loaded = load_model(args.model)
+    downloads = AttentionDownloads()
 
     def translate(texts, models, modes, beams, temperatures, top_ps, max_new_tokens):
         inputs, notices = encode_messages(loaded, texts)
         results = generate_encoded(
             loaded.model, loaded.tokenizer, inputs, with_attention=True, max_new_tokens=int(max(max_new_tokens))
         )
-        figures = [attention_plot(result.attention, title="attention") for result in results]
+        figures = [attention_plot(result.attention, title="attention").to_json() for result in results]
         return (
             [result.text for result in results],
-            figures,
+            [PlotData(type="plotly", plot=figure) for figure in figures],
             [notice or "" for notice in notices],
             [result.attention.to_dict() for result in results],
-            [write_attention_files(result.attention) for result in results],
+            [downloads.write(result.attention) for result in results],
         )
 
     with gr.Blocks() as app:

@@ -5,8 +5,8 @@
 
 Each client sends its requests one after another; the clients run at once. `--endpoint page` uses
 the page's own event protocol (Gradio's call API: `POST /gradio_api/call/translate`, then the
-event stream of its reply, as the browser's events; greedy, the page's other settings at their
-defaults), `json` the JSON endpoint (`POST /v1/translate`, one text per request). Prints one JSON
+event stream of its reply, as the browser's events, in one page session per client as a browser
+tab keeps; greedy, the page's other settings at their defaults), `json` the JSON endpoint (`POST /v1/translate`, one text per request). Prints one JSON
 object: requests/s, latency to the full reply and to the first text (p50 and p95, ms), errors, and
 this process's CPU seconds per request, so that a table can show what the client itself costs.
 `--progress N` also prints, every N requests, the rate over the last N (for a soak).
@@ -20,14 +20,17 @@ import json
 import statistics
 import sys
 import time
+import uuid
 
 import httpx
 
 
-async def page_request(client: httpx.AsyncClient, model: str, text: str, max_new_tokens: int) -> tuple[float, float]:
-    """Seconds to the first text and to the full reply of one /translate event."""
+async def page_request(
+    client: httpx.AsyncClient, session: str, model: str, text: str, max_new_tokens: int
+) -> tuple[float, float]:
+    """Seconds to the first text and to the full reply of one /translate event of page session `session`."""
     started = time.perf_counter()
-    body = {"data": [text, model, "greedy", 4, 1.0, 1.0, max_new_tokens]}
+    body = {"data": [text, model, "greedy", 4, 1.0, 1.0, max_new_tokens], "session_hash": session}
     response = await client.post("gradio_api/call/translate", json=body)
     response.raise_for_status()
     event_id = response.json()["event_id"]
@@ -49,7 +52,9 @@ async def page_request(client: httpx.AsyncClient, model: str, text: str, max_new
     return (first if first is not None else total), total
 
 
-async def json_request(client: httpx.AsyncClient, model: str, text: str, max_new_tokens: int) -> tuple[float, float]:
+async def json_request(
+    client: httpx.AsyncClient, session: str, model: str, text: str, max_new_tokens: int
+) -> tuple[float, float]:
     started = time.perf_counter()
     body = {"texts": [text], "model": model, "num_beams": 1, "max_new_tokens": max_new_tokens}
     response = await client.post("v1/translate", json=body)
@@ -68,9 +73,11 @@ async def run(args: argparse.Namespace, texts: list[str]) -> dict:
     marks: list[float] = []
 
     async def client_loop(client: httpx.AsyncClient, index: int) -> None:
+        session = uuid.uuid4().hex[:11]  # one page session per client, as one browser tab keeps one
         for number in counter:
             try:
-                timings.append(await send(client, args.model, texts[number % len(texts)], args.max_new_tokens))
+                text = texts[number % len(texts)]
+                timings.append(await send(client, session, args.model, text, args.max_new_tokens))
             except Exception as error:  # counted and shown: a benchmark that hides failures measures nothing
                 errors.append(f"{type(error).__name__}: {error}")
             if args.progress and len(timings) % args.progress == 0:

@@ -115,7 +115,11 @@ class ChatbotSettings:
     max_queue_size: int = option(
         "requests allowed to wait; past this a client is told that the queue is full", 64, minimum=1
     )
-    threads: int | None = option("torch CPU threads per process (default: torch's own choice)", minimum=1)
+    threads: int | None = option(
+        "torch CPU threads of the decoding (default: with batching, the usable CPUs less one, at least 1, so that "
+        "the web server's own work has a core; without, torch's own choice)",
+        minimum=1,
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = option("how much the server logs to stderr", "INFO")
 
     def login(self) -> tuple[str, str] | None:
@@ -211,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from seq2seq_tools.machine import choose_threads
+    from seq2seq_tools.machine import choose_threads, usable_cpus
 
     from .demo_models import DemoModelError
 
     threads, threads_note = choose_threads(settings.threads)
+    if settings.threads is None and settings.batching != "none":
+        threads = serving_threads(usable_cpus())
     torch.set_num_threads(threads)
     if threads_note:
         logger.warning(threads_note)
@@ -227,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _serve(settings, models, pending, demos)
     return 0
+
+
+def serving_threads(usable: int) -> int:
+    """torch threads for the batch's decoding thread: all usable CPUs but one, which is left to the web
+    server. Its events, replies and heatmaps cost a page request more CPU than decoding it, and a
+    torch thread that must wait for a core stalls every step (benchmarks/README.md, "Serving")."""
+    return max(1, usable - 1)
 
 
 class _ServeError(Exception):

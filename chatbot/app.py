@@ -26,10 +26,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from seq2seq_tools.tasks import UNKNOWN_TASK
 
-from .attention_view import attention_plot, comparison_plot, write_attention_files
+from .attention_view import AttentionDownloads, PlotlyFigure, attention_plot, comparison_plot
 from .background import FAILED, READY, ModelRegistry, Training
 from .compare import MAX_COMPARED, Comparison, check_choice, compare_replies
 from .inference import (
@@ -142,6 +143,7 @@ class Handlers:
     def __init__(self, registry: ModelRegistry, scheduler: BatchScheduler | None = None):
         self.registry = registry
         self.scheduler = scheduler
+        self.downloads = AttentionDownloads()
 
     @property
     def models(self) -> dict[str, LoadedModel]:
@@ -251,7 +253,8 @@ class Handlers:
     ) -> Iterator[tuple[str | None, Any, str, dict | None, list[str] | None]]:
         """`answer`'s updates: the first text at once, then at most one every `STREAM_INTERVAL_S`
         (each update is an event that carries every output), and the finished reply with its
-        heatmap, data and files. The heatmap of the previous reply is cleared by the first update."""
+        heatmap, data and files. The updates while the reply grows clear the previous reply's heatmap
+        with None: `gr.skip()` would cost Gradio a new component per update."""
         last_sent = None
         for reply in stream_reply(loaded, text, settings, scheduler=self.scheduler):
             notice = _notice(loaded, settings, reply)
@@ -259,14 +262,13 @@ class Handlers:
                 now = time.monotonic()
                 if last_sent is not None and now - last_sent < STREAM_INTERVAL_S:
                     continue
-                cleared = None if last_sent is None else gr.skip()
                 last_sent = now
-                yield reply.text, cleared, notice, cleared, cleared
+                yield reply.text, None, notice, None, None
             elif reply.attention is None:
                 yield reply.text, None, notice, None, None
             else:
-                figure = attention_plot(reply.attention, title=f"{model_name}: attention of the last reply")
-                yield reply.text, figure, notice, reply.attention.to_dict(), write_attention_files(reply.attention)
+                figure = _plot(attention_plot(reply.attention, title=f"{model_name}: attention of the last reply"))
+                yield reply.text, figure, notice, reply.attention.to_dict(), self.downloads.write(reply.attention)
 
     def compare(
         self,
@@ -350,6 +352,11 @@ class Handlers:
         settings = _settings(mode, num_beams, temperature, top_p, max_new_tokens)
         for reply, figure, notice, data, files in self.answer(text, model_name, settings):
             yield reply or "", figure, notice, data, files
+
+
+def _plot(figure: PlotlyFigure) -> PlotData:
+    """`figure` as `gr.Plot` sends a Plotly figure to the browser."""
+    return PlotData(type="plotly", plot=figure.to_json())
 
 
 def _cell(text: str) -> str:

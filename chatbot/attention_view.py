@@ -9,23 +9,28 @@ No gradio import here: the app wires these into components.
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import json
 import tempfile
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seq2seq_tools.attention import AttentionMap
-from seq2seq_tools.files import write_atomically
 
+HOVER_TEMPLATE = "%{customdata[1]} ← %{customdata[0]}<br>weight %{z:.3f}<extra></extra>"
 # Download folders older than this are removed when a new one is written: Gradio has copied the
 # files into its own cache long before, and a long-running server must not fill the disk.
 DOWNLOAD_MAX_AGE_S = 3600.0
+# How often a server looks for old download folders.
+DOWNLOAD_PRUNE_EVERY_S = 60.0
 
 
 def _label(token: str) -> str:
@@ -47,35 +52,83 @@ def _heatmap(attention: AttentionMap, **style: Any) -> tuple[Any, list[str], lis
         x=list(range(columns)),
         y=list(range(rows)),
         customdata=hover,
-        hovertemplate="%{customdata[1]} ← %{customdata[0]}<br>weight %{z:.3f}<extra></extra>",
+        hovertemplate=HOVER_TEMPLATE,
         **style,
     )
     return heatmap, sources, outputs
 
 
-def attention_plot(attention: AttentionMap, title: str | None = None) -> Any:
+@dataclass
+class PlotlyFigure:
+    """A Plotly figure as plain data: what `plotly.graph_objects.Figure(...).to_plotly_json()` holds
+    for the same traces and layout. Building it skips plotly's validators, which cost a reply more
+    than decoding it; `plotly.graph_objects.Figure(figure.to_plotly_json())` validates it when wanted.
+
+    Args:
+        data: the traces, each a dict with its `type`.
+        layout: the layout; `to_json` adds plotly's default template, as a validated figure's JSON has it.
+    """
+
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
+
+    def to_plotly_json(self) -> dict[str, Any]:
+        return {"data": self.data, "layout": self.layout}
+
+    def to_json(self) -> str:
+        """The JSON plotly.js draws (what `gr.Plot` sends to the browser)."""
+        return json.dumps({"data": self.data, "layout": {"template": _default_template(), **self.layout}})
+
+
+@functools.cache
+def _default_template() -> dict[str, Any]:
+    """plotly's default template, as a figure built by plotly carries it."""
+    import plotly.io
+
+    return plotly.io.templates[plotly.io.templates.default].to_plotly_json()
+
+
+@functools.cache
+def _colorscale(name: str) -> list[list[Any]]:
+    """A named colour scale as `[[position, colour], ...]`, as plotly's validator writes it."""
+    import plotly.colors
+
+    colours = plotly.colors.get_colorscale(name)
+    return [[position, colour] for position, colour in colours]
+
+
+def attention_plot(attention: AttentionMap, title: str | None = None) -> PlotlyFigure:
     """A Plotly heatmap of `attention`: source tokens across (on top), output tokens down.
 
     Axes are cell positions with the tokens as tick text, so a token that occurs twice keeps two
     columns (categorical axes would merge them). Values go in as plain lists, not numpy arrays:
     Plotly serialises arrays as typed binary blocks that older plotly.js builds cannot read.
-    Returns a `plotly.graph_objects.Figure`.
     """
-    import plotly.graph_objects as go
-
-    heatmap, sources, outputs = _heatmap(
-        attention, zmin=0.0, zmax=1.0, colorscale="Viridis", colorbar={"title": {"text": "weight"}}
-    )
     rows, columns = attention.weights.shape
-    figure = go.Figure(heatmap)
-    figure.update_xaxes(tickmode="array", tickvals=list(range(columns)), ticktext=sources, side="top", tickangle=-45)
-    figure.update_yaxes(tickmode="array", tickvals=list(range(rows)), ticktext=outputs, autorange="reversed")
-    figure.update_layout(
-        title={"text": title} if title else None,
-        height=int(min(900, max(320, 34 * rows + 200))),
-        margin={"l": 90, "r": 30, "t": 130 if title else 100, "b": 30},
-    )
-    return figure
+    sources = [_label(token) for token in attention.source_labels]
+    outputs = [_label(token) for token in attention.output_labels]
+    heatmap = {
+        "type": "heatmap",
+        "z": attention.weights.astype(np.float64).round(4).tolist(),  # (rows, columns)
+        "x": list(range(columns)),
+        "y": list(range(rows)),
+        "customdata": [[[source, output] for source in sources] for output in outputs],  # (rows, columns, 2)
+        "hovertemplate": HOVER_TEMPLATE,
+        "zmin": 0.0,
+        "zmax": 1.0,
+        "colorscale": _colorscale("Viridis"),
+        "colorbar": {"title": {"text": "weight"}},
+    }
+    layout = {
+        "xaxis": {"tickmode": "array", "tickvals": list(range(columns)), "ticktext": sources, "side": "top",
+                  "tickangle": -45},
+        "yaxis": {"tickmode": "array", "tickvals": list(range(rows)), "ticktext": outputs, "autorange": "reversed"},
+        "margin": {"l": 90, "r": 30, "t": 130 if title else 100, "b": 30},
+        "height": int(min(900, max(320, 34 * rows + 200))),
+    }  # fmt: skip
+    if title:
+        layout["title"] = {"text": title}
+    return PlotlyFigure([heatmap], layout)
 
 
 def comparison_plot(maps: list[tuple[str, AttentionMap]]) -> Any:
@@ -139,32 +192,69 @@ def attention_json(attention: AttentionMap) -> str:
     return json.dumps(content, ensure_ascii=False)
 
 
-def _remove_old_downloads(root: Path, max_age_s: float) -> None:
-    cutoff = time.time() - max_age_s
-    for folder in root.iterdir():
-        try:
-            if folder.stat().st_mtime < cutoff:
-                for file in folder.iterdir():
-                    file.unlink()
-                folder.rmdir()
-        except OSError:  # another request is removing it too
-            continue
+class AttentionDownloads:
+    """Where each reply's `attention.json` and `attention.csv` are written for the page to offer:
+    a folder of their own per reply under `root` (by default one in the system temp directory, where
+    Gradio may serve files from), so that concurrent users' files keep fixed names apart.
+
+    Folders older than `max_age_s` are removed, looked for at most every `prune_every_s`: Gradio has
+    copied the files into its own cache long before, and a long-running server must not fill the disk
+    (nor list a folder of thousands of replies at every reply).
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        max_age_s: float = DOWNLOAD_MAX_AGE_S,
+        prune_every_s: float = DOWNLOAD_PRUNE_EVERY_S,
+    ):
+        self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / "seq2seq-rnn-attention"
+        self.max_age_s, self.prune_every_s = max_age_s, prune_every_s
+        self._lock = threading.Lock()
+        self._last_pruned = float("-inf")
+
+    def write(self, attention: AttentionMap) -> list[str]:
+        """Write the reply's two files and return their paths. They are scratch copies for one
+        download, written without syncing them to disk."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._maybe_prune()
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        paths = [folder / "attention.json", folder / "attention.csv"]
+        paths[0].write_text(attention_json(attention), encoding="utf-8")
+        # With a byte-order mark: spreadsheet programs otherwise read UTF-8 CSV as a legacy code page.
+        paths[1].write_text(attention_csv(attention), encoding="utf-8-sig")
+        return [str(path) for path in paths]
+
+    def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_pruned < self.prune_every_s:
+                return
+            self._last_pruned = now
+        cutoff = time.time() - self.max_age_s
+        for folder in self.root.iterdir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    for file in folder.iterdir():
+                        file.unlink()
+                    folder.rmdir()
+            except OSError:  # another server is removing it too
+                continue
 
 
 def write_attention_files(attention: AttentionMap, root: str | Path | None = None) -> list[str]:
-    """Write `attention.json` and `attention.csv` in a new folder of their own under `root` (by
-    default a folder in the system temp directory, where Gradio may serve files from) and return
-    their paths. One folder per reply keeps concurrent users' files apart under fixed names."""
-    root = Path(root) if root is not None else Path(tempfile.gettempdir()) / "seq2seq-rnn-attention"
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_old_downloads(root, DOWNLOAD_MAX_AGE_S)
-    folder = root / uuid.uuid4().hex
-    folder.mkdir()
-    paths = [folder / "attention.json", folder / "attention.csv"]
-    write_atomically(paths[0], attention_json(attention))
-    # With a byte-order mark: spreadsheet programs otherwise read UTF-8 CSV as a legacy code page.
-    write_atomically(paths[1], attention_csv(attention), encoding="utf-8-sig")
-    return [str(path) for path in paths]
+    """`attention.json` and `attention.csv` of one reply in a new folder under `root` (see
+    `AttentionDownloads`, which a server keeps to prune old folders now and then)."""
+    return AttentionDownloads(root, prune_every_s=0.0).write(attention)
 
 
-__all__ = ["attention_csv", "attention_json", "attention_plot", "comparison_plot", "write_attention_files"]
+__all__ = [
+    "AttentionDownloads",
+    "PlotlyFigure",
+    "attention_csv",
+    "attention_json",
+    "attention_plot",
+    "comparison_plot",
+    "write_attention_files",
+]
