@@ -212,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         logger.info(arenas_note)
     # No usage reports from a local server unless the user asks for them in the environment.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio's queue summarizes its last GRADIO_ANALYTICS_MAX_EVENTS events (10,000) with pandas after
+    # every event, for a monitoring page this server does not open: a cost per request that grows with
+    # the requests served. Summarized every 500 events over the last 2,000 instead.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
 
     import torch
 
@@ -233,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _serve(settings, models, pending, demos)
     return 0
+
+
+# Page sessions kept in memory: a classroom's tabs, not every API call ever made.
+SESSIONS_KEPT = 1000
 
 
 def serving_threads(usable: int) -> int:
@@ -342,6 +351,9 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
         show_error=False,
         i18n=PAGE_I18N,
         max_threads=concurrency + 8,  # a request in progress holds a thread while it waits for its reply
+        # Each page session keeps a copy of the page's configuration (about 100 kB); a call without a
+        # session (an API client's) opens a new one. The oldest past this many are dropped.
+        state_session_capacity=SESSIONS_KEPT,
         app_kwargs={"routes": api_routes(registry, scheduler, settings.login())},
     )
 
