@@ -103,9 +103,10 @@ def load(server: ChatbotServer, endpoint: str, clients: int, requests: int, args
     return result
 
 
-def measure_policies(args, texts_file: str, folder: Path) -> tuple[list[list], list[list]]:
-    """The table's rows for every policy, and the soak's (on the continuous server, after its rows)."""
-    rows, baseline, soak_rows = [], {}, []
+def measure_policies(args, texts_file: str, folder: Path) -> tuple[list[list], list[list], dict]:
+    """The table's rows for every policy, the soak's (on the continuous server, after its rows), and
+    each measurement's result by (policy, endpoint, clients)."""
+    rows, baseline, soak_rows, results = [], {}, [], {}
     for policy in args.policies:
         server = start(policy, args.model, args.threads, folder)
         try:
@@ -115,6 +116,7 @@ def measure_policies(args, texts_file: str, folder: Path) -> tuple[list[list], l
                 load(server, endpoint, 2, 20, args, texts_file)  # warm-up
                 for clients in args.clients:
                     result = load(server, endpoint, clients, max(args.requests, 4 * clients), args, texts_file)
+                    results[policy, endpoint, clients] = result
                     if policy == "none" and clients == 1:
                         baseline[endpoint] = result["rate"]
                     base = baseline.get(endpoint) or baseline.get("page")
@@ -131,7 +133,7 @@ def measure_policies(args, texts_file: str, folder: Path) -> tuple[list[list], l
                 soak_rows = soak(server, args, texts_file, folder)
         finally:
             server.stop()
-    return rows, soak_rows
+    return rows, soak_rows, results
 
 
 def time_parts(model: str, texts: list[str], max_new_tokens: int, threads: int) -> list[list]:
@@ -213,8 +215,14 @@ def main() -> None:
         folder = Path(scratch)
         texts_file = str(folder / "texts.json")
         Path(texts_file).write_text(json.dumps(texts), encoding="utf-8")
-        rows, soak_rows = measure_policies(args, texts_file, folder)
+        rows, soak_rows, results = measure_policies(args, texts_file, folder)
         parts = time_parts(args.model, texts, args.max_new_tokens, args.threads)
+    for policy in ("none", "continuous"):  # the rest of a page request with one client: Gradio's events
+        page = results.get((policy, "page", 1))
+        if page is not None:
+            rest = page["full_p50_ms"] - sum(float(ms) for _, ms in parts)
+            parts.append([f"the rest of a page request, {policy}: Gradio's queue and events (p50 full reply less the above)",
+                          f"{rest:.1f}"])  # fmt: skip
 
     print(f"\n{machine_line(args.threads)} (in the server); greedy, at most {args.max_new_tokens} new tokens; "
           f"model {args.model_name}; clients: benchmarks.load_client (async httpx), one process\n")  # fmt: skip

@@ -341,6 +341,7 @@ class BatchScheduler:
                 if cohort.requests[sentence].ticket.cancelled:
                     cohort.strategy.stop(sentence)
                     cohort.stopped.add(sentence)
+                    logger.debug("a request was given up: its rows leave the batch at this step")
 
     def _step(self, batch: _ModelBatch) -> None:
         """One step of `batch`; the new tokens to streaming tickets, finished outputs to theirs."""

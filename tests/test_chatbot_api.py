@@ -11,12 +11,14 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
 from benchmarks.chatbot_server import ChatbotServer as Server
 from chatbot.inference import DecodingSettings, generate_reply, load_model
@@ -165,3 +167,35 @@ def test_the_endpoint_needs_the_pages_login(server: Server, auth) -> None:
 def test_models_are_listed_with_their_task_and_state(server: Server) -> None:
     listed = httpx.get(server.url + "v1/models", auth=LOGIN).json()["models"]
     assert listed == [{"name": "tiny-reverser", "state": "ready", "task": "qa"}]
+
+
+@pytest.mark.slow
+def test_a_page_client_that_disconnects_mid_stream_frees_its_row(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A reply that would run to 512 tokens, given up by its client after the first streamed text:
+    the server's scheduler stops its row (its DEBUG line) instead of decoding on."""
+    from chatbot.inference import load_model as load
+
+    loaded = load(tiny_model_dir)
+    wide = loaded.model.config.to_dict() | {"hidden_size": 1024, "num_layers": 2}  # about 2 ms a step
+    config = type(loaded.model.config).from_dict(wide)
+    model = type(loaded.model)(config).eval()
+    with torch.no_grad():
+        model.lm_head.bias[loaded.tokenizer.eos_token_id] = -1e4  # it never ends by itself
+    model.generation_config.max_new_tokens = 512
+    folder = tmp_path / "babbler"
+    model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    log = tmp_path / "server.log"
+    started = Server(["--model", str(folder), "--log-level", "DEBUG"], log=log).wait_ready()
+    try:
+        with httpx.Client(base_url=started.url, timeout=60) as client:
+            body = {"data": ["red cat dog", "babbler", "greedy", 4, 1.0, 1.0, 512]}
+            event_id = client.post("gradio_api/call/translate", json=body).json()["event_id"]
+            with client.stream("GET", f"gradio_api/call/translate/{event_id}") as stream:
+                next(line for line in stream.iter_lines() if line.startswith("data:"))  # the first text
+        deadline = time.monotonic() + 30
+        while "given up" not in log.read_text(encoding="utf-8") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "a request was given up: its rows leave the batch" in log.read_text(encoding="utf-8")
+    finally:
+        started.stop()
