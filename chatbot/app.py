@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -57,8 +56,10 @@ NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no p
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
 COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
-# After the first streamed text, at most one update per this many seconds: each is an event with every
-# output of the reply, and a page that sends one per token spends more on events than on decoding.
+# A reply that grows is shown this long after the request at the soonest, then at most this often:
+# each update is an event with every output of the reply, and a page that sends one per token spends
+# more on events than on decoding. A reply finished sooner than FIRST_UPDATE_S is sent once, whole.
+FIRST_UPDATE_S = 0.05
 STREAM_INTERVAL_S = 0.1
 NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
 NOT_TRAINED = "**{name}** is not served: {state}. Choose another model."
@@ -251,20 +252,16 @@ class Handlers:
     def _stream(
         self, loaded: LoadedModel, model_name: str, text: str, settings: DecodingSettings
     ) -> Iterator[tuple[str | None, Any, str, dict | None, list[str] | None]]:
-        """`answer`'s updates: the first text at once, then at most one every `STREAM_INTERVAL_S`
-        (each update is an event that carries every output), and the finished reply with its
-        heatmap, data and files. The updates while the reply grows clear the previous reply's heatmap
-        with None: `gr.skip()` would cost Gradio a new component per update."""
-        last_sent = None
-        for reply in stream_reply(loaded, text, settings, scheduler=self.scheduler):
+        """`answer`'s updates: the text so far `FIRST_UPDATE_S` after the request, then at most one
+        every `STREAM_INTERVAL_S` (each update is an event that carries every output), and the
+        finished reply with its heatmap, data and files. The updates while the reply grows clear the
+        previous reply's heatmap with None: `gr.skip()` would cost Gradio a new component per update."""
+        replies = stream_reply(
+            loaded, text, settings, scheduler=self.scheduler, first_after=FIRST_UPDATE_S, every=STREAM_INTERVAL_S
+        )
+        for reply in replies:
             notice = _notice(loaded, settings, reply)
-            if not reply.done:
-                now = time.monotonic()
-                if last_sent is not None and now - last_sent < STREAM_INTERVAL_S:
-                    continue
-                last_sent = now
-                yield reply.text, None, notice, None, None
-            elif reply.attention is None:
+            if not reply.done or reply.attention is None:
                 yield reply.text, None, notice, None, None
             else:
                 figure = _plot(attention_plot(reply.attention, title=f"{model_name}: attention of the last reply"))

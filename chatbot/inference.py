@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -453,20 +454,40 @@ class PendingReply:
     notice: str | None
     streams: bool
 
-    def texts(self) -> Iterator[str]:
-        """The reply's text after each new token that changes it (greedy and sampling; nothing for
-        beam search). A byte-level token that ends inside a character is held back until the
-        character is whole."""
+    def texts(self, first_after: float = 0.0, every: float = 0.0) -> Iterator[str]:
+        """The reply's text as it grows (greedy and sampling; nothing for beam search): once the
+        first token is there and at least `first_after` seconds have passed since this call, then at
+        most every `every` seconds, each time the text changed, until the reply ends. A reader that
+        shows it now and then is woken only then, not at every token. A byte-level token that ends
+        inside a character is held back until the character is whole."""
         if not self.streams:
             return
-        token_ids: list[int] = []
-        shown = ""
-        for token_id in self.ticket.tokens(timeout=REPLY_TIMEOUT_S):
-            token_ids.append(token_id)
-            text = self.loaded.tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd").strip()
+        if first_after <= 0 and every <= 0:  # after every token
+            token_ids: list[int] = []
+            shown = ""
+            for token_id in self.ticket.tokens(timeout=REPLY_TIMEOUT_S):
+                token_ids.append(token_id)
+                text = self._text(token_ids)
+                if text and text != shown:
+                    shown = text
+                    yield text
+            return
+        started = time.monotonic()
+        if not self.ticket.first_token(timeout=REPLY_TIMEOUT_S):
+            raise TimeoutError(f"no token of the reply within {REPLY_TIMEOUT_S:.0f} s")
+        shown, wait = "", started + first_after - time.monotonic()
+        while True:
+            token_ids, ended = self.ticket.streamed(wait)
+            if ended:
+                return
+            text = self._text(token_ids)
             if text and text != shown:
                 shown = text
                 yield text
+            wait = max(every, 0.001)
+
+    def _text(self, token_ids: list[int]) -> str:
+        return self.loaded.tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd").strip()
 
     def reply(self) -> Reply:
         """The finished reply; raises what decoding it raised."""
@@ -509,20 +530,24 @@ def stream_reply(
     settings: DecodingSettings | None = None,
     *,
     scheduler: BatchScheduler | None = None,
+    first_after: float = 0.0,
+    every: float = 0.0,
 ) -> Iterator[Reply]:
     """Decode the reply to `text`, yielding it as it grows, then the finished reply.
 
-    Greedy and sampling yield after every token that changes the text; beam search yields only the
-    finished reply. The last item has `done=True` and carries the attention map. With a `scheduler`
-    the reply is decoded in its batch (and given up when the caller stops reading); without one,
-    `generate_texts` runs in a worker thread of its own and hands its tokens to a `TextIteratorStreamer`.
+    Greedy and sampling yield the text as it grows: no sooner than `first_after` seconds after the
+    call and then at most every `every` seconds (each time it changed; by default after every
+    token); beam search yields only the finished reply. The last item has `done=True` and carries
+    the attention map. With a `scheduler` the reply is decoded in its batch (and given up when the
+    caller stops reading); without one, `generate_texts` runs in a worker thread of its own and hands
+    its tokens to a `TextIteratorStreamer`.
     """
     settings = settings or loaded.defaults
     inputs, notice = encode(loaded, text)  # tokenized once; an empty message fails here, before decoding
     if scheduler is not None:
         pending = submit_reply(loaded, scheduler, inputs, notice, settings)
         try:
-            for text_so_far in pending.texts():
+            for text_so_far in pending.texts(first_after, every):
                 yield Reply(text=text_so_far, done=False, notice=notice)
             yield pending.reply()
         finally:
@@ -531,11 +556,16 @@ def stream_reply(
     if not settings.streams:
         yield _decode_reply(loaded, inputs, notice, settings)
         return
-    yield from _stream_alone(loaded, inputs, notice, settings)
+    yield from _stream_alone(loaded, inputs, notice, settings, first_after, every)
 
 
 def _stream_alone(
-    loaded: LoadedModel, inputs: dict[str, torch.Tensor], notice: str | None, settings: DecodingSettings
+    loaded: LoadedModel,
+    inputs: dict[str, torch.Tensor],
+    notice: str | None,
+    settings: DecodingSettings,
+    first_after: float = 0.0,
+    every: float = 0.0,
 ) -> Iterator[Reply]:
     """`stream_reply` without a scheduler: one generate() call in a thread of its own."""
     streamer = TextIteratorStreamer(
@@ -552,11 +582,13 @@ def _stream_alone(
 
     worker = threading.Thread(target=run, name="chatbot-generate", daemon=True)
     worker.start()
-    text_so_far = ""
+    text_so_far, next_yield = "", time.monotonic() + first_after
     for piece in streamer:
         if piece:
             text_so_far += piece
-            yield Reply(text=text_so_far.strip(), done=False, notice=notice)
+            if time.monotonic() >= next_yield:
+                next_yield = time.monotonic() + every
+                yield Reply(text=text_so_far.strip(), done=False, notice=notice)
     worker.join()
     if "error" in result:
         raise result["error"]

@@ -25,7 +25,6 @@ Policies (`POLICIES`):
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +44,6 @@ POLICIES = ("continuous", "micro")
 DEFAULT_MAX_ROWS = 64
 # Requests waiting to join, across models; past this `submit` raises `QueueFullError`.
 DEFAULT_MAX_WAITING = 256
-_END = object()  # the last item of a ticket's token queue
 
 
 class QueueFullError(RuntimeError):
@@ -58,19 +56,45 @@ class Ticket:
     def __init__(self, scheduler: BatchScheduler, stream: bool):
         self._scheduler = scheduler
         self._future: Future[Generated] = Future()
-        self._tokens: queue.SimpleQueue | None = queue.SimpleQueue() if stream else None
+        self.streams = stream
+        self._streamed: list[int] = []  # the tokens decoded so far (`stream=True` only)
+        self._arrived = threading.Condition()  # notified at every token and at the end
+        self._ended = threading.Event()  # set at the end: the result, an error or the cancel
         self.cancelled = False
 
     def tokens(self, timeout: float | None = None) -> Iterator[int]:
         """Each token id of the output as it is decoded (`</s>` included), until the output ends.
-        Only for a ticket submitted with `stream=True`; beam search sends none."""
-        if self._tokens is None:
-            raise ValueError("this ticket was submitted without stream=True")
+        Only for a ticket submitted with `stream=True`; beam search sends none.
+
+        Raises:
+            TimeoutError: no token nor the end came within `timeout` seconds.
+        """
+        self._check_streams()
+        seen = 0
         while True:
-            token = self._tokens.get(timeout=timeout)
-            if token is _END:
+            with self._arrived:
+                if not self._arrived.wait_for(
+                    lambda seen=seen: len(self._streamed) > seen or self._ended.is_set(), timeout
+                ):
+                    raise TimeoutError(f"no token within {timeout} s")
+                new = self._streamed[seen:]
+            yield from new
+            seen += len(new)
+            if not new and self._ended.is_set():
                 return
-            yield token
+
+    def streamed(self, wait_s: float) -> tuple[list[int], bool]:
+        """The tokens decoded so far, after waiting `wait_s` seconds or until the output ends (so
+        that a reader that shows the output now and then wakes only then), and whether it ended."""
+        self._check_streams()
+        ended = self._ended.wait(timeout=max(0.0, wait_s))
+        return list(self._streamed), ended
+
+    def first_token(self, timeout: float | None = None) -> bool:
+        """Wait for the first streamed token or the end; False if neither came within `timeout`."""
+        self._check_streams()
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self._streamed or self._ended.is_set(), timeout)
 
     def result(self, timeout: float | None = None) -> Generated:
         """The finished output; raises what decoding it raised."""
@@ -86,9 +110,15 @@ class Ticket:
             self.cancelled = True
             self._scheduler._wake()
 
+    def _check_streams(self) -> None:
+        if not self.streams:
+            raise ValueError("this ticket was submitted without stream=True")
+
     def _put(self, token: int) -> None:
-        if self._tokens is not None:
-            self._tokens.put(token)
+        if self.streams:
+            with self._arrived:
+                self._streamed.append(token)
+                self._arrived.notify_all()
 
     def _finish(self, result: Generated | None = None, error: BaseException | None = None) -> None:
         if self._future.done():
@@ -99,8 +129,9 @@ class Ticket:
             self._future.set_result(result)
         else:
             self._future.cancel()
-        if self._tokens is not None:
-            self._tokens.put(_END)
+        with self._arrived:
+            self._ended.set()
+            self._arrived.notify_all()
 
 
 @dataclass
@@ -139,7 +170,7 @@ class _Cohort:
 
     @property
     def streams(self) -> bool:
-        return hasattr(self.strategy, "columns") and any(r.ticket._tokens is not None for r in self.requests)
+        return hasattr(self.strategy, "columns") and any(request.ticket.streams for request in self.requests)
 
 
 class _ModelBatch:

@@ -194,3 +194,24 @@ def test_requests_of_two_models_decode_side_by_side(tiny_model_dir: Path, tiny) 
 def test_a_bad_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="choose one of continuous, micro"):
         BatchScheduler("eager")
+
+
+def test_a_reply_shown_now_and_then_is_read_then_and_not_at_every_token(tiny_model_dir: Path) -> None:
+    loaded = load_model(tiny_model_dir)
+    with torch.no_grad():
+        loaded.model.lm_head.bias[loaded.tokenizer.eos_token_id] = -1e4  # 30 tokens, 10 ms each
+    hook = slow_steps(loaded, 0.01)
+    scheduler = BatchScheduler()
+    try:
+        settings = DecodingSettings(mode="greedy", max_new_tokens=30)
+        started = time.monotonic()
+        pending = submit_reply(loaded, scheduler, *encode(loaded, "red cat"), settings)
+        shown = [(time.monotonic() - started, text) for text in pending.texts(first_after=0.05, every=0.1)]
+        reply = pending.reply()
+        assert 2 <= len(shown) <= 4  # about 0.05, 0.15 and 0.25 s into a reply of about 0.3 s
+        assert shown[0][0] >= 0.05
+        assert all(later - earlier >= 0.09 for (earlier, _), (later, _) in itertools.pairwise(shown))
+        assert all(reply.text.startswith(text) for _, text in shown) and len(reply.token_ids) == 30
+    finally:
+        hook.remove()
+        scheduler.close()
