@@ -107,6 +107,14 @@ class ChatbotSettings:
     batch_wait_ms: float = option(
         "micro batching: how long the first request of a batch waits for others, in milliseconds", 5.0, minimum=0
     )
+    stream_interval_ms: float = option(
+        "show a growing reply at most every MS milliseconds, the first time after half of that (a reply "
+        "done sooner comes whole); each update is an event that costs the server as much as a decoding step of "
+        "the whole batch. 0: after every token",
+        100.0,
+        minimum=0,
+        metavar="MS",
+    )
     concurrency_limit: int | None = option(
         "requests in progress at the same time (in the batch, or decoding on their own); others wait in the "
         "queue. Default: --max-queue-size with batching, 2 with --batching none",
@@ -338,9 +346,10 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
             compare_examples=VARIANT_EXAMPLES,
             start_tab="compare",
             scheduler=scheduler,
+            stream_interval_s=settings.stream_interval_ms / 1000,
         )
     else:
-        app = build_app(registry, scheduler=scheduler)
+        app = build_app(registry, scheduler=scheduler, stream_interval_s=settings.stream_interval_ms / 1000)
     concurrency = settings.concurrency_limit or (2 if scheduler is None else settings.max_queue_size)
     app.queue(max_size=settings.max_queue_size, default_concurrency_limit=concurrency)
     app.launch(

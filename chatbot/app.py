@@ -56,10 +56,9 @@ NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no p
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
 COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
-# A reply that grows is shown this long after the request at the soonest, then at most this often:
-# each update is an event with every output of the reply, and a page that sends one per token spends
-# more on events than on decoding. A reply finished sooner than FIRST_UPDATE_S is sent once, whole.
-FIRST_UPDATE_S = 0.05
+# A reply that grows is shown at most this often, the first time half of it after the request: each
+# update is an event with every output of the reply, and a page that sends one per token spends more
+# on events than on decoding. A reply finished in less than half of it is sent once, whole.
 STREAM_INTERVAL_S = 0.1
 NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
 NOT_TRAINED = "**{name}** is not served: {state}. Choose another model."
@@ -141,9 +140,15 @@ class Handlers:
     """The page's event handlers over the served models (keyed by the names the page shows), some of
     which may still be training (`chatbot.background.ModelRegistry`)."""
 
-    def __init__(self, registry: ModelRegistry, scheduler: BatchScheduler | None = None):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        scheduler: BatchScheduler | None = None,
+        stream_interval_s: float = STREAM_INTERVAL_S,
+    ):
         self.registry = registry
         self.scheduler = scheduler
+        self.stream_interval_s = stream_interval_s
         self.downloads = AttentionDownloads()
 
     @property
@@ -252,13 +257,12 @@ class Handlers:
     def _stream(
         self, loaded: LoadedModel, model_name: str, text: str, settings: DecodingSettings
     ) -> Iterator[tuple[str | None, Any, str, dict | None, list[str] | None]]:
-        """`answer`'s updates: the text so far `FIRST_UPDATE_S` after the request, then at most one
-        every `STREAM_INTERVAL_S` (each update is an event that carries every output), and the
+        """`answer`'s updates: the text so far half a `stream_interval_s` after the request, then at
+        most one every `stream_interval_s` (each update is an event that carries every output), and the
         finished reply with its heatmap, data and files. The updates while the reply grows clear the
         previous reply's heatmap with None: `gr.skip()` would cost Gradio a new component per update."""
-        replies = stream_reply(
-            loaded, text, settings, scheduler=self.scheduler, first_after=FIRST_UPDATE_S, every=STREAM_INTERVAL_S
-        )
+        every = self.stream_interval_s
+        replies = stream_reply(loaded, text, settings, scheduler=self.scheduler, first_after=every / 2, every=every)
         for reply in replies:
             notice = _notice(loaded, settings, reply)
             if not reply.done or reply.attention is None:
@@ -583,6 +587,7 @@ def build_app(
     compare_examples: Sequence[str] = (),
     start_tab: str = "chat",
     scheduler: BatchScheduler | None = None,
+    stream_interval_s: float = STREAM_INTERVAL_S,
 ) -> gr.Blocks:
     """The Blocks app over `models` (at least one); call `.queue(...)` and `.launch(i18n=PAGE_I18N, ...)`
     on it (without `i18n` the page shows translation keys instead of labels).
@@ -596,7 +601,8 @@ def build_app(
     `start_tab` the tab the page opens on (`"chat"`, `"translate"` or `"compare"`; without `compare`,
     the page opens on Chat instead of a Compare tab that starts with fewer than two models), and
     `scheduler` the `chatbot.scheduler.BatchScheduler` that decodes concurrent requests together
-    (None: each alone).
+    (None: each alone), and `stream_interval_s` how often a growing reply is shown at most (0: after
+    every token).
 
     Why Blocks and not `gr.ChatInterface`: the `/chat` endpoint returns the heatmap as a Plotly
     figure (`{"type": "plotly", ...}`) to API clients, which a ChatInterface's `additional_outputs`
@@ -607,7 +613,7 @@ def build_app(
     registry = models if isinstance(models, ModelRegistry) else ModelRegistry(model_names(models))
     if not registry.names:
         raise ValueError("build_app needs at least one model")
-    handlers = Handlers(registry, scheduler)
+    handlers = Handlers(registry, scheduler, stream_interval_s)
     # Read before the models that the page is built with, as the status timer reads them: a model
     # that becomes ready in between is refreshed on the first tick.
     seen = settled_names(registry.status())

@@ -35,12 +35,12 @@ DECODING = {"greedy": ("greedy", 4, 1.0, 1.0, 20), "beam": ("beam", 5, 1.0, 1.0,
 def servers(
     tiny_model_dir: Path, tiny_model_without_attention_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Server]]:
-    """The main server (two models, a queue of 32) and a small one with a login and a queue of 2,
+    """The main server (two models, a queue of 32, every token streamed) and a small one with a login and a queue of 2,
     started together so that their start-up times overlap."""
     logs = tmp_path_factory.mktemp("chatbot-server-logs")
     main = Server(
         ["--model", str(tiny_model_dir), "--model", str(tiny_model_without_attention_dir), "--max-input-tokens", "8"]
-        + ["--concurrency-limit", "2", "--max-queue-size", "32"],
+        + ["--concurrency-limit", "2", "--max-queue-size", "32", "--stream-interval-ms", "0"],
         log=logs / "main.log",
     )
     small = Server(
