@@ -19,7 +19,6 @@ trained on comes from the directory's model card (`README.md` front matter) and
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import torch
 from transformers import GenerationConfig, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
+from hf_seq2seq_rnn.numbers_seq2seq_rnn import is_number
 from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and other callers import them from here)
     AttentionMap,
@@ -139,14 +139,14 @@ class DecodingSettings:
 
 
 def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value):
         raise ValueError(f"{name}={value!r} must be a number")
     return float(value)
 
 
 def _whole_number(name: str, value: object, minimum: int, maximum: int) -> int:
     number = _number(name, value)
-    if number != int(number) or not minimum <= number <= maximum:
+    if not number.is_integer() or not minimum <= number <= maximum:
         raise ValueError(f"{name}={value!r} must be a whole number from {minimum} to {maximum}")
     return int(number)
 

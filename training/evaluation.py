@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from hf_seq2seq_rnn.attention_seq2seq_rnn import has_attention
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import has_attention
 from seq2seq_tools.attention import attention_figure
 from seq2seq_tools.generation import generate_ids, generate_texts
 

@@ -43,7 +43,7 @@ import transformers
 from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
-from hf_seq2seq_rnn.attention_seq2seq_rnn import has_attention
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import has_attention
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.decoding import DECODING_KEYS, effective_settings, generate_arguments
