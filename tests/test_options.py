@@ -20,7 +20,7 @@ from chatbot import __main__ as chatbot_cli
 from chatbot.inference import DecodingSettings
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 from seq2seq_tools.options import OptionValueError, add_options, convert, from_namespace, option
-from training import predict
+from training import prediction
 from training.config import TrainingConfig, parse_config
 from training.errors import TrainingInputError
 
@@ -112,7 +112,7 @@ def test_help_gives_each_option_its_text_kind_least_value_and_default():
     ("settings", "command"),
     [
         (TrainingConfig, "training.train"),
-        (predict.PredictSettings, "training.predict"),
+        (prediction.PredictSettings, "training.predict"),
         (chatbot_cli.ChatbotSettings, "chatbot"),
     ],
 )
@@ -155,8 +155,8 @@ def by_chatbot_command(key: str, value: float) -> None:
 
 
 def by_predict(key: str, value: float) -> None:
-    settings = predict.PredictSettings(model=["m"], dataset="d", output="o", **{key: value})
-    predict.generation_settings(tiny_model(), settings)
+    settings = prediction.PredictSettings(model=["m"], dataset="d", output="o", **{key: value})
+    prediction.generation_settings(tiny_model(), settings)
 
 
 def by_generate(key: str, value: float) -> None:

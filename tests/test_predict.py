@@ -27,7 +27,8 @@ from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training import demos
 from training.data import DataSpec, pairs_from_splits
-from training.predict import main, one_line, write_atomically
+from training.predict import main
+from training.prediction import one_line, write_atomically
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +86,7 @@ def sources_and_references(path: str) -> tuple[list[str], list[str]]:
 
 
 def load(folder: str):
-    from training.predict import load_model
+    from training.prediction import load_model
 
     return load_model(folder)
 
@@ -424,7 +425,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
 
 def test_our_model_type_loads_with_the_installed_classes_not_the_folders_code(tiny_folder):
-    from training.predict import load_model
+    from training.prediction import load_model
 
     model, _ = load_model(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
     assert type(model) is Seq2SeqRNNForConditionalGeneration and not model.training

@@ -27,17 +27,17 @@ import torch
 import transformers
 
 from seq2seq_tools.compare import AlignmentAgreement, alignment_agreement, pooled
+from seq2seq_tools.decoding import effective_settings
 from seq2seq_tools.generation import Generated
 
 from .errors import TrainingInputError
 from .evaluation import compute_metrics, load_metrics
-from .predict import (
+from .prediction import (
     STDIO,
     PredictData,
     PredictSettings,
     cpu_description,
     decode,
-    effective_settings,
     generation_settings,
     load_model,
     model_task,

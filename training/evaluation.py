@@ -21,8 +21,10 @@ from seq2seq_tools.generation import generate_ids, generate_texts
 
 if TYPE_CHECKING:
     import evaluate
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
 
-    from .train import Run
+    from .config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +63,19 @@ class EvaluationResult:
     samples: list[tuple[str, str, str]]
 
 
-def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
-    """The run's validation loss and perplexity (per target token), then generation with the run's
-    settings and its metrics, on every process's share of the validation data."""
-    accelerator, model, tokenizer, config = run.accelerator, run.model, run.data.tokenizer, run.config
+def evaluate_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    dataloader: DataLoader,
+    metrics: dict[str, evaluate.EvaluationModule],
+    config: TrainingConfig,
+    with_generation: bool = True,
+) -> EvaluationResult:
+    """The validation loss and perplexity (per target token) of `model` (as `accelerator` prepared it) on
+    `dataloader`, every process its share; then, `with_generation`, its outputs with the settings of
+    `config` (`num_beams`, `max_new_tokens`) scored by `metrics` for `config.task`, and
+    `config.num_samples` samples."""
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     loss_sum, token_count = 0.0, 0
@@ -72,7 +83,7 @@ def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
     references: list[str] = []
     sources: list[str] = []
     pad = tokenizer.pad_token_id
-    for batch in run.eval_dataloader:
+    for batch in dataloader:
         with torch.no_grad(), accelerator.autocast():
             loss = model(**batch).loss
         tokens = (batch["labels"] != -100).sum()
@@ -98,7 +109,7 @@ def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
     mean_loss = loss_sum / max(token_count, 1)
     scores = {"eval_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50.0))}
     if with_generation and predictions:
-        scores.update(compute_metrics(run.metrics, config.task, predictions, references))
+        scores.update(compute_metrics(metrics, config.task, predictions, references))
     model.train()
     samples = list(zip(sources, references, predictions, strict=True))[: config.num_samples]
     return EvaluationResult(scores=scores, samples=samples)
