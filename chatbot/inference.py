@@ -38,7 +38,7 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     heatmap_font_families,
 )
 from seq2seq_tools.ensemble import ensemble_of
-from seq2seq_tools.generation import Generated, encode_texts, generate_encoded
+from seq2seq_tools.generation import Generated, encode_texts, generate_encoded, has_attention
 from seq2seq_tools.loading import load_model_and_tokenizer, read_training_info
 from seq2seq_tools.quantization import maybe_quantize
 from seq2seq_tools.tasks import UNKNOWN_TASK, task_of
@@ -265,7 +265,7 @@ def load_ensemble(
         trained_on="; ".join(dict.fromkeys(member.info.trained_on for member in members)),
         task=tasks.pop() if len(tasks) == 1 else UNKNOWN_TASK,
         examples=members[0].info.examples,
-        has_attention=any(member.info.has_attention for member in members),
+        has_attention=has_attention(ensemble),
         source_lang=languages.pop() if len(languages) == 1 else None,
     )
     logger.info("ensemble of %s", ", ".join(map(str, sources)))
@@ -317,10 +317,9 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     # Else the model's own validation sources, saved at training time; prompts not made for a model
     # would only show it failing.
     examples = examples or list(training_info.get("examples") or [])
-    has_attention = getattr(model.config, "attention_type", "general") != "none"
     source_lang = training_info.get("source_lang")
     source_lang = str(source_lang) if source_lang else None
-    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention, source_lang)
+    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention(model), source_lang)
 
 
 def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str | None]:

@@ -44,7 +44,7 @@ from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqM
 
 from .attention_seq2seq_rnn import ATTENTION_CLASSES, GeneralScoreMatrix
 from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
-from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+from .configuration_seq2seq_rnn import Seq2SeqRNNConfig, has_attention
 from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
@@ -591,6 +591,12 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
         # The decoder carries a recurrent state, not keys and values.
         return False
 
+    @property
+    def has_attention(self) -> bool:
+        """Whether the model attends to its source and returns alignments (`config.attention_type`
+        has a context); what code asks rather than compare the type's name."""
+        return has_attention(self.config)
+
 
 class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
     """The encoder and decoder; returns the decoder's output features (`last_hidden_state`)."""
@@ -729,17 +735,17 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
 
 class Seq2SeqRNNGenerationMixin(GenerationMixin):
     """`generate()` of the models that decode through this package's search loop: the language model
-    below, and ensembles of it (`seq2seq_tools.ensemble`).
+    below, and ensembles of it (`ensemble_seq2seq_rnn`).
 
-    A class using it provides `start_decoding(encoder_outputs, attention_mask) -> (memory, state)`
-    and `decode_step(input_ids, memory, state) -> (logits, state, alignment)` (what
-    `search_seq2seq_rnn.compact_search` calls), a `forward` that returns its decoder state in the
-    generation cache (what transformers' own loop calls), and names that state's class in
-    `state_class`: a memory with `select(rows)`, a state with `reorder_cache(beam_idx)`.
+    A class using it satisfies `protocol_seq2seq_rnn.DecodingModel` (`start_decoding`, `decode_step`,
+    `has_attention`, and the classes of its state and memory), what `search_seq2seq_rnn` calls, and
+    has a `forward` that returns its decoder state in the generation cache, what transformers' own
+    loop calls.
     """
 
-    # The class of the decoder state carried between generation steps.
+    # The classes of the decoder state carried between generation steps and of the encoder memory.
     state_class: type = Seq2SeqRNNState
+    memory_class: type = Seq2SeqRNNMemory
 
     def _reorder_cache(self, cache: Any, beam_idx: torch.LongTensor) -> Any:
         cache.reorder_cache(beam_idx)

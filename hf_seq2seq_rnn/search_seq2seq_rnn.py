@@ -62,8 +62,8 @@ from transformers.generation import (
 )
 
 from .compat_seq2seq_rnn import cache_field
-from .configuration_seq2seq_rnn import has_attention
 from .numbers_seq2seq_rnn import is_number, is_whole
+from .protocol_seq2seq_rnn import DecodingModel
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ class PreparedSearch:
 
 
 def _prepare(
-    model: Any,
+    model: DecodingModel,
     input_ids: torch.LongTensor,
     logits_processor: Any,
     stopping_criteria: Any,
@@ -367,7 +367,7 @@ def _prepare(
         attention_mask,
         encoder_outputs=encoder_outputs,
         limits=None if cap is None else cap.limits.to(input_ids.device),
-        coverage=bool(settings.coverage_penalty) and has_attention(model.config),
+        coverage=bool(settings.coverage_penalty) and model.has_attention,
         streamer=streamer,
     )
     memory, state = model.start_decoding(encoder_outputs, attention_mask)
@@ -548,13 +548,12 @@ class DecodingLoop:
     requests arriving while others decode does continuous batching (`chatbot.scheduler`).
 
     Args:
-        model: what `generate()` decodes with: `start_decoding` made the memory and state, and
-            `decode_step(tokens, memory, state) -> (logits, state, alignment)` steps them. Its memory
-            class has `select(rows)` and `cat(memories)`, its state class `reorder_cache(rows)` and
-            `cat(states)` (`Seq2SeqRNNMemory`, `Seq2SeqRNNState`).
+        model: what `generate()` decodes with (`protocol_seq2seq_rnn.DecodingModel`): `start_decoding`
+            made the memory and state, `decode_step(tokens, memory, state) -> (logits, state, alignment)`
+            steps them, the memory's `select` and the state's `reorder_cache` keep rows, and `cat` joins them.
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: DecodingModel):
         self.model = model
         self.strategies: list[DecodeStrategy] = []
         self.rows: list[int] = []  # the live rows of each strategy, in the order of `strategies`

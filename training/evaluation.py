@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from hf_seq2seq_rnn.configuration_seq2seq_rnn import has_attention
 from seq2seq_tools.attention import attention_figure
-from seq2seq_tools.generation import generate_ids, generate_texts
+from seq2seq_tools.generation import generate_ids, generate_texts, has_attention
 
 if TYPE_CHECKING:
     import evaluate
@@ -118,7 +117,7 @@ def evaluate_model(
 def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, max_new_tokens: int):
     """A matplotlib figure of the cross-attention of a greedy translation of `text`, or `None`
     when the model has no attention. Labels in Korean and other scripts use a font with their glyphs."""
-    if not has_attention(model.config):
+    if not has_attention(model):
         return None
     model.eval()
     [result] = generate_texts(

@@ -37,11 +37,10 @@ import torch
 import transformers
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
-from hf_seq2seq_rnn.configuration_seq2seq_rnn import has_attention
 from seq2seq_tools import machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.decoding import effective_settings
-from seq2seq_tools.generation import Generated
+from seq2seq_tools.generation import Generated, has_attention
 from seq2seq_tools.options import add_options, from_namespace
 
 from .compare import compare
@@ -159,7 +158,7 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     model, tokenizer = load_models(settings.model, settings.trust_remote_code, settings.quantize)
     task, info = model_task(settings)
     with_attention = bool(settings.alignments or settings.hard_alignments)
-    if with_attention and not has_attention(model.config):
+    if with_attention and not has_attention(model):
         raise TrainingInputError(
             "the model has no attention (attention_type none): drop --alignments / --hard-alignments"
         )

@@ -144,7 +144,7 @@ def load_models(
     paths: list[str], trust_remote_code: bool = False, quantize: str = "none"
 ) -> tuple[torch.nn.Module, Any]:
     """The model at the one path of `paths`, or the ensemble of the models at several
-    (`seq2seq_tools.ensemble`), and the tokenizer; models whose tokenizers differ are refused."""
+    (`seq2seq_tools.ensemble.ensemble_of`), and the tokenizer; models whose tokenizers differ are refused."""
     loaded = [load_model(path, trust_remote_code, quantize) for path in paths]
     if len(loaded) == 1:
         return loaded[0]
