@@ -472,11 +472,22 @@ def test_scheduled_sampling_with_every_draw_forced(attention_type):
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
     forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
     # forward() takes the parallel path at ratio 1; the step loop itself, with a draw that is always "reference":
-    looped, looped_outputs = model._scheduled_sampling(
-        input_ids, attention_mask, decoder_input_ids, None, 1.0, output_attentions=True, output_hidden_states=False
+    looped = model._scheduled_sampling(
+        input_ids,
+        attention_mask,
+        decoder_input_ids,
+        None,
+        labels,
+        1.0,
+        output_attentions=True,
+        output_hidden_states=False,
+        use_cache=True,
     )
-    torch.testing.assert_close(looped, forced.logits, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(looped_outputs.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
+    assert type(looped) is type(forced)  # the same output class, loss included
+    torch.testing.assert_close(looped.logits, forced.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(looped.loss, forced.loss, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(looped.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
+    assert isinstance(looped[CACHE_FIELD], Seq2SeqRNNState)
 
     sampled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, teacher_forcing_ratio=0.0)
     fed = torch.cat([decoder_input_ids[:, :1], sampled.logits[:, :-1].argmax(-1)], dim=1)  # (B, T)
