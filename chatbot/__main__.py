@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
 import platform
 import sys
-import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from seq2seq_tools.options import add_options, from_namespace, option
+from seq2seq_tools.decoding_options import SEARCH_KEYS, SearchOptions
+from seq2seq_tools.options import InputError, OptionParser, add_options, from_namespace, option
 
 logger = logging.getLogger("chatbot")
 
 
 @dataclass
-class ChatbotSettings:
-    """The options of `python -m chatbot`; each field is a flag (`max_input_tokens` -> `--max-input-tokens`)."""
+class ChatbotSettings(SearchOptions):
+    """The options of `python -m chatbot`; each field is a flag (`max_input_tokens` -> `--max-input-tokens`):
+    these, and this project's search settings for every served model (`SearchOptions`, declared with the
+    other decoding settings in `seq2seq_tools.decoding_options`)."""
 
     model: list[str] | None = option(
         "a model directory written by save_pretrained, or a Hub id; repeat it to serve several models, chosen in "
@@ -82,17 +85,6 @@ class ChatbotSettings:
         minimum=1,
         metavar="N",
     )
-    max_length_a: float | None = option(
-        "cap every reply at A x its message's tokens + B new tokens (with --max-length-b; fairseq's "
-        "--max-len-a/b). Default: each model's generation config (training sets 2 and 10)",
-        metavar="A",
-    )
-    max_length_b: float | None = option("B of that cap, in tokens", metavar="B")
-    coverage_penalty: float | None = option(
-        "beam search: the coverage penalty of Wu et al. (2016), which favours replies whose attention covers "
-        "the whole message (default: off)",
-        metavar="BETA",
-    )
     batching: Literal["continuous", "micro", "none"] = option(
         "how concurrent requests to a model are decoded: continuous (a request joins the running batch at the "
         "next step and leaves it when its reply ends), micro (requests that arrive while a batch decodes wait "
@@ -115,7 +107,11 @@ class ChatbotSettings:
     max_queue_size: int = option(
         "requests allowed to wait; past this a client is told that the queue is full", 64, minimum=1
     )
-    threads: int | None = option("torch CPU threads per process (default: torch's own choice)", minimum=1)
+    num_threads: int | None = option(
+        "torch CPU threads per process (default: torch's own choice, at most the usable CPUs)",
+        minimum=1,
+        deprecated_names=("threads",),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = option("how much the server logs to stderr", "INFO")
 
     def login(self) -> tuple[str, str] | None:
@@ -127,21 +123,12 @@ class ChatbotSettings:
 
     def search_settings(self) -> dict[str, float]:
         """The search settings given, for every served model's generation config."""
-        from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS  # torch: not for --help
-
-        return {key: getattr(self, key) for key in SEARCH_SETTINGS if getattr(self, key) is not None}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr and exit code 2, as in `training.predict`."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {message} (see python -m chatbot --help)\n")
+        return {key: getattr(self, key) for key in SEARCH_KEYS if getattr(self, key) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line, from the fields of `ChatbotSettings`."""
-    parser = _Parser(
+    parser = OptionParser(
         prog="python -m chatbot",
         description=(
             "Chat with and translate through recurrent encoder-decoder models in a browser, with the attention "
@@ -151,12 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_options(parser, ChatbotSettings)
+    names = [item.name for item in dataclasses.fields(ChatbotSettings) if item.name not in SEARCH_KEYS]
+    add_options(parser, ChatbotSettings, names)
+    decoding = parser.add_argument_group("decoding (what is not given comes from each model's generation config)")
+    add_options(decoding, ChatbotSettings, SEARCH_KEYS)
     return parser
 
 
 def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
-    """The command line's settings, or one line on stderr and exit code 2."""
+    """The command line's settings.
+
+    Raises:
+        InputError: a flag or value the server cannot use; one line naming it.
+    """
     parser = build_parser()
     settings = from_namespace(ChatbotSettings, parser.parse_args(argv))
     if settings.auth is not None and not all(settings.login()):
@@ -165,14 +159,6 @@ def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
         parser.error("--ensemble needs two models or more (give the flag once per model)")
     if settings.variants and (settings.model or settings.ensemble):
         parser.error("--variants serves its own models; leave out --model and --ensemble")
-    from transformers import GenerationConfig  # torch: not for --help or a bad flag
-
-    from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
-
-    try:  # where generate() checks them
-        decoding_settings(GenerationConfig(), **settings.search_settings())
-    except ValueError as error:
-        parser.error(f"bad decoding setting: {error}")
     return settings
 
 
@@ -200,8 +186,13 @@ def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the page until interrupted: 0, or 2 with one line on stderr when nothing can be served."""
-    settings = parse_arguments(argv)
+    """Serve the page until interrupted: 0, or 2 with one line on stderr for a bad command line or when
+    nothing can be served."""
+    try:
+        settings = parse_arguments(argv)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arenas_note = limit_malloc_arenas()
     if arenas_note:
@@ -215,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .demo_models import DemoModelError
 
-    threads, threads_note = choose_threads(settings.threads)
+    threads, threads_note = choose_threads(settings.num_threads)
     torch.set_num_threads(threads)
     if threads_note:
         logger.warning(threads_note)

@@ -304,11 +304,11 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         "unknown flag": (["--model", trained, *data, "--output", out, "--beams", "3"], "unrecognized arguments"),
         "bad top-p": (
             ["--model", trained, *data, "--output", out, "--top-p", "1.5"],
-            "top_p=1.5: expected a number greater than 0 and at most 1",
+            "argument --top-p: '1.5': expected a number greater than 0 and at most 1",
         ),
         "negative length cap": (
             ["--model", trained, *data, "--output", out, "--max-length-a", "-1"],
-            "bad decoding settings: max_length_a=-1.0: expected a number of at least 0",
+            "argument --max-length-a: '-1': expected a number of at least 0",
         ),
         "length cap not a number": (
             ["--model", trained, *data, "--output", out, "--max-length-b", "ten"],
@@ -316,7 +316,7 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         ),
         "coverage penalty not finite": (
             ["--model", trained, *data, "--output", out, "--coverage-penalty", "nan"],
-            "bad decoding settings: coverage_penalty=nan: expected a number of at least 0",
+            "argument --coverage-penalty: 'nan': expected a number of at least 0",
         ),
     }
 

@@ -214,7 +214,7 @@ def test_the_chatbot_cli_refuses_another_type_with_exit_2(trapped, marker, tmp_p
 
 def test_the_chatbot_cli_runs_another_types_code_with_the_flag(trapped, marker, tmp_path):
     other = variant(trapped, tmp_path / "other", model_type="evil_rnn")
-    command = [sys.executable, "-m", "chatbot", "--model", str(other), "--threads", "1", "--trust-remote-code"]
+    command = [sys.executable, "-m", "chatbot", "--model", str(other), "--num-threads", "1", "--trust-remote-code"]
     # With the flag the folder's code is imported while loading, before the server starts.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

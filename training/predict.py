@@ -40,11 +40,12 @@ import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto cla
 from seq2seq_tools import machine
 from seq2seq_tools.attention import hard_alignment, pharaoh
 from seq2seq_tools.decoding import effective_settings
+from seq2seq_tools.decoding_options import DECODING_KEYS
 from seq2seq_tools.generation import Generated, has_attention
-from seq2seq_tools.options import add_options, from_namespace
+from seq2seq_tools.options import OptionParser, add_options, from_namespace
 
 from .compare import compare
-from .errors import InputArgumentParser, TrainingInputError, run_command
+from .errors import TrainingInputError, run_command
 from .evaluation import compute_metrics, load_metrics
 from .prediction import (
     STDIO,
@@ -66,14 +67,17 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = InputArgumentParser(
+    parser = OptionParser(
         prog="python -m training.predict",
         allow_abbrev=False,
         description="Decode a test set with a trained hf_seq2seq_rnn model, write the outputs and score them. A "
         "switch is on given alone or with true, off with false or --no-SWITCH.",
     )
     fields = sorted(dataclasses.fields(PredictSettings), key=lambda item: not item.metadata["required"])
-    add_options(parser, PredictSettings, [item.name for item in fields])  # --model, --dataset, --output first
+    names = [item.name for item in fields if item.name not in DECODING_KEYS]
+    add_options(parser, PredictSettings, names)  # --model, --dataset, --output first
+    decoding = parser.add_argument_group("decoding (what is not given comes from the model's generation_config.json)")
+    add_options(decoding, PredictSettings, DECODING_KEYS)
     return parser
 
 

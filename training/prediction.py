@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
+from seq2seq_tools.decoding_options import DecodingOptions
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
-from seq2seq_tools.options import option
+from seq2seq_tools.options import option, redeclared
 
 from .data import DataSpec, data_spec, load_raw, schema_of, to_pairs
 from .errors import TrainingInputError
@@ -45,11 +46,7 @@ _DATA_TYPES = typing.get_type_hints(DataSpec)
 DataFlags = dataclasses.make_dataclass(
     "DataFlags",
     [
-        (
-            item.name,
-            _DATA_TYPES[item.name],
-            option(item.metadata["help"] + LANGUAGE_DEFAULT.get(item.name, ""), item.default),
-        )
+        redeclared(item, _DATA_TYPES[item.name], item.default, suffix=LANGUAGE_DEFAULT.get(item.name, ""))
         for item in dataclasses.fields(DataSpec)
         if item.name in DATA_KEYS
     ],
@@ -57,8 +54,10 @@ DataFlags = dataclasses.make_dataclass(
 
 
 @dataclass
-class PredictSettings(DataFlags):
-    """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`)."""
+class PredictSettings(DecodingOptions, DataFlags):
+    """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`): the
+    data flags of training (`DataFlags`, from `DataSpec`), the decoding settings (`DecodingOptions`; what is
+    not given comes from the model's generation_config.json), and these."""
 
     model: list[str] = option(
         "a folder written by training.train (save_pretrained), or a Hub id; repeat it to decode with an ensemble "
@@ -78,23 +77,6 @@ class PredictSettings(DataFlags):
     references: str | None = option("a file of references, one per line, for sources without their own")
     task: Literal["translation", "qa"] | None = option(
         "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
-    )
-    # decoding: what is not given comes from the model's generation_config.json
-    num_beams: int | None = option("beams of beam search (1: greedy or sampling)")
-    do_sample: bool | None = option("sample instead of searching")
-    temperature: float | None = option("sampling temperature, above 0")
-    top_k: int | None = option("sample from the k most likely tokens (0: all)")
-    top_p: float | None = option("sample from the smallest set of tokens with this much probability, in (0, 1]")
-    length_penalty: float | None = option("beam search: a hypothesis's log-probability is divided by length ** this")
-    max_new_tokens: int | None = option("longest output, in tokens")
-    max_length_a: float | None = option(
-        "cap each output at A x its source's tokens + B new tokens (fairseq's --max-len-a); default: the model's "
-        "generation config (training sets 2 and 10)"
-    )
-    max_length_b: float | None = option("B of that cap, in tokens (fairseq's --max-len-b)")
-    coverage_penalty: float | None = option(
-        "beam search: beta of the coverage penalty of Wu et al. (2016), which favours outputs whose attention "
-        "covers the whole source (OpenNMT-py's -coverage_penalty wu -beta); default: off"
     )
     n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)", minimum=1)
     batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64, minimum=1)
