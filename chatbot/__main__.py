@@ -250,11 +250,11 @@ def _load_models(settings: ChatbotSettings, sources: list[str]) -> list:
     """Each model of `sources`, and the ensemble of `--ensemble`, loaded and configured."""
     from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
 
-    from .inference import load_ensemble, load_model
+    from .inference import load_served_ensemble, load_served_model
 
-    loads = [(source, functools.partial(load_model, source)) for source in sources]
+    loads = [(source, functools.partial(load_served_model, source)) for source in sources]
     if settings.ensemble:
-        loads.append((" + ".join(settings.ensemble), functools.partial(load_ensemble, settings.ensemble)))
+        loads.append((" + ".join(settings.ensemble), functools.partial(load_served_ensemble, settings.ensemble)))
     models = []
     for source, load in loads:
         logger.info("loading %s", source)
@@ -278,14 +278,17 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
     from .app import build_app, model_names
     from .background import ModelRegistry, train_in_background
     from .demo_models import VARIANT_COMPARED, VARIANT_DEMOS, VARIANT_EXAMPLES, demo_home, train_demo_model
-    from .inference import load_model
+    from .inference import load_served_model
     from .page_text import PAGE_I18N
     from .scheduler import BatchScheduler
 
     registry = ModelRegistry(model_names(models), pending=pending)
     if pending:
         load = functools.partial(
-            load_model, max_input_tokens=settings.max_input_tokens, quantize=settings.quantize, trust_remote_code=False
+            load_served_model,
+            max_input_tokens=settings.max_input_tokens,
+            quantize=settings.quantize,
+            trust_remote_code=False,
         )
         train = functools.partial(train_demo_model, home=demo_home(), demos=demos)
         train_in_background(registry, train, lambda path: _configured(settings, load(path)))

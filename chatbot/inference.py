@@ -2,13 +2,13 @@
 
 No Gradio here: the app in `chatbot.app` is one user of this module, tests and benchmarks are others.
 
-    from chatbot.inference import DecodingSettings, load_model, generate_reply
-    chat = load_model("runs/chat")  # a directory or a Hub id
+    from chatbot.inference import DecodingSettings, load_served_model, generate_reply
+    chat = load_served_model("runs/chat")  # a directory or a Hub id: a LoadedModel
     reply = generate_reply(chat, "how are you?", DecodingSettings(mode="beam", num_beams=5))
     reply.text, reply.notice, reply.attention.weights.shape  # (output tokens, source tokens)
     scheduler = BatchScheduler()  # chatbot.scheduler: requests from many threads decoded as one batch
     reply = generate_reply(chat, "how are you?", scheduler=scheduler)
-    both = load_ensemble(["runs/chat-seed1", "runs/chat-seed2"])  # decodes with both models at once
+    both = load_served_ensemble(["runs/chat-seed1", "runs/chat-seed2"])  # a LoadedModel that decodes with both
 
 A model is loaded by `seq2seq_tools.loading`: ours with the installed classes, never with the
 Python files that came with it; another type only with `trust_remote_code=True`. What it was
@@ -197,14 +197,15 @@ class Reply:
     score: float | None = None
 
 
-def load_model(
+def load_served_model(
     name_or_path: str | Path,
     max_input_tokens: int | None = None,
     quantize: str | None = None,
     *,
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load a model and its tokenizer from a directory or a Hub id.
+    """The model at a directory or a Hub id, ready to serve: with its tokenizer, what the page shows
+    about it, its decoding defaults and its input limit.
 
     Args:
         name_or_path: a directory written by `save_pretrained`, or a Hub id such as
@@ -234,7 +235,7 @@ def load_model(
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, defaults=defaults, max_input_tokens=limit)
 
 
-def load_ensemble(
+def load_served_ensemble(
     sources: Sequence[str | Path],
     max_input_tokens: int | None = None,
     quantize: str | None = None,
@@ -244,17 +245,17 @@ def load_ensemble(
     """Load several models as one that decodes with all of them (`seq2seq_tools.ensemble`: their
     log-probabilities averaged at each step, the attention map the mean of theirs).
 
-    Each model loads as `load_model` loads it. The ensemble reads at most as many input tokens as
+    Each model loads as `load_served_model` loads it. The ensemble reads at most as many input tokens as
     its most limited model, starts from the first model's decoding settings and offers its examples;
     its task and source language are theirs when they share them.
 
     Raises:
         ValueError: fewer than two models, or models whose tokenizers differ (naming both); and what
-            `load_model` raises.
+            `load_served_model` raises.
     """
     if len(sources) < 2:
         raise ValueError(f"an ensemble needs at least two models; got {len(sources)}")
-    members = [load_model(source, max_input_tokens, trust_remote_code=trust_remote_code) for source in sources]
+    members = [load_served_model(source, max_input_tokens, trust_remote_code=trust_remote_code) for source in sources]
     ensemble = ensemble_of(
         [member.model for member in members], [member.tokenizer for member in members], list(map(str, sources))
     )
@@ -276,6 +277,11 @@ def load_ensemble(
         defaults=members[0].defaults,
         max_input_tokens=min(member.max_input_tokens for member in members),
     )
+
+
+# The name of `load_served_model` before it said what it returns; benchmarks/bench_chatbot.py and
+# benchmarks/gradio_batch_server.py still import it. Goes in the next release.
+load_model = load_served_model
 
 
 def _read_model_card(source: str) -> dict[str, Any]:

@@ -153,7 +153,7 @@ import sys
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-from chatbot.inference import generate_reply, load_model as load_for_chat
+from chatbot.inference import generate_reply, load_served_model as load_for_chat
 from seq2seq_tools.loading import load_model
 
 path = sys.argv[1]

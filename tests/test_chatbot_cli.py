@@ -133,7 +133,7 @@ def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_traini
     import functools
 
     from chatbot.background import FAILED, READY, ModelRegistry, train_in_background
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
 
     fake_training(fail=False)
     home = tmp_path / "home"
@@ -146,7 +146,7 @@ def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_traini
             raise DemoModelError("Training the demo model demo-chat failed (exit status 1)")
         return demo_models.train_demo_model(name, home, progress=progress)
 
-    train_in_background(registry, train, functools.partial(load_model)).join(timeout=120)
+    train_in_background(registry, train, functools.partial(load_served_model)).join(timeout=120)
     assert registry.settled
     status = registry.status()
     assert status["demo-chat"].state == FAILED and "exit status 1" in status["demo-chat"].detail

@@ -305,7 +305,7 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
 ):
     gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
     from benchmarks.chatbot_server import ChatbotServer
-    from chatbot.inference import DecodingSettings, generate_reply, load_ensemble, load_model
+    from chatbot.inference import DecodingSettings, generate_reply, load_served_ensemble, load_served_model
 
     members = [str(tiny_model_dir), str(second_reverser)]
     server = ChatbotServer(
@@ -314,7 +314,7 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
     try:
         client = gradio_client.Client(server.wait_ready().url, verbose=False)
         name = "ensemble: tiny-reverser + tiny-reverser-dot"
-        here = load_ensemble(members)
+        here = load_served_ensemble(members)
         assert here.info.name == name
         message = "red cat dog tree"
         expected = generate_reply(here, message, DecodingSettings(mode="beam", num_beams=5, max_new_tokens=20))
@@ -325,7 +325,7 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
         heatmap = json.loads(plot["plot"])["data"][0]
         assert heatmap["type"] == "heatmap" and heatmap["z"] == attention["weights"]
         # The heatmap is the mean of the members' attention over that reply, which differ.
-        each = [teacher_forced_attention(load_model(path), message, expected.token_ids) for path in members]
+        each = [teacher_forced_attention(load_served_model(path), message, expected.token_ids) for path in members]
         np.testing.assert_allclose(attention["weights"], (each[0] + each[1]) / 2, atol=1e-4)
         assert np.abs(each[0] - each[1]).max() > 0.05
         # Greedy search streams, token by token, to the ensemble's own greedy reply.

@@ -28,7 +28,7 @@ from seq2seq_tools.quantization import quantize_int8
 from training import demos
 from training.data import DataSpec, pairs_from_splits
 from training.predict import main
-from training.prediction import one_line, write_atomically
+from training.prediction import one_line, write_output
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,9 +86,9 @@ def sources_and_references(path: str) -> tuple[list[str], list[str]]:
 
 
 def load(folder: str):
-    from training.prediction import load_model
+    from training.prediction import load_model_and_tokenizer
 
-    return load_model(folder)
+    return load_model_and_tokenizer(folder)
 
 
 @pytest.mark.slow
@@ -418,16 +418,16 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "hyp.txt"
     path.write_text("old\n", encoding="utf-8")
     with pytest.raises(TypeError):
-        write_atomically(str(path), b"not text")  # fails inside the write
+        write_output(str(path), b"not text")  # fails inside the write
     assert path.read_text(encoding="utf-8") == "old\n" and os.listdir(tmp_path) == ["hyp.txt"]
-    write_atomically(str(path), "new\n")
+    write_output(str(path), "new\n")
     assert path.read_text(encoding="utf-8") == "new\n" and os.listdir(tmp_path) == ["hyp.txt"]
 
 
 def test_our_model_type_loads_with_the_installed_classes_not_the_folders_code(tiny_folder):
-    from training.prediction import load_model
+    from training.prediction import load_model_and_tokenizer
 
-    model, _ = load_model(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
+    model, _ = load_model_and_tokenizer(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
     assert type(model) is Seq2SeqRNNForConditionalGeneration and not model.training
 
 

@@ -60,7 +60,7 @@ from .prediction import (
     one_line,
     output_paths,
     read_data,
-    write_atomically,
+    write_output,
 )
 
 logger = logging.getLogger(__name__)
@@ -125,28 +125,26 @@ def write_outputs(
     summary: dict[str, Any],
 ) -> None:
     """Every output file of the run, each written atomically."""
-    write_atomically(settings.output, "".join(one_line(result.text) + "\n" for result in results))
+    write_output(settings.output, "".join(one_line(result.text) + "\n" for result in results))
     if "n_best_output" in paths:
         lines = [
             f"{index} ||| {one_line(hypothesis.text)} ||| {hypothesis.score:.6f}\n"
             for index, result in enumerate(results)
             for hypothesis in hypotheses(result)
         ]
-        write_atomically(paths["n_best_output"], "".join(lines))
+        write_output(paths["n_best_output"], "".join(lines))
     if "alignments" in paths:
         records = [
             alignment_record(index, source, result)
             for index, (source, result) in enumerate(zip(data.sources, results, strict=True))
         ]
-        write_atomically(
-            paths["alignments"], "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        )
+        write_output(paths["alignments"], "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     if "hard_alignments" in paths:
         lines = [pharaoh(hard_alignment(result.attention)) + "\n" for result in results]
-        write_atomically(paths["hard_alignments"], "".join(lines))
+        write_output(paths["hard_alignments"], "".join(lines))
     summary_path = STDIO if settings.summary == STDIO else paths.get("summary")
     if summary_path:
-        write_atomically(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        write_output(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
 def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:

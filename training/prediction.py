@@ -105,7 +105,9 @@ class PredictSettings(DecodingOptions, DataFlags):
     )
 
 
-def load_model(path: str, trust_remote_code: bool = False, quantize: str = "none") -> tuple[torch.nn.Module, Any]:
+def load_model_and_tokenizer(
+    path: str, trust_remote_code: bool = False, quantize: str = "none"
+) -> tuple[torch.nn.Module, Any]:
     """The model (int8 when `quantize` says so) and tokenizer at `path` (a folder or a Hub id), in
     eval mode, through the shared loader (`seq2seq_tools.loading.load_model_and_tokenizer`), its
     errors as `TrainingInputError`: our model type loads with the installed classes, never with the
@@ -127,7 +129,7 @@ def load_models(
 ) -> tuple[torch.nn.Module, Any]:
     """The model at the one path of `paths`, or the ensemble of the models at several
     (`seq2seq_tools.ensemble.ensemble_of`), and the tokenizer; models whose tokenizers differ are refused."""
-    loaded = [load_model(path, trust_remote_code, quantize) for path in paths]
+    loaded = [load_model_and_tokenizer(path, trust_remote_code, quantize) for path in paths]
     if len(loaded) == 1:
         return loaded[0]
     models, tokenizers = zip(*loaded, strict=True)
@@ -228,8 +230,9 @@ def check_writable(paths: dict[str, str]) -> None:
             ) from error
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` whole or not at all (`seq2seq_tools.files`), or to stdout for `-`."""
+def write_output(path: str, text: str) -> None:
+    """Write an output of the command: to stdout for `-`, else to `path` whole or not at all
+    (`seq2seq_tools.files.write_atomically`)."""
     if path == STDIO:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -278,7 +281,7 @@ def decode(
     **generation: Any,
 ) -> tuple[list[Generated], float]:
     """`data`'s sources through `generate_texts` with `generation`, and the seconds it took: on the GPU
-    when there is one and no quantization (an int8 model, quantized by `load_model`, stays on the CPU),
+    when there is one and no quantization (an int8 model, quantized when loaded, stays on the CPU),
     seeded, with a progress bar on stderr."""
     if torch.cuda.is_available() and settings.quantize == "none":
         model = model.to("cuda")
@@ -302,13 +305,13 @@ __all__ = [
     "NO_SUMMARY",
     "PredictData",
     "PredictSettings",
-    "load_model",
+    "load_model_and_tokenizer",
     "load_models",
     "model_task",
     "read_data",
     "output_paths",
     "check_writable",
-    "write_atomically",
+    "write_output",
     "generation_settings",
     "cpu_description",
     "one_line",
