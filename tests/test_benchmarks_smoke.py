@@ -137,3 +137,72 @@ def test_bench_korean_chatbot(korean_chatbot):
     [row] = table_rows(output, "model", "steps", "perplexity", "BLEU", "chrF", "exact match", "token F1")
     assert row[0] == "run" and row[1] == "2"
     assert "(4 held-out pairs)" in output
+
+
+# A model that shrinks every training run of a benchmark to seconds (the flags come last, so they win).
+TINY_TRAINING = (
+    "--embedding-size 16 --hidden-size 16 --num-layers 1 --vocab-size 300 --min-frequency 1 --batch-size 16 "
+    "--max-eval-samples 8 --num-beams 1 --max-new-tokens 8"
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An English<TAB>French file of 400 pairs, from the embedded translation demo."""
+    from training.demos import translation_demo
+
+    path = tmp_path_factory.mktemp("bench-corpus") / "eng-fra.txt"
+    rows = translation_demo(size=400)
+    path.write_text("".join(f"{row['source']}\t{row['target']}\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_bench_training(corpus, tmp_path):
+    output = run_benchmark(
+        "bench_training", str(corpus), "--threads", "1", "--steps", "3", "--eval-steps", "2",
+        "--split-sizes", "20", "10", "--work-dir", str(tmp_path), "--training-flags", TINY_TRAINING,
+    )  # fmt: skip
+    rows = dict(table_rows(output, "measure", "value"))
+    assert rows["optimizer steps"] == "3" and rows["training budget"] == "3 steps"
+    assert "test BLEU / chrF (10 pairs, beam 4)" in rows
+
+
+@pytest.mark.slow  # seven runs of training.predict and four of training.train, two at a time (about 45 s)
+def test_bench_budget(corpus, tmp_path):
+    output = run_benchmark(
+        "bench_budget", "--corpus", str(corpus), "--budgets", "0.05", "--checkpoint-average", "0.05",
+        "--checkpoints-apart", "2", "--mixed-precision", "no", "--eval-steps", "1000", "--split-sizes", "20", "10",
+        "--work-dir", str(tmp_path), "--training-flags", TINY_TRAINING,
+    )  # fmt: skip
+    rows = table_rows(output, "minutes", "model", "steps", "test BLEU / chrF (beam 4)", "BLEU vs constant")
+    assert [row[1] for row in rows][:2] == ["constant", "budget, trained weights"] and len(rows) == 7
+
+
+@pytest.mark.slow  # starts the chatbot server (about 10 s)
+def test_bench_soak(reverser):
+    model, _ = reverser
+    output = run_benchmark(
+        "bench_soak", "--model", str(model), "--requests", "4", "--clients", "1", "--large-messages", "1",
+        "--every", "2",
+    )  # fmt: skip
+    rows = table_rows(output, "requests", "server RSS (MiB)", "seconds")
+    assert [row[0] for row in rows] == ["0", "1 MB x1", "2", "4"]
+    assert "growth from request" in output
+
+
+@pytest.mark.slow  # three training runs at once, with the Korean morpheme analyzer (about 15 s)
+def test_bench_korean_tokenizers(korean_chatbot, tmp_path):
+    pytest.importorskip("kiwipiepy", reason="the morpheme tokenizer needs the optional Korean analyzer")
+    from training.demos import translation_demo
+
+    _, chatbot_data = korean_chatbot
+    tatoeba = tmp_path / "eng-kor.txt"
+    rows = translation_demo(size=100, source_lang="en", target_lang="ko")
+    tatoeba.write_text("".join(f"{row['source']}\t{row['target']}\tCC-BY\n" for row in rows), encoding="utf-8")
+    output = run_benchmark(
+        "bench_korean_tokenizers", "--chatbot-data", str(chatbot_data), "--tatoeba", str(tatoeba),
+        "--minutes", "0.02", "--only", "chatbot", "--output", str(tmp_path / "runs"),
+        "--training-flags", TINY_TRAINING + " --validation-size 8",
+    )  # fmt: skip
+    rows = table_rows(output, "task", "tokenizer", "steps", "BLEU", "chrF")
+    assert [row[1] for row in rows] == ["morpheme", "char", "bpe"]
