@@ -206,3 +206,71 @@ def test_bench_korean_tokenizers(korean_chatbot, tmp_path):
     )  # fmt: skip
     rows = table_rows(output, "task", "tokenizer", "steps", "BLEU", "chrF")
     assert [row[1] for row in rows] == ["morpheme", "char", "bpe"]
+
+
+def without_onmt(output: str, venv: Path) -> None:
+    """OpenNMT-py absent: one line says so, and no row of it is printed."""
+    assert [line for line in output.splitlines() if "OpenNMT-py not found" in line] == [
+        f"OpenNMT-py not found in {venv} (--install-onmt installs it there): its rows are left out"
+    ]
+    assert not any(line.startswith("| ") and "| OpenNMT-py |" in line for line in output.splitlines())
+
+
+@pytest.mark.slow  # trains at OpenNMT-py's reference shape and decodes (about 30 s)
+def test_bench_opennmt_without_opennmt(corpus, tmp_path):
+    venv = tmp_path / "no-onmt"
+    output = run_benchmark(
+        "bench_opennmt", "--corpus", str(corpus), "--threads", "1", "--steps", "2", "--repeats", "1",
+        "--feeding", "yes", "--allocators", "system", "--max-train", "200", "--split-sizes", "20", "10",
+        "--onmt-venv", str(venv), "--work-dir", str(tmp_path / "work"), "--training-flags", TINY_TRAINING,
+    )  # fmt: skip
+    without_onmt(output, venv)
+    [row] = table_rows(output, "input feeding", "allocator", "system", "sentences/s", "ms/step")
+    assert row[:3] == ["yes", "system", "ours"]
+    assert len(table_rows(output, "output length", "OpenNMT-py s", "ours s")) == 2
+    assert "peak RSS" in output.splitlines()[-1]
+
+
+@pytest.mark.slow  # two training runs, then training.predict four times (about 45 s)
+def test_bench_opennmt_quality_without_opennmt(corpus, tmp_path):
+    venv = tmp_path / "no-onmt"
+    output = run_benchmark(
+        "bench_opennmt_quality", "--corpus", str(corpus), "--threads", "1", "--max-train", "200",
+        "--budget-minutes", "0.03", "--reference-minutes", "0.03", "--eval-steps", "20", "--mixed-precision", "no",
+        "--repeats", "1", "--split-sizes", "20", "10", "--onmt-venv", str(venv), "--work-dir", str(tmp_path / "work"),
+        "--training-flags", TINY_TRAINING,
+    )  # fmt: skip
+    without_onmt(output, venv)
+    curves = table_rows(output, "system", "training minutes", "step", "BLEU", "chrF")
+    assert {row[0] for row in curves} == {"ours", "ours-reference-shape"}
+    decoding = table_rows(output, "system", "search", "sentences/s", "vs OpenNMT-py")
+    assert {(row[0], row[1]) for row in decoding} == {
+        (system, search) for system in ("ours, fp32", "ours, int8") for search in ("beam 5", "greedy")
+    }
+
+
+@pytest.mark.slow  # trains three models and runs training.predict eight times (about 70 s)
+def test_bench_decoding_without_opennmt(corpus, tmp_path):
+    venv = tmp_path / "no-onmt"
+    output = run_benchmark(
+        "bench_decoding", "--corpus", str(corpus), "--threads", "1", "--max-train", "200", "--train-minutes", "0.03",
+        "--early-steps", "2", "--test-size", "10", "--batch1-sentences", "3", "--coverage-betas", "0.2",
+        "--repeats", "1", "--split-sizes", "20", "10", "--onmt-venv", str(venv), "--work-dir", str(tmp_path / "work"),
+        "--training-flags", TINY_TRAINING + " --mixed-precision no",
+    )  # fmt: skip
+    without_onmt(output, venv)
+    decoding = table_rows(output, "batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32")
+    assert len(decoding) == 16 and {row[5] for row in decoding} == {"-"}
+    assert len(table_rows(output, "sources", "search", "onmt_translate s")) == 4
+    assert [row[0] for row in table_rows(output, "option", "BLEU", "chrF")] == [
+        "plain", "coverage penalty 0.2", "length cap 2 x source + 10"
+    ]  # fmt: skip
+    assert len(table_rows(output, "training steps", "evaluation", "seconds")) == 2
+
+
+def test_every_benchmark_has_a_smoke_test():
+    """A new `benchmarks/bench_*.py` gets its run here too (bench_chatbot.py is tested on its own)."""
+    names = sorted(path.stem for path in (REPO / "benchmarks").glob("bench_*.py") if path.stem != "bench_chatbot")
+    tests = {name for name in globals() if name.startswith("test_bench_")}
+    missing = [name for name in names if not any(test.startswith(f"test_{name}") for test in tests)]
+    assert names and not missing, f"no smoke test for {missing}"
