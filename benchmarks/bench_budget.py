@@ -36,7 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, machine_line, print_table, read_pairs, reference_split, thread_environment, write_pairs
+from .common import (
+    REPO,
+    add_quick_run_arguments,
+    machine_line,
+    print_table,
+    read_pairs,
+    reference_split,
+    thread_environment,
+    write_pairs,
+)
 
 RECIPE = "training/configs/translation_cpu.yaml"
 VARIANTS = {
@@ -64,7 +73,7 @@ def train(job: Job, core: int, data: dict[str, str], work: Path, args: argparse.
         "taskset", "-c", str(core), sys.executable, "-m", "training.train", "--config", RECIPE,
         "--dataset", data["train"], "--validation-file", data["validation"], "--output-dir", str(output),
         "--max-minutes", str(job.minutes), "--num-threads", "1", "--mixed-precision", args.mixed_precision,
-        "--eval-steps", str(args.eval_steps), "--num-samples", "0", *job.flags,
+        "--eval-steps", str(args.eval_steps), "--num-samples", "0", *job.flags, *args.training_flags,
     ]  # fmt: skip
     with open(work / f"{job.name}.log", "w", encoding="utf-8") as log:
         subprocess.run(command, cwd=REPO, env=thread_environment(1), stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -177,12 +186,13 @@ def main(argv: list[str] | None = None) -> None:
         help="the budgets (of --budgets) that also get a run with checkpoints to average (none: no such run)",
     )
     parser.add_argument("--checkpoints-apart", type=int, default=100, help="steps between those checkpoints")
+    add_quick_run_arguments(parser)
     args = parser.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     data = {
         name: write_pairs(rows, work / f"{name}.txt")
-        for name, rows in reference_split(read_pairs(args.corpus, None)).items()
+        for name, rows in reference_split(read_pairs(args.corpus, None), *args.split_sizes).items()
     }
     # The runs compared run at the same time, one per core: constant beside budget, then the others.
     budgets = sorted(args.budgets, reverse=True)

@@ -141,10 +141,10 @@ def time_parts(model: str, texts: list[str], max_new_tokens: int, threads: int) 
     import torch
 
     from chatbot.attention_view import AttentionDownloads, attention_plot
-    from chatbot.inference import DecodingSettings, generate_reply, load_model
+    from chatbot.inference import DecodingSettings, generate_reply, load_served_model
 
     torch.set_num_threads(threads)
-    loaded = load_model(model)
+    loaded = load_served_model(model)
     settings = DecodingSettings(mode="greedy", max_new_tokens=max_new_tokens)
     generate_reply(loaded, texts[0], settings)  # warm-up
     downloads = AttentionDownloads(tempfile.mkdtemp())
@@ -205,9 +205,9 @@ def main() -> None:
     if args.soak and "continuous" not in args.policies:
         parser.error("--soak runs on the continuous server: keep continuous among --policies")
 
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
 
-    loaded = load_model(args.model)
+    loaded = load_served_model(args.model)
     args.model_name = loaded.info.name
     texts = read_texts(args.texts, list(loaded.info.examples))
     del loaded

@@ -27,7 +27,9 @@
    model babbles), then greedy over the 2,000 test sources as training evaluated before
    (transformers' loop, no cap) and as it does now (compact search, 2 x source + 10).
 
-`--skip-training` decodes the models `--work-dir` holds; `--parts` runs only some of steps 3-6.
+`--skip-training` decodes the models `--work-dir` holds; `--parts` runs only some of steps 3-6. Without
+OpenNMT-py (`bench_opennmt.ensure_onmt`: `--install-onmt` installs it), its runs and ratios are left out,
+with one line that says so, and ours are printed alone.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ from seq2seq_tools.loading import load_model, load_tokenizer
 from seq2seq_tools.quantization import maybe_quantize
 
 from .bench_model import matmul_rate
-from .bench_opennmt import beam_gflop, build_onmt_vocab, onmt_config, onmt_setup
+from .bench_opennmt import add_onmt_arguments, beam_gflop, build_onmt_vocab, onmt_config, onmt_setup
 from .bench_opennmt_quality import REFERENCE_SHAPE, bleu_chrf, ours_training_command, prepare_data
-from .common import REPO, add_threads_argument, machine_line, print_table, run_measured
+from .common import REPO, add_quick_run_arguments, add_threads_argument, machine_line, print_table, run_measured
 
 MAX_NEW_TOKENS = 60
 SEARCHES = {"beam 5": 5, "greedy": 1}
@@ -96,32 +98,31 @@ main()
 ONMT_PRECISIONS = ("fp32", "int8 flag", "int8 quantized")
 
 
-def train_models(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> None:
-    """Step 1: OpenNMT-py and ours at the same shape, at once."""
-    config = onmt_config(data, args.work_dir, args.onmt_steps, True)
-    build_onmt_vocab(bin_dir, config, args.work_dir, env)
-    with open(args.work_dir / "onmt_train.log", "w", encoding="utf-8") as log:
-        onmt = subprocess.Popen(
-            [str(bin_dir / "onmt_train"), "-config", str(config)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        ours = args.work_dir / "ours"
-        shutil.rmtree(ours, ignore_errors=True)
-        run_measured(our_training_command(args, data, ours), env, args.work_dir / "ours.log")
-        if onmt.wait() != 0:
-            raise RuntimeError(f"onmt_train failed; see {args.work_dir / 'onmt_train.log'}")
+def train_models(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict) -> None:
+    """Step 1: OpenNMT-py (when there) and ours at the same shape, at once."""
+    onmt, log_path = None, args.work_dir / "onmt_train.log"
+    if bin_dir is not None:
+        config = onmt_config(data, args.work_dir, args.onmt_steps, True)
+        build_onmt_vocab(bin_dir, config, args.work_dir, env)
+        with open(log_path, "w", encoding="utf-8") as log:
+            onmt = subprocess.Popen(
+                [str(bin_dir / "onmt_train"), "-config", str(config)], cwd=REPO, env=env, stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+    ours = args.work_dir / "ours"
+    shutil.rmtree(ours, ignore_errors=True)
+    run_measured(our_training_command(args, data, ours), env, args.work_dir / "ours.log")
+    if onmt is not None and onmt.wait() != 0:
+        raise RuntimeError(f"onmt_train failed; see {log_path}")
 
 
 def our_training_command(args: argparse.Namespace, data: dict, output: Path, *extra: str) -> list[str]:
     """Our training at OpenNMT-py's reference shape for `--train-minutes`, a final evaluation only."""
     shape_args = argparse.Namespace(
         reference_minutes=args.train_minutes, budget_minutes=args.train_minutes, eval_steps=10**9,
-        mixed_precision="auto", threads=args.threads,
+        mixed_precision="auto", threads=args.threads, training_flags=[],
     )  # fmt: skip
-    return [*ours_training_command(data, output, shape_args, REFERENCE_SHAPE), *extra]
+    return [*ours_training_command(data, output, shape_args, REFERENCE_SHAPE), *extra, *args.training_flags]
 
 
 def load_uncapped(folder: Path) -> tuple[torch.nn.Module, Any]:
@@ -136,8 +137,10 @@ def onmt_checkpoint(args: argparse.Namespace) -> Path:
     return args.work_dir / f"onmt_model_feed1_step_{args.onmt_steps}.pt"
 
 
-def onmt_int8_probe(args: argparse.Namespace, bin_dir: Path, env: dict) -> str:
+def onmt_int8_probe(args: argparse.Namespace, bin_dir: Path | None, env: dict) -> str:
     """Step 2: what OpenNMT-py's own loader does with `-precision int8`."""
+    if bin_dir is None:
+        return "not run (no OpenNMT-py)"
     result = subprocess.run(
         [str(bin_dir / "python"), "-c", ONMT_INT8_PROBE, str(onmt_checkpoint(args))],
         cwd=REPO, env=env, capture_output=True, text=True, check=True,
@@ -196,7 +199,7 @@ def ours_decode(
     return seconds, [result.text for result in results], rows[0]
 
 
-def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict, rate: float) -> list[list[str]]:
+def decode_table(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict, rate: float) -> list[list[str]]:
     """Step 3: every row of the decoding table."""
     references_all = data["test_ref"].read_text(encoding="utf-8").splitlines()
     sources_all = data["test_src"].read_text(encoding="utf-8").splitlines()
@@ -220,7 +223,7 @@ def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict,
         for search, beams in SEARCHES.items():
             best: dict[tuple[str, str], tuple[float, list[str], int | None]] = {}
             for _ in range(args.repeats):  # the systems take turns: a drift of the machine falls on all alike
-                for precision in ONMT_PRECISIONS:
+                for precision in ONMT_PRECISIONS if bin_dir is not None else ():
                     seconds, outputs = onmt_decode(args, bin_dir, env, source, beams, batch, precision)
                     keep_fastest(best, ("onmt_translate", precision), (seconds, outputs, None))
                 for precision, model in models.items():
@@ -228,14 +231,16 @@ def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict,
                         keep_fastest(
                             best, (loop_name, precision), ours_decode(model, tokenizer, sources, beams, batch, loop)
                         )
-            fp32_peer, int8_peer = best[("onmt_translate", "fp32")][0], best[("onmt_translate", "int8 quantized")][0]
+            fp32_peer, int8_peer = (
+                best.get(("onmt_translate", name), (None,))[0] for name in ("fp32", "int8 quantized")
+            )
             for (system, precision), (seconds, outputs, stepped) in best.items():
                 floor = None
                 if stepped is not None:
                     floor = beam_gflop(len(sources), stepped / len(sources) / beams, source_tokens, beams) / rate
                 rows.append([
-                    batch, search, system, precision, f"{len(sources) / seconds:.0f}", f"{fp32_peer / seconds:.2f}x",
-                    f"{int8_peer / seconds:.2f}x", f"{bleu_chrf(outputs, references)['bleu']:.1f}",
+                    batch, search, system, precision, f"{len(sources) / seconds:.0f}", ratio(fp32_peer, seconds),
+                    ratio(int8_peer, seconds), f"{bleu_chrf(outputs, references)['bleu']:.1f}",
                     f"{output_steps(system, outputs):.2f}",
                     "" if stepped is None else f"{stepped / len(sources):.1f}",
                     "" if stepped is None else f"{seconds / stepped * 1e3:.3f}",
@@ -244,12 +249,17 @@ def decode_table(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict,
     return rows
 
 
+def ratio(peer: float | None, seconds: float) -> str:
+    """How many times faster than `peer` (`-` without OpenNMT-py)."""
+    return "-" if peer is None else f"{peer / seconds:.2f}x"
+
+
 def keep_fastest(best: dict, key: tuple[str, str], run: tuple) -> None:
     if key not in best or run[0] < best[key][0]:
         best[key] = run
 
 
-def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> list[list[str]]:
+def whole_commands(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict) -> list[list[str]]:
     """Step 4: each command's wall time, start-up included, on 1,000 sources and on one line."""
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
     thousand, one = args.work_dir / "test_1000.txt", args.work_dir / "test_1.txt"  # predict reads .txt as sources
@@ -259,7 +269,7 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dic
     for source in (one, thousand):
         for search, beams in SEARCHES.items():
             onmt = [
-                str(bin_dir / "onmt_translate"), "-model", str(onmt_checkpoint(args)), "-src", str(source),
+                str(bin_dir / "onmt_translate") if bin_dir else "onmt_translate", "-model", str(onmt_checkpoint(args)), "-src", str(source),
                 "-output", str(args.work_dir / "whole_onmt.txt"), "-beam_size", str(beams), "-batch_size", "64",
                 "-max_length", str(MAX_NEW_TOKENS), "-max_length_ratio", "0",
             ]  # fmt: skip
@@ -271,16 +281,17 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path, data: dict, env: dic
             ]  # fmt: skip
             walls = {"onmt_translate": math.inf, "none": math.inf, "int8": math.inf}
             for _ in range(args.repeats):
-                wall = run_measured(onmt, env, args.work_dir / "whole.log")[0]
-                walls["onmt_translate"] = min(walls["onmt_translate"], wall)
+                if bin_dir is not None:
+                    wall = run_measured(onmt, env, args.work_dir / "whole.log")[0]
+                    walls["onmt_translate"] = min(walls["onmt_translate"], wall)
                 for quantize in ("none", "int8"):
                     wall = run_measured([*ours, "--quantize", quantize], env, args.work_dir / "whole.log")[0]
                     walls[quantize] = min(walls[quantize], wall)
             lines = len(source.read_text(encoding="utf-8").splitlines())
-            peer = walls["onmt_translate"]
+            peer = walls["onmt_translate"] if bin_dir is not None else None
             rows.append([
-                lines, search, f"{peer:.2f}", f"{walls['none']:.2f} ({peer / walls['none']:.2f}x)",
-                f"{walls['int8']:.2f} ({peer / walls['int8']:.2f}x)",
+                lines, search, "-" if peer is None else f"{peer:.2f}",
+                f"{walls['none']:.2f} ({ratio(peer, walls['none'])})", f"{walls['int8']:.2f} ({ratio(peer, walls['int8'])})",
             ])  # fmt: skip
     return rows
 
@@ -344,9 +355,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")
     add_threads_argument(parser, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each setting; the fastest counts")
-    parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
+    add_onmt_arguments(parser)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_decoding"))
     parser.add_argument("--skip-training", action="store_true", help="decode the models --work-dir holds")
+    add_quick_run_arguments(parser)
     args = parser.parse_args()
     if not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
@@ -356,7 +368,7 @@ def parse_arguments() -> argparse.Namespace:
 def main() -> None:
     args = parse_arguments()
     bin_dir, env = onmt_setup(args)
-    data = prepare_data(args.corpus, args.work_dir, args.max_train)
+    data = prepare_data(args.corpus, args.work_dir, args.max_train, args.split_sizes)
     for name in ("test_src", "test_ref", "test_pairs"):
         lines = data[name].read_text(encoding="utf-8").splitlines(keepends=True)[: args.test_size]
         data[name].write_text("".join(lines), encoding="utf-8")

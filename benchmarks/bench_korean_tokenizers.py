@@ -56,13 +56,14 @@ def tasks(chatbot_data: str, tatoeba: str, folder: str) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def run_task(name: str, data: list[str], minutes: float, output: str) -> list[dict]:
-    """The three kinds of one task, trained side by side; their final scores."""
+def run_task(name: str, data: list[str], minutes: float, output: str, extra: list[str]) -> list[dict]:
+    """The three kinds of one task, trained side by side, with the flags `extra` last; their final scores."""
     slug = "".join(char if char.isalnum() else "-" for char in name.lower()).strip("-")
     processes = []
     for kind in KINDS:
         directory = os.path.join(output, slug, kind)
         arguments = [*COMMON, *data, "--tokenizer-type", kind, "--max-minutes", str(minutes), "--output-dir", directory]
+        arguments += extra
         log = open(os.path.join(output, f"{slug}-{kind}.log"), "w", encoding="utf-8")  # noqa: SIM115 - closed below
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
         command = [sys.executable, "-m", "training.train", *arguments]
@@ -96,6 +97,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget of every run")
     parser.add_argument("--only", nargs="*", help="task names to run (default: all three)")
     parser.add_argument("--output", default="runs/korean-tokenizers")
+    parser.add_argument(
+        "--training-flags", type=shlex.split, default=[], metavar="'FLAGS'",
+        help="flags added at the end of every training.train command (they win), e.g. '--hidden-size 16' for a "
+        "quick run",
+    )  # fmt: skip
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -103,7 +109,7 @@ def main() -> None:
         for name, data in tasks(args.chatbot_data, args.tatoeba, folder).items():
             if args.only and not any(part in name for part in args.only):
                 continue
-            rows += run_task(name, data, args.minutes, args.output)
+            rows += run_task(name, data, args.minutes, args.output, args.training_flags)
             print(f"done: {name}", flush=True)
     print(f"\n{args.minutes:g} minutes per run, the three kinds of a task at once; {machine_line(1)}\n")
     print("| task | tokenizer | steps | BLEU | chrF |\n| --- | --- | ---: | ---: | ---: |")

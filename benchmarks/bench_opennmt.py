@@ -4,8 +4,9 @@
         [--corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt] [--onmt-venv ~/.cache/hf-seq2seq-rnn/onmt-venv] \\
         [--feeding yes no] [--allocators system tcmalloc]
 
-The peer runs from a scratch virtualenv (made on first use: torch 2.13.0, then
-`pip install --no-deps OpenNMT-py==3.5.1` and its runtime dependencies). Both train OpenNMT's
+The peer runs from a scratch virtualenv (made with `--install-onmt`: torch 2.13.0, then
+`pip install --no-deps OpenNMT-py==3.5.1` and its runtime dependencies); without it, every row of
+OpenNMT-py is left out, with one line that says so, and ours are printed alone. Both train OpenNMT's
 reference shape (2-layer bidirectional LSTM encoder of 256 in total, 2-layer LSTM decoder of 256,
 general attention, batch 64 sentences, fp32) for `--steps` steps on the same `src<TAB>tgt` pairs
 with the same thread count, alternating OpenNMT / ours / OpenNMT / ours, each in its own process:
@@ -46,7 +47,7 @@ from training.allocator import find_tcmalloc
 from .bench_model import forward_flops, matmul_rate
 from .common import (
     REPO,
-    TEST_SIZE,
+    add_quick_run_arguments,
     add_threads_argument,
     machine_line,
     print_table,
@@ -62,11 +63,15 @@ ONMT_PACKAGES = [
 ]  # fmt: skip
 
 
-def ensure_onmt(venv: Path) -> Path:
-    """The virtualenv's bin folder with OpenNMT-py 3.5.1 installed (installed on first use)."""
+def ensure_onmt(venv: Path, install: bool = False) -> Path | None:
+    """The virtualenv's bin folder with OpenNMT-py 3.5.1, installed there first when `install`; None,
+    with one printed line, when it is not there: the benchmark then leaves out OpenNMT-py's rows."""
     bin_dir = venv / "bin"
     if (bin_dir / "onmt_train").exists():
         return bin_dir
+    if not install:
+        print(f"OpenNMT-py not found in {venv} (--install-onmt installs it there): its rows are left out")
+        return None
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(bin_dir / "pip"), "install", "-q"]
     subprocess.run([*pip, "torch==2.13.0"], check=True)  # the CPU build first, so nothing pulls CUDA torch
@@ -75,9 +80,11 @@ def ensure_onmt(venv: Path) -> Path:
     return bin_dir
 
 
-def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path | float]:
+def prepare_data(
+    corpus: Path, work: Path, max_train: int, split_sizes: tuple[int, int] = (1000, 2000)
+) -> dict[str, Path | float]:
     """The reference split's test sources and the first `max_train` training pairs, in both formats."""
-    splits = reference_split(read_pairs(str(corpus)))
+    splits = reference_split(read_pairs(str(corpus)), *split_sizes)
     test, train = splits["test"], splits["train"][:max_train]
     files = {
         "train_src": work / "train.src",
@@ -90,7 +97,7 @@ def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path | f
     files["train_pairs"].write_text("".join(f"{s}\t{t}\n" for s, t in train), encoding="utf-8")
     files["test_src"].write_text("".join(source + "\n" for source, _ in test), encoding="utf-8")
     words = statistics.mean(len(target.split()) for _, target in train)
-    return {**files, "target_words": words, "train_pairs_count": len(train)}
+    return {**files, "target_words": words, "train_pairs_count": len(train), "test_count": len(test)}
 
 
 def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool, save_every: int | None = None) -> Path:
@@ -131,13 +138,22 @@ def onmt_config(data: dict, work: Path, steps: int, input_feeding: bool, save_ev
     return path
 
 
-def onmt_setup(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+def onmt_setup(args: argparse.Namespace) -> tuple[Path | None, dict[str, str]]:
     """What every OpenNMT-py bench starts with: torch held to `args.threads`, `args.work_dir` made,
-    OpenNMT-py installed on first use. Returns its bin folder and the environment of the measured runs."""
+    OpenNMT-py installed with `--install-onmt`. Returns its bin folder (None without OpenNMT-py) and the
+    environment of the measured runs."""
     torch.set_num_threads(args.threads)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     env = {**thread_environment(args.threads), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # onmt_translate on torch 2.6+
-    return ensure_onmt(args.onmt_venv), env
+    return ensure_onmt(args.onmt_venv, args.install_onmt), env
+
+
+def add_onmt_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where OpenNMT-py lives, and whether to install it there."""
+    parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
+    parser.add_argument(
+        "--install-onmt", action="store_true", help="install OpenNMT-py 3.5.1 in --onmt-venv when it is not there"
+    )
 
 
 def build_onmt_vocab(bin_dir: Path, config: Path, work: Path, env: dict[str, str]) -> None:
@@ -344,9 +360,11 @@ def print_floor(
         floor, step = 1000 * work / ceiling, 1000 * statistics.median(measured["step"])
         print(f"| {feeding} | {allocator} | {system} | {source:.2f} / {target:.2f} | {work:.1f} | {floor:.0f} "
               f"| {step:.0f} | {floor / step:.0%} |")  # fmt: skip
-        if system == "ours":
+        if system == "ours" and (feeding, allocator, "OpenNMT-py") in results:
             onmt_step = 1000 * statistics.median(results[(feeding, allocator, "OpenNMT-py")]["step"])
             bounds[(feeding, allocator)] = onmt_step / floor
+    if not bounds:
+        return
     print("\nThe highest sentences/s ratio to OpenNMT-py that these products allow ours, at OpenNMT's measured "
           "speed: " + "; ".join(f"input feeding {feeding}, {allocator}: {bound:.2f}x"
                                 for (feeding, allocator), bound in bounds.items()))  # fmt: skip
@@ -363,12 +381,13 @@ def parse_arguments() -> argparse.Namespace:
                         help="input feeding on (OpenNMT's reference), off, or both (default)")  # fmt: skip
     parser.add_argument("--allocators", nargs="+", choices=("system", "tcmalloc"), default=["system", "tcmalloc"],
                         help="memory allocators to train under (tcmalloc is skipped when not installed)")  # fmt: skip
-    parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
+    add_onmt_arguments(parser)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_opennmt"))
     parser.add_argument("--skip-translation", action="store_true")
     parser.add_argument(
         "--skip-training", action="store_true", help="translate with the models a previous run left in --work-dir"
     )
+    add_quick_run_arguments(parser)
     args = parser.parse_args()
     if not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
@@ -391,9 +410,14 @@ def allocator_environments(allocators: list[str], env: dict[str, str]) -> dict[s
 
 
 def train_both(
-    args: argparse.Namespace, bin_dir: Path, data: dict, configs: dict[str, Path], environments: dict[str, dict]
+    args: argparse.Namespace,
+    bin_dir: Path | None,
+    data: dict,
+    configs: dict[str, Path | None],
+    environments: dict[str, dict],
 ) -> tuple[dict[tuple[str, str, str], dict[str, list[float]]], list[float]]:
     """(feeding, allocator, system) -> {"step": [...], "peak": [...]}, and the matmul rate of each repeat.
+    `configs`: OpenNMT-py's config of each input-feeding setting (None without OpenNMT-py: ours alone).
 
     The repeats are outermost, so that a drift of the machine's speed falls on both systems alike.
     """
@@ -403,14 +427,15 @@ def train_both(
         gflops.append(matmul_rate(args.threads))
         for feeding, config in configs.items():
             for allocator, run_env in environments.items():
-                log = args.work_dir / f"onmt_train_feed-{feeding}_{allocator}.log"
-                _, peak = run_measured([str(bin_dir / "onmt_train"), "-config", str(config)], run_env, log)
-                measured = results.setdefault((feeding, allocator, "OpenNMT-py"), {"step": [], "peak": []})
-                measured["step"].append(onmt_step_seconds(log))
-                measured["peak"].append(peak)
+                if bin_dir is not None:
+                    log = args.work_dir / f"onmt_train_feed-{feeding}_{allocator}.log"
+                    _, peak = run_measured([str(bin_dir / "onmt_train"), "-config", str(config)], run_env, log)
+                    measured = results.setdefault((feeding, allocator, "OpenNMT-py"), {"step": [], "peak": []})
+                    measured["step"].append(onmt_step_seconds(log))
+                    measured["peak"].append(peak)
                 ours_dir = args.work_dir / f"ours_feed-{feeding}"
                 shutil.rmtree(ours_dir, ignore_errors=True)
-                command = ours_command(data, ours_dir, args.steps, args.threads, FEEDING[feeding])
+                command = ours_command(data, ours_dir, args.steps, args.threads, FEEDING[feeding]) + args.training_flags
                 _, peak = run_measured(command, run_env, args.work_dir / f"ours_train_feed-{feeding}_{allocator}.log")
                 measured = results.setdefault((feeding, allocator, "ours"), {"step": [], "peak": []})
                 measured["step"].append(ours_step_seconds(ours_dir, args.steps))
@@ -419,14 +444,18 @@ def train_both(
 
 
 def translate_both(
-    args: argparse.Namespace, bin_dir: Path, data: dict, env: dict[str, str]
+    args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict[str, str]
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(lengths, system) -> (seconds, words per output), with the models trained with input feeding."""
+    """(lengths, system) -> (seconds, words per output), with the models trained with input feeding
+    (ours alone without OpenNMT-py)."""
     checkpoint = args.work_dir / f"onmt_model_feed1_step_{args.steps}.pt"
     sources = Path(data["test_src"])
     translation = {}
     for name, lengths in TRANSLATION_LENGTHS.items():
-        translation[(name, "OpenNMT-py")] = translate_onmt(bin_dir, checkpoint, sources, lengths, args.work_dir, env)
+        if bin_dir is not None:
+            translation[(name, "OpenNMT-py")] = translate_onmt(
+                bin_dir, checkpoint, sources, lengths, args.work_dir, env
+            )
         translation[(name, "ours")] = translate_ours(
             args.work_dir / "ours_feed-yes", sources, lengths, args.threads, env
         )
@@ -443,30 +472,34 @@ def print_training(results: dict, data: dict) -> None:
     reference = rates.get(("yes", "system", "OpenNMT-py"))
     for (feeding, allocator, system), measured in results.items():
         rate = rates[(feeding, allocator, system)]
-        same = f"{rate / rates[(feeding, allocator, 'OpenNMT-py')]:.2f}x" if system == "ours" else ""
+        onmt = rates.get((feeding, allocator, "OpenNMT-py"))
+        same = f"{rate / onmt:.2f}x" if system == "ours" and onmt else ""
         versus = f"{rate / reference:.2f}x" if reference else "-"
         print(f"| {feeding} | {allocator} | {system} | {rate:.0f} | {rate * data['target_words']:.0f} "
               f"| {1000 * 64 / rate:.0f} | {max(measured['peak']):.0f} | {same} | {versus} |")  # fmt: skip
 
 
-def print_translation(translation: dict, tokens: dict, ceiling: float) -> None:
-    print(f"\nBeam 5, {TEST_SIZE:,} sentences, batches of 64, the models trained with input feeding, model "
+def print_translation(translation: dict, tokens: dict, ceiling: float, sentences: int) -> None:
+    print(f"\nBeam 5, {sentences:,} sentences, batches of 64, the models trained with input feeding, model "
           "loading included:\n")  # fmt: skip
     rows = []
     for name, (_, longest) in TRANSLATION_LENGTHS.items():
-        (onmt_seconds, onmt_words), (our_seconds, our_words) = (
-            translation[(name, "OpenNMT-py")],
-            translation[(name, "ours")],
-        )
+        onmt_seconds, onmt_words = translation.get((name, "OpenNMT-py"), (None, None))
+        our_seconds, our_words = translation[(name, "ours")]
         if name == "free":
-            label, output = f"each model's own (at most {longest} tokens)", f"{onmt_words:.1f} / {our_words:.1f} words"
+            label = f"each model's own (at most {longest} tokens)"
+            output = f"{onmt_words:.1f} / {our_words:.1f} words" if onmt_words else f"- / {our_words:.1f} words"
         else:  # ours decodes `longest` tokens, but those after its own </s> are special and dropped from the text
             label, output = f"exactly {longest} tokens", f"{longest} / {longest} tokens"
-        rows.append([label, f"{onmt_seconds:.1f}", f"{our_seconds:.1f}", output, f"{onmt_seconds / our_seconds:.2f}x"])
+        onmt_cells = [f"{onmt_seconds:.1f}", f"{onmt_seconds / our_seconds:.2f}x"] if onmt_seconds else ["-", "-"]
+        rows.append([label, onmt_cells[0], f"{our_seconds:.1f}", output, onmt_cells[1]])
     print_table(
         ["output length", "OpenNMT-py s", "ours s", "output per sentence, OpenNMT-py / ours", "ours faster by"], rows
     )
-    floor = beam_gflop(TEST_SIZE, FIXED_LENGTH, tokens["ours"][0]) / ceiling
+    floor = beam_gflop(sentences, FIXED_LENGTH, tokens["ours"][0]) / ceiling
+    if ("fixed", "OpenNMT-py") not in translation:
+        print(f"\nFloor of the fixed-length run: {floor:.1f} s of matrix products at {ceiling:.0f} GFLOP/s")
+        return
     onmt_seconds = translation[("fixed", "OpenNMT-py")][0]
     print(f"\nFloor of the fixed-length run: {floor:.1f} s of matrix products at {ceiling:.0f} GFLOP/s (model "
           f"loading and the beam's bookkeeping not counted), so ours can be at most {onmt_seconds / floor:.2f}x "
@@ -476,10 +509,12 @@ def print_translation(translation: dict, tokens: dict, ceiling: float) -> None:
 def main() -> None:
     args = parse_arguments()
     bin_dir, env = onmt_setup(args)
-    data = prepare_data(args.corpus, args.work_dir, args.max_train)
+    data = prepare_data(args.corpus, args.work_dir, args.max_train, args.split_sizes)
     environments = allocator_environments(args.allocators, env)
-    configs = {feeding: onmt_config(data, args.work_dir, args.steps, FEEDING[feeding]) for feeding in args.feeding}
-    build_onmt_vocab(bin_dir, next(iter(configs.values())), args.work_dir, env)
+    configs: dict[str, Path | None] = dict.fromkeys(args.feeding)
+    if bin_dir is not None:
+        configs = {feeding: onmt_config(data, args.work_dir, args.steps, FEEDING[feeding]) for feeding in configs}
+        build_onmt_vocab(bin_dir, next(iter(configs.values())), args.work_dir, env)
     results, gflops = train_both(args, bin_dir, data, configs, environments)
     translation = {}
     if not args.skip_translation and "yes" in configs:
@@ -498,7 +533,7 @@ def main() -> None:
         print_training(results, data)
         print_floor(results, tokens, ceiling)
     if translation:
-        print_translation(translation, tokens, ceiling)
+        print_translation(translation, tokens, ceiling, data["test_count"])
     print(
         f"\nOne training step, 64 x 50-token targets, 8k vocabulary, input feeding: peak RSS "
         f"{memory['chunked']:.0f} MB with the chunked loss, {memory['whole']:.0f} MB from the whole logits "

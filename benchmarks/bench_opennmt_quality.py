@@ -31,6 +31,9 @@ training pairs, as `source<TAB>target` for us and as word-level `.src` / `.tgt` 
    default cap at 1.25 x the source's words, which ours has no counterpart of. Its scoring of the
    checkpoints in step 2 keeps that default.
 
+Without OpenNMT-py (`bench_opennmt.ensure_onmt`: `--install-onmt` installs it), its rows are left out
+with one line that says so, and ours are printed alone.
+
 Printed: greedy BLEU against minutes for both, the time ours needs to reach OpenNMT-py's final BLEU
 as a fraction of OpenNMT-py's time (the goal: at most 1/6), the decoding table (beam 5 and greedy,
 with each one's BLEU) with ratios to `onmt_translate`, and the floor that this run's matrix-product
@@ -53,6 +56,7 @@ from training.evaluation import compute_metrics, load_metrics
 
 from .bench_model import matmul_rate
 from .bench_opennmt import (
+    add_onmt_arguments,
     beam_gflop,
     build_onmt_vocab,
     onmt_config,
@@ -63,6 +67,7 @@ from .bench_opennmt import (
 from .bench_training import RECIPE
 from .common import (
     REPO,
+    add_quick_run_arguments,
     add_threads_argument,
     machine_line,
     print_table,
@@ -84,9 +89,9 @@ REFERENCE_SHAPE = {
 }  # fmt: skip
 
 
-def prepare_data(corpus: Path, work: Path, max_train: int) -> dict[str, Path]:
+def prepare_data(corpus: Path, work: Path, max_train: int, split_sizes: tuple[int, int]) -> dict[str, Path]:
     """The test split and the first `max_train` training pairs, in both systems' formats."""
-    splits = reference_split(read_pairs(str(corpus)))
+    splits = reference_split(read_pairs(str(corpus)), *split_sizes)
     train, test = splits["train"][:max_train], splits["test"]
     files = {
         "train_pairs": Path(write_pairs(train, work / "train.txt")),
@@ -122,32 +127,37 @@ def ours_training_command(data: dict, output: Path, args: argparse.Namespace, sh
         sys.executable, "-m", "training.train", "--config", RECIPE, "--checkpointing-steps", "1000000",
         "--dataset", str(data["train_pairs"]), "--validation-file", str(data["test_pairs"]),
         "--output-dir", str(output), "--max-minutes", str(minutes), "--num-threads", str(args.threads),
-        *(f"--{key}={value}" for key, value in flags.items()),
+        *(f"--{key}={value}" for key, value in flags.items()), *args.training_flags,
     ]  # fmt: skip
 
 
-def train_all(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict[str, str]) -> dict[str, float]:
-    """Step 1: OpenNMT-py's epochs beside our two runs (recipe, then reference shape); wall seconds of each."""
-    pairs = len(data["train_pairs"].read_text(encoding="utf-8").splitlines())
-    steps_per_epoch = math.ceil(pairs / 64)
-    config = onmt_config(data, args.work_dir, args.epochs * steps_per_epoch, True, save_every=steps_per_epoch)
-    build_onmt_vocab(bin_dir, config, args.work_dir, env)
+def train_all(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict[str, str]) -> dict[str, float]:
+    """Step 1: OpenNMT-py's epochs (without OpenNMT-py: none) beside our two runs (recipe, then reference
+    shape); wall seconds of each."""
     started = time.perf_counter()
+    onmt, onmt_log = None, args.work_dir / "onmt_train.log"
+    if bin_dir is not None:
+        pairs = len(data["train_pairs"].read_text(encoding="utf-8").splitlines())
+        steps_per_epoch = math.ceil(pairs / 64)
+        config = onmt_config(data, args.work_dir, args.epochs * steps_per_epoch, True, save_every=steps_per_epoch)
+        build_onmt_vocab(bin_dir, config, args.work_dir, env)
+        started = time.perf_counter()
+        with open(onmt_log, "w", encoding="utf-8") as log:
+            onmt = subprocess.Popen(
+                [str(bin_dir / "onmt_train"), "-config", str(config)], cwd=REPO, env=env, stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
     walls = {}
-    with open(args.work_dir / "onmt_train.log", "w", encoding="utf-8") as onmt_log:
-        onmt = subprocess.Popen(
-            [str(bin_dir / "onmt_train"), "-config", str(config)], cwd=REPO, env=env, stdout=onmt_log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        for name, shape in (("ours", {}), ("ours-reference-shape", REFERENCE_SHAPE)):
-            output = args.work_dir / name
-            shutil.rmtree(output, ignore_errors=True)
-            walls[name], _ = run_measured(
-                ours_training_command(data, output, args, shape), env, args.work_dir / f"{name}_train.log"
-            )
+    for name, shape in (("ours", {}), ("ours-reference-shape", REFERENCE_SHAPE)):
+        output = args.work_dir / name
+        shutil.rmtree(output, ignore_errors=True)
+        walls[name], _ = run_measured(
+            ours_training_command(data, output, args, shape), env, args.work_dir / f"{name}_train.log"
+        )
+    if onmt is not None:
         if onmt.wait() != 0:
-            raise RuntimeError(f"onmt_train failed; see {args.work_dir / 'onmt_train.log'}")
-    walls["OpenNMT-py"] = time.perf_counter() - started
+            raise RuntimeError(f"onmt_train failed; see {onmt_log}")
+        walls["OpenNMT-py"] = time.perf_counter() - started
     return walls
 
 
@@ -184,8 +194,11 @@ def bleu_chrf(predictions: list[str], references: list[str]) -> dict[str, float]
     return compute_metrics(load_metrics("translation"), "translation", predictions, references)
 
 
-def onmt_curve(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict) -> list[tuple[float, int, dict]]:
-    """Step 2: (minutes, step, BLEU and chrF) of every OpenNMT-py checkpoint, greedy on the test sources."""
+def onmt_curve(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict) -> list[tuple[float, int, dict]]:
+    """Step 2: (minutes, step, BLEU and chrF) of every OpenNMT-py checkpoint, greedy on the test sources
+    (none without OpenNMT-py)."""
+    if bin_dir is None:
+        return []
     references = data["test_ref"].read_text(encoding="utf-8").splitlines()
     times, start_up = onmt_training_times(args.work_dir / "onmt_train.log")
     print(f"OpenNMT-py's start-up before its first step, left out of its times: {start_up:.0f} s")
@@ -207,13 +220,19 @@ def ours_curve(output: Path) -> list[tuple[float, int, dict]]:
     ]
 
 
-def decode_all(args: argparse.Namespace, bin_dir: Path, data: dict, env: dict, onmt_checkpoint: Path) -> dict:
-    """Step 3: (system, search) -> fastest decoding seconds, wall seconds, outputs' BLEU / chrF and words."""
+def decode_all(
+    args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict, onmt_checkpoint: Path | None
+) -> dict:
+    """Step 3: (system, search) -> fastest decoding seconds, wall seconds, outputs' BLEU / chrF and words
+    (ours alone without OpenNMT-py)."""
     references = data["test_ref"].read_text(encoding="utf-8").splitlines()
     runs: dict[tuple[str, str], dict] = {}
     for _ in range(args.repeats):  # the systems take turns, so a drift of the machine falls on all alike
         for search, beams in SEARCHES.items():
-            for name, capped in ((ONMT_SAME_RULE, False), ("OpenNMT-py, its 1.25 x source cap", True)):
+            onmt_runs = (
+                () if bin_dir is None else ((ONMT_SAME_RULE, False), ("OpenNMT-py, its 1.25 x source cap", True))
+            )
+            for name, capped in onmt_runs:
                 started = time.perf_counter()
                 output = args.work_dir / f"decode_onmt_{beams}_{'capped' if capped else 'uncapped'}.txt"
                 seconds, outputs = onmt_translate(bin_dir, onmt_checkpoint, data, beams, output, env, capped)
@@ -236,8 +255,8 @@ def record(runs: dict, key: tuple[str, str], seconds: float, wall: float, scores
         runs[key] = {"seconds": seconds, "wall": wall, "words": words, **scores}
 
 
-def print_curves(onmt: list, ours: dict[str, list], walls: dict[str, float]) -> None:
-    print("\nBLEU / chrF on the 2,000 test pairs (greedy) against each system's training minutes:\n")
+def print_curves(onmt: list, ours: dict[str, list], walls: dict[str, float], test_count: int) -> None:
+    print(f"\nBLEU / chrF on the {test_count:,} test pairs (greedy) against each system's training minutes:\n")
     rows = [("OpenNMT-py", minutes, step, scores) for minutes, step, scores in onmt]
     rows += [(name, minutes, step, scores) for name, curve in ours.items() for minutes, step, scores in curve]
     print_table(
@@ -246,6 +265,8 @@ def print_curves(onmt: list, ours: dict[str, list], walls: dict[str, float]) -> 
     )
     print("\nwall time of each training process, start-up and (ours) evaluations included: "
           + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in walls.items()))  # fmt: skip
+    if not onmt:
+        return
     final_minutes, _, final = onmt[-1]
     target, curve = final["bleu"], [(0.0, 0, {"bleu": 0.0})] + ours["ours"]
     print(f"\nOpenNMT-py after its last epoch: BLEU {target:.1f} at {final_minutes:.1f} min.")
@@ -263,17 +284,18 @@ def print_curves(onmt: list, ours: dict[str, list], walls: dict[str, float]) -> 
 def print_decoding(runs: dict, data: dict, rate: float) -> None:
     from seq2seq_tools.loading import load_tokenizer
 
-    print(f"\nDecoding the 2,000 test sources, batches of {BATCH_SIZE}, at most {MAX_NEW_TOKENS} tokens, same-shape "
+    print(f"\nDecoding the {data['test_count']:,} test sources, batches of {BATCH_SIZE}, at most {MAX_NEW_TOKENS} tokens, same-shape "
           "models (OpenNMT's reference shape), each system's own decoding clock, fastest run:\n")  # fmt: skip
     tokenizer = load_tokenizer(data["ours_model"])
     sources = data["test_src"].read_text(encoding="utf-8").splitlines()
     source_tokens = statistics.mean(len(ids) for ids in tokenizer(sources)["input_ids"])
     rows = []
     for (system, search), run in runs.items():
-        onmt = runs[(ONMT_SAME_RULE, search)]
+        onmt = runs.get((ONMT_SAME_RULE, search))
         rate_here = len(sources) / run["seconds"]
+        versus = f"{onmt['seconds'] / run['seconds']:.2f}x" if onmt else "-"
         rows.append([
-            system, search, f"{rate_here:.0f}", f"{onmt['seconds'] / run['seconds']:.2f}x", f"{run['wall']:.1f}",
+            system, search, f"{rate_here:.0f}", versus, f"{run['wall']:.1f}",
             f"{run['bleu']:.1f}", f"{run['chrf']:.1f}", f"{run['words']:.1f}",
         ])  # fmt: skip
     print_table(
@@ -291,6 +313,10 @@ def print_decoding(runs: dict, data: dict, rate: float) -> None:
         batches = [order[start : start + BATCH_SIZE] for start in range(0, len(order), BATCH_SIZE)]
         steps = sum(len(batch) * max(lengths[index] for index in batch) for batch in batches) / len(sources)
         padded = beam_gflop(len(sources), steps, source_tokens, beams) / rate
+        if (ONMT_SAME_RULE, search) not in runs:
+            print(f"{search}: the matrix products of our outputs take {floor:.1f} s at {rate:.0f} GFLOP/s, "
+                  f"{padded:.1f} s stepping each batch to its longest output; fp32 ours used {ours['seconds']:.1f} s")  # fmt: skip
+            continue
         onmt_seconds = runs[(ONMT_SAME_RULE, search)]["seconds"]
         print(f"{search}: the matrix products of our outputs ({output_tokens:.1f} tokens each, {source_tokens:.1f} "
               f"per source) take {floor:.1f} s at {rate:.0f} GFLOP/s, so ours is at most {onmt_seconds / floor:.1f}x "
@@ -314,9 +340,10 @@ def parse_arguments() -> argparse.Namespace:
     )
     add_threads_argument(parser, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="decoding runs of each setting; the fastest counts")
-    parser.add_argument("--onmt-venv", type=Path, default=Path.home() / ".cache/hf-seq2seq-rnn/onmt-venv")
+    add_onmt_arguments(parser)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_opennmt_quality"))
     parser.add_argument("--skip-training", action="store_true", help="score and decode what --work-dir holds")
+    add_quick_run_arguments(parser)
     args = parser.parse_args()
     if not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus}: no such file; pass a file of src<TAB>tgt lines")
@@ -326,12 +353,16 @@ def parse_arguments() -> argparse.Namespace:
 def main() -> None:
     args = parse_arguments()
     bin_dir, env = onmt_setup(args)
-    data = prepare_data(args.corpus, args.work_dir, args.max_train)
-    data.update(work_dir=args.work_dir, ours_model=args.work_dir / "ours-reference-shape")
+    data = prepare_data(args.corpus, args.work_dir, args.max_train, args.split_sizes)
+    data.update(
+        work_dir=args.work_dir,
+        ours_model=args.work_dir / "ours-reference-shape",
+        test_count=len(data["test_src"].read_text(encoding="utf-8").splitlines()),
+    )
     walls = {} if args.skip_training else train_all(args, bin_dir, data, env)
     onmt = onmt_curve(args, bin_dir, data, env)
     ours = {name: ours_curve(args.work_dir / name) for name in ("ours", "ours-reference-shape")}
-    last_checkpoint = args.work_dir / f"onmt_model_feed1_step_{onmt[-1][1]}.pt"
+    last_checkpoint = args.work_dir / f"onmt_model_feed1_step_{onmt[-1][1]}.pt" if onmt else None
     rate = matmul_rate(args.threads)
     runs = decode_all(args, bin_dir, data, env, last_checkpoint)
     rate = max(rate, matmul_rate(args.threads))
@@ -340,7 +371,7 @@ def main() -> None:
     print(f"{args.max_train:,} training pairs of {args.corpus.name}; OpenNMT-py {args.epochs} epochs, ours "
           f"{args.budget_minutes:g} min (recipe) and {args.reference_minutes:g} min (reference shape); "
           f"{args.threads} thread(s) per process; fp32 matrix-product rate {rate:.0f} GFLOP/s")  # fmt: skip
-    print_curves(onmt, ours, walls)
+    print_curves(onmt, ours, walls, data["test_count"])
     print_decoding(runs, data, rate)
 
 

@@ -19,9 +19,10 @@ import time
 import torch
 
 from seq2seq_tools.generation import generate_texts
+from seq2seq_tools.loading import read_training_info
 from seq2seq_tools.quantization import quantize_int8
 from training.evaluation import compute_metrics, load_metrics
-from training.predict import PredictSettings, load_model, read_data, read_training_info
+from training.prediction import PredictSettings, load_model_and_tokenizer, read_data
 
 from .common import add_threads_argument, machine_line, print_table
 
@@ -35,7 +36,7 @@ def decode(model, tokenizer, sources: list[str], search: dict, batch_size: int, 
     return [result.text for result in results], time.perf_counter() - started
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a model folder written by training.train")
     parser.add_argument("--dataset", required=True, help="a test file with references (any format predict reads)")
@@ -43,12 +44,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each setting; the fastest counts")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = PredictSettings(model=[args.model], dataset=args.dataset, output="-")
     info = read_training_info(args.model)
     task = info.get("task", "translation")
-    fp32, tokenizer = load_model(args.model)
+    fp32, tokenizer = load_model_and_tokenizer(args.model)
     data = read_data(settings, info)
     if data.references is None:
         print(f"error: {args.dataset} has no references", file=sys.stderr)

@@ -33,6 +33,7 @@ from .common import (
     DEFAULT_HUB_CONFIG,
     DEFAULT_HUB_CORPUS,
     REPO,
+    add_quick_run_arguments,
     add_threads_argument,
     machine_line,
     print_table,
@@ -111,12 +112,14 @@ def main(argv: list[str] | None = None) -> None:
         choices=INIT_SCHEMES,
         help="the model's init (default: scaled_embeddings)",
     )
+    add_quick_run_arguments(parser)
     arguments = parser.parse_args(argv)
     pairs = read_pairs(arguments.corpus, arguments.hub_config)
     folder = arguments.work_dir or tempfile.mkdtemp(prefix="bench-training-")
     os.makedirs(folder, exist_ok=True)
     paths = {
-        name: write_pairs(rows, os.path.join(folder, f"{name}.txt")) for name, rows in reference_split(pairs).items()
+        name: write_pairs(rows, os.path.join(folder, f"{name}.txt"))
+        for name, rows in reference_split(pairs, *arguments.split_sizes).items()
     }
     output = os.path.join(folder, "model")
     # --steps: a step count instead of the recipe's budget (its schedule then decays over the steps).
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "--dataset", paths["train"], "--validation-file", paths["validation"], "--output-dir", output,
         *length, "--num-threads", str(arguments.threads), "--eval-steps", str(arguments.eval_steps),
         "--mixed-precision", arguments.mixed_precision, "--init", arguments.init, "--checkpointing-steps", "1000000",
+        *arguments.training_flags,
     ]  # fmt: skip
     subprocess.run(command, cwd=REPO, env=thread_environment(arguments.threads), check=True)
     with open(os.path.join(output, "training_info.json"), encoding="utf-8") as handle:
@@ -156,7 +160,10 @@ def main(argv: list[str] | None = None) -> None:
             "validation BLEU / chrF (500 pairs)",
             f"{history[-1]['bleu']:.1f} / {history[-1]['chrf']:.1f}" if history else "?",
         ),
-        ("test BLEU / chrF (2,000 pairs, beam 4)", f"{test['bleu']:.1f} / {test['chrf']:.1f}"),
+        (
+            f"test BLEU / chrF ({arguments.split_sizes[1]:,} pairs, beam {recipe_value('num_beams')})",
+            f"{test['bleu']:.1f} / {test['chrf']:.1f}",
+        ),
         ("test translation time", f"{test['translate_seconds']:.0f} s"),
     ]
     print(f"\n{machine_line(arguments.threads)}\n")

@@ -40,7 +40,7 @@ class ChatbotServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = log
-        command = [sys.executable, "-m", "chatbot", *arguments, "--port", str(self.port), "--threads", str(threads)]
+        command = [sys.executable, "-m", "chatbot", *arguments, "--port", str(self.port), "--num-threads", str(threads)]
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(environment or {})}
         output = log.open("w") if log is not None else subprocess.DEVNULL
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)

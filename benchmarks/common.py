@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import subprocess
 import sys
 import time
@@ -69,15 +70,31 @@ def _hub_pairs(name: str, hub_config: str | None) -> list[tuple[str, str]]:
 VALIDATION_SIZE, TEST_SIZE = 1000, 2000
 
 
-def reference_split(pairs: Sequence[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
-    """`validation` (1,000), `test` (2,000) and `train` (the rest) of `pairs`, as every benchmark splits them."""
+def reference_split(
+    pairs: Sequence[tuple[str, str]], validation_size: int = VALIDATION_SIZE, test_size: int = TEST_SIZE
+) -> dict[str, list[tuple[str, str]]]:
+    """`validation` (1,000), `test` (2,000) and `train` (the rest) of `pairs`, as every benchmark splits them
+    (other sizes only for a quick run: `add_quick_run_arguments`)."""
     shuffled = list(pairs)
     random.Random(1).shuffle(shuffled)
     return {
-        "validation": shuffled[:VALIDATION_SIZE],
-        "test": shuffled[VALIDATION_SIZE : VALIDATION_SIZE + TEST_SIZE],
-        "train": shuffled[VALIDATION_SIZE + TEST_SIZE :],
+        "validation": shuffled[:validation_size],
+        "test": shuffled[validation_size : validation_size + test_size],
+        "train": shuffled[validation_size + test_size :],
     }
+
+
+def add_quick_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that shrink a benchmark that trains to a quick run (tests/test_benchmarks_smoke.py runs
+    each so): the sizes of the reference split, and flags added to every `training.train` command."""
+    parser.add_argument(
+        "--split-sizes", type=int, nargs=2, default=[VALIDATION_SIZE, TEST_SIZE], metavar=("VALIDATION", "TEST"),
+        help=f"pairs held out for validation and test (default: {VALIDATION_SIZE} {TEST_SIZE}, the reference split)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--training-flags", type=shlex.split, default=[], metavar="'FLAGS'",
+        help="flags added at the end of every training.train command (they win), e.g. '--hidden-size 16'",
+    )  # fmt: skip
 
 
 def write_pairs(rows: Sequence[tuple[str, str]], path: str | Path) -> str:

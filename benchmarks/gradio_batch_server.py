@@ -33,10 +33,10 @@ def main() -> None:
     from gradio.components.plot import PlotData
 
     from chatbot.attention_view import AttentionDownloads, attention_plot
-    from chatbot.inference import encode_messages, load_model
+    from chatbot.inference import encode_messages, load_served_model
     from seq2seq_tools.generation import generate_encoded
 
-    loaded = load_model(args.model)
+    loaded = load_served_model(args.model)
     downloads = AttentionDownloads()
 
     def translate(texts, models, modes, beams, temperatures, top_ps, max_new_tokens):

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
 import platform
 import sys
-import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from seq2seq_tools.options import add_options, from_namespace, option
+from seq2seq_tools.decoding_options import SEARCH_KEYS, SearchOptions
+from seq2seq_tools.options import InputError, OptionParser, add_options, from_namespace, option
 
 logger = logging.getLogger("chatbot")
 
 
 @dataclass
-class ChatbotSettings:
-    """The options of `python -m chatbot`; each field is a flag (`max_input_tokens` -> `--max-input-tokens`)."""
+class ChatbotSettings(SearchOptions):
+    """The options of `python -m chatbot`; each field is a flag (`max_input_tokens` -> `--max-input-tokens`):
+    these, and this project's search settings for every served model (`SearchOptions`, declared with the
+    other decoding settings in `seq2seq_tools.decoding_options`)."""
 
     model: list[str] | None = option(
         "a model directory written by save_pretrained, or a Hub id; repeat it to serve several models, chosen in "
@@ -82,17 +85,6 @@ class ChatbotSettings:
         minimum=1,
         metavar="N",
     )
-    max_length_a: float | None = option(
-        "cap every reply at A x its message's tokens + B new tokens (with --max-length-b; fairseq's "
-        "--max-len-a/b). Default: each model's generation config (training sets 2 and 10)",
-        metavar="A",
-    )
-    max_length_b: float | None = option("B of that cap, in tokens", metavar="B")
-    coverage_penalty: float | None = option(
-        "beam search: the coverage penalty of Wu et al. (2016), which favours replies whose attention covers "
-        "the whole message (default: off)",
-        metavar="BETA",
-    )
     batching: Literal["continuous", "micro", "none"] = option(
         "how concurrent requests to a model are decoded: continuous (a request joins the running batch at the "
         "next step and leaves it when its reply ends), micro (requests that arrive while a batch decodes wait "
@@ -123,10 +115,11 @@ class ChatbotSettings:
     max_queue_size: int = option(
         "requests allowed to wait; past this a client is told that the queue is full", 64, minimum=1
     )
-    threads: int | None = option(
+    num_threads: int | None = option(
         "torch CPU threads of the decoding (default: with batching, the usable CPUs less one, at least 1, so that "
-        "the web server's own work has a core; without, torch's own choice)",
+        "the web server's own work has a core; without, torch's own choice, at most the usable CPUs)",
         minimum=1,
+        deprecated_names=("threads",),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = option("how much the server logs to stderr", "INFO")
 
@@ -139,21 +132,12 @@ class ChatbotSettings:
 
     def search_settings(self) -> dict[str, float]:
         """The search settings given, for every served model's generation config."""
-        from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS  # torch: not for --help
-
-        return {key: getattr(self, key) for key in SEARCH_SETTINGS if getattr(self, key) is not None}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr and exit code 2, as in `training.predict`."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {message} (see python -m chatbot --help)\n")
+        return {key: getattr(self, key) for key in SEARCH_KEYS if getattr(self, key) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line, from the fields of `ChatbotSettings`."""
-    parser = _Parser(
+    parser = OptionParser(
         prog="python -m chatbot",
         description=(
             "Chat with and translate through recurrent encoder-decoder models in a browser, with the attention "
@@ -163,12 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_options(parser, ChatbotSettings)
+    names = [item.name for item in dataclasses.fields(ChatbotSettings) if item.name not in SEARCH_KEYS]
+    add_options(parser, ChatbotSettings, names)
+    decoding = parser.add_argument_group("decoding (what is not given comes from each model's generation config)")
+    add_options(decoding, ChatbotSettings, SEARCH_KEYS)
     return parser
 
 
 def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
-    """The command line's settings, or one line on stderr and exit code 2."""
+    """The command line's settings.
+
+    Raises:
+        InputError: a flag or value the server cannot use; one line naming it.
+    """
     parser = build_parser()
     settings = from_namespace(ChatbotSettings, parser.parse_args(argv))
     if settings.auth is not None and not all(settings.login()):
@@ -177,14 +168,6 @@ def parse_arguments(argv: list[str] | None = None) -> ChatbotSettings:
         parser.error("--ensemble needs two models or more (give the flag once per model)")
     if settings.variants and (settings.model or settings.ensemble):
         parser.error("--variants serves its own models; leave out --model and --ensemble")
-    from transformers import GenerationConfig  # torch: not for --help or a bad flag
-
-    from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
-
-    try:  # where generate() checks them
-        decoding_settings(GenerationConfig(), **settings.search_settings())
-    except ValueError as error:
-        parser.error(f"bad decoding setting: {error}")
     return settings
 
 
@@ -212,8 +195,13 @@ def limit_malloc_arenas(count: int = 2, libc: tuple[str, str] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the page until interrupted: 0, or 2 with one line on stderr when nothing can be served."""
-    settings = parse_arguments(argv)
+    """Serve the page until interrupted: 0, or 2 with one line on stderr for a bad command line or when
+    nothing can be served."""
+    try:
+        settings = parse_arguments(argv)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arenas_note = limit_malloc_arenas()
     if arenas_note:
@@ -232,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .demo_models import DemoModelError
 
-    threads, threads_note = choose_threads(settings.threads)
-    if settings.threads is None and settings.batching != "none":
+    threads, threads_note = choose_threads(settings.num_threads)
+    if settings.num_threads is None and settings.batching != "none":
         threads = serving_threads(usable_cpus())
     torch.set_num_threads(threads)
     if threads_note:
@@ -289,11 +277,11 @@ def _load_models(settings: ChatbotSettings, sources: list[str]) -> list:
     """Each model of `sources`, and the ensemble of `--ensemble`, loaded and configured."""
     from seq2seq_tools.loading import IncompatibleModelError, UntrustedModelError
 
-    from .inference import load_ensemble, load_model
+    from .inference import load_served_ensemble, load_served_model
 
-    loads = [(source, functools.partial(load_model, source)) for source in sources]
+    loads = [(source, functools.partial(load_served_model, source)) for source in sources]
     if settings.ensemble:
-        loads.append((" + ".join(settings.ensemble), functools.partial(load_ensemble, settings.ensemble)))
+        loads.append((" + ".join(settings.ensemble), functools.partial(load_served_ensemble, settings.ensemble)))
     models = []
     for source, load in loads:
         logger.info("loading %s", source)
@@ -317,14 +305,17 @@ def _serve(settings: ChatbotSettings, models: list, pending: list[str], demos: d
     from .app import build_app, model_names
     from .background import ModelRegistry, train_in_background
     from .demo_models import VARIANT_COMPARED, VARIANT_DEMOS, VARIANT_EXAMPLES, demo_home, train_demo_model
-    from .inference import load_model
+    from .inference import load_served_model
     from .page_text import PAGE_I18N
     from .scheduler import BatchScheduler
 
     registry = ModelRegistry(model_names(models), pending=pending)
     if pending:
         load = functools.partial(
-            load_model, max_input_tokens=settings.max_input_tokens, quantize=settings.quantize, trust_remote_code=False
+            load_served_model,
+            max_input_tokens=settings.max_input_tokens,
+            quantize=settings.quantize,
+            trust_remote_code=False,
         )
         train = functools.partial(train_demo_model, home=demo_home(), demos=demos)
         train_in_background(registry, train, lambda path: _configured(settings, load(path)))

@@ -52,6 +52,11 @@ NO_ATTENTION_NOTICE = "This model has no attention (`attention_type='none'`), so
 BEAM_NOTICE = "Beam search finds the best reply only at the end, so it is shown whole rather than streamed."
 # The task each tab serves (`seq2seq_tools.tasks`); a model saved without a task fits both.
 TAB_TASKS = {"chat": "qa", "translate": "translation"}
+# The page's decoding controls, each a field of `DecodingSettings`, in the order of `_model_panel`.
+DECODING_CONTROLS = ("mode", "num_beams", "temperature", "top_p", "max_new_tokens")
+# What `Handlers.on_model_change` shows of a model: its description, the decoding controls, and each
+# tab's examples with their note (two outputs per tab).
+MODEL_OUTPUTS = 1 + len(DECODING_CONTROLS) + 2 * len(TAB_TASKS)
 NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no prompts to offer."
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
@@ -192,7 +197,7 @@ class Handlers:
         """
         status = self.registry.status()  # read before the models: a model ready here is among them
         settled = settled_names(status)
-        skipped = (gr.skip(),) * (5 + 2 * len(TAB_TASKS))
+        skipped = (gr.skip(),) * (MODEL_OUTPUTS - 1)  # all but the description
         if selected in settled and selected not in seen:
             shown = self.on_model_change(selected)
         elif selected in status and selected not in settled:
@@ -219,9 +224,8 @@ class Handlers:
             examples += [gr.Dataset(samples=samples, visible=bool(samples)), note]
         loaded = models.get(name)
         if loaded is None:
-            return (self.not_ready(name) or gr.skip(), *(gr.skip(),) * 5, *examples)
-        settings = loaded.defaults
-        decoding = (settings.mode, settings.num_beams, settings.temperature, settings.top_p, settings.max_new_tokens)
+            return (self.not_ready(name) or gr.skip(), *(gr.skip(),) * len(DECODING_CONTROLS), *examples)
+        decoding = (getattr(loaded.defaults, control) for control in DECODING_CONTROLS)
         return (describe(name, loaded), *decoding, *examples)
 
     def on_tab_select(self, current: str, task: str) -> Any:

@@ -2,7 +2,7 @@
 its training ends (no Gradio here).
 
     registry = ModelRegistry(ready_models, pending=["demo-chat", "demo-translation"])
-    train_in_background(registry, functools.partial(train_demo_model, home=home), load_model)
+    train_in_background(registry, functools.partial(train_demo_model, home=home), load_served_model)
     registry.models      # the models ready now, by the name the page shows
     registry.status()    # name -> Training(state, fraction, detail, seconds_left)
 
@@ -163,7 +163,7 @@ def train_in_background(
     Args:
         train: `train(name, progress=callback) -> folder`, raising on failure (`train_demo_model`);
             it calls `callback(fraction, line, seconds_left)` as the training goes.
-        load: the folder -> the loaded model (`chatbot.inference.load_model` with the server's settings).
+        load: the folder -> the loaded model (`chatbot.inference.load_served_model` with the server's settings).
     """
 
     def run() -> None:

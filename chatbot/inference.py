@@ -2,13 +2,13 @@
 
 No Gradio here: the app in `chatbot.app` is one user of this module, tests and benchmarks are others.
 
-    from chatbot.inference import DecodingSettings, load_model, generate_reply
-    chat = load_model("runs/chat")  # a directory or a Hub id
+    from chatbot.inference import DecodingSettings, load_served_model, generate_reply
+    chat = load_served_model("runs/chat")  # a directory or a Hub id: a LoadedModel
     reply = generate_reply(chat, "how are you?", DecodingSettings(mode="beam", num_beams=5))
     reply.text, reply.notice, reply.attention.weights.shape  # (output tokens, source tokens)
     scheduler = BatchScheduler()  # chatbot.scheduler: requests from many threads decoded as one batch
     reply = generate_reply(chat, "how are you?", scheduler=scheduler)
-    both = load_ensemble(["runs/chat-seed1", "runs/chat-seed2"])  # decodes with both models at once
+    both = load_served_ensemble(["runs/chat-seed1", "runs/chat-seed2"])  # a LoadedModel that decodes with both
 
 A model is loaded by `seq2seq_tools.loading`: ours with the installed classes, never with the
 Python files that came with it; another type only with `trust_remote_code=True`. What it was
@@ -19,7 +19,6 @@ trained on comes from the directory's model card (`README.md` front matter) and
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ import torch
 from transformers import GenerationConfig, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
+from hf_seq2seq_rnn.numbers_seq2seq_rnn import is_number
 from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and other callers import them from here)
     AttentionMap,
@@ -39,7 +39,7 @@ from seq2seq_tools.attention import (  # noqa: F401  (re-exported: the app and o
     heatmap_font_families,
 )
 from seq2seq_tools.ensemble import ensemble_of
-from seq2seq_tools.generation import Generated, encode_texts, generate_encoded
+from seq2seq_tools.generation import Generated, encode_texts, generate_encoded, has_attention
 from seq2seq_tools.loading import load_model_and_tokenizer, read_training_info
 from seq2seq_tools.quantization import maybe_quantize
 from seq2seq_tools.tasks import UNKNOWN_TASK, task_of
@@ -140,14 +140,14 @@ class DecodingSettings:
 
 
 def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value):
         raise ValueError(f"{name}={value!r} must be a number")
     return float(value)
 
 
 def _whole_number(name: str, value: object, minimum: int, maximum: int) -> int:
     number = _number(name, value)
-    if number != int(number) or not minimum <= number <= maximum:
+    if not number.is_integer() or not minimum <= number <= maximum:
         raise ValueError(f"{name}={value!r} must be a whole number from {minimum} to {maximum}")
     return int(number)
 
@@ -198,14 +198,15 @@ class Reply:
     score: float | None = None
 
 
-def load_model(
+def load_served_model(
     name_or_path: str | Path,
     max_input_tokens: int | None = None,
     quantize: str | None = None,
     *,
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load a model and its tokenizer from a directory or a Hub id.
+    """The model at a directory or a Hub id, ready to serve: with its tokenizer, what the page shows
+    about it, its decoding defaults and its input limit.
 
     Args:
         name_or_path: a directory written by `save_pretrained`, or a Hub id such as
@@ -235,7 +236,7 @@ def load_model(
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, defaults=defaults, max_input_tokens=limit)
 
 
-def load_ensemble(
+def load_served_ensemble(
     sources: Sequence[str | Path],
     max_input_tokens: int | None = None,
     quantize: str | None = None,
@@ -245,17 +246,17 @@ def load_ensemble(
     """Load several models as one that decodes with all of them (`seq2seq_tools.ensemble`: their
     log-probabilities averaged at each step, the attention map the mean of theirs).
 
-    Each model loads as `load_model` loads it. The ensemble reads at most as many input tokens as
+    Each model loads as `load_served_model` loads it. The ensemble reads at most as many input tokens as
     its most limited model, starts from the first model's decoding settings and offers its examples;
     its task and source language are theirs when they share them.
 
     Raises:
         ValueError: fewer than two models, or models whose tokenizers differ (naming both); and what
-            `load_model` raises.
+            `load_served_model` raises.
     """
     if len(sources) < 2:
         raise ValueError(f"an ensemble needs at least two models; got {len(sources)}")
-    members = [load_model(source, max_input_tokens, trust_remote_code=trust_remote_code) for source in sources]
+    members = [load_served_model(source, max_input_tokens, trust_remote_code=trust_remote_code) for source in sources]
     ensemble = ensemble_of(
         [member.model for member in members], [member.tokenizer for member in members], list(map(str, sources))
     )
@@ -266,7 +267,7 @@ def load_ensemble(
         trained_on="; ".join(dict.fromkeys(member.info.trained_on for member in members)),
         task=tasks.pop() if len(tasks) == 1 else UNKNOWN_TASK,
         examples=members[0].info.examples,
-        has_attention=any(member.info.has_attention for member in members),
+        has_attention=has_attention(ensemble),
         source_lang=languages.pop() if len(languages) == 1 else None,
     )
     logger.info("ensemble of %s", ", ".join(map(str, sources)))
@@ -277,6 +278,11 @@ def load_ensemble(
         defaults=members[0].defaults,
         max_input_tokens=min(member.max_input_tokens for member in members),
     )
+
+
+# The name of `load_served_model` before it said what it returns, kept for a release for programs
+# that import it (nothing in this repository does).
+load_model = load_served_model
 
 
 def _read_model_card(source: str) -> dict[str, Any]:
@@ -318,10 +324,9 @@ def _model_info(source: str, model: torch.nn.Module, card: dict[str, Any], train
     # Else the model's own validation sources, saved at training time; prompts not made for a model
     # would only show it failing.
     examples = examples or list(training_info.get("examples") or [])
-    has_attention = getattr(model.config, "attention_type", "general") != "none"
     source_lang = training_info.get("source_lang")
     source_lang = str(source_lang) if source_lang else None
-    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention, source_lang)
+    return ModelInfo(str(name), trained_on, task, tuple(map(str, examples)), has_attention(model), source_lang)
 
 
 def encode(loaded: LoadedModel, text: str) -> tuple[dict[str, torch.Tensor], str | None]:

@@ -21,6 +21,7 @@ from .configuration_seq2seq_rnn import (
     VERSION_KEY,
     Seq2SeqRNNConfig,
 )
+from .ensemble_seq2seq_rnn import Seq2SeqRNNEnsemble
 from .modeling_seq2seq_rnn import (
     Seq2SeqRNNEncoderOutput,
     Seq2SeqRNNForConditionalGeneration,
@@ -29,6 +30,7 @@ from .modeling_seq2seq_rnn import (
     Seq2SeqRNNState,
 )
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline
+from .protocol_seq2seq_rnn import DecodingModel
 from .tokenization_seq2seq_rnn import Seq2SeqRNNMorphemeTokenizer, train_tokenizer
 
 __version__ = SEQ2SEQ_RNN_VERSION
@@ -50,7 +52,9 @@ __all__ = [
     "PIPELINE_TASK",
     "SEQ2SEQ_RNN_VERSION",
     "VERSION_KEY",
+    "DecodingModel",
     "Seq2SeqRNNConfig",
+    "Seq2SeqRNNEnsemble",
     "Seq2SeqRNNEncoderOutput",
     "Seq2SeqRNNForConditionalGeneration",
     "Seq2SeqRNNModel",

@@ -9,18 +9,19 @@ state `k_j`:
 
 Each class also tells the decoder what it needs: whether its query is the state before the
 recurrent step (`query_before_step`) and how wide a context it returns (`context_size`). Adding a
-type is one class here and one entry in `ATTENTION_CLASSES`; the config accepts the registry's names.
+type is one class here, one entry in `ATTENTION_CLASSES`, and its name and meaning in the config's
+plain table (`configuration_seq2seq_rnn.ATTENTION_DESCRIPTIONS`, which keeps the config free of
+torch); this module refuses to load while the two disagree.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # the config imports the registry's names from here
-    from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+from .configuration_seq2seq_rnn import ATTENTION_TYPES, WITHOUT_CONTEXT, Seq2SeqRNNConfig
 
 
 class GeneralScoreMatrix(nn.Linear):
@@ -147,7 +148,7 @@ class AdditiveAttention(Seq2SeqRNNAttention):
         return self.score_vector(hidden).squeeze(-1)  # (B, T, S)
 
 
-# `config.attention_type` -> its class; the config accepts these names, in this order.
+# `config.attention_type` -> its class, in the order of the config's table of names.
 ATTENTION_CLASSES: dict[str, type[Seq2SeqRNNAttention]] = {
     "none": NoAttention,
     "dot": DotAttention,
@@ -156,8 +157,17 @@ ATTENTION_CLASSES: dict[str, type[Seq2SeqRNNAttention]] = {
 }
 
 
-def has_attention(config: Any) -> bool:
-    """Whether a model of `config` attends to its source (returns alignments): False for a type
-    without a context and for a config of another model type, which has no `attention_type`."""
-    kind = ATTENTION_CLASSES.get(getattr(config, "attention_type", None))
-    return kind is not None and kind.has_context
+def check_registry(classes: dict[str, type[Seq2SeqRNNAttention]]) -> None:
+    """Raise `ImportError` unless `classes` names the config's attention types (`ATTENTION_TYPES`), in its
+    order, and the types without a context are the config's `WITHOUT_CONTEXT`: a type added on one side
+    only would be accepted by the config and fail at model time, or never be offered."""
+    without_context = tuple(name for name, kind in classes.items() if not kind.has_context)
+    if tuple(classes) != ATTENTION_TYPES or without_context != WITHOUT_CONTEXT:
+        raise ImportError(
+            f"the attention classes {tuple(classes)} (without a context: {without_context}) differ from the "
+            f"config's table, configuration_seq2seq_rnn.ATTENTION_DESCRIPTIONS {ATTENTION_TYPES} (without a "
+            f"context: {WITHOUT_CONTEXT}); add the type to both"
+        )
+
+
+check_registry(ATTENTION_CLASSES)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from transformers import PreTrainedConfig
 
-from .attention_seq2seq_rnn import ATTENTION_CLASSES
+from .numbers_seq2seq_rnn import is_number, is_whole
 
 # The hf-seq2seq-rnn release these files belong to, the one source of the version: pyproject.toml
 # reads it from here, and a saved config.json records it (as VERSION_KEY) beside transformers_version,
@@ -38,9 +38,22 @@ CUSTOM_PIPELINES = {
         "type": "text",
     }
 }
+# `attention_type`'s accepted values and what each computes, in the order of the attention module's
+# registry (`attention_seq2seq_rnn.ATTENTION_CLASSES`, which refuses to load unless it names the same
+# types, with a context exactly for those not in `WITHOUT_CONTEXT`). A plain table, so that the
+# configuration needs neither the attention module nor torch, as Marian's imports nothing of its model.
+ATTENTION_DESCRIPTIONS = {
+    "none": "No attention: the fixed context vector of Sutskever et al. (2014) and Cho et al. (2014). The "
+    "decoder's output is its recurrent state, `h~_t = s_t`; `forward` returns `(None, None)`",
+    "dot": "`score(q, k_j) = q^T k_j` (Luong et al., 2015, eq. 8), with the current decoder state as `q`",
+    "general": "`score(q, k_j) = q^T W_a k_j` (Luong et al., 2015, eq. 8), with the current decoder state as `q`",
+    "additive": "`score(q, k_j) = v_a^T tanh(W_a q + U_a k_j)` (Bahdanau et al., 2015, appendix A.1.2), with the "
+    "previous decoder state as `q`; `U_a k_j` is `project_keys`, computed once per source",
+}
+# The attention types that compute no context: no alignments, and nothing for input feeding to feed.
+WITHOUT_CONTEXT = ("none",)
 CellType = Literal["lstm", "gru", "peephole_lstm"]
-# `attention_type`'s accepted values: the names of the attention classes, in the registry's order.
-AttentionType = Literal[*ATTENTION_CLASSES]
+AttentionType = Literal[*ATTENTION_DESCRIPTIONS]
 InitScheme = Literal["scaled_embeddings", "uniform", "pytorch"]
 CELL_TYPES = typing.get_args(CellType)
 ATTENTION_TYPES = typing.get_args(AttentionType)
@@ -78,9 +91,7 @@ class Seq2SeqRNNSettings:
     attention_type: AttentionType = setting(
         "general",
         "the attention over the source, one class each (attention_seq2seq_rnn.ATTENTION_CLASSES): "
-        + "; ".join(
-            f'`"{name}"`: {" ".join(kind.__doc__.split()).rstrip(".")}' for name, kind in ATTENTION_CLASSES.items()
-        ),
+        + "; ".join(f'`"{name}"`: {meaning}' for name, meaning in ATTENTION_DESCRIPTIONS.items()),
     )
     input_feeding: bool = setting(
         False,
@@ -141,39 +152,36 @@ def check_settings(values: dict[str, Any]) -> None:
             raise ValueError(f"{name}={value!r} is not supported; accepted values: {accepted}")
         if hint is bool and not isinstance(value, bool):
             raise ValueError(f"{name}={value!r} must be True or False")
-        if hint is int and not (_is_whole(value) and value >= SETTINGS[name].metadata["minimum"]):
+        if hint is int and not (is_whole(value) and value >= SETTINGS[name].metadata["minimum"]):
             raise ValueError(f"{name}={value!r} must be an integer >= {SETTINGS[name].metadata['minimum']}")
-        if name in PROBABILITIES and not (_is_number(value) and 0.0 <= value <= 1.0):
+        if name in PROBABILITIES and not (is_number(value) and 0.0 <= value <= 1.0):
             raise ValueError(f"{name}={value!r} must be a number between 0 and 1")
     init_range = values["init_range"]
-    if not (_is_number(init_range) and init_range > 0):
-        raise ValueError(f"init_range={init_range!r} must be a positive number")
+    if not (is_number(init_range) and init_range > 0):
+        raise ValueError(f"init_range={init_range!r} must be a finite positive number")
     if values["bidirectional_encoder"] and values["hidden_size"] % 2:
         raise ValueError(
             f"hidden_size={values['hidden_size']} must be even with bidirectional_encoder=True: "
             "each direction has hidden_size // 2 units"
         )
-    if values["input_feeding"] and not ATTENTION_CLASSES[values["attention_type"]].has_context:
-        with_context = tuple(name for name, kind in ATTENTION_CLASSES.items() if kind.has_context)
+    if values["input_feeding"] and values["attention_type"] in WITHOUT_CONTEXT:
+        with_context = tuple(name for name in ATTENTION_TYPES if name not in WITHOUT_CONTEXT)
         raise ValueError(
             "input_feeding=True needs attention: it feeds the attentional hidden state; "
             f"use attention_type in {with_context} or input_feeding=False"
         )
 
 
-def _is_whole(value: object) -> bool:
-    """An int, not a bool (which Python counts as one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    """An int or a float, not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def has_attention(config: Any) -> bool:
+    """Whether a model of `config` attends to its source (returns alignments): False for a type
+    without a context and for a config of another model type, which has no `attention_type`."""
+    attention_type = getattr(config, "attention_type", None)
+    return attention_type in ATTENTION_DESCRIPTIONS and attention_type not in WITHOUT_CONTEXT
 
 
 def _check_token_ids(vocab_size: int, token_ids: dict[str, object]) -> None:
     for name, token_id in token_ids.items():
-        if not (_is_whole(token_id) and 0 <= token_id < vocab_size):
+        if not (is_whole(token_id) and 0 <= token_id < vocab_size):
             raise ValueError(f"{name}={token_id!r} must be an integer in [0, vocab_size={vocab_size})")
 
 
@@ -269,5 +277,7 @@ __all__ = [
     "CELL_TYPES",
     "ATTENTION_TYPES",
     "INIT_SCHEMES",
+    "WITHOUT_CONTEXT",
+    "has_attention",
     "PIPELINE_TASK",
 ]

@@ -44,7 +44,7 @@ from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqM
 
 from .attention_seq2seq_rnn import ATTENTION_CLASSES, GeneralScoreMatrix
 from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
-from .configuration_seq2seq_rnn import Seq2SeqRNNConfig
+from .configuration_seq2seq_rnn import Seq2SeqRNNConfig, has_attention
 from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
@@ -591,6 +591,12 @@ class Seq2SeqRNNPreTrainedModel(PreTrainedModel):
         # The decoder carries a recurrent state, not keys and values.
         return False
 
+    @property
+    def has_attention(self) -> bool:
+        """Whether the model attends to its source and returns alignments (`config.attention_type`
+        has a context); what code asks rather than compare the type's name."""
+        return has_attention(self.config)
+
 
 class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
     """The encoder and decoder; returns the decoder's output features (`last_hidden_state`)."""
@@ -729,17 +735,17 @@ class Seq2SeqRNNModel(Seq2SeqRNNPreTrainedModel):
 
 class Seq2SeqRNNGenerationMixin(GenerationMixin):
     """`generate()` of the models that decode through this package's search loop: the language model
-    below, and ensembles of it (`seq2seq_tools.ensemble`).
+    below, and ensembles of it (`ensemble_seq2seq_rnn`).
 
-    A class using it provides `start_decoding(encoder_outputs, attention_mask) -> (memory, state)`
-    and `decode_step(input_ids, memory, state) -> (logits, state, alignment)` (what
-    `search_seq2seq_rnn.compact_search` calls), a `forward` that returns its decoder state in the
-    generation cache (what transformers' own loop calls), and names that state's class in
-    `state_class`: a memory with `select(rows)`, a state with `reorder_cache(beam_idx)`.
+    A class using it satisfies `protocol_seq2seq_rnn.DecodingModel` (`start_decoding`, `decode_step`,
+    `has_attention`, and the classes of its state and memory), what `search_seq2seq_rnn` calls, and
+    has a `forward` that returns its decoder state in the generation cache, what transformers' own
+    loop calls.
     """
 
-    # The class of the decoder state carried between generation steps.
+    # The classes of the decoder state carried between generation steps and of the encoder memory.
     state_class: type = Seq2SeqRNNState
+    memory_class: type = Seq2SeqRNNMemory
 
     def _reorder_cache(self, cache: Any, beam_idx: torch.LongTensor) -> Any:
         cache.reorder_cache(beam_idx)
@@ -874,82 +880,63 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
             tensor `(batch, 1, tgt_len, src_len)`. In training with labels and teacher forcing,
             once the batch has `loss_seq2seq_rnn.CHUNKED_LOSS_MIN_LOGITS` logits or more, `logits`
             is `None`: the loss is computed a chunk of tokens at a time and the logits never exist whole.
+            In training with a teacher-forcing ratio below 1 (and no state given), the decoder runs
+            step by step instead (`_scheduled_sampling`), and returns the same.
         """
         state = given_state(cache, past_key_values, kwargs, Seq2SeqRNNState)
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        output_attentions = bool(output_attentions)
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
         if labels is not None and decoder_input_ids is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        ratio = self.config.teacher_forcing_ratio if teacher_forcing_ratio is None else teacher_forcing_ratio
-        outputs, logits = self._run_model(
-            input_ids,
-            attention_mask,
-            decoder_input_ids,
-            encoder_outputs,
-            state,
-            ratio,
-            bool(output_attentions),
-            output_hidden_states,
-        )
-        features = outputs.last_hidden_state  # (B, T, F)
-        if logits is None and not uses_chunked_loss(features, self.config.vocab_size, labels, self.training):
-            logits = self.lm_head(features)  # (B, T, V)
-        loss = None
-        if labels is not None:
-            loss = language_model_loss(labels, self.config.label_smoothing, logits, features, self.lm_head)
-        return self._lm_output(outputs, logits, loss, use_cache, return_dict)
-
-    def _run_model(
-        self,
-        input_ids: torch.LongTensor | None,
-        attention_mask: torch.LongTensor | None,
-        decoder_input_ids: torch.LongTensor,
-        encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
-        state: Seq2SeqRNNState | None,
-        ratio: float,
-        output_attentions: bool,
-        output_hidden_states: bool,
-    ) -> tuple[Seq2SeqModelOutput, torch.Tensor | None]:
-        """What `Seq2SeqRNNModel.forward` returns (with the state), and the logits `(batch, tgt_len,
-        vocab_size)` where they were made on the way: in training with a teacher-forcing ratio below
-        1, which `_scheduled_sampling` decodes step by step; `None` otherwise."""
         if self.training and ratio < 1.0 and state is None:
-            logits, outputs = self._scheduled_sampling(
+            result = self._scheduled_sampling(
                 input_ids,
                 attention_mask,
                 decoder_input_ids,
                 encoder_outputs,
+                labels,
                 ratio,
                 output_attentions,
                 output_hidden_states,
+                use_cache,
             )
-            return outputs, logits
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            encoder_outputs=encoder_outputs,
-            cache=state,
-            use_cache=True,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
-        return outputs, None
+        else:
+            outputs = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                encoder_outputs=encoder_outputs,
+                cache=state,
+                use_cache=True,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+            features = outputs.last_hidden_state  # (B, T, F)
+            chunked = uses_chunked_loss(features, self.config.vocab_size, labels, self.training)
+            logits = None if chunked else self.lm_head(features)  # (B, T, V)
+            result = self._lm_output(outputs, logits, labels, use_cache)
+        return result if return_dict else result.to_tuple()
 
     def _lm_output(
         self,
         outputs: Seq2SeqModelOutput,
         logits: torch.Tensor | None,
-        loss: torch.Tensor | None,
-        use_cache: bool | None,
-        return_dict: bool | None,
-    ) -> Seq2SeqLMOutput | tuple:
-        """What `forward` returns: the model's `outputs` with the logits and the loss."""
-        use_cache = self.config.use_cache if use_cache is None else use_cache
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        result = Seq2SeqLMOutput(
+        labels: torch.LongTensor | None,
+        use_cache: bool,
+    ) -> Seq2SeqLMOutput:
+        """What `forward` returns: the model's `outputs` with the `logits` `(batch, tgt_len, vocab_size)`
+        (`None` when the loss is computed in chunks) and, with `labels`, the loss."""
+        loss = None
+        if labels is not None:
+            features = outputs.last_hidden_state  # (B, T, F)
+            loss = language_model_loss(labels, self.config.label_smoothing, logits, features, self.lm_head)
+        return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
             decoder_hidden_states=outputs.decoder_hidden_states,
@@ -958,7 +945,6 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
             encoder_hidden_states=outputs.encoder_hidden_states,
             **{CACHE_FIELD: getattr(outputs, cache_field(Seq2SeqModelOutput)) if use_cache else None},
         )
-        return result if return_dict else result.to_tuple()
 
     def _scheduled_sampling(
         self,
@@ -966,15 +952,17 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
         attention_mask: torch.LongTensor | None,
         decoder_input_ids: torch.LongTensor,
         encoder_outputs: Seq2SeqRNNEncoderOutput | tuple | None,
+        labels: torch.LongTensor | None,
         ratio: float,
         output_attentions: bool,
         output_hidden_states: bool,
-    ) -> tuple[torch.Tensor, Seq2SeqModelOutput]:
-        """Decode step by step; each step reads the reference with probability `ratio`, else the
-        previous step's most likely token (Bengio et al., 2015, section 2.4). Returns the logits
-        `(batch, tgt_len, vocab_size)` and what `Seq2SeqRNNModel.forward` returns (with the state).
-        The decoder's hidden states here are the steps' tensors stacked: equal in value, but
-        gradients stop at the steps, not at the stack."""
+        use_cache: bool,
+    ) -> Seq2SeqLMOutput:
+        """`forward` in training with a teacher-forcing ratio below 1: decode step by step; each step
+        reads the reference with probability `ratio`, else the previous step's most likely token
+        (Bengio et al., 2015, section 2.4). Returns what `forward` returns otherwise, the logits
+        `(batch, tgt_len, vocab_size)` made on the way. The decoder's hidden states here are the
+        steps' tensors stacked: equal in value, but gradients stop at the steps, not at the stack."""
         encoder_outputs = self.model._encode(input_ids, attention_mask, encoder_outputs, output_hidden_states)
         memory, state = self.start_decoding(encoder_outputs, attention_mask)
         step_input = decoder_input_ids[:, 0]
@@ -996,7 +984,7 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
             torch.stack(alignments, 1) if output_attentions and alignments[0] is not None else None,  # (B, T, S)
             decoder_embeddings if output_hidden_states else None,
         )
-        return torch.stack(all_logits, 1), outputs
+        return self._lm_output(outputs, torch.stack(all_logits, 1), labels, use_cache)  # logits: (B, T, V)
 
     def start_decoding(
         self, encoder_outputs: Seq2SeqRNNEncoderOutput, attention_mask: torch.Tensor | None

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +61,9 @@ from transformers.generation import (
     TopPLogitsWarper,
 )
 
-from .attention_seq2seq_rnn import has_attention
 from .compat_seq2seq_rnn import cache_field
+from .numbers_seq2seq_rnn import is_number, is_whole
+from .protocol_seq2seq_rnn import DecodingModel
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class SearchSettings:
             value = getattr(self, name)
             if value is None:
                 continue
-            if not (_is_number(value) and value >= 0):
+            if not (is_number(value) and value >= 0):
                 raise ValueError(f"{name}={value!r}: expected a number of at least 0, or None (none) to leave it off")
 
     @classmethod
@@ -164,23 +164,13 @@ def decoding_settings(base: Any, strict: bool = False, **given: Any) -> tuple[An
     settings.update(**{name: value for name, value in given.items() if name not in SEARCH_SETTINGS})
     _check_counts(settings)
     top_p, temperature = settings.top_p, settings.temperature  # sampling settings, checked in any mode
-    if top_p is not None and not (_is_number(top_p) and 0 < top_p <= 1):
+    if top_p is not None and not (is_number(top_p) and 0 < top_p <= 1):
         raise ValueError(f"top_p={top_p!r}: expected a number greater than 0 and at most 1")
-    if temperature is not None and not (_is_number(temperature) and temperature > 0):
+    if temperature is not None and not (is_number(temperature) and temperature > 0):
         raise ValueError(f"temperature={temperature!r}: expected a number greater than 0")
     if strict:
         settings.validate(strict=True)
     return settings, search
-
-
-def _is_whole(value: object) -> bool:
-    """An int, not a bool (which Python counts as one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    """A finite int or float, not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_counts(settings: Any) -> None:
@@ -191,7 +181,7 @@ def _check_counts(settings: Any) -> None:
         ("top_k", 0, " (0: all tokens)"),
     ):
         value = getattr(settings, name, None)
-        if value is not None and not (_is_whole(value) and value >= least):
+        if value is not None and not (is_whole(value) and value >= least):
             raise ValueError(f"{name}={value!r}: expected a whole number of at least {least}{meaning}")
     limit = getattr(settings, "max_new_tokens_limit", None) or MAX_NEW_TOKENS_LIMIT
     name = "max_new_tokens" if settings.max_new_tokens is not None else "max_length"  # the first overrides
@@ -346,7 +336,7 @@ class PreparedSearch:
 
 
 def _prepare(
-    model: Any,
+    model: DecodingModel,
     input_ids: torch.LongTensor,
     logits_processor: Any,
     stopping_criteria: Any,
@@ -377,7 +367,7 @@ def _prepare(
         attention_mask,
         encoder_outputs=encoder_outputs,
         limits=None if cap is None else cap.limits.to(input_ids.device),
-        coverage=bool(settings.coverage_penalty) and has_attention(model.config),
+        coverage=bool(settings.coverage_penalty) and model.has_attention,
         streamer=streamer,
     )
     memory, state = model.start_decoding(encoder_outputs, attention_mask)
@@ -558,13 +548,12 @@ class DecodingLoop:
     requests arriving while others decode does continuous batching (`chatbot.scheduler`).
 
     Args:
-        model: what `generate()` decodes with: `start_decoding` made the memory and state, and
-            `decode_step(tokens, memory, state) -> (logits, state, alignment)` steps them. Its memory
-            class has `select(rows)` and `cat(memories)`, its state class `reorder_cache(rows)` and
-            `cat(states)` (`Seq2SeqRNNMemory`, `Seq2SeqRNNState`).
+        model: what `generate()` decodes with (`protocol_seq2seq_rnn.DecodingModel`): `start_decoding`
+            made the memory and state, `decode_step(tokens, memory, state) -> (logits, state, alignment)`
+            steps them, the memory's `select` and the state's `reorder_cache` keep rows, and `cat` joins them.
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: DecodingModel):
         self.model = model
         self.strategies: list[DecodeStrategy] = []
         self.rows: list[int] = []  # the live rows of each strategy, in the order of `strategies`

@@ -5,19 +5,17 @@
 
 `training.predict` (its flags) and the chatbot's JSON endpoint (its request body) pass the same
 settings the same way, so that they decode alike: the settings given go to `generate()`, the others
-come from the model's `generation_config.json`.
+come from the model's `generation_config.json`. The settings and their bounds are declared once, in
+`seq2seq_tools.decoding_options`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS, decoding_settings
+from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 
-# transformers' settings passed to `generate()` when given.
-GENERATE_KEYS = ("num_beams", "do_sample", "temperature", "top_k", "top_p", "length_penalty", "max_new_tokens")
-# Those, and the settings of the model's own search (`SearchSettings`).
-DECODING_KEYS = (*GENERATE_KEYS, *SEARCH_SETTINGS)
+from .decoding_options import DECODING_KEYS, GENERATE_KEYS, SEARCH_KEYS
 
 
 def generate_arguments(model: Any, given: dict[str, Any], n_best: int = 1) -> dict[str, Any]:
@@ -46,7 +44,7 @@ def effective_settings(model: Any, arguments: dict[str, Any]) -> dict[str, Any]:
     under them, merged as generate() merges them), for a summary."""
     config, search = decoding_settings(model.generation_config, **arguments)
     values = {key: getattr(config, key) for key in (*GENERATE_KEYS, "early_stopping")}
-    values.update({key: getattr(search, key) for key in SEARCH_SETTINGS})
+    values.update({key: getattr(search, key) for key in SEARCH_KEYS})
     return {key: value for key, value in values.items() if value is not None}
 
 

@@ -29,6 +29,12 @@ from transformers.generation.streamers import BaseStreamer
 from .attention import AttentionMap, attention_map
 
 
+def has_attention(model: Any) -> bool:
+    """Whether `model` returns alignments: its own answer (`has_attention`, the generation protocol of
+    our models and ensembles); False for a model of another type, whose attention we do not read."""
+    return bool(getattr(model, "has_attention", False))
+
+
 @dataclass
 class Generated:
     """One generated text.

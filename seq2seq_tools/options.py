@@ -1,19 +1,22 @@
 """Command-line options, declared once as dataclass fields: the one builder of `python -m training.train`,
-`training.predict`, `training.average` and `python -m chatbot`.
+`training.predict`, `training.average` and `python -m chatbot`, and their one parser (`OptionParser`).
 
 A command declares its options as the fields of a dataclass, as transformers' example scripts do
 for `HfArgumentParser`:
 
-    num_beams: int | None = option("beams of beam search (1: greedy or sampling)", minimum=1)
+    num_beams: int | None = option("beams of beam search (1: greedy search or sampling)", minimum=1)
 
 The type hint says what a value is (`int`, `float`, `str`, `bool`, `Literal[...]` for a closed set,
 `list[...]` for a repeatable flag, `| None` where it may be left out), the field its default, its
-help and, for a number, the least value accepted. `add_options` makes each field a flag
-(`num_beams` -> `--num-beams`) whose `--help` line adds the type or accepted values and the default;
-`convert` reads a value, from the command line or from a YAML file, for every command alike:
-`null` leaves out an optional value, `true`/`false` (or the bare flag, or `--no-FLAG`) set a
+help and, for a number, its bounds: `minimum` and `maximum` (included), `above` and `below`
+(excluded); a bounded float must also be finite. `add_options` makes each field a flag
+(`num_beams` -> `--num-beams`) whose `--help` line adds the type or accepted values, the bounds and
+the default; `convert` reads a value, from the command line or from a YAML file, for every command
+alike: `null` leaves out an optional value, `true`/`false` (or the bare flag, or `--no-FLAG`) set a
 switch, `[a, b]` gives a list. A value no command could use is an `OptionValueError` that names the
-option, the value and what it accepts.
+option, the value and what it accepts; on the command line, an `InputError` of one line (exit code 2).
+A renamed option keeps its old name for a release (`option(..., deprecated_names=("threads",))`),
+which works and warns once on stderr.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 import types
 import typing
 from dataclasses import field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 
@@ -33,6 +36,22 @@ import yaml
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
 NULL_WORDS = ("null", "~", "none")
+# The bounds an option may declare: (metadata key, its words in messages and `--help`).
+BOUNDS = (("minimum", "at least"), ("above", "greater than"), ("maximum", "at most"), ("below", "less than"))
+
+
+class InputError(Exception):
+    """What the user asked for cannot be done (a bad flag or value, a missing file, ...), not a bug. The
+    message is complete on its own, one line naming what was wrong and what to pass instead; a
+    command prints it on stderr and exits with code 2."""
+
+
+class OptionParser(argparse.ArgumentParser):
+    """argparse whose errors are an `InputError` that names the flag, what it accepts and where to read
+    more (`--help`), rather than a usage block and `sys.exit`: the one parser of every command."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (see {self.prog} --help)")
 
 
 class OptionValueError(ValueError):
@@ -48,14 +67,45 @@ def option(
     default: Any = None,
     *,
     minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
     required: bool = False,
     metavar: str | None = None,
+    deprecated_names: tuple[str, ...] = (),
 ) -> Any:
-    """A command's option: its `--help` text, default and, for a number, the least value accepted."""
-    metadata = {"help": help, "minimum": minimum, "required": required, "metavar": metavar}
+    """A command's option: its `--help` text, default, bounds for a number (`minimum`, `maximum`
+    included; `above`, `below` excluded) and old names still accepted for a release."""
+    metadata = {
+        "help": help,
+        "minimum": minimum,
+        "above": above,
+        "maximum": maximum,
+        "below": below,
+        "required": required,
+        "metavar": metavar,
+        "deprecated_names": deprecated_names,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def bounds_of(item: dataclasses.Field) -> dict[str, float]:
+    """The bounds a field declares (`minimum`, `above`, `maximum`, `below`), for `convert`."""
+    return {key: item.metadata[key] for key, _ in BOUNDS if item.metadata.get(key) is not None}
+
+
+def redeclared(
+    item: dataclasses.Field, hint: Any, default: Any = dataclasses.MISSING, prefix: str = "", suffix: str = ""
+) -> tuple:
+    """A field declared elsewhere, as a `dataclasses.make_dataclass` entry of the same type, help, bounds and
+    metavar: its own default unless `default` is given, its help between `prefix` and `suffix`."""
+    metadata = {**item.metadata, "help": prefix + item.metadata["help"] + suffix}
+    value = default_of(item) if default is dataclasses.MISSING else default
+    if isinstance(value, list):
+        return item.name, hint, field(default_factory=lambda: list(value), metadata=metadata)
+    return item.name, hint, field(default=value, metadata=metadata)
 
 
 def _members(hint: Any) -> tuple[Any, ...]:
@@ -93,9 +143,9 @@ def describe(hint: Any) -> str:
     return " or ".join("null" if kind is type(None) else kind.__name__ for kind in accepted_types(hint))
 
 
-def convert(name: str, value: Any, hint: Any, minimum: float | None = None) -> Any:
-    """`value` (a command-line string, or a value read from YAML) as option `name` of type `hint`,
-    or `OptionValueError`."""
+def convert(name: str, value: Any, hint: Any, **bounds: float) -> Any:
+    """`value` (a command-line string, or a value read from YAML) as option `name` of type `hint`
+    within `bounds` (`minimum`, `above`, `maximum`, `below`: `bounds_of(field)`), or `OptionValueError`."""
     accepted = accepted_types(hint)
     literal = choices(hint)
     if isinstance(value, str) and value.strip() in ("null", "~") and type(None) in accepted:
@@ -112,7 +162,7 @@ def convert(name: str, value: Any, hint: Any, minimum: float | None = None) -> A
     if literal is not None and value not in literal:
         names = ", ".join(str(choice) for choice in literal if choice is not None)
         raise OptionValueError(name, value, f" is not supported; accepted values: {names}")
-    _check_minimum(name, value, minimum)
+    _check_bounds(name, value, bounds)
     return value
 
 
@@ -158,14 +208,32 @@ def _as_type(name: str, value: Any, hint: Any, accepted: tuple[type, ...]) -> An
     return value
 
 
-def _check_minimum(name: str, value: Any, minimum: float | None) -> None:
-    if minimum is None or isinstance(value, (bool, str, list)):
+def bounds_text(bounds: dict[str, float]) -> str:
+    """The declared bounds in words: "at least 1", "greater than 0 and at most 1"; "" for none."""
+    return " and ".join(f"{words} {bounds[key]:g}" for key, words in BOUNDS if bounds.get(key) is not None)
+
+
+def _within(value: float, bounds: dict[str, float]) -> bool:
+    tests = {
+        "minimum": lambda bound: value >= bound,
+        "above": lambda bound: value > bound,
+        "maximum": lambda bound: value <= bound,
+        "below": lambda bound: value < bound,
+    }
+    return all(tests[key](bound) for key, bound in bounds.items() if bound is not None)
+
+
+def _check_bounds(name: str, value: Any, bounds: dict[str, float]) -> None:
+    """Refuse a number outside `bounds`, and a bounded float that is not finite (NaN passes no comparison)."""
+    text = bounds_text(bounds)
+    if not text or isinstance(value, (bool, str, list)) or value is None:
         return
+    text = f"of {text}" if text.startswith("at ") else text  # "a number of at least 0", "a number greater than 0"
     if isinstance(value, int):
-        if value < minimum:
-            raise OptionValueError(name, value, f" must be an integer >= {minimum:g}")
-    elif not (math.isfinite(value) and value >= minimum):
-        raise OptionValueError(name, value, f" must be a number of at least {minimum:g}")
+        if not _within(value, bounds):
+            raise OptionValueError(name, value, f": expected a whole number {text}")
+    elif not (math.isfinite(value) and _within(value, bounds)):
+        raise OptionValueError(name, value, f": expected a number {text}")
 
 
 def type_hints(settings: type) -> dict[str, Any]:
@@ -184,12 +252,12 @@ def default_of(item: dataclasses.Field) -> Any:
 
 
 def help_line(item: dataclasses.Field, hint: Any) -> str:
-    """A flag's `--help` line: its text, its type or accepted values, its least value, and its default."""
+    """A flag's `--help` line: its text, its type or accepted values, its bounds, and its default."""
     default = default_of(item)
     shown = "null" if default is None else default
-    least = "" if item.metadata.get("minimum") is None else f", at least {item.metadata['minimum']:g}"
+    bounds = bounds_text(bounds_of(item))
     tail = "required" if item.metadata.get("required") else f"default: {shown}"
-    return f"{item.metadata['help']} ({describe(hint)}{least}; {tail})".replace("%", "%%")
+    return f"{item.metadata['help']} ({describe(hint)}{', ' + bounds if bounds else ''}; {tail})".replace("%", "%%")
 
 
 class _Switch(argparse.Action):
@@ -224,7 +292,7 @@ def add_options(
         arguments: dict[str, Any] = {
             "dest": item.name,
             "help": help_line(item, hint),
-            "type": _reader(item.name, hint, item.metadata.get("minimum")),
+            "type": _reader(item.name, hint, bounds_of(item)),
             "metavar": item.metadata.get("metavar") or "VALUE",
         }
         if item.metadata.get("required"):
@@ -239,12 +307,33 @@ def add_options(
             parser.add_argument(flag, action="extend", **arguments)  # repeatable; `[a, b]` gives several
         else:
             parser.add_argument(flag, **arguments)
+        for old in item.metadata.get("deprecated_names") or ():
+            hidden = {**arguments, "help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
+            parser.add_argument("--" + old.replace("_", "-"), action=_Deprecated, new_flag=flag, **hidden)
 
 
-def _reader(name: str, hint: Any, minimum: float | None) -> typing.Callable[[str], Any]:
+class _Deprecated(argparse._StoreAction):
+    """An option's old name: stores the value as the new name does, with one line on stderr (once per
+    parse) saying that it is renamed, as argparse's own `deprecated=True` (Python 3.13) warns."""
+
+    def __init__(self, *args: Any, new_flag: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_flag = new_flag
+        self.warned = False
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if not self.warned:
+            self.warned = True
+            sys.stderr.write(
+                f"warning: {option_string} is renamed {self.new_flag}; the old name goes in the next release\n"
+            )
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _reader(name: str, hint: Any, bounds: dict[str, float]) -> typing.Callable[[str], Any]:
     def read(text: str) -> Any:
         try:
-            return convert(name, text, hint, minimum)
+            return convert(name, text, hint, **bounds)
         except OptionValueError as error:  # argparse names the flag: "argument --top-p: '1.5' must be ..."
             raise argparse.ArgumentTypeError(f"{text!r}{error.problem}") from error
 
@@ -259,13 +348,18 @@ def from_namespace(settings: type, namespace: argparse.Namespace) -> Any:
 
 
 __all__ = [
+    "InputError",
+    "OptionParser",
     "OptionValueError",
     "add_options",
+    "bounds_of",
+    "bounds_text",
     "choices",
     "convert",
     "describe",
     "from_namespace",
     "help_line",
     "option",
+    "redeclared",
     "type_hints",
 ]

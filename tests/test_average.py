@@ -76,7 +76,10 @@ def test_keep_n_leaves_exactly_the_last_n_and_the_best(tmp_path, keep):
 def test_keep_checkpoints_below_1_exits_2_with_one_line(tmp_path, capsys, keep):
     assert train([*TINY_RUN, "--max-steps", "2", "--keep-checkpoints", keep, "--output-dir", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert error == [f"error: keep_checkpoints={keep} must be at least 1 (the default keeps {DEFAULT_KEEP})"]
+    assert error == [
+        f"error: argument --keep-checkpoints: '{keep}': expected a whole number of at least 1 "
+        "(see python -m training.train --help)"
+    ]
     assert not os.path.exists(tmp_path / "checkpoints")
 
 
@@ -150,7 +153,7 @@ import sys
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-from chatbot.inference import generate_reply, load_model as load_for_chat
+from chatbot.inference import generate_reply, load_served_model as load_for_chat
 from seq2seq_tools.loading import load_model
 
 path = sys.argv[1]

@@ -107,9 +107,9 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
         "unknown flag": (["--dataset", pairs, "--hiden-size", "64"], "did you mean hidden_size"),
         "bad value": (["--dataset", pairs, "--cell-type", "transformer"], "argument --cell-type: 'transformer' is not supported; accepted values: lstm, gru, peephole_lstm"),
         "missing split": (["--dataset", pairs, "--validation-split", "dev"], "split 'dev' not found"),
-        "learning rate nan": ([*demo, "--learning-rate", "nan"], "learning_rate=nan: expected a finite number above 0"),
-        "negative learning rate": ([*demo, "--learning-rate", "-1"], "learning_rate=-1.0: expected a finite number above 0"),
-        "negative length cap": ([*demo, "--max-length-a", "-2"], "bad generation setting: max_length_a=-2.0: expected a number of at least 0"),
+        "learning rate nan": ([*demo, "--learning-rate", "nan"], "argument --learning-rate: 'nan': expected a number greater than 0"),
+        "negative learning rate": ([*demo, "--learning-rate", "-1"], "argument --learning-rate: '-1': expected a number greater than 0"),
+        "negative length cap": ([*demo, "--max-length-a", "-2"], "argument --max-length-a: '-2': expected a number of at least 0"),
         "output dir is a file": ([*demo, "--output-dir", a_file], f"--output-dir {a_file} is an existing file"),
         "output dir not writable": ([*demo, "--output-dir", os.path.join(a_file, "run")], "cannot be written"),
         "invalid tokenizer.json": ([*demo, "--tokenizer", str(broken_tokenizer)], f"cannot load the tokenizer {str(broken_tokenizer)!r}"),
@@ -123,7 +123,7 @@ def bad_input_cases(tmp_path, trained_run: str) -> dict[str, tuple[list[str], st
         "every checkpoint corrupt": ([*TINY, "--output-dir", all_corrupt, "--resume-from-checkpoint", "latest"], "can be read; remove them to start from scratch"),
         "resume from a save cut by a kill": ([*TINY, "--output-dir", killed, "--resume-from-checkpoint", os.path.join(killed, "checkpoints", ".tmp-step-00000006")], "no such file"),
         "no weight average to resume": ([*TINY, "--output-dir", copy_run(trained_run, tmp_path / "no_average"), "--resume-from-checkpoint", "latest", "--ema-decay", "0.9"], "holds no weight average (its run had no --ema-decay)"),
-        "zero time budget": ([*demo, "--max-minutes", "0"], "max_minutes=0.0: expected a number of minutes above 0"),
+        "zero time budget": ([*demo, "--max-minutes", "0"], "argument --max-minutes: '0': expected a number greater than 0"),
     }  # fmt: skip
 
 

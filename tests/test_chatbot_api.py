@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from benchmarks.chatbot_server import ChatbotServer as Server
-from chatbot.inference import DecodingSettings, generate_reply, load_model
+from chatbot.inference import DecodingSettings, generate_reply, load_served_model
 from seq2seq_tools.generation import generate_texts
 
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
@@ -48,7 +48,7 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir: Path):
-    return load_model(tiny_model_dir, max_input_tokens=8)
+    return load_served_model(tiny_model_dir, max_input_tokens=8)
 
 
 def post(server: Server, body, auth=LOGIN) -> httpx.Response:
@@ -173,7 +173,7 @@ def test_models_are_listed_with_their_task_and_state(server: Server) -> None:
 def test_a_page_client_that_disconnects_mid_stream_frees_its_row(tiny_model_dir: Path, tmp_path: Path) -> None:
     """A reply that would run to 512 tokens, given up by its client after the first streamed text:
     the server's scheduler stops its row (its DEBUG line) instead of decoding on."""
-    from chatbot.inference import load_model as load
+    from chatbot.inference import load_served_model as load
 
     loaded = load(tiny_model_dir)
     wide = loaded.model.config.to_dict() | {"hidden_size": 1024, "num_layers": 2}  # about 2 ms a step

@@ -300,7 +300,7 @@ def test_every_text_on_the_page_has_a_korean_version(tiny_model_dir: Path) -> No
     from gradio.i18n import I18nData
 
     from chatbot.app import build_app
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
     from chatbot.page_text import KOREAN, PAGE_I18N
 
     def key(value: object) -> str | None:
@@ -311,7 +311,7 @@ def test_every_text_on_the_page_has_a_korean_version(tiny_model_dir: Path) -> No
             return json.loads(value.removeprefix("__i18n__"))["key"]
         return None
 
-    app = build_app([load_model(tiny_model_dir)])
+    app = build_app([load_served_model(tiny_model_dir)])
     properties = [
         getattr(block, name, None)
         for block in app.blocks.values()
@@ -331,10 +331,10 @@ def test_a_model_still_training_is_listed_and_joins_when_ready(
     from benchmarks.chatbot_server import free_port
     from chatbot.app import build_app
     from chatbot.background import ModelRegistry
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
     from chatbot.page_text import PAGE_I18N
 
-    registry = ModelRegistry({"tiny-reverser": load_model(tiny_model_dir)}, pending=["tiny-no-attention"])
+    registry = ModelRegistry({"tiny-reverser": load_served_model(tiny_model_dir)}, pending=["tiny-no-attention"])
     registry.progress("tiny-no-attention", 0.4, "Training:  40%|")
     app = build_app(registry).queue()
     port = free_port()
@@ -347,7 +347,7 @@ def test_a_model_still_training_is_listed_and_joins_when_ready(
         translation, _, notice, *_ = client.predict("red cat", names[1], *DECODING["greedy"], api_name="/translate")
         assert translation == "" and "is not ready" in notice
         assert "tiny-no-attention**: training (40%)" in registry.status_text()
-        registry.add("tiny-no-attention", load_model(tiny_model_without_attention_dir))
+        registry.add("tiny-no-attention", load_served_model(tiny_model_without_attention_dir))
         assert registry.settled and registry.status_text() == ""
         *_, notice, data = client.predict("red cat", names, *DECODING["greedy"], api_name="/compare")
         assert [model["name"] for model in data["models"]] == names
@@ -383,9 +383,9 @@ def test_the_selected_models_notices_follow_its_training_and_the_timer_stops_aft
 
     from chatbot.app import OTHER_TASK, STILL_TRAINING, Handlers, build_app, describe
     from chatbot.background import ModelRegistry
-    from chatbot.inference import DecodingSettings, load_model
+    from chatbot.inference import DecodingSettings, load_served_model
 
-    tiny = load_model(tiny_model_dir)
+    tiny = load_served_model(tiny_model_dir)
     info = replace(tiny.info, name="tiny-translator", task="translation", examples=("blue bird tree",))
     translator = replace(tiny, info=info, defaults=DecodingSettings(mode="greedy", max_new_tokens=7))
     registry = ModelRegistry({"tiny-reverser": tiny}, pending=["tiny-translator"])
@@ -437,9 +437,9 @@ def test_the_selected_models_notices_follow_its_training_and_the_timer_stops_aft
 def test_a_failed_model_says_so_in_its_description_and_its_tabs(tiny_model_dir: Path) -> None:
     from chatbot.app import NOT_TRAINED_EXAMPLES, Handlers
     from chatbot.background import ModelRegistry
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
 
-    registry = ModelRegistry({"tiny-reverser": load_model(tiny_model_dir)}, pending=["broken"])
+    registry = ModelRegistry({"tiny-reverser": load_served_model(tiny_model_dir)}, pending=["broken"])
     registry.progress("broken", 0.5, "Training:  50%|", 30.0)
     handlers = Handlers(registry)
     registry.fail("broken", "DemoModelError: exit status 1")
@@ -469,7 +469,7 @@ def test_compare_starts_with_the_ready_models_that_read_the_same_input(tiny_mode
 
     from chatbot.app import _compared_names, build_app
     from chatbot.background import ModelRegistry
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
 
     served = {
         "en-fr": ("translation", "en"),
@@ -481,7 +481,7 @@ def test_compare_starts_with_the_ready_models_that_read_the_same_input(tiny_mode
     models = {}
     for name, (task, language) in served.items():
         info = {"model_name": name, "task": task} | ({"source_lang": language} if language else {})
-        models[name] = load_model(saved_with_training_info(tiny_model_dir, tmp_path / name, **info))
+        models[name] = load_served_model(saved_with_training_info(tiny_model_dir, tmp_path / name, **info))
     assert [loaded.info.source_lang for loaded in models.values()] == ["en", "ko", "en", "en", None]
 
     registry = ModelRegistry(models, pending=["en-es"])
@@ -515,9 +515,9 @@ def test_the_attention_panel_shows_on_the_chat_and_translate_tabs_only(tiny_mode
     import gradio as gr
 
     from chatbot.app import build_app
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
 
-    tiny = load_model(tiny_model_dir)
+    tiny = load_served_model(tiny_model_dir)
     app = build_app([tiny, tiny], compare=["tiny-reverser", "tiny-reverser (2)"], start_tab=start_tab)
     panel = component(app, gr.Column, elem_id="attention-panel")
     assert panel.visible == (start_tab != "compare")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from chatbot.inference import DecodingSettings, encode, generate_reply, load_model, stream_reply, submit_reply
+from chatbot.inference import DecodingSettings, encode, generate_reply, load_served_model, stream_reply, submit_reply
 from chatbot.scheduler import BatchScheduler, QueueFullError
 from seq2seq_tools.generation import generate_encoded
 
@@ -38,7 +38,7 @@ SETTINGS = [
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir: Path):
-    return load_model(tiny_model_dir)
+    return load_served_model(tiny_model_dir)
 
 
 @pytest.fixture(params=["continuous", "micro"])
@@ -110,7 +110,7 @@ def slow_steps(loaded, seconds: float):
 
 
 def test_a_reply_given_up_leaves_the_batch_at_the_next_step(tiny_model_dir: Path) -> None:
-    loaded = load_model(tiny_model_dir)
+    loaded = load_served_model(tiny_model_dir)
     # The model without </s>: every reply would run to its 512 tokens.
     with torch.no_grad():
         loaded.model.lm_head.bias[loaded.tokenizer.eos_token_id] = -1e4
@@ -172,7 +172,7 @@ def test_a_full_queue_says_so(tiny) -> None:
 
 
 def test_requests_of_two_models_decode_side_by_side(tiny_model_dir: Path, tiny) -> None:
-    other = load_model(tiny_model_dir)  # another model object: a batch of its own
+    other = load_served_model(tiny_model_dir)  # another model object: a batch of its own
     scheduler = BatchScheduler()
     try:
         inputs, _ = encode(tiny, "sun moon water")
@@ -197,7 +197,7 @@ def test_a_bad_policy_is_refused() -> None:
 
 
 def test_a_reply_shown_now_and_then_is_read_then_and_not_at_every_token(tiny_model_dir: Path) -> None:
-    loaded = load_model(tiny_model_dir)
+    loaded = load_served_model(tiny_model_dir)
     with torch.no_grad():
         loaded.model.lm_head.bias[loaded.tokenizer.eos_token_id] = -1e4  # 30 tokens, 10 ms each
     hook = slow_steps(loaded, 0.01)

@@ -18,6 +18,7 @@ import pytest
 from chatbot import __main__ as cli
 from chatbot import demo_models
 from chatbot.demo_models import DEMO_MODELS, DemoModelError, ensure_demo_models, is_trained
+from seq2seq_tools.options import InputError
 
 try:  # the trained-model fixture lives beside the inference tests
     from test_chatbot_inference import tiny_model_dir  # noqa: F401
@@ -68,8 +69,9 @@ def test_help_explains_every_option() -> None:
     )
     for option in ("--model", "--host", "--port", "--share", "--auth", "--max-input-tokens"):
         assert option in result.stdout
-    for option in ("--concurrency-limit", "--max-queue-size", "--threads", "--log-level"):
+    for option in ("--concurrency-limit", "--max-queue-size", "--num-threads", "--log-level"):
         assert option in result.stdout
+    assert "--threads" not in result.stdout  # the old name works, unlisted
     assert "127.0.0.1" in result.stdout and "HF_SEQ2SEQ_RNN_HOME" in result.stdout
 
 
@@ -77,10 +79,21 @@ def test_safe_defaults() -> None:
     settings = cli.parse_arguments([])
     assert settings.host == "127.0.0.1" and not settings.share and settings.login() is None
     assert cli.parse_arguments(["--auth", "ann:secret:x"]).login() == ("ann", "secret:x")
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="--auth takes USER:PASSWORD"):
         cli.parse_arguments(["--auth", "nopassword"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="--concurrency-limit"):
         cli.parse_arguments(["--concurrency-limit", "0"])
+
+
+def test_threads_is_the_old_name_of_num_threads_and_warns_once(capsys: pytest.CaptureFixture) -> None:
+    assert cli.parse_arguments(["--num-threads", "3"]).num_threads == 3
+    assert capsys.readouterr().err == ""
+    assert cli.parse_arguments(["--threads", "2", "--threads", "1"]).num_threads == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --threads is renamed --num-threads; the old name goes in the next release"
+    ]
+    with pytest.raises(InputError, match="argument --threads: '0': expected a whole number of at least 1"):
+        cli.parse_arguments(["--threads", "0"])
 
 
 def test_demo_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -120,7 +133,7 @@ def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_traini
     import functools
 
     from chatbot.background import FAILED, READY, ModelRegistry, train_in_background
-    from chatbot.inference import load_model
+    from chatbot.inference import load_served_model
 
     fake_training(fail=False)
     home = tmp_path / "home"
@@ -133,7 +146,7 @@ def test_models_train_in_the_background_and_a_failed_one_is_reported(fake_traini
             raise DemoModelError("Training the demo model demo-chat failed (exit status 1)")
         return demo_models.train_demo_model(name, home, progress=progress)
 
-    train_in_background(registry, train, functools.partial(load_model)).join(timeout=120)
+    train_in_background(registry, train, functools.partial(load_served_model)).join(timeout=120)
     assert registry.settled
     status = registry.status()
     assert status["demo-chat"].state == FAILED and "exit status 1" in status["demo-chat"].detail
@@ -232,18 +245,11 @@ def test_the_malloc_arena_cap_is_set_on_glibc_and_skipped_with_one_line_elsewher
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        # a decoding setting: generate()'s own check (search_seq2seq_rnn.decoding_settings)
-        (
-            ["--max-length-a", "-1"],
-            "bad decoding setting: max_length_a=-1.0: expected a number of at least 0, or None (none) to leave it off",
-        ),
-        (
-            ["--coverage-penalty", "inf"],
-            "bad decoding setting: coverage_penalty=inf: expected a number of at least 0, or None (none) to leave it off",
-        ),
-        # the type or least value declared with the option (seq2seq_tools.options)
+        # the type and bounds declared with the option (seq2seq_tools.decoding_options, seq2seq_tools.options)
+        (["--max-length-a", "-1"], "argument --max-length-a: '-1': expected a number of at least 0"),
+        (["--coverage-penalty", "inf"], "argument --coverage-penalty: 'inf': expected a number of at least 0"),
         (["--max-length-b", "ten"], "argument --max-length-b: 'ten': expected float or null"),
-        (["--port", "0"], "argument --port: '0' must be an integer >= 1"),
+        (["--port", "0"], "argument --port: '0': expected a whole number of at least 1"),
         (["--auth", "nopassword"], "--auth takes USER:PASSWORD, both non-empty"),
         (["--ensemble", "runs/one"], "--ensemble needs two models or more (give the flag once per model)"),
     ],

@@ -25,7 +25,7 @@ from chatbot.inference import (
     attention_figure,
     encode,
     generate_reply,
-    load_model,
+    load_served_model,
     stream_reply,
 )
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
@@ -149,7 +149,7 @@ def tiny_additive_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir: Path):
-    return load_model(tiny_model_dir)
+    return load_served_model(tiny_model_dir)
 
 
 def teacher_forced_attention(loaded, source: str, token_ids: list[int]) -> np.ndarray:
@@ -183,7 +183,7 @@ def test_a_directory_without_a_card_still_loads(tiny_model_without_attention_dir
         (tmp_path / name).write_bytes((tiny_model_without_attention_dir / name).read_bytes())
     for code in tiny_model_without_attention_dir.glob("*.py"):
         (tmp_path / code.name).write_bytes(code.read_bytes())
-    loaded = load_model(tmp_path, max_input_tokens=8)
+    loaded = load_served_model(tmp_path, max_input_tokens=8)
     assert loaded.info.trained_on.startswith("not stated")
     assert loaded.max_input_tokens == 8
     assert loaded.info.task == "unknown"  # no card, no training_info.json: offered on both tabs
@@ -295,7 +295,7 @@ def test_heatmap_data_has_the_right_shape_and_matches_a_forward_pass(tiny, setti
 
 
 def test_a_model_without_attention_replies_without_a_heatmap(tiny_model_without_attention_dir: Path) -> None:
-    loaded = load_model(tiny_model_without_attention_dir)
+    loaded = load_served_model(tiny_model_without_attention_dir)
     assert not loaded.info.has_attention
     for settings in (
         DecodingSettings(mode="greedy", max_new_tokens=5),
@@ -343,6 +343,9 @@ def test_a_huge_message_is_cut_before_tokenizing_and_reads_the_same_tokens(tiny)
         ({"num_beams": 17}, "from 1 to 16"),
         ({"temperature": 0}, "temperature"),
         ({"temperature": float("nan")}, "temperature"),
+        ({"top_p": float("inf")}, "top_p"),
+        ({"num_beams": float("inf")}, "num_beams"),
+        ({"max_new_tokens": True}, "max_new_tokens"),
         ({"top_p": 1.5}, "top_p"),
         ({"top_p": 0.0}, "top_p"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
@@ -375,7 +378,7 @@ def test_heatmap_figure_draws_korean_and_chinese_labels_without_missing_glyphs(t
 
 
 def test_int8_serving_quantizes_the_layers_and_still_replies_correctly(tiny_model_dir: Path) -> None:
-    loaded = load_model(tiny_model_dir, quantize="int8")
+    loaded = load_served_model(tiny_model_dir, quantize="int8")
     dynamic = torch.ao.nn.quantized.dynamic
     assert isinstance(loaded.model.model.decoder.rnn, dynamic.LSTM) and isinstance(loaded.model.lm_head, dynamic.Linear)
     rng = random.Random(7)
@@ -385,4 +388,4 @@ def test_int8_serving_quantizes_the_layers_and_still_replies_correctly(tiny_mode
     )
     assert correct >= 18, f"{correct}/20 int8 replies right"
     with pytest.raises(ValueError, match="accepted values: none, int8"):
-        load_model(tiny_model_dir, quantize="int4")
+        load_served_model(tiny_model_dir, quantize="int4")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from chatbot.compare import TOO_FEW_MODELS, compare_replies
-from chatbot.inference import DecodingSettings, EmptyInputError, load_model
+from chatbot.inference import DecodingSettings, EmptyInputError, load_served_model
 from seq2seq_tools.attention import AttentionMap
 from seq2seq_tools.compare import AlignmentAgreement, aligned_sources, alignment_agreement, pooled
 
@@ -98,7 +98,10 @@ def three_models(tiny_model_dir: Path, tiny_additive_model_dir: Path, tiny_model
     from chatbot.app import model_names
 
     return model_names(
-        [load_model(path) for path in (tiny_model_dir, tiny_additive_model_dir, tiny_model_without_attention_dir)]
+        [
+            load_served_model(path)
+            for path in (tiny_model_dir, tiny_additive_model_dir, tiny_model_without_attention_dir)
+        ]
     )
 
 

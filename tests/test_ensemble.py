@@ -1,9 +1,11 @@
-"""Ensembles (`seq2seq_tools.ensemble`): several models decoding as one, their log-probabilities averaged.
+"""Ensembles (`hf_seq2seq_rnn.ensemble_seq2seq_rnn`, loaded by `seq2seq_tools.ensemble`): several models
+decoding as one, their log-probabilities averaged.
 
 An ensemble of one model, or of two copies of one, decodes as that model; the first step's averaged
 log-probabilities and attention are checked by hand; the compact search equals transformers' own loop
 token for token on an ensemble of two different trained models; int8 quantizes every member; models
-with different tokenizers are refused. Then the two commands: `training.predict` with two `--model`
+with different tokenizers are refused; the model and the ensemble both satisfy the generation protocol.
+Then the two commands: `training.predict` with two `--model`
 flags, and the chatbot serving `--ensemble A --ensemble B` through the real Gradio app.
 """
 
@@ -19,8 +21,10 @@ import torch
 from conftest import TINY_WORDS, tiny_model
 
 from chatbot import __main__ as chatbot_cli
+from hf_seq2seq_rnn import DecodingModel, Seq2SeqRNNEnsemble
+from hf_seq2seq_rnn.protocol_seq2seq_rnn import DecoderMemory, DecoderState
 from seq2seq_tools import loading
-from seq2seq_tools.ensemble import Seq2SeqRNNEnsemble, check_same_tokenizer, load_ensemble
+from seq2seq_tools.ensemble import check_same_tokenizer, load_ensemble
 from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training.predict import main as predict_main
@@ -70,6 +74,42 @@ def test_an_ensemble_of_two_copies_decodes_as_the_model(beams):
     torch.testing.assert_close(step_log_probs(both_copies), step_log_probs(alone), atol=1e-5, rtol=0)
     if beams > 1:
         torch.testing.assert_close(both_copies.sequences_scores, alone.sequences_scores, atol=1e-5, rtol=0)
+
+
+def test_the_model_and_the_ensemble_satisfy_the_generation_protocol():
+    """What the search loop calls (`protocol_seq2seq_rnn.DecodingModel`): both classes offer it, with
+    state and memory classes that offer theirs; something without `decode_step` does not."""
+    model = varied_model()
+    ensemble = Seq2SeqRNNEnsemble([model, varied_model("gru-dot")])
+    for decoder in (model, ensemble):
+        assert isinstance(decoder, DecodingModel), type(decoder).__name__
+        assert issubclass(decoder.state_class, DecoderState) and issubclass(decoder.memory_class, DecoderMemory)
+        input_ids, mask = sources()
+        with torch.no_grad():
+            memory, state = decoder.start_decoding(decoder.get_encoder()(input_ids, mask), mask)
+        assert isinstance(memory, decoder.memory_class) and isinstance(state, decoder.state_class)
+    assert not isinstance(model.model.decoder, DecodingModel)  # no start_decoding, no has_attention
+
+
+def test_an_ensemble_attends_when_any_member_does_and_leaves_the_config_alone():
+    """The first member has no attention: the ensemble keeps its config as it is (`attention_type`
+    "none") and answers `has_attention` itself; its alignment is the attending member's."""
+    plain, attending = varied_model("lstm-none-peeky"), varied_model("gru-dot")
+    assert not plain.has_attention and attending.has_attention
+    ensemble = Seq2SeqRNNEnsemble([plain, attending])
+    assert ensemble.config.attention_type == "none" and ensemble.has_attention
+    assert not Seq2SeqRNNEnsemble([plain, copy.deepcopy(plain)]).has_attention
+    input_ids, mask = sources()
+    start = torch.full((input_ids.shape[0], 1), plain.config.decoder_start_token_id)
+    with torch.no_grad():
+        alone = attending(input_ids, mask, decoder_input_ids=start, output_attentions=True).cross_attentions[0]
+        together = ensemble(input_ids, mask, decoder_input_ids=start, output_attentions=True).cross_attentions[0]
+    torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
+    # The coverage penalty reads has_attention: it changes the beam search of this ensemble.
+    settings = dict(num_beams=4, max_new_tokens=12, return_dict_in_generate=True, output_scores=True)
+    plain_scores = ensemble.generate(input_ids, attention_mask=mask, **settings).sequences_scores
+    covered = ensemble.generate(input_ids, attention_mask=mask, coverage_penalty=1.0, **settings).sequences_scores
+    assert not torch.allclose(plain_scores, covered)
 
 
 def test_the_first_step_is_the_mean_of_the_members_log_probabilities_and_attention():
@@ -245,10 +285,9 @@ def test_predict_refuses_models_with_different_tokenizers_with_one_line(saved, t
 
 
 def test_the_chatbot_refuses_an_ensemble_of_one_or_of_different_tokenizers(saved, capsys):
-    with pytest.raises(SystemExit) as stopped:
-        chatbot_cli.main(["--ensemble", saved["a"]])
-    assert stopped.value.code == 2 and "--ensemble needs two models or more" in capsys.readouterr().err
-    assert chatbot_cli.main(["--ensemble", saved["a"], "--ensemble", saved["other"], "--threads", "1"]) == 2
+    assert chatbot_cli.main(["--ensemble", saved["a"]]) == 2
+    assert "--ensemble needs two models or more" in capsys.readouterr().err
+    assert chatbot_cli.main(["--ensemble", saved["a"], "--ensemble", saved["other"], "--num-threads", "1"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "different tokenizers" in lines[0]
 
@@ -266,7 +305,7 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
 ):
     gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
     from benchmarks.chatbot_server import ChatbotServer
-    from chatbot.inference import DecodingSettings, generate_reply, load_ensemble, load_model
+    from chatbot.inference import DecodingSettings, generate_reply, load_served_ensemble, load_served_model
 
     members = [str(tiny_model_dir), str(second_reverser)]
     server = ChatbotServer(
@@ -275,7 +314,7 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
     try:
         client = gradio_client.Client(server.wait_ready().url, verbose=False)
         name = "ensemble: tiny-reverser + tiny-reverser-dot"
-        here = load_ensemble(members)
+        here = load_served_ensemble(members)
         assert here.info.name == name
         message = "red cat dog tree"
         expected = generate_reply(here, message, DecodingSettings(mode="beam", num_beams=5, max_new_tokens=20))
@@ -286,7 +325,7 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
         heatmap = json.loads(plot["plot"])["data"][0]
         assert heatmap["type"] == "heatmap" and heatmap["z"] == attention["weights"]
         # The heatmap is the mean of the members' attention over that reply, which differ.
-        each = [teacher_forced_attention(load_model(path), message, expected.token_ids) for path in members]
+        each = [teacher_forced_attention(load_served_model(path), message, expected.token_ids) for path in members]
         np.testing.assert_allclose(attention["weights"], (each[0] + each[1]) / 2, atol=1e-4)
         assert np.abs(each[0] - each[1]).max() > 0.05
         # Greedy search streams, token by token, to the ensemble's own greedy reply.

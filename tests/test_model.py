@@ -13,7 +13,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 import hf_seq2seq_rnn
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration, Seq2SeqRNNModel, Seq2SeqRNNState
-from hf_seq2seq_rnn.attention_seq2seq_rnn import ATTENTION_CLASSES
+from hf_seq2seq_rnn.attention_seq2seq_rnn import ATTENTION_CLASSES, check_registry
+from hf_seq2seq_rnn.configuration_seq2seq_rnn import ATTENTION_TYPES, WITHOUT_CONTEXT
 from hf_seq2seq_rnn.modeling_seq2seq_rnn import CACHE_FIELD
 from hf_seq2seq_rnn.recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, reverse_padded
 
@@ -471,11 +472,22 @@ def test_scheduled_sampling_with_every_draw_forced(attention_type):
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
     forced = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
     # forward() takes the parallel path at ratio 1; the step loop itself, with a draw that is always "reference":
-    looped, looped_outputs = model._scheduled_sampling(
-        input_ids, attention_mask, decoder_input_ids, None, 1.0, output_attentions=True, output_hidden_states=False
+    looped = model._scheduled_sampling(
+        input_ids,
+        attention_mask,
+        decoder_input_ids,
+        None,
+        labels,
+        1.0,
+        output_attentions=True,
+        output_hidden_states=False,
+        use_cache=True,
     )
-    torch.testing.assert_close(looped, forced.logits, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(looped_outputs.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
+    assert type(looped) is type(forced)  # the same output class, loss included
+    torch.testing.assert_close(looped.logits, forced.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(looped.loss, forced.loss, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(looped.cross_attentions[0], forced.cross_attentions[0], atol=1e-6, rtol=1e-5)
+    assert isinstance(looped[CACHE_FIELD], Seq2SeqRNNState)
 
     sampled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, teacher_forcing_ratio=0.0)
     fed = torch.cat([decoder_input_ids[:, :1], sampled.logits[:, :-1].argmax(-1)], dim=1)  # (B, T)
@@ -512,12 +524,28 @@ def test_auto_classes_are_registered():
         ("input_feeding", "yes", "True or False"),
         ("pad_token_id", 100, "[0, vocab_size=40)"),
         ("init_range", 0, "positive"),
+        ("init_range", float("inf"), "finite positive"),
+        ("init_range", float("nan"), "finite positive"),
+        ("dropout", float("nan"), "between 0 and 1"),
+        ("init_range", True, "finite positive"),
     ],
 )
 def test_config_errors_name_what_is_accepted(field, value, message):
     with pytest.raises(ValueError, match=field) as error:
         Seq2SeqRNNConfig(**{"vocab_size": VOCAB, field: value})
     assert message in str(error.value)
+
+
+def test_the_attention_registry_matches_the_configs_table():
+    """The config names the attention types in a plain table (it imports no torch); the attention
+    module's classes must be those, with a context exactly where the table says."""
+    assert tuple(ATTENTION_CLASSES) == ATTENTION_TYPES
+    assert tuple(name for name, kind in ATTENTION_CLASSES.items() if not kind.has_context) == WITHOUT_CONTEXT
+    check_registry(ATTENTION_CLASSES)
+    with pytest.raises(ImportError, match="add the type to both"):
+        check_registry({**ATTENTION_CLASSES, "luong": ATTENTION_CLASSES["general"]})
+    with pytest.raises(ImportError, match="without a context"):
+        check_registry({**ATTENTION_CLASSES, "dot": ATTENTION_CLASSES["none"]})
 
 
 def test_input_feeding_without_attention_is_refused():

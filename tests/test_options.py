@@ -1,6 +1,7 @@
 """Options are declared once (`seq2seq_tools.options`) and read alike by every command: the values a
-type accepts, switches, lists, null, least values and `--help` lines; and a decoding setting is
-checked in one place (`decoding_settings`) that training, predict, the chatbot and generate() share."""
+type accepts, switches, lists, null, bounds, old names and `--help` lines; the decoding settings are
+declared once (`seq2seq_tools.decoding_options`) for training, predict and the chatbot, and a bad one
+gets the same words every way in, generate() included."""
 
 from __future__ import annotations
 
@@ -19,8 +20,19 @@ import torch
 from chatbot import __main__ as chatbot_cli
 from chatbot.inference import DecodingSettings
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
-from seq2seq_tools.options import OptionValueError, add_options, convert, from_namespace, option
-from training import predict
+from hf_seq2seq_rnn.search_seq2seq_rnn import SEARCH_SETTINGS
+from seq2seq_tools.decoding_options import DECODING_KEYS, SEARCH_KEYS, DecodingOptions
+from seq2seq_tools.options import (
+    InputError,
+    OptionParser,
+    OptionValueError,
+    add_options,
+    convert,
+    from_namespace,
+    option,
+    type_hints,
+)
+from training import predict, prediction
 from training.config import TrainingConfig, parse_config
 from training.errors import TrainingInputError
 
@@ -34,6 +46,9 @@ class Example:
     name: str = option("free text", "x")
     count: int | None = option("a count", None, minimum=1)
     rate: float = option("a rate", 0.5, minimum=0)
+    share: float = option("a share", 0.5, above=0, maximum=1)
+    decay: float | None = option("a decay", None, above=0, below=1)
+    workers: int = option("a count under its new name", 1, minimum=1, deprecated_names=("jobs",))
     switch: bool = option("a switch", False)
     precision: Literal["auto", "no", "bf16"] = option("a closed set with a word YAML reads as a boolean", "auto")
     items: list[str] = option("a list", [])
@@ -75,10 +90,15 @@ def test_a_list_option_repeats_and_takes_a_yaml_list():
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--count", "0"], "argument --count: '0' must be an integer >= 1"),
+        (["--count", "0"], "argument --count: '0': expected a whole number of at least 1"),
         (["--count", "2.5"], "argument --count: '2.5': expected int or null"),
-        (["--rate", "-1"], "argument --rate: '-1' must be a number of at least 0"),
-        (["--rate", "nan"], "argument --rate: 'nan' must be a number of at least 0"),
+        (["--rate", "-1"], "argument --rate: '-1': expected a number of at least 0"),
+        (["--rate", "nan"], "argument --rate: 'nan': expected a number of at least 0"),
+        (["--share", "0"], "argument --share: '0': expected a number greater than 0 and at most 1"),
+        (["--share", "1.5"], "argument --share: '1.5': expected a number greater than 0 and at most 1"),
+        (["--decay", "1"], "argument --decay: '1': expected a number greater than 0 and less than 1"),
+        (["--decay", "inf"], "argument --decay: 'inf': expected a number greater than 0 and less than 1"),
+        (["--jobs", "0"], "argument --jobs: '0': expected a whole number of at least 1"),
         (["--precision", "fp8"], "argument --precision: 'fp8' is not supported; accepted values: auto, no, bf16"),
         (["--switch", "maybe"], "argument --switch: 'maybe': expected bool"),
     ],
@@ -93,8 +113,11 @@ def test_a_value_from_yaml_is_read_by_the_same_rules():
     assert (
         convert("precision", False, typing.get_type_hints(Example)["precision"]) == "no"
     )  # YAML 1.1 read `no` as false
-    with pytest.raises(OptionValueError, match=r"^count=0 must be an integer >= 1$"):
+    with pytest.raises(OptionValueError, match=r"^count=0: expected a whole number of at least 1$"):
         convert("count", 0, int | None, minimum=1)
+    with pytest.raises(OptionValueError, match=r"^share=1.5: expected a number greater than 0 and at most 1$"):
+        convert("share", 1.5, float, above=0, maximum=1)
+    assert convert("share", 1, float, above=0, maximum=1) == 1.0
     with pytest.raises(OptionValueError, match=r"^rate=True: expected float$"):
         convert("rate", True, float)
 
@@ -112,7 +135,7 @@ def test_help_gives_each_option_its_text_kind_least_value_and_default():
     ("settings", "command"),
     [
         (TrainingConfig, "training.train"),
-        (predict.PredictSettings, "training.predict"),
+        (prediction.PredictSettings, "training.predict"),
         (chatbot_cli.ChatbotSettings, "chatbot"),
     ],
 )
@@ -122,6 +145,59 @@ def test_every_command_makes_each_declared_field_a_documented_flag(settings, com
     for item in dataclasses.fields(settings):
         if item.metadata.get("help") is not None:
             assert "--" + item.name.replace("_", "-") + " " in result.stdout, item.name
+
+
+def test_the_one_parser_raises_one_line_naming_the_flag_and_the_help():
+    parser = OptionParser(prog="python -m example")
+    add_options(parser, Example)
+    with pytest.raises(InputError) as raised:
+        parser.parse_args(["--share", "2"])
+    assert str(raised.value) == (
+        "argument --share: '2': expected a number greater than 0 and at most 1 (see python -m example --help)"
+    )
+    assert issubclass(TrainingInputError, InputError)  # training's own errors end the same way (exit 2)
+
+
+def test_an_old_name_works_unlisted_and_warns_once(capsys):
+    parser = argparse.ArgumentParser()
+    add_options(parser, Example)
+    assert from_namespace(Example, parser.parse_args(["--jobs", "3", "--jobs", "4"])).workers == 4
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --jobs is renamed --workers; the old name goes in the next release"
+    ]
+    assert from_namespace(Example, parser.parse_args([])).workers == 1
+    assert "--jobs" not in parser.format_help()
+
+
+def test_bounds_show_in_help():
+    parser = argparse.ArgumentParser()
+    add_options(parser, Example)
+    text = " ".join(parser.format_help().split())
+    assert "a share (float, greater than 0 and at most 1; default: 0.5)" in text
+    assert "a decay (float or null, greater than 0 and less than 1; default: null)" in text
+
+
+def test_each_decoding_setting_is_declared_once_for_every_command():
+    """predict, the chatbot and training take the decoding settings from `DecodingOptions`: the same
+    help, bounds and metavar (training its own defaults, and no null where it needs a value)."""
+    declared = {item.name: item for item in dataclasses.fields(DecodingOptions)}
+    assert tuple(declared) == DECODING_KEYS or set(DECODING_KEYS) == set(declared)
+    assert SEARCH_KEYS == SEARCH_SETTINGS  # the search module's own names for its settings
+    commands = {
+        "predict": (prediction.PredictSettings, DECODING_KEYS),
+        "chatbot": (chatbot_cli.ChatbotSettings, SEARCH_KEYS),
+        "training": (TrainingConfig, ("num_beams", "max_new_tokens", "max_length_a", "max_length_b")),
+    }
+    for command, (settings, keys) in commands.items():
+        fields = {item.name: item for item in dataclasses.fields(settings)}
+        for key in keys:
+            assert dict(fields[key].metadata) == dict(declared[key].metadata), (command, key)
+    training_hints = type_hints(TrainingConfig)
+    assert training_hints["num_beams"] is int and training_hints["max_length_a"] == float | None
+    assert (
+        TrainingConfig().num_beams == 4
+        and prediction.PredictSettings(model=["m"], dataset="d", output="o").num_beams is None
+    )
 
 
 def test_adding_a_field_adds_its_flag_with_no_other_edit():
@@ -154,25 +230,32 @@ def by_chatbot_command(key: str, value: float) -> None:
     raise ValueError(result.stderr)
 
 
+def by_predict_command(key: str, value: float) -> None:
+    flags = ["--model", "m", "--dataset", "d", "--output", "o", "--" + key.replace("_", "-"), str(value)]
+    predict.parse_settings(flags)
+
+
 def by_predict(key: str, value: float) -> None:
-    settings = predict.PredictSettings(model=["m"], dataset="d", output="o", **{key: value})
-    predict.generation_settings(tiny_model(), settings)
+    settings = prediction.PredictSettings(model=["m"], dataset="d", output="o", **{key: value})
+    prediction.generation_settings(tiny_model(), settings)
 
 
 def by_generate(key: str, value: float) -> None:
     tiny_model().generate(torch.tensor([[5, 6, 2]]), **{key: value}, max_new_tokens=3)
 
 
-# The same bad decoding setting, given each way in: the message of `decoding_settings` every time
-# (the chatbot page's sliders have ranges of their own, which answer first for the counts).
+# The same bad decoding setting, given each way in: the bounds declared with the option on a command
+# line (which names the flag), `decoding_settings` in Python (which names the setting), in the same
+# words (the chatbot page's sliders have ranges of their own, which answer first for the counts).
 BAD_DECODING = [
-    (by_training, "num_beams", 0, "num_beams=0: expected a whole number of at least 1"),
+    (by_training, "num_beams", 0, "'0': expected a whole number of at least 1"),
     (by_predict, "num_beams", 0, "num_beams=0: expected a whole number of at least 1"),
     (by_generate, "num_beams", 0, "num_beams=0: expected a whole number of at least 1"),
-    (by_training, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_training, "max_length_a", -1.0, "'-1.0': expected a number of at least 0"),
     (by_predict, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
-    (by_chatbot_command, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_chatbot_command, "max_length_a", -1.0, "'-1.0': expected a number of at least 0"),
     (by_generate, "max_length_a", -1.0, "max_length_a=-1.0: expected a number of at least 0"),
+    (by_predict_command, "top_p", 1.5, "'1.5': expected a number greater than 0 and at most 1"),
     (by_predict, "top_p", 1.5, "top_p=1.5: expected a number greater than 0 and at most 1"),
     (DecodingSettings, "top_p", 1.5, "top_p=1.5: expected a number greater than 0 and at most 1"),
     (by_generate, "top_p", 1.5, "top_p=1.5: expected a number greater than 0 and at most 1"),
@@ -185,5 +268,5 @@ BAD_DECODING = [
     ids=[f"{way.__name__}-{key}" for way, key, _, _ in BAD_DECODING],
 )
 def test_a_bad_decoding_setting_gets_the_same_message_every_way_in(way, key, value, message):
-    with pytest.raises((ValueError, TrainingInputError), match=message):
+    with pytest.raises((ValueError, InputError), match=message):
         way(**{key: value}) if way is DecodingSettings else way(key, value)

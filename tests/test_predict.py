@@ -27,7 +27,8 @@ from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training import demos
 from training.data import DataSpec, pairs_from_splits
-from training.predict import main, one_line, write_atomically
+from training.predict import main
+from training.prediction import one_line, write_output
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,9 +86,9 @@ def sources_and_references(path: str) -> tuple[list[str], list[str]]:
 
 
 def load(folder: str):
-    from training.predict import load_model
+    from training.prediction import load_model_and_tokenizer
 
-    return load_model(folder)
+    return load_model_and_tokenizer(folder)
 
 
 @pytest.mark.slow
@@ -303,11 +304,11 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         "unknown flag": (["--model", trained, *data, "--output", out, "--beams", "3"], "unrecognized arguments"),
         "bad top-p": (
             ["--model", trained, *data, "--output", out, "--top-p", "1.5"],
-            "top_p=1.5: expected a number greater than 0 and at most 1",
+            "argument --top-p: '1.5': expected a number greater than 0 and at most 1",
         ),
         "negative length cap": (
             ["--model", trained, *data, "--output", out, "--max-length-a", "-1"],
-            "bad decoding settings: max_length_a=-1.0: expected a number of at least 0",
+            "argument --max-length-a: '-1': expected a number of at least 0",
         ),
         "length cap not a number": (
             ["--model", trained, *data, "--output", out, "--max-length-b", "ten"],
@@ -315,7 +316,7 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         ),
         "coverage penalty not finite": (
             ["--model", trained, *data, "--output", out, "--coverage-penalty", "nan"],
-            "bad decoding settings: coverage_penalty=nan: expected a number of at least 0",
+            "argument --coverage-penalty: 'nan': expected a number of at least 0",
         ),
     }
 
@@ -417,16 +418,16 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "hyp.txt"
     path.write_text("old\n", encoding="utf-8")
     with pytest.raises(TypeError):
-        write_atomically(str(path), b"not text")  # fails inside the write
+        write_output(str(path), b"not text")  # fails inside the write
     assert path.read_text(encoding="utf-8") == "old\n" and os.listdir(tmp_path) == ["hyp.txt"]
-    write_atomically(str(path), "new\n")
+    write_output(str(path), "new\n")
     assert path.read_text(encoding="utf-8") == "new\n" and os.listdir(tmp_path) == ["hyp.txt"]
 
 
 def test_our_model_type_loads_with_the_installed_classes_not_the_folders_code(tiny_folder):
-    from training.predict import load_model
+    from training.prediction import load_model_and_tokenizer
 
-    model, _ = load_model(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
+    model, _ = load_model_and_tokenizer(tiny_folder)  # the folder holds modeling_seq2seq_rnn.py and an auto_map
     assert type(model) is Seq2SeqRNNForConditionalGeneration and not model.training
 
 

@@ -33,7 +33,7 @@ from conftest import TINY_RUN
 import hf_seq2seq_rnn
 from chatbot import __main__ as chatbot_cli
 from chatbot.inference import DecodingSettings, generate_reply
-from chatbot.inference import load_model as load_for_chat
+from chatbot.inference import load_served_model as load_for_chat
 from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
 from seq2seq_tools.loading import (
     IncompatibleModelError,
@@ -214,7 +214,7 @@ def test_the_chatbot_cli_refuses_another_type_with_exit_2(trapped, marker, tmp_p
 
 def test_the_chatbot_cli_runs_another_types_code_with_the_flag(trapped, marker, tmp_path):
     other = variant(trapped, tmp_path / "other", model_type="evil_rnn")
-    command = [sys.executable, "-m", "chatbot", "--model", str(other), "--threads", "1", "--trust-remote-code"]
+    command = [sys.executable, "-m", "chatbot", "--model", str(other), "--num-threads", "1", "--trust-remote-code"]
     # With the flag the folder's code is imported while loading, before the server starts.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -242,8 +242,8 @@ def test_trust_remote_code_runs_another_types_code_and_it_answers(trapped, marke
     other = variant(trapped, tmp_path / "other", model_type="evil_rnn")
     code = textwrap.dedent(
         f"""
-        from chatbot.inference import DecodingSettings, generate_reply, load_model
-        loaded = load_model({str(other)!r}, trust_remote_code=True)
+        from chatbot.inference import DecodingSettings, generate_reply, load_served_model
+        loaded = load_served_model({str(other)!r}, trust_remote_code=True)
         print(type(loaded.model).__module__)
         print(len(generate_reply(loaded, {PROMPT!r}, DecodingSettings(max_new_tokens=4)).token_ids))
         """

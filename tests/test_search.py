@@ -299,7 +299,7 @@ def test_length_cap_also_in_transformers_loop_and_in_generation_config(tmp_path)
     assert sampled[:, 1:].ne(0).sum(dim=1).le(expected).all()
 
 
-@pytest.mark.parametrize("bad", [-1, "2", float("nan"), True])
+@pytest.mark.parametrize("bad", [-1, "2", float("nan"), float("inf"), True])
 @pytest.mark.parametrize("name", ["max_length_a", "max_length_b", "coverage_penalty"])
 def test_bad_search_settings_raise_value_error_naming_them(name, bad):
     model = varied_model()

@@ -13,6 +13,7 @@ import pytest
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, configuration_seq2seq_rnn
 from hf_seq2seq_rnn.configuration_seq2seq_rnn import Seq2SeqRNNSettings
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from seq2seq_tools.options import InputError
 from training.config import MODEL_KEYS, NOT_MODEL_KEYS, TrainingConfig, build_parser, parse_config
 from training.data import DataSpec
 from training.errors import TrainingInputError
@@ -158,6 +159,6 @@ def test_help_documents_every_key_with_its_type_and_default():
     ],
 )
 def test_a_value_outside_a_keys_choices_is_refused_naming_them(flag, value, message):
-    with pytest.raises(TrainingInputError) as raised:
+    with pytest.raises(InputError) as raised:
         parse_config(["--demo", "translation", flag, value])
     assert str(raised.value) == message

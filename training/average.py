@@ -39,10 +39,10 @@ from transformers import GenerationConfig
 import hf_seq2seq_rnn  # noqa: F401  (registers the model's code, which save_pretrained copies beside the weights)
 from hf_seq2seq_rnn import Seq2SeqRNNForConditionalGeneration
 from seq2seq_tools.loading import MODEL_TYPE, load_config, load_tokenizer, read_config_dict, read_training_info
-from seq2seq_tools.options import add_options, from_namespace, option
+from seq2seq_tools.options import OptionParser, add_options, from_namespace, option
 
 from . import checkpoints
-from .errors import InputArgumentParser, TrainingInputError, run_command
+from .errors import TrainingInputError, run_command
 from .model_card import public_name, write_model_card
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ class AverageSettings:
     output: str = option("the model folder to write (created if missing)", dataclasses.MISSING, required=True)
 
 
-def build_parser() -> InputArgumentParser:
-    parser = InputArgumentParser(
+def build_parser() -> OptionParser:
+    parser = OptionParser(
         prog="python -m training.average",
         allow_abbrev=False,
         description="Average the weights of the last N checkpoints of a training run into a model folder.",

@@ -27,24 +27,24 @@ import torch
 import transformers
 
 from seq2seq_tools.compare import AlignmentAgreement, alignment_agreement, pooled
+from seq2seq_tools.decoding import effective_settings
 from seq2seq_tools.generation import Generated
 
 from .errors import TrainingInputError
 from .evaluation import compute_metrics, load_metrics
-from .predict import (
+from .prediction import (
     STDIO,
     PredictData,
     PredictSettings,
     cpu_description,
     decode,
-    effective_settings,
     generation_settings,
-    load_model,
+    load_model_and_tokenizer,
     model_task,
     one_line,
     output_paths,
     read_data,
-    write_atomically,
+    write_output,
 )
 
 
@@ -152,7 +152,7 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     """Decode the test set with every model, write the side-by-side TSV and the summary; returns it."""
     check_compare_settings(settings)
     paths = output_paths(settings)
-    loaded = [load_model(path, settings.trust_remote_code, settings.quantize) for path in settings.model]
+    loaded = [load_model_and_tokenizer(path, settings.trust_remote_code, settings.quantize) for path in settings.model]
     labels = model_labels(settings.model)
     task, info = model_task(settings)
     given = generation_settings(loaded[0][0], settings)
@@ -181,9 +181,9 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "command": command,
     }
-    write_atomically(settings.output, comparison_rows(labels, data, results, lengths, agreements))
+    write_output(settings.output, comparison_rows(labels, data, results, lengths, agreements))
     if "summary" in paths:
-        write_atomically(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        write_output(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     report_comparison(labels[0], len(data.sources), models, sys.stderr if settings.output == STDIO else sys.stdout)
     return summary
 

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import difflib
 import importlib
-import math
 import os
 import sys
 import typing
@@ -23,19 +22,27 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
-from transformers import GenerationConfig
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig
 from hf_seq2seq_rnn.configuration_seq2seq_rnn import SETTING_TYPES, SETTINGS
-from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import MISSING_ANALYZER, TOKENIZER_KINDS
-from seq2seq_tools.options import OptionValueError, add_options, convert, option, type_hints
+from seq2seq_tools.decoding_options import decoding_fields
+from seq2seq_tools.options import (
+    OptionParser,
+    OptionValueError,
+    add_options,
+    bounds_of,
+    convert,
+    option,
+    redeclared,
+    type_hints,
+)
 from seq2seq_tools.tasks import TASKS
 
 from . import demos
 from .data import DataSpec
 from .demos import DEMO_LANGUAGES, DEMOS
-from .errors import InputArgumentParser, TrainingInputError
+from .errors import TrainingInputError
 from .prepare import OVERLONG_POLICIES
 
 TEACHER_FORCING_SCHEDULES = ("constant", "linear", "inverse_sigmoid")
@@ -45,16 +52,14 @@ MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 NOT_MODEL_KEYS = frozenset({"vocab_size", "teacher_forcing_ratio"})
 
 
-def _declared(item: dataclasses.Field, hint: Any, prefix: str = "") -> tuple[str, Any, Any]:
-    """A field declared elsewhere, as a `make_dataclass` entry of the same type, default, help and minimum."""
-    metadata = item.metadata
-    return item.name, hint, option(prefix + metadata["help"], item.default, minimum=metadata.get("minimum"))
-
-
 # The model's keys: the settings of `Seq2SeqRNNSettings`, where each is declared once with its help.
 ModelSettings = dataclasses.make_dataclass(
     "ModelSettings",
-    [_declared(item, SETTING_TYPES[name], "model: ") for name, item in SETTINGS.items() if name not in NOT_MODEL_KEYS],
+    [
+        redeclared(item, SETTING_TYPES[name], prefix="model: ")
+        for name, item in SETTINGS.items()
+        if name not in NOT_MODEL_KEYS
+    ],
 )
 MODEL_KEYS = tuple(item.name for item in dataclasses.fields(ModelSettings))
 # The data keys: the fields of `DataSpec` (what `load_pairs` reads), `dataset` optional here (a demo has none).
@@ -64,16 +69,28 @@ DataSettings = dataclasses.make_dataclass(
     [
         ("dataset", str | None, option(item.metadata["help"] + "; usually a flag", None))
         if item.name == "dataset"
-        else _declared(item, _DATA_TYPES[item.name])
+        else redeclared(item, _DATA_TYPES[item.name])
         for item in dataclasses.fields(DataSpec)
     ],
 )
+# The decoding settings that evaluation uses and generation_config.json keeps: declared once, in
+# `seq2seq_tools.decoding_options` (help, bounds), with training's defaults; a beam count and a length
+# are needed, the length cap may be off (null).
+GenerationSettings = dataclasses.make_dataclass(
+    "GenerationSettings",
+    decoding_fields(
+        {"num_beams": 4, "max_new_tokens": 64, "max_length_a": 2.0, "max_length_b": 10.0},
+        whole=("num_beams", "max_new_tokens"),
+    ),
+)
+GENERATION_KEYS = tuple(item.name for item in dataclasses.fields(GenerationSettings))
 
 
 @dataclass
-class TrainingConfig(ModelSettings, DataSettings):
+class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
     """All settings of a training run: the data keys (`DataSettings`, from `DataSpec`), the model's keys
-    (`ModelSettings`, from `Seq2SeqRNNConfig`) and the run's own below. `python -m training.train --help`
+    (`ModelSettings`, from `Seq2SeqRNNConfig`), the decoding settings of evaluation and the saved
+    generation config (`GenerationSettings`, from `seq2seq_tools.decoding_options`) and the run's own below. `python -m training.train --help`
     prints each key's help, type and accepted values."""
 
     # data: the keys of `DataSettings`, and
@@ -105,8 +122,8 @@ class TrainingConfig(ModelSettings, DataSettings):
     # optimization
     batch_size: int = option("pairs per batch and process", 64, minimum=1)
     gradient_accumulation_steps: int = option("batches per optimizer step", 1, minimum=1)
-    learning_rate: float = option("AdamW's peak learning rate", 0.001)
-    weight_decay: float = option("AdamW's weight decay", 0.0)
+    learning_rate: float = option("AdamW's peak learning rate", 0.001, above=0)
+    weight_decay: float = option("AdamW's weight decay", 0.0, minimum=0)
     lr_scheduler: str = option(
         "a transformers scheduler name: linear, cosine, constant_with_warmup, ...; with --max-minutes, linear and "
         "cosine decay to 0 over the time budget (training time, or the step count if that ends sooner), "
@@ -118,18 +135,23 @@ class TrainingConfig(ModelSettings, DataSettings):
         "linear and cosine: the share at the end of the run over which the rate decays; before it, the peak "
         "rate holds (warmup-stable-decay); 1: the whole run",
         1.0,
+        above=0,
+        maximum=1,
     )
-    max_grad_norm: float = option("gradients are clipped to this norm", 1.0)
+    max_grad_norm: float = option("gradients are clipped to this norm", 1.0, minimum=0)
     max_steps: int | None = option("optimizer steps (overrides --num-epochs)", None, minimum=1)
     max_minutes: float | None = option(
         "stop after this much training time (evaluation excluded; a resumed run continues the clock of its "
         "checkpoint); null: no limit",
         None,
+        above=0,
     )
     ema_decay: float | None = option(
         "evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 "
         "(Marian's --exponential-smoothing); null: the trained weights",
         None,
+        above=0,
+        below=1,
     )
     num_epochs: int = option("epochs when --max-steps is null", 10)
     mixed_precision: Literal[*MIXED_PRECISION] | None = option(
@@ -137,7 +159,9 @@ class TrainingConfig(ModelSettings, DataSettings):
         "logged); on a GPU, what accelerate launch says (as null). bf16 on CPU and GPU, fp16 on a GPU",
         "auto",
     )
-    num_threads: int | None = option("torch threads (CPU); null: torch's default, at most the usable CPUs", None)
+    num_threads: int | None = option(
+        "torch threads (CPU); null: torch's default, at most the usable CPUs", None, minimum=1
+    )
     teacher_forcing_start: float = option("teacher forcing ratio at the start", 1.0)
     teacher_forcing_end: float = option("teacher forcing ratio at the end (below 1: decoded step by step, slower)", 1.0)
     teacher_forcing_schedule: Literal[*TEACHER_FORCING_SCHEDULES] = option(
@@ -147,14 +171,7 @@ class TrainingConfig(ModelSettings, DataSettings):
     eval_steps: int | None = option("evaluate every N steps and at the end; null: at the end only", 500, minimum=1)
     eval_on_start: bool = option("also measure the validation loss before training", False)
     eval_batch_size: int = option("pairs per evaluation batch", 128, minimum=1)
-    num_beams: int = option("beam size for evaluation and the saved generation config", 4)
-    max_new_tokens: int = option("longest generated output", 64)
-    max_length_a: float | None = option(
-        "cap each output at A x its source's tokens + B new tokens, in evaluation and the saved generation config "
-        "(fairseq's --max-len-a/b), so that an early model stops babbling; null with max_length_b null: no cap",
-        2.0,
-    )
-    max_length_b: float | None = option("B of that cap, in tokens", 10.0)
+    # and the decoding keys of `GenerationSettings`
     num_samples: int = option("sample outputs logged and printed", 5)
     sample_prompts: list[str] = option("extra inputs whose outputs are printed at the end", [])
     metric_for_best: str = option(
@@ -167,6 +184,7 @@ class TrainingConfig(ModelSettings, DataSettings):
         "checkpoints kept: the newest N plus the best. At least 2 lets --resume-from-checkpoint latest skip a newest "
         "one that cannot be read; training.average averages the newest ones",
         3,
+        minimum=1,
     )
     resume_from_checkpoint: str | None = option("latest, best, or a checkpoint folder to continue from", None)
     report_to: str = option("tracker: tensorboard, wandb, all or none", "tensorboard")
@@ -187,7 +205,7 @@ FIELDS = {item.name: item for item in dataclasses.fields(TrainingConfig)}
 def _converted(key: str, value: Any) -> Any:
     """`value` as config key `key` (type, accepted values, least value), or `TrainingInputError`."""
     try:
-        return convert(key, value, FIELD_HINTS[key], FIELDS[key].metadata.get("minimum"))
+        return convert(key, value, FIELD_HINTS[key], **bounds_of(FIELDS[key]))
     except OptionValueError as error:
         raise TrainingInputError(str(error)) from error
 
@@ -216,7 +234,7 @@ def load_yaml(path: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = InputArgumentParser(
+    parser = OptionParser(
         prog="python -m training.train",
         usage="%(prog)s [--config FILE] [--KEY VALUE ...]",
         allow_abbrev=False,
@@ -226,10 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML file of config keys (training/configs/*.yaml)")
     data_keys = [item.name for item in dataclasses.fields(DataSettings)]
-    run_keys = [name for name in FIELDS if name not in MODEL_KEYS and name not in data_keys]
+    declared = {*MODEL_KEYS, *data_keys, *GENERATION_KEYS}
+    run_keys = [name for name in FIELDS if name not in declared]
     for title, keys in (
         ("data (DataSpec)", data_keys),
         ("model (Seq2SeqRNNSettings)", MODEL_KEYS),
+        ("evaluation and generation_config.json (seq2seq_tools.decoding_options)", GENERATION_KEYS),
         ("the run", run_keys),
     ):
         add_options(parser.add_argument_group(title), TrainingConfig, keys, keep_defaults=False)
@@ -269,8 +289,6 @@ def validate(config: TrainingConfig) -> None:
         )
     if config.dataset is None:
         demos.check_languages(config.demo, config.source_lang, config.target_lang)
-    if config.keep_checkpoints < 1:
-        raise TrainingInputError(f"keep_checkpoints={config.keep_checkpoints} must be at least 1 (the default keeps 3)")
     if config.target_file is not None and config.dataset is None:
         raise TrainingInputError(
             "--target-file goes with --dataset, the file of its sources: --dataset train.de --target-file train.en"
@@ -282,32 +300,7 @@ def validate(config: TrainingConfig) -> None:
         )
     if config.streaming and config.max_steps is None:
         raise TrainingInputError("a streaming dataset has no known length: pass --max-steps")
-    if config.validation_size <= 0:
-        raise TrainingInputError(f"validation_size={config.validation_size} must be positive")
-    try:  # the generation settings' and the model's own checks, at parse time rather than after the data is loaded
-        decoding_settings(
-            GenerationConfig(max_new_tokens_limit=config.max_new_tokens),  # training raises the limit if asked
-            **{key: getattr(config, key) for key in ("num_beams", "max_new_tokens", "max_length_a", "max_length_b")},
-        )
-    except ValueError as error:
-        raise TrainingInputError(f"bad generation setting: {error}") from error
     try:
         Seq2SeqRNNConfig(**config.model_arguments())
     except ValueError as error:
         raise TrainingInputError(f"bad model setting: {error}") from error
-    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise TrainingInputError(f"learning_rate={config.learning_rate}: expected a finite number above 0, e.g. 0.001")
-    if not (0.0 < config.lr_decay_fraction <= 1.0):
-        raise TrainingInputError(
-            f"lr_decay_fraction={config.lr_decay_fraction}: expected a number above 0 and at most 1, e.g. 0.2"
-        )
-    if config.ema_decay is not None and not (0.0 < config.ema_decay < 1.0):
-        raise TrainingInputError(
-            f"ema_decay={config.ema_decay}: expected a number between 0 and 1 (both excluded), e.g. 0.999, or null"
-        )
-    if config.max_minutes is not None and not (math.isfinite(config.max_minutes) and config.max_minutes > 0):
-        raise TrainingInputError(f"max_minutes={config.max_minutes}: expected a number of minutes above 0, or null")
-    for key in ("weight_decay", "max_grad_norm"):
-        value = getattr(config, key)
-        if not (math.isfinite(value) and value >= 0):
-            raise TrainingInputError(f"{key}={value}: expected a finite number, 0 or more")

@@ -104,7 +104,9 @@ class DataSpec:
         None,
     )
     validation_size: float = option(
-        "pairs held out for validation when there is no validation split: a count, or a fraction if below 1", 0.05
+        "pairs held out for validation when there is no validation split: a count, or a fraction if below 1",
+        0.05,
+        above=0,
     )
     source_column: str | None = option(
         "source column of two-column data (found alone for source/target, src/tgt, question/answer, Q/A, ...)", None

@@ -2,16 +2,17 @@
 
 Every command's `main` runs through `run_command`, which prints `describe_expected(error)` on stderr
 and exits with code 2 for bad input (3 when the loss diverged); anything else is a bug and keeps its
-traceback.
+traceback. A bad command line is bad input too: the commands parse with `seq2seq_tools.options.OptionParser`,
+whose errors are an `InputError`, the base of `TrainingInputError`.
 """
 
 from __future__ import annotations
 
-import argparse
 import errno
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+
+from seq2seq_tools.options import InputError
 
 # Operating-system errors caused by where the user pointed us, not by the code.
 USER_ERRNOS = {
@@ -26,18 +27,11 @@ USER_ERRNOS = {
 }
 
 
-class TrainingInputError(Exception):
+class TrainingInputError(InputError):
     """A problem with what the user asked for (data, columns, config keys, tokenizer), not a bug.
 
     The message is complete on its own: it names what was wrong and what to pass instead.
     """
-
-
-class InputArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are a `TrainingInputError`: one line and exit code 2, as for every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        raise TrainingInputError(f"{message} (see {self.prog} --help)")
 
 
 class TrainingDivergedError(Exception):
@@ -46,7 +40,7 @@ class TrainingDivergedError(Exception):
 
 def describe_expected(error: BaseException) -> str | None:
     """The one-line message for an expected error, or `None` for an unexpected one (a bug)."""
-    if isinstance(error, (TrainingInputError, TrainingDivergedError)):
+    if isinstance(error, (InputError, TrainingDivergedError)):
         message = str(error)
     elif isinstance(error, OSError) and error.errno in USER_ERRNOS:
         where = f"{error.filename}: " if error.filename else ""
@@ -63,7 +57,7 @@ def run_command(action: Callable[[], object]) -> int:
     diverged loss (one line on stderr); an unexpected error, a bug, propagates with its traceback."""
     try:
         action()
-    except (TrainingInputError, TrainingDivergedError, OSError) as error:
+    except (InputError, TrainingDivergedError, OSError) as error:
         message = describe_expected(error)
         if message is None:
             raise  # a bug: keep the traceback

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from hf_seq2seq_rnn.attention_seq2seq_rnn import has_attention
 from seq2seq_tools.attention import attention_figure
-from seq2seq_tools.generation import generate_ids, generate_texts
+from seq2seq_tools.generation import generate_ids, generate_texts, has_attention
 
 if TYPE_CHECKING:
     import evaluate
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
 
-    from .train import Run
+    from .config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,19 @@ class EvaluationResult:
     samples: list[tuple[str, str, str]]
 
 
-def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
-    """The run's validation loss and perplexity (per target token), then generation with the run's
-    settings and its metrics, on every process's share of the validation data."""
-    accelerator, model, tokenizer, config = run.accelerator, run.model, run.data.tokenizer, run.config
+def evaluate_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    dataloader: DataLoader,
+    metrics: dict[str, evaluate.EvaluationModule],
+    config: TrainingConfig,
+    with_generation: bool = True,
+) -> EvaluationResult:
+    """The validation loss and perplexity (per target token) of `model` (as `accelerator` prepared it) on
+    `dataloader`, every process its share; then, `with_generation`, its outputs with the settings of
+    `config` (`num_beams`, `max_new_tokens`) scored by `metrics` for `config.task`, and
+    `config.num_samples` samples."""
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     loss_sum, token_count = 0.0, 0
@@ -72,7 +82,7 @@ def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
     references: list[str] = []
     sources: list[str] = []
     pad = tokenizer.pad_token_id
-    for batch in run.eval_dataloader:
+    for batch in dataloader:
         with torch.no_grad(), accelerator.autocast():
             loss = model(**batch).loss
         tokens = (batch["labels"] != -100).sum()
@@ -98,7 +108,7 @@ def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
     mean_loss = loss_sum / max(token_count, 1)
     scores = {"eval_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50.0))}
     if with_generation and predictions:
-        scores.update(compute_metrics(run.metrics, config.task, predictions, references))
+        scores.update(compute_metrics(metrics, config.task, predictions, references))
     model.train()
     samples = list(zip(sources, references, predictions, strict=True))[: config.num_samples]
     return EvaluationResult(scores=scores, samples=samples)
@@ -107,7 +117,7 @@ def evaluate_model(run: Run, with_generation: bool = True) -> EvaluationResult:
 def attention_heatmap(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, text: str, max_new_tokens: int):
     """A matplotlib figure of the cross-attention of a greedy translation of `text`, or `None`
     when the model has no attention. Labels in Korean and other scripts use a font with their glyphs."""
-    if not has_attention(model.config):
+    if not has_attention(model):
         return None
     model.eval()
     [result] = generate_texts(

@@ -640,8 +640,15 @@ def reached_the_end(run: Run) -> bool:
     return run.horizon.progress(run.state.completed_steps, run.spent_seconds) >= 1.0
 
 
+def evaluate(run: Run, with_generation: bool = True) -> EvaluationResult:
+    """`evaluate_model` on the run's validation data, with its settings and metrics."""
+    return evaluate_model(
+        run.accelerator, run.model, run.data.tokenizer, run.eval_dataloader, run.metrics, run.config, with_generation
+    )
+
+
 def evaluate_loss_at_start(run: Run) -> None:
-    result = evaluate_model(run, with_generation=False)
+    result = evaluate(run, with_generation=False)
     run.accelerator.log(result.scores, step=0)
     logger.info(f"step 0: eval_loss {result.scores['eval_loss']:.4g}", main_process_only=True)
     run.state.eval_history.append({"step": 0, **result.scores})
@@ -654,7 +661,7 @@ def maybe_evaluate_model(run: Run) -> None:
         return
     started = time.perf_counter()
     with run.averaged():
-        result = evaluate_model(run)
+        result = evaluate(run)
         log_evaluation(run.accelerator, run.model, run.data, run.config, result, step)
     seconds = time.perf_counter() - started
     run.clock.add_evaluation(seconds)  # the time budget and tokens per second count training time only
@@ -689,7 +696,7 @@ def finish(run: Run) -> dict[str, float]:
     session_seconds = run.clock.session_seconds()  # before the final evaluation, which is not training
     with run.averaged():
         if run.last_eval_step != state.completed_steps:
-            result = evaluate_model(run)
+            result = evaluate(run)
             log_evaluation(accelerator, run.model, run.data, run.config, result, state.completed_steps)
             run.last_scores = result.scores
             state.eval_history.append({"step": state.completed_steps, **history_point(run), **result.scores})

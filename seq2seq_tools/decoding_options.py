@@ -1,0 +1,82 @@
+"""The decoding settings as command options, declared once: their type, help and bounds.
+
+`python -m training.predict` takes every one (`DecodingOptions`), `python -m chatbot` this project's
+own search settings (`SearchOptions`: the page chooses beams and sampling per message), and training
+those it evaluates with and saves in `generation_config.json` (`decoding_fields`, with its defaults).
+The chatbot's JSON endpoint reads the same names (`DECODING_KEYS`). A setting left `None` comes from
+the model's generation config; `generate()` checks a value passed to it in Python by the same rules
+(`hf_seq2seq_rnn.search_seq2seq_rnn.decoding_settings`). This module imports no torch, so that a
+command's `--help` stays quick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .options import option, redeclared, type_hints
+
+
+@dataclass
+class SearchOptions:
+    """The settings of this project's own search, which transformers' `GenerationConfig` lacks
+    (`hf_seq2seq_rnn.search_seq2seq_rnn.SearchSettings`, whose `SEARCH_SETTINGS` names the same)."""
+
+    max_length_a: float | None = option(
+        "cap each output at A x its source's tokens + B new tokens (fairseq's --max-len-a/--max-len-b), so that an "
+        "early model stops babbling; null with B null: no cap",
+        minimum=0,
+        metavar="A",
+    )
+    max_length_b: float | None = option("B of that cap, in tokens", minimum=0, metavar="B")
+    coverage_penalty: float | None = option(
+        "beam search: beta of the coverage penalty of Wu et al. (2016), which favours outputs whose attention "
+        "covers the whole source (OpenNMT-py's -coverage_penalty wu -beta); null: off",
+        minimum=0,
+        metavar="BETA",
+    )
+
+
+@dataclass
+class DecodingOptions(SearchOptions):
+    """Every decoding setting a command takes: transformers' own that `generate()` reads, then those of
+    `SearchOptions`."""
+
+    num_beams: int | None = option("beams of beam search (1: greedy search, or sampling)", minimum=1)
+    do_sample: bool | None = option("sample instead of searching")
+    temperature: float | None = option("sampling: the logits are divided by this", above=0)
+    top_k: int | None = option("sampling: from the k most likely tokens only (0: all)", minimum=0)
+    top_p: float | None = option(
+        "sampling: from the smallest set of tokens with this much probability (nucleus)", above=0, maximum=1
+    )
+    length_penalty: float | None = option(
+        "beam search: a hypothesis's log-probability is divided by its length to this power"
+    )
+    max_new_tokens: int | None = option("the longest output, in tokens", minimum=1)
+
+
+SEARCH_KEYS = tuple(item.name for item in dataclasses.fields(SearchOptions))
+# transformers' settings, passed to `generate()` when given.
+GENERATE_KEYS = tuple(item.name for item in dataclasses.fields(DecodingOptions) if item.name not in SEARCH_KEYS)
+# Every decoding setting: transformers', then this project's search's.
+DECODING_KEYS = (*GENERATE_KEYS, *SEARCH_KEYS)
+_FIELDS = {item.name: item for item in dataclasses.fields(DecodingOptions)}
+_HINTS = type_hints(DecodingOptions)
+
+
+def decoding_fields(defaults: dict[str, Any], whole: typing.Collection[str] = ()) -> list[tuple]:
+    """`dataclasses.make_dataclass` entries for the decoding settings named in `defaults`, each with its
+    declared help and bounds and the default given. The names in `whole` take no null: their type is
+    the declared one without `None` (training needs a beam count; "null" there would mean nothing)."""
+    entries = []
+    for name, default in defaults.items():
+        hint = _HINTS[name]
+        if name in whole:
+            hint = typing.Union[tuple(member for member in typing.get_args(hint) if member is not type(None))]  # noqa: UP007
+        entries.append(redeclared(_FIELDS[name], hint, default))
+    return entries
+
+
+__all__ = ["DECODING_KEYS", "GENERATE_KEYS", "SEARCH_KEYS", "DecodingOptions", "SearchOptions", "decoding_fields"]

@@ -1,0 +1,319 @@
+"""What `python -m training.predict` and `--compare` (training/compare.py) share: the command's
+settings, the test set read as training reads its data, the models loaded, the decoding settings
+checked, the data decoded, and the outputs written.
+
+The command (`training.predict`) and the comparison (`training.compare`) both import this module, and
+it imports neither, so imports run one way: predict -> compare -> prediction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+import time
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import transformers
+from tqdm.auto import tqdm
+
+import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
+from seq2seq_tools import files, loading, machine
+from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
+from seq2seq_tools.decoding_options import DecodingOptions
+from seq2seq_tools.ensemble import ensemble_of
+from seq2seq_tools.generation import Generated, generate_texts
+from seq2seq_tools.options import option, redeclared
+
+from .data import DataSpec, data_spec, load_raw, schema_of, to_pairs
+from .errors import TrainingInputError
+
+logger = logging.getLogger(__name__)
+STDIO = "-"
+NO_SUMMARY = "none"  # `--summary none`
+
+
+# Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
+# `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
+DATA_KEYS = ("dataset_config", "source_column", "target_column", "source_lang", "target_lang", "context_column")
+LANGUAGE_DEFAULT = dict.fromkeys(("source_lang", "target_lang"), "; default: the model's, from its training_info.json")
+_DATA_TYPES = typing.get_type_hints(DataSpec)
+DataFlags = dataclasses.make_dataclass(
+    "DataFlags",
+    [
+        redeclared(item, _DATA_TYPES[item.name], item.default, suffix=LANGUAGE_DEFAULT.get(item.name, ""))
+        for item in dataclasses.fields(DataSpec)
+        if item.name in DATA_KEYS
+    ],
+)
+
+
+@dataclass
+class PredictSettings(DecodingOptions, DataFlags):
+    """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`): the
+    data flags of training (`DataFlags`, from `DataSpec`), the decoding settings (`DecodingOptions`; what is
+    not given comes from the model's generation_config.json), and these."""
+
+    model: list[str] = option(
+        "a folder written by training.train (save_pretrained), or a Hub id; repeat it to decode with an ensemble "
+        "of the models (their log-probabilities averaged at each step; they must share a tokenizer, and the "
+        "decoding settings and task are the first model's)",
+        required=True,
+    )
+    dataset: str = option(
+        "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt, or UTF-8 text with any other "
+        "extension, such as test.de, read as one source per line), a Hub dataset name, or - for one source per "
+        "line on stdin",
+        required=True,
+    )
+    output: str = option("where the outputs go, one line per input (- for stdout)", required=True)
+    # and the data flags of training (`DataFlags`, from `DataSpec`), then
+    split: str = option("the split of a Hub dataset to decode (a local file is read whole)", "test")
+    references: str | None = option("a file of references, one per line, for sources without their own")
+    task: Literal["translation", "qa"] | None = option(
+        "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
+    )
+    n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)", minimum=1)
+    batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64, minimum=1)
+    max_input_tokens: int | None = option(
+        "truncate longer sources (default: the tokenizer's model_max_length)", minimum=1
+    )
+    seed: int = option("seed of sampling", 42)
+    quantize: Literal["none", "int8"] = option(
+        "int8: dynamic int8 weights in the LSTM/GRU and linear layers (CPU)", "none"
+    )
+    num_threads: int | None = option("torch threads (default: torch's own choice)", minimum=1)
+    # more outputs
+    n_best_output: str | None = option("where the n-best lists go (default: OUTPUT.nbest)")
+    alignments: str | None = option("write one JSON line per input with tokens and attention matrices here")
+    hard_alignments: str | None = option("write Pharaoh i-j pairs (argmax source token per output token) here")
+    summary: str | None = option(
+        "write the JSON summary here: a file, - for stdout, or none for no summary (default: OUTPUT.summary.json "
+        "when --output is a file, none when it is -)"
+    )
+    trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
+    compare: bool = option(
+        "with two or more --model: decode with each model on its own, alike, and write their outputs, scores and "
+        "lengths side by side (a TSV at --output) with each alignment's agreement with the first model's "
+        "(training/compare.py), instead of an ensemble",
+        False,
+    )
+
+
+def load_model_and_tokenizer(
+    path: str, trust_remote_code: bool = False, quantize: str = "none"
+) -> tuple[torch.nn.Module, Any]:
+    """The model (int8 when `quantize` says so) and tokenizer at `path` (a folder or a Hub id), in
+    eval mode, through the shared loader (`seq2seq_tools.loading.load_model_and_tokenizer`), its
+    errors as `TrainingInputError`: our model type loads with the installed classes, never with the
+    `.py` files saved in the folder; `trust_remote_code` admits other model types (their code then runs)."""
+    try:
+        loading.check_model_path(path)
+    except FileNotFoundError as error:  # the loader checks too; here first, to name the flag
+        raise TrainingInputError(f"--model {error}") from error
+    try:
+        return loading.load_model_and_tokenizer(path, quantize=quantize, trust_remote_code=trust_remote_code)
+    except (loading.UntrustedModelError, loading.IncompatibleModelError) as error:
+        raise TrainingInputError(str(error)) from error
+    except (OSError, ValueError) as error:
+        raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
+
+
+def load_models(
+    paths: list[str], trust_remote_code: bool = False, quantize: str = "none"
+) -> tuple[torch.nn.Module, Any]:
+    """The model at the one path of `paths`, or the ensemble of the models at several
+    (`seq2seq_tools.ensemble.ensemble_of`), and the tokenizer; models whose tokenizers differ are refused."""
+    loaded = [load_model_and_tokenizer(path, trust_remote_code, quantize) for path in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    models, tokenizers = zip(*loaded, strict=True)
+    try:
+        return ensemble_of(models, tokenizers, paths), tokenizers[0]
+    except ValueError as error:
+        raise TrainingInputError(str(error)) from error
+
+
+def model_task(settings: PredictSettings) -> tuple[str, dict[str, Any]]:
+    """The task to score (`--task`, else the model's, else translation) and the `training_info.json`
+    of the first `--model` when it is a folder (an ensemble's task and languages are its first model's)."""
+    first = settings.model[0]
+    info = loading.read_training_info(first) if os.path.isdir(first) else {}
+    return settings.task or info.get("task") or "translation", info
+
+
+@dataclass
+class PredictData:
+    """The sources to decode, their references (`None` when there are none) and where they came from."""
+
+    sources: list[str]
+    references: list[str] | None
+    description: str
+
+
+def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
+    """The sources and references, read as training reads its data (or one source per stdin line)."""
+    if settings.dataset == STDIO:
+        sources = [line.rstrip("\r\n") for line in sys.stdin]
+        targets: list[str] = []
+        description = "stdin, one source per line"
+    else:
+        spec = data_spec(
+            settings,
+            ("dataset", *DATA_KEYS),
+            source_lang=settings.source_lang or info.get("source_lang"),
+            target_lang=settings.target_lang or info.get("target_lang"),
+        )
+        if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
+            raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")
+        splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
+        if settings.split not in splits:
+            raise TrainingInputError(
+                f"split {settings.split!r} not found in {settings.dataset}; its splits are {sorted(splits)}"
+            )
+        raw = splits[settings.split]
+        schema = schema_of(raw, spec, settings.dataset)
+        pairs = to_pairs(raw, schema)
+        sources, targets = list(pairs["source"]), list(pairs["target"])
+        description = f"{settings.dataset} ({settings.split}), {schema.describe()}"
+    if not sources:
+        raise TrainingInputError(f"the input {settings.dataset} is empty: there is nothing to decode")
+    if settings.references:
+        if not os.path.isfile(settings.references):
+            raise TrainingInputError(f"--references {settings.references}: file not found")
+        with open(settings.references, encoding="utf-8") as handle:
+            targets = [line.rstrip("\r\n") for line in handle]
+        description += f", references from {settings.references}"
+    given = sum(1 for target in targets if target.strip())
+    if given == 0:
+        return PredictData(sources, None, description)
+    if len(targets) != len(sources) or given != len(sources):
+        raise TrainingInputError(
+            f"{len(sources)} sources but {given} references (of {len(targets)} lines); every source needs "
+            "one, or pass none to decode without metrics"
+        )
+    return PredictData(sources, targets, description)
+
+
+def output_paths(settings: PredictSettings) -> dict[str, str]:
+    """Every file this run writes, by the flag that names it (stdout not included)."""
+    paths = {"output": settings.output}
+    beside = settings.output != STDIO
+    if settings.n_best:
+        paths["n_best_output"] = settings.n_best_output or f"{settings.output}.nbest"
+    for key in ("alignments", "hard_alignments"):
+        if getattr(settings, key):
+            paths[key] = getattr(settings, key)
+    if settings.summary != NO_SUMMARY and (settings.summary or beside):
+        paths["summary"] = settings.summary or f"{settings.output}.summary.json"
+    return {key: path for key, path in paths.items() if path != STDIO}
+
+
+def check_writable(paths: dict[str, str]) -> None:
+    """Fail before decoding, not after: each output's folder exists and takes a new file."""
+    for key, path in paths.items():
+        flag = "--" + key.replace("_", "-")
+        if os.path.isdir(path):
+            raise TrainingInputError(f"{flag} {path} is a directory; pass a file path")
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+                pass
+        except OSError as error:
+            raise TrainingInputError(
+                f"{flag} {path} cannot be written ({error.strerror or error}); pass a path in a writable folder"
+            ) from error
+
+
+def write_output(path: str, text: str) -> None:
+    """Write an output of the command: to stdout for `-`, else to `path` whole or not at all
+    (`seq2seq_tools.files.write_atomically`)."""
+    if path == STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    files.write_atomically(path, text)
+
+
+def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> dict[str, Any]:
+    """The `generate()` arguments of this run: the flags given, on top of the model's generation config
+    (whose other settings `generate()` applies itself), checked where generate() checks them
+    (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests)."""
+    given = {key: getattr(settings, key) for key in DECODING_KEYS}
+    num_beams = settings.num_beams if settings.num_beams is not None else model.generation_config.num_beams
+    if settings.n_best and isinstance(num_beams, int) and settings.n_best > num_beams:
+        raise TrainingInputError(
+            f"--n-best {settings.n_best} is above the {num_beams} beam(s) searched: beam search keeps "
+            f"only num_beams hypotheses; raise --num-beams to {settings.n_best} or more, or lower --n-best"
+        )
+    try:
+        return generate_arguments(model, given, n_best=settings.n_best or 1)
+    except ValueError as error:
+        raise TrainingInputError(f"bad decoding settings: {error}") from error
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's name, its flags that decide torch's kernels, torch's dispatch level and thread count."""
+    return {
+        "model_name": machine.cpu_name(),
+        "flags": [flag for flag in machine.REPORTED_FLAGS if flag in machine.cpu_flags()],
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "description": machine.describe_cpu(),
+    }
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
+def decode(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data: PredictData,
+    settings: PredictSettings,
+    description: str = "Decoding",
+    **generation: Any,
+) -> tuple[list[Generated], float]:
+    """`data`'s sources through `generate_texts` with `generation`, and the seconds it took: on the GPU
+    when there is one and no quantization (an int8 model, quantized when loaded, stays on the CPU),
+    seeded, with a progress bar on stderr."""
+    if torch.cuda.is_available() and settings.quantize == "none":
+        model = model.to("cuda")
+    transformers.set_seed(settings.seed)
+    started = time.perf_counter()
+    with tqdm(total=len(data.sources), unit="sent", desc=description, file=sys.stderr) as bar:
+        results = generate_texts(
+            model,
+            tokenizer,
+            data.sources,
+            batch_size=settings.batch_size,
+            max_input_tokens=settings.max_input_tokens,
+            progress=bar.update,
+            **generation,
+        )
+    return results, time.perf_counter() - started
+
+
+__all__ = [
+    "STDIO",
+    "NO_SUMMARY",
+    "PredictData",
+    "PredictSettings",
+    "load_model_and_tokenizer",
+    "load_models",
+    "model_task",
+    "read_data",
+    "output_paths",
+    "check_writable",
+    "write_output",
+    "generation_settings",
+    "cpu_description",
+    "one_line",
+    "decode",
+]
