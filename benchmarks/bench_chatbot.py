@@ -1,15 +1,16 @@
 """Requests/s and latency of the chatbot server under concurrent clients, for each way of batching.
 
     python -m benchmarks.bench_chatbot --model DIR [--threads 2] [--clients 1 4 20 50 100] [--requests 200] \
-        [--policies none micro continuous gradio] [--endpoints page json] [--soak 10000]
+        [--policies before none micro continuous gradio] [--before-tree DIR] [--endpoints page json] [--soak 10000]
 
 Starts one server per batching policy on 127.0.0.1 with torch fixed to --threads threads (`python -m
 chatbot --batching none|micro|continuous`; `gradio` is Gradio's own `batch=True` event,
-`benchmarks/gradio_batch_server.py`), one after another, and loads each with --clients concurrent
+`benchmarks/gradio_batch_server.py`; `before` is the server of an earlier commit, `--before-tree`),
+one after another, and loads each with --clients concurrent
 clients from `benchmarks.load_client`: plain async HTTP in a process of its own, on the page's
 events (Gradio's call API for /translate, streamed, greedy) and on the JSON endpoint
-(`POST /v1/translate`). `none` is the path before batching (each request its own generate(), at
-most 2 at once): the baseline of every ratio. Greedy, --max-new-tokens new tokens, English
+(`POST /v1/translate`). `none` decodes each request on its own (at most 2 at once), as before
+batching; the ratios are to the first policy's rate with one client on the same endpoint. Greedy, --max-new-tokens new tokens, English
 sentences of the Tatoeba corpus (--texts, a tab-separated file) or the model's examples.
 
 Prints, per policy, endpoint and client count: requests/s and its ratio to `none` with 1 client,
@@ -38,7 +39,7 @@ from pathlib import Path
 from .chatbot_server import ChatbotServer, free_port, memory_mib
 from .common import REPO, machine_line, print_table, thread_environment
 
-POLICIES = ("none", "micro", "continuous", "gradio")
+POLICIES = ("before", "none", "micro", "continuous", "gradio")
 
 
 def read_texts(path: str | None, examples: list[str], count: int = 400) -> list[str]:
@@ -64,10 +65,27 @@ class GradioBatchServer(ChatbotServer):
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def start(policy: str, model: str, threads: int, folder: Path) -> ChatbotServer:
+class BeforeServer(ChatbotServer):
+    """`python -m chatbot` of another checkout (`--before-tree`: an earlier commit), with the flags of
+    its time (`--threads`, at most 2 requests at once), as `ChatbotServer` starts this one's."""
+
+    def __init__(self, tree: str, model: str, threads: int, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = log
+        command = [sys.executable, "-m", "chatbot", "--model", model, "--port", str(self.port), "--threads",
+                   str(threads), "--concurrency-limit", "2", "--max-queue-size", "512", "--log-level", "WARNING"]  # fmt: skip
+        env = {**thread_environment(threads), "PYTHONPATH": tree, "GRADIO_ANALYTICS_ENABLED": "False"}
+        self.process = subprocess.Popen(command, cwd=tree, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def start(policy: str, args, folder: Path) -> ChatbotServer:
+    model, threads = args.model, args.threads
     log = folder / f"server-{policy}.log"
     if policy == "gradio":
         return GradioBatchServer(model, threads, log).wait_ready()
+    if policy == "before":
+        return BeforeServer(args.before_tree, model, threads, log).wait_ready()
     arguments = ["--model", model, "--batching", policy, "--max-queue-size", "512", "--log-level", "WARNING"]
     if policy == "none":
         arguments += ["--concurrency-limit", "2"]  # the server's setting before batching
@@ -108,18 +126,18 @@ def measure_policies(args, texts_file: str, folder: Path) -> tuple[list[list], l
     each measurement's result by (policy, endpoint, clients)."""
     rows, baseline, soak_rows, results = [], {}, [], {}
     for policy in args.policies:
-        server = start(policy, args.model, args.threads, folder)
+        server = start(policy, args, folder)
         try:
             for endpoint in args.endpoints:
-                if endpoint == "json" and policy == "gradio":
-                    continue  # that stand-in serves the page's event only
+                if endpoint == "json" and policy in ("gradio", "before"):
+                    continue  # these serve the page's events only
                 load(server, endpoint, 2, 20, args, texts_file)  # warm-up
                 for clients in args.clients:
                     result = load(server, endpoint, clients, max(args.requests, 4 * clients), args, texts_file)
                     results[policy, endpoint, clients] = result
-                    if policy == "none" and clients == 1:
+                    if clients == 1 and endpoint not in baseline:  # the first policy measured is the baseline
                         baseline[endpoint] = result["rate"]
-                    base = baseline.get(endpoint) or baseline.get("page")
+                    base = baseline.get(endpoint)
                     rows.append([
                         policy, endpoint, clients, f"{result['rate']:.1f}",
                         f"{result['rate'] / base:.2f}x" if base else "",
@@ -196,12 +214,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in the server (default: 2)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 20, 50, 100])
     parser.add_argument("--requests", type=int, default=200, help="requests per measurement (at least 4 per client)")
-    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES[1:]))
+    parser.add_argument(
+        "--before-tree",
+        help="the checkout of an earlier commit whose server the 'before' policy runs (git worktree add DIR COMMIT)",
+    )
     parser.add_argument("--endpoints", nargs="+", choices=("page", "json"), default=["page", "json"])
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--soak", type=int, default=0, help="also soak the continuous server with N page requests")
     parser.add_argument("--soak-every", type=int, default=1000, help="a soak row every N requests (default 1,000)")
     args = parser.parse_args()
+    if "before" in args.policies and not args.before_tree:
+        parser.error("the 'before' policy needs --before-tree DIR")
     if args.soak and "continuous" not in args.policies:
         parser.error("--soak runs on the continuous server: keep continuous among --policies")
 
@@ -217,17 +241,18 @@ def main() -> None:
         Path(texts_file).write_text(json.dumps(texts), encoding="utf-8")
         rows, soak_rows, results = measure_policies(args, texts_file, folder)
         parts = time_parts(args.model, texts, args.max_new_tokens, args.threads)
-    for policy in ("none", "continuous"):  # the rest of a page request with one client: Gradio's events
+    measured = sum(float(ms) for _, ms in parts)
+    for policy in args.policies:  # the rest of a page request with one client: Gradio's queue and events
         page = results.get((policy, "page", 1))
-        if page is not None:
-            rest = page["full_p50_ms"] - sum(float(ms) for _, ms in parts)
+        if page is not None and policy != "gradio":
+            rest = page["full_p50_ms"] - measured
             parts.append([f"the rest of a page request, {policy}: Gradio's queue and events (p50 full reply less the above)",
                           f"{rest:.1f}"])  # fmt: skip
 
     print(f"\n{machine_line(args.threads)} (in the server); greedy, at most {args.max_new_tokens} new tokens; "
           f"model {args.model_name}; clients: benchmarks.load_client (async httpx), one process\n")  # fmt: skip
     print_table(
-        ["batching", "endpoint", "clients", "requests/s", "vs none, 1 client", "full reply p50 / p95 ms",
+        ["batching", "endpoint", "clients", "requests/s", f"vs {args.policies[0]}, 1 client", "full reply p50 / p95 ms",
          "first text p50 / p95 ms", "server CPU ms/request", "client CPU ms/request", "errors"],
         rows,
     )  # fmt: skip

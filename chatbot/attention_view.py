@@ -26,9 +26,9 @@ import numpy as np
 from seq2seq_tools.attention import AttentionMap
 
 HOVER_TEMPLATE = "%{customdata[1]} ← %{customdata[0]}<br>weight %{z:.3f}<extra></extra>"
-# Download folders older than this are removed when a new one is written: Gradio has copied the
-# files into its own cache long before, and a long-running server must not fill the disk.
-DOWNLOAD_MAX_AGE_S = 3600.0
+# Download folders older than this are removed: Gradio copies the files into its own cache (which
+# serves them to the page) before it sends the reply, so ours are scratch copies once it is sent.
+DOWNLOAD_MAX_AGE_S = 300.0
 # How often a server looks for old download folders.
 DOWNLOAD_PRUNE_EVERY_S = 60.0
 
