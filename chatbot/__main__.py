@@ -100,9 +100,9 @@ class ChatbotSettings(SearchOptions):
         "micro batching: how long the first request of a batch waits for others, in milliseconds", 5.0, minimum=0
     )
     stream_interval_ms: float = option(
-        "show a growing reply at most every MS milliseconds, the first time after half of that (a reply "
-        "done sooner comes whole); each update is an event that costs the server as much as a decoding step of "
-        "the whole batch. 0: after every token",
+        "show a growing reply at most every MS milliseconds; while other replies decode, the first time after "
+        "half of that (a reply done sooner comes whole), as each update is an event that costs the server about "
+        "as much as a decoding step of the whole batch. 0: after every token",
         100.0,
         minimum=0,
         metavar="MS",

@@ -61,9 +61,9 @@ NO_MODEL_FOR_TAB = "No served model was trained for {task}, so this tab has no p
 OTHER_TASK = "**{name}** was trained for {other}, not {task}: choose a {task} model above for its prompts."
 NO_EXAMPLES = "**{name}** saved no example prompts."
 COMPARE_NO_HEATMAP = "no heatmap: this model has no attention"
-# A reply that grows is shown at most this often, the first time half of it after the request: each
-# update is an event with every output of the reply, and a page that sends one per token spends more
-# on events than on decoding. A reply finished in less than half of it is sent once, whole.
+# A reply that grows is shown at most this often (on a busy server the first time half of it after the
+# request): each update is an event with every output of the reply, and a page that sends one per
+# token spends more on events than on decoding. A reply finished sooner is sent once, whole.
 STREAM_INTERVAL_S = 0.1
 NOT_READY = "**{name}** is not ready: {state}. Choose another model, or wait: it joins when its training ends."
 NOT_TRAINED = "**{name}** is not served: {state}. Choose another model."
@@ -261,12 +261,15 @@ class Handlers:
     def _stream(
         self, loaded: LoadedModel, model_name: str, text: str, settings: DecodingSettings
     ) -> Iterator[tuple[str | None, Any, str, dict | None, list[str] | None]]:
-        """`answer`'s updates: the text so far half a `stream_interval_s` after the request, then at
-        most one every `stream_interval_s` (each update is an event that carries every output), and the
-        finished reply with its heatmap, data and files. The updates while the reply grows clear the
+        """`answer`'s updates: the text so far at once on an idle server and half a `stream_interval_s`
+        after the request on a busy one, then at most one every `stream_interval_s` (each update is an
+        event that carries every output), and the finished reply with its heatmap, data and files. The updates while the reply grows clear the
         previous reply's heatmap with None: `gr.skip()` would cost Gradio a new component per update."""
         every = self.stream_interval_s
-        replies = stream_reply(loaded, text, settings, scheduler=self.scheduler, first_after=every / 2, every=every)
+        # An idle server shows the first text at once: only under load do events cost replies.
+        busy = self.scheduler is not None and self.scheduler.live_rows() > 0
+        first_after = every / 2 if busy else 0.0
+        replies = stream_reply(loaded, text, settings, scheduler=self.scheduler, first_after=first_after, every=every)
         for reply in replies:
             notice = _notice(loaded, settings, reply)
             if not reply.done or reply.attention is None:
