@@ -15,6 +15,7 @@ from test_search import EOS, copy_batch, varied_model
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 from transformers.generation import EosTokenCriteria, MaxLengthCriteria
 
+from hf_seq2seq_rnn.ensemble_seq2seq_rnn import Seq2SeqRNNEnsemble
 from hf_seq2seq_rnn.search_seq2seq_rnn import (
     BeamSearch,
     DecodingLoop,
@@ -154,8 +155,11 @@ def prepare(model, input_ids, mask, **settings):
     [({"num_beams": 1}, {"num_beams": 1}), ({"num_beams": 3}, {"num_beams": 1}), ({"num_beams": 1}, {"num_beams": 4})],
     ids=["greedy+greedy", "beam+greedy", "greedy+beam"],
 )
-def test_a_search_that_joins_a_running_batch_gets_its_output_alone(first, second):
+@pytest.mark.parametrize("kind", ["model", "ensemble"])
+def test_a_search_that_joins_a_running_batch_gets_its_output_alone(first, second, kind):
     model = varied_model("lstm-additive-feed-peeky")
+    if kind == "ensemble":  # two members, each with its own memory and state to pad and join
+        model = Seq2SeqRNNEnsemble([model, varied_model("gru-dot")]).eval()
     generator = torch.Generator().manual_seed(3)
     early_ids, early_mask, _ = copy_batch(generator, 5, max_length=4)  # shorter sources than the late ones'
     late_ids, late_mask, _ = copy_batch(generator, 4, max_length=8)
@@ -173,7 +177,8 @@ def test_a_search_that_joins_a_running_batch_gets_its_output_alone(first, second
         loop.step()
         loop.step()  # the late search joins after two steps, with a wider source
         loop.add(alone[1])
-        assert len(loop) == 2 and loop.memory.keys.shape[1] == late_ids.shape[1]  # both run, the memory padded
+        memories = loop.memory.members if kind == "ensemble" else [loop.memory]
+        assert len(loop) == 2 and all(m.keys.shape[1] == late_ids.shape[1] for m in memories)  # the memory padded
         while len(loop):
             loop.step()
     for search, reference in zip(alone, expected, strict=True):
