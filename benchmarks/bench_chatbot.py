@@ -187,22 +187,16 @@ def time_parts(model: str, texts: list[str], max_new_tokens: int, threads: int) 
 def soak(server: ChatbotServer, args, texts_file: str, folder: Path) -> list[list]:
     """--soak requests on `server`'s page events, 20 clients: RSS and the rate every
     --soak-every requests, then the disk its attention files and Gradio's copies of them take."""
-    server = start("continuous", args.model, args.threads, folder)
     disk = [folder / "gradio-continuous", folder / "tmp-continuous"]
-    try:
-        result = load(server, "page", 20, args.soak, args, texts_file, progress=args.soak_every)
-        rows, previous = [], 0.0
-        for mark in result["marks"]:
-            rate = args.soak_every / (mark["seconds"] - previous)
-            previous = mark["seconds"]
-            rows.append([mark["progress"], f"{mark['rss_mib']:.0f}", f"{rate:.1f}"])
-        size = sum(path.stat().st_size for root in disk for path in root.rglob("*") if path.is_file())
-        rows.append(
-            ["end", f"{memory_mib(server.pid):.0f}", f"errors {result['errors']}; files {size / 2**20:.1f} MiB"]
-        )
-        return rows
-    finally:
-        server.stop()
+    result = load(server, "page", 20, args.soak, args, texts_file, progress=args.soak_every)
+    rows, previous = [], 0.0
+    for mark in result["marks"]:
+        rate = args.soak_every / (mark["seconds"] - previous)
+        previous = mark["seconds"]
+        rows.append([mark["progress"], f"{mark['rss_mib']:.0f}", f"{rate:.1f}"])
+    size = sum(path.stat().st_size for root in disk for path in root.rglob("*") if path.is_file())
+    rows.append(["end", f"{memory_mib(server.pid):.0f}", f"errors {result['errors']}; files {size / 2**20:.1f} MiB"])
+    return rows
 
 
 def main() -> None:
@@ -249,8 +243,10 @@ def main() -> None:
             parts.append([f"the rest of a page request, {policy}: Gradio's queue and events (p50 full reply less the above)",
                           f"{rest:.1f}"])  # fmt: skip
 
+    sessions = all(result.get("page_sessions", True) for result in results.values())
     print(f"\n{machine_line(args.threads)} (in the server); greedy, at most {args.max_new_tokens} new tokens; "
-          f"model {args.model_name}; clients: benchmarks.load_client (async httpx), one process\n")  # fmt: skip
+          f"model {args.model_name}; clients: benchmarks.load_client (async httpx), one process; page requests "
+          f"{'in one session per client' if sessions else 'each in a session of its own (this Gradio takes no session in its call API)'}\n")  # fmt: skip
     print_table(
         ["batching", "endpoint", "clients", "requests/s", f"vs {args.policies[0]}, 1 client", "full reply p50 / p95 ms",
          "first text p50 / p95 ms", "server CPU ms/request", "client CPU ms/request", "errors"],

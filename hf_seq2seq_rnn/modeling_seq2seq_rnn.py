@@ -46,7 +46,12 @@ from .attention_seq2seq_rnn import ATTENTION_CLASSES, GeneralScoreMatrix
 from .compat_seq2seq_rnn import CACHE_FIELD, cache_field, given_state
 from .configuration_seq2seq_rnn import Seq2SeqRNNConfig, has_attention
 from .loss_seq2seq_rnn import language_model_loss, uses_chunked_loss
+
+# The files that the search and the configuration import, imported here too: transformers 5.0 copies
+# a remote-code folder's files into its module cache only where the modeling file imports them itself.
+from .numbers_seq2seq_rnn import is_number  # noqa: F401
 from .pipeline_seq2seq_rnn import Seq2SeqRNNPipeline  # noqa: F401  (imported so save_pretrained copies its file)
+from .protocol_seq2seq_rnn import DecodingModel  # noqa: F401  (see numbers_seq2seq_rnn above)
 from .recurrent_seq2seq_rnn import Dropout, PeepholeLSTM, PeepholeLSTMLayer, build_rnn, reverse_padded
 from .search_seq2seq_rnn import (
     OWN_LOOPS,

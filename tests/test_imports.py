@@ -121,3 +121,18 @@ print(",".join(ATTENTION_TYPES), ";", ",".join(loaded))
     assert types_line.strip() == "none,dot,general,additive"
     assert "hf_seq2seq_rnn.attention_seq2seq_rnn" not in loaded
     assert "hf_seq2seq_rnn.modeling_seq2seq_rnn" not in loaded
+
+
+@pytest.mark.parametrize("entry", ["modeling_seq2seq_rnn", "configuration_seq2seq_rnn"])
+def test_a_remote_code_entry_file_imports_every_file_it_needs_itself(entry: str) -> None:
+    """transformers 5.0 copies a local remote-code folder's files into its module cache only where the
+    entry file (`auto_map`'s) imports them itself, not the files those import in turn: a file reached
+    only through another fails to load there with FileNotFoundError (newer releases follow the chain)."""
+    graph = import_graph("hf_seq2seq_rnn")
+    start = f"hf_seq2seq_rnn.{entry}"
+    reached, frontier = set(), [start]
+    while frontier:
+        for module in graph[frontier.pop()] - reached:
+            reached.add(module)
+            frontier.append(module)
+    assert reached <= graph[start] | {start}, f"imported only through other files: {sorted(reached - graph[start])}"
