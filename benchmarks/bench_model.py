@@ -204,8 +204,6 @@ def main() -> None:
     print(f"| {'training':<26} | {'target tok/s':>12} | {'GFLOP/s':>8} | {'of ceiling':>10} | {'peak MB':>8} |")
     print(f"|{'-' * 28}|{'-' * 14}|{'-' * 10}|{'-' * 12}|{'-' * 10}|")
     bf16_unavailable = autocast_unavailable("bf16")
-    if bf16_unavailable:
-        print(f"(no bf16 rows: {bf16_unavailable})")
     for input_feeding in (False, True):
         for dtype in ("fp32",) if bf16_unavailable else ("fp32", "bf16"):
             config = Seq2SeqRNNConfig(
@@ -224,6 +222,8 @@ def main() -> None:
             print(
                 f"| {name:<26} | {rate:>12,.0f} | {gflops:>8.1f} | {gflops / ceiling:>10.2f} | {peak_memory_mb():>8.0f} |"
             )
+    if bf16_unavailable:  # under the table: a line inside it would end the Markdown table
+        print(f"(no bf16 rows: {bf16_unavailable})")
     print()
     config = Seq2SeqRNNConfig(
         vocab_size=args.vocab_size, embedding_size=256, hidden_size=256, num_layers=2, attention_type="general"
