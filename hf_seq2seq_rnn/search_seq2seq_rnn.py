@@ -476,7 +476,8 @@ class DecodeStrategy:
         self.start_rows: torch.LongTensor | None = None
         self.done = False
         self.newly_done: list[int] = []
-        self.stopped = torch.zeros(self.rows_total, dtype=torch.bool, device=input_ids.device)  # (batch * beams,)
+        # Rows whose sentence `stop` ended, `(batch * beams,)`; None until one is: a step reads it only then.
+        self.stopped: torch.Tensor | None = None
         returns = generation_config.return_dict_in_generate
         self.scores = [] if returns and generation_config.output_scores else None
         self.logits = [] if returns and generation_config.output_logits else None
@@ -501,6 +502,8 @@ class DecodeStrategy:
     def stop(self, sentence: int) -> None:
         """End sentence `sentence` (a batch index) at the next step, whatever it has produced: a
         server's client went away, and its rows should stop costing a step."""
+        if self.stopped is None:
+            self.stopped = torch.zeros(self.rows_total, dtype=torch.bool, device=self.input_ids.device)
         rows = self.rows_per_sentence
         self.stopped[sentence * rows : (sentence + 1) * rows] = True
 
@@ -604,7 +607,9 @@ class DecodingLoop:
             self._keep(kept, memory_changed=bool(finished), device=tokens.device)
         return finished
 
-    def _keep(self, kept: list[tuple[DecodeStrategy, int, int, KeepRows | None]], memory_changed: bool, device) -> None:
+    def _keep(
+        self, kept: list[tuple[DecodeStrategy, int, int, KeepRows | None]], memory_changed: bool, device: torch.device
+    ) -> None:
         """Keep what each strategy of `step` kept (`(strategy, offset, rows, keep)`): its state rows in
         their new order, and its memory rows where it changed them (or a strategy left)."""
         self.strategies = [strategy for strategy, _, _, _ in kept]
@@ -653,7 +658,9 @@ class GreedySearch(DecodeStrategy):
         self.columns.append(tokens)
         if self.streamer is not None:
             self.streamer.put(tokens.cpu())
-        done = self.stopping_criteria(self.sequences, None) | self.stopped[self.live]  # (R,)
+        done = self.stopping_criteria(self.sequences, None)  # (R,)
+        if self.stopped is not None:
+            done = done | self.stopped[self.live]
         if self.limits is not None:
             done = done | (self.sequences.shape[1] - self.prompt_length >= self.limits)
         if not bool(done.any()):
@@ -808,7 +815,9 @@ class BeamSearch(DecodeStrategy):
             state_rows = (parents + self._local_offsets()[:, None]).view(-1)
             memory_rows = None
         self.cur_len += 1
-        done = self._done(continuations) | self.stopped.view(-1, beams)[state.sentences, 0]
+        done = self._done(continuations)  # (N,)
+        if self.stopped is not None:
+            done = done | self.stopped.view(-1, beams)[state.sentences, 0]
         self.newly_done = []
         if bool(done.any()):
             ended = done.nonzero().squeeze(1)
