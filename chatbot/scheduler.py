@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from hf_seq2seq_rnn.search_seq2seq_rnn import DecodingLoop, prepared_search
+from hf_seq2seq_rnn.search_seq2seq_rnn import DecodingLoop, GreedySearch, prepared_search
 from seq2seq_tools.generation import Generated, generate_ids, output_settings, results_of
 
 logger = logging.getLogger(__name__)
@@ -167,10 +167,7 @@ class _Cohort:
     strategy: Any
     open: set[int]
     stopped: set[int] = field(default_factory=set)
-
-    @property
-    def streams(self) -> bool:
-        return hasattr(self.strategy, "columns") and any(request.ticket.streams for request in self.requests)
+    streams: bool = False  # whether its tickets take each step's tokens (greedy search and sampling)
 
 
 class _ModelBatch:
@@ -299,8 +296,11 @@ class BatchScheduler:
                 if self._closed:
                     self._fail_all(RuntimeError("the batch scheduler was closed"))
                     return None
-                for batch in self._batches.values():
-                    batch.waiting = [r for r in batch.waiting if not r.ticket.cancelled or r.ticket._finish()]
+                for batch in self._batches.values():  # given up before they joined: nothing to decode
+                    for request in batch.waiting:
+                        if request.ticket.cancelled:
+                            request.ticket._finish()
+                    batch.waiting = [request for request in batch.waiting if not request.ticket.cancelled]
                 admitted, wake_in = [], None
                 for batch in self._batches.values():
                     requests, wait = self._admissible(batch)
@@ -333,24 +333,26 @@ class BatchScheduler:
         return taken, None
 
     def _admit(self, batch: _ModelBatch, requests: list[_Request]) -> None:
-        """Join `requests` to the batch, one generate() call per group of equal settings."""
+        """Join `requests` to the batch, one generate() call per group of equal settings. A group that
+        fails is tried again one request at a time, so that only the request that fails does."""
         groups: dict[tuple, list[_Request]] = {}
         for request in requests:
             groups.setdefault(request.key, []).append(request)
         for group in groups.values():
-            try:
-                self._join(batch, group)
-            except Exception as error:  # one group's failure is its own; the others decode on
-                if len(group) == 1:
-                    logger.exception("could not start decoding a request")
-                    group[0].ticket._finish(error=error)
-                    continue
-                for request in group:  # find the request that fails: each alone
-                    try:
-                        self._join(batch, [request])
-                    except Exception as single_error:
-                        logger.exception("could not start decoding a request")
-                        request.ticket._finish(error=single_error)
+            if not self._try_join(batch, group) and len(group) > 1:
+                for request in group:
+                    self._try_join(batch, [request])
+
+    def _try_join(self, batch: _ModelBatch, group: list[_Request]) -> bool:
+        """`_join`, and whether it worked; a request that fails alone gets the error."""
+        try:
+            self._join(batch, group)
+        except Exception as error:  # one group's failure is its own; the others decode on
+            if len(group) == 1:
+                logger.exception("could not start decoding a request")
+                group[0].ticket._finish(error=error)
+            return False
+        return True
 
     def _join(self, batch: _ModelBatch, group: list[_Request]) -> None:
         first = group[0]
@@ -364,7 +366,9 @@ class BatchScheduler:
             custom_generate=prepared_search,
         )
         batch.loop.add(search)
-        batch.cohorts[id(search.strategy)] = _Cohort(group, encoded, search.strategy, set(range(len(group))))
+        streams = isinstance(search.strategy, GreedySearch) and any(request.ticket.streams for request in group)
+        cohort = _Cohort(group, encoded, search.strategy, set(range(len(group))), streams=streams)
+        batch.cohorts[id(search.strategy)] = cohort
 
     def _stop_cancelled(self, batch: _ModelBatch) -> None:
         for cohort in batch.cohorts.values():
