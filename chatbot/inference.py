@@ -462,34 +462,23 @@ class PendingReply:
     def texts(self, first_after: float = 0.0, every: float = 0.0) -> Iterator[str]:
         """The reply's text as it grows (greedy and sampling; nothing for beam search): once the
         first token is there and at least `first_after` seconds have passed since this call, then at
-        most every `every` seconds, each time the text changed, until the reply ends. A reader that
-        shows it now and then is woken only then, not at every token. A byte-level token that ends
-        inside a character is held back until the character is whole."""
+        most every `every` seconds, each time the text changed, until the reply ends (by default
+        after every token, the last ones included; with `every`, the text of the last ones is left
+        to the finished reply). A reader that shows it now and then is woken only then, not at every
+        token. A byte-level token that ends inside a character is held back until the character is whole."""
         if not self.streams:
             return
-        if first_after <= 0 and every <= 0:  # after every token
-            token_ids: list[int] = []
-            shown = ""
-            for token_id in self.ticket.tokens(timeout=REPLY_TIMEOUT_S):
-                token_ids.append(token_id)
-                text = self._text(token_ids)
-                if text and text != shown:
-                    shown = text
-                    yield text
-            return
-        started = time.monotonic()
-        if not self.ticket.first_token(timeout=REPLY_TIMEOUT_S):
-            raise TimeoutError(f"no token of the reply within {REPLY_TIMEOUT_S:.0f} s")
-        shown, wait = "", started + first_after - time.monotonic()
+        token_ids: list[int] = []
+        shown, until = "", time.monotonic() + first_after
         while True:
-            token_ids, ended = self.ticket.streamed(wait)
-            if ended:
-                return
+            token_ids, ended = self.ticket.streamed(len(token_ids), until, timeout=REPLY_TIMEOUT_S)
             text = self._text(token_ids)
-            if text and text != shown:
+            if text and text != shown and not (ended and every > 0):
                 shown = text
                 yield text
-            wait = max(every, 0.001)
+            if ended:
+                return
+            until = time.monotonic() + every
 
     def _text(self, token_ids: list[int]) -> str:
         return self.loaded.tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd").strip()

@@ -69,32 +69,31 @@ class Ticket:
         Raises:
             TimeoutError: no token nor the end came within `timeout` seconds.
         """
-        self._check_streams()
         seen = 0
         while True:
-            with self._arrived:
-                if not self._arrived.wait_for(
-                    lambda seen=seen: len(self._streamed) > seen or self._ended.is_set(), timeout
-                ):
-                    raise TimeoutError(f"no token within {timeout} s")
-                new = self._streamed[seen:]
-            yield from new
-            seen += len(new)
-            if not new and self._ended.is_set():
+            streamed, ended = self.streamed(seen, 0.0, timeout)
+            yield from streamed[seen:]
+            seen = len(streamed)
+            if ended:
                 return
 
-    def streamed(self, wait_s: float) -> tuple[list[int], bool]:
-        """The tokens decoded so far, after waiting `wait_s` seconds or until the output ends (so
-        that a reader that shows the output now and then wakes only then), and whether it ended."""
-        self._check_streams()
-        ended = self._ended.wait(timeout=max(0.0, wait_s))
-        return list(self._streamed), ended
+    def streamed(self, seen: int, until: float, timeout: float | None = None) -> tuple[list[int], bool]:
+        """The tokens decoded so far and whether the output ended, once more than `seen` tokens have
+        come and the clock (`time.monotonic()`) has reached `until`, or once the output ended: a
+        reader that shows the output now and then is woken only then, not at every token.
 
-    def first_token(self, timeout: float | None = None) -> bool:
-        """Wait for the first streamed token or the end; False if neither came within `timeout`."""
-        self._check_streams()
+        Raises:
+            TimeoutError: no new token nor the end came within `timeout` seconds after `until`.
+        """
+        if not self.streams:
+            raise ValueError("this ticket was submitted without stream=True")
+        remaining = until - time.monotonic()
+        if remaining > 0 and self._ended.wait(remaining):
+            return list(self._streamed), True
         with self._arrived:
-            return self._arrived.wait_for(lambda: self._streamed or self._ended.is_set(), timeout)
+            if not self._arrived.wait_for(lambda: len(self._streamed) > seen or self._ended.is_set(), timeout):
+                raise TimeoutError(f"no token within {timeout} s")
+            return list(self._streamed), self._ended.is_set()
 
     def result(self, timeout: float | None = None) -> Generated:
         """The finished output; raises what decoding it raised."""
@@ -109,10 +108,6 @@ class Ticket:
         if not self._future.done():
             self.cancelled = True
             self._scheduler._wake()
-
-    def _check_streams(self) -> None:
-        if not self.streams:
-            raise ValueError("this ticket was submitted without stream=True")
 
     def _put(self, token: int) -> None:
         if self.streams:
