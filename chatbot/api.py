@@ -40,7 +40,7 @@ from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
 from seq2seq_tools.generation import Generated, generate_encoded
 
 from .background import ModelRegistry
-from .inference import EmptyInputError, LoadedModel, encode_messages
+from .inference import LoadedModel, encode_messages
 from .scheduler import BatchScheduler, QueueFullError
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ async def _decode(
     scheduler: BatchScheduler | None,
 ) -> tuple[list[Generated], list[str | None]]:
     """Each text's output and truncation notice, decoded in the scheduler's batch (or alone)."""
-    inputs, notices = _encoded(loaded, texts)
+    inputs, notices = encode_messages(loaded, texts)  # `_texts` refused the empty ones already
     if scheduler is None:
         results = await asyncio.to_thread(
             generate_encoded,
@@ -222,14 +222,6 @@ async def _decode(
     finally:
         for ticket in tickets:
             ticket.cancel()  # nothing for a finished output
-
-
-def _encoded(loaded: LoadedModel, texts: list[str]) -> tuple[dict[str, Any], list[str | None]]:
-    """The texts tokenized as the page tokenizes a message, and each one's truncation notice."""
-    try:
-        return encode_messages(loaded, texts)
-    except EmptyInputError as error:  # _texts refused empty texts already; this keeps the message if not
-        raise _BadRequest(str(error)) from error
 
 
 def _output(result: Generated, notice: str | None, with_alignments: bool) -> dict[str, Any]:
