@@ -36,8 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .chatbot_server import ChatbotServer, free_port, memory_mib
-from .common import REPO, machine_line, print_table, thread_environment
+from .chatbot_server import ChatbotServer, memory_mib
+from .common import REPO, machine_line, print_table
 
 POLICIES = ("before", "none", "micro", "continuous", "gradio")
 
@@ -52,40 +52,18 @@ def read_texts(path: str | None, examples: list[str], count: int = 400) -> list[
     return sources[:count]
 
 
-class GradioBatchServer(ChatbotServer):
-    """`benchmarks.gradio_batch_server` in a subprocess, started as `ChatbotServer` starts the chatbot."""
-
-    def __init__(self, model: str, threads: int, log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = log
-        command = [sys.executable, "-m", "benchmarks.gradio_batch_server", "--model", model]
-        command += ["--port", str(self.port), "--threads", str(threads)]
-        env = {**thread_environment(threads), "GRADIO_ANALYTICS_ENABLED": "False"}
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-class BeforeServer(ChatbotServer):
-    """`python -m chatbot` of another checkout (`--before-tree`: an earlier commit), with the flags of
-    its time (`--threads`, at most 2 requests at once), as `ChatbotServer` starts this one's."""
-
-    def __init__(self, tree: str, model: str, threads: int, log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = log
-        command = [sys.executable, "-m", "chatbot", "--model", model, "--port", str(self.port), "--threads",
-                   str(threads), "--concurrency-limit", "2", "--max-queue-size", "512", "--log-level", "WARNING"]  # fmt: skip
-        env = {**thread_environment(threads), "PYTHONPATH": tree, "GRADIO_ANALYTICS_ENABLED": "False"}
-        self.process = subprocess.Popen(command, cwd=tree, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
 def start(policy: str, args, folder: Path) -> ChatbotServer:
     model, threads = args.model, args.threads
     log = folder / f"server-{policy}.log"
     if policy == "gradio":
-        return GradioBatchServer(model, threads, log).wait_ready()
-    if policy == "before":
-        return BeforeServer(args.before_tree, model, threads, log).wait_ready()
+        server = ChatbotServer(["--model", model], threads, log, module="benchmarks.gradio_batch_server",
+                               threads_flag="--threads")  # fmt: skip
+        return server.wait_ready()
+    if policy == "before":  # the flags of its time: at most 2 requests at once
+        arguments = ["--model", model, "--concurrency-limit", "2", "--max-queue-size", "512", "--log-level", "WARNING"]
+        tree = Path(args.before_tree).resolve()
+        server = ChatbotServer(arguments, threads, log, {"PYTHONPATH": str(tree)}, threads_flag="--threads", tree=tree)
+        return server.wait_ready()
     arguments = ["--model", model, "--batching", policy, "--max-queue-size", "512", "--log-level", "WARNING"]
     if policy == "none":
         arguments += ["--concurrency-limit", "2"]  # the server's setting before batching

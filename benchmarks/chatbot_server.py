@@ -32,18 +32,28 @@ def free_port() -> int:
 class ChatbotServer:
     """`python -m chatbot ARGUMENTS` in a subprocess on a free port of 127.0.0.1, with `threads` torch
     threads, its output in `log` (or discarded); `wait_ready()` returns it once its API answers.
-    Started and waited for separately, so that several servers start side by side."""
+    Started and waited for separately, so that several servers start side by side. `module`,
+    `threads_flag` and `tree` run another server the same way: a stand-in such as
+    `benchmarks.gradio_batch_server`, or the chatbot of an earlier checkout (its flag was `--threads`)."""
 
     def __init__(
-        self, arguments: list[str], threads: int = 1, log: Path | None = None, environment: dict[str, str] | None = None
+        self,
+        arguments: list[str],
+        threads: int = 1,
+        log: Path | None = None,
+        environment: dict[str, str] | None = None,
+        *,
+        module: str = "chatbot",
+        threads_flag: str = "--num-threads",
+        tree: Path = REPO,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = log
-        command = [sys.executable, "-m", "chatbot", *arguments, "--port", str(self.port), "--num-threads", str(threads)]
+        command = [sys.executable, "-m", module, *arguments, "--port", str(self.port), threads_flag, str(threads)]
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(environment or {})}
         output = log.open("w") if log is not None else subprocess.DEVNULL
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, cwd=tree, env=env, stdout=output, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:
