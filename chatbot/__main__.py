@@ -220,9 +220,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from .demo_models import DemoModelError
 
-    threads, threads_note = choose_threads(settings.num_threads)
     if settings.num_threads is None and settings.batching != "none":
-        threads = serving_threads(usable_cpus())
+        threads, threads_note = serving_threads(usable_cpus()), None
+    else:  # a count asked for, or torch's own choice for requests decoded each on its own
+        threads, threads_note = choose_threads(settings.num_threads)
     torch.set_num_threads(threads)
     if threads_note:
         logger.warning(threads_note)
