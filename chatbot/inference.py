@@ -468,17 +468,19 @@ class PendingReply:
         token. A byte-level token that ends inside a character is held back until the character is whole."""
         if not self.streams:
             return
-        token_ids: list[int] = []
-        shown, until = "", time.monotonic() + first_after
+        seen, shown, until = 0, "", time.monotonic() + first_after
         while True:
-            token_ids, ended = self.ticket.streamed(len(token_ids), until, timeout=REPLY_TIMEOUT_S)
-            text = self._text(token_ids)
-            if text and text != shown and not (ended and every > 0):
-                shown = text
-                yield text
+            token_ids, ended = self.ticket.streamed(seen, until, timeout=REPLY_TIMEOUT_S)
+            # After every token: the text after each new one, also when several came at once.
+            ends = range(seen + 1, len(token_ids) + 1) if every <= 0 else [] if ended else [len(token_ids)]
+            for end in ends:
+                text = self._text(token_ids[:end])
+                if text and text != shown:
+                    shown = text
+                    yield text
             if ended:
                 return
-            until = time.monotonic() + every
+            seen, until = len(token_ids), time.monotonic() + every
 
     def _text(self, token_ids: list[int]) -> str:
         return self.loaded.tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd").strip()
