@@ -283,3 +283,53 @@ def test_plain_text_of_another_extension_is_sources_only_and_training_refuses_it
     path = write_lines(tmp_path / "newstest2014.en", [source for source, _ in PAIRS])
     with pytest.raises(TrainingInputError, match=r"holds sources only, in 'source' \(no targets\); training needs"):
         load_pairs(DataSpec(dataset=path))
+
+
+def tatoeba_like_pairs(count: int) -> list[tuple[str, str]]:
+    """Sentence pairs with accents, punctuation, digits, emoji and Hangul, for tokenization tests."""
+    generator = random.Random(11)
+    words = ["Il", "a", "dit", "« bonjour »", "déjà", "l'été", "12:30", "naïve", "😀", "안녕하세요", "NFKC ﬁ", "?!"]
+    return [
+        (" ".join(generator.choices(words, k=generator.randint(1, 12))), " ".join(generator.choices(words, k=3)))
+        for _ in range(count)
+    ]
+
+
+def test_the_backend_encoding_gives_the_ids_of_the_tokenizers_own_call():
+    from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+    from training.prepare import encode_texts
+
+    rows = tatoeba_like_pairs(300)
+    texts = [text for pair in rows for text in pair]
+    tokenizer = train_tokenizer(texts[:200], vocab_size=300)
+    expected = tokenizer(texts, truncation=False)["input_ids"]
+    assert encode_texts(tokenizer, texts, max_length=8, truncate=False) == expected
+    tokenizer(texts[:3], truncation=True, max_length=4)  # leaves truncation set in the backend
+    assert encode_texts(tokenizer, texts, max_length=8, truncate=False) == expected
+    assert encode_texts(tokenizer, texts, max_length=8, truncate=True) == tokenizer(
+        texts, truncation=True, max_length=8
+    )["input_ids"]
+    assert any(len(ids) > 8 for ids in expected)
+
+
+def test_preparation_uses_the_cpus_for_large_splits_and_one_process_for_small_ones(monkeypatch):
+    from training import prepare
+
+    monkeypatch.setattr(prepare, "usable_cpus", lambda: 6)
+    assert prepare.preparation_workers(None, prepare.PARALLEL_MIN_ROWS) == 6
+    assert prepare.preparation_workers(None, prepare.PARALLEL_MIN_ROWS - 1) == 1
+    assert prepare.preparation_workers(None, None) == 1  # a stream
+    assert prepare.preparation_workers(3, 10) == 3
+
+
+def test_two_processes_tokenize_a_split_as_one_does():
+    from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+
+    rows = tatoeba_like_pairs(2000) + [("", "rien"), ("word " * 40, "long")]
+    tokenizer = train_tokenizer([text for pair in rows for text in pair], vocab_size=300)
+    pairs = Dataset.from_dict({"source": [s for s, _ in rows], "target": [t for _, t in rows]})
+    one, one_report = tokenize_pairs(pairs, tokenizer, max_source_length=30, max_target_length=30, num_proc=1)
+    two, two_report = tokenize_pairs(pairs, tokenizer, max_source_length=30, max_target_length=30, num_proc=2)
+    assert one_report == two_report and one_report.empty == 1 and one_report.overlong >= 1
+    assert one.to_dict() == two.to_dict()
+    assert one["length"] == [len(t) * 65536 + len(s) for s, t in zip(one["input_ids"], one["labels"], strict=True)]

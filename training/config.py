@@ -116,7 +116,12 @@ class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
     max_source_length: int = option("longest source in tokens, </s> included", 64)
     max_target_length: int = option("longest target in tokens, </s> included", 64)
     overlong: Literal[*OVERLONG_POLICIES] = option("longer pairs are dropped (filter) or cut (truncate)", "filter")
-    preprocessing_num_workers: int | None = option("processes for datasets.map", None)
+    preprocessing_num_workers: int | None = option(
+        "processes that filter and tokenize the training split (datasets.map num_proc); null: the CPUs the process "
+        "may use for 50,000 pairs or more, else 1",
+        None,
+        minimum=1,
+    )
     # model: the keys of `ModelSettings`, and
     model_name_or_path: str | None = option("continue training a saved model (its tokenizer too)", None)
     # optimization

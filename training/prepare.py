@@ -1,33 +1,51 @@
 """From source/target pairs to padded batches: tokenizer, tokenization, filtering, length grouping.
 
     pairs --(train_tokenizer or seq2seq_tools.loading.load_tokenizer)--> tokenizer
-    pairs --drop empty rows--> --tokenize (batched datasets.map)--> --drop or truncate over-long-->
+    pairs --drop empty rows--> --tokenize, drop or truncate over-long (one batched datasets.map)-->
           --LengthGroupedBatchSampler + DataCollatorForSeq2Seq--> batches
+
+A map-style split of `PARALLEL_MIN_ROWS` pairs or more is filtered and tokenized by as many processes
+as the CPUs this one may use (`preparation_workers`), and `datasets` caches each pass: a second run on
+the same data and settings reads the tokenized split from its cache.
 
 Counts of what was dropped or truncated are returned, so the training script can report them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import logging
 import math
+import os
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import pyarrow.compute
+import tokenizers
 import torch
 from datasets import Dataset, IterableDataset
 from torch.utils.data import Sampler
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from hf_seq2seq_rnn import Seq2SeqRNNConfig
+from hf_seq2seq_rnn import Seq2SeqRNNConfig, tokenization_seq2seq_rnn
 from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
 from seq2seq_tools.loading import load_tokenizer
+from seq2seq_tools.machine import usable_cpus
 
 from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
 
 OVERLONG_POLICIES = ("filter", "truncate")
+# A map-style training split of at least this many rows is tokenized by several processes by default.
+PARALLEL_MIN_ROWS = 50_000
+# In a cached tokenizer's folder: how long its training took.
+TOKENIZER_TIMING = "training_time.json"
 
 
 @dataclass
@@ -97,6 +115,16 @@ def _load_or_train(
                 f"cannot load the tokenizer {tokenizer_path!r} ({reason}); pass a folder saved by "
                 "tokenizer.save_pretrained, or leave --tokenizer out to train one"
             ) from error
+    settings = {"vocab_size": vocab_size, "min_frequency": min_frequency, "model_max_length": model_max_length}
+    cached = tokenizer_cache(train_pairs, kind=kind, **settings)
+    if cached is not None and os.path.isfile(os.path.join(cached, TOKENIZER_TIMING)):
+        with open(os.path.join(cached, TOKENIZER_TIMING), encoding="utf-8") as handle:
+            seconds = json.load(handle)["seconds"]
+        logger.info(
+            "tokenizer: the one trained on the same pairs and settings by an earlier run (%.1f s then), from %s",
+            seconds, cached,
+        )  # fmt: skip
+        return load_tokenizer(cached)
     pairs = train_pairs.take(max_examples) if isinstance(train_pairs, IterableDataset) else train_pairs
 
     def texts() -> Iterator[str]:
@@ -104,14 +132,51 @@ def _load_or_train(
             yield from batch["source"]
             yield from batch["target"]
 
+    started = time.perf_counter()
     try:
-        return train_tokenizer(
-            texts(), vocab_size=vocab_size, min_frequency=min_frequency, model_max_length=model_max_length, kind=kind
-        )
+        tokenizer = train_tokenizer(texts(), kind=kind, **settings)
     except ValueError as error:
         raise TrainingInputError(f"--vocab-size: {error}") from error
     except ImportError as error:
         raise TrainingInputError(str(error)) from error
+    if cached is None:
+        return tokenizer
+    save_cached_tokenizer(tokenizer, cached, time.perf_counter() - started)
+    # Loaded back, so that this run's tokenizer is the object a later run loads: the same hash, and
+    # so the same `datasets` cache files of the tokenized split.
+    return load_tokenizer(cached)
+
+
+def tokenizer_cache(train_pairs: Dataset | IterableDataset, **settings: Any) -> str | None:
+    """Where the tokenizer trained on `train_pairs` with `settings` is kept: a folder beside the
+    split's `datasets` cache files, named by the split's fingerprint, the settings and the code
+    that trains it. None for a split without cache files (a stream, data held in memory)."""
+    if not isinstance(train_pairs, Dataset) or not train_pairs.cache_files:
+        return None
+    key = json.dumps(
+        {
+            "pairs": train_pairs._fingerprint,  # datasets' own key of this split's content and history
+            "settings": settings,
+            "tokenizers": tokenizers.__version__,
+            "code": inspect.getsource(tokenization_seq2seq_rnn),
+        },
+        sort_keys=True,
+    )
+    folder = os.path.dirname(train_pairs.cache_files[0]["filename"])
+    return os.path.join(folder, f"seq2seq_rnn-tokenizer-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
+
+
+def save_cached_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str, seconds: float) -> None:
+    """Save `tokenizer` to `folder` whole or not at all (written beside it, then renamed), with the
+    seconds its training took; another process that saved it first wins."""
+    partial = f"{folder}.{os.getpid()}.partial"
+    tokenizer.save_pretrained(partial)
+    with open(os.path.join(partial, TOKENIZER_TIMING), "w", encoding="utf-8") as handle:
+        json.dump({"seconds": round(seconds, 3)}, handle)
+    try:
+        os.rename(partial, folder)
+    except OSError:  # saved by another process meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: Seq2SeqRNNConfig) -> None:
@@ -127,20 +192,62 @@ def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: Seq2SeqR
         raise TrainingInputError("the tokenizer does not match the model: " + "; ".join(problems))
 
 
+def preparation_workers(requested: int | None, rows: int | None) -> int:
+    """The processes that tokenize and filter a split: `requested`, else the CPUs this process may
+    use (`usable_cpus`) for `PARALLEL_MIN_ROWS` rows or more, else one (starting the workers would
+    cost more than they save). A stream (`rows` None) is read by one process."""
+    if requested is not None:
+        return requested
+    if rows is None or rows < PARALLEL_MIN_ROWS:
+        return 1
+    return usable_cpus()
+
+
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, truncate: bool
+) -> list[list[int]]:
+    """The token ids of each text, `</s>` included: what `tokenizer(texts, truncation=truncate,
+    max_length=max_length)["input_ids"]` gives.
+
+    A plain fast tokenizer without truncation is asked through its `tokenizers` backend, which
+    gives the same ids without building the `BatchEncoding` (half the time of a training set's
+    tokenization; tests/test_training_data.py compares the two). Any other tokenizer (a subclass,
+    such as the morpheme tokenizer, may change the text first) goes through its own call.
+    """
+    if truncate or type(tokenizer) is not PreTrainedTokenizerFast:
+        return tokenizer(texts, truncation=truncate, max_length=max_length)["input_ids"]
+    backend = tokenizer.backend_tokenizer
+    if backend.truncation is not None or backend.padding is not None:
+        # Left by an earlier call with truncation or padding; the transformers call sets both each time.
+        backend.no_truncation()
+        backend.no_padding()
+    return [encoding.ids for encoding in backend.encode_batch_fast(texts)]
+
+
 def _tokenize_batch(
     batch: dict[str, list[str]],
     tokenizer: PreTrainedTokenizerBase,
     max_source_length: int,
     max_target_length: int,
-    truncate: bool,
+    overlong: str,
 ) -> dict[str, list]:
-    sources = tokenizer(batch["source"], truncation=truncate, max_length=max_source_length)
-    targets = tokenizer(batch["target"], truncation=truncate, max_length=max_target_length)
+    """Batched `datasets.map` function: pairs to token ids; with `overlong="filter"` the pairs longer
+    than the limits are left out here (no second pass over the data, no index mapping after it)."""
+    truncate = overlong == "truncate"
+    sources = encode_texts(tokenizer, batch["source"], max_source_length, truncate)
+    targets = encode_texts(tokenizer, batch["target"], max_target_length, truncate)
+    if overlong == "filter":
+        kept = [
+            (source, target)
+            for source, target in zip(sources, targets, strict=True)
+            if len(source) <= max_source_length and len(target) <= max_target_length
+        ]
+        sources, targets = [source for source, _ in kept], [target for _, target in kept]
     return {
-        "input_ids": sources["input_ids"],
-        "attention_mask": sources["attention_mask"],
-        "labels": targets["input_ids"],
-        "length": [_grouping_length(s, t) for s, t in zip(sources["input_ids"], targets["input_ids"], strict=True)],
+        "input_ids": sources,
+        "attention_mask": [[1] * len(source) for source in sources],
+        "labels": targets,
+        "length": [_grouping_length(s, t) for s, t in zip(sources, targets, strict=True)],
     }
 
 
@@ -150,13 +257,6 @@ def _grouping_length(source: list[int], target: list[int]) -> int:
     input feeding), and the encoder reads packed sequences. It leaves far fewer padded targets than
     the sum of both lengths (tests/test_training_data.py)."""
     return len(target) * 65536 + len(source)
-
-
-def _fits(batch: dict[str, list], max_source_length: int, max_target_length: int) -> list[bool]:
-    return [
-        len(source) <= max_source_length and len(target) <= max_target_length
-        for source, target in zip(batch["input_ids"], batch["labels"], strict=True)
-    ]
 
 
 def _not_empty(batch: dict[str, list[str]]) -> list[bool]:
@@ -171,23 +271,24 @@ def tokenize_pairs(
     overlong: str = "filter",
     num_proc: int | None = None,
 ) -> tuple[Dataset | IterableDataset, PreparationReport]:
-    """Tokenize pairs into `input_ids`, `attention_mask`, `labels` (and `length`, their sum).
+    """Tokenize pairs into `input_ids`, `attention_mask`, `labels` and `length` (`_grouping_length`).
 
     Empty rows are dropped; pairs longer than the limits (in tokens, `</s>` included) are dropped
-    (`overlong="filter"`) or cut (`"truncate"`, keeping the final `</s>`).
+    (`overlong="filter"`) or cut (`"truncate"`, keeping the final `</s>`). `num_proc`: the processes
+    of a map-style split's passes (`preparation_workers` chooses when it is None).
     """
     if overlong not in OVERLONG_POLICIES:
         raise TrainingInputError(f"overlong={overlong!r}; accepted values: {', '.join(OVERLONG_POLICIES)}")
     streaming = isinstance(pairs, IterableDataset)
     report = PreparationReport(policy=overlong)
-    map_arguments = {} if streaming else {"num_proc": num_proc, "desc": "Tokenizing"}
-    filter_arguments = {} if streaming else {"num_proc": num_proc, "desc": "Dropping empty rows"}
+    passes: dict[str, Any] = {}
     if not streaming:
         report.rows = len(pairs)
-    pairs = pairs.filter(_not_empty, batched=True, **filter_arguments)
-    if not streaming:
-        report.empty = report.rows - len(pairs)
-    tokenized = pairs.map(
+        passes = {"num_proc": preparation_workers(num_proc, report.rows)}
+        if passes["num_proc"] == 1:
+            passes["num_proc"] = None  # the same cache files as a run that never asked for workers
+    filled = pairs.filter(_not_empty, batched=True, **passes, **({} if streaming else {"desc": "Dropping empty rows"}))
+    tokenized = filled.map(
         _tokenize_batch,
         batched=True,
         remove_columns=["source", "target"],
@@ -195,31 +296,56 @@ def tokenize_pairs(
             "tokenizer": tokenizer,
             "max_source_length": max_source_length,
             "max_target_length": max_target_length,
-            "truncate": overlong == "truncate",
+            "overlong": overlong,
         },
-        **map_arguments,
+        **passes,
+        **({} if streaming else {"desc": "Tokenizing"}),
     )
+    if streaming:
+        return tokenized, report
+    report.empty = report.rows - len(filled)
+    report.kept = len(tokenized)
     if overlong == "filter":
-        before = None if streaming else len(tokenized)
-        if not streaming:
-            filter_arguments["desc"] = "Dropping over-long pairs"
-        tokenized = tokenized.filter(
-            _fits,
-            batched=True,
-            fn_kwargs={"max_source_length": max_source_length, "max_target_length": max_target_length},
-            **filter_arguments,
+        report.overlong = len(filled) - report.kept
+    else:
+        columns = tokenized.with_format("arrow", columns=["input_ids", "labels"])[:]
+        cut = pyarrow.compute.or_(
+            pyarrow.compute.equal(pyarrow.compute.list_value_length(columns["input_ids"]), max_source_length),
+            pyarrow.compute.equal(pyarrow.compute.list_value_length(columns["labels"]), max_target_length),
         )
-        if not streaming:
-            report.overlong = before - len(tokenized)
-    elif not streaming:
-        report.overlong = sum(
-            1
-            for source, target in zip(tokenized["input_ids"], tokenized["labels"], strict=True)
-            if len(source) == max_source_length or len(target) == max_target_length
-        )
-    if not streaming:
-        report.kept = len(tokenized)
+        report.overlong = int(pyarrow.compute.sum(cut).as_py() or 0)
     return tokenized, report
+
+
+def log_preparation_time(tokenized: Dataset | IterableDataset, seconds: float) -> float | None:
+    """Log how long preparing the training split took, and, when an earlier run prepared the same
+    data with the same settings (the tokenized split has the same `datasets` fingerprint, so this
+    run read it from the cache), how long that took and the time saved. Returns the earlier time."""
+    if not isinstance(tokenized, Dataset) or not tokenized.cache_files:
+        return None
+    folder = os.path.dirname(tokenized.cache_files[0]["filename"])
+    record = os.path.join(folder, f"seq2seq_rnn-preparation-{tokenized._fingerprint}.json")
+    if os.path.isfile(record):
+        with open(record, encoding="utf-8") as handle:
+            earlier = json.load(handle)["seconds"]
+        logger.info(
+            "data prepared in %.1f s from the datasets cache in %s: the first run on the same data and settings "
+            "took %.1f s (%.1f s saved)",
+            seconds, folder, earlier, earlier - seconds,
+        )  # fmt: skip
+        return earlier
+    with open(record, "w", encoding="utf-8") as handle:
+        json.dump({"seconds": round(seconds, 3)}, handle)
+    logger.info(
+        "data prepared in %.1f s; a later run on the same data and settings reads it from the datasets cache in %s",
+        seconds, folder,
+    )  # fmt: skip
+    return None
+
+
+def grouping_lengths(tokenized: Dataset) -> list[int]:
+    """The `length` column of a tokenized split, read as one Arrow column (not row by row)."""
+    return tokenized.with_format("arrow", columns=["length"])[:]["length"].to_pylist()
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):

@@ -41,7 +41,7 @@ from typing import Any
 import datasets
 import torch
 import transformers
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from datasets import Dataset, IterableDataset
@@ -68,7 +68,9 @@ from .prepare import (
     LengthGroupedBatchSampler,
     PreparationReport,
     check_tokenizer_matches,
+    grouping_lengths,
     load_or_train_tokenizer,
+    log_preparation_time,
     tokenize_pairs,
 )
 from .progress import RunningTotals, TrainingClock, TrainingProgress
@@ -93,6 +95,7 @@ class PreparedData:
 
 def load_data(config: TrainingConfig) -> PreparedData:
     """Pairs from the dataset (or the embedded demo), the tokenizer, and the tokenized splits."""
+    started = time.perf_counter()
     spec = data_spec(config)
     if config.dataset is None:
         splits = demos.demo_splits(config.demo, config.source_lang, config.target_lang, config.demo_size, config.seed)
@@ -131,6 +134,8 @@ def load_data(config: TrainingConfig) -> PreparedData:
     validation, validation_report = tokenize_pairs(validation, tokenizer, *lengths)
     for split, report in (("train", train_report), ("validation", validation_report)):
         logger.info(report.describe(split), main_process_only=True)
+    if PartialState().is_main_process:  # the others read what it prepared
+        log_preparation_time(train, time.perf_counter() - started)
     if isinstance(train, Dataset) and len(train) == 0:
         if train_report.overlong:
             hint = "raise --max-source-length / --max-target-length or pass --overlong truncate"
@@ -221,7 +226,7 @@ def get_dataloaders(
             generator=torch.Generator().manual_seed(config.seed),
         )
     else:
-        sampler = LengthGroupedBatchSampler(data.train["length"], config.batch_size, seed=config.seed)
+        sampler = LengthGroupedBatchSampler(grouping_lengths(data.train), config.batch_size, seed=config.seed)
         train_dataloader = DataLoader(
             data.train.remove_columns("length"),
             batch_sampler=sampler,
