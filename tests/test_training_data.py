@@ -306,9 +306,10 @@ def test_the_backend_encoding_gives_the_ids_of_the_tokenizers_own_call():
     assert encode_texts(tokenizer, texts, max_length=8, truncate=False) == expected
     tokenizer(texts[:3], truncation=True, max_length=4)  # leaves truncation set in the backend
     assert encode_texts(tokenizer, texts, max_length=8, truncate=False) == expected
-    assert encode_texts(tokenizer, texts, max_length=8, truncate=True) == tokenizer(
-        texts, truncation=True, max_length=8
-    )["input_ids"]
+    assert (
+        encode_texts(tokenizer, texts, max_length=8, truncate=True)
+        == tokenizer(texts, truncation=True, max_length=8)["input_ids"]
+    )
     assert any(len(ids) > 8 for ids in expected)
 
 
@@ -333,3 +334,22 @@ def test_two_processes_tokenize_a_split_as_one_does():
     assert one_report == two_report and one_report.empty == 1 and one_report.overlong >= 1
     assert one.to_dict() == two.to_dict()
     assert one["length"] == [len(t) * 65536 + len(s) for s, t in zip(one["input_ids"], one["labels"], strict=True)]
+
+
+def test_a_split_larger_than_the_sample_trains_the_tokenizer_on_a_seeded_random_sample(caplog):
+    from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+    from training.prepare import load_or_train_tokenizer
+
+    generator = random.Random(3)
+    syllables = [consonant + vowel for consonant in "bdfgklmnprstvz" for vowel in "aeiou"]
+    words = ["".join(generator.choices(syllables, k=generator.randint(1, 4))) for _ in range(3000)]
+    rows = [(" ".join(generator.choices(words, k=6)), " ".join(generator.choices(words, k=6))) for _ in range(500)]
+    pairs = Dataset.from_dict({"source": [s for s, _ in rows], "target": [t for _, t in rows]})
+    with caplog.at_level("INFO"):
+        sampled = load_or_train_tokenizer(pairs, None, 300, 2, 64, sample_pairs=100, seed=7)
+    assert "trained on 100 of the 500 training pairs" in caplog.text
+    chosen = sorted(random.Random(7).sample(range(500), 100))
+    expected = train_tokenizer([text for i in chosen for text in rows[i]], vocab_size=300, model_max_length=64)
+    assert sampled.get_vocab() == expected.get_vocab()
+    whole = load_or_train_tokenizer(pairs, None, 300, 2, 64, sample_pairs=500, seed=7)
+    assert whole.get_vocab() != sampled.get_vocab()

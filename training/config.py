@@ -113,6 +113,12 @@ class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
     )
     vocab_size: int = option("the vocabulary trained on the training pairs (both sides)", 8000)
     min_frequency: int = option("merges seen fewer times are not learned", 2)
+    tokenizer_sample_pairs: int = option(
+        "pairs the tokenizer is trained on: a random sample (with --seed) of a larger training split, the first "
+        "pairs of a stream",
+        1_000_000,
+        minimum=1,
+    )
     max_source_length: int = option("longest source in tokens, </s> included", 64)
     max_target_length: int = option("longest target in tokens, </s> included", 64)
     overlong: Literal[*OVERLONG_POLICIES] = option("longer pairs are dropped (filter) or cut (truncate)", "filter")

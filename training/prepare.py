@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import time
 from collections.abc import Iterator
@@ -75,18 +76,22 @@ def load_or_train_tokenizer(
     vocab_size: int,
     min_frequency: int,
     model_max_length: int,
-    max_examples: int = 300_000,
+    sample_pairs: int = 1_000_000,
     kind: str = "bpe",
+    seed: int = 42,
 ) -> PreTrainedTokenizerBase:
     """The tokenizer at `tokenizer_path`, or a new one (`kind` "bpe", "char" or "morpheme") trained on
-    both sides of the training pairs.
+    both sides of the training pairs: of a split larger than `sample_pairs`, a random sample of that
+    many (drawn with `seed`; a merge learned from two million sentences is learned from more too);
+    of a stream, its first `sample_pairs`.
 
-    A streaming split contributes its first `max_examples` pairs to the training of the tokenizer.
+    A tokenizer trained on a split that `datasets` caches on disk is kept beside its cache files
+    (`tokenizer_cache`), and a later run on the same pairs and settings loads it.
     A morpheme tokenizer without its analyzer (kiwipiepy) is a `TrainingInputError` here, before any
     data is tokenized.
     """
     tokenizer = _load_or_train(
-        train_pairs, tokenizer_path, vocab_size, min_frequency, model_max_length, max_examples, kind
+        train_pairs, tokenizer_path, vocab_size, min_frequency, model_max_length, sample_pairs, kind, seed
     )
     try:
         tokenizer("가")  # a saved morpheme tokenizer loads without its analyzer but cannot encode
@@ -101,8 +106,9 @@ def _load_or_train(
     vocab_size: int,
     min_frequency: int,
     model_max_length: int,
-    max_examples: int,
+    sample_pairs: int,
     kind: str,
+    seed: int,
 ) -> PreTrainedTokenizerBase:
     if tokenizer_path:
         try:
@@ -116,7 +122,7 @@ def _load_or_train(
                 "tokenizer.save_pretrained, or leave --tokenizer out to train one"
             ) from error
     settings = {"vocab_size": vocab_size, "min_frequency": min_frequency, "model_max_length": model_max_length}
-    cached = tokenizer_cache(train_pairs, kind=kind, **settings)
+    cached = tokenizer_cache(train_pairs, kind=kind, sample_pairs=sample_pairs, seed=seed, **settings)
     if cached is not None and os.path.isfile(os.path.join(cached, TOKENIZER_TIMING)):
         with open(os.path.join(cached, TOKENIZER_TIMING), encoding="utf-8") as handle:
             seconds = json.load(handle)["seconds"]
@@ -125,7 +131,15 @@ def _load_or_train(
             seconds, cached,
         )  # fmt: skip
         return load_tokenizer(cached)
-    pairs = train_pairs.take(max_examples) if isinstance(train_pairs, IterableDataset) else train_pairs
+    if isinstance(train_pairs, IterableDataset):
+        pairs = train_pairs.take(sample_pairs)
+    elif len(train_pairs) > sample_pairs:  # in file order, so that reading the sample stays sequential
+        pairs = train_pairs.select(sorted(random.Random(seed).sample(range(len(train_pairs)), sample_pairs)))
+        logger.info(
+            "tokenizer: trained on %d of the %d training pairs, drawn at random", sample_pairs, len(train_pairs)
+        )
+    else:
+        pairs = train_pairs
 
     def texts() -> Iterator[str]:
         for batch in pairs.iter(batch_size=1000):

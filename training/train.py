@@ -127,7 +127,9 @@ def load_data(config: TrainingConfig) -> PreparedData:
         config.vocab_size,
         config.min_frequency,
         max(config.max_source_length, config.max_target_length),
+        sample_pairs=config.tokenizer_sample_pairs,
         kind=config.tokenizer_type,
+        seed=config.seed,
     )
     lengths = (config.max_source_length, config.max_target_length, config.overlong)
     train, train_report = tokenize_pairs(train, tokenizer, *lengths, num_proc=config.preprocessing_num_workers)
