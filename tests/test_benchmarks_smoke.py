@@ -167,6 +167,17 @@ def test_bench_training(corpus, tmp_path):
     assert "test BLEU / chrF (10 pairs, beam 4)" in rows
 
 
+def test_bench_data_scale(corpus, tmp_path):
+    output = run_benchmark(
+        "bench_data_scale", "--corpus", str(corpus), "--sizes", "1200", "--variants", "ours", "--threads", "1",
+        "--work-dir", str(tmp_path), "--training-flags", TINY_TRAINING + " --validation-size 100",
+    )  # fmt: skip
+    rows = table_rows(output, "pairs", "variant", "run", "s to the plan", "s whole command", "speed vs first")
+    assert [row[:3] for row in rows] == [["1,200", "ours", "first"], ["1,200", "ours", "second"]]
+    assert all(0 < float(row[3]) < float(row[4]) for row in rows)
+    assert (tmp_path / "log-1200-ours-second.txt").read_text().count("from the datasets cache in") == 1
+
+
 @pytest.mark.slow  # seven runs of training.predict and four of training.train, two at a time (about 45 s)
 def test_bench_budget(corpus, tmp_path):
     output = run_benchmark(
