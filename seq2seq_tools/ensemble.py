@@ -47,7 +47,8 @@ def check_same_tokenizer(tokenizers: Sequence[Any], names: Sequence[str]) -> Non
             difference = "special token ids (" + ", ".join(special) + ")"
         raise ValueError(
             f"{names[0]} and {name} have different tokenizers ({difference}); an ensemble averages the "
-            "log-probabilities of the same tokens, so its models must share a tokenizer"
+            "log-probabilities of the same tokens, so its models must share a tokenizer: train the others with "
+            f"the first one's (python -m training.train ... --tokenizer {names[0]})"
         )
 
 

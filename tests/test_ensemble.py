@@ -223,6 +223,7 @@ def test_models_with_different_tokenizers_are_refused_naming_both(saved):
     with pytest.raises(ValueError, match="different tokenizers") as refused:
         load_ensemble([saved["a"], saved["other"]])
     assert saved["a"] in str(refused.value) and saved["other"] in str(refused.value)
+    assert f"--tokenizer {saved['a']})" in str(refused.value)  # what to do about it
     _, tokenizer = tiny_model()
     changed = copy.deepcopy(tokenizer)
     changed.pad_token_id = tokenizer.eos_token_id
