@@ -5,6 +5,7 @@ down several-fold as soon as anything else runs.
 """
 
 import os
+import socket
 
 import pytest
 import torch
@@ -113,6 +114,13 @@ def tiny_model(texts=TINY_TEXTS, *, vocab_size: int = 320, seed: int = 0, **sett
         unk_token_id=tokenizer.unk_token_id,
     )
     return Seq2SeqRNNForConditionalGeneration(config).eval(), tokenizer
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the operating system picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 # A tiny run of the training command on the embedded demo: a checkpoint every 2 steps, no evaluation

@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
-from conftest import TINY_RUN
+from conftest import TINY_RUN, free_port
 from datasets import Dataset
 from transformers import GenerationConfig
 
@@ -218,6 +219,68 @@ def test_chatbot_names_a_missing_local_model_path():
     assert result.returncode == 2, result.stderr[-2000:]
     assert "the local path some/missing/dir does not exist" in result.stderr
     assert "Repo id" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_machine_that_cannot_reach_the_main_process_stops_with_one_line_within_the_timeout(tmp_path):
+    """Rank 1 of 2 with nobody at MASTER_ADDR:MASTER_PORT, as a launcher without an agent of its own
+    starts it (Slurm, MPI: the torch environment variables, then the script). Without the check,
+    Accelerator() waits 30 minutes in init_process_group and ends in a traceback."""
+    port, timeout = free_port(), 3
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    env.update(RANK="1", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.train",
+            *TINY,
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--connect-timeout",
+            str(timeout),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot reach the main process at 127.0.0.1:{port} within {timeout} s"), last
+    assert "Traceback" not in result.stderr
+    assert timeout <= elapsed < timeout + 60  # it waited, and stopped (the start-up takes a few seconds)
+    assert not (tmp_path / "run").exists(), "it stopped before touching --output-dir"
+
+
+def test_accelerate_launch_of_a_machine_that_cannot_reach_the_main_one_stops_within_its_rendezvous_timeout(tmp_path):
+    """`accelerate launch --num_machines 2 --machine_rank 1` waits for machine 0 in torchrun's agent,
+    before the script starts: 600 s by default, bounded by `--rdzv_conf timeout=S` (README). It stops
+    then with torch's traceback, whose last line names the address and port, within two or three
+    times S (the TCP client tries again after a random delay)."""
+    port, timeout = free_port(), 3
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+              "--num_processes", "2", "--machine_rank", "1", "--main_process_ip", "127.0.0.1",
+              "--main_process_port", str(port), "--rdzv_conf", f"timeout={timeout}", "--mixed_precision", "no",
+              "--dynamo_backend", "no"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    started = time.monotonic()
+    result = subprocess.run(
+        [*launch, "-m", "training.train", *TINY, "--output-dir", str(tmp_path / "run")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"(127.0.0.1, {port})" in last, last
+    assert timeout <= elapsed < 3 * timeout + 60  # start-up included
+    assert not (tmp_path / "run").exists(), "the training script never started"
 
 
 @pytest.fixture(scope="module")

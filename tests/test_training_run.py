@@ -1,5 +1,6 @@
 """End-to-end runs of `training.train`: the demos learn and save a loadable model, a killed run resumes
-to the same weights, two processes train together, and bad input ends in a message (exit code 2).
+to the same weights, two processes (and two machines on one box, killed and resumed) train together,
+and bad input ends in a message (exit code 2).
 
 Runs are real: the script's `main` in-process or `python -m training.train` / `accelerate launch`
 subprocesses, writing to tmp_path. Models are small so that the whole file takes a few minutes.
@@ -7,6 +8,7 @@ subprocesses, writing to tmp_path. Models are small so that the whole file takes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,8 +17,10 @@ import subprocess
 import sys
 import time
 
+import psutil  # Accelerate's own dependency
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
 
 from training.train import main
@@ -175,6 +179,124 @@ def test_two_process_accelerate_launch_equals_one_process_at_twice_the_batch(tmp
     assert not seen0 & seen1, "both processes trained on the same samples"
     assert seen0 | seen1 == {tuple(row) for row in one["seen"]}
     saved = load_file(records["two"] / "out" / "model.safetensors")
+    for name, weight in saved.items():
+        assert torch.equal(weight, rank0["weights"][name]), f"{name}: the saved model is not what was trained"
+
+
+def two_machines(machine_rank: int, port: int) -> list[str]:
+    """`accelerate launch` as machine `machine_rank` of two, one process each, the main one at 127.0.0.1:`port`."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+        "--num_processes", "2", "--machine_rank", str(machine_rank), "--main_process_ip", "127.0.0.1",
+        "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+    ]  # fmt: skip
+
+
+def start_two_machines(record_dir, arguments: list[str], log_dir) -> list[subprocess.Popen]:
+    """Both machines' `accelerate launch` of the probe at once, on a free port, each in a session of its
+    own and writing to `log_dir/machine-R.log` (read once it has ended: no pipe to fill)."""
+    port = free_port()
+    machines = []
+    for rank in (0, 1):
+        with open(log_dir / f"machine-{rank}.log", "w", encoding="utf-8") as log:
+            machines.append(
+                subprocess.Popen(
+                    [*two_machines(rank, port), PROBE, str(record_dir), *arguments],
+                    cwd=REPO,
+                    env=subprocess_env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    return machines
+
+
+def kill_machine(launcher: subprocess.Popen) -> None:
+    """SIGKILL to the launcher's process group and to each worker's: torchrun starts every worker in a
+    session of its own, and a worker whose launcher alone is killed trains on to the end."""
+    groups = {launcher.pid}
+    for child in psutil.Process(launcher.pid).children(recursive=True):
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(child.pid))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    launcher.wait()
+
+
+# The probe's tiny model and pairs as a map-style dataset, whose length-grouped batches of 8 are dealt
+# to the ranks in turn; one process with batches of 16 would group the pairs otherwise, so the reference
+# accumulates two batches of 8. 1,568 training pairs after 32 held out: 98 steps of 2 x 8 pairs in the
+# first epoch, which the run stays in. Flags given twice: the later wins.
+MACHINE_FLAGS = [flag for flag in PROBE_FLAGS if flag != "--streaming"] + [
+    "--validation-size", "32", "--max-steps", "90", "--checkpointing-steps", "10", "--batch-size", "8",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_machines_killed_and_resumed_equal_one_process_accumulating_their_two_batches(tmp_path):
+    """Two `accelerate launch` "machines" on this box (gloo on CPU, one process each, one shared
+    --output-dir) are killed whole after a checkpoint and launched again with
+    `--resume-from-checkpoint latest`. Against one uninterrupted process that accumulates two batches
+    per step: the data per step are the same (map-style batches are dealt out to the ranks in turn),
+    the gradients their mean in another order.
+
+    The probe records the resumed session only, so: the two ranks trained there on disjoint rows that
+    together are the reference's rows after the step resumed from; and both ranks' final weights,
+    which depend on every step of both sessions, are equal and equal the reference's within
+    DDP_TOLERANCE."""
+    pairs = write_pairs(tmp_path / "pairs.csv", [(f"q{i:04d}", f"a{i:04d}"[::-1]) for i in range(1600)])
+    one, two, logs = tmp_path / "one", tmp_path / "two", tmp_path / "logs"
+    for folder in (one, two, logs):
+        folder.mkdir()
+    arguments = ["--dataset", pairs, "--output-dir", str(two / "out"), *MACHINE_FLAGS]
+    reference = ["--dataset", pairs, "--output-dir", str(one / "out"), *MACHINE_FLAGS]
+    reference += ["--gradient-accumulation-steps", "2"]
+    result = subprocess.run(
+        [sys.executable, PROBE, str(one), *reference],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+    machines = start_two_machines(two, arguments, logs)
+    index = two / "out" / "checkpoints" / "index.json"
+    while all(machine.poll() is None for machine in machines):  # pytest's timeout bounds the wait
+        if index.is_file() and json.loads(index.read_text())["last"] >= "step-00000020":
+            break
+        time.sleep(0.05)
+    assert all(machine.poll() is None for machine in machines), "a machine ended before it could be killed"
+    for machine in machines:  # both at once, as when the power goes
+        kill_machine(machine)
+    first_session = (logs / "machine-0.log").read_text(encoding="utf-8")
+    assert "on 2 process(es)" in first_session, first_session[-3000:]
+    last = json.loads(index.read_text())["last"]
+    assert "step-00000020" <= last < "step-00000090"
+    resumed_at = int(last.removeprefix("step-"))
+
+    machines = start_two_machines(two, [*arguments, "--resume-from-checkpoint", "latest"], logs)
+    for rank, machine in enumerate(machines):
+        machine.wait(timeout=300)
+        log = (logs / f"machine-{rank}.log").read_text(encoding="utf-8")
+        assert machine.returncode == 0, log[-3000:]
+    log = (logs / "machine-0.log").read_text(encoding="utf-8")
+    assert "on 2 process(es)" in log and f"at step {resumed_at}" in log, log[-3000:]
+
+    expected = torch.load(one / "rank-0.pt")
+    rank0, rank1 = torch.load(two / "rank-0.pt"), torch.load(two / "rank-1.pt")
+    for name, weight in rank0["weights"].items():
+        assert torch.equal(weight, rank1["weights"][name]), f"{name}: the machines' weights differ"
+        torch.testing.assert_close(weight, expected["weights"][name], rtol=0, atol=DDP_TOLERANCE, msg=name)
+    seen0, seen1 = ({tuple(row) for row in rank["seen"]} for rank in (rank0, rank1))
+    assert len(rank0["seen"]) == len(rank1["seen"]) == (90 - resumed_at) * 8 == len(seen0) == len(seen1)
+    assert not seen0 & seen1, "both machines trained on the same rows"
+    assert len(expected["seen"]) == 90 * 16
+    assert seen0 | seen1 == {tuple(row) for row in expected["seen"][resumed_at * 16 :]}
+    saved = load_file(two / "out" / "model.safetensors")
     for name, weight in saved.items():
         assert torch.equal(weight, rank0["weights"][name]), f"{name}: the saved model is not what was trained"
 

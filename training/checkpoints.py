@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 import zipfile
 from typing import Any
 
@@ -166,15 +167,14 @@ def save_checkpoint(
 
 def check_output_dir(output_dir: str, needed_bytes: int = 0) -> None:
     """Fail before the first step, not at the first save: `output_dir` can be created and written,
-    and its disk has `needed_bytes` free. Every process checks (each writes its own probe file)."""
+    and its disk has `needed_bytes` free. Every process checks, each with a probe file of a name of its
+    own (created exclusively: machines sharing the folder may run processes of the same pid)."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise TrainingInputError(f"--output-dir {output_dir} is an existing file; pass a directory (new or existing)")
     try:
         os.makedirs(output_dir, exist_ok=True)
-        probe = os.path.join(output_dir, f".write-probe-{os.getpid()}")
-        with open(probe, "w", encoding="utf-8") as handle:
+        with tempfile.NamedTemporaryFile("w", dir=output_dir, prefix=".write-probe-", encoding="utf-8") as handle:
             handle.write("probe")
-        os.remove(probe)
     except OSError as error:
         raise TrainingInputError(
             f"--output-dir {output_dir} cannot be written ({error.strerror or error}); pass a writable directory"

@@ -202,6 +202,13 @@ class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
     logging_steps: int = option("log training loss, learning rate and tokens/s every N steps", 50)
     push_to_hub: bool = option("upload the final model folder to the Hub", False)
     hub_model_id: str | None = option("the Hub repository (user/name); default: the output folder's name", None)
+    # several processes and machines
+    connect_timeout: float = option(
+        "a process other than the main one: seconds to wait for the main process to answer at MASTER_ADDR:"
+        "MASTER_PORT (accelerate launch's --main_process_ip and --main_process_port) before stopping with a message",
+        300.0,
+        above=0,
+    )
     command: str | None = field(default=None, metadata={"help": None})  # the command line, recorded by main
 
     def model_arguments(self) -> dict[str, Any]:

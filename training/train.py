@@ -62,6 +62,7 @@ from .ema import WeightAverage
 from .errors import TrainingDivergedError, TrainingInputError, run_command
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
 from .hub import push_to_hub
+from .main_process import wait_for_main_process
 from .model_card import public_name, training_info, write_model_card
 from .precision import resolve_mixed_precision
 from .prepare import (
@@ -366,9 +367,11 @@ class Run:
 
 
 def start_accelerator(config: TrainingConfig, checkpoint: str | None) -> Accelerator:
-    """Logging, the thread count, the precision (`checkpoint`: the one resumed from) and the accelerator,
-    with one line for each choice that depends on the machine."""
+    """Logging, the main process reached (from a process of rank > 0), the thread count, the precision
+    (`checkpoint`: the one resumed from) and the accelerator, with one line for each choice that
+    depends on the machine."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    wait_for_main_process(config.connect_timeout)  # before the Accelerator, whose own wait lasts 30 minutes
     threads, threads_note = choose_threads(config.num_threads)
     torch.set_num_threads(threads)  # before the precision probe, which times this thread count
     mixed_precision, precision_note = resolve_mixed_precision(
