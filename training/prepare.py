@@ -1,7 +1,7 @@
 """From source/target pairs to padded batches: tokenizer, tokenization, filtering, length grouping.
 
     pairs --(train_tokenizer or seq2seq_tools.loading.load_tokenizer)--> tokenizer
-    pairs --drop empty rows--> --tokenize, drop or truncate over-long (one batched datasets.map)-->
+    pairs --tokenize; drop empty rows; drop or truncate over-long (one batched datasets.map)-->
           --LengthGroupedBatchSampler + DataCollatorForSeq2Seq--> batches
 
 A map-style split of `PARALLEL_MIN_ROWS` pairs or more is filtered and tokenized by as many processes
@@ -244,24 +244,39 @@ def _tokenize_batch(
     max_source_length: int,
     max_target_length: int,
     overlong: str,
+    keep_empty: bool,
 ) -> dict[str, list]:
     """Batched `datasets.map` function: pairs to token ids; with `overlong="filter"` the pairs longer
-    than the limits are left out here (no second pass over the data, no index mapping after it)."""
+    than the limits are left out here (no second pass over the data, no index mapping after it).
+    A pair without a source or a target is left out too, or with `keep_empty` kept as a row without
+    tokens and of `length` 0 (no pair has that length), for the caller to count and drop."""
+    filled = [bool(source) and bool(target) for source, target in zip(batch["source"], batch["target"], strict=True)]
+    if all(filled):
+        sources, targets = batch["source"], batch["target"]
+    else:
+        sources = [source for source, keep in zip(batch["source"], filled, strict=True) if keep]
+        targets = [target for target, keep in zip(batch["target"], filled, strict=True) if keep]
     truncate = overlong == "truncate"
-    sources = encode_texts(tokenizer, batch["source"], max_source_length, truncate)
-    targets = encode_texts(tokenizer, batch["target"], max_target_length, truncate)
-    if overlong == "filter":
-        kept = [
-            (source, target)
-            for source, target in zip(sources, targets, strict=True)
-            if len(source) <= max_source_length and len(target) <= max_target_length
-        ]
-        sources, targets = [source for source, _ in kept], [target for _, target in kept]
+    encoded = zip(
+        encode_texts(tokenizer, sources, max_source_length, truncate),
+        encode_texts(tokenizer, targets, max_target_length, truncate),
+        strict=True,
+    )
+    rows = []
+    for keep in filled:
+        if not keep:
+            if keep_empty:
+                rows.append(([], []))
+            continue
+        source, target = next(encoded)
+        if not truncate and (len(source) > max_source_length or len(target) > max_target_length):
+            continue
+        rows.append((source, target))
     return {
-        "input_ids": sources,
-        "attention_mask": [[1] * len(source) for source in sources],
-        "labels": targets,
-        "length": [_grouping_length(s, t) for s, t in zip(sources, targets, strict=True)],
+        "input_ids": [source for source, _ in rows],
+        "attention_mask": [[1] * len(source) for source, _ in rows],
+        "labels": [target for _, target in rows],
+        "length": [_grouping_length(source, target) if target else 0 for source, target in rows],
     }
 
 
@@ -273,8 +288,8 @@ def _grouping_length(source: list[int], target: list[int]) -> int:
     return len(target) * 65536 + len(source)
 
 
-def _not_empty(batch: dict[str, list[str]]) -> list[bool]:
-    return [bool(s) and bool(t) for s, t in zip(batch["source"], batch["target"], strict=True)]
+def _has_tokens(lengths: list[int]) -> list[bool]:
+    return [length > 0 for length in lengths]
 
 
 def tokenize_pairs(
@@ -288,8 +303,9 @@ def tokenize_pairs(
     """Tokenize pairs into `input_ids`, `attention_mask`, `labels` and `length` (`_grouping_length`).
 
     Empty rows are dropped; pairs longer than the limits (in tokens, `</s>` included) are dropped
-    (`overlong="filter"`) or cut (`"truncate"`, keeping the final `</s>`). `num_proc`: the processes
-    of a map-style split's passes (`preparation_workers` chooses when it is None).
+    (`overlong="filter"`) or cut (`"truncate"`, keeping the final `</s>`), all in one pass over the
+    data. `num_proc`: the processes of a map-style split's pass (`preparation_workers` chooses when
+    it is None).
     """
     if overlong not in OVERLONG_POLICIES:
         raise TrainingInputError(f"overlong={overlong!r}; accepted values: {', '.join(OVERLONG_POLICIES)}")
@@ -301,8 +317,7 @@ def tokenize_pairs(
         passes = {"num_proc": preparation_workers(num_proc, report.rows)}
         if passes["num_proc"] == 1:
             passes["num_proc"] = None  # the same cache files as a run that never asked for workers
-    filled = pairs.filter(_not_empty, batched=True, **passes, **({} if streaming else {"desc": "Dropping empty rows"}))
-    tokenized = filled.map(
+    tokenized = pairs.map(
         _tokenize_batch,
         batched=True,
         remove_columns=["source", "target"],
@@ -311,23 +326,27 @@ def tokenize_pairs(
             "max_source_length": max_source_length,
             "max_target_length": max_target_length,
             "overlong": overlong,
+            "keep_empty": not streaming,
         },
         **passes,
         **({} if streaming else {"desc": "Tokenizing"}),
     )
     if streaming:
         return tokenized, report
-    report.empty = report.rows - len(filled)
-    report.kept = len(tokenized)
+    columns = tokenized.with_format("arrow", columns=["input_ids", "labels", "length"])[:]
+    compute = pyarrow.compute
+    report.empty = int(compute.sum(compute.equal(columns["length"], 0)).as_py() or 0)
     if overlong == "filter":
-        report.overlong = len(filled) - report.kept
+        report.overlong = report.rows - len(tokenized)
     else:
-        columns = tokenized.with_format("arrow", columns=["input_ids", "labels"])[:]
-        cut = pyarrow.compute.or_(
-            pyarrow.compute.equal(pyarrow.compute.list_value_length(columns["input_ids"]), max_source_length),
-            pyarrow.compute.equal(pyarrow.compute.list_value_length(columns["labels"]), max_target_length),
+        cut = compute.or_(
+            compute.equal(compute.list_value_length(columns["input_ids"]), max_source_length),
+            compute.equal(compute.list_value_length(columns["labels"]), max_target_length),
         )
-        report.overlong = int(pyarrow.compute.sum(cut).as_py() or 0)
+        report.overlong = int(compute.sum(cut).as_py() or 0)
+    if report.empty:  # rare: a pass (and an index mapping) only then
+        tokenized = tokenized.filter(_has_tokens, batched=True, input_columns="length", desc="Dropping empty rows")
+    report.kept = len(tokenized)
     return tokenized, report
 
 
