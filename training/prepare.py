@@ -24,6 +24,7 @@ from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
 from seq2seq_tools.loading import load_tokenizer
 
 from .errors import TrainingInputError
+from .stream import one_row
 
 logger = logging.getLogger(__name__)
 
@@ -182,14 +183,16 @@ def tokenize_pairs(
     report = PreparationReport(policy=overlong)
     map_arguments = {} if streaming else {"num_proc": num_proc, "desc": "Tokenizing"}
     filter_arguments = {} if streaming else {"num_proc": num_proc, "desc": "Dropping empty rows"}
+    # A stream is prepared one row per call, so that a resumed stream reads no row twice (training.stream).
+    per_row = one_row if streaming else lambda function: function
     if not streaming:
         report.rows = len(pairs)
-    pairs = pairs.filter(_not_empty, batched=True, **filter_arguments)
+    pairs = pairs.filter(per_row(_not_empty), batched=not streaming, **filter_arguments)
     if not streaming:
         report.empty = report.rows - len(pairs)
     tokenized = pairs.map(
-        _tokenize_batch,
-        batched=True,
+        per_row(_tokenize_batch),
+        batched=not streaming,
         remove_columns=["source", "target"],
         fn_kwargs={
             "tokenizer": tokenizer,
@@ -204,8 +207,8 @@ def tokenize_pairs(
         if not streaming:
             filter_arguments["desc"] = "Dropping over-long pairs"
         tokenized = tokenized.filter(
-            _fits,
-            batched=True,
+            per_row(_fits),
+            batched=not streaming,
             fn_kwargs={"max_source_length": max_source_length, "max_target_length": max_target_length},
             **filter_arguments,
         )
