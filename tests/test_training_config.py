@@ -162,3 +162,10 @@ def test_a_value_outside_a_keys_choices_is_refused_naming_them(flag, value, mess
     with pytest.raises(InputError) as raised:
         parse_config(["--demo", "translation", flag, value])
     assert str(raised.value) == message
+
+
+def test_a_streamed_demo_is_refused_with_what_to_pass():
+    with pytest.raises(TrainingInputError, match=r"^the embedded demos are read into memory: leave out --streaming"):
+        parse_config(["--demo", "translation", "--streaming", "--max-steps", "5"])
+    with pytest.raises(InputError, match=r"--shuffle-buffer-size"):
+        parse_config(["--dataset", "pairs.csv", "--streaming", "--max-steps", "5", "--shuffle-buffer-size", "0"])

@@ -3,7 +3,9 @@
 Layout under `<output_dir>/checkpoints/`:
 
     step-00000300/        accelerator.save_state (model, optimizer, scheduler, RNG of every
-                          process) + trainer_state.json (step, epoch, batches into the epoch, metrics)
+                          process; a stream's position, dl_state_dict.bin) + trainer_state.json
+                          (step, epoch, batches into the epoch, metrics; a stream's data settings)
+                          + tokenizer/ (a stream's: a resumed run reads no pair to train it again)
     index.json            {"last": "step-00000300", "best": "step-00000200", "best_metric": ...,
                            "kept": ["step-00000300", "step-00000250", "step-00000200"]}
 
@@ -28,7 +30,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
@@ -38,9 +40,13 @@ from seq2seq_tools.files import write_atomically
 
 from .errors import TrainingInputError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
+TOKENIZER_DIR = "tokenizer"
 INDEX_FILE = "index.json"
 LOWER_IS_BETTER = ("eval_loss", "perplexity")
 
@@ -124,8 +130,10 @@ def save_checkpoint(
     metric: float | None,
     *,
     keep: int,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> str:
-    """Save the full training state at `trainer_state["completed_steps"]`; keep the newest `keep` and the best.
+    """Save the full training state at `trainer_state["completed_steps"]` (and `tokenizer`, if given);
+    keep the newest `keep` and the best.
 
     Every process takes part (each saves its own RNG state). Returns the checkpoint's path.
     """
@@ -141,6 +149,9 @@ def save_checkpoint(
     accelerator.save_state(temporary)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        _keep_main_process_loader_states(accelerator, temporary)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(os.path.join(temporary, TOKENIZER_DIR))
         index = read_index(output_dir)
         best, best_metric = index.get("best"), index.get("best_metric")
         if metric is not None and is_better(metric_name, metric, best_metric):
@@ -163,6 +174,22 @@ def save_checkpoint(
                 os.remove(os.path.join(root, entry))
     accelerator.wait_for_everyone()
     return final
+
+
+def _keep_main_process_loader_states(accelerator: Accelerator, folder: str) -> None:
+    """Write the main process's state of each stateful data loader over the one `save_state` left.
+
+    Every process writes its loaders' states to the same `dl_state_dict*.bin` files (accelerate
+    1.10 to 1.16; huggingface/accelerate#4165), so the file holds whichever came last. A stream is
+    read by the main process alone (Accelerate dispatches its batches), so its state is the one to
+    keep; the other processes load it too, and never read from it.
+    """
+    if accelerator.num_processes == 1:
+        return
+    for index, loader in enumerate(accelerator._dataloaders):
+        if getattr(loader, "use_stateful_dataloader", False):
+            name = "dl_state_dict.bin" if index == 0 else f"dl_state_dict_{index}.bin"
+            torch.save(loader.state_dict(), os.path.join(folder, name))
 
 
 def check_output_dir(output_dir: str, needed_bytes: int = 0) -> None:

@@ -100,7 +100,7 @@ class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
         None,
     )
     demo_size: int = option("pairs the translation or dates demo generates", 6000)
-    shuffle_buffer_size: int = option("shuffle buffer of a streaming dataset", 10000)
+    shuffle_buffer_size: int = option("shuffle buffer of a streaming dataset", 10000, minimum=1)
     max_train_samples: int | None = option("use only the first N training pairs (quick experiments)", None, minimum=1)
     max_eval_samples: int | None = option("validation pairs scored at each evaluation", 500, minimum=1)
     task: Literal[*TASKS] = option(
@@ -307,6 +307,10 @@ def validate(config: TrainingConfig) -> None:
         )
     if config.dataset is None:
         demos.check_languages(config.demo, config.source_lang, config.target_lang)
+        if config.streaming:
+            raise TrainingInputError(
+                "the embedded demos are read into memory: leave out --streaming, or pass --dataset"
+            )
     if config.target_file is not None and config.dataset is None:
         raise TrainingInputError(
             "--target-file goes with --dataset, the file of its sources: --dataset train.de --target-file train.en"

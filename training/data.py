@@ -43,6 +43,7 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from seq2seq_tools.options import option
 
 from .errors import TrainingInputError
+from .stream import one_row
 
 logger = logging.getLogger(__name__)
 
@@ -546,9 +547,19 @@ def to_pairs(dataset: Dataset | IterableDataset, schema: Schema) -> Dataset | It
     columns = column_names(dataset)
     features = datasets.Features({"source": datasets.Value("string"), "target": datasets.Value("string")})
     arguments: dict[str, Any] = {"batched": True, "remove_columns": columns, "features": features}
+    function = partial(_pairs_from_batch, schema=schema)
     if isinstance(dataset, Dataset):
         arguments["desc"] = "Reading pairs"
-    return dataset.map(partial(_pairs_from_batch, schema=schema), **arguments)
+    else:
+        # A stream's state_dict() then stands at the last row taken (training.stream): python rows (from
+        # an Arrow source, datasets 4.7 counts a whole table as taken) and one row per call. A conversation
+        # gives several pairs: a batch of one row, the one row a resumed stream may read again.
+        dataset = dataset.with_format("python")
+        if schema.kind == "conversation":
+            arguments["batch_size"] = 1
+        else:
+            function, arguments["batched"] = one_row(function), False
+    return dataset.map(function, **arguments)
 
 
 def _split(

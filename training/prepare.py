@@ -39,6 +39,7 @@ from seq2seq_tools.loading import load_tokenizer
 from seq2seq_tools.machine import usable_cpus
 
 from .errors import TrainingInputError
+from .stream import one_row
 
 logger = logging.getLogger(__name__)
 
@@ -244,12 +245,13 @@ def _tokenize_batch(
     max_source_length: int,
     max_target_length: int,
     overlong: str,
-    keep_empty: bool,
+    drop: bool,
 ) -> dict[str, list]:
-    """Batched `datasets.map` function: pairs to token ids; with `overlong="filter"` the pairs longer
-    than the limits are left out here (no second pass over the data, no index mapping after it).
-    A pair without a source or a target is left out too, or with `keep_empty` kept as a row without
-    tokens and of `length` 0 (no pair has that length), for the caller to count and drop."""
+    """Batched `datasets.map` function: pairs to token ids. With `drop`, a map-style split's single
+    pass: with `overlong="filter"` the pairs longer than the limits are left out here (no second pass
+    over the data, no index mapping after it), and a pair without a source or a target is kept as a
+    row without tokens and of `length` 0 (no pair has that length), for the caller to count and drop.
+    Without it (a stream's rows, one at a time, filtered before and after) every row stays."""
     filled = [bool(source) and bool(target) for source, target in zip(batch["source"], batch["target"], strict=True)]
     if all(filled):
         sources, targets = batch["source"], batch["target"]
@@ -265,11 +267,10 @@ def _tokenize_batch(
     rows = []
     for keep in filled:
         if not keep:
-            if keep_empty:
-                rows.append(([], []))
+            rows.append(([], []))
             continue
         source, target = next(encoded)
-        if not truncate and (len(source) > max_source_length or len(target) > max_target_length):
+        if drop and not truncate and (len(source) > max_source_length or len(target) > max_target_length):
             continue
         rows.append((source, target))
     return {
@@ -292,6 +293,17 @@ def _has_tokens(lengths: list[int]) -> list[bool]:
     return [length > 0 for length in lengths]
 
 
+def _not_empty(batch: dict[str, list[str]]) -> list[bool]:
+    return [bool(s) and bool(t) for s, t in zip(batch["source"], batch["target"], strict=True)]
+
+
+def _fits(batch: dict[str, list], max_source_length: int, max_target_length: int) -> list[bool]:
+    return [
+        len(source) <= max_source_length and len(target) <= max_target_length
+        for source, target in zip(batch["input_ids"], batch["labels"], strict=True)
+    ]
+
+
 def tokenize_pairs(
     pairs: Dataset | IterableDataset,
     tokenizer: PreTrainedTokenizerBase,
@@ -311,28 +323,28 @@ def tokenize_pairs(
         raise TrainingInputError(f"overlong={overlong!r}; accepted values: {', '.join(OVERLONG_POLICIES)}")
     streaming = isinstance(pairs, IterableDataset)
     report = PreparationReport(policy=overlong)
-    passes: dict[str, Any] = {}
-    if not streaming:
-        report.rows = len(pairs)
-        passes = {"num_proc": preparation_workers(num_proc, report.rows)}
-        if passes["num_proc"] == 1:
-            passes["num_proc"] = None  # the same cache files as a run that never asked for workers
+    lengths = {"max_source_length": max_source_length, "max_target_length": max_target_length}
+    if streaming:
+        # One row per call, so that a resumed stream reads no row twice (training.stream): a row
+        # dropped by an unbatched map is a filter's work.
+        tokenized = pairs.filter(one_row(_not_empty)).map(
+            one_row(_tokenize_batch),
+            remove_columns=["source", "target"],
+            fn_kwargs={"tokenizer": tokenizer, **lengths, "overlong": overlong, "drop": False},
+        )
+        if overlong == "filter":
+            tokenized = tokenized.filter(one_row(_fits), fn_kwargs=lengths)
+        return tokenized, report
+    report.rows = len(pairs)
+    workers = preparation_workers(num_proc, report.rows)
     tokenized = pairs.map(
         _tokenize_batch,
         batched=True,
         remove_columns=["source", "target"],
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "max_source_length": max_source_length,
-            "max_target_length": max_target_length,
-            "overlong": overlong,
-            "keep_empty": not streaming,
-        },
-        **passes,
-        **({} if streaming else {"desc": "Tokenizing"}),
+        fn_kwargs={"tokenizer": tokenizer, **lengths, "overlong": overlong, "drop": True},
+        num_proc=workers if workers > 1 else None,  # None: the cache files of a run that never asked for workers
+        desc="Tokenizing",
     )
-    if streaming:
-        return tokenized, report
     columns = tokenized.with_format("arrow", columns=["input_ids", "labels", "length"])[:]
     compute = pyarrow.compute
     report.empty = int(compute.sum(compute.equal(columns["length"], 0)).as_py() or 0)

@@ -34,6 +34,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,7 @@ from .prepare import (
     tokenize_pairs,
 )
 from .progress import RunningTotals, TrainingClock, TrainingProgress
+from .stream import ShuffledStream, check_stream_settings, stream_settings
 
 logger = get_logger(__name__)
 # Example prompts saved in training_info.json for the chatbot: the config's sample prompts (chosen to
@@ -107,9 +109,7 @@ def load_data(config: TrainingConfig) -> PreparedData:
         configuration = f" ({config.dataset_config})" if config.dataset_config else ""
         description = f"{public_name(config.dataset)}{configuration}, {schema.describe()}"
     train, validation = pairs["train"], pairs["validation"]
-    if config.streaming:
-        train = train.shuffle(seed=config.seed, buffer_size=config.shuffle_buffer_size)
-    elif config.max_train_samples:
+    if not config.streaming and config.max_train_samples:  # a stream is shuffled in get_dataloaders
         train = train.select(range(min(config.max_train_samples, len(train))))
     if config.max_eval_samples:
         validation = (
@@ -212,19 +212,22 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
 
 
 def get_dataloaders(
-    config: TrainingConfig, data: PreparedData, model: torch.nn.Module
+    config: TrainingConfig, data: PreparedData, model: torch.nn.Module, num_processes: int = 1
 ) -> tuple[DataLoader, DataLoader, LengthGroupedBatchSampler | None]:
-    """Training batches grouped by length (map-style data) or in stream order, and validation batches.
+    """Training batches grouped by length (map-style data) or shuffled from a stream, and validation batches.
 
     Each loader has its own `torch.Generator`, so creating its iterator never draws from the
-    global RNG: a resumed run's random stream then matches the uninterrupted run's.
+    global RNG: a resumed run's random stream then matches the uninterrupted run's. A stream's
+    loaders hold the batches of all `num_processes` processes, which Accelerate splits
+    (`make_accelerator`); its rows are shuffled by a `ShuffledStream`, whose position checkpoints save.
     """
     collator = DataCollatorForSeq2Seq(data.tokenizer, model=model, label_pad_token_id=-100)
     sampler = None
+    loader_rows = num_processes if isinstance(data.train, IterableDataset) else 1
     if isinstance(data.train, IterableDataset):
         train_dataloader = DataLoader(
-            data.train.remove_columns("length"),
-            batch_size=config.batch_size,
+            ShuffledStream(data.train.remove_columns("length"), config.shuffle_buffer_size, config.seed),
+            batch_size=config.batch_size * loader_rows,
             collate_fn=collator,
             generator=torch.Generator().manual_seed(config.seed),
         )
@@ -238,7 +241,7 @@ def get_dataloaders(
         )
     eval_dataloader = DataLoader(
         data.validation.remove_columns("length"),
-        batch_size=config.eval_batch_size,
+        batch_size=config.eval_batch_size * loader_rows,
         collate_fn=collator,
         generator=torch.Generator().manual_seed(config.seed),
     )
@@ -255,7 +258,14 @@ def diverged_message(config: TrainingConfig, what: str, value: torch.Tensor, com
 
 
 def make_accelerator(config: TrainingConfig, mixed_precision: str | None) -> Accelerator:
+    """The run's Accelerator. A stream's loaders are torchdata's `StatefulDataLoader`, whose state
+    (the stream's position) `save_state` saves and `load_state` restores; and the first process reads
+    one batch for all of them, split between them (`split_batches`): a batch of all processes' rows,
+    padded together, so that their rows may differ in length, and one read per step, after which
+    the saved position stands (reading a batch for each process, Accelerate would save a position
+    past batches not yet trained on)."""
     report_to = None if config.report_to in ("none", "", None) else config.report_to
+    streaming = {"split_batches": True, "use_stateful_dataloader": True} if config.streaming else {}
     return Accelerator(
         # Without any accelerator, several processes (WORLD_SIZE > 1) train data-parallel over gloo.
         cpu=not has_accelerator(),
@@ -265,7 +275,7 @@ def make_accelerator(config: TrainingConfig, mixed_precision: str | None) -> Acc
         project_config=ProjectConfiguration(
             project_dir=config.output_dir, logging_dir=os.path.join(config.output_dir, "logs")
         ),
-        dataloader_config=DataLoaderConfiguration(even_batches=True),
+        dataloader_config=DataLoaderConfiguration(even_batches=True, **streaming),
         step_scheduler_with_optimizer=False,
     )
 
@@ -466,15 +476,23 @@ def prepare_run(config: TrainingConfig) -> Run:
     set_seed(config.seed)
 
     with accelerator.main_process_first():
-        data = load_data(config)
+        data = load_data(data_config(config, accelerator, checkpoint))
     model = build_model(config, data.tokenizer)
     needed = checkpoints.checkpoint_bytes(model, config.keep_checkpoints + 1, config.ema_decay is not None)
     checkpoints.check_output_dir(config.output_dir, needed)
-    train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model)
+    train_dataloader, eval_dataloader, sampler = get_dataloaders(config, data, model, accelerator.num_processes)
     optimizer = make_optimizer(config, model)
-    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
-        model, optimizer, train_dataloader, eval_dataloader
-    )
+    with warnings.catch_warnings():
+        # torchdata's StatefulDataLoader (a stream's) calls torch.set_vital, which torch deprecates.
+        warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
+        model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+            model, optimizer, train_dataloader, eval_dataloader
+        )
+    if config.streaming:
+        # Accelerate drops the generator of a loader whose batches it dispatches; each new iterator
+        # would then draw its seed from the global RNG, and a resumed stream's first iterator would
+        # shift every later random draw (dropout) from the uninterrupted run's.
+        train_dataloader.base_dataloader.generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch, horizon = plan_steps(config, train_dataloader, sampler)
     lr_scheduler, decay = schedules.make_lr_scheduler(
         config.lr_scheduler, optimizer, config.warmup_steps, horizon, config.lr_decay_fraction
@@ -518,6 +536,19 @@ def probe_model_config(config: TrainingConfig) -> Seq2SeqRNNConfig:
     if config.model_name_or_path:
         return load_saved(load_config, config.model_name_or_path)
     return new_model_config(config, vocab_size=config.vocab_size)
+
+
+def data_config(config: TrainingConfig, accelerator: Accelerator, checkpoint: str | None) -> TrainingConfig:
+    """The config `load_data` reads. A stream resumed from `checkpoint` must have the data settings
+    it was saved with (else a one-line error names the one that differs), and takes the tokenizer
+    saved with it: training one again would read the stream's first pairs again."""
+    if checkpoint is None:
+        return config
+    saved = checkpoints.read_trainer_state(checkpoint).get("stream")
+    current = stream_settings(config, accelerator.num_processes) if config.streaming else None
+    check_stream_settings(checkpoint, saved, current)
+    tokenizer = os.path.join(checkpoint, checkpoints.TOKENIZER_DIR)
+    return dataclasses.replace(config, tokenizer=tokenizer) if config.streaming else config
 
 
 def resume(accelerator: Accelerator, config: TrainingConfig, checkpoint: str | None) -> TrainingState:
@@ -570,12 +601,13 @@ def training_function(config: TrainingConfig) -> dict[str, float]:
 
 
 def epoch_batches(run: Run):
-    """The batches of the current epoch, past those a resumed run already trained on."""
+    """The batches of the current epoch, past those a resumed run already trained on: map-style
+    batches are skipped (indices only); a stream continues from the position `resume` loaded."""
     run.train_dataloader.set_epoch(run.state.epoch)
     if run.sampler is not None:
         run.sampler.set_epoch(run.state.epoch)
-    if run.state.batches_done:
-        return run.accelerator.skip_first_batches(run.train_dataloader, run.state.batches_done)
+        if run.state.batches_done:
+            return run.accelerator.skip_first_batches(run.train_dataloader, run.state.batches_done)
     return run.train_dataloader
 
 
@@ -692,11 +724,22 @@ def maybe_checkpoint(run: Run) -> None:
         return
     state.training_seconds = run.spent_seconds  # a resumed run's clock starts here
     saved = state.state_dict()
-    if run.steps_per_epoch is not None and state.batches_done >= len(run.train_dataloader):
+    if config.streaming:  # a stream, whose loader saves its position: a resumed run reads no row again
+        saved["stream"] = stream_settings(config, run.accelerator.num_processes)
+        epoch_ended = run.train_dataloader.end_of_dataloader
+    else:
+        epoch_ended = run.steps_per_epoch is not None and state.batches_done >= len(run.train_dataloader)
+    if epoch_ended:
         saved.update(epoch=state.epoch + 1, batches_done=0)  # a resumed run starts the next epoch
     metric = run.last_scores.get(config.metric_for_best) if run.last_eval_step == state.completed_steps else None
     checkpoints.save_checkpoint(
-        run.accelerator, config.output_dir, saved, config.metric_for_best, metric, keep=config.keep_checkpoints
+        run.accelerator,
+        config.output_dir,
+        saved,
+        config.metric_for_best,
+        metric,
+        keep=config.keep_checkpoints,
+        tokenizer=run.data.tokenizer if config.streaming else None,
     )
 
 
