@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_data_scale --corpus ../shared/data/tatoeba-eng-fra/eng-fra.txt \
         [--sizes 1000000 4500000] [--variants ours one-worker before] [--before-tree DIR] [--threads 2] \
-        [--training-flags '--hidden-size 16']
+        [--training-flags '--hidden-size 16'] [--stream-resume-at 0.9]
 
 For each size, the corpus's pairs are repeated (in order) to that many lines of a `.txt` file, as a
 WMT-sized corpus would come: one file of source<TAB>target lines. Then, for each variant, with a
@@ -20,6 +20,13 @@ included), the peak memory of the process tree (proportional set sizes summed, s
 forked workers share with their parent count once; sampled every 0.1 s) and the peak resident set of
 its largest process, and the ratio of the seconds to the first variant's first run.
 
+With `--stream-resume-at F` (e.g. 0.9), then, per size: the `--streaming` pipeline of that command
+(with the tokenizer of the first run), read to the fraction F of its rows, its position taken as a
+checkpoint takes it (`ShuffledStream.state_dict()`); then a new pipeline resumed from that position
+to its next row. Printed: the seconds of reading the consumed rows again (what a resume did before
+the stream saved its position, through this pipeline's own reading), of the resume from the saved
+position, and the size of the saved position.
+
 Not a test: the times depend on the machine, its disk and what else runs on it.
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import pickle
 import shlex
 import shutil
 import subprocess
@@ -37,6 +45,7 @@ import time
 from pathlib import Path
 
 import psutil
+import torch
 
 from .common import REPO, machine_line, print_table, thread_environment
 
@@ -102,6 +111,43 @@ def plan_seconds(log: Path, started: float) -> float:
     raise RuntimeError(f"no training plan line in {log}")
 
 
+def stream_resume(data: Path, tokenizer: Path, fraction: float, work: Path, flags: list[str]) -> list[str]:
+    """Read the streaming pipeline of `data` to `fraction` of its rows, then resume a new one from its
+    position: [rows read, seconds reading them, seconds resuming, MB of the position]."""
+    from accelerate import PartialState
+
+    from training.config import parse_config
+    from training.stream import ShuffledStream
+    from training.train import load_data
+
+    PartialState()  # the one process of this pipeline, for the training script's process-aware logging
+
+    config = parse_config([
+        "--config", CONFIG, "--dataset", str(data), "--streaming", "--max-steps", "1", "--tokenizer", str(tokenizer),
+        "--output-dir", str(work / "stream-run"), *flags,
+    ])  # fmt: skip
+
+    def pipeline() -> ShuffledStream:
+        prepared = load_data(config)
+        return ShuffledStream(prepared.train.remove_columns("length"), config.shuffle_buffer_size, config.seed)
+
+    with open(data, encoding="utf-8") as handle:
+        rows = sum(1 for _ in handle)
+    target = int(fraction * rows)
+    stream = pipeline()
+    started = time.perf_counter()
+    for _ in zip(range(target), stream, strict=False):
+        pass
+    reading = time.perf_counter() - started
+    state = stream.state_dict()
+    size = len(pickle.dumps(state)) / 2**20
+    resumed = pipeline()
+    started = time.perf_counter()
+    resumed.load_state_dict(state)
+    next(iter(resumed))
+    return [f"{target:,}", f"{reading:.1f}", f"{time.perf_counter() - started:.2f}", f"{size:.1f}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True, help="a file of source<TAB>target lines to repeat")
@@ -113,14 +159,21 @@ def main(argv: list[str] | None = None) -> int:
         "--training-flags", type=shlex.split, default=[], metavar="'FLAGS'",
         help="flags added at the end of every training.train command (they win), e.g. '--hidden-size 16'",
     )  # fmt: skip
+    parser.add_argument(
+        "--stream-resume-at", type=float, metavar="F",
+        help="also time a --streaming resume at this fraction of each corpus (needs the `ours` variant)",
+    )  # fmt: skip
     parser.add_argument("--work-dir", type=Path, help="where corpora, caches and runs go (default: a temporary folder)")
     args = parser.parse_args(argv)
+    if args.stream_resume_at and "ours" not in args.variants:
+        parser.error("--stream-resume-at needs the `ours` variant, whose first run trains the tokenizer it uses")
     if "before" in args.variants and not args.before_tree:
         parser.error("the `before` variant needs --before-tree DIR (e.g. a git worktree of an earlier commit)")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-data-scale-"))
     work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)  # this process's own work: the stream resume
     print(machine_line(args.threads))
-    rows = []
+    rows, resumes = [], []
     for size in args.sizes:
         data = write_corpus(args.corpus, size, work / f"pairs-{size}.txt")
         baseline = None
@@ -142,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
                 ])  # fmt: skip
                 print(" | ".join(rows[-1]), flush=True)
             shutil.rmtree(cache, ignore_errors=True)
+        if args.stream_resume_at:
+            tokenizer = work / f"run-{size}-ours-first"
+            resumes.append(
+                [f"{size:,}", *stream_resume(data, tokenizer, args.stream_resume_at, work, args.training_flags)]
+            )
+            print(" | ".join(resumes[-1]), flush=True)
         data.unlink()
     print()
     print(machine_line(args.threads))
@@ -150,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
          "peak MB (largest process, RSS)"],
         rows,
     )  # fmt: skip
+    if resumes:
+        print()
+        print_table(
+            ["pairs", "rows read to the position", "s reading them again", "s resuming from the position",
+             "MB of the position"],
+            resumes,
+        )  # fmt: skip
     return 0
 
 

@@ -171,11 +171,14 @@ def test_bench_data_scale(corpus, tmp_path):
     output = run_benchmark(
         "bench_data_scale", "--corpus", str(corpus), "--sizes", "1200", "--variants", "ours", "--threads", "1",
         "--work-dir", str(tmp_path), "--training-flags", TINY_TRAINING + " --validation-size 100",
+        "--stream-resume-at", "0.5",
     )  # fmt: skip
     rows = table_rows(output, "pairs", "variant", "run", "s to the plan", "s whole command", "speed vs first")
     assert [row[:3] for row in rows] == [["1,200", "ours", "first"], ["1,200", "ours", "second"]]
     assert all(0 < float(row[3]) < float(row[4]) for row in rows)
     assert (tmp_path / "log-1200-ours-second.txt").read_text().count("from the datasets cache in") == 1
+    [resume] = table_rows(output, "pairs", "rows read to the position", "s resuming from the position")
+    assert resume[:2] == ["1,200", "600"] and float(resume[4]) > 0
 
 
 @pytest.mark.slow  # seven runs of training.predict and four of training.train, two at a time (about 45 s)
