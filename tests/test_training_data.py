@@ -353,3 +353,22 @@ def test_a_split_larger_than_the_sample_trains_the_tokenizer_on_a_seeded_random_
     assert sampled.get_vocab() == expected.get_vocab()
     whole = load_or_train_tokenizer(pairs, None, 300, 2, 64, sample_pairs=500, seed=7)
     assert whole.get_vocab() != sampled.get_vocab()
+
+
+@pytest.mark.parametrize("kind", ["bpe", "char", "morpheme"])
+def test_a_tokenizer_trained_on_cached_pairs_is_kept_and_loaded_again_as_the_same_tokenizer(tmp_path, kind, caplog):
+    from datasets import load_from_disk
+
+    from training.prepare import load_or_train_tokenizer
+
+    rows = tatoeba_like_pairs(300) + [("안녕하세요 반갑습니다", "만나서 반가워요")] * 20
+    Dataset.from_dict({"source": [s for s, _ in rows], "target": [t for _, t in rows]}).save_to_disk(tmp_path / "d")
+    pairs = load_from_disk(str(tmp_path / "d"))  # a split with cache files, as datasets reads a file
+    with caplog.at_level("INFO"):
+        trained = load_or_train_tokenizer(pairs, None, 400, 2, 64, kind=kind)
+        assert "by an earlier run" not in caplog.text
+        cached = load_or_train_tokenizer(pairs, None, 400, 2, 64, kind=kind)
+        assert "tokenizer: the one trained on the same pairs and settings by an earlier run" in caplog.text
+    assert type(cached) is type(trained) and cached.get_vocab() == trained.get_vocab()
+    texts = [text for pair in rows for text in pair]
+    assert cached(texts)["input_ids"] == trained(texts)["input_ids"]

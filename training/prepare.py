@@ -34,7 +34,7 @@ from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, tokenization_seq2seq_rnn
-from hf_seq2seq_rnn.tokenization_seq2seq_rnn import train_tokenizer
+from hf_seq2seq_rnn.tokenization_seq2seq_rnn import Seq2SeqRNNMorphemeTokenizer, train_tokenizer
 from seq2seq_tools.loading import load_tokenizer
 from seq2seq_tools.machine import usable_cpus
 
@@ -131,7 +131,7 @@ def _load_or_train(
             "tokenizer: the one trained on the same pairs and settings by an earlier run (%.1f s then), from %s",
             seconds, cached,
         )  # fmt: skip
-        return load_tokenizer(cached)
+        return load_cached_tokenizer(cached, kind)
     if isinstance(train_pairs, IterableDataset):
         pairs = train_pairs.take(sample_pairs)
     elif len(train_pairs) > sample_pairs:  # in file order, so that reading the sample stays sequential
@@ -159,7 +159,7 @@ def _load_or_train(
     save_cached_tokenizer(tokenizer, cached, time.perf_counter() - started)
     # Loaded back, so that this run's tokenizer is the object a later run loads: the same hash, and
     # so the same `datasets` cache files of the tokenized split.
-    return load_tokenizer(cached)
+    return load_cached_tokenizer(cached, kind)
 
 
 def tokenizer_cache(train_pairs: Dataset | IterableDataset, **settings: Any) -> str | None:
@@ -179,6 +179,14 @@ def tokenizer_cache(train_pairs: Dataset | IterableDataset, **settings: Any) -> 
     )
     folder = os.path.dirname(train_pairs.cache_files[0]["filename"])
     return os.path.join(folder, f"seq2seq_rnn-tokenizer-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
+
+
+def load_cached_tokenizer(folder: str, kind: str) -> PreTrainedTokenizerBase:
+    """The tokenizer `save_cached_tokenizer` kept, as the class `train_tokenizer` makes for `kind`. (Not
+    through `AutoTokenizer`: alone in its folder, the morpheme tokenizer names its class as code of
+    its own, which `load_tokenizer` rightly refuses to run.)"""
+    wrapper = Seq2SeqRNNMorphemeTokenizer if kind == "morpheme" else PreTrainedTokenizerFast
+    return wrapper.from_pretrained(folder)
 
 
 def save_cached_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str, seconds: float) -> None:
