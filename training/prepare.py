@@ -162,11 +162,20 @@ def _load_or_train(
     return load_cached_tokenizer(cached, kind)
 
 
+def cache_folder(split: Dataset | IterableDataset) -> str | None:
+    """The folder of a split's `datasets` cache files, where what this module keeps about it goes;
+    None for a split without any (a stream, data held in memory)."""
+    if not isinstance(split, Dataset) or not split.cache_files:
+        return None
+    return os.path.dirname(split.cache_files[0]["filename"])
+
+
 def tokenizer_cache(train_pairs: Dataset | IterableDataset, **settings: Any) -> str | None:
     """Where the tokenizer trained on `train_pairs` with `settings` is kept: a folder beside the
     split's `datasets` cache files, named by the split's fingerprint, the settings and the code
     that trains it. None for a split without cache files (a stream, data held in memory)."""
-    if not isinstance(train_pairs, Dataset) or not train_pairs.cache_files:
+    folder = cache_folder(train_pairs)
+    if folder is None:
         return None
     key = json.dumps(
         {
@@ -177,7 +186,6 @@ def tokenizer_cache(train_pairs: Dataset | IterableDataset, **settings: Any) -> 
         },
         sort_keys=True,
     )
-    folder = os.path.dirname(train_pairs.cache_files[0]["filename"])
     return os.path.join(folder, f"seq2seq_rnn-tokenizer-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
 
 
@@ -260,7 +268,7 @@ def _tokenize_batch(
     over the data, no index mapping after it), and a pair without a source or a target is kept as a
     row without tokens and of `length` 0 (no pair has that length), for the caller to count and drop.
     Without it (a stream's rows, one at a time, filtered before and after) every row stays."""
-    filled = [bool(source) and bool(target) for source, target in zip(batch["source"], batch["target"], strict=True)]
+    filled = _not_empty(batch)
     if all(filled):
         sources, targets = batch["source"], batch["target"]
     else:
@@ -374,9 +382,9 @@ def log_preparation_time(tokenized: Dataset | IterableDataset, seconds: float) -
     """Log how long preparing the training split took, and, when an earlier run prepared the same
     data with the same settings (the tokenized split has the same `datasets` fingerprint, so this
     run read it from the cache), how long that took and the time saved. Returns the earlier time."""
-    if not isinstance(tokenized, Dataset) or not tokenized.cache_files:
+    folder = cache_folder(tokenized)
+    if folder is None:
         return None
-    folder = os.path.dirname(tokenized.cache_files[0]["filename"])
     record = os.path.join(folder, f"seq2seq_rnn-preparation-{tokenized._fingerprint}.json")
     if os.path.isfile(record):
         with open(record, encoding="utf-8") as handle:
