@@ -221,32 +221,33 @@ def test_chatbot_names_a_missing_local_model_path():
     assert "Repo id" not in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_machine_that_cannot_reach_the_main_process_stops_with_one_line_within_the_timeout(tmp_path):
-    """Rank 1 of 2 with nobody at MASTER_ADDR:MASTER_PORT, as a launcher without an agent of its own
-    starts it (Slurm, MPI: the torch environment variables, then the script). Without the check,
-    Accelerator() waits 30 minutes in init_process_group and ends in a traceback."""
-    port, timeout = free_port(), 3
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-    env.update(RANK="1", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def timed_training(
+    command: list[str], arguments: list[str], environment: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, float]:
+    """`command` (a Python or a launcher) running `-m training.train` on the tiny run with `arguments`
+    to its end, offline, with `environment` added: its result and the seconds it took."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", **(environment or {})}
     started = time.monotonic()
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training.train",
-            *TINY,
-            "--output-dir",
-            str(tmp_path / "run"),
-            "--connect-timeout",
-            str(timeout),
-        ],
+        [*command, "-m", "training.train", *TINY, *arguments],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    elapsed = time.monotonic() - started
+    return result, time.monotonic() - started
+
+
+def test_a_machine_that_cannot_reach_the_main_process_stops_with_one_line_within_the_timeout(tmp_path):
+    """Rank 1 of 2 with nobody at MASTER_ADDR:MASTER_PORT, as a launcher without an agent of its own
+    starts it (Slurm, MPI: the torch environment variables, then the script). Without the check,
+    Accelerator() waits 30 minutes in init_process_group and ends in a traceback."""
+    port, timeout = free_port(), 3
+    environment = dict(RANK="1", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    result, elapsed = timed_training(
+        [sys.executable], ["--output-dir", str(tmp_path / "run"), "--connect-timeout", str(timeout)], environment
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot reach the main process at 127.0.0.1:{port} within {timeout} s"), last
@@ -265,17 +266,7 @@ def test_accelerate_launch_of_a_machine_that_cannot_reach_the_main_one_stops_wit
               "--num_processes", "2", "--machine_rank", "1", "--main_process_ip", "127.0.0.1",
               "--main_process_port", str(port), "--rdzv_conf", f"timeout={timeout}", "--mixed_precision", "no",
               "--dynamo_backend", "no"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-    started = time.monotonic()
-    result = subprocess.run(
-        [*launch, "-m", "training.train", *TINY, "--output-dir", str(tmp_path / "run")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    elapsed = time.monotonic() - started
+    result, elapsed = timed_training(launch, ["--output-dir", str(tmp_path / "run")])
     assert result.returncode == 1, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert f"(127.0.0.1, {port})" in last, last

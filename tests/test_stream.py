@@ -31,9 +31,17 @@ from training.stream import ShuffledStream, check_stream_settings
 from training.train import main
 
 try:  # the run settings live beside the other training runs
-    from test_training_run import REPO, SMALL, history, run_training, subprocess_env, write_pairs
+    from test_training_run import REPO, SMALL, history, run_training, subprocess_env, wait_for_checkpoint, write_pairs
 except ModuleNotFoundError:
-    from tests.test_training_run import REPO, SMALL, history, run_training, subprocess_env, write_pairs
+    from tests.test_training_run import (
+        REPO,
+        SMALL,
+        history,
+        run_training,
+        subprocess_env,
+        wait_for_checkpoint,
+        write_pairs,
+    )
 
 ROWS = 300
 HELD_OUT = 20  # the stream's first rows, held out for validation
@@ -235,15 +243,10 @@ def test_a_killed_streaming_run_resumes_to_the_same_weights_reading_no_consumed_
     read_straight = [row_number(row) for row in rows_read]
 
     process = run_training([*arguments, "--output-dir", str(interrupted)], start_new_session=True)
-    index = interrupted / "checkpoints" / "index.json"
-    while process.poll() is None:  # however slow the machine is (pytest's timeout bounds it)
-        if index.is_file() and json.loads(index.read_text())["last"] >= "step-00000018":
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
+    wait_for_checkpoint([process], interrupted, 18)
     os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up, as after a crash
     process.wait()
-    last = json.loads(index.read_text())["last"]
+    last = json.loads((interrupted / "checkpoints" / "index.json").read_text())["last"]
     assert "step-00000018" <= last < f"step-{steps:08d}"
 
     del rows_read[:]

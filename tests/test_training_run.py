@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil  # Accelerate's own dependency
 import pytest
@@ -43,6 +44,32 @@ def run_training(arguments: list[str], launcher: list[str] | None = None, **kwar
     return subprocess.Popen(
         command, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
     )
+
+
+def wait_for_checkpoint(processes: list[subprocess.Popen], output_dir, step: int) -> None:
+    """Wait until the runs writing to `output_dir` have saved the checkpoint of `step` or a later one,
+    however slow the machine is (pytest's timeout bounds the wait); fails if one ended first."""
+    index = Path(output_dir) / "checkpoints" / "index.json"
+    while all(process.poll() is None for process in processes):
+        if index.is_file() and json.loads(index.read_text())["last"] >= f"step-{step:08d}":
+            break
+        time.sleep(0.05)
+    assert all(process.poll() is None for process in processes), "a run ended before it could be killed"
+
+
+def run_probe(command: list[str], record_dir, arguments: list[str]) -> str:
+    """`command` (a Python or a launcher) running `tests/ddp_probe.py` to the end: its output."""
+    result = subprocess.run(
+        [*command, PROBE, str(record_dir), *arguments],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return output
 
 
 def history(output_dir) -> list[dict]:
@@ -107,16 +134,10 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
     assert main([*arguments, "--output-dir", str(straight)]) == 0
 
     process = run_training([*arguments, "--output-dir", str(interrupted)], start_new_session=True)
-    index = interrupted / "checkpoints" / "index.json"
-    # Wait for the checkpoint of step 18 however slow the machine is (pytest's timeout bounds it).
-    while process.poll() is None:
-        if index.is_file() and json.loads(index.read_text())["last"] >= "step-00000018":
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
+    wait_for_checkpoint([process], interrupted, 18)
     os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up, as after a crash
     process.wait()
-    last = json.loads(index.read_text())["last"]
+    last = json.loads((interrupted / "checkpoints" / "index.json").read_text())["last"]
     assert "step-00000018" <= last < "step-00000040"
 
     assert main([*arguments, "--output-dir", str(interrupted), "--resume-from-checkpoint", "latest"]) == 0
@@ -152,22 +173,11 @@ def test_two_process_accelerate_launch_equals_one_process_at_twice_the_batch(tmp
     # `--multi_gpu` picks Accelerate's torchrun launcher; with no GPU the processes join over gloo.
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
-    for name, command, batch in (
-        ("two", [*launcher, PROBE], 8),
-        ("one", [sys.executable, PROBE], 16),
-    ):
+    for name, command, batch in (("two", launcher, 8), ("one", [sys.executable], 16)):
         output_dir = records[name] / "out"
         arguments = ["--dataset", pairs, "--output-dir", str(output_dir), "--batch-size", str(batch), *PROBE_FLAGS]
-        result = subprocess.run(
-            [*command, str(records[name]), *arguments],
-            cwd=REPO,
-            env=subprocess_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-        assert f"on {2 if name == 'two' else 1} process(es)" in result.stdout + result.stderr
+        output = run_probe(command, records[name], arguments)
+        assert f"on {2 if name == 'two' else 1} process(es)" in output
         assert (output_dir / "model.safetensors").is_file()
     one = torch.load(records["one"] / "rank-0.pt")
     rank0, rank1 = torch.load(records["two"] / "rank-0.pt"), torch.load(records["two"] / "rank-1.pt")
@@ -253,23 +263,11 @@ def test_two_machines_killed_and_resumed_equal_one_process_accumulating_their_tw
     arguments = ["--dataset", pairs, "--output-dir", str(two / "out"), *MACHINE_FLAGS]
     reference = ["--dataset", pairs, "--output-dir", str(one / "out"), *MACHINE_FLAGS]
     reference += ["--gradient-accumulation-steps", "2"]
-    result = subprocess.run(
-        [sys.executable, PROBE, str(one), *reference],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    run_probe([sys.executable], one, reference)
 
     machines = start_two_machines(two, arguments, logs)
+    wait_for_checkpoint(machines, two / "out", 20)
     index = two / "out" / "checkpoints" / "index.json"
-    while all(machine.poll() is None for machine in machines):  # pytest's timeout bounds the wait
-        if index.is_file() and json.loads(index.read_text())["last"] >= "step-00000020":
-            break
-        time.sleep(0.05)
-    assert all(machine.poll() is None for machine in machines), "a machine ended before it could be killed"
     for machine in machines:  # both at once, as when the power goes
         kill_machine(machine)
     first_session = (logs / "machine-0.log").read_text(encoding="utf-8")
