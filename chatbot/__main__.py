@@ -271,6 +271,11 @@ def _configured(settings: ChatbotSettings, loaded):
     """`loaded` with the search settings given on the command line in its generation config."""
     for key, value in settings.search_settings().items():
         setattr(loaded.model.generation_config, key, value)
+    if settings.shortlist not in (None, "none"):
+        try:  # now rather than at the first message: a missing or foreign shortlist is the command's error
+            loaded.model.load_shortlist(loaded.tokenizer)
+        except ValueError as error:
+            raise _ServeError(f"--shortlist {settings.shortlist}: {error}") from error
     return loaded
 
 

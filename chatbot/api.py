@@ -163,7 +163,8 @@ def _model(registry: ModelRegistry, name: Any) -> tuple[LoadedModel, str]:
 
 def _decoding(loaded: LoadedModel, body: dict[str, Any]) -> dict[str, Any]:
     try:
-        return generate_arguments(loaded.model, {key: body[key] for key in DECODING_KEYS if key in body})
+        given = {key: body[key] for key in DECODING_KEYS if key in body}
+        return generate_arguments(loaded.model, given, tokenizer=loaded.tokenizer)
     except ValueError as error:
         raise _BadRequest(f"bad decoding setting: {error}") from error
 

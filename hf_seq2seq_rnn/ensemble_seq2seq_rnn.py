@@ -194,6 +194,14 @@ class Seq2SeqRNNEnsemble(PreTrainedModel, Seq2SeqRNNGenerationMixin):
     def _init_weights(self, module: nn.Module) -> None:
         """Nothing to initialise: every weight belongs to a trained member."""
 
+    def load_shortlist(self, tokenizer: Any = None) -> Any:
+        """The first member's shortlist: the members share one vocabulary (`_check_members`)."""
+        return self.members[0].load_shortlist(tokenizer)
+
+    def output_layer(self, vocabulary: torch.LongTensor) -> tuple[Any, ...]:
+        """Each member's output layer for the token ids `vocabulary` only (a shortlist)."""
+        return tuple(model.output_layer(vocabulary) for model in self.members)
+
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         # The members carry recurrent states, not keys and values.
@@ -286,13 +294,23 @@ class Seq2SeqRNNEnsemble(PreTrainedModel, Seq2SeqRNNGenerationMixin):
         )
 
     def decode_step(
-        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNEnsembleMemory, state: Seq2SeqRNNEnsembleState
+        self,
+        input_ids: torch.LongTensor,
+        memory: Seq2SeqRNNEnsembleMemory,
+        state: Seq2SeqRNNEnsembleState,
+        output: tuple[Any, ...] | None = None,
     ) -> tuple[torch.Tensor, Seq2SeqRNNEnsembleState, torch.Tensor | None]:
         """One step of every member on the previous tokens `(batch,)`: the mean log-probabilities
-        `(batch, vocab_size)`, the new states, and the mean alignment `(batch, src_len)` or `None`."""
+        `(batch, vocab_size)` (over a shortlist's tokens with `output`: `output_layer`), the new states,
+        and the mean alignment `(batch, src_len)` or `None`. Over a shortlist each member's
+        log-probabilities are normalized over its tokens: a constant per row and member, which the
+        search's own normalization removes, so the choices are those of the whole vocabulary masked."""
+        outputs = output if output is not None else (None,) * len(self.members)
         steps = [
-            model.decode_step(input_ids, member_memory, member_state)
-            for model, member_memory, member_state in zip(self.members, memory.members, state.members, strict=True)
+            model.decode_step(input_ids, member_memory, member_state, member_output)
+            for model, member_memory, member_state, member_output in zip(
+                self.members, memory.members, state.members, outputs, strict=True
+            )
         ]
         return (
             _mean_log_probs([logits for logits, _, _ in steps]),

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import GenerationConfig, GenerationMixin, PreTrainedModel, StoppingCriteriaList
+from transformers import GenerationConfig, GenerationMixin, LogitsProcessorList, PreTrainedModel, StoppingCriteriaList
 from transformers import __version__ as transformers_version
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -59,6 +61,15 @@ from .search_seq2seq_rnn import (
     SourceLengthCap,
     compact_search,
     decoding_settings,
+)
+from .shortlist_seq2seq_rnn import (
+    BUILD_HINT,
+    SHORTLIST_FILE,
+    Shortlist,
+    ShortlistLogitsProcessor,
+    find_shortlist,
+    output_rows,
+    vocabulary_fingerprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -751,6 +762,57 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
     # The classes of the decoder state carried between generation steps and of the encoder memory.
     state_class: type = Seq2SeqRNNState
     memory_class: type = Seq2SeqRNNMemory
+    # The model's shortlist file (`from_pretrained` finds it beside the weights), and the shortlist once read.
+    shortlist_file: str | None = None
+    _shortlist: Shortlist | None = None
+
+    def load_shortlist(self, tokenizer: Any = None) -> Shortlist:
+        """The model's vocabulary shortlist (`shortlist_seq2seq_rnn`), read from its file once; checked
+        against the model's vocabulary size and, when given, `tokenizer`'s vocabulary.
+
+        Raises:
+            ValueError: the model has no shortlist, or its file is missing, cut short or made for
+                another vocabulary.
+        """
+        if self._shortlist is None:
+            if self.shortlist_file is None:
+                raise ValueError(
+                    f"this model has no vocabulary shortlist ({SHORTLIST_FILE} beside its weights); {BUILD_HINT}"
+                )
+            self._shortlist = Shortlist.load(self.shortlist_file, self.config.vocab_size)
+        if tokenizer is not None:
+            self._shortlist._check(self.shortlist_file or SHORTLIST_FILE, None, vocabulary_fingerprint(tokenizer))
+        return self._shortlist
+
+    def set_shortlist(self, shortlist: Shortlist | None) -> None:
+        """Use `shortlist` from now on (`save_pretrained` writes it beside the weights); None: none."""
+        if shortlist is not None:
+            shortlist._check(SHORTLIST_FILE, self.config.vocab_size, None)
+        self._shortlist = shortlist
+        self.shortlist_file = None
+
+    def _shortlist_processor(
+        self, settings: Any, first_best: tuple[int, int], kwargs: dict[str, Any], inputs: Any
+    ) -> None:
+        """Add the batch's shortlist rows to `kwargs`' logits processors (`ShortlistLogitsProcessor`)."""
+        source = inputs if inputs is not None else kwargs.get("input_ids")
+        if source is None:
+            raise ValueError("shortlist: generate() needs the source input_ids to choose the batch's shortlist")
+        mask = kwargs.get("attention_mask")
+        shortlist = self.load_shortlist(kwargs.get("tokenizer"))
+        eos = settings.eos_token_id
+        ends = 1 if eos is None or isinstance(eos, int) else len(eos)
+        least = max(2, 1 + ends) * (settings.num_beams or 1)  # a beam search step's candidates
+        rows = shortlist.rows(
+            source, mask if mask is not None else source.ne(self.config.pad_token_id), *first_best, least=least
+        )
+        processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+        processors.append(ShortlistLogitsProcessor(rows))
+        kwargs["logits_processor"] = processors
+
+    def output_layer(self, vocabulary: torch.LongTensor) -> Any:
+        """The output layer for the token ids `vocabulary` only (a shortlist), for `decode_step`."""
+        return output_rows(self.lm_head, vocabulary)
 
     def _reorder_cache(self, cache: Any, beam_idx: torch.LongTensor) -> Any:
         cache.reorder_cache(beam_idx)
@@ -794,7 +856,9 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
 
         Besides transformers' settings it takes those of `SearchSettings`, as arguments here or as
         attributes of `generation_config`: `max_length_a` and `max_length_b` (at most
-        `a * source_tokens + b` new tokens per sentence) and `coverage_penalty` (beam search).
+        `a * source_tokens + b` new tokens per sentence), `coverage_penalty` (beam search) and
+        `shortlist=(first, best)` (each token chosen among the batch's shortlist: the `first` most frequent
+        target tokens, the `best` candidates of each source token, and the special tokens).
 
         Raises `ValueError` naming the value and the accepted range for a setting no search can use
         (`search_seq2seq_rnn.decoding_settings`, the one check that predict, the chatbot and training
@@ -803,9 +867,11 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         `search_seq2seq_rnn.MAX_NEW_TOKENS_LIMIT`; set it on the model's generation config to allow more), ...
         """
         base = generation_config if generation_config is not None else self.generation_config
-        _, search_settings = decoding_settings(base, **kwargs)  # the one check of every decoding setting
+        settings, search_settings = decoding_settings(base, **kwargs)  # the one check of every decoding setting
         for name in SEARCH_SETTINGS:
             kwargs.pop(name, None)
+        if search_settings.shortlist is not None:
+            self._shortlist_processor(settings, search_settings.shortlist, kwargs, inputs)
         if custom_generate in OWN_LOOPS:
             # generate() hands a callable only the arguments its signature adds to transformers' own
             # loop's, so the streamer goes to it under a name of its own as well.
@@ -999,20 +1065,41 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
         return memory, self.model.decoder.initial_state(encoder_outputs, memory)
 
     def decode_step(
-        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState, output: Any = None
     ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
         """One decoder step for a search loop: the same arithmetic as `forward` on one new token
         with `cache`, without its output classes.
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch,)`): the previous token of each row.
+            output (*optional*): the output layer of a shortlist (`output_layer`); the whole one when None.
 
         Returns:
-            logits `(batch, vocab_size)`, the new state, and the alignment `(batch, src_len)`
-            (`None` without attention).
+            logits `(batch, vocab_size)` (or `(batch, shortlist)`), the new state, and the alignment
+            `(batch, src_len)` (`None` without attention).
         """
         feature, state, alignment = self.model.decoder.step(input_ids, memory, state)
-        return self.lm_head(feature), state, alignment
+        return (self.lm_head if output is None else output)(feature), state, alignment
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.from_pretrained`, which also finds the model's shortlist file (read when used)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if pretrained_model_name_or_path is not None:
+            model.shortlist_file = find_shortlist(pretrained_model_name_or_path, **kwargs)
+        return loaded
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.save_pretrained`, with the model's shortlist beside the weights when it has one."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if self.shortlist_file is not None and os.path.isfile(self.shortlist_file):  # the file as it came
+            target = os.path.join(save_directory, SHORTLIST_FILE)
+            if not os.path.exists(target) or not os.path.samefile(self.shortlist_file, target):
+                shutil.copyfile(self.shortlist_file, target)
+        elif self._shortlist is not None:
+            self._shortlist.save(save_directory)
+        return result
 
 
 __all__ = [

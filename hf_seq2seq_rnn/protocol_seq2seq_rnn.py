@@ -72,10 +72,15 @@ class DecodingModel(Protocol):
         ...
 
     def decode_step(
-        self, input_ids: torch.LongTensor, memory: DecoderMemory, state: DecoderState
+        self, input_ids: torch.LongTensor, memory: DecoderMemory, state: DecoderState, output: Any = None
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One step on the previous tokens `(rows,)`: logits `(rows, vocab_size)`, the new state and
-        the alignment `(rows, src_len)` (`None` without attention)."""
+        the alignment `(rows, src_len)` (`None` without attention). With `output` (what `output_layer`
+        returned), the logits of the shortlist's tokens only, `(rows, shortlist)`."""
+        ...
+
+    def output_layer(self, vocabulary: torch.LongTensor) -> Any:
+        """The output layer for the token ids `vocabulary` `(shortlist,)` only, for `decode_step`."""
         ...
 
 

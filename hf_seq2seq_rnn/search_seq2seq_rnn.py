@@ -64,6 +64,7 @@ from transformers.generation import (
 from .compat_seq2seq_rnn import cache_field
 from .numbers_seq2seq_rnn import is_number, is_whole
 from .protocol_seq2seq_rnn import DecodingModel
+from .shortlist_seq2seq_rnn import ShortlistLogitsProcessor, check_setting
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ ROW_WISE_PROCESSORS = (
     ExponentialDecayLengthPenalty,
     InfNanRemoveLogitsProcessor,
     LogitNormalization,
+    ShortlistLogitsProcessor,
 )
 # The warpers of sampling, row-wise as well: the `SampleSearch` of a batch that requests join (`prepared_search`).
 ROW_WISE_WARPERS = (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
@@ -94,7 +96,9 @@ ROW_WISE_CRITERIA_GREEDY = (MaxLengthCriteria, MaxTimeCriteria, EosTokenCriteria
 ROW_WISE_CRITERIA_BEAM = (MaxLengthCriteria, MaxTimeCriteria, EosTokenCriteria)
 
 # The generation settings of this module, kept in `generation_config.json` beside transformers' own.
-SEARCH_SETTINGS = ("max_length_a", "max_length_b", "coverage_penalty")
+SEARCH_SETTINGS = ("max_length_a", "max_length_b", "coverage_penalty", "shortlist")
+# Those of them that are numbers.
+NUMBER_SETTINGS = ("max_length_a", "max_length_b", "coverage_penalty")
 
 
 @dataclass(frozen=True)
@@ -110,14 +114,22 @@ class SearchSettings:
             a finished hypothesis scores `log P(Y|X) / length ** length_penalty + beta * sum_i
             log(min(sum_j alignment_ij, 1))`, summed over the real source tokens `i`; it favours
             outputs whose attention has covered the whole source. Needs an attention model.
+        shortlist: `(first, best)`: choose each token among the `first` most frequent target tokens,
+            the `best` translation candidates of each source token of the batch, and the special
+            tokens (`shortlist_seq2seq_rnn`; needs the model's shortlist file). Also "first,best".
     """
 
     max_length_a: float | None = None
     max_length_b: float | None = None
     coverage_penalty: float | None = None
+    shortlist: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        for name in SEARCH_SETTINGS:
+        if isinstance(self.shortlist, str) and self.shortlist.strip().lower() in ("none", "null", "off", ""):
+            object.__setattr__(self, "shortlist", None)
+        if self.shortlist is not None:
+            object.__setattr__(self, "shortlist", check_setting(self.shortlist))
+        for name in NUMBER_SETTINGS:
             value = getattr(self, name)
             if value is None:
                 continue
@@ -351,6 +363,15 @@ def _prepare(
         raise ValueError("a streamer follows one sequence; it cannot be used with beam search (num_beams > 1)")
     cap = next((criterion for criterion in stopping_criteria if isinstance(criterion, SourceLengthCap)), None)
     criteria = StoppingCriteriaList(criterion for criterion in stopping_criteria if criterion is not cap)
+    # The loop computes the output layer for a shortlist's rows only, unless another processor or the
+    # recorded scores need every token's: then the shortlist stays a processor (a mask) like the others.
+    shortlist = next((each for each in logits_processor if isinstance(each, ShortlistLogitsProcessor)), None)
+    returns = generation_config.return_dict_in_generate
+    records = returns and (generation_config.output_scores or generation_config.output_logits)
+    if shortlist is not None and len(logits_processor) == 1 and not records:
+        logits_processor = type(logits_processor)()
+    else:
+        shortlist = None
     encoder_outputs = model_kwargs["encoder_outputs"]
     attention_mask = model_kwargs.get("attention_mask")
     if attention_mask is None:
@@ -369,6 +390,7 @@ def _prepare(
         limits=None if cap is None else cap.limits.to(input_ids.device),
         coverage=bool(settings.coverage_penalty) and model.has_attention,
         streamer=streamer,
+        vocabulary=None if shortlist is None else shortlist.rows,
     )
     memory, state = model.start_decoding(encoder_outputs, attention_mask)
     return PreparedSearch(strategy, memory, state)
@@ -434,11 +456,13 @@ class DecodeStrategy:
         limits (`(batch,)`, *optional*): new tokens allowed per sentence (the source-relative cap).
         coverage: keep the coverage penalty's summed attention (beam search).
         streamer: gets each step's tokens of the whole batch (greedy search).
+        vocabulary (`(rows,)`, *optional*): the token ids this batch chooses among (a shortlist), sorted.
 
     What the loop reads:
         tokens (`(rows,)`): the token each live row reads at the next step.
         start_rows: the rows of the prepared memory and state that the first step reads, or `None` for all.
         source_width: the source length of this batch (the loop may pad its memory wider).
+        vocabulary: the shortlist's token ids, or `None` for the whole vocabulary.
         done: every sentence is done; the loop then drops the strategy's rows.
         newly_done: the sentences (batch indices) that the last `advance` finished; `output()`
             already holds their final result.
@@ -457,8 +481,10 @@ class DecodeStrategy:
         limits: torch.Tensor | None = None,
         coverage: bool = False,
         streamer: Any = None,
+        vocabulary: torch.LongTensor | None = None,
     ):
         self.input_ids = input_ids
+        self.vocabulary = vocabulary
         self.logits_processor = logits_processor
         self.stopping_criteria = stopping_criteria
         self.config = generation_config
@@ -488,10 +514,13 @@ class DecodeStrategy:
     def tokens(self) -> torch.LongTensor:
         raise NotImplementedError
 
-    def advance(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> KeepRows | None:
+    def advance(
+        self, logits: torch.Tensor, alignment: torch.Tensor | None, vocabulary: torch.LongTensor | None = None
+    ) -> KeepRows | None:
         """Take one step's outputs for the live rows: logits `(rows, vocab)` in float32 (unnormalized:
         greedy search ranks and records them as transformers' `_sample` does, beam search takes their
-        log-softmax) and the alignment `(rows, source_width)` (`None` without attention). Returns the
+        log-softmax) and the alignment `(rows, source_width)` (`None` without attention). With a
+        shortlist, `vocabulary` `(vocab,)` names the token id of each logits column. Returns the
         rows to keep, or `None` when every row stays where it is."""
         raise NotImplementedError
 
@@ -550,10 +579,14 @@ class DecodingLoop:
     generate() call is one strategy run to its end (`compact_search`), and a server that adds the
     requests arriving while others decode does continuous batching (`chatbot.scheduler`).
 
+    With a shortlist (`DecodeStrategy.vocabulary`) the output layer is computed for the union of the
+    strategies' shortlists only (`model.output_layer`), while every strategy has one.
+
     Args:
         model: what `generate()` decodes with (`protocol_seq2seq_rnn.DecodingModel`): `start_decoding`
-            made the memory and state, `decode_step(tokens, memory, state) -> (logits, state, alignment)`
-            steps them, the memory's `select` and the state's `reorder_cache` keep rows, and `cat` joins them.
+            made the memory and state, `decode_step(tokens, memory, state, output) -> (logits, state,
+            alignment)` steps them, the memory's `select` and the state's `reorder_cache` keep rows,
+            and `cat` joins them.
     """
 
     def __init__(self, model: DecodingModel):
@@ -562,6 +595,8 @@ class DecodingLoop:
         self.rows: list[int] = []  # the live rows of each strategy, in the order of `strategies`
         self.memory: Any = None
         self.state: Any = None
+        self.vocabulary: torch.LongTensor | None = None  # the token ids of the logits' columns; None: all
+        self.output: Any = None  # the output layer for `vocabulary` (`model.output_layer`)
 
     def __len__(self) -> int:
         """The strategies still decoding."""
@@ -586,18 +621,41 @@ class DecodingLoop:
             self.state = type(state).cat([self.state, state])
         self.strategies.append(strategy)
         self.rows.append(rows)
+        self._choose_vocabulary()
+
+    def _choose_vocabulary(self) -> None:
+        """The union of the strategies' shortlists (None when one of them has none), and its output layer."""
+        vocabularies = [strategy.vocabulary for strategy in self.strategies]
+        if not vocabularies or any(vocabulary is None for vocabulary in vocabularies):
+            vocabulary = None
+        elif len(vocabularies) == 1:
+            vocabulary = vocabularies[0]
+        else:
+            vocabulary = torch.unique(torch.cat(vocabularies))  # sorted
+        unchanged = vocabulary is self.vocabulary or (
+            vocabulary is not None
+            and self.vocabulary is not None
+            and vocabulary.shape == self.vocabulary.shape
+            and torch.equal(vocabulary, self.vocabulary)
+        )
+        if not unchanged:
+            self.vocabulary = vocabulary
+            self.output = None if vocabulary is None else self.model.output_layer(vocabulary)
 
     def step(self) -> list[DecodeStrategy]:
         """One decoder step for every live row; returns the strategies that are done (and left)."""
         strategies = self.strategies
         tokens = strategies[0].tokens if len(strategies) == 1 else torch.cat([s.tokens for s in strategies])
-        logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state)
+        # The output layer goes along only with a shortlist: a model without one keeps the three-argument step.
+        extra = () if self.output is None else (self.output,)
+        logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state, *extra)
         logits = logits.float()  # a new tensor already: transformers' loops copy a model output's
         offset, kept, finished = 0, [], []
         for strategy, rows in zip(strategies, self.rows, strict=True):
             share = slice(offset, offset + rows)
             width = strategy.source_width
-            keep = strategy.advance(logits[share], None if alignment is None else alignment[share, :width])
+            own_alignment = None if alignment is None else alignment[share, :width]
+            keep = strategy.advance(logits[share], own_alignment, self.vocabulary)
             if strategy.done:
                 finished.append(strategy)
             else:
@@ -613,6 +671,7 @@ class DecodingLoop:
         """Keep what each strategy of `step` kept (`(strategy, offset, rows, keep)`): its state rows in
         their new order, and its memory rows where it changed them (or a strategy left)."""
         self.strategies = [strategy for strategy, _, _, _ in kept]
+        self._choose_vocabulary()
         if not kept:
             self.rows, self.memory, self.state = [], None, None
             return
@@ -648,10 +707,14 @@ class GreedySearch(DecodeStrategy):
     def tokens(self) -> torch.LongTensor:
         return self.sequences[:, -1]
 
-    def advance(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> KeepRows | None:
+    def advance(
+        self, logits: torch.Tensor, alignment: torch.Tensor | None, vocabulary: torch.LongTensor | None = None
+    ) -> KeepRows | None:
         scores = self.logits_processor(self.sequences, logits)  # (R, V)
         self.record(self.live, scores, logits, alignment)
         tokens = self.choose(scores)  # (R,)
+        if vocabulary is not None:
+            tokens = vocabulary[tokens]  # the shortlist's columns to token ids
         self.sequences = torch.cat([self.sequences, tokens[:, None]], dim=-1)
         if tokens.shape[0] < self.rows_total:
             tokens = self.filler.expand(self.rows_total).clone().index_copy_(0, self.live, tokens)
@@ -797,13 +860,15 @@ class BeamSearch(DecodeStrategy):
         running = self.beam_state.running[:, :, self.cur_len - 1]  # (N, K)
         return running[:, 0] if self.cur_len == self.prompt_length else running.reshape(-1)
 
-    def advance(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> KeepRows | None:
+    def advance(
+        self, logits: torch.Tensor, alignment: torch.Tensor | None, vocabulary: torch.LongTensor | None = None
+    ) -> KeepRows | None:
         state, beams = self.beam_state, self.beams
         first = self.cur_len == self.prompt_length
         if first:  # one row per sentence: each of its beams reads the same outputs
             copies = torch.arange(logits.shape[0], device=logits.device).repeat_interleave(beams)  # (N * K,)
             logits, alignment = logits[copies], None if alignment is None else alignment[copies]
-        continuations = self._continuations(logits, alignment)
+        continuations = self._continuations(logits, alignment, vocabulary)
         next_beams = self._continue_best_open(continuations)
         self._update_finished(continuations)
         # The decoder state follows the beams that continue: their parents' rows.
@@ -891,9 +956,11 @@ class BeamSearch(DecodeStrategy):
         """The first live row of each open sentence, `(N,)`."""
         return torch.arange(self.beam_state.sentences.shape[0], device=self.beam_state.sentences.device) * self.beams
 
-    def _continuations(self, logits: torch.Tensor, alignment: torch.Tensor | None) -> Continuations:
+    def _continuations(
+        self, logits: torch.Tensor, alignment: torch.Tensor | None, vocabulary: torch.LongTensor | None
+    ) -> Continuations:
         """The best `2K` continuations of each open sentence from this step's logits
-        (transformers' `_get_top_k_continuations`)."""
+        (transformers' `_get_top_k_continuations`); `vocabulary` names a shortlist's columns."""
         state, beams, prompt, cur_len = self.beam_state, self.beams, self.prompt_length, self.cur_len
         eos = self.config._eos_token_tensor
         keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams
@@ -907,7 +974,7 @@ class BeamSearch(DecodeStrategy):
         scores, top = torch.topk(totals, k=keep_count)  # (N, 2K)
         parents = top // vocab
         sequences = _gather(state.running, parents)  # (N, 2K, L)
-        sequences[:, :, cur_len] = top % vocab
+        sequences[:, :, cur_len] = top % vocab if vocabulary is None else vocabulary[top % vocab]
         indices = _gather(state.running_indices, parents)
         indices[:, :, cur_len - prompt] = (parents + state.sentences[:, None] * beams).to(torch.int32)
         hits = self.stopping_criteria(sequences[:, :, : cur_len + 1].reshape(n * keep_count, -1), None)

@@ -14,18 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
+from hf_seq2seq_rnn.shortlist_seq2seq_rnn import check_setting
 
 from .decoding_options import DECODING_KEYS, GENERATE_KEYS, SEARCH_KEYS
 
 
-def generate_arguments(model: Any, given: dict[str, Any], n_best: int = 1) -> dict[str, Any]:
+def generate_arguments(model: Any, given: dict[str, Any], n_best: int = 1, tokenizer: Any = None) -> dict[str, Any]:
     """The `generate()` arguments for the settings `given` (keys of `DECODING_KEYS`, `None` for not
     given) and `n_best` hypotheses per source, checked where generate() checks them and, strictly,
-    by transformers.
+    by transformers. A shortlist in force is read now, and checked against `tokenizer` when given.
 
     Raises:
         ValueError: a key that is not a decoding setting, or a value that `decoding_settings` refuses
-            (the message names the setting and what it accepts).
+            (the message names the setting and what it accepts), or a shortlist asked of a model
+            without a usable one (`load_shortlist`).
     """
     unknown = sorted(set(given) - set(DECODING_KEYS))
     if unknown:
@@ -35,7 +37,9 @@ def generate_arguments(model: Any, given: dict[str, Any], n_best: int = 1) -> di
     if num_beams == 1 and model.generation_config.early_stopping:
         arguments["early_stopping"] = False  # a beam-search setting, refused with one beam
     arguments["num_return_sequences"] = n_best
-    decoding_settings(model.generation_config, strict=True, **arguments)
+    _, search = decoding_settings(model.generation_config, strict=True, **arguments)
+    if search.shortlist is not None:  # FIRST and BEST within what the model's shortlist holds
+        check_setting(search.shortlist, model.load_shortlist(tokenizer))
     return arguments
 
 

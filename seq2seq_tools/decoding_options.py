@@ -37,6 +37,12 @@ class SearchOptions:
         minimum=0,
         metavar="BETA",
     )
+    shortlist: str | None = option(
+        "choose each token among the batch's vocabulary shortlist (Marian's lexical shortlist): the FIRST most "
+        "frequent target tokens, the BEST translation candidates of each source token, and the special tokens; "
+        "needs the model's shortlist.safetensors (python -m training.shortlist); null or none: the whole vocabulary",
+        metavar="FIRST,BEST",
+    )
 
 
 @dataclass

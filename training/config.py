@@ -200,6 +200,12 @@ class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
     resume_from_checkpoint: str | None = option("latest, best, or a checkpoint folder to continue from", None)
     report_to: str = option("tracker: tensorboard, wandb, all or none", "tensorboard")
     logging_steps: int = option("log training loss, learning rate and tokens/s every N steps", 50)
+    shortlist_pairs: int = option(
+        "at the end, learn the vocabulary shortlist (shortlist.safetensors, for decoding with --shortlist FIRST,BEST) "
+        "from a seeded sample of this many training pairs; 0: none",
+        200_000,
+        minimum=0,
+    )
     push_to_hub: bool = option("upload the final model folder to the Hub", False)
     hub_model_id: str | None = option("the Hub repository (user/name); default: the output folder's name", None)
     # several processes and machines

@@ -164,7 +164,7 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         raise TrainingInputError(
             "the model has no attention (attention_type none): drop --alignments / --hard-alignments"
         )
-    given = generation_settings(model, settings)
+    given = generation_settings(model, settings, tokenizer)
     data = read_data(settings, info)
     results, seconds = decode(
         model, tokenizer, data, settings, with_attention=with_attention, with_scores=bool(settings.n_best), **given

@@ -240,7 +240,7 @@ def write_output(path: str, text: str) -> None:
     files.write_atomically(path, text)
 
 
-def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> dict[str, Any]:
+def generation_settings(model: torch.nn.Module, settings: PredictSettings, tokenizer: Any = None) -> dict[str, Any]:
     """The `generate()` arguments of this run: the flags given, on top of the model's generation config
     (whose other settings `generate()` applies itself), checked where generate() checks them
     (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests)."""
@@ -252,7 +252,7 @@ def generation_settings(model: torch.nn.Module, settings: PredictSettings) -> di
             f"only num_beams hypotheses; raise --num-beams to {settings.n_best} or more, or lower --n-best"
         )
     try:
-        return generate_arguments(model, given, n_best=settings.n_best or 1)
+        return generate_arguments(model, given, n_best=settings.n_best or 1, tokenizer=tokenizer)
     except ValueError as error:
         raise TrainingInputError(f"bad decoding settings: {error}") from error
 

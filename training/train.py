@@ -28,6 +28,7 @@ if __name__ == "__main__":
 import contextlib
 import dataclasses
 import glob
+import itertools
 import logging
 import math
 import os
@@ -76,6 +77,7 @@ from .prepare import (
     tokenize_pairs,
 )
 from .progress import RunningTotals, TrainingClock, TrainingProgress
+from .shortlist import learn_shortlist, sample_indices
 from .stream import ShuffledStream, check_stream_settings, stream_settings
 
 logger = get_logger(__name__)
@@ -806,10 +808,32 @@ def save_model(
     )
     info["eval_history"] = history
     info["throughput"] = throughput
+    if config.shortlist_pairs:
+        save_shortlist(unwrapped, data, config)
     write_model_card(config.output_dir, info)
     logger.info(f"model saved to {config.output_dir}", main_process_only=True)
     if config.push_to_hub:
         push_to_hub(config.output_dir, config.hub_model_id)
+
+
+def save_shortlist(model: torch.nn.Module, data: PreparedData, config: TrainingConfig) -> None:
+    """Learn the vocabulary shortlist from a seeded sample of the tokenized training pairs (the first of a
+    stream) and write it beside the model."""
+    started = time.perf_counter()
+    if isinstance(data.train, IterableDataset):
+        rows = list(itertools.islice(data.train, config.shortlist_pairs))
+        id_pairs = [(row["input_ids"], row["labels"]) for row in rows]
+    else:
+        chosen = data.train.select(sample_indices(len(data.train), config.shortlist_pairs, config.seed))
+        columns = chosen.with_format("arrow", columns=["input_ids", "labels"])[:]
+        id_pairs = zip(columns["input_ids"].to_pylist(), columns["labels"].to_pylist(), strict=True)
+    shortlist = learn_shortlist(id_pairs, data.tokenizer, model.config.vocab_size)
+    shortlist.save(config.output_dir)
+    logger.info(
+        f"vocabulary shortlist learned from {shortlist.pairs} training pairs in {time.perf_counter() - started:.1f} s "
+        "(decode with --shortlist FIRST,BEST)",
+        main_process_only=True,
+    )
 
 
 def show_samples(
