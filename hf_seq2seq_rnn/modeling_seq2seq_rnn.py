@@ -332,7 +332,11 @@ class Seq2SeqRNNDecoder(nn.Module):
     """Embeddings, the recurrent stack, attention and the attentional hidden state.
 
     Returns the output features (`W_o`'s input); the language-model head turns them into logits.
+    `precompute_gates = False` (on the class or one decoder) turns off the table of `embedding_gates`,
+    for a benchmark to measure what it saves.
     """
+
+    precompute_gates: bool = True
 
     def __init__(self, config: Seq2SeqRNNConfig):
         super().__init__()
@@ -358,6 +362,8 @@ class Seq2SeqRNNDecoder(nn.Module):
         self.output_size = feature_size
         # The whole target in one RNN call is possible when no step needs the previous attention.
         self.parallel = not config.input_feeding and not attention_class.query_before_step
+        # `embedding_gates`' table, and what it was computed from (weights, their versions, device, dtype).
+        self._gate_table: tuple[tuple, torch.Tensor] | None = None
 
     def initial_state(self, encoder_outputs: Seq2SeqRNNEncoderOutput, memory: Seq2SeqRNNMemory) -> Seq2SeqRNNState:
         """The decoder starts from the encoder's final state (Sutskever et al., 2014)."""
@@ -391,7 +397,7 @@ class Seq2SeqRNNDecoder(nn.Module):
         embedded = self.dropout(self.embed_tokens(input_ids))  # (B, T, E): all steps' dropout in one draw
         outputs, alignments = [], []
         for t in range(input_ids.shape[1]):
-            output, state, alignment = self._step(embedded[:, t], memory, state)
+            output, state, alignment = self._step(embedded[:, t], memory, state, input_ids[:, t])
             outputs.append(output)
             alignments.append(alignment)
         features = self._features(torch.stack(outputs, 1), memory)  # (B, T, output_size)
@@ -400,11 +406,14 @@ class Seq2SeqRNNDecoder(nn.Module):
     def _forward_parallel(
         self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
     ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        gates = self.embedding_gates(input_ids[:, 0]) if self._gathers_gates(*input_ids.shape) else None
         inputs = self.dropout(self.embed_tokens(input_ids))  # (B, T, E)
+        if gates is not None:  # the embedding's share of the first layer's gates is in `gates`
+            inputs = inputs[:, :, :0]
         if self.config.peeky:
             summary = memory.summary.unsqueeze(1).expand(-1, inputs.shape[1], -1)  # (B, T, H)
             inputs = torch.cat([inputs, summary], dim=-1)
-        outputs, rnn_state = self._recur(inputs, state)  # (B, T, H)
+        outputs, rnn_state = self._recur(inputs, state, gates)  # (B, T, H)
         context, alignment = self.attention(outputs, memory.keys, memory.mask, state.projected_keys)
         features = self._features(self.dropout(self._attentional(outputs, context)), memory)
         return features, self._next_state(state, rnn_state, None, input_ids.shape[1]), alignment
@@ -420,15 +429,16 @@ class Seq2SeqRNNDecoder(nn.Module):
         Returns:
             feature `(batch, output_size)`, the new state, alignment `(batch, src_len)` or `None`.
         """
-        output, state, alignment = self._step(self.dropout(self.embed_tokens(input_ids)), memory, state)
+        output, state, alignment = self._step(self.dropout(self.embed_tokens(input_ids)), memory, state, input_ids)
         return self._features(output.unsqueeze(1), memory)[:, 0], state, alignment
 
     def _step(
-        self, embedded: torch.Tensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+        self, embedded: torch.Tensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState, input_ids: torch.Tensor
     ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
-        """One step from the embedded previous token `(batch, embedding_size)`; returns the
-        attentional hidden state after dropout `(batch, hidden_size)`, the state and the alignment."""
-        inputs = [embedded]
+        """One step from the previous token `input_ids` `(batch,)`, embedded `(batch, embedding_size)`;
+        returns the attentional hidden state after dropout `(batch, hidden_size)`, the state and the alignment."""
+        gates = self.embedding_gates(input_ids) if self._gathers_gates(embedded.shape[0], 1) else None
+        inputs = [embedded if gates is None else embedded[:, :0]]  # with `gates`, the embedding's share is there
         before_step = self.attention.query_before_step
         if before_step:
             query = state.hidden[:, -1:]  # (B, 1, H): the previous top-layer state
@@ -438,7 +448,7 @@ class Seq2SeqRNNDecoder(nn.Module):
             inputs.append(state.attentional)
         if self.config.peeky:
             inputs.append(memory.summary)
-        output, rnn_state = self._recur(torch.cat(inputs, dim=-1).unsqueeze(1), state)  # (B, 1, H)
+        output, rnn_state = self._recur(torch.cat(inputs, dim=-1).unsqueeze(1), state, gates)  # (B, 1, H)
         if not before_step:
             context, alignment = self.attention(output, memory.keys, memory.mask, state.projected_keys)
         # One dropout mask for what the next step is fed and what the output layer reads.
@@ -457,8 +467,40 @@ class Seq2SeqRNNDecoder(nn.Module):
             return outputs
         return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))  # (B, T, H)
 
+    def _steps_as_cells(self, rows: int, steps: int) -> bool:
+        """Whether `_recur` runs `steps` steps on `rows` rows as cells: one step of inference on at most
+        `CELL_STEP_MAX_ROWS` rows of an `nn.LSTM` or `nn.GRU`."""
+        return (
+            steps == 1
+            and rows <= CELL_STEP_MAX_ROWS
+            and not self.training
+            and not torch.is_grad_enabled()
+            and type(self.rnn) in (nn.LSTM, nn.GRU)
+        )
+
+    def _gathers_gates(self, rows: int, steps: int) -> bool:
+        return self.precompute_gates and self._steps_as_cells(rows, steps)
+
+    def embedding_gates(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """The embedding's share of the first recurrent layer's input gates, `W_ih[:, :E] e(y) + b_ih`, of the
+        tokens `input_ids` `(batch,)`: `(batch, gates)`, looked up in a table of the whole vocabulary.
+
+        The table (`vocab_size x gates`) is one product of the embedding matrix and the embedding's columns of
+        `W_ih` (Devlin, 2017, precomputes the frequent words' so), made when first needed and again when a
+        weight changes (training, `load_state_dict`, a move to another device or dtype); a decoding step
+        then gathers rows instead of multiplying (`embedding_size x gates` multiply-adds a row)."""
+        embedding, weight, bias = self.embed_tokens.weight, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0
+        key = tuple(
+            (tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for tensor in (embedding, weight, bias)
+        )
+        if self._gate_table is None or self._gate_table[0] != key:
+            columns = weight[:, : self.config.embedding_size]  # (gates, E)
+            with torch.autocast(embedding.device.type, enabled=False):  # in the weights' own dtype
+                self._gate_table = (key, torch.addmm(bias, embedding, columns.t()))  # (V, gates)
+        return self._gate_table[1].index_select(0, input_ids)
+
     def _recur(
-        self, inputs: torch.Tensor, state: Seq2SeqRNNState
+        self, inputs: torch.Tensor, state: Seq2SeqRNNState, gates: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         """The recurrent stack over `inputs` `(batch, steps, input_size)` from `state`: the top layer's
         outputs `(batch, steps, hidden_size)` and the new state in `nn.LSTM`'s layer-first layout.
@@ -466,15 +508,11 @@ class Seq2SeqRNNDecoder(nn.Module):
         One step of inference on at most `CELL_STEP_MAX_ROWS` rows runs each layer as a cell
         (`torch.lstm_cell` / `torch.gru_cell`, the same weights and equations): for one step on few
         rows the sequence kernel of `nn.LSTM` costs about twice as much on a CPU (benchmarks/README.md).
-        Both of generate()'s loops come here, so they compute alike.
+        There `gates` `(batch, gates)` (`embedding_gates`) holds the embedding's share of the first
+        layer's input gates, and `inputs` the rest of its input only. Both of generate()'s loops come
+        here, so they compute alike.
         """
-        if not (
-            inputs.shape[1] == 1
-            and inputs.shape[0] <= CELL_STEP_MAX_ROWS
-            and not self.training
-            and not torch.is_grad_enabled()
-            and type(self.rnn) in (nn.LSTM, nn.GRU)
-        ):
+        if not self._steps_as_cells(inputs.shape[0], inputs.shape[1]):
             return self.rnn(inputs, state.as_rnn_state())
         layer_input = inputs[:, 0]  # (B, I)
         hiddens, cells = [], []
@@ -482,6 +520,8 @@ class Seq2SeqRNNDecoder(nn.Module):
             weights = [
                 getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             ]
+            if layer == 0 and gates is not None:  # the embedding's columns and the input bias are in `gates`
+                weights[0], weights[2] = weights[0][:, self.config.embedding_size :], gates
             if state.cell is not None:
                 hidden, cell = torch.lstm_cell(layer_input, (state.hidden[:, layer], state.cell[:, layer]), *weights)
                 cells.append(cell)

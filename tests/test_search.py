@@ -379,3 +379,26 @@ def test_search_settings_read_from_generation_config_with_overrides():
     limits = settings.new_token_limits(torch.tensor([0, 1, 5, 100]))
     assert limits.tolist() == [3, 4, 9, 123]  # int(1.2 * source + 3)
     assert SearchSettings(max_length_a=0.1).new_token_limits(torch.tensor([2])).tolist() == [1]  # at least one
+
+
+@pytest.mark.parametrize("variant", ["lstm-general-feed", "gru-dot", "lstm-none-peeky"])
+def test_the_embedding_gate_table_decodes_as_the_embedding_product_and_follows_weight_changes(variant):
+    """Decoding gathers the embedding's share of the first layer's gates from a table; it picks the
+    tokens the product would, and a changed embedding (as training changes it) makes a new table."""
+    model = varied_model(variant)
+    input_ids, mask = sources()
+    settings = dict(
+        attention_mask=mask, num_beams=3, max_new_tokens=20, return_dict_in_generate=True, output_scores=True
+    )
+    with_table = model.generate(input_ids, **settings)
+    model.model.decoder.precompute_gates = False
+    without = model.generate(input_ids, **settings)
+    assert torch.equal(with_table.sequences, without.sequences)
+    torch.testing.assert_close(with_table.sequences_scores, without.sequences_scores, atol=1e-5, rtol=0)
+    model.model.decoder.precompute_gates = True
+    with torch.no_grad():
+        model.model.decoder.embed_tokens.weight.mul_(-1.0)
+    changed = model.generate(input_ids, **settings)
+    model.model.decoder.precompute_gates = False
+    assert torch.equal(changed.sequences, model.generate(input_ids, **settings).sequences)
+    assert not torch.equal(changed.sequences, with_table.sequences)
