@@ -14,13 +14,19 @@
    that flag means to apply (`ONMT_QUANTIZED_TRANSLATE`); ours in this process through
    `generate_texts` (what `training.predict` runs) with transformers' own loop
    (`generate(custom_generate=None)`) and with the model's compact search, fp32 and int8, with no
-   length cap on either side. Each row: sentences/s, the ratios to `onmt_translate` in fp32 and in
-   working int8, BLEU, the decoder steps of the returned outputs (`</s>` included: OpenNMT-py's
-   words, our subwords), and for ours the rows the decoder stepped per sentence (beams included),
-   the time per row, and for fp32 the floor that the run's matrix-product rate sets for that many
-   rows (`bench_opennmt.beam_gflop`). The fastest of `--repeats` runs counts.
-4. **Whole commands**: `python -m training.predict` and `onmt_translate` on the first 1,000 test
-   sources and on one line, wall time of the process, start-up included.
+   length cap on either side. Ours also with the compact search's embedding gate table turned off
+   (`precompute_gates`, fp32: what the table saves) and with each of `--shortlists` (the vocabulary
+   shortlist that training learned, `--shortlist FIRST,BEST`), in fp32 and int8. Each row:
+   sentences/s, the ratios to `onmt_translate` in fp32 and in working int8, BLEU, the decoder steps
+   of the returned outputs (`</s>` included: OpenNMT-py's words, our subwords), and for ours the rows
+   the decoder stepped per sentence (beams included), the output columns a row was given (the
+   vocabulary, or the batch's shortlist), the multiply-adds of one decoder row (`decoder_row_macs`;
+   OpenNMT-py's for its model of the same shape and its target vocabulary), the time per row, and
+   for fp32 the floor that the run's matrix-product rate sets for those products. The fastest of
+   `--repeats` runs counts.
+4. **Whole commands**: `python -m training.predict` (fp32, int8, and with the first of `--shortlists`)
+   and `onmt_translate` on the first 1,000 test sources and on one line, wall time of the process,
+   start-up included.
 5. **Options of our search** on the same test set: the coverage penalty (`--coverage-penalty`, beam 5)
    and the source-relative length cap (training's 2 x source + 10), BLEU against plain beam 5.
 6. **Training's evaluation of early models**: ours trained for each of `--early-steps` steps (an early
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import math
 import shutil
@@ -53,8 +60,8 @@ from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import load_model, load_tokenizer
 from seq2seq_tools.quantization import maybe_quantize
 
-from .bench_model import matmul_rate
-from .bench_opennmt import add_onmt_arguments, beam_gflop, build_onmt_vocab, onmt_config, onmt_setup
+from .bench_model import forward_flops, matmul_rate
+from .bench_opennmt import add_onmt_arguments, build_onmt_vocab, onmt_config, onmt_setup
 from .bench_opennmt_quality import REFERENCE_SHAPE, bleu_chrf, ours_training_command, prepare_data
 from .common import REPO, add_quick_run_arguments, add_threads_argument, machine_line, print_table, run_measured
 
@@ -174,29 +181,86 @@ def onmt_decode(
 
 @contextlib.contextmanager
 def counting_decoder_rows(model: torch.nn.Module) -> Iterator[list[int]]:
-    """Counts the rows the output layer receives, summed over every call: one per row and step in
-    both loops (the recurrent layers may run as cells, which no module hook sees)."""
-    rows = [0]
-    handle = model.lm_head.register_forward_pre_hook(lambda module, inputs: rows.__setitem__(0, rows[0] + inputs[0].shape[0]))  # fmt: skip
+    """Counts the rows the output layer receives and the output columns they are given, summed over every
+    call: one row per decoder row and step in both loops (the recurrent layers may run as cells, which
+    no module hook sees); a shortlist's output layer (`model.output_layer`) is counted as the whole one is."""
+    counts = [0, 0]  # rows, rows x output columns
+
+    def count(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        counts[0] += inputs[0].shape[0]
+        counts[1] += inputs[0].shape[0] * module.out_features
+
+    handles = [model.lm_head.register_forward_pre_hook(count)]
+    whole_layer = model.output_layer
+
+    def output_layer(vocabulary: torch.Tensor) -> torch.nn.Module:
+        layer = whole_layer(vocabulary)
+        handles.append(layer.register_forward_pre_hook(count))
+        return layer
+
+    model.output_layer = output_layer
     try:
-        yield rows
+        yield counts
     finally:
-        handle.remove()
+        del model.output_layer
+        for handle in handles:
+            handle.remove()
 
 
 def ours_decode(
     model: torch.nn.Module, tokenizer, sources: list[str], beams: int, batch: int, loop: str | None, **settings
-) -> tuple[float, list[str], int]:
-    """Our decoding through `generate_texts`: seconds, outputs, and decoder rows stepped."""
+) -> tuple[float, list[str], int, float]:
+    """Our decoding through `generate_texts`: seconds, outputs, decoder rows stepped, and the output
+    columns a row was given on average (the vocabulary, or a shortlist's rows)."""
     custom = {} if loop == "compact" else {"custom_generate": None}
-    with counting_decoder_rows(model) as rows:
+    with counting_decoder_rows(model) as counts:
         started = time.perf_counter()
         results = generate_texts(
             model, tokenizer, sources, batch_size=batch, num_beams=beams, max_new_tokens=MAX_NEW_TOKENS,
             early_stopping=beams > 1, **custom, **settings,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-    return seconds, [result.text for result in results], rows[0]
+    return seconds, [result.text for result in results], counts[0], counts[1] / max(counts[0], 1)
+
+
+def our_runs(shortlists: list[str]) -> dict[str, tuple[str | None, dict[str, Any], bool]]:
+    """Our rows of the decoding table: name -> (loop, generate() settings, the embedding gate table on)."""
+    runs = {
+        "transformers' loop": (None, {}, True),
+        "ours, compact": ("compact", {}, True),
+        "ours, compact, no gate table": ("compact", {}, False),
+    }
+    runs.update({f"ours, shortlist {each}": ("compact", {"shortlist": each}, True) for each in shortlists})
+    return runs
+
+
+def decoder_row_macs(config: Any, source_len: float, output_columns: float, gathered_embedding: bool) -> float:
+    """Multiply-adds of one decoder row at one step: the recurrent layers (less the embedding's share of
+    the first layer's gates when it is gathered from a table), attention, the attentional hidden state
+    and an output layer of `output_columns` (the vocabulary, or a shortlist's rows)."""
+    hidden, embed = config.hidden_size, config.embedding_size
+    gates = (3 if config.cell_type == "gru" else 4) * hidden
+    context = 0 if config.attention_type == "none" else hidden
+    first = (0 if gathered_embedding else embed) + (hidden if config.input_feeding else 0) + hidden * config.peeky
+    first += context if config.attention_type == "additive" else 0
+    recurrent = gates * (first + hidden) + (config.num_layers - 1) * gates * 2 * hidden
+    attention = {"none": 0, "dot": 0, "general": hidden * hidden, "additive": 2 * hidden * hidden}[
+        config.attention_type
+    ]
+    attention += 2 * source_len * hidden if context else 0  # scores and context
+    combine = (context + hidden) * hidden if context else 0
+    features = hidden * (2 if config.peeky else 1)
+    projection = 0
+    if config.tie_word_embeddings and features != embed:
+        projection, features = features * embed, embed
+    return recurrent + attention + combine + projection + features * output_columns
+
+
+def onmt_target_vocabulary(args: argparse.Namespace) -> int:
+    """OpenNMT-py's target vocabulary: its vocabulary file's words (at most `tgt_vocab_size`) and 4 specials."""
+    path = args.work_dir / "vocab.tgt"
+    words = len(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else 8000
+    return min(words, 8000) + 4
 
 
 def decode_table(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict, rate: float) -> list[list[str]]:
@@ -208,6 +272,10 @@ def decode_table(args: argparse.Namespace, bin_dir: Path | None, data: dict, env
     fp32, tokenizer = load_uncapped(args.work_dir / "ours")  # as onmt_translate's -max_length_ratio 0
     models = {"fp32": fp32, "int8": maybe_quantize(fp32, "int8")}
     source_tokens = statistics.mean(len(ids) for ids in tokenizer(sources_all)["input_ids"])
+    encoder_flops = forward_flops(fp32.config, source_tokens, 0, source_tokens)  # per sentence
+    onmt_config_shape = copy.deepcopy(fp32.config)  # the same shape, with OpenNMT-py's target vocabulary
+    onmt_config_shape.vocab_size = onmt_target_vocabulary(args)
+    runs = our_runs(args.shortlists)
 
     def output_steps(system: str, outputs: list[str]) -> float:
         """Decoder steps of the returned outputs, `</s>` included: OpenNMT-py's words, our subwords."""
@@ -221,28 +289,37 @@ def decode_table(args: argparse.Namespace, bin_dir: Path | None, data: dict, env
         sources = source.read_text(encoding="utf-8").splitlines()
         references = references_all[: len(sources)]
         for search, beams in SEARCHES.items():
-            best: dict[tuple[str, str], tuple[float, list[str], int | None]] = {}
+            best: dict[tuple[str, str], tuple] = {}
             for _ in range(args.repeats):  # the systems take turns: a drift of the machine falls on all alike
                 for precision in ONMT_PRECISIONS if bin_dir is not None else ():
                     seconds, outputs = onmt_decode(args, bin_dir, env, source, beams, batch, precision)
-                    keep_fastest(best, ("onmt_translate", precision), (seconds, outputs, None))
+                    keep_fastest(best, ("onmt_translate", precision), (seconds, outputs, None, None))
                 for precision, model in models.items():
-                    for loop_name, loop in LOOPS.items():
-                        keep_fastest(
-                            best, (loop_name, precision), ours_decode(model, tokenizer, sources, beams, batch, loop)
-                        )
+                    for name, (loop, settings, gate_table) in runs.items():
+                        if precision == "int8" and not gate_table:
+                            continue  # the int8 LSTM takes no table: the row would repeat "ours, compact"
+                        model.model.decoder.precompute_gates = gate_table
+                        run = ours_decode(model, tokenizer, sources, beams, batch, loop, **settings)
+                        model.model.decoder.precompute_gates = True
+                        keep_fastest(best, (name, precision), run)
             fp32_peer, int8_peer = (
                 best.get(("onmt_translate", name), (None,))[0] for name in ("fp32", "int8 quantized")
             )
-            for (system, precision), (seconds, outputs, stepped) in best.items():
-                floor = None
+            for (system, precision), (seconds, outputs, stepped, columns) in best.items():
+                floor = macs = None
                 if stepped is not None:
-                    floor = beam_gflop(len(sources), stepped / len(sources) / beams, source_tokens, beams) / rate
+                    gathered = runs[system][2] and precision == "fp32" and runs[system][0] is not None
+                    macs = decoder_row_macs(fp32.config, source_tokens, columns, gathered)
+                    floor = (len(sources) * encoder_flops + 2 * macs * stepped) / 1e9 / rate
+                else:
+                    macs = decoder_row_macs(onmt_config_shape, source_tokens, onmt_config_shape.vocab_size, False)
                 rows.append([
                     batch, search, system, precision, f"{len(sources) / seconds:.0f}", ratio(fp32_peer, seconds),
-                    ratio(int8_peer, seconds), f"{bleu_chrf(outputs, references)['bleu']:.1f}",
+                    ratio(int8_peer, seconds), f"{bleu_chrf(outputs, references)['bleu']:.2f}",
                     f"{output_steps(system, outputs):.2f}",
                     "" if stepped is None else f"{stepped / len(sources):.1f}",
+                    "" if columns is None else f"{columns:.0f}",
+                    f"{macs / 1e6:.2f}",
                     "" if stepped is None else f"{seconds / stepped * 1e3:.3f}",
                     f"{floor:.1f} / {seconds:.1f}" if floor is not None and precision == "fp32" else "",
                 ])  # fmt: skip
@@ -257,6 +334,15 @@ def ratio(peer: float | None, seconds: float) -> str:
 def keep_fastest(best: dict, key: tuple[str, str], run: tuple) -> None:
     if key not in best or run[0] < best[key][0]:
         best[key] = run
+
+
+def command_variants(shortlists: list[str]) -> dict[str, list[str]]:
+    """Our whole-command rows: name -> extra flags of training.predict."""
+    variants = {"fp32": ["--quantize", "none"], "int8": ["--quantize", "int8"]}
+    for each in shortlists:
+        variants[f"fp32, shortlist {each}"] = ["--quantize", "none", "--shortlist", each]
+        variants[f"int8, shortlist {each}"] = ["--quantize", "int8", "--shortlist", each]
+    return variants
 
 
 def whole_commands(args: argparse.Namespace, bin_dir: Path | None, data: dict, env: dict) -> list[list[str]]:
@@ -279,20 +365,28 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path | None, data: dict, e
                 "--batch-size", "64", "--max-new-tokens", str(MAX_NEW_TOKENS), "--num-threads", str(args.threads),
                 "--max-length-a", "0",  "--max-length-b", str(MAX_NEW_TOKENS),
             ]  # fmt: skip
-            walls = {"onmt_translate": math.inf, "none": math.inf, "int8": math.inf}
+            variants = command_variants(args.shortlists[:1])
+            walls = dict.fromkeys(["onmt_translate", *variants], math.inf)
             for _ in range(args.repeats):
                 if bin_dir is not None:
                     wall = run_measured(onmt, env, args.work_dir / "whole.log")[0]
                     walls["onmt_translate"] = min(walls["onmt_translate"], wall)
-                for quantize in ("none", "int8"):
-                    wall = run_measured([*ours, "--quantize", quantize], env, args.work_dir / "whole.log")[0]
-                    walls[quantize] = min(walls[quantize], wall)
+                for name, flags in variants.items():
+                    wall = run_measured([*ours, *flags], env, args.work_dir / "whole.log")[0]
+                    walls[name] = min(walls[name], wall)
             lines = len(source.read_text(encoding="utf-8").splitlines())
             peer = walls["onmt_translate"] if bin_dir is not None else None
-            rows.append([
-                lines, search, "-" if peer is None else f"{peer:.2f}",
-                f"{walls['none']:.2f} ({ratio(peer, walls['none'])})", f"{walls['int8']:.2f} ({ratio(peer, walls['int8'])})",
-            ])  # fmt: skip
+            rows.extend(
+                [
+                    lines,
+                    search,
+                    "-" if peer is None else f"{peer:.2f}",
+                    name,
+                    f"{walls[name]:.2f}",
+                    ratio(peer, walls[name]),
+                ]
+                for name in variants
+            )
     return rows
 
 
@@ -308,7 +402,7 @@ def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
     }
     rows = []
     for name, settings in options.items():
-        seconds, outputs, _ = ours_decode(model, tokenizer, sources, 5, 64, "compact", **settings)
+        seconds, outputs, _, _ = ours_decode(model, tokenizer, sources, 5, 64, "compact", **settings)
         scores = bleu_chrf(outputs, references)
         rows.append([name, f"{scores['bleu']:.2f}", f"{scores['chrf']:.2f}", f"{len(sources) / seconds:.0f}"])
     return rows
@@ -330,7 +424,7 @@ def early_evaluation(args: argparse.Namespace, data: dict, env: dict) -> list[li
             ("before: transformers' loop, no cap", None, {}),
             ("now: compact search, 2 x source + 10", "compact", TRAINING_CAP),
         ):
-            seconds, outputs, stepped = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
+            seconds, outputs, stepped, _ = ours_decode(model, tokenizer, sources, 1, 128, loop, **settings)
             words = statistics.mean(len(line.split()) for line in outputs)
             ratio = "" if before is None else f"{before / seconds:.1f}x"
             before = seconds if before is None else before
@@ -352,6 +446,12 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--test-size", type=int, default=2000, help="test pairs decoded (the first of the split)")
     parser.add_argument("--batch1-sentences", type=int, default=300, help="test sources decoded one at a time")
+    parser.add_argument(
+        "--shortlists",
+        nargs="*",
+        default=["100,100", "50,50"],
+        help="FIRST,BEST shortlists of our rows (none: no rows)",
+    )
     parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")
     add_threads_argument(parser, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each setting; the fastest counts")
@@ -385,20 +485,14 @@ def main() -> None:
         print_table(
             ["batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32",
              "vs onmt_translate int8 quantized", "BLEU", "output steps / sentence", "decoder rows / sentence",
-             "ms / decoder row", "fp32 floor s / measured s"],
+             "output columns / row", "M multiply-adds / decoder row", "ms / decoder row", "fp32 floor s / measured s"],
             results["decoding"],
         )  # fmt: skip
     if "commands" in args.parts:
         results["commands"] = whole_commands(args, bin_dir, data, env)
         print("\nWhole commands (process wall seconds, start-up included, fastest run):\n")
         print_table(
-            [
-                "sources",
-                "search",
-                "onmt_translate s",
-                "training.predict s (vs onmt)",
-                "with --quantize int8 s (vs onmt)",
-            ],
+            ["sources", "search", "onmt_translate s", "training.predict", "s", "vs onmt_translate"],
             results["commands"],
         )
     if "options" in args.parts:
