@@ -27,8 +27,9 @@
 4. **Whole commands**: `python -m training.predict` (fp32, int8, and with the first of `--shortlists`)
    and `onmt_translate` on the first 1,000 test sources and on one line, wall time of the process,
    start-up included.
-5. **Options of our search** on the same test set: the coverage penalty (`--coverage-penalty`, beam 5)
-   and the source-relative length cap (training's 2 x source + 10), BLEU against plain beam 5.
+5. **Options of our search** on the same test set: the coverage penalty (`--coverage-penalty`, beam 5),
+   the source-relative length cap (training's 2 x source + 10) and the shortlists of `--shortlist-sweep`,
+   BLEU against plain beam 5.
 6. **Training's evaluation of early models**: ours trained for each of `--early-steps` steps (an early
    model babbles), then greedy over the 2,000 test sources as training evaluated before
    (transformers' loop, no cap) and as it does now (compact search, 2 x source + 10).
@@ -399,6 +400,7 @@ def search_options(args: argparse.Namespace, data: dict) -> list[list[str]]:
         "plain": {},
         **{f"coverage penalty {beta:g}": {"coverage_penalty": beta} for beta in args.coverage_betas},
         "length cap 2 x source + 10": TRAINING_CAP,
+        **{f"shortlist {each}": {"shortlist": each} for each in args.shortlist_sweep},
     }
     rows = []
     for name, settings in options.items():
@@ -451,6 +453,12 @@ def parse_arguments() -> argparse.Namespace:
         nargs="*",
         default=["100,100", "50,50"],
         help="FIRST,BEST shortlists of our rows (none: no rows)",
+    )
+    parser.add_argument(
+        "--shortlist-sweep",
+        nargs="*",
+        default=["200,200", "100,100", "50,50", "20,20", "10,10"],
+        help="FIRST,BEST shortlists whose BLEU step 5 reports",
     )
     parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")
     add_threads_argument(parser, default=1)

@@ -270,7 +270,7 @@ def test_bench_decoding_without_opennmt(corpus, tmp_path):
         "bench_decoding", "--corpus", str(corpus), "--threads", "1", "--max-train", "200", "--train-minutes", "0.03",
         "--early-steps", "2", "--test-size", "10", "--batch1-sentences", "3", "--coverage-betas", "0.2",
         "--repeats", "1", "--split-sizes", "20", "10", "--onmt-venv", str(venv), "--work-dir", str(tmp_path / "work"),
-        "--training-flags", TINY_TRAINING + " --mixed-precision no", "--shortlists", "10,5",
+        "--training-flags", TINY_TRAINING + " --mixed-precision no", "--shortlists", "10,5", "--shortlist-sweep", "5,5",
     )  # fmt: skip
     without_onmt(output, venv)
     decoding = table_rows(output, "batch", "search", "system", "precision", "sentences/s", "vs onmt_translate fp32")
@@ -279,7 +279,7 @@ def test_bench_decoding_without_opennmt(corpus, tmp_path):
     assert {row[2] for row in decoding} >= {"ours, shortlist 10,5", "ours, compact, no gate table"}
     assert len(table_rows(output, "sources", "search", "onmt_translate s")) == 4 * 4
     assert [row[0] for row in table_rows(output, "option", "BLEU", "chrF")] == [
-        "plain", "coverage penalty 0.2", "length cap 2 x source + 10"
+        "plain", "coverage penalty 0.2", "length cap 2 x source + 10", "shortlist 5,5"
     ]  # fmt: skip
     assert len(table_rows(output, "training steps", "evaluation", "seconds")) == 2
 
