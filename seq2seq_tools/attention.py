@@ -56,8 +56,9 @@ def attention_map(tokenizer: Any, source_ids: torch.Tensor, outputs: Any, row: i
     shape `(batch * beams, 1, 1, src_len)`. With beam search, the rows belong to the beams alive
     at that step; `beam_indices` `(batch, steps)` names, per step, the beam the returned sequence
     came from (-1 after it ended). Without beams, row `row` is the sequence's own; its steps after
-    its `</s>` (a batch runs on for its longest member) are left out. `source_ids` are that row's
-    source tokens without padding. Returns None for models without attention.
+    its `</s>`, or after its last token where a length cap stopped it without one (the padding of a
+    batch that runs on for its longest member), are left out. `source_ids` are that row's source
+    tokens without padding. Returns None for models without attention.
     """
     steps = outputs.cross_attentions
     if not steps or steps[0] is None or steps[0][0] is None:
@@ -67,6 +68,10 @@ def attention_map(tokenizer: Any, source_ids: torch.Tensor, outputs: Any, row: i
     ended = (token_ids == eos).nonzero() if eos is not None else []
     if len(ended):
         token_ids = token_ids[: int(ended[0, 0]) + 1]  # up to and with the first </s>
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is not None and pad != eos:  # as `generation._hypothesis` cuts the returned tokens
+        real = (token_ids != pad).nonzero()
+        token_ids = token_ids[: int(real[-1, 0]) + 1 if len(real) else 0]
     beam_indices = getattr(outputs, "beam_indices", None)
     rows = []
     for t, layers in enumerate(steps[: len(token_ids)]):

@@ -216,6 +216,21 @@ def test_hard_alignment_skips_end_of_sentence_tokens():
     assert pharaoh(hard_alignment(attention)) == "1-0 0-1"
 
 
+def test_an_output_the_length_cap_stopped_exports_the_attention_of_its_own_tokens_only():
+    """In a batch, an output that the length cap stopped without `</s>` is padded to the longest; its
+    attention ends with its last token, as its tokens do (the padding steps hold zeros, no alignment)."""
+    model, tokenizer = tiny_model(**VARIANTS["bahdanau-input-feeding-gru"])
+    with torch.no_grad():
+        model.lm_head.bias[tokenizer.eos_token_id] = -1e4  # nothing ends by itself
+    settings = dict(num_beams=1, max_new_tokens=12, max_length_a=0.5, max_length_b=1)
+    results = generate_texts(model, tokenizer, TEXTS, with_attention=True, **settings)
+    assert len({len(result.token_ids) for result in results}) > 1  # the batch padded the shorter ones
+    for result in results:
+        attention = result.attention
+        assert len(attention.output_labels) == attention.weights.shape[0] == len(result.token_ids)
+        np.testing.assert_allclose(attention.weights.sum(axis=1), 1.0, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_int8_decoding_stays_close_to_fp32_and_quantizes_the_recurrent_layers(trained, validation_tsv, tmp_path):
     scores = {}
