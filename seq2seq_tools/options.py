@@ -7,14 +7,16 @@ for `HfArgumentParser`:
     num_beams: int | None = option("beams of beam search (1: greedy search or sampling)", minimum=1)
 
 The type hint says what a value is (`int`, `float`, `str`, `bool`, `Literal[...]` for a closed set,
-`list[...]` for a repeatable flag, `| None` where it may be left out), the field its default, its
-help and, for a number, its bounds: `minimum` and `maximum` (included), `above` and `below`
-(excluded); a bounded float must also be finite. `add_options` makes each field a flag
-(`num_beams` -> `--num-beams`) whose `--help` line adds the type or accepted values, the bounds and
-the default; `convert` reads a value, from the command line or from a YAML file, for every command
-alike: `null` leaves out an optional value, `true`/`false` (or the bare flag, or `--no-FLAG`) set a
-switch, `[a, b]` gives a list. A value no command could use is an `OptionValueError` that names the
-option, the value and what it accepts; on the command line, an `InputError` of one line (exit code 2).
+`list[...]` for a repeatable flag, `| None` where it may be left out, `float | Literal["none"]` for a
+number that also takes a word), the field its default, its help and, for a number, its bounds:
+`minimum` and `maximum` (included), `above` and `below` (excluded); a bounded float must also be
+finite. `add_options` makes each field a flag (`num_beams` -> `--num-beams`) whose `--help` line
+adds the type or accepted values, the bounds and the default; `convert` reads a value, from the
+command line or from a YAML file, for every command alike: `null` leaves out an optional value,
+`true`/`false` (or the bare flag, or `--no-FLAG`) set a switch, `[a, b]` gives a list, and a word the
+type declares is that word, in any case (the `none` of `--max-length-a none` is the word, not null).
+A value no command could use is an `OptionValueError` that names the option, the value and what it
+accepts; on the command line, an `InputError` of one line (exit code 2).
 A renamed option keeps its old name for a release (`option(..., deprecated_names=("threads",))`),
 which works and warns once on stderr.
 """
@@ -115,13 +117,26 @@ def _members(hint: Any) -> tuple[Any, ...]:
     return (hint,)
 
 
+def words(hint: Any) -> tuple[Any, ...]:
+    """The values of the `Literal[...]` members of `hint`: a closed set's choices, or the words an
+    open type declares beside its numbers (`float | Literal["none"] | None` -> ("none",))."""
+    return tuple(
+        value for member in _members(hint) if typing.get_origin(member) is Literal for value in typing.get_args(member)
+    )
+
+
 def choices(hint: Any) -> tuple[Any, ...] | None:
-    """The values a `Literal[...]` type accepts (None included where it is optional), else None."""
-    literals = [member for member in _members(hint) if typing.get_origin(member) is Literal]
-    if not literals:
+    """The values a `Literal[...]` type accepts (None included where it is optional), else None (also for
+    a type that takes other values beside its words, such as `float | Literal["none"]`)."""
+    others = [member for member in _members(hint) if typing.get_origin(member) is not Literal]
+    if not words(hint) or any(member is not type(None) for member in others):
         return None
-    optional = type(None) in _members(hint)
-    return tuple(value for literal in literals for value in typing.get_args(literal)) + ((None,) if optional else ())
+    return words(hint) + ((None,) if others else ())
+
+
+def _free_text(hint: Any) -> bool:
+    """Whether any string is a value (`str`, `str | None`), not only declared words."""
+    return str in _members(hint)
 
 
 def accepted_types(hint: Any) -> tuple[type, ...]:
@@ -140,7 +155,14 @@ def describe(hint: Any) -> str:
     accepted = choices(hint)
     if accepted is not None:
         return "one of " + ", ".join("null" if value is None else str(value) for value in accepted)
-    return " or ".join("null" if kind is type(None) else kind.__name__ for kind in accepted_types(hint))
+    names: list[str] = []
+    for member in _members(hint):
+        if typing.get_origin(member) is Literal:
+            names.extend(str(value) for value in typing.get_args(member))
+        else:
+            names.append("null" if member is type(None) else (typing.get_origin(member) or member).__name__)
+    names = list(dict.fromkeys(names))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def convert(name: str, value: Any, hint: Any, **bounds: float) -> Any:
@@ -148,22 +170,36 @@ def convert(name: str, value: Any, hint: Any, **bounds: float) -> Any:
     within `bounds` (`minimum`, `above`, `maximum`, `below`: `bounds_of(field)`), or `OptionValueError`."""
     accepted = accepted_types(hint)
     literal = choices(hint)
+    declared = words(hint)
+    word = _declared_word(value, declared)
     if isinstance(value, str) and value.strip() in ("null", "~") and type(None) in accepted:
         value = None  # `--validation-split null`; a free-text option keeps every other word
-    elif isinstance(value, str) and not (str in accepted and (literal is None or value in literal)):
+    elif word is not None:
+        value = word  # a word the option declares wins over the null words (`--max-length-a none`)
+    elif isinstance(value, str) and not _free_text(hint):
         value = _read_text(value, accepted)
     if value is None:
         if type(None) in accepted:
             return None
         raise OptionValueError(name, None, f": expected {describe(hint)}")
-    if isinstance(value, bool) and bool not in accepted and literal is not None:
-        value = _spelled(value, literal)
+    if isinstance(value, bool) and bool not in accepted and declared:
+        value = _spelled(value, declared)
     value = _as_type(name, value, hint, accepted)
     if literal is not None and value not in literal:
         names = ", ".join(str(choice) for choice in literal if choice is not None)
         raise OptionValueError(name, value, f" is not supported; accepted values: {names}")
+    if isinstance(value, str) and not _free_text(hint) and value not in declared:
+        raise OptionValueError(name, value, f": expected {describe(hint)}")  # a number's option: its words only
     _check_bounds(name, value, bounds)
     return value
+
+
+def _declared_word(value: Any, declared: tuple[Any, ...]) -> Any:
+    """The word of `declared` that the string `value` spells, in any case (`None` -> "none"), else None."""
+    if not isinstance(value, str):
+        return None
+    spelled = value.strip().lower()
+    return next((word for word in declared if isinstance(word, str) and word.lower() == spelled), None)
 
 
 def _read_text(text: str, accepted: tuple[type, ...]) -> Any:
@@ -199,7 +235,7 @@ def _as_type(name: str, value: Any, hint: Any, accepted: tuple[type, ...]) -> An
         raise wrong
     if float in accepted and isinstance(value, int):
         return float(value)
-    if str in accepted and isinstance(value, (int, float)) and choices(hint) is None:
+    if _free_text(hint) and isinstance(value, (int, float)):
         return str(value)  # e.g. --dataset-config 2014
     if list in accepted and isinstance(value, str):
         return [value]
@@ -362,4 +398,5 @@ __all__ = [
     "option",
     "redeclared",
     "type_hints",
+    "words",
 ]

@@ -28,6 +28,7 @@ from seq2seq_tools.options import (
     OptionValueError,
     add_options,
     convert,
+    describe,
     from_namespace,
     option,
     type_hints,
@@ -120,6 +121,22 @@ def test_a_value_from_yaml_is_read_by_the_same_rules():
     assert convert("share", 1, float, above=0, maximum=1) == 1.0
     with pytest.raises(OptionValueError, match=r"^rate=True: expected float$"):
         convert("rate", True, float)
+
+
+def test_a_number_option_may_declare_a_word_beside_null():
+    """`float | Literal["none"] | None`: a number, the word (in any case: `None` is not null here), or null."""
+    hint = float | Literal["none"] | None
+    assert [convert("cap", text, hint, minimum=0) for text in ("2", "none", "None", "null", "~")] == [
+        2.0, "none", "none", None, None
+    ]  # fmt: skip
+    assert convert("cap", 3, hint, minimum=0) == 3.0 and convert("cap", "none", hint) == "none"  # as YAML reads them
+    with pytest.raises(OptionValueError, match=r"^cap='ten': expected float, none or null$"):
+        convert("cap", "ten", hint, minimum=0)
+    with pytest.raises(OptionValueError, match=r"^cap=False: expected float, none or null$"):
+        convert("cap", False, hint, minimum=0)  # YAML 1.1 reads `off` and `no` as false: not the word
+    with pytest.raises(OptionValueError, match=r"^cap=-1.0: expected a number of at least 0$"):
+        convert("cap", "-1", hint, minimum=0)
+    assert describe(hint) == "float, none or null" and describe(int | None) == "int or null"
 
 
 def test_help_gives_each_option_its_text_kind_least_value_and_default():
