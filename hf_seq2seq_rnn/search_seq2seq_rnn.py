@@ -99,6 +99,8 @@ ROW_WISE_CRITERIA_BEAM = (MaxLengthCriteria, MaxTimeCriteria, EosTokenCriteria)
 SEARCH_SETTINGS = ("max_length_a", "max_length_b", "coverage_penalty", "shortlist")
 # Those of them that are numbers.
 NUMBER_SETTINGS = ("max_length_a", "max_length_b", "coverage_penalty")
+# The most new tokens a cap allows (2**62, exact in a double and in an int64): no cap in practice.
+LONGEST_CAP = float(2**62)
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ class SearchSettings:
         """New tokens allowed per sentence, `(sentences,)`: the source-relative cap, at least 1
         (`max_new_tokens` bounds it as well, through transformers' own `MaxLengthCriteria`)."""
         cap = (self.max_length_a or 0.0) * source_lengths.double() + (self.max_length_b or 0.0)
-        return cap.floor().long().clamp(min=1)
+        # A finite but huge a or b (1e308) makes the product inf, which has no integer: clamp before the cast.
+        return cap.floor().clamp(min=1, max=LONGEST_CAP).long()
 
 
 # Above this many new tokens generate() refuses unless the generation config says otherwise

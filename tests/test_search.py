@@ -299,6 +299,13 @@ def test_length_cap_also_in_transformers_loop_and_in_generation_config(tmp_path)
     assert sampled[:, 1:].ne(0).sum(dim=1).le(expected).all()
 
 
+def test_a_huge_finite_cap_allows_every_token_instead_of_overflowing():
+    """1e308 x source is inf in a double; cast to int64 unclamped it would be garbage (often the
+    most negative int64, then clamped up to a cap of 1 token)."""
+    limits = SearchSettings(max_length_a=1e308, max_length_b=1e308).new_token_limits(torch.tensor([0, 3, 100]))
+    assert limits.dtype == torch.long and limits.min().item() >= 2**62
+
+
 @pytest.mark.parametrize("bad", [-1, "2", float("nan"), float("inf"), True])
 @pytest.mark.parametrize("name", ["max_length_a", "max_length_b", "coverage_penalty"])
 def test_bad_search_settings_raise_value_error_naming_them(name, bad):
