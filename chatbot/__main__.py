@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
-from seq2seq_tools.decoding_options import SEARCH_KEYS, SearchOptions
+from seq2seq_tools.decoding_options import SEARCH_KEYS, SearchOptions, generate_value
 from seq2seq_tools.options import InputError, OptionParser, add_options, from_namespace, option
 
 logger = logging.getLogger("chatbot")
@@ -130,9 +130,10 @@ class ChatbotSettings(SearchOptions):
         user, _, password = self.auth.partition(":")
         return user, password
 
-    def search_settings(self) -> dict[str, float]:
-        """The search settings given, for every served model's generation config."""
-        return {key: getattr(self, key) for key in SEARCH_KEYS if getattr(self, key) is not None}
+    def search_settings(self) -> dict[str, float | None]:
+        """The search settings given, for every served model's generation config (`None`: a length cap
+        term given as none, switched off)."""
+        return {key: generate_value(getattr(self, key)) for key in SEARCH_KEYS if getattr(self, key) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:

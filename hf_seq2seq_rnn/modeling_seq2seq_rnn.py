@@ -898,7 +898,9 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         attributes of `generation_config`: `max_length_a` and `max_length_b` (at most
         `a * source_tokens + b` new tokens per sentence), `coverage_penalty` (beam search) and
         `shortlist=(first, best)` (each token chosen among the batch's shortlist: the `first` most frequent
-        target tokens, the `best` candidates of each source token, and the special tokens).
+        target tokens, the `best` candidates of each source token, and the special tokens). An argument
+        given as `None` switches the setting off over the generation config's value:
+        `max_length_a=None, max_length_b=None` decodes without the cap that training saves.
 
         Raises `ValueError` naming the value and the accepted range for a setting no search can use
         (`search_seq2seq_rnn.decoding_settings`, the one check that predict, the chatbot and training

@@ -111,7 +111,9 @@ class SearchSettings:
     Args:
         max_length_a, max_length_b: at most `int(a * source_tokens + b)` new tokens per sentence
             (`</s>` included), and never more than `max_new_tokens`. Either alone is the cap with
-            the other at 0. Source tokens are the real tokens of the row (`attention_mask`).
+            the other at 0; both `None`: no cap. Source tokens are the real tokens of the row
+            (`attention_mask`). `generate(max_length_a=None, max_length_b=None)` switches off a cap
+            that the generation config sets (a command line spells it `--max-length-a none`).
         coverage_penalty: beta of the coverage penalty of beam search (Wu et al., 2016, eq. 14):
             a finished hypothesis scores `log P(Y|X) / length ** length_penalty + beta * sum_i
             log(min(sum_j alignment_ij, 1))`, summed over the real source tokens `i`; it favours

@@ -16,13 +16,15 @@ from typing import Any
 from hf_seq2seq_rnn.search_seq2seq_rnn import decoding_settings
 from hf_seq2seq_rnn.shortlist_seq2seq_rnn import check_setting
 
-from .decoding_options import DECODING_KEYS, GENERATE_KEYS, SEARCH_KEYS
+from .decoding_options import DECODING_KEYS, GENERATE_KEYS, SEARCH_KEYS, generate_value
 
 
 def generate_arguments(model: Any, given: dict[str, Any], n_best: int = 1, tokenizer: Any = None) -> dict[str, Any]:
     """The `generate()` arguments for the settings `given` (keys of `DECODING_KEYS`, `None` for not
     given) and `n_best` hypotheses per source, checked where generate() checks them and, strictly,
-    by transformers. A shortlist in force is read now, and checked against `tokenizer` when given.
+    by transformers. A shortlist in force is read now, and checked against `tokenizer` when given. A
+    length cap term given as `none` (`NO_CAP`) goes to generate() as `None`, which switches it off over
+    the model's own value.
 
     Raises:
         ValueError: a key that is not a decoding setting, or a value that `decoding_settings` refuses
@@ -32,7 +34,7 @@ def generate_arguments(model: Any, given: dict[str, Any], n_best: int = 1, token
     unknown = sorted(set(given) - set(DECODING_KEYS))
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not a decoding setting; the settings are {', '.join(DECODING_KEYS)}")
-    arguments = {key: value for key, value in given.items() if value is not None}
+    arguments = {key: generate_value(value) for key, value in given.items() if value is not None}
     num_beams = arguments.get("num_beams", model.generation_config.num_beams)
     if num_beams == 1 and model.generation_config.early_stopping:
         arguments["early_stopping"] = False  # a beam-search setting, refused with one beam

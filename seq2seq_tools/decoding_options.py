@@ -3,10 +3,12 @@
 `python -m training.predict` takes every one (`DecodingOptions`), `python -m chatbot` this project's
 own search settings (`SearchOptions`: the page chooses beams and sampling per message), and training
 those it evaluates with and saves in `generation_config.json` (`decoding_fields`, with its defaults).
-The chatbot's JSON endpoint reads the same names (`DECODING_KEYS`). A setting left `None` comes from
-the model's generation config; `generate()` checks a value passed to it in Python by the same rules
-(`hf_seq2seq_rnn.search_seq2seq_rnn.decoding_settings`). This module imports no torch, so that a
-command's `--help` stays quick.
+The chatbot's JSON endpoint reads the same names (`DECODING_KEYS`). A setting left `None` (null) comes
+from the model's generation config; `generate()` checks a value passed to it in Python by the same rules
+(`hf_seq2seq_rnn.search_seq2seq_rnn.decoding_settings`). The length cap's terms also take the word
+`none` (`NO_CAP`): that term off, whatever the model's generation config says, which is `None` passed to
+`generate()` (`generate_value`); `--max-length-a none --max-length-b none` decodes without the cap that
+training saves. This module imports no torch, so that a command's `--help` stays quick.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .options import option, redeclared, type_hints
+
+# A length cap term switched off (`--max-length-a none`, `max_length_a: none` in YAML, "none" in a JSON
+# request), where null leaves the term to the model's generation config: `generate()` takes it as None.
+NO_CAP = "none"
 
 
 @dataclass
@@ -24,13 +30,15 @@ class SearchOptions:
     """The settings of this project's own search, which transformers' `GenerationConfig` lacks
     (`hf_seq2seq_rnn.search_seq2seq_rnn.SearchSettings`, whose `SEARCH_SETTINGS` names the same)."""
 
-    max_length_a: float | None = option(
+    max_length_a: float | Literal["none"] | None = option(
         "cap each output at A x its source's tokens + B new tokens (fairseq's --max-len-a/--max-len-b), so that an "
-        "early model stops babbling; null with B null: no cap",
+        "early model stops babbling; none: no A term (with B none too: no cap)",
         minimum=0,
         metavar="A",
     )
-    max_length_b: float | None = option("B of that cap, in tokens", minimum=0, metavar="B")
+    max_length_b: float | Literal["none"] | None = option(
+        "B of that cap, in tokens; none: no B term (with A none too: no cap)", minimum=0, metavar="B"
+    )
     coverage_penalty: float | None = option(
         "beam search: beta of the coverage penalty of Wu et al. (2016), which favours outputs whose attention "
         "covers the whole source (OpenNMT-py's -coverage_penalty wu -beta); null: off",
@@ -72,6 +80,12 @@ _FIELDS = {item.name: item for item in dataclasses.fields(DecodingOptions)}
 _HINTS = type_hints(DecodingOptions)
 
 
+def generate_value(value: Any) -> Any:
+    """A decoding setting's value as `generate()` takes it: `NO_CAP` ("none") is `None`, the setting off
+    over the model's own (a length cap term; `--shortlist none` means the same, the whole vocabulary)."""
+    return None if value == NO_CAP else value
+
+
 def decoding_fields(defaults: dict[str, Any], whole: typing.Collection[str] = ()) -> list[tuple]:
     """`dataclasses.make_dataclass` entries for the decoding settings named in `defaults`, each with its
     declared help and bounds and the default given. The names in `whole` take no null: their type is
@@ -85,4 +99,13 @@ def decoding_fields(defaults: dict[str, Any], whole: typing.Collection[str] = ()
     return entries
 
 
-__all__ = ["DECODING_KEYS", "GENERATE_KEYS", "SEARCH_KEYS", "DecodingOptions", "SearchOptions", "decoding_fields"]
+__all__ = [
+    "DECODING_KEYS",
+    "GENERATE_KEYS",
+    "NO_CAP",
+    "SEARCH_KEYS",
+    "DecodingOptions",
+    "SearchOptions",
+    "decoding_fields",
+    "generate_value",
+]

@@ -248,7 +248,7 @@ def test_the_malloc_arena_cap_is_set_on_glibc_and_skipped_with_one_line_elsewher
         # the type and bounds declared with the option (seq2seq_tools.decoding_options, seq2seq_tools.options)
         (["--max-length-a", "-1"], "argument --max-length-a: '-1': expected a number of at least 0"),
         (["--coverage-penalty", "inf"], "argument --coverage-penalty: 'inf': expected a number of at least 0"),
-        (["--max-length-b", "ten"], "argument --max-length-b: 'ten': expected float or null"),
+        (["--max-length-b", "ten"], "argument --max-length-b: 'ten': expected float, none or null"),
         (["--port", "0"], "argument --port: '0': expected a whole number of at least 1"),
         (["--auth", "nopassword"], "--auth takes USER:PASSWORD, both non-empty"),
         (["--ensemble", "runs/one"], "--ensemble needs two models or more (give the flag once per model)"),

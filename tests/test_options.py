@@ -210,11 +210,34 @@ def test_each_decoding_setting_is_declared_once_for_every_command():
         for key in keys:
             assert dict(fields[key].metadata) == dict(declared[key].metadata), (command, key)
     training_hints = type_hints(TrainingConfig)
-    assert training_hints["num_beams"] is int and training_hints["max_length_a"] == float | None
+    assert training_hints["num_beams"] is int and training_hints["max_length_a"] == float | Literal["none"] | None
     assert (
         TrainingConfig().num_beams == 4
         and prediction.PredictSettings(model=["m"], dataset="d", output="o").num_beams is None
     )
+
+
+def test_the_length_cap_takes_none_for_off_and_null_for_the_models_own_on_every_command():
+    """`--max-length-a none` is the word none (the term off, generate() gets None over the model's
+    value); null leaves the term to the model's generation config (a command passes nothing)."""
+    flags = ["--model", "m", "--dataset", "d", "--output", "o"]
+    given = predict.parse_settings([*flags, "--max-length-a", "none", "--max-length-b", "None"])
+    assert (given.max_length_a, given.max_length_b) == ("none", "none")  # the word, in any case
+    left = predict.parse_settings([*flags, "--max-length-a", "null"])
+    assert (left.max_length_a, left.max_length_b) == (None, None)
+    model = tiny_model()
+    model.generation_config.max_length_a, model.generation_config.max_length_b = 2.0, 10.0
+    off = prediction.generation_settings(model, given)
+    assert "max_length_a" in off and off["max_length_a"] is None and off["max_length_b"] is None
+    assert "max_length_a" not in prediction.generation_settings(model, left)  # the model's 2 x source + 10
+    chatbot = chatbot_cli.parse_arguments(["--max-length-a", "none", "--max-length-b", "3"])
+    assert chatbot.search_settings() == {"max_length_a": None, "max_length_b": 3.0}
+    assert parse_config(["--demo", "translation", "--max-length-a", "none"]).max_length_a == "none"
+    assert convert("max_length_b", "none", type_hints(DecodingOptions)["max_length_b"], minimum=0) == "none"  # YAML
+    with pytest.raises(InputError, match=r"argument --max-length-a: 'off': expected float, none or null"):
+        predict.parse_settings([*flags, "--max-length-a", "off"])
+    help_text = " ".join(predict.build_parser().format_help().split())
+    assert "none: no A term (with B none too: no cap) (float, none or null, at least 0; default: null)" in help_text
 
 
 def test_adding_a_field_adds_its_flag_with_no_other_edit():

@@ -327,7 +327,7 @@ def bad_cases(tmp_path, trained: str, validation_tsv: str) -> dict[str, tuple[li
         ),
         "length cap not a number": (
             ["--model", trained, *data, "--output", out, "--max-length-b", "ten"],
-            "argument --max-length-b: 'ten': expected float or null",
+            "argument --max-length-b: 'ten': expected float, none or null",
         ),
         "coverage penalty not finite": (
             ["--model", trained, *data, "--output", out, "--coverage-penalty", "nan"],
@@ -383,6 +383,50 @@ def varied_folder(tmp_path_factory) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def capped_folder(tmp_path_factory) -> str:
+    """A tiny model that never emits `</s>`, saved with the length cap training saves (here 0.5 x source
+    + 1, below its 12 new tokens): every output is as long as its limit allows."""
+    from transformers import GenerationConfig
+
+    model, tokenizer = tiny_model(**VARIANTS["bahdanau-input-feeding-gru"])
+    with torch.no_grad():
+        model.lm_head.bias[tokenizer.eos_token_id] = -1e4
+    model.generation_config = GenerationConfig(
+        num_beams=1,
+        max_new_tokens=12,
+        max_length_a=0.5,
+        max_length_b=1.0,
+        decoder_start_token_id=model.config.decoder_start_token_id,
+    )
+    folder = tmp_path_factory.mktemp("capped") / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_the_saved_length_cap_applies_by_default_and_none_switches_it_off(capped_folder, tmp_path):
+    sources = ["red cat", "the sun and the moon over water", "dog"]
+    (tmp_path / "test.de").write_text("".join(line + "\n" for line in sources), encoding="utf-8")
+    arguments = ["--model", capped_folder, "--dataset", str(tmp_path / "test.de"), "--num-threads", "1"]
+
+    def output_lengths(*flags: str) -> tuple[list[int], list[int]]:
+        """Each output's tokens and its source's tokens (`</s>` included), from `--alignments`."""
+        align = tmp_path / "align.jsonl"
+        assert main([*arguments, "--output", str(tmp_path / "hyp.txt"), "--alignments", str(align), *flags]) == 0
+        records = [json.loads(line) for line in align.read_text(encoding="utf-8").splitlines()]
+        outputs = [len(record["hypotheses"][0]["output_tokens"]) for record in records]
+        return outputs, [len(record["source_tokens"]) for record in records]
+
+    capped, source_lengths = output_lengths()
+    assert capped == [int(0.5 * length + 1) for length in source_lengths] and max(capped) < 12
+    assert output_lengths("--max-length-a", "null", "--max-length-b", "null")[0] == capped  # null: the model's
+    assert output_lengths("--max-length-a", "none", "--max-length-b", "none")[0] == [12] * len(sources)
+    assert output_lengths("--max-length-a", "none")[0] == [1] * len(sources)  # B alone is the cap
+    summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
+    assert "max_length_a" not in summary["settings"] and summary["settings"]["max_length_b"] == 1.0
 
 
 def test_a_plain_text_test_set_of_any_extension_decodes_one_line_per_source_and_scores(varied_folder, tmp_path):

@@ -299,6 +299,26 @@ def test_length_cap_also_in_transformers_loop_and_in_generation_config(tmp_path)
     assert sampled[:, 1:].ne(0).sum(dim=1).le(expected).all()
 
 
+@pytest.mark.parametrize("custom_generate", [None, "compact"], ids=["transformers-loop", "compact-search"])
+def test_the_generation_configs_cap_is_switched_off_by_none_given_explicitly(custom_generate):
+    """`generate(max_length_a=None, max_length_b=None)` decodes without the cap that the generation
+    config sets (training saves 2 x source + 10); one term None leaves the other as the whole cap."""
+    model = varied_model(never_ends=True)  # nothing ends by itself: every output runs to its limit
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=1, eos_token_id=EOS, pad_token_id=0, max_length_a=0.5, max_length_b=2
+    )
+    input_ids, mask = sources()
+    loop = {} if custom_generate == "compact" else {"custom_generate": None}
+    settings = dict(attention_mask=mask, max_new_tokens=12, **loop)
+    capped = model.generate(input_ids, **settings)[:, 1:].ne(0).sum(dim=1)
+    cap = (0.5 * mask.sum(dim=1) + 2).floor().long()
+    assert capped.tolist() == cap.tolist() and cap.max() < 12
+    uncapped = model.generate(input_ids, **settings, max_length_a=None, max_length_b=None)[:, 1:].ne(0).sum(dim=1)
+    assert uncapped.tolist() == [12] * len(cap)
+    b_alone = model.generate(input_ids, **settings, max_length_a=None)[:, 1:].ne(0).sum(dim=1)
+    assert b_alone.tolist() == [2] * len(cap)
+
+
 def test_a_huge_finite_cap_allows_every_token_instead_of_overflowing():
     """1e308 x source is inf in a double; cast to int64 unclamped it would be garbage (often the
     most negative int64, then clamped up to a cap of 1 token)."""

@@ -76,6 +76,16 @@ def test_the_built_model_has_the_flags_values():
         assert getattr(model.config, name) == value, name
 
 
+def test_the_saved_length_cap_is_training_s_default_or_none_when_switched_off():
+    tokenizer = train_tokenizer(["hello there", "general kenobi"] * 20, vocab_size=300)
+    small = ["--demo", "translation", "--hidden-size", "8", "--embedding-size", "4", "--num-layers", "1"]
+    default = build_model(parse_config(small), tokenizer).generation_config
+    assert (default.max_length_a, default.max_length_b) == (2.0, 10.0)
+    off = parse_config([*small, "--max-length-a", "none", "--max-length-b", "none"])
+    saved = build_model(off, tokenizer).generation_config
+    assert (saved.max_length_a, saved.max_length_b) == (None, None)  # generation_config.json: no cap
+
+
 def test_a_bad_model_value_is_refused_at_parse_time_with_the_model_message():
     with pytest.raises(TrainingInputError, match="hidden_size=7 must be even with bidirectional_encoder=True"):
         parse_config(["--demo", "translation", "--hidden-size", "7"])

@@ -53,6 +53,7 @@ from transformers import DataCollatorForSeq2Seq, GenerationConfig
 import hf_seq2seq_rnn  # noqa: F401  (registers the model with the Auto classes)
 from hf_seq2seq_rnn import Seq2SeqRNNConfig, Seq2SeqRNNForConditionalGeneration
 from hf_seq2seq_rnn.search_seq2seq_rnn import MAX_NEW_TOKENS_LIMIT
+from seq2seq_tools.decoding_options import generate_value
 from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import MODEL_TYPE, UntrustedModelError, load_config, load_model
 from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
@@ -205,8 +206,8 @@ def build_model(config: TrainingConfig, tokenizer: transformers.PreTrainedTokeni
         bos_token_id=model.config.bos_token_id,
         eos_token_id=model.config.eos_token_id,
         pad_token_id=model.config.pad_token_id,
-        max_length_a=config.max_length_a,
-        max_length_b=config.max_length_b,
+        max_length_a=generate_value(config.max_length_a),  # none or null: no such term
+        max_length_b=generate_value(config.max_length_b),
     )
     if config.max_new_tokens > MAX_NEW_TOKENS_LIMIT:
         model.generation_config.max_new_tokens_limit = config.max_new_tokens  # asked for on purpose
