@@ -22,7 +22,7 @@ from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import read_training_info
 from seq2seq_tools.quantization import quantize_int8
 from training.evaluation import compute_metrics, load_metrics
-from training.prediction import PredictSettings, load_model_and_tokenizer, read_data
+from training.prediction import PredictSettings, load_model_and_tokenizer, predict_inputs, read_data
 
 from .common import add_threads_argument, machine_line, print_table
 
@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    settings = PredictSettings(model=[args.model], dataset=args.dataset, output="-")
+    settings = PredictSettings(model=[args.model], dataset=[args.dataset], output="-")
     info = read_training_info(args.model)
     task = info.get("task", "translation")
     fp32, tokenizer = load_model_and_tokenizer(args.model)
-    data = read_data(settings, info)
+    [item] = predict_inputs(settings)
+    data = read_data(settings, info, item)
     if data.references is None:
         print(f"error: {args.dataset} has no references", file=sys.stderr)
         return 2

@@ -468,6 +468,165 @@ def test_summary_goes_to_a_file_to_stdout_or_nowhere(varied_folder, tmp_path, ca
     assert "both would go to stdout" in capsys.readouterr().err
 
 
+# Several inputs in one run: `--dataset a.de --dataset b.de --output OUT`.
+SEVERAL = {
+    "a.de": ["red cat", "the sun and the moon over water", "dog"],
+    "b.de": ["fire water earth wind", "over the moon", "red dog and cat", "sun"],
+}
+
+
+def write_inputs(folder: Path) -> list[str]:
+    """`a.de` and `b.de` in `folder`, and references `a.en`, `b.en` (each source's own text)."""
+    for name, lines in SEVERAL.items():
+        (folder / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        (folder / name.replace(".de", ".en")).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return [str(folder / name) for name in SEVERAL]
+
+
+@pytest.fixture
+def counted_loads(monkeypatch) -> list[list[str]]:
+    """The `--model` lists the command loads, each time it loads models."""
+    import training.predict
+    from training.prediction import load_models
+
+    loads = []
+
+    def counting(paths, *arguments):
+        loads.append(list(paths))
+        return load_models(paths, *arguments)
+
+    monkeypatch.setattr(training.predict, "load_models", counting)
+    return loads
+
+
+def test_several_inputs_load_the_model_once_and_each_decodes_as_a_run_of_its_own(
+    varied_folder, tmp_path, counted_loads, capsys
+):
+    a, b = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    common = ["--model", varied_folder, "--num-threads", "1"]
+    several = [*common, "--dataset", a, "--dataset", b, "--output", str(out)]
+    assert main([*several, "--references", a.replace(".de", ".en"), "--references", b.replace(".de", ".en")]) == 0
+    assert counted_loads == [[varied_folder]]  # start-up paid once for both inputs
+    assert sorted(path.name for path in out.iterdir()) == [
+        "a.de.hyp", "a.de.summary.json", "b.de.hyp", "b.de.summary.json"
+    ]  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == [a, b]  # one line per input, its score in it
+    for name, path in zip(SEVERAL, (a, b), strict=True):
+        single = tmp_path / f"single-{name}.hyp"
+        assert (
+            main([*common, "--dataset", path, "--references", path.replace(".de", ".en"), "--output", str(single)]) == 0
+        )
+        hypotheses = (out / f"{name}.hyp").read_text(encoding="utf-8")
+        assert hypotheses == single.read_text(encoding="utf-8")  # the same settings, the same seed
+        assert len(hypotheses.splitlines()) == len(SEVERAL[name])
+        summary = json.loads((out / f"{name}.summary.json").read_text(encoding="utf-8"))
+        alone = json.loads((tmp_path / f"single-{name}.hyp.summary.json").read_text(encoding="utf-8"))
+        assert summary["metrics"] == alone["metrics"] and set(summary["metrics"]) == {"bleu", "chrf"}
+        assert summary["sentences"] == len(SEVERAL[name]) and summary["outputs"]["output"] == str(out / f"{name}.hyp")
+        assert path in summary["data"] and f"references from {path.replace('.de', '.en')}" in summary["data"]
+    assert len(counted_loads) == 3  # and the two single runs once each
+
+
+def test_several_inputs_write_each_ones_n_best_alignments_and_no_summary(varied_folder, tmp_path):
+    a, b = write_inputs(tmp_path)
+    out, align = tmp_path / "out", tmp_path / "align"
+    out.mkdir()
+    align.mkdir()
+    arguments = ["--model", varied_folder, "--dataset", a, "--dataset", b, "--output", str(out), "--num-threads", "1"]
+    flags = ["--num-beams", "2", "--n-best", "2", "--alignments", str(align), "--hard-alignments", str(align)]
+    assert main([*arguments, *flags, "--summary", "none"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["a.de.hyp", "a.de.nbest", "b.de.hyp", "b.de.nbest"]
+    assert sorted(path.name for path in align.iterdir()) == [
+        "a.de.alignments.jsonl", "a.de.hard-alignments.txt", "b.de.alignments.jsonl", "b.de.hard-alignments.txt"
+    ]  # fmt: skip
+    for name, sources in SEVERAL.items():
+        nbest = (out / f"{name}.nbest").read_text(encoding="utf-8").splitlines()
+        assert [int(line.split(" ||| ")[0]) for line in nbest] == [i for i in range(len(sources)) for _ in range(2)]
+        records = [json.loads(line) for line in (align / f"{name}.alignments.jsonl").read_text().splitlines()]
+        assert [record["source"] for record in records] == sources
+        assert len((align / f"{name}.hard-alignments.txt").read_text().splitlines()) == len(sources)
+
+
+def file_times(folder: Path) -> dict[Path, int]:
+    """Every file below `folder` and when it was last written."""
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+def several_bad_cases(tmp_path: Path, model: str) -> dict[str, tuple[list[str], str]]:
+    """name -> (arguments, a part of the one-line message), for runs of several inputs."""
+    a, b = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "a.de").write_text("dog\n", encoding="utf-8")
+    (tmp_path / "a.de.hyp").write_text("an input that a.de's output would overwrite\n", encoding="utf-8")
+    both = ["--model", model, "--dataset", a, "--dataset", b]
+    return {
+        "one plain output file": ([*both, "--output", str(tmp_path / "hyp.txt")], "hyp.txt: no such folder"),
+        "output an existing file": ([*both, "--output", a], "a.de is a file: with several --dataset"),
+        "output to stdout": ([*both, "--output", "-"], "--output - with several --dataset"),
+        "summary to stdout": ([*both, "--output", str(out), "--summary", "-"], "--summary - with several --dataset"),
+        "alignments folder missing": (
+            [*both, "--output", str(out), "--alignments", str(tmp_path / "nowhere")],
+            "--alignments " + str(tmp_path / "nowhere") + ": no such folder",
+        ),
+        "a missing input": (
+            ["--model", model, "--dataset", a, "--dataset", str(tmp_path / "missing.de"), "--output", str(out)],
+            "data file not found",
+        ),
+        "stdin among them": (["--model", model, "--dataset", a, "--dataset", "-", "--output", str(out)], "(stdin)"),
+        "two inputs of one name": (
+            ["--model", model, "--dataset", a, "--dataset", str(tmp_path / "dev" / "a.de"), "--output", str(out)],
+            "are both named a.de",
+        ),
+        "an output over an input": (
+            ["--model", model, "--dataset", a, "--dataset", str(tmp_path / "a.de.hyp"), "--output", str(tmp_path)],
+            "would overwrite the input",
+        ),
+        "references not one per input": (
+            [*both, "--output", str(out), "--references", a.replace(".de", ".en")],
+            "1 --references for 2 --dataset",
+        ),
+    }
+
+
+SEVERAL_BAD = [
+    "one plain output file",
+    "output an existing file",
+    "output to stdout",
+    "summary to stdout",
+    "alignments folder missing",
+    "a missing input",
+    "stdin among them",
+    "two inputs of one name",
+    "an output over an input",
+    "references not one per input",
+]
+
+
+@pytest.mark.parametrize("name", SEVERAL_BAD)
+def test_bad_several_inputs_exit_2_with_one_line_before_the_model_loads(
+    name, varied_folder, tmp_path, monkeypatch, capsys
+):
+    import training.predict
+
+    arguments, message = several_bad_cases(tmp_path, varied_folder)[name]
+
+    def refused(*_):
+        raise AssertionError("the model was loaded before the bad input was found")
+
+    monkeypatch.setattr(training.predict, "load_models", refused)
+    before = file_times(tmp_path)
+    assert main([*arguments, "--num-threads", "1"]) == 2
+    error = capsys.readouterr().err
+    lines = [line for line in error.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in error, error[-2000:]
+    assert file_times(tmp_path) == before  # no file written or changed (the probe of each output folder leaves none)
+
+
 def test_empty_stdin_exits_2(tiny_folder):
     result = run_predict("--model", tiny_folder, "--dataset", "-", "--output", "-", stdin="")
     assert result.returncode == 2 and "is empty" in result.stderr and "Traceback" not in result.stderr

@@ -36,6 +36,7 @@ from .prediction import (
     STDIO,
     PredictData,
     PredictSettings,
+    check_writable,
     cpu_description,
     decode,
     generation_settings,
@@ -43,6 +44,7 @@ from .prediction import (
     model_task,
     one_line,
     output_paths,
+    predict_inputs,
     read_data,
     write_output,
 )
@@ -58,6 +60,8 @@ def check_compare_settings(settings: PredictSettings) -> None:
     """The flags that do not combine with `--compare`, refused before anything loads."""
     if len(settings.model) < 2:
         raise TrainingInputError("--compare needs two --model flags or more (the models to put side by side)")
+    if len(settings.dataset) > 1:
+        raise TrainingInputError("--compare puts models side by side on one --dataset; run it once per test set")
     for key in ("n_best", "alignments", "hard_alignments"):
         if getattr(settings, key):
             raise TrainingInputError(f"--{key.replace('_', '-')} does not combine with --compare; drop one of them")
@@ -151,13 +155,15 @@ def report_comparison(first: str, sentences: int, models: list[dict[str, Any]], 
 def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     """Decode the test set with every model, write the side-by-side TSV and the summary; returns it."""
     check_compare_settings(settings)
-    paths = output_paths(settings)
+    [item] = predict_inputs(settings)
+    paths = output_paths(settings, item)
+    check_writable(paths)
     loaded = [load_model_and_tokenizer(path, settings.trust_remote_code, settings.quantize) for path in settings.model]
     labels = model_labels(settings.model)
     task, info = model_task(settings)
     given = generation_settings(loaded[0][0], settings)
     shared = {**effective_settings(loaded[0][0], given), "num_return_sequences": 1}  # every model decodes alike
-    data = read_data(settings, info)
+    data = read_data(settings, info, item)
     results, lengths, seconds = [], [], []
     for label, (model, tokenizer) in zip(labels, loaded, strict=True):
         decoded, took = decode(
@@ -181,10 +187,10 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "command": command,
     }
-    write_output(settings.output, comparison_rows(labels, data, results, lengths, agreements))
+    write_output(item.output, comparison_rows(labels, data, results, lengths, agreements))
     if "summary" in paths:
         write_output(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    report_comparison(labels[0], len(data.sources), models, sys.stderr if settings.output == STDIO else sys.stdout)
+    report_comparison(labels[0], len(data.sources), models, sys.stderr if item.output == STDIO else sys.stdout)
     return summary
 
 

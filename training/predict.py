@@ -6,6 +6,8 @@
     python -m training.predict --model runs/dot --model runs/additive --compare --dataset test.tsv --output side.tsv
     seq2seq-rnn-predict --model runs/opus-en-fr --dataset Helsinki-NLP/opus_books --dataset-config en-fr \\
         --split train --output hyp.txt --num-beams 5 --n-best 3 --alignments align.jsonl --hard-alignments align.txt
+    python -m training.predict --model runs/demo-translation --dataset newstest2013.de --dataset newstest2014.de \\
+        --references newstest2013.en --references newstest2014.en --output hyps/  # the model loaded once
 
 The data is read as training reads it (`training.data`: a local file in any format training accepts,
 or a Hub dataset and `--split`, with the same schema detection and column flags); a plain-text file
@@ -21,6 +23,16 @@ n-best layout), `--alignments` (one JSON line per input: source and output token
 matrix of every hypothesis), `--hard-alignments` (Pharaoh `i-j` pairs of the best hypothesis, one
 line per input) and `--summary` (metrics, settings, sentences/s, model, data, CPU). Bad input
 ends with one line on stderr and exit code 2.
+
+Several `--dataset` are decoded one after the other with the model loaded once (its start-up, a few
+seconds of imports and loading, is paid once), each as a run of its own would decode it (same
+settings, same seed). `--output` then names an existing folder, and each input's files go there
+under the input's file name: `hyps/newstest2014.de.hyp` and `hyps/newstest2014.de.summary.json`
+(its own metrics), and with `--n-best`, `--alignments` or `--hard-alignments` (each an existing
+folder) `.nbest`, `.alignments.jsonl` and `.hard-alignments.txt` (`prediction.INPUT_SUFFIXES`);
+`--references` is then given once per `--dataset`, in the same order. Every input is read, and
+every output path checked, before the model loads: a missing file, two inputs of the same name,
+`--output -` or a plain file as `--output` stop the run before anything is decoded or written.
 """
 
 from __future__ import annotations
@@ -29,8 +41,10 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import shlex
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -50,7 +64,9 @@ from .evaluation import compute_metrics, load_metrics
 from .prediction import (
     STDIO,
     PredictData,
+    PredictInput,
     PredictSettings,
+    check_model_paths,
     check_writable,
     cpu_description,
     decode,
@@ -59,6 +75,7 @@ from .prediction import (
     model_task,
     one_line,
     output_paths,
+    predict_inputs,
     read_data,
     write_output,
 )
@@ -118,14 +135,14 @@ def alignment_record(index: int, source: str, result: Generated) -> dict[str, An
 
 
 def write_outputs(
-    settings: PredictSettings,
+    item: PredictInput,
     paths: dict[str, str],
     data: PredictData,
     results: list[Generated],
     summary: dict[str, Any],
 ) -> None:
-    """Every output file of the run, each written atomically."""
-    write_output(settings.output, "".join(one_line(result.text) + "\n" for result in results))
+    """Every output file of one input, each written atomically."""
+    write_output(item.output, "".join(one_line(result.text) + "\n" for result in results))
     if "n_best_output" in paths:
         lines = [
             f"{index} ||| {one_line(hypothesis.text)} ||| {hypothesis.score:.6f}\n"
@@ -142,33 +159,75 @@ def write_outputs(
     if "hard_alignments" in paths:
         lines = [pharaoh(hard_alignment(result.attention)) + "\n" for result in results]
         write_output(paths["hard_alignments"], "".join(lines))
-    summary_path = STDIO if settings.summary == STDIO else paths.get("summary")
+    summary_path = STDIO if item.summary == STDIO else paths.get("summary")
     if summary_path:
         write_output(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
-def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
-    """Decode, score and write everything; returns the summary."""
+@dataclass(frozen=True)
+class Decoder:
+    """What every input of a run is decoded with: the model (or ensemble) loaded once, its tokenizer,
+    the task its outputs are scored for, and the `generate()` arguments (`generation_settings`)."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    task: str
+    generation: dict[str, Any]
+
+
+def predict(settings: PredictSettings, command: str = "") -> list[dict[str, Any]]:
+    """Decode, score and write everything; returns the summary of each `--dataset`.
+
+    Every input is read and every output path checked before the model loads, so that a bad one
+    stops the run before anything is decoded or written."""
     threads, why = machine.choose_threads(settings.num_threads)
     torch.set_num_threads(threads)
     if why:
         logger.warning(why)
-    paths = output_paths(settings)
-    check_writable(paths)
     if settings.compare:
-        return compare(settings, command)
-    model, tokenizer = load_models(settings.model, settings.trust_remote_code, settings.quantize)
+        return [compare(settings, command)]
+    inputs = predict_inputs(settings)
+    paths = [output_paths(settings, item) for item in inputs]
+    for item_paths in paths:
+        check_writable(item_paths)
+    check_model_paths(settings.model)
     task, info = model_task(settings)
-    with_attention = bool(settings.alignments or settings.hard_alignments)
-    if with_attention and not has_attention(model):
+    data = [read_data(settings, info, item) for item in inputs]
+    model, tokenizer = load_models(settings.model, settings.trust_remote_code, settings.quantize)
+    if (settings.alignments or settings.hard_alignments) and not has_attention(model):
         raise TrainingInputError(
             "the model has no attention (attention_type none): drop --alignments / --hard-alignments"
         )
-    given = generation_settings(model, settings, tokenizer)
-    data = read_data(settings, info)
+    decoder = Decoder(model, tokenizer, task, generation_settings(model, settings, tokenizer))
+    if len(inputs) == 1:
+        return [predict_input(settings, inputs[0], paths[0], data[0], decoder, command)]
+    if len(settings.model) > 1:
+        print(f"ensemble of {len(settings.model)} models: {', '.join(settings.model)}")
+    summaries = []
+    for item, item_paths, item_data in zip(inputs, paths, data, strict=True):
+        label = os.path.basename(os.path.normpath(item.dataset))
+        summaries.append(predict_input(settings, item, item_paths, item_data, decoder, command, label))
+    return summaries
+
+
+def predict_input(
+    settings: PredictSettings,
+    item: PredictInput,
+    paths: dict[str, str],
+    data: PredictData,
+    decoder: Decoder,
+    command: str,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Decode one input, score it and write its files; returns its summary. `label` names the input in
+    the progress bar, and the line printed starts with its path, with several `--dataset`."""
+    model, tokenizer, task, given = decoder.model, decoder.tokenizer, decoder.task, decoder.generation
+    with_attention = bool(item.alignments or item.hard_alignments)
+    description = "Decoding" if label is None else f"Decoding {label}"
     results, seconds = decode(
-        model, tokenizer, data, settings, with_attention=with_attention, with_scores=bool(settings.n_best), **given
-    )
+        model, tokenizer, data, settings, description, with_attention=with_attention,
+        with_scores=bool(settings.n_best), **given,
+    )  # fmt: skip
     metrics = None
     if data.references is not None:
         predictions = [result.text for result in results]
@@ -193,12 +252,13 @@ def predict(settings: PredictSettings, command: str = "") -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "command": command,
     }
-    write_outputs(settings, paths, data, results, summary)
-    report = sys.stderr if settings.output == STDIO else sys.stdout
+    write_outputs(item, paths, data, results, summary)
+    report = sys.stderr if item.output == STDIO else sys.stdout
     scored = ", ".join(f"{name} {value:.2f}" for name, value in (metrics or {}).items()) or "no references, no metrics"
-    if len(settings.model) > 1:
+    if len(settings.model) > 1 and label is None:
         print(f"ensemble of {len(settings.model)} models: {', '.join(settings.model)}", file=report)
-    print(f"{len(data.sources)} sentences, {summary['sentences_per_second']:.1f} sentences/s; {scored}", file=report)
+    rate = f"{len(data.sources)} sentences, {summary['sentences_per_second']:.1f} sentences/s; {scored}"
+    print(rate if label is None else f"{item.dataset}: {rate}", file=report)
     return summary
 
 
@@ -209,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: predict(parse_settings(arguments), command=command))
 
 
-__all__ = ["build_parser", "main", "parse_settings", "predict"]
+__all__ = ["build_parser", "main", "parse_settings", "predict", "predict_input"]
 
 if __name__ == "__main__":
     sys.exit(main())

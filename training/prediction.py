@@ -1,6 +1,6 @@
 """What `python -m training.predict` and `--compare` (training/compare.py) share: the command's
-settings, the test set read as training reads its data, the models loaded, the decoding settings
-checked, the data decoded, and the outputs written.
+settings, its inputs and where each one's outputs go, the test sets read as training reads its data,
+the models loaded, the decoding settings checked, the data decoded, and the outputs written.
 
 The command (`training.predict`) and the comparison (`training.compare`) both import this module, and
 it imports neither, so imports run one way: predict -> compare -> prediction.
@@ -36,6 +36,15 @@ from .errors import TrainingInputError
 logger = logging.getLogger(__name__)
 STDIO = "-"
 NO_SUMMARY = "none"  # `--summary none`
+# With several `--dataset`, each input's files in the folders named by these flags: INPUT + suffix
+# (`--output out --dataset data/test.de` writes out/test.de.hyp).
+INPUT_SUFFIXES = {
+    "output": ".hyp",
+    "n_best_output": ".nbest",
+    "alignments": ".alignments.jsonl",
+    "hard_alignments": ".hard-alignments.txt",
+    "summary": ".summary.json",
+}
 
 
 # Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
@@ -65,16 +74,25 @@ class PredictSettings(DecodingOptions, DataFlags):
         "decoding settings and task are the first model's)",
         required=True,
     )
-    dataset: str = option(
+    dataset: list[str] = option(
         "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt, or UTF-8 text with any other "
         "extension, such as test.de, read as one source per line), a Hub dataset name, or - for one source per "
-        "line on stdin",
+        "line on stdin. Repeat it to decode several inputs with the model loaded once: --output then names an "
+        "existing folder, where each input's files are named after it (OUT/test.de.hyp, OUT/test.de.summary.json)",
         required=True,
     )
-    output: str = option("where the outputs go, one line per input (- for stdout)", required=True)
+    output: str = option(
+        "where the outputs go, one line per input (- for stdout); with several --dataset, an existing folder that "
+        "gets INPUT.hyp for each (INPUT: the input's file name)",
+        required=True,
+    )
     # and the data flags of training (`DataFlags`, from `DataSpec`), then
     split: str = option("the split of a Hub dataset to decode (a local file is read whole)", "test")
-    references: str | None = option("a file of references, one per line, for sources without their own")
+    references: list[str] = option(
+        "a file of references, one per line, for sources without their own; with several --dataset, one per "
+        "--dataset, in their order",
+        [],
+    )
     task: Literal["translation", "qa"] | None = option(
         "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
     )
@@ -88,13 +106,23 @@ class PredictSettings(DecodingOptions, DataFlags):
         "int8: dynamic int8 weights in the LSTM/GRU and linear layers (CPU)", "none"
     )
     num_threads: int | None = option("torch threads (default: torch's own choice)", minimum=1)
-    # more outputs
-    n_best_output: str | None = option("where the n-best lists go (default: OUTPUT.nbest)")
-    alignments: str | None = option("write one JSON line per input with tokens and attention matrices here")
-    hard_alignments: str | None = option("write Pharaoh i-j pairs (argmax source token per output token) here")
+    # more outputs; with several --dataset, each names an existing folder that gets INPUT + its suffix
+    n_best_output: str | None = option(
+        "where the n-best lists go (default: OUTPUT.nbest; with several --dataset, a folder for INPUT.nbest, by "
+        "default the --output folder)"
+    )
+    alignments: str | None = option(
+        "write one JSON line per input with tokens and attention matrices here (with several --dataset, a folder "
+        "for INPUT.alignments.jsonl)"
+    )
+    hard_alignments: str | None = option(
+        "write Pharaoh i-j pairs (argmax source token per output token) here (with several --dataset, a folder for "
+        "INPUT.hard-alignments.txt)"
+    )
     summary: str | None = option(
         "write the JSON summary here: a file, - for stdout, or none for no summary (default: OUTPUT.summary.json "
-        "when --output is a file, none when it is -)"
+        "when --output is a file, none when it is -; with several --dataset, a folder for INPUT.summary.json, by "
+        "default the --output folder, or none)"
     )
     trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
     compare: bool = option(
@@ -112,16 +140,23 @@ def load_model_and_tokenizer(
     eval mode, through the shared loader (`seq2seq_tools.loading.load_model_and_tokenizer`), its
     errors as `TrainingInputError`: our model type loads with the installed classes, never with the
     `.py` files saved in the folder; `trust_remote_code` admits other model types (their code then runs)."""
-    try:
-        loading.check_model_path(path)
-    except FileNotFoundError as error:  # the loader checks too; here first, to name the flag
-        raise TrainingInputError(f"--model {error}") from error
+    check_model_paths([path])
     try:
         return loading.load_model_and_tokenizer(path, quantize=quantize, trust_remote_code=trust_remote_code)
     except (loading.UntrustedModelError, loading.IncompatibleModelError) as error:
         raise TrainingInputError(str(error)) from error
     except (OSError, ValueError) as error:
         raise TrainingInputError(f"cannot load the model {path!r}: {error}") from error
+
+
+def check_model_paths(paths: list[str]) -> None:
+    """Refuse a local `--model` path that holds no model, naming the flag (the loader checks too, in
+    other words), so that predict can say so before it reads the test data."""
+    for path in paths:
+        try:
+            loading.check_model_path(path)
+        except FileNotFoundError as error:
+            raise TrainingInputError(f"--model {error}") from error
 
 
 def load_models(
@@ -147,6 +182,101 @@ def model_task(settings: PredictSettings) -> tuple[str, dict[str, Any]]:
     return settings.task or info.get("task") or "translation", info
 
 
+@dataclass(frozen=True)
+class PredictInput:
+    """One `--dataset` of a run, its references file, and the files its outputs go to (named by the
+    flag that names them: `None` not written, `-` stdout, `summary` also none)."""
+
+    dataset: str
+    references: str | None
+    output: str
+    n_best_output: str | None = None
+    alignments: str | None = None
+    hard_alignments: str | None = None
+    summary: str | None = None
+
+
+def predict_inputs(settings: PredictSettings) -> list[PredictInput]:
+    """Each `--dataset` of the run and the files its outputs go to, checked before anything loads.
+
+    One `--dataset` writes where the flags say. With several, `--output` and the other output flags
+    given name existing folders (`--n-best-output` and `--summary` default to the `--output` folder),
+    where each input's files are named after the input's file name (`INPUT_SUFFIXES`).
+
+    Raises:
+        TrainingInputError: references that do not pair with the inputs; with several inputs, stdin
+            among them, an output flag that is not an existing folder (`-` included), two inputs of
+            the same name, or an output that would overwrite an input.
+    """
+    references = settings.references
+    if references and len(references) != len(settings.dataset):
+        raise TrainingInputError(
+            f"{len(references)} --references for {len(settings.dataset)} --dataset: give one per --dataset, in "
+            "the same order, or none"
+        )
+    pairs = list(zip(settings.dataset, references or [None] * len(settings.dataset), strict=True))
+    if len(pairs) == 1:
+        keys = ("output", "n_best_output", "alignments", "hard_alignments", "summary")
+        return [PredictInput(*pairs[0], **{key: getattr(settings, key) for key in keys})]
+    if STDIO in settings.dataset:
+        raise TrainingInputError(
+            "--dataset - (stdin) cannot be one of several --dataset; decode it in a run of its own"
+        )
+    names = [os.path.basename(os.path.normpath(dataset)) for dataset in settings.dataset]
+    for position, name in enumerate(names):
+        if name in names[:position]:
+            first = settings.dataset[names.index(name)]
+            raise TrainingInputError(
+                f"--dataset {first} and {settings.dataset[position]} are both named {name}: their outputs would "
+                "overwrite each other's; decode them in separate runs, or give one another name"
+            )
+    folders = _output_folders(settings, names[0])
+    inputs = []
+    for (dataset, reference), name in zip(pairs, names, strict=True):
+        files = {key: os.path.join(folder, name + INPUT_SUFFIXES[key]) for key, folder in folders.items()}
+        files.setdefault("summary", NO_SUMMARY)  # `--summary none`
+        inputs.append(PredictInput(dataset, reference, **files))
+    _check_inputs_kept(inputs)
+    return inputs
+
+
+def _output_folders(settings: PredictSettings, example: str) -> dict[str, str]:
+    """The folder of each output flag in use, with several `--dataset`: each must exist already."""
+    given = {
+        "output": settings.output,
+        "n_best_output": (settings.n_best_output or settings.output) if settings.n_best else None,
+        "alignments": settings.alignments,
+        "hard_alignments": settings.hard_alignments,
+        "summary": None if settings.summary == NO_SUMMARY else settings.summary or settings.output,
+    }
+    folders = {key: folder for key, folder in given.items() if folder is not None}
+    for key, folder in folders.items():
+        flag = "--" + key.replace("_", "-")
+        where = f"an existing folder, where each input's file is named after it ({example}{INPUT_SUFFIXES[key]})"
+        where += " or none" if key == "summary" else ""
+        if folder == STDIO:
+            raise TrainingInputError(
+                f"{flag} - with several --dataset: each input needs files of its own; pass {where}"
+            )
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise TrainingInputError(f"{flag} {folder} is a file: with several --dataset, {flag} names {where}")
+        if not os.path.isdir(folder):
+            raise TrainingInputError(f"{flag} {folder}: no such folder; with several --dataset, {flag} names {where}")
+    return folders
+
+
+def _check_inputs_kept(inputs: list[PredictInput]) -> None:
+    """Refuse outputs that would overwrite one of the inputs (`--output data` beside `data/a.de.hyp`)."""
+    read = {os.path.realpath(path): path for item in inputs for path in (item.dataset, item.references) if path}
+    for item in inputs:
+        for path in (item.output, item.n_best_output, item.alignments, item.hard_alignments, item.summary):
+            if path and os.path.realpath(path) in read:
+                raise TrainingInputError(
+                    f"the outputs of --dataset {item.dataset} would overwrite the input {read[os.path.realpath(path)]}; "
+                    "pass another folder"
+                )
+
+
 @dataclass
 class PredictData:
     """The sources to decode, their references (`None` when there are none) and where they came from."""
@@ -156,39 +286,41 @@ class PredictData:
     description: str
 
 
-def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
-    """The sources and references, read as training reads its data (or one source per stdin line)."""
-    if settings.dataset == STDIO:
+def read_data(settings: PredictSettings, info: dict[str, Any], item: PredictInput) -> PredictData:
+    """The sources and references of input `item`, read as training reads its data (or one source per
+    stdin line)."""
+    if item.dataset == STDIO:
         sources = [line.rstrip("\r\n") for line in sys.stdin]
         targets: list[str] = []
         description = "stdin, one source per line"
     else:
         spec = data_spec(
             settings,
-            ("dataset", *DATA_KEYS),
+            DATA_KEYS,
+            dataset=item.dataset,
             source_lang=settings.source_lang or info.get("source_lang"),
             target_lang=settings.target_lang or info.get("target_lang"),
         )
-        if os.path.isfile(settings.dataset) and os.path.getsize(settings.dataset) == 0:
-            raise TrainingInputError(f"the input {settings.dataset} is empty (0 bytes): there is nothing to decode")
+        if os.path.isfile(item.dataset) and os.path.getsize(item.dataset) == 0:
+            raise TrainingInputError(f"the input {item.dataset} is empty (0 bytes): there is nothing to decode")
         splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
         if settings.split not in splits:
             raise TrainingInputError(
-                f"split {settings.split!r} not found in {settings.dataset}; its splits are {sorted(splits)}"
+                f"split {settings.split!r} not found in {item.dataset}; its splits are {sorted(splits)}"
             )
         raw = splits[settings.split]
-        schema = schema_of(raw, spec, settings.dataset)
+        schema = schema_of(raw, spec, item.dataset)
         pairs = to_pairs(raw, schema)
         sources, targets = list(pairs["source"]), list(pairs["target"])
-        description = f"{settings.dataset} ({settings.split}), {schema.describe()}"
+        description = f"{item.dataset} ({settings.split}), {schema.describe()}"
     if not sources:
-        raise TrainingInputError(f"the input {settings.dataset} is empty: there is nothing to decode")
-    if settings.references:
-        if not os.path.isfile(settings.references):
-            raise TrainingInputError(f"--references {settings.references}: file not found")
-        with open(settings.references, encoding="utf-8") as handle:
+        raise TrainingInputError(f"the input {item.dataset} is empty: there is nothing to decode")
+    if item.references:
+        if not os.path.isfile(item.references):
+            raise TrainingInputError(f"--references {item.references}: file not found")
+        with open(item.references, encoding="utf-8") as handle:
             targets = [line.rstrip("\r\n") for line in handle]
-        description += f", references from {settings.references}"
+        description += f", references from {item.references}"
     given = sum(1 for target in targets if target.strip())
     if given == 0:
         return PredictData(sources, None, description)
@@ -200,17 +332,17 @@ def read_data(settings: PredictSettings, info: dict[str, Any]) -> PredictData:
     return PredictData(sources, targets, description)
 
 
-def output_paths(settings: PredictSettings) -> dict[str, str]:
-    """Every file this run writes, by the flag that names it (stdout not included)."""
-    paths = {"output": settings.output}
-    beside = settings.output != STDIO
+def output_paths(settings: PredictSettings, item: PredictInput) -> dict[str, str]:
+    """Every file the run writes for input `item`, by the flag that names it (stdout not included)."""
+    paths = {"output": item.output}
+    beside = item.output != STDIO
     if settings.n_best:
-        paths["n_best_output"] = settings.n_best_output or f"{settings.output}.nbest"
+        paths["n_best_output"] = item.n_best_output or f"{item.output}.nbest"
     for key in ("alignments", "hard_alignments"):
-        if getattr(settings, key):
-            paths[key] = getattr(settings, key)
-    if settings.summary != NO_SUMMARY and (settings.summary or beside):
-        paths["summary"] = settings.summary or f"{settings.output}.summary.json"
+        if getattr(item, key):
+            paths[key] = getattr(item, key)
+    if item.summary != NO_SUMMARY and (item.summary or beside):
+        paths["summary"] = item.summary or f"{item.output}.summary.json"
     return {key: path for key, path in paths.items() if path != STDIO}
 
 
@@ -304,10 +436,14 @@ __all__ = [
     "STDIO",
     "NO_SUMMARY",
     "PredictData",
+    "INPUT_SUFFIXES",
+    "PredictInput",
     "PredictSettings",
+    "check_model_paths",
     "load_model_and_tokenizer",
     "load_models",
     "model_task",
+    "predict_inputs",
     "read_data",
     "output_paths",
     "check_writable",
