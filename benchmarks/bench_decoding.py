@@ -364,7 +364,7 @@ def whole_commands(args: argparse.Namespace, bin_dir: Path | None, data: dict, e
                 sys.executable, "-m", "training.predict", "--model", str(args.work_dir / "ours"), "--dataset",
                 str(source), "--output", str(args.work_dir / "whole_ours.txt"), "--num-beams", str(beams),
                 "--batch-size", "64", "--max-new-tokens", str(MAX_NEW_TOKENS), "--num-threads", str(args.threads),
-                "--max-length-a", "0",  "--max-length-b", str(MAX_NEW_TOKENS),
+                "--max-length-a", "none", "--max-length-b", "none",
             ]  # fmt: skip
             variants = command_variants(args.shortlists[:1])
             walls = dict.fromkeys(["onmt_translate", *variants], math.inf)
