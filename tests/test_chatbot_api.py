@@ -138,8 +138,23 @@ def test_an_over_long_text_gets_the_pages_truncation_notice(server: Server, tiny
         ({"texts": ["red cat"], "alignments": "yes"}, 400, "'alignments' must be true or false"),
         ({"texts": ["red cat"], "model": "gpt"}, 400, "'model' 'gpt' is not served; the models are tiny-reverser"),
         ({"texts": ["x"] * 65}, 400, "send at most 64 per request"),
+        ({"texts": ["red cat"], "shortlist": "100,100"}, 400, "this model has no vocabulary shortlist"),
+        ({"texts": ["red cat"], "shortlist": "100"}, 400, "expected two whole numbers FIRST,BEST"),
     ],
-    ids=["truncated", "array", "unknown-field", "texts-string", "empty-text", "beams", "cap", "flag", "model", "many"],
+    ids=[
+        "truncated",
+        "array",
+        "unknown-field",
+        "texts-string",
+        "empty-text",
+        "beams",
+        "cap",
+        "flag",
+        "model",
+        "many",
+        "no-shortlist",
+        "shortlist-setting",
+    ],  # fmt: skip
 )
 def test_bad_requests_get_400_naming_the_field(server: Server, body, status, names) -> None:
     response = post(server, body)

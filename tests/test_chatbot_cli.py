@@ -226,6 +226,15 @@ def test_an_unloadable_model_exits_with_a_clear_message(tmp_path: Path, capsys: 
     assert "could not load the model" in capsys.readouterr().err
 
 
+def test_a_shortlist_asked_of_a_model_without_one_exits_2_before_serving(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert cli.main(["--model", str(tiny_model_dir), "--shortlist", "100,100"]) == 2
+    error = capsys.readouterr().err
+    assert "--shortlist 100,100: this model has no vocabulary shortlist" in error
+    assert "python -m training.shortlist" in error
+
+
 def test_the_malloc_arena_cap_is_set_on_glibc_and_skipped_with_one_line_elsewhere(monkeypatch):
     import platform
 
