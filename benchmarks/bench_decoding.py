@@ -457,7 +457,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--shortlist-sweep",
         nargs="*",
-        default=["200,200", "100,100", "50,50", "20,20", "10,10"],
+        default=["2000,100", "1000,100", "500,50", "100,100", "50,50", "20,20"],
         help="FIRST,BEST shortlists whose BLEU step 5 reports",
     )
     parser.add_argument("--coverage-betas", type=float, nargs="+", default=[0.2, 0.4], help="coverage penalties")

@@ -351,12 +351,14 @@ def output_rows(layer: torch.nn.Module, rows: torch.LongTensor) -> torch.nn.Modu
         return selected.eval()
     quantized = torch.ao.nn.quantized.dynamic.Linear
     if isinstance(layer, quantized):
-        bias = layer.bias()
-        selected = quantized(layer.in_features, rows.numel(), bias_=bias is not None, dtype=layer.weight().dtype)
-        rows = rows.to(layer.weight().device)
-        selected.set_weight_bias(
-            layer.weight().index_select(0, rows), None if bias is None else bias.index_select(0, rows)
-        )
+        # Unpacking the int8 weights costs as much as a few decoding steps: once per layer (int8 layers
+        # are not trained, so they do not change).
+        if getattr(layer, "_unpacked", None) is None:
+            layer._unpacked = layer._weight_bias()
+        weight, bias = layer._unpacked
+        selected = quantized(layer.in_features, rows.numel(), bias_=bias is not None, dtype=weight.dtype)
+        rows = rows.to(weight.device)
+        selected.set_weight_bias(weight.index_select(0, rows), None if bias is None else bias.index_select(0, rows))
         return selected
     raise ValueError(
         f"a shortlist needs the output layer to be an nn.Linear or its int8 quantization, not {type(layer).__name__}"
