@@ -19,19 +19,20 @@ Schemas, each reduced to the two string columns `source` and `target`:
 
 `detect_schema` picks one from the column names where that is unambiguous; otherwise it raises
 `TrainingInputError` naming the columns found and the flags to pass.
+
+What to read (`DataSpec`, the data keys) and the builder of each local file extension
+(`LOCAL_BUILDERS`) are declared in `training.data_spec`, which does not import `datasets`.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import dataclasses
 import itertools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -40,29 +41,16 @@ import datasets
 import pyarrow.compute
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 
-from seq2seq_tools.options import option
-
+from .data_spec import LOCAL_BUILDERS, DataSpec, check_plain_text, data_spec
 from .errors import TrainingInputError
 from .stream import one_row
 
 logger = logging.getLogger(__name__)
 
-# Builder and its arguments for each local file extension. A `.tsv` has no quoting (sentences
-# contain quotes) and, like a `.csv`, a header row unless its first row is a pair (`has_header`);
-# a `.txt` is read as lines and split on the first tab. Other extensions: plain text (`local_reader`).
-LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-    ".txt": ("text", {}),
-}
 # A .csv or .tsv read without a header row gets these column names.
 HEADERLESS_COLUMNS = ["source", "target"]
-# How much of a local file is read to tell a header from a first pair, and text from binary content.
+# How much of a local .csv or .tsv is read to tell a header from a first pair.
 SNIFF_ROWS = 200
-SNIFF_BYTES = 1 << 16
 # A first row of two such bare words (`english french`, `Q A`) rather names columns than holds a pair.
 COLUMN_NAME = re.compile(r"[^\W\d]\w*")
 # Column-name pairs recognised without flags, in order of preference (compared case-insensitively).
@@ -82,54 +70,6 @@ TURN_ROLE_KEYS = ("role", "from", "speaker")
 ANSWER_ROLES = ("assistant", "gpt", "bot", "model")
 # A lone column of one of these names holds sources without targets (a test set to decode).
 SOURCE_COLUMNS = tuple(dict.fromkeys(source for source, _ in KNOWN_COLUMN_PAIRS))
-
-
-@dataclass
-class DataSpec:
-    """What to load and how to read it; every field is also a training config key (`--help` shows each)."""
-
-    dataset: str = option(
-        "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target .txt); a .csv "
-        "or .tsv has a header row unless its first row is a pair",
-        dataclasses.MISSING,
-    )
-    dataset_config: str | None = option("the Hub configuration name (e.g. en-fr for Helsinki-NLP/opus_books)", None)
-    train_split: str = option("the split to train on", "train")
-    validation_split: str | None = option(
-        'the split to validate on; null: "validation" when the data has one, else held out of the training split', None
-    )
-    validation_file: str | None = option("a separate local file of validation pairs (same formats as --dataset)", None)
-    target_file: str | None = option(
-        "a plain-text file of targets, one per line, for a --dataset file of sources one per line (train.de with "
-        "train.en, the layout of WMT and OPUS corpora); the two must have as many lines",
-        None,
-    )
-    validation_size: float = option(
-        "pairs held out for validation when there is no validation split: a count, or a fraction if below 1",
-        0.05,
-        above=0,
-    )
-    source_column: str | None = option(
-        "source column of two-column data (found alone for source/target, src/tgt, question/answer, Q/A, ...)", None
-    )
-    target_column: str | None = option("target column of two-column data", None)
-    source_lang: str | None = option('source language of a "translation" column (found alone when it holds two)', None)
-    target_lang: str | None = option('target language of a "translation" column', None)
-    context_column: str | None = option(
-        'with SQuAD-style data, a column prepended to the question ("question: ... context: ...")', None
-    )
-    streaming: bool = option(
-        "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)", False
-    )
-    seed: int = option("the seed of initialization, data order, the validation split and the streaming shuffle", 42)
-
-
-def data_spec(settings: object, keys: Iterable[str] | None = None, **given: Any) -> DataSpec:
-    """The `DataSpec` of a command's settings: each field in `keys` (default: all of them) from the
-    attribute of `settings` of the same name (a `TrainingConfig` has every one; predict's settings
-    those that say how to read a test set), then `given` over them; any other field at its default."""
-    names = [item.name for item in dataclasses.fields(DataSpec)] if keys is None else list(keys)
-    return DataSpec(**{**{name: getattr(settings, name) for name in names}, **given})
 
 
 @dataclass(frozen=True)
@@ -282,7 +222,7 @@ def local_reader(path: str, spec: DataSpec | None = None) -> tuple[str, dict[str
     """
     extension = os.path.splitext(path)[1].lower()
     if extension not in LOCAL_BUILDERS:
-        _check_plain_text(path, extension)
+        check_plain_text(path, extension)
         return "text", {}
     builder, arguments = LOCAL_BUILDERS[extension]
     if builder == "csv" and not has_header(path, arguments, spec):
@@ -318,22 +258,6 @@ def has_header(path: str, csv_arguments: dict[str, Any], spec: DataSpec | None =
     if spec is not None and {spec.source_lang, spec.target_lang} == set(first):
         return True
     return all(COLUMN_NAME.fullmatch(name) for name in first)
-
-
-def _check_plain_text(path: str, extension: str) -> None:
-    """Refuse a file of unknown extension whose start is not UTF-8 text (a NUL byte or an invalid sequence)."""
-    with open(path, "rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
-        text = b"\x00" not in head
-    except UnicodeDecodeError:
-        text = False
-    if not text:
-        raise TrainingInputError(
-            f"cannot read {path}: unknown extension {extension!r} and not UTF-8 text (binary content); use one of "
-            f"{', '.join(LOCAL_BUILDERS)}, or UTF-8 plain text with one sentence per line"
-        )
 
 
 def _parse_error(path: str, extension: str, error: BaseException) -> TrainingInputError:
@@ -590,7 +514,7 @@ def parallel_files(source_path: str, target_path: str, split_name: str) -> Datas
     for flag, path in (("--dataset", source_path), ("--target-file", target_path)):
         if not os.path.isfile(path):
             raise TrainingInputError(f"{flag} {path}: file not found")
-        _check_plain_text(path, os.path.splitext(path)[1])
+        check_plain_text(path, os.path.splitext(path)[1])
         with open(path, encoding="utf-8-sig") as handle:
             lines[flag] = [line.rstrip("\r\n") for line in handle]
     sources, targets = lines["--dataset"], lines["--target-file"]

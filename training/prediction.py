@@ -30,7 +30,8 @@ from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.options import option, redeclared
 
-from .data import DataSpec, data_spec, load_raw, schema_of, to_pairs
+from .data import load_raw, schema_of, to_pairs
+from .data_spec import DataSpec, data_spec
 from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
