@@ -26,7 +26,8 @@ from seq2seq_tools.attention import hard_alignment
 from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training import demos
-from training.data import DataSpec, pairs_from_splits
+from training.data import DataSpec, load_raw, pairs_from_splits, schema_of, to_pairs
+from training.data_spec import PLAIN_TEXT_SCHEMA, read_plain_text
 from training.predict import main
 from training.prediction import one_line, write_output
 from training.train import main as train_main
@@ -451,6 +452,48 @@ def test_a_plain_text_test_set_of_any_extension_decodes_one_line_per_source_and_
     assert main([*arguments, "--references", str(references), "--num-threads", "1"]) == 0
     summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
     assert summary["metrics"]["chrf"] == pytest.approx(100)
+
+
+def test_a_plain_text_test_set_is_read_without_datasets_as_datasets_reads_it(tmp_path):
+    """predict reads a plain-text test set line by line (`read_plain_text`, sparing it the import of
+    `datasets`), to the sources and description that `training.data` gets through `datasets`' text
+    builder, on lines that could tell them apart: Windows and old Mac line ends, a BOM, surrounding
+    white space, empty lines, a form feed and a line separator inside a line, no final line end."""
+    path = tmp_path / "test.de"
+    path.write_bytes("\ufeffone\r\n  two\t\r\n\r\nthree\rfour\x0cfive\u2028six\n\n seven ".encode())
+    spec = DataSpec(dataset=str(path))
+    raw = load_raw(str(path), split_name="test", spec=spec)["test"]
+    schema = schema_of(raw, spec, str(path))
+    assert read_plain_text(str(path)) == list(to_pairs(raw, schema)["source"])
+    assert schema.describe() == PLAIN_TEXT_SCHEMA
+
+
+def test_a_run_on_stdin_or_plain_text_leaves_datasets_unimported(varied_folder, tmp_path):
+    """`datasets` (pyarrow and pandas with it: over half a second of the start) is imported only to read
+    a dataset: a run on stdin or on a plain-text file never needs it."""
+    (tmp_path / "test.de").write_text("red cat\ndog\n", encoding="utf-8")
+    probe = "import sys; from training.predict import main; code = main(sys.argv[1:]); print(code, 'datasets' in sys.modules)"
+    for data in ("-", str(tmp_path / "test.de")):
+        arguments = [
+            "--model",
+            varied_folder,
+            "--dataset",
+            data,
+            "--output",
+            str(tmp_path / "hyp.txt"),
+            "--num-threads",
+            "1",
+        ]
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *arguments],
+            cwd=REPO,
+            input="red cat\n",
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "0 False", result.stdout
 
 
 def test_summary_goes_to_a_file_to_stdout_or_nowhere(varied_folder, tmp_path, capsys):

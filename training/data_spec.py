@@ -2,15 +2,18 @@
 
 `DataSpec` declares the data keys once (every field a training config key and flag; predict's data
 flags are some of them); `LOCAL_BUILDERS` names the `datasets` builder of each local file extension,
-and a file of any other extension is plain text, one source per line (`check_plain_text`).
-`training.data` reads the data through `datasets`; these pieces live apart from it so that a
-command can declare its options without waiting for `datasets`' import (pyarrow and pandas with it).
+and a file of any other extension is plain text, one source per line (`check_plain_text`,
+`read_plain_text`). `training.data` reads the data through `datasets`; these pieces live apart from
+it so that a command can declare its options, and `training.predict` read a plain-text test set,
+without waiting for `datasets`' import (pyarrow and pandas with it).
 """
 
 from __future__ import annotations
 
 import codecs
 import dataclasses
+import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +35,8 @@ LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 # How much of a file of unknown extension is read to tell text from binary content.
 SNIFF_BYTES = 1 << 16
+# The schema `training.data` finds in a plain-text file (`Schema.describe()` of its one `source` column).
+PLAIN_TEXT_SCHEMA = "sources only, in 'source' (no targets)"
 
 
 @dataclass
@@ -98,4 +103,34 @@ def check_plain_text(path: str, extension: str) -> None:
         )
 
 
-__all__ = ["LOCAL_BUILDERS", "DataSpec", "check_plain_text", "data_spec"]
+def is_plain_text_file(path: str) -> bool:
+    """Whether `path` is a local file of an extension without a builder (`LOCAL_BUILDERS`): plain text."""
+    return os.path.isfile(path) and os.path.splitext(path)[1].lower() not in LOCAL_BUILDERS
+
+
+def read_plain_text(path: str) -> list[str]:
+    """The sources of a plain-text file, one per line, as `training.data.load_raw` and `to_pairs` read
+    them through `datasets` (its text builder: UTF-8, universal newlines; then each stripped), without
+    `datasets`. A start that is not UTF-8 text is refused (`check_plain_text`), and so is a bad byte later."""
+    extension = os.path.splitext(path)[1].lower()
+    check_plain_text(path, extension)
+    with open(path, "rb") as handle:
+        content = handle.read()
+    try:
+        text = content.decode("utf-8")  # decoded whole, so that an error's position is the byte's in the file
+    except UnicodeDecodeError as error:
+        raise TrainingInputError(
+            f"{path} could not be parsed as {extension or 'a dataset'}: {type(error).__name__}: {error}"
+        ) from error
+    return [line.strip() for line in io.StringIO(text, newline=None)]  # newline=None: universal newlines
+
+
+__all__ = [
+    "LOCAL_BUILDERS",
+    "PLAIN_TEXT_SCHEMA",
+    "DataSpec",
+    "check_plain_text",
+    "data_spec",
+    "is_plain_text_file",
+    "read_plain_text",
+]

@@ -12,8 +12,9 @@
 The data is read as training reads it (`training.data`: a local file in any format training accepts,
 or a Hub dataset and `--split`, with the same schema detection and column flags); a plain-text file
 of another extension (`test.de`) and `--dataset -` (stdin) hold one source per line, their
-references given by `--references`. Decoding goes through `seq2seq_tools.generation.generate_texts`,
-the path training and the chatbot use: batches sorted by length, outputs in the input's order.
+references given by `--references`; they are read line by line, without importing `datasets`.
+Decoding goes through `seq2seq_tools.generation.generate_texts`, the path training and the chatbot
+use: batches sorted by length, outputs in the input's order.
 Any `generate()` setting not given comes from the model's `generation_config.json` (the settings
 training evaluated with), so the BLEU printed here is the training evaluation's on the same data.
 

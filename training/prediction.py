@@ -1,6 +1,7 @@
 """What `python -m training.predict` and `--compare` (training/compare.py) share: the command's
-settings, its inputs and where each one's outputs go, the test sets read as training reads its data,
-the models loaded, the decoding settings checked, the data decoded, and the outputs written.
+settings, its inputs and where each one's outputs go, the test sets read as training reads its data
+(a plain-text one line by line, without `datasets`), the models loaded, the decoding settings checked,
+the data decoded, and the outputs written.
 
 The command (`training.predict`) and the comparison (`training.compare`) both import this module, and
 it imports neither, so imports run one way: predict -> compare -> prediction.
@@ -30,8 +31,7 @@ from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 from seq2seq_tools.options import option, redeclared
 
-from .data import load_raw, schema_of, to_pairs
-from .data_spec import DataSpec, data_spec
+from .data_spec import PLAIN_TEXT_SCHEMA, DataSpec, data_spec, is_plain_text_file, read_plain_text
 from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
@@ -287,33 +287,42 @@ class PredictData:
     description: str
 
 
+def _read_dataset(settings: PredictSettings, info: dict[str, Any], dataset: str) -> tuple[list[str], list[str], str]:
+    """The sources, targets and description of `dataset` read as training reads its data (`training.data`)."""
+    # Imported here: `training.data` imports `datasets` (pyarrow and pandas with it, over half a
+    # second), which stdin and a plain-text test set, read line by line, do not need.
+    from .data import load_raw, schema_of, to_pairs
+
+    spec = data_spec(
+        settings,
+        DATA_KEYS,
+        dataset=dataset,
+        source_lang=settings.source_lang or info.get("source_lang"),
+        target_lang=settings.target_lang or info.get("target_lang"),
+    )
+    splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
+    if settings.split not in splits:
+        raise TrainingInputError(f"split {settings.split!r} not found in {dataset}; its splits are {sorted(splits)}")
+    raw = splits[settings.split]
+    schema = schema_of(raw, spec, dataset)
+    pairs = to_pairs(raw, schema)
+    return list(pairs["source"]), list(pairs["target"]), f"{dataset} ({settings.split}), {schema.describe()}"
+
+
 def read_data(settings: PredictSettings, info: dict[str, Any], item: PredictInput) -> PredictData:
-    """The sources and references of input `item`, read as training reads its data (or one source per
-    stdin line)."""
+    """The sources and references of input `item`: one source per line from stdin or a plain-text file
+    (`test.de`), else read as training reads its data (`_read_dataset`)."""
     if item.dataset == STDIO:
         sources = [line.rstrip("\r\n") for line in sys.stdin]
         targets: list[str] = []
         description = "stdin, one source per line"
+    elif os.path.isfile(item.dataset) and os.path.getsize(item.dataset) == 0:
+        raise TrainingInputError(f"the input {item.dataset} is empty (0 bytes): there is nothing to decode")
+    elif is_plain_text_file(item.dataset):
+        sources, targets = read_plain_text(item.dataset), []
+        description = f"{item.dataset} ({settings.split}), {PLAIN_TEXT_SCHEMA}"
     else:
-        spec = data_spec(
-            settings,
-            DATA_KEYS,
-            dataset=item.dataset,
-            source_lang=settings.source_lang or info.get("source_lang"),
-            target_lang=settings.target_lang or info.get("target_lang"),
-        )
-        if os.path.isfile(item.dataset) and os.path.getsize(item.dataset) == 0:
-            raise TrainingInputError(f"the input {item.dataset} is empty (0 bytes): there is nothing to decode")
-        splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
-        if settings.split not in splits:
-            raise TrainingInputError(
-                f"split {settings.split!r} not found in {item.dataset}; its splits are {sorted(splits)}"
-            )
-        raw = splits[settings.split]
-        schema = schema_of(raw, spec, item.dataset)
-        pairs = to_pairs(raw, schema)
-        sources, targets = list(pairs["source"]), list(pairs["target"])
-        description = f"{item.dataset} ({settings.split}), {schema.describe()}"
+        sources, targets, description = _read_dataset(settings, info, item.dataset)
     if not sources:
         raise TrainingInputError(f"the input {item.dataset} is empty: there is nothing to decode")
     if item.references:
