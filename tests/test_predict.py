@@ -529,7 +529,7 @@ def write_inputs(folder: Path) -> list[str]:
 @pytest.fixture
 def counted_loads(monkeypatch) -> list[list[str]]:
     """The `--model` lists the command loads, each time it loads models."""
-    import training.predict
+    import training.predict_run
     from training.prediction import load_models
 
     loads = []
@@ -538,7 +538,7 @@ def counted_loads(monkeypatch) -> list[list[str]]:
         loads.append(list(paths))
         return load_models(paths, *arguments)
 
-    monkeypatch.setattr(training.predict, "load_models", counting)
+    monkeypatch.setattr(training.predict_run, "load_models", counting)
     return loads
 
 
@@ -654,14 +654,14 @@ SEVERAL_BAD = [
 def test_bad_several_inputs_exit_2_with_one_line_before_the_model_loads(
     name, varied_folder, tmp_path, monkeypatch, capsys
 ):
-    import training.predict
+    import training.predict_run
 
     arguments, message = several_bad_cases(tmp_path, varied_folder)[name]
 
     def refused(*_):
         raise AssertionError("the model was loaded before the bad input was found")
 
-    monkeypatch.setattr(training.predict, "load_models", refused)
+    monkeypatch.setattr(training.predict_run, "load_models", refused)
     before = file_times(tmp_path)
     assert main([*arguments, "--num-threads", "1"]) == 2
     error = capsys.readouterr().err
@@ -707,3 +707,15 @@ def test_importing_the_command_leaves_the_metrics_library_for_runs_with_referenc
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_the_command_line_is_read_before_torch_and_transformers_are_imported():
+    """`--help` and a bad flag answer at once: the options (`training.predict_options`) need neither
+    torch, transformers nor `datasets`, which the run imports once the command line is read (seconds)."""
+    probe = (
+        "import sys, training.predict; training.predict.build_parser(); "
+        "print(sorted(name for name in ('torch', 'transformers', 'datasets') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,23 +1,22 @@
-"""What `python -m training.predict` and `--compare` (training/compare.py) share: the command's
-settings, its inputs and where each one's outputs go, the test sets read as training reads its data
-(a plain-text one line by line, without `datasets`), the models loaded, the decoding settings checked,
-the data decoded, and the outputs written.
+"""What a run of `python -m training.predict` (training/predict_run.py) and `--compare`
+(training/compare.py) share: the command's inputs and where each one's outputs go, the test sets read
+as training reads its data (a plain-text one line by line, without `datasets`), the models loaded, the
+decoding settings checked, the data decoded, and the outputs written. The command's settings are
+`training.predict_options.PredictSettings`.
 
-The command (`training.predict`) and the comparison (`training.compare`) both import this module, and
-it imports neither, so imports run one way: predict -> compare -> prediction.
+The run (`training.predict_run`) and the comparison (`training.compare`) both import this module, and
+it imports neither, so imports run one way: predict -> predict_run -> compare -> prediction -> predict_options.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
 import tempfile
 import time
-import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import transformers
@@ -26,17 +25,14 @@ from tqdm.auto import tqdm
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
-from seq2seq_tools.decoding_options import DecodingOptions
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
-from seq2seq_tools.options import option, redeclared
 
-from .data_spec import PLAIN_TEXT_SCHEMA, DataSpec, data_spec, is_plain_text_file, read_plain_text
+from .data_spec import PLAIN_TEXT_SCHEMA, data_spec, is_plain_text_file, read_plain_text
 from .errors import TrainingInputError
+from .predict_options import DATA_KEYS, NO_SUMMARY, STDIO, PredictSettings
 
 logger = logging.getLogger(__name__)
-STDIO = "-"
-NO_SUMMARY = "none"  # `--summary none`
 # With several `--dataset`, each input's files in the folders named by these flags: INPUT + suffix
 # (`--output out --dataset data/test.de` writes out/test.de.hyp).
 INPUT_SUFFIXES = {
@@ -46,92 +42,6 @@ INPUT_SUFFIXES = {
     "hard_alignments": ".hard-alignments.txt",
     "summary": ".summary.json",
 }
-
-
-# Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
-# `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
-DATA_KEYS = ("dataset_config", "source_column", "target_column", "source_lang", "target_lang", "context_column")
-LANGUAGE_DEFAULT = dict.fromkeys(("source_lang", "target_lang"), "; default: the model's, from its training_info.json")
-_DATA_TYPES = typing.get_type_hints(DataSpec)
-DataFlags = dataclasses.make_dataclass(
-    "DataFlags",
-    [
-        redeclared(item, _DATA_TYPES[item.name], item.default, suffix=LANGUAGE_DEFAULT.get(item.name, ""))
-        for item in dataclasses.fields(DataSpec)
-        if item.name in DATA_KEYS
-    ],
-)
-
-
-@dataclass
-class PredictSettings(DecodingOptions, DataFlags):
-    """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`): the
-    data flags of training (`DataFlags`, from `DataSpec`), the decoding settings (`DecodingOptions`; what is
-    not given comes from the model's generation_config.json), and these."""
-
-    model: list[str] = option(
-        "a folder written by training.train (save_pretrained), or a Hub id; repeat it to decode with an ensemble "
-        "of the models (their log-probabilities averaged at each step; they must share a tokenizer, and the "
-        "decoding settings and task are the first model's)",
-        required=True,
-    )
-    dataset: list[str] = option(
-        "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt, or UTF-8 text with any other "
-        "extension, such as test.de, read as one source per line), a Hub dataset name, or - for one source per "
-        "line on stdin. Repeat it to decode several inputs with the model loaded once: --output then names an "
-        "existing folder, where each input's files are named after it (OUT/test.de.hyp, OUT/test.de.summary.json)",
-        required=True,
-    )
-    output: str = option(
-        "where the outputs go, one line per input (- for stdout); with several --dataset, an existing folder that "
-        "gets INPUT.hyp for each (INPUT: the input's file name)",
-        required=True,
-    )
-    # and the data flags of training (`DataFlags`, from `DataSpec`), then
-    split: str = option("the split of a Hub dataset to decode (a local file is read whole)", "test")
-    references: list[str] = option(
-        "a file of references, one per line, for sources without their own; with several --dataset, one per "
-        "--dataset, in their order",
-        [],
-    )
-    task: Literal["translation", "qa"] | None = option(
-        "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
-    )
-    n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)", minimum=1)
-    batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64, minimum=1)
-    max_input_tokens: int | None = option(
-        "truncate longer sources (default: the tokenizer's model_max_length)", minimum=1
-    )
-    seed: int = option("seed of sampling", 42)
-    quantize: Literal["none", "int8"] = option(
-        "int8: dynamic int8 weights in the LSTM/GRU and linear layers (CPU)", "none"
-    )
-    num_threads: int | None = option("torch threads (default: torch's own choice)", minimum=1)
-    # more outputs; with several --dataset, each names an existing folder that gets INPUT + its suffix
-    n_best_output: str | None = option(
-        "where the n-best lists go (default: OUTPUT.nbest; with several --dataset, a folder for INPUT.nbest, by "
-        "default the --output folder)"
-    )
-    alignments: str | None = option(
-        "write one JSON line per input with tokens and attention matrices here (with several --dataset, a folder "
-        "for INPUT.alignments.jsonl)"
-    )
-    hard_alignments: str | None = option(
-        "write Pharaoh i-j pairs (argmax source token per output token) here (with several --dataset, a folder for "
-        "INPUT.hard-alignments.txt)"
-    )
-    summary: str | None = option(
-        "write the JSON summary here: a file, - for stdout, or none for no summary (default: OUTPUT.summary.json "
-        "when --output is a file, none when it is -; with several --dataset, a folder for INPUT.summary.json, by "
-        "default the --output folder, or none)"
-    )
-    trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
-    compare: bool = option(
-        "with two or more --model: decode with each model on its own, alike, and write their outputs, scores and "
-        "lengths side by side (a TSV at --output) with each alignment's agreement with the first model's "
-        "(training/compare.py), instead of an ensemble",
-        False,
-    )
 
 
 def load_model_and_tokenizer(
@@ -443,12 +353,9 @@ def decode(
 
 
 __all__ = [
-    "STDIO",
-    "NO_SUMMARY",
     "PredictData",
     "INPUT_SUFFIXES",
     "PredictInput",
-    "PredictSettings",
     "check_model_paths",
     "load_model_and_tokenizer",
     "load_models",
