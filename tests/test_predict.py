@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,11 @@ from seq2seq_tools.attention import hard_alignment
 from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training import demos
-from training.data import DataSpec, load_raw, pairs_from_splits, schema_of, to_pairs
-from training.data_spec import PLAIN_TEXT_SCHEMA, read_plain_text
+from training.data import DataSpec, pairs_from_splits
+from training.errors import TrainingInputError
 from training.predict import main
-from training.prediction import one_line, write_output
+from training.predict_options import PredictSettings
+from training.prediction import _read_dataset, _read_text_file, one_line, write_output
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -454,44 +456,42 @@ def test_a_plain_text_test_set_of_any_extension_decodes_one_line_per_source_and_
     assert summary["metrics"]["chrf"] == pytest.approx(100)
 
 
-def test_a_plain_text_test_set_is_read_without_datasets_as_datasets_reads_it(tmp_path):
-    """predict reads a plain-text test set line by line (`read_plain_text`, sparing it the import of
-    `datasets`), to the sources and description that `training.data` gets through `datasets`' text
-    builder, on lines that could tell them apart: Windows and old Mac line ends, a BOM, surrounding
-    white space, empty lines, a form feed and a line separator inside a line, no final line end."""
-    path = tmp_path / "test.de"
-    path.write_bytes("\ufeffone\r\n  two\t\r\n\r\nthree\rfour\x0cfive\u2028six\n\n seven ".encode())
-    spec = DataSpec(dataset=str(path))
-    raw = load_raw(str(path), split_name="test", spec=spec)["test"]
-    schema = schema_of(raw, spec, str(path))
-    assert read_plain_text(str(path)) == list(to_pairs(raw, schema)["source"])
-    assert schema.describe() == PLAIN_TEXT_SCHEMA
+# Lines that could tell two readers apart: Windows and old Mac line ends, a BOM, white space around
+# fields, an empty line, a form feed and a line separator inside a line, three fields, no final line end.
+TRICKY_LINES = "\ufeffone\tun\r\n  two\t deux \t2\r\n\r\nthree\rfour\x0cfive\u2028six\tcinq\n\n seven\t "
 
 
-def test_a_run_on_stdin_or_plain_text_leaves_datasets_unimported(varied_folder, tmp_path):
+@pytest.mark.parametrize("name", ["test.de", "test.txt"])
+@pytest.mark.parametrize("flags", [{}, {"source_column": "a", "target_column": "b"}, {"source_column": "a"}])
+def test_a_text_file_is_read_without_datasets_as_datasets_reads_it(name, flags, tmp_path):
+    """predict reads a `.txt` or plain-text test set line by line (`_read_text_file`, sparing it the import
+    of `datasets`), to the sources, targets and description, or the error, that `training.data` gives
+    through `datasets`' text builder (`_read_dataset`)."""
+    path = tmp_path / name
+    path.write_bytes(TRICKY_LINES.encode())
+    settings = PredictSettings(model=["unused"], dataset=[str(path)], output="-", **flags)
+    if not flags:
+        assert _read_text_file(settings, {}, str(path)) == _read_dataset(settings, {}, str(path))
+        return
+    with pytest.raises(TrainingInputError) as expected:
+        _read_dataset(settings, {}, str(path))
+    with pytest.raises(TrainingInputError, match=re.escape(str(expected.value))):
+        _read_text_file(settings, {}, str(path))
+
+
+def test_a_run_on_stdin_or_a_text_file_leaves_datasets_unimported(varied_folder, tmp_path):
     """`datasets` (pyarrow and pandas with it: over half a second of the start) is imported only to read
-    a dataset: a run on stdin or on a plain-text file never needs it."""
-    (tmp_path / "test.de").write_text("red cat\ndog\n", encoding="utf-8")
+    a dataset: a run without references on stdin, a plain-text file or a `.txt` never needs it (with
+    references, the metrics library `evaluate` imports it)."""
+    for name in ("test.de", "test.txt"):
+        (tmp_path / name).write_text("red cat\ndog\n", encoding="utf-8")
     probe = "import sys; from training.predict import main; code = main(sys.argv[1:]); print(code, 'datasets' in sys.modules)"
-    for data in ("-", str(tmp_path / "test.de")):
-        arguments = [
-            "--model",
-            varied_folder,
-            "--dataset",
-            data,
-            "--output",
-            str(tmp_path / "hyp.txt"),
-            "--num-threads",
-            "1",
-        ]
+    output = str(tmp_path / "hyp.txt")
+    for data in ("-", str(tmp_path / "test.de"), str(tmp_path / "test.txt")):
+        arguments = ["--model", varied_folder, "--dataset", data, "--output", output, "--num-threads", "1"]
         result = subprocess.run(
-            [sys.executable, "-c", probe, *arguments],
-            cwd=REPO,
-            input="red cat\n",
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+            [sys.executable, "-c", probe, *arguments], cwd=REPO, input="red cat\n", capture_output=True, text=True, timeout=300
+        )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().splitlines()[-1] == "0 False", result.stdout
 

@@ -2,10 +2,10 @@
 
 `DataSpec` declares the data keys once (every field a training config key and flag; predict's data
 flags are some of them); `LOCAL_BUILDERS` names the `datasets` builder of each local file extension,
-and a file of any other extension is plain text, one source per line (`check_plain_text`,
-`read_plain_text`). `training.data` reads the data through `datasets`; these pieces live apart from
-it so that a command can declare its options, and `training.predict` read a plain-text test set,
-without waiting for `datasets`' import (pyarrow and pandas with it).
+and a file of any other extension is plain text, one source per line (`check_plain_text`).
+`training.data` reads the data through `datasets`; these pieces live apart from it so that a command
+can declare its options, and `training.predict` read a text file (`text_file_column`,
+`read_text_rows`), without waiting for `datasets`' import (pyarrow and pandas with it).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 # How much of a file of unknown extension is read to tell text from binary content.
 SNIFF_BYTES = 1 << 16
-# The schema `training.data` finds in a plain-text file (`Schema.describe()` of its one `source` column).
-PLAIN_TEXT_SCHEMA = "sources only, in 'source' (no targets)"
+# The column of a plain-text file's lines (`load_raw` renames the text builder's `text`): a lone
+# column of sources (one of `training.schema.SOURCE_COLUMNS`).
+PLAIN_TEXT_COLUMN = "source"
 
 
 @dataclass
@@ -103,17 +104,26 @@ def check_plain_text(path: str, extension: str) -> None:
         )
 
 
-def is_plain_text_file(path: str) -> bool:
-    """Whether `path` is a local file of an extension without a builder (`LOCAL_BUILDERS`): plain text."""
-    return os.path.isfile(path) and os.path.splitext(path)[1].lower() not in LOCAL_BUILDERS
-
-
-def read_plain_text(path: str) -> list[str]:
-    """The sources of a plain-text file, one per line, as `training.data.load_raw` and `to_pairs` read
-    them through `datasets` (its text builder: UTF-8, universal newlines; then each stripped), without
-    `datasets`. A start that is not UTF-8 text is refused (`check_plain_text`), and so is a bad byte later."""
+def text_file_column(path: str) -> str | None:
+    """The column a local text file is read into by `training.data.load_raw`, one row per line: `text`
+    for a `.txt` (source<TAB>target lines), `PLAIN_TEXT_COLUMN` for a file of an extension without a
+    builder (plain text); None for any other file (a table, JSON, Parquet) and for what is not a file."""
+    if not os.path.isfile(path):
+        return None
     extension = os.path.splitext(path)[1].lower()
-    check_plain_text(path, extension)
+    if extension not in LOCAL_BUILDERS:
+        return PLAIN_TEXT_COLUMN
+    builder, _ = LOCAL_BUILDERS[extension]
+    return "text" if builder == "text" else None
+
+
+def read_text_rows(path: str) -> list[str]:
+    """The rows that `datasets`' text builder reads from a local text file (`load_raw`), without `datasets`:
+    one per line, UTF-8, universal newlines, the line end dropped. A plain-text file (unknown extension)
+    whose start is not UTF-8 text is refused first (`check_plain_text`), as `load_raw` refuses it."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in LOCAL_BUILDERS:
+        check_plain_text(path, extension)
     with open(path, "rb") as handle:
         content = handle.read()
     try:
@@ -122,15 +132,15 @@ def read_plain_text(path: str) -> list[str]:
         raise TrainingInputError(
             f"{path} could not be parsed as {extension or 'a dataset'}: {type(error).__name__}: {error}"
         ) from error
-    return [line.strip() for line in io.StringIO(text, newline=None)]  # newline=None: universal newlines
+    return [line.removesuffix("\n") for line in io.StringIO(text, newline=None)]  # newline=None: universal
 
 
 __all__ = [
     "LOCAL_BUILDERS",
-    "PLAIN_TEXT_SCHEMA",
+    "PLAIN_TEXT_COLUMN",
     "DataSpec",
     "check_plain_text",
     "data_spec",
-    "is_plain_text_file",
-    "read_plain_text",
+    "read_text_rows",
+    "text_file_column",
 ]

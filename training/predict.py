@@ -12,7 +12,8 @@
 The data is read as training reads it (`training.data`: a local file in any format training accepts,
 or a Hub dataset and `--split`, with the same schema detection and column flags); a plain-text file
 of another extension (`test.de`) and `--dataset -` (stdin) hold one source per line, their
-references given by `--references`; they are read line by line, without importing `datasets`.
+references given by `--references`; these and a `.txt` are read line by line, without importing
+`datasets`.
 Decoding goes through `seq2seq_tools.generation.generate_texts`, the path training and the chatbot
 use: batches sorted by length, outputs in the input's order.
 Any `generate()` setting not given comes from the model's `generation_config.json` (the settings

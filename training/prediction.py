@@ -1,6 +1,6 @@
 """What a run of `python -m training.predict` (training/predict_run.py) and `--compare`
 (training/compare.py) share: the command's inputs and where each one's outputs go, the test sets read
-as training reads its data (a plain-text one line by line, without `datasets`), the models loaded, the
+as training reads its data (a text file line by line, without `datasets`), the models loaded, the
 decoding settings checked, the data decoded, and the outputs written. The command's settings are
 `training.predict_options.PredictSettings`.
 
@@ -28,9 +28,10 @@ from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
 
-from .data_spec import PLAIN_TEXT_SCHEMA, data_spec, is_plain_text_file, read_plain_text
+from .data_spec import DataSpec, data_spec, read_text_rows, text_file_column
 from .errors import TrainingInputError
 from .predict_options import DATA_KEYS, NO_SUMMARY, STDIO, PredictSettings
+from .schema import detect_schema, pairs_from_batch
 
 logger = logging.getLogger(__name__)
 # With several `--dataset`, each input's files in the folders named by these flags: INPUT + suffix
@@ -197,19 +198,35 @@ class PredictData:
     description: str
 
 
-def _read_dataset(settings: PredictSettings, info: dict[str, Any], dataset: str) -> tuple[list[str], list[str], str]:
-    """The sources, targets and description of `dataset` read as training reads its data (`training.data`)."""
-    # Imported here: `training.data` imports `datasets` (pyarrow and pandas with it, over half a
-    # second), which stdin and a plain-text test set, read line by line, do not need.
-    from .data import load_raw, schema_of, to_pairs
-
-    spec = data_spec(
+def _data_spec(settings: PredictSettings, info: dict[str, Any], dataset: str) -> DataSpec:
+    """How to read `dataset`: the data flags, the languages defaulting to the model's."""
+    return data_spec(
         settings,
         DATA_KEYS,
         dataset=dataset,
         source_lang=settings.source_lang or info.get("source_lang"),
         target_lang=settings.target_lang or info.get("target_lang"),
     )
+
+
+def _read_text_file(settings: PredictSettings, info: dict[str, Any], dataset: str) -> tuple[list[str], list[str], str]:
+    """The sources, targets and description of a `.txt` or plain-text `dataset` (`text_file_column`): its
+    lines read as `datasets`' text builder reads them, then the schema and pairs of `training.data`
+    (`detect_schema`, `pairs_from_batch`), without `datasets`."""
+    column = text_file_column(dataset)
+    rows = read_text_rows(dataset)
+    schema = detect_schema([column], _data_spec(settings, info, dataset))
+    pairs = pairs_from_batch({column: rows}, schema)
+    return pairs["source"], pairs["target"], f"{dataset} ({settings.split}), {schema.describe()}"
+
+
+def _read_dataset(settings: PredictSettings, info: dict[str, Any], dataset: str) -> tuple[list[str], list[str], str]:
+    """The sources, targets and description of `dataset` read as training reads its data (`training.data`)."""
+    # Imported here: `training.data` imports `datasets` (pyarrow and pandas with it, over half a
+    # second), which stdin and a text file, read line by line, do not need.
+    from .data import load_raw, schema_of, to_pairs
+
+    spec = _data_spec(settings, info, dataset)
     splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
     if settings.split not in splits:
         raise TrainingInputError(f"split {settings.split!r} not found in {dataset}; its splits are {sorted(splits)}")
@@ -220,17 +237,17 @@ def _read_dataset(settings: PredictSettings, info: dict[str, Any], dataset: str)
 
 
 def read_data(settings: PredictSettings, info: dict[str, Any], item: PredictInput) -> PredictData:
-    """The sources and references of input `item`: one source per line from stdin or a plain-text file
-    (`test.de`), else read as training reads its data (`_read_dataset`)."""
+    """The sources and references of input `item`: one source per line from stdin, else read as training
+    reads its data, a `.txt` or plain-text file (`test.de`) line by line (`_read_text_file`), any other
+    through `datasets` (`_read_dataset`)."""
     if item.dataset == STDIO:
         sources = [line.rstrip("\r\n") for line in sys.stdin]
         targets: list[str] = []
         description = "stdin, one source per line"
     elif os.path.isfile(item.dataset) and os.path.getsize(item.dataset) == 0:
         raise TrainingInputError(f"the input {item.dataset} is empty (0 bytes): there is nothing to decode")
-    elif is_plain_text_file(item.dataset):
-        sources, targets = read_plain_text(item.dataset), []
-        description = f"{item.dataset} ({settings.split}), {PLAIN_TEXT_SCHEMA}"
+    elif text_file_column(item.dataset):
+        sources, targets, description = _read_text_file(settings, info, item.dataset)
     else:
         sources, targets, description = _read_dataset(settings, info, item.dataset)
     if not sources:
