@@ -22,7 +22,8 @@ from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import read_training_info
 from seq2seq_tools.quantization import quantize_int8
 from training.evaluation import compute_metrics, load_metrics
-from training.prediction import PredictSettings, load_model_and_tokenizer, predict_inputs, read_data
+from training.predict_options import PredictSettings
+from training.prediction import load_model_and_tokenizer, predict_inputs, read_data
 
 from .common import add_threads_argument, machine_line, print_table
 

@@ -128,11 +128,11 @@ def machine_line(threads: int) -> str:
     )
 
 
-def run_measured(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run `command` in the repository to completion, its output in `log`: (wall seconds, peak RSS in MB)."""
+def run_measured(command: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> tuple[float, float]:
+    """Run `command` in `cwd` (the repository) to completion, its output in `log`: (wall seconds, peak RSS in MB)."""
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     returncode = os.waitstatus_to_exitcode(status)
     if returncode != 0:

@@ -86,6 +86,17 @@ def test_bench_predict(reverser):
     assert {(row[0], row[1]) for row in rows} == {(s, w) for s in ("greedy", "beam-5") for w in ("fp32", "int8")}
 
 
+def test_bench_startup(reverser):
+    model, _ = reverser
+    output = run_benchmark("bench_startup", "--model", str(model), "--repeats", "1", "--warmup", "0", "--lines", "3")
+    rows = table_rows(output, "what", "fastest s", "median s", "vs import transformers.modeling_utils", "peak MB")
+    assert [row[0] for row in rows] == [
+        "python -c pass", "import torch", "import transformers.modeling_utils", "import hf_seq2seq_rnn",
+        "import training.predict", "training.predict --help", "training.predict, 1 line", "training.predict, 3 lines",
+    ]  # fmt: skip
+    assert rows[2][3] == "1.00x"  # the baseline against itself
+
+
 def test_bench_model():
     output = run_benchmark("bench_model", "--threads", "1", "--steps", "1", "--batch", "2", "--vocab-size", "100")
     assert table_rows(output, "training", "target tok/s", "GFLOP/s", "of ceiling", "peak MB")

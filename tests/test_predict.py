@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,10 @@ from seq2seq_tools.generation import encode_texts, generate_texts
 from seq2seq_tools.quantization import quantize_int8
 from training import demos
 from training.data import DataSpec, pairs_from_splits
+from training.errors import TrainingInputError
 from training.predict import main
-from training.prediction import one_line, write_output
+from training.predict_options import PredictSettings
+from training.prediction import _read_dataset, _read_text_file, one_line, write_output
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -453,6 +456,46 @@ def test_a_plain_text_test_set_of_any_extension_decodes_one_line_per_source_and_
     assert summary["metrics"]["chrf"] == pytest.approx(100)
 
 
+# Lines that could tell two readers apart: Windows and old Mac line ends, a BOM, white space around
+# fields, an empty line, a form feed and a line separator inside a line, three fields, no final line end.
+TRICKY_LINES = "\ufeffone\tun\r\n  two\t deux \t2\r\n\r\nthree\rfour\x0cfive\u2028six\tcinq\n\n seven\t "
+
+
+@pytest.mark.parametrize("name", ["test.de", "test.txt"])
+@pytest.mark.parametrize("flags", [{}, {"source_column": "a", "target_column": "b"}, {"source_column": "a"}])
+def test_a_text_file_is_read_without_datasets_as_datasets_reads_it(name, flags, tmp_path):
+    """predict reads a `.txt` or plain-text test set line by line (`_read_text_file`, sparing it the import
+    of `datasets`), to the sources, targets and description, or the error, that `training.data` gives
+    through `datasets`' text builder (`_read_dataset`)."""
+    path = tmp_path / name
+    path.write_bytes(TRICKY_LINES.encode())
+    settings = PredictSettings(model=["unused"], dataset=[str(path)], output="-", **flags)
+    if not flags:
+        assert _read_text_file(settings, {}, str(path)) == _read_dataset(settings, {}, str(path))
+        return
+    with pytest.raises(TrainingInputError) as expected:
+        _read_dataset(settings, {}, str(path))
+    with pytest.raises(TrainingInputError, match=re.escape(str(expected.value))):
+        _read_text_file(settings, {}, str(path))
+
+
+def test_a_run_on_stdin_or_a_text_file_leaves_datasets_unimported(varied_folder, tmp_path):
+    """`datasets` (pyarrow and pandas with it: over half a second of the start) is imported only to read
+    a dataset: a run without references on stdin, a plain-text file or a `.txt` never needs it (with
+    references, the metrics library `evaluate` imports it)."""
+    for name in ("test.de", "test.txt"):
+        (tmp_path / name).write_text("red cat\ndog\n", encoding="utf-8")
+    probe = "import sys; from training.predict import main; code = main(sys.argv[1:]); print(code, 'datasets' in sys.modules)"
+    output = str(tmp_path / "hyp.txt")
+    for data in ("-", str(tmp_path / "test.de"), str(tmp_path / "test.txt")):
+        arguments = ["--model", varied_folder, "--dataset", data, "--output", output, "--num-threads", "1"]
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *arguments], cwd=REPO, input="red cat\n", capture_output=True, text=True, timeout=300
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "0 False", result.stdout
+
+
 def test_summary_goes_to_a_file_to_stdout_or_nowhere(varied_folder, tmp_path, capsys):
     (tmp_path / "test.de").write_text("red cat\ndog\n", encoding="utf-8")
     output = tmp_path / "hyp.txt"
@@ -486,7 +529,7 @@ def write_inputs(folder: Path) -> list[str]:
 @pytest.fixture
 def counted_loads(monkeypatch) -> list[list[str]]:
     """The `--model` lists the command loads, each time it loads models."""
-    import training.predict
+    import training.predict_run
     from training.prediction import load_models
 
     loads = []
@@ -495,7 +538,7 @@ def counted_loads(monkeypatch) -> list[list[str]]:
         loads.append(list(paths))
         return load_models(paths, *arguments)
 
-    monkeypatch.setattr(training.predict, "load_models", counting)
+    monkeypatch.setattr(training.predict_run, "load_models", counting)
     return loads
 
 
@@ -611,14 +654,14 @@ SEVERAL_BAD = [
 def test_bad_several_inputs_exit_2_with_one_line_before_the_model_loads(
     name, varied_folder, tmp_path, monkeypatch, capsys
 ):
-    import training.predict
+    import training.predict_run
 
     arguments, message = several_bad_cases(tmp_path, varied_folder)[name]
 
     def refused(*_):
         raise AssertionError("the model was loaded before the bad input was found")
 
-    monkeypatch.setattr(training.predict, "load_models", refused)
+    monkeypatch.setattr(training.predict_run, "load_models", refused)
     before = file_times(tmp_path)
     assert main([*arguments, "--num-threads", "1"]) == 2
     error = capsys.readouterr().err
@@ -664,3 +707,15 @@ def test_importing_the_command_leaves_the_metrics_library_for_runs_with_referenc
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_the_command_line_is_read_before_torch_and_transformers_are_imported():
+    """`--help` and a bad flag answer at once: the options (`training.predict_options`) need neither
+    torch, transformers nor `datasets`, which the run imports once the command line is read (seconds)."""
+    probe = (
+        "import sys, training.predict; training.predict.build_parser(); "
+        "print(sorted(name for name in ('torch', 'transformers', 'datasets') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,6 +1,6 @@
 """A `--streaming` run resumes where it stopped, without reading the rows it consumed again.
 
-Every row read passes through `training.data._pairs_from_batch`; the tests wrap it to record the rows
+Every row read passes through `training.data.pairs_from_batch`; the tests wrap it to record the rows
 (`rows_read`). A stream saved at any row and resumed in a fresh pipeline yields the rest of the same
 order, and the two sessions together read what one uninterrupted pass reads: no row twice.
 Then real runs: a killed streaming run resumes to the same weights, one and two processes, and a
@@ -52,13 +52,13 @@ BUFFER = 32
 def rows_read(monkeypatch) -> list[tuple]:
     """Each row read from the data, in order, as the tuple of its column values."""
     read: list[tuple] = []
-    pairs_from_batch = training.data._pairs_from_batch
+    pairs_from_batch = training.data.pairs_from_batch
 
     def recording(batch, schema):
         read.extend(tuple(map(str, row)) for row in zip(*batch.values(), strict=True))
         return pairs_from_batch(batch, schema)
 
-    monkeypatch.setattr(training.data, "_pairs_from_batch", recording)
+    monkeypatch.setattr(training.data, "pairs_from_batch", recording)
     return read
 
 

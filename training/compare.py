@@ -32,10 +32,9 @@ from seq2seq_tools.generation import Generated
 
 from .errors import TrainingInputError
 from .evaluation import compute_metrics, load_metrics
+from .predict_options import STDIO, PredictSettings
 from .prediction import (
-    STDIO,
     PredictData,
-    PredictSettings,
     check_writable,
     cpu_description,
     decode,

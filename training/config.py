@@ -40,7 +40,7 @@ from seq2seq_tools.options import (
 from seq2seq_tools.tasks import TASKS
 
 from . import demos
-from .data import DataSpec
+from .data_spec import DataSpec
 from .demos import DEMO_LANGUAGES, DEMOS
 from .errors import TrainingInputError
 from .prepare import OVERLONG_POLICIES

@@ -8,31 +8,23 @@ line (further tab-separated fields, such as Tatoeba's attribution, are ignored).
 with any other extension (`test.de`, `newstest2014.en`) holds one source per line and no targets:
 `training.predict` decodes it (the references come from `--references`); training refuses it.
 
-Schemas, each reduced to the two string columns `source` and `target`:
+The schemas (`training.schema`) turn the rows of any supported layout into pairs; `schema_of`
+detects the schema of a loaded dataset and `to_pairs` applies it.
 
-    translation    {"translation": {"en": ..., "fr": ...}}          (opus_books, wmt, tatoeba_mt)
-    columns        two named columns, e.g. Q and A, or source and target
-    squad          question, answers.text (first answer), optional context  (SQuAD)
-    conversation   a list of turns; consecutive turns become pairs   (chatterbot, ShareGPT-like)
-    text_pairs     a single `text` column of `source<TAB>target` lines
-    sources        a single `source` (or `src`, `question`, ...) column: sources without targets
-
-`detect_schema` picks one from the column names where that is unambiguous; otherwise it raises
-`TrainingInputError` naming the columns found and the flags to pass.
+What to read (`DataSpec`, the data keys) and the builder of each local file extension
+(`LOCAL_BUILDERS`) are declared in `training.data_spec`; like `training.schema`, it does not import
+`datasets`.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import dataclasses
 import itertools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -40,129 +32,19 @@ import datasets
 import pyarrow.compute
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 
-from seq2seq_tools.options import option
-
+from .data_spec import LOCAL_BUILDERS, PLAIN_TEXT_COLUMN, DataSpec, check_plain_text, data_spec
 from .errors import TrainingInputError
+from .schema import KNOWN_COLUMN_PAIRS, Schema, conversation_pairs, detect_schema, pairs_from_batch
 from .stream import one_row
 
 logger = logging.getLogger(__name__)
 
-# Builder and its arguments for each local file extension. A `.tsv` has no quoting (sentences
-# contain quotes) and, like a `.csv`, a header row unless its first row is a pair (`has_header`);
-# a `.txt` is read as lines and split on the first tab. Other extensions: plain text (`local_reader`).
-LOCAL_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-    ".txt": ("text", {}),
-}
 # A .csv or .tsv read without a header row gets these column names.
 HEADERLESS_COLUMNS = ["source", "target"]
-# How much of a local file is read to tell a header from a first pair, and text from binary content.
+# How much of a local .csv or .tsv is read to tell a header from a first pair.
 SNIFF_ROWS = 200
-SNIFF_BYTES = 1 << 16
 # A first row of two such bare words (`english french`, `Q A`) rather names columns than holds a pair.
 COLUMN_NAME = re.compile(r"[^\W\d]\w*")
-# Column-name pairs recognised without flags, in order of preference (compared case-insensitively).
-KNOWN_COLUMN_PAIRS = [
-    ("source", "target"),
-    ("src", "tgt"),
-    ("question", "answer"),
-    ("q", "a"),
-    ("input", "output"),
-    ("prompt", "response"),
-    ("query", "response"),
-    ("instruction", "output"),
-]
-CONVERSATION_COLUMNS = ("conversation", "conversations", "messages", "dialog", "dialogue", "turns", "utterances")
-TURN_TEXT_KEYS = ("content", "value", "text")
-TURN_ROLE_KEYS = ("role", "from", "speaker")
-ANSWER_ROLES = ("assistant", "gpt", "bot", "model")
-# A lone column of one of these names holds sources without targets (a test set to decode).
-SOURCE_COLUMNS = tuple(dict.fromkeys(source for source, _ in KNOWN_COLUMN_PAIRS))
-
-
-@dataclass
-class DataSpec:
-    """What to load and how to read it; every field is also a training config key (`--help` shows each)."""
-
-    dataset: str = option(
-        "a Hub dataset name or a local file (.csv .tsv .json .jsonl .parquet, or source<TAB>target .txt); a .csv "
-        "or .tsv has a header row unless its first row is a pair",
-        dataclasses.MISSING,
-    )
-    dataset_config: str | None = option("the Hub configuration name (e.g. en-fr for Helsinki-NLP/opus_books)", None)
-    train_split: str = option("the split to train on", "train")
-    validation_split: str | None = option(
-        'the split to validate on; null: "validation" when the data has one, else held out of the training split', None
-    )
-    validation_file: str | None = option("a separate local file of validation pairs (same formats as --dataset)", None)
-    target_file: str | None = option(
-        "a plain-text file of targets, one per line, for a --dataset file of sources one per line (train.de with "
-        "train.en, the layout of WMT and OPUS corpora); the two must have as many lines",
-        None,
-    )
-    validation_size: float = option(
-        "pairs held out for validation when there is no validation split: a count, or a fraction if below 1",
-        0.05,
-        above=0,
-    )
-    source_column: str | None = option(
-        "source column of two-column data (found alone for source/target, src/tgt, question/answer, Q/A, ...)", None
-    )
-    target_column: str | None = option("target column of two-column data", None)
-    source_lang: str | None = option('source language of a "translation" column (found alone when it holds two)', None)
-    target_lang: str | None = option('target language of a "translation" column', None)
-    context_column: str | None = option(
-        'with SQuAD-style data, a column prepended to the question ("question: ... context: ...")', None
-    )
-    streaming: bool = option(
-        "read the data as an IterableDataset, for corpora larger than memory (needs --max-steps)", False
-    )
-    seed: int = option("the seed of initialization, data order, the validation split and the streaming shuffle", 42)
-
-
-def data_spec(settings: object, keys: Iterable[str] | None = None, **given: Any) -> DataSpec:
-    """The `DataSpec` of a command's settings: each field in `keys` (default: all of them) from the
-    attribute of `settings` of the same name (a `TrainingConfig` has every one; predict's settings
-    those that say how to read a test set), then `given` over them; any other field at its default."""
-    names = [item.name for item in dataclasses.fields(DataSpec)] if keys is None else list(keys)
-    return DataSpec(**{**{name: getattr(settings, name) for name in names}, **given})
-
-
-@dataclass(frozen=True)
-class Schema:
-    """How rows of a dataset become pairs.
-
-    Args:
-        kind: one of "translation", "columns", "squad", "conversation", "text_pairs", "sources".
-        source: the source column (columns, squad, sources) or language (translation).
-        target: the target column (columns, squad) or language (translation).
-        column: the column holding the nested data (translation, conversation, text_pairs).
-        context: the optional context column of the squad schema.
-    """
-
-    kind: str
-    source: str | None = None
-    target: str | None = None
-    column: str | None = None
-    context: str | None = None
-
-    def describe(self) -> str:
-        if self.kind == "translation":
-            return f"translation column {self.column!r}: {self.source} -> {self.target}"
-        if self.kind == "columns":
-            return f"columns {self.source!r} -> {self.target!r}"
-        if self.kind == "squad":
-            with_context = f" with context {self.context!r}" if self.context else ""
-            return f"SQuAD-style {self.source!r}{with_context} -> {self.target!r}.text"
-        if self.kind == "conversation":
-            return f"conversation turns in {self.column!r}"
-        if self.kind == "sources":
-            return f"sources only, in {self.source!r} (no targets)"
-        return f"tab-separated pairs in {self.column!r}"
 
 
 def load_raw(
@@ -206,7 +88,7 @@ def load_raw(
     except Exception as error:  # pyarrow and pandas parse errors have no common base class
         raise _parse_error(name_or_path, extension, error) from error
     if looks_local and extension not in LOCAL_BUILDERS:  # plain text: each line is a source
-        loaded = loaded.rename_column("text", SOURCE_COLUMNS[0])
+        loaded = loaded.rename_column("text", PLAIN_TEXT_COLUMN)
     return loaded
 
 
@@ -282,7 +164,7 @@ def local_reader(path: str, spec: DataSpec | None = None) -> tuple[str, dict[str
     """
     extension = os.path.splitext(path)[1].lower()
     if extension not in LOCAL_BUILDERS:
-        _check_plain_text(path, extension)
+        check_plain_text(path, extension)
         return "text", {}
     builder, arguments = LOCAL_BUILDERS[extension]
     if builder == "csv" and not has_header(path, arguments, spec):
@@ -318,22 +200,6 @@ def has_header(path: str, csv_arguments: dict[str, Any], spec: DataSpec | None =
     if spec is not None and {spec.source_lang, spec.target_lang} == set(first):
         return True
     return all(COLUMN_NAME.fullmatch(name) for name in first)
-
-
-def _check_plain_text(path: str, extension: str) -> None:
-    """Refuse a file of unknown extension whose start is not UTF-8 text (a NUL byte or an invalid sequence)."""
-    with open(path, "rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
-        text = b"\x00" not in head
-    except UnicodeDecodeError:
-        text = False
-    if not text:
-        raise TrainingInputError(
-            f"cannot read {path}: unknown extension {extension!r} and not UTF-8 text (binary content); use one of "
-            f"{', '.join(LOCAL_BUILDERS)}, or UTF-8 plain text with one sentence per line"
-        )
 
 
 def _parse_error(path: str, extension: str, error: BaseException) -> TrainingInputError:
@@ -380,67 +246,6 @@ def column_names(dataset: Dataset | IterableDataset) -> list[str]:
     return list(first) if first is not None else []
 
 
-def _lower_map(columns: list[str]) -> dict[str, str]:
-    return {column.lower(): column for column in columns}
-
-
-def detect_schema(columns: list[str], spec: DataSpec, features: datasets.Features | None = None) -> Schema:
-    """The schema of a dataset with these columns, from the flags in `spec` or else the names.
-
-    Raises:
-        TrainingInputError: a named column is missing, or no schema fits unambiguously.
-    """
-    found = ", ".join(map(repr, columns)) or "none"
-    if spec.source_column or spec.target_column:
-        if not (spec.source_column and spec.target_column):
-            raise TrainingInputError("pass both --source-column and --target-column")
-        for flag, column in (("--source-column", spec.source_column), ("--target-column", spec.target_column)):
-            if column not in columns:
-                raise TrainingInputError(f"{flag} {column!r} is not a column of the data; the columns are {found}")
-        if spec.context_column and spec.context_column not in columns:
-            raise TrainingInputError(
-                f"--context-column {spec.context_column!r} is not a column; the columns are {found}"
-            )
-        return Schema("columns", source=spec.source_column, target=spec.target_column, context=spec.context_column)
-    lower = _lower_map(columns)
-    if "translation" in lower:
-        column = lower["translation"]
-        languages = _translation_languages(features, column)
-        pair = languages if len(languages) == 2 else [None, None]
-        source = spec.source_lang or (pair[1] if spec.target_lang == pair[0] else pair[0])
-        target = spec.target_lang or (pair[0] if source == pair[1] else pair[1])
-        if not (source and target):
-            raise TrainingInputError(
-                f"the {column!r} column holds languages {languages or 'unknown'}; pass --source-lang and --target-lang"
-            )
-        for flag, language in (("--source-lang", source), ("--target-lang", target)):
-            if languages and language not in languages:
-                raise TrainingInputError(f"{flag} {language!r} is not in the data; its languages are {languages}")
-        return Schema("translation", source=source, target=target, column=column)
-    if "question" in lower and "answers" in lower:
-        context = spec.context_column
-        if context and context not in columns:
-            raise TrainingInputError(f"--context-column {context!r} is not a column; the columns are {found}")
-        return Schema("squad", source=lower["question"], target=lower["answers"], context=context)
-    for name in CONVERSATION_COLUMNS:
-        if name in lower:
-            return Schema("conversation", column=lower[name])
-    if spec.source_lang and spec.target_lang and spec.source_lang in columns and spec.target_lang in columns:
-        return Schema("columns", source=spec.source_lang, target=spec.target_lang)
-    for source, target in KNOWN_COLUMN_PAIRS:
-        if source in lower and target in lower:
-            return Schema("columns", source=lower[source], target=lower[target])
-    if columns == ["text"]:
-        return Schema("text_pairs", column="text")
-    if len(columns) == 1 and columns[0].lower() in SOURCE_COLUMNS:
-        return Schema("sources", source=columns[0])
-    raise TrainingInputError(
-        f"cannot tell which columns hold the pairs; the columns are {found}. Pass --source-column and "
-        "--target-column (two text columns), or --source-lang and --target-lang (a 'translation' column), "
-        "or use a 'question'/'answers' (SQuAD) or 'conversations' (list of turns) column."
-    )
-
-
 def schema_of(dataset: Dataset | IterableDataset, spec: DataSpec, source: str) -> Schema:
     """`detect_schema` of a loaded dataset. When it fails on a local `.csv` or `.tsv`, whose first row
     was then read as a header (`has_header`), the message says so and how to pass a file without one."""
@@ -457,75 +262,6 @@ def schema_of(dataset: Dataset | IterableDataset, spec: DataSpec, source: str) -
             f"the first row of {source} was read as a header (column names), and {problem}. If that row is "
             f"a pair (the file has no header), put a line source{separator}target above it{rename}"
         ) from error
-
-
-def _translation_languages(features: datasets.Features | None, column: str) -> list[str]:
-    feature = features.get(column) if features else None
-    if isinstance(feature, datasets.Translation):
-        return list(feature.languages)
-    if isinstance(feature, dict):
-        return list(feature)
-    return []
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _turn_text_and_role(turn: Any) -> tuple[str, str | None]:
-    if isinstance(turn, dict):
-        text = next((turn[key] for key in TURN_TEXT_KEYS if key in turn), "")
-        role = next((turn[key] for key in TURN_ROLE_KEYS if key in turn), None)
-        return _text(text), role
-    return _text(turn), None
-
-
-def conversation_pairs(turns: list[Any] | None) -> list[tuple[str, str]]:
-    """Consecutive turns as (prompt, reply) pairs. With roles, only turns answered by an assistant
-    role (`assistant`, `gpt`, `bot`, `model`) pair up; without roles, every turn answers the previous."""
-    parsed = [_turn_text_and_role(turn) for turn in turns or []]
-    pairs = []
-    for (prompt, prompt_role), (reply, reply_role) in zip(parsed, parsed[1:], strict=False):
-        if reply_role is not None and (str(reply_role).lower() not in ANSWER_ROLES or prompt_role == reply_role):
-            continue
-        pairs.append((prompt, reply))
-    return pairs
-
-
-def _pairs_from_batch(batch: dict[str, list[Any]], schema: Schema) -> dict[str, list[str]]:
-    """Batched `datasets.map` function: rows of any schema to `source` and `target` lists."""
-    sources: list[str] = []
-    targets: list[str] = []
-    if schema.kind == "translation":
-        for row in batch[schema.column]:
-            row = row or {}
-            sources.append(_text(row.get(schema.source)))
-            targets.append(_text(row.get(schema.target)))
-    elif schema.kind == "columns" or schema.kind == "squad":
-        contexts = batch[schema.context] if schema.context else [None] * len(batch[schema.source])
-        for source, target, context in zip(batch[schema.source], batch[schema.target], contexts, strict=True):
-            if schema.kind == "squad":
-                answers = (target or {}).get("text") or []
-                target = answers[0] if answers else ""  # unanswerable questions become empty rows
-            source = _text(source)
-            if context:
-                source = f"question: {source} context: {_text(context)}"
-            sources.append(source)
-            targets.append(_text(target))
-    elif schema.kind == "conversation":
-        for turns in batch[schema.column]:
-            for prompt, reply in conversation_pairs(turns):
-                sources.append(prompt)
-                targets.append(reply)
-    elif schema.kind == "sources":
-        sources = [_text(source) for source in batch[schema.source]]
-        targets = [""] * len(sources)
-    else:  # text_pairs
-        for line in batch[schema.column]:
-            fields = (line or "").split("\t")
-            sources.append(_text(fields[0]))
-            targets.append(_text(fields[1]) if len(fields) > 1 else "")
-    return {"source": sources, "target": targets}
 
 
 def report_extra_fields(dataset: Dataset, column: str, source: str) -> int:
@@ -547,7 +283,7 @@ def to_pairs(dataset: Dataset | IterableDataset, schema: Schema) -> Dataset | It
     columns = column_names(dataset)
     features = datasets.Features({"source": datasets.Value("string"), "target": datasets.Value("string")})
     arguments: dict[str, Any] = {"batched": True, "remove_columns": columns, "features": features}
-    function = partial(_pairs_from_batch, schema=schema)
+    function = partial(pairs_from_batch, schema=schema)
     if isinstance(dataset, Dataset):
         arguments["desc"] = "Reading pairs"
     else:
@@ -590,7 +326,7 @@ def parallel_files(source_path: str, target_path: str, split_name: str) -> Datas
     for flag, path in (("--dataset", source_path), ("--target-file", target_path)):
         if not os.path.isfile(path):
             raise TrainingInputError(f"{flag} {path}: file not found")
-        _check_plain_text(path, os.path.splitext(path)[1])
+        check_plain_text(path, os.path.splitext(path)[1])
         with open(path, encoding="utf-8-sig") as handle:
             lines[flag] = [line.rstrip("\r\n") for line in handle]
     sources, targets = lines["--dataset"], lines["--target-file"]

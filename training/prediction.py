@@ -1,22 +1,22 @@
-"""What `python -m training.predict` and `--compare` (training/compare.py) share: the command's
-settings, its inputs and where each one's outputs go, the test sets read as training reads its data,
-the models loaded, the decoding settings checked, the data decoded, and the outputs written.
+"""What a run of `python -m training.predict` (training/predict_run.py) and `--compare`
+(training/compare.py) share: the command's inputs and where each one's outputs go, the test sets read
+as training reads its data (a text file line by line, without `datasets`), the models loaded, the
+decoding settings checked, the data decoded, and the outputs written. The command's settings are
+`training.predict_options.PredictSettings`.
 
-The command (`training.predict`) and the comparison (`training.compare`) both import this module, and
-it imports neither, so imports run one way: predict -> compare -> prediction.
+The run (`training.predict_run`) and the comparison (`training.compare`) both import this module, and
+it imports neither, so imports run one way: predict -> predict_run -> compare -> prediction -> predict_options.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
 import tempfile
 import time
-import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import transformers
@@ -25,17 +25,15 @@ from tqdm.auto import tqdm
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
-from seq2seq_tools.decoding_options import DecodingOptions
 from seq2seq_tools.ensemble import ensemble_of
 from seq2seq_tools.generation import Generated, generate_texts
-from seq2seq_tools.options import option, redeclared
 
-from .data import DataSpec, data_spec, load_raw, schema_of, to_pairs
+from .data_spec import DataSpec, data_spec, read_text_rows, text_file_column
 from .errors import TrainingInputError
+from .predict_options import DATA_KEYS, NO_SUMMARY, STDIO, PredictSettings
+from .schema import detect_schema, pairs_from_batch
 
 logger = logging.getLogger(__name__)
-STDIO = "-"
-NO_SUMMARY = "none"  # `--summary none`
 # With several `--dataset`, each input's files in the folders named by these flags: INPUT + suffix
 # (`--output out --dataset data/test.de` writes out/test.de.hyp).
 INPUT_SUFFIXES = {
@@ -45,92 +43,6 @@ INPUT_SUFFIXES = {
     "hard_alignments": ".hard-alignments.txt",
     "summary": ".summary.json",
 }
-
-
-# Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
-# `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
-DATA_KEYS = ("dataset_config", "source_column", "target_column", "source_lang", "target_lang", "context_column")
-LANGUAGE_DEFAULT = dict.fromkeys(("source_lang", "target_lang"), "; default: the model's, from its training_info.json")
-_DATA_TYPES = typing.get_type_hints(DataSpec)
-DataFlags = dataclasses.make_dataclass(
-    "DataFlags",
-    [
-        redeclared(item, _DATA_TYPES[item.name], item.default, suffix=LANGUAGE_DEFAULT.get(item.name, ""))
-        for item in dataclasses.fields(DataSpec)
-        if item.name in DATA_KEYS
-    ],
-)
-
-
-@dataclass
-class PredictSettings(DecodingOptions, DataFlags):
-    """The options of `python -m training.predict`; each field is a flag (`num_beams` -> `--num-beams`): the
-    data flags of training (`DataFlags`, from `DataSpec`), the decoding settings (`DecodingOptions`; what is
-    not given comes from the model's generation_config.json), and these."""
-
-    model: list[str] = option(
-        "a folder written by training.train (save_pretrained), or a Hub id; repeat it to decode with an ensemble "
-        "of the models (their log-probabilities averaged at each step; they must share a tokenizer, and the "
-        "decoding settings and task are the first model's)",
-        required=True,
-    )
-    dataset: list[str] = option(
-        "the test data: a local file (.tsv, .csv, .json, .jsonl, .parquet, .txt, or UTF-8 text with any other "
-        "extension, such as test.de, read as one source per line), a Hub dataset name, or - for one source per "
-        "line on stdin. Repeat it to decode several inputs with the model loaded once: --output then names an "
-        "existing folder, where each input's files are named after it (OUT/test.de.hyp, OUT/test.de.summary.json)",
-        required=True,
-    )
-    output: str = option(
-        "where the outputs go, one line per input (- for stdout); with several --dataset, an existing folder that "
-        "gets INPUT.hyp for each (INPUT: the input's file name)",
-        required=True,
-    )
-    # and the data flags of training (`DataFlags`, from `DataSpec`), then
-    split: str = option("the split of a Hub dataset to decode (a local file is read whole)", "test")
-    references: list[str] = option(
-        "a file of references, one per line, for sources without their own; with several --dataset, one per "
-        "--dataset, in their order",
-        [],
-    )
-    task: Literal["translation", "qa"] | None = option(
-        "the metrics: BLEU and chrF (translation) or exact match and token F1 (qa); default: the model's task"
-    )
-    n_best: int | None = option("write the K best hypotheses per input with their scores (K <= --num-beams)", minimum=1)
-    batch_size: int = option("sources per generate() call (batches hold sources of similar length)", 64, minimum=1)
-    max_input_tokens: int | None = option(
-        "truncate longer sources (default: the tokenizer's model_max_length)", minimum=1
-    )
-    seed: int = option("seed of sampling", 42)
-    quantize: Literal["none", "int8"] = option(
-        "int8: dynamic int8 weights in the LSTM/GRU and linear layers (CPU)", "none"
-    )
-    num_threads: int | None = option("torch threads (default: torch's own choice)", minimum=1)
-    # more outputs; with several --dataset, each names an existing folder that gets INPUT + its suffix
-    n_best_output: str | None = option(
-        "where the n-best lists go (default: OUTPUT.nbest; with several --dataset, a folder for INPUT.nbest, by "
-        "default the --output folder)"
-    )
-    alignments: str | None = option(
-        "write one JSON line per input with tokens and attention matrices here (with several --dataset, a folder "
-        "for INPUT.alignments.jsonl)"
-    )
-    hard_alignments: str | None = option(
-        "write Pharaoh i-j pairs (argmax source token per output token) here (with several --dataset, a folder for "
-        "INPUT.hard-alignments.txt)"
-    )
-    summary: str | None = option(
-        "write the JSON summary here: a file, - for stdout, or none for no summary (default: OUTPUT.summary.json "
-        "when --output is a file, none when it is -; with several --dataset, a folder for INPUT.summary.json, by "
-        "default the --output folder, or none)"
-    )
-    trust_remote_code: bool = option("run the model folder's own code to load a model type this package lacks", False)
-    compare: bool = option(
-        "with two or more --model: decode with each model on its own, alike, and write their outputs, scores and "
-        "lengths side by side (a TSV at --output) with each alignment's agreement with the first model's "
-        "(training/compare.py), instead of an ensemble",
-        False,
-    )
 
 
 def load_model_and_tokenizer(
@@ -286,33 +198,58 @@ class PredictData:
     description: str
 
 
+def _data_spec(settings: PredictSettings, info: dict[str, Any], dataset: str) -> DataSpec:
+    """How to read `dataset`: the data flags, the languages defaulting to the model's."""
+    return data_spec(
+        settings,
+        DATA_KEYS,
+        dataset=dataset,
+        source_lang=settings.source_lang or info.get("source_lang"),
+        target_lang=settings.target_lang or info.get("target_lang"),
+    )
+
+
+def _read_text_file(settings: PredictSettings, info: dict[str, Any], dataset: str) -> tuple[list[str], list[str], str]:
+    """The sources, targets and description of a `.txt` or plain-text `dataset` (`text_file_column`): its
+    lines read as `datasets`' text builder reads them, then the schema and pairs of `training.data`
+    (`detect_schema`, `pairs_from_batch`), without `datasets`."""
+    column = text_file_column(dataset)
+    rows = read_text_rows(dataset)
+    schema = detect_schema([column], _data_spec(settings, info, dataset))
+    pairs = pairs_from_batch({column: rows}, schema)
+    return pairs["source"], pairs["target"], f"{dataset} ({settings.split}), {schema.describe()}"
+
+
+def _read_dataset(settings: PredictSettings, info: dict[str, Any], dataset: str) -> tuple[list[str], list[str], str]:
+    """The sources, targets and description of `dataset` read as training reads its data (`training.data`)."""
+    # Imported here: `training.data` imports `datasets` (pyarrow and pandas with it, over half a
+    # second), which stdin and a text file, read line by line, do not need.
+    from .data import load_raw, schema_of, to_pairs
+
+    spec = _data_spec(settings, info, dataset)
+    splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
+    if settings.split not in splits:
+        raise TrainingInputError(f"split {settings.split!r} not found in {dataset}; its splits are {sorted(splits)}")
+    raw = splits[settings.split]
+    schema = schema_of(raw, spec, dataset)
+    pairs = to_pairs(raw, schema)
+    return list(pairs["source"]), list(pairs["target"]), f"{dataset} ({settings.split}), {schema.describe()}"
+
+
 def read_data(settings: PredictSettings, info: dict[str, Any], item: PredictInput) -> PredictData:
-    """The sources and references of input `item`, read as training reads its data (or one source per
-    stdin line)."""
+    """The sources and references of input `item`: one source per line from stdin, else read as training
+    reads its data, a `.txt` or plain-text file (`test.de`) line by line (`_read_text_file`), any other
+    through `datasets` (`_read_dataset`)."""
     if item.dataset == STDIO:
         sources = [line.rstrip("\r\n") for line in sys.stdin]
         targets: list[str] = []
         description = "stdin, one source per line"
+    elif os.path.isfile(item.dataset) and os.path.getsize(item.dataset) == 0:
+        raise TrainingInputError(f"the input {item.dataset} is empty (0 bytes): there is nothing to decode")
+    elif text_file_column(item.dataset):
+        sources, targets, description = _read_text_file(settings, info, item.dataset)
     else:
-        spec = data_spec(
-            settings,
-            DATA_KEYS,
-            dataset=item.dataset,
-            source_lang=settings.source_lang or info.get("source_lang"),
-            target_lang=settings.target_lang or info.get("target_lang"),
-        )
-        if os.path.isfile(item.dataset) and os.path.getsize(item.dataset) == 0:
-            raise TrainingInputError(f"the input {item.dataset} is empty (0 bytes): there is nothing to decode")
-        splits = load_raw(spec.dataset, spec.dataset_config, streaming=False, split_name=settings.split, spec=spec)
-        if settings.split not in splits:
-            raise TrainingInputError(
-                f"split {settings.split!r} not found in {item.dataset}; its splits are {sorted(splits)}"
-            )
-        raw = splits[settings.split]
-        schema = schema_of(raw, spec, item.dataset)
-        pairs = to_pairs(raw, schema)
-        sources, targets = list(pairs["source"]), list(pairs["target"])
-        description = f"{item.dataset} ({settings.split}), {schema.describe()}"
+        sources, targets, description = _read_dataset(settings, info, item.dataset)
     if not sources:
         raise TrainingInputError(f"the input {item.dataset} is empty: there is nothing to decode")
     if item.references:
@@ -433,12 +370,9 @@ def decode(
 
 
 __all__ = [
-    "STDIO",
-    "NO_SUMMARY",
     "PredictData",
     "INPUT_SUFFIXES",
     "PredictInput",
-    "PredictSettings",
     "check_model_paths",
     "load_model_and_tokenizer",
     "load_models",

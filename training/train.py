@@ -60,7 +60,7 @@ from seq2seq_tools.machine import choose_threads, describe_cpu, has_accelerator
 
 from . import checkpoints, demos, schedules
 from .config import TrainingConfig, parse_config
-from .data import Schema, data_spec, load_pairs, pairs_from_splits
+from .data import data_spec, load_pairs, pairs_from_splits
 from .ema import WeightAverage
 from .errors import TrainingDivergedError, TrainingInputError, run_command
 from .evaluation import EvaluationResult, attention_heatmap, evaluate_model, load_metrics
@@ -78,6 +78,7 @@ from .prepare import (
     tokenize_pairs,
 )
 from .progress import RunningTotals, TrainingClock, TrainingProgress
+from .schema import Schema
 from .shortlist import learn_shortlist, sample_indices
 from .stream import ShuffledStream, check_stream_settings, stream_settings
 
