@@ -306,7 +306,13 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
 ):
     gradio_client = pytest.importorskip("gradio_client", reason="gradio_client is not installed (the [chat] extra)")
     from benchmarks.chatbot_server import ChatbotServer
-    from chatbot.inference import DecodingSettings, generate_reply, load_served_ensemble, load_served_model
+    from chatbot.inference import (
+        DecodingSettings,
+        generate_reply,
+        load_served_ensemble,
+        load_served_model,
+        stream_reply,
+    )
 
     members = [str(tiny_model_dir), str(second_reverser)]
     server = ChatbotServer(
@@ -329,11 +335,17 @@ def test_the_chatbot_serves_an_ensemble_that_replies_streams_and_shows_the_mean_
         each = [teacher_forced_attention(load_served_model(path), message, expected.token_ids) for path in members]
         np.testing.assert_allclose(attention["weights"], (each[0] + each[1]) / 2, atol=1e-4)
         assert np.abs(each[0] - each[1]).max() > 0.05
-        # Greedy search streams, token by token, to the ensemble's own greedy reply.
-        greedy = generate_reply(here, "sun moon water", DecodingSettings(mode="greedy", max_new_tokens=20))
+        # Greedy search streams, token by token, to the ensemble's own greedy reply. In this process the
+        # streamer hands over every token; through the server, how many updates a 3-token reply makes
+        # depends on when the page's generator reads (a reply decoded before its first read is one
+        # update), so there each update is a prefix of the reply and the last is the reply.
+        settings = DecodingSettings(mode="greedy", max_new_tokens=20)
+        greedy = generate_reply(here, "sun moon water", settings)
+        grown = [reply.text for reply in stream_reply(here, "sun moon water", settings) if not reply.done]
+        assert len(grown) >= 2 and all(greedy.text.startswith(text) for text in grown) and grown[-1] == greedy.text
         job = client.submit("sun moon water", name, "greedy", 4, 1.0, 1.0, 20, api_name="/translate")
         texts = list(dict.fromkeys(output[0] for output in job))
-        assert len(texts) >= 2 and texts[-1] == greedy.text
+        assert all(greedy.text.startswith(text) for text in texts) and texts[-1] == greedy.text
         assert job.outputs()[-1][3]["weights"] == greedy.attention.to_dict()["weights"]
     finally:
         server.stop()

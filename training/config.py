@@ -202,7 +202,7 @@ class TrainingConfig(GenerationSettings, ModelSettings, DataSettings):
     logging_steps: int = option("log training loss, learning rate and tokens/s every N steps", 50)
     shortlist_pairs: int = option(
         "at the end, learn the vocabulary shortlist (shortlist.safetensors, for decoding with --shortlist FIRST,BEST) "
-        "from a seeded sample of this many training pairs; 0: none",
+        "from a seeded sample of this many training pairs (not from a stream: python -m training.shortlist); 0: none",
         200_000,
         minimum=0,
     )

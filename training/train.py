@@ -28,7 +28,6 @@ if __name__ == "__main__":
 import contextlib
 import dataclasses
 import glob
-import itertools
 import logging
 import math
 import os
@@ -819,16 +818,20 @@ def save_model(
 
 
 def save_shortlist(model: torch.nn.Module, data: PreparedData, config: TrainingConfig) -> None:
-    """Learn the vocabulary shortlist from a seeded sample of the tokenized training pairs (the first of a
-    stream) and write it beside the model."""
-    started = time.perf_counter()
+    """Learn the vocabulary shortlist from a seeded sample of the tokenized training pairs and write it
+    beside the model. A stream is not read again for it (a second pass over a Hub stream); the log
+    says how to learn one from the data afterwards."""
     if isinstance(data.train, IterableDataset):
-        rows = list(itertools.islice(data.train, config.shortlist_pairs))
-        id_pairs = [(row["input_ids"], row["labels"]) for row in rows]
-    else:
-        chosen = data.train.select(sample_indices(len(data.train), config.shortlist_pairs, config.seed))
-        columns = chosen.with_format("arrow", columns=["input_ids", "labels"])[:]
-        id_pairs = zip(columns["input_ids"].to_pylist(), columns["labels"].to_pylist(), strict=True)
+        logger.info(
+            "no vocabulary shortlist learned from a stream; python -m training.shortlist --model "
+            f"{config.output_dir} --dataset DATA learns one from a file or a sample of the data",
+            main_process_only=True,
+        )
+        return
+    started = time.perf_counter()
+    chosen = data.train.select(sample_indices(len(data.train), config.shortlist_pairs, config.seed))
+    columns = chosen.with_format("arrow", columns=["input_ids", "labels"])[:]
+    id_pairs = zip(columns["input_ids"].to_pylist(), columns["labels"].to_pylist(), strict=True)
     shortlist = learn_shortlist(id_pairs, data.tokenizer, model.config.vocab_size)
     shortlist.save(config.output_dir)
     logger.info(
