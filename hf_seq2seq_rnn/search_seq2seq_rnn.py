@@ -675,8 +675,10 @@ class DecodingLoop:
     ) -> None:
         """Keep what each strategy of `step` kept (`(strategy, offset, rows, keep)`): its state rows in
         their new order, and its memory rows where it changed them (or a strategy left)."""
+        left = len(kept) < len(self.strategies)
         self.strategies = [strategy for strategy, _, _, _ in kept]
-        self._choose_vocabulary()
+        if left:  # the union of the shortlists changes only when a strategy leaves (or joins, `add`)
+            self._choose_vocabulary()
         if not kept:
             self.rows, self.memory, self.state = [], None, None
             return
