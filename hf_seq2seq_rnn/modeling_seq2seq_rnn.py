@@ -838,17 +838,21 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
         source = inputs if inputs is not None else kwargs.get("input_ids")
         if source is None:
             raise ValueError("shortlist: generate() needs the source input_ids to choose the batch's shortlist")
-        mask = kwargs.get("attention_mask")
         shortlist = self.load_shortlist(kwargs.get("tokenizer"))
         eos = settings.eos_token_id
         ends = 1 if eos is None or isinstance(eos, int) else len(eos)
         least = max(2, 1 + ends) * (settings.num_beams or 1)  # a beam search step's candidates
-        rows = shortlist.rows(
-            source, mask if mask is not None else source.ne(self.config.pad_token_id), *first_best, least=least
-        )
+        rows = shortlist.rows(source, self._source_mask(inputs, kwargs), *first_best, least=least)
         processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
         processors.append(ShortlistLogitsProcessor(rows))
         kwargs["logits_processor"] = processors
+
+    def _source_mask(self, inputs: torch.Tensor | None, kwargs: dict[str, Any]) -> torch.Tensor:
+        """generate()'s `attention_mask`, or 1 on the source ids that are not padding."""
+        mask = kwargs.get("attention_mask")
+        if mask is not None:
+            return mask
+        return (inputs if inputs is not None else kwargs["input_ids"]).ne(self.config.pad_token_id)
 
     def output_layer(self, vocabulary: torch.LongTensor) -> Any:
         """The output layer for the token ids `vocabulary` only (a shortlist), for `decode_step`."""
@@ -919,11 +923,8 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
             # loop's, so the streamer goes to it under a name of its own as well.
             kwargs.update(search_settings=search_settings, search_streamer=kwargs.get("streamer"))
         if search_settings.caps_length:  # a stopping criterion, which the compact search applies itself
-            source = kwargs.get("attention_mask")
-            if source is None:
-                source = (inputs if inputs is not None else kwargs["input_ids"]).ne(self.config.pad_token_id)
             criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
-            criteria.append(SourceLengthCap(search_settings, source))
+            criteria.append(SourceLengthCap(search_settings, self._source_mask(inputs, kwargs)))
             kwargs["stopping_criteria"] = criteria
         if custom_generate not in OWN_LOOPS and search_settings.coverage_penalty:
             logger.warning(
