@@ -85,7 +85,10 @@ class Shortlist:
         source = input_ids if attention_mask is None else input_ids[attention_mask.bool()]
         source = source.reshape(-1).cpu().clamp(0, self.vocab_size - 1)
         chosen = torch.cat([self.frequent[:first], self.candidates[source, :best].reshape(-1), self.always])
-        rows = torch.unique(chosen[chosen >= 0].long())
+        # A mark per vocabulary entry rather than torch.unique: no sort of (sources x best) ids.
+        marked = torch.zeros(self.vocab_size, dtype=torch.bool)
+        marked[chosen[chosen >= 0].long()] = True
+        rows = marked.nonzero().squeeze(1)
         if rows.numel() < least:
             extra = self.frequent[~torch.isin(self.frequent, rows.int())][: least - rows.numel()]
             rows = torch.unique(torch.cat([rows, extra.long()]))
@@ -342,12 +345,13 @@ def output_rows(layer: torch.nn.Module, rows: torch.LongTensor) -> torch.nn.Modu
         rows (`torch.LongTensor` of shape `(rows,)`): the vocabulary ids, in the order of the new outputs.
     """
     if isinstance(layer, torch.nn.Linear):
-        selected = torch.nn.Linear(layer.in_features, rows.numel(), bias=layer.bias is not None)
-        selected.to(device=layer.weight.device, dtype=layer.weight.dtype)
+        # Made on the meta device and given its rows: a layer made as usual draws random weights first
+        # (as long as a few decoding steps of a greedy batch).
+        selected = torch.nn.Linear(layer.in_features, rows.numel(), bias=layer.bias is not None, device="meta")
         with torch.no_grad():
-            selected.weight.copy_(layer.weight.index_select(0, rows))
+            selected.weight = torch.nn.Parameter(layer.weight.index_select(0, rows), requires_grad=False)
             if layer.bias is not None:
-                selected.bias.copy_(layer.bias.index_select(0, rows))
+                selected.bias = torch.nn.Parameter(layer.bias.index_select(0, rows), requires_grad=False)
         return selected.eval()
     quantized = torch.ao.nn.quantized.dynamic.Linear
     if isinstance(layer, quantized):
