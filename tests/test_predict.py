@@ -697,7 +697,7 @@ def test_the_command_is_installed_as_a_console_script():
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
         scripts = tomllib.load(handle)["project"]["scripts"]
     module, _, function = scripts["seq2seq-rnn-predict"].partition(":")
-    assert (module, function) == ("training.predict", "main")
+    assert (module, function) == ("training.predict", "console")
 
 
 def test_importing_the_command_leaves_the_metrics_library_for_runs_with_references():
