@@ -60,6 +60,7 @@ import torch
 from seq2seq_tools.generation import generate_texts
 from seq2seq_tools.loading import load_model, load_tokenizer
 from seq2seq_tools.quantization import maybe_quantize
+from training.predict_options import PREDICT_SHORTLIST
 
 from .bench_model import forward_flops, matmul_rate
 from .bench_opennmt import add_onmt_arguments, build_onmt_vocab, onmt_config, onmt_setup
@@ -338,9 +339,14 @@ def keep_fastest(best: dict, key: tuple[str, str], run: tuple) -> None:
 
 
 def command_variants(shortlists: list[str]) -> dict[str, list[str]]:
-    """Our whole-command rows: name -> extra flags of training.predict."""
-    variants = {"fp32": ["--quantize", "none"], "int8": ["--quantize", "int8"]}
-    for each in shortlists:
+    """Our whole-command rows: name -> extra flags of training.predict. "default" is the command as a user
+    types it: predict decodes with `PREDICT_SHORTLIST` when the model has a shortlist."""
+    variants = {}
+    for precision in ("fp32", "int8"):
+        quantize = ["--quantize", "none" if precision == "fp32" else "int8"]
+        variants[f"{precision}, default (shortlist {PREDICT_SHORTLIST})"] = quantize
+        variants[f"{precision}, --shortlist none"] = [*quantize, "--shortlist", "none"]
+    for each in (each for each in shortlists if each != PREDICT_SHORTLIST):
         variants[f"fp32, shortlist {each}"] = ["--quantize", "none", "--shortlist", each]
         variants[f"int8, shortlist {each}"] = ["--quantize", "int8", "--shortlist", each]
     return variants

@@ -194,6 +194,11 @@ class Seq2SeqRNNEnsemble(PreTrainedModel, Seq2SeqRNNGenerationMixin):
     def _init_weights(self, module: nn.Module) -> None:
         """Nothing to initialise: every weight belongs to a trained member."""
 
+    @property
+    def has_shortlist(self) -> bool:
+        """Whether the first member has a shortlist (the one `load_shortlist` reads)."""
+        return self.members[0].has_shortlist
+
     def load_shortlist(self, tokenizer: Any = None) -> Any:
         """The first member's shortlist: the members share one vocabulary (`_check_members`)."""
         return self.members[0].load_shortlist(tokenizer)

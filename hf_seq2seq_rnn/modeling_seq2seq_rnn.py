@@ -806,6 +806,11 @@ class Seq2SeqRNNGenerationMixin(GenerationMixin):
     shortlist_file: str | None = None
     _shortlist: Shortlist | None = None
 
+    @property
+    def has_shortlist(self) -> bool:
+        """Whether the model came with a shortlist file or was given a shortlist (`load_shortlist` reads it)."""
+        return self._shortlist is not None or self.shortlist_file is not None
+
     def load_shortlist(self, tokenizer: Any = None) -> Shortlist:
         """The model's vocabulary shortlist (`shortlist_seq2seq_rnn`), read from its file once; checked
         against the model's vocabulary size and, when given, `tokenizer`'s vocabulary.

@@ -291,3 +291,49 @@ def test_an_ensemble_decodes_over_its_first_member_s_shortlist_as_its_masked_loo
     ours = ensemble.generate(input_ids, **settings)
     assert torch.equal(ours, ensemble.generate(input_ids, **settings, custom_generate=None))
     assert set(ours.unique().tolist()) <= set(input_ids[mask.bool()].tolist()) | {5, 9, 13, 17, 0, 1, 2, 3}
+
+
+def predict_summary(folder: Path, tmp_path: Path, *flags: str) -> tuple[dict, str]:
+    """`training.predict` in this process on two sources: its summary and its output text."""
+    from training.predict import parse_settings, predict
+
+    source = tmp_path / "test.en"
+    source.write_text("red cat\nmoon over water\n", encoding="utf-8")
+    output = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+    arguments = ["--model", str(folder), "--dataset", str(source), "--output", str(output), "--summary", "none"]
+    (summary,) = predict(parse_settings([*arguments, "--num-beams", "2", "--max-new-tokens", "5", *flags]))
+    return summary, output.read_text(encoding="utf-8")
+
+
+def test_predict_decodes_with_the_shortlist_by_default_when_the_model_has_one(tmp_path):
+    """Without --shortlist, predict takes PREDICT_SHORTLIST within what the model's shortlist holds
+    (this tiny one keeps fewer frequent tokens than 100): the same as given it by hand; --shortlist none
+    and a model without a shortlist decode over the whole vocabulary."""
+    from training.predict_options import PREDICT_SHORTLIST
+
+    folder, _ = trained_tiny_folder(tmp_path / "model")
+    without, _ = predict_summary(folder, tmp_path)
+    assert "shortlist" not in without["settings"]  # no shortlist file: the whole vocabulary, no error
+    shortlist = build_shortlist(toy_lexicon_pairs(), vocab_size=len(tiny_model()[1]), always=[0, 1, 2, 3])
+    shortlist.save(folder)
+    first, best = (int(value) for value in PREDICT_SHORTLIST.split(","))
+    held = (min(first, shortlist.frequent.numel()), min(best, shortlist.candidates.shape[1]))
+    assert held[0] < first  # the default is clamped here, not refused
+    default, default_text = predict_summary(folder, tmp_path)
+    assert tuple(default["settings"]["shortlist"]) == held
+    given, given_text = predict_summary(folder, tmp_path, "--shortlist", f"{held[0]},{held[1]}")
+    assert tuple(given["settings"]["shortlist"]) == held and given_text == default_text
+    off, _ = predict_summary(folder, tmp_path, "--shortlist", "none")
+    assert "shortlist" not in off["settings"]
+
+
+def test_predict_refuses_a_cut_shortlist_file_by_default_and_says_how_to_do_without(tmp_path):
+    from training.errors import TrainingInputError
+
+    folder, _ = trained_tiny_folder(tmp_path / "model")
+    path = build_shortlist(toy_lexicon_pairs(), vocab_size=len(tiny_model()[1]), always=[0, 1, 2, 3]).save(folder)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(TrainingInputError, match="--shortlist none"):
+        predict_summary(folder, tmp_path)
+    off, _ = predict_summary(folder, tmp_path, "--shortlist", "none")
+    assert "shortlist" not in off["settings"]

@@ -16,6 +16,10 @@ from seq2seq_tools.options import option, redeclared
 from .data_spec import DataSpec
 
 STDIO = "-"
+# What `--shortlist` is when not given and the model has a shortlist (`training.prediction.default_shortlist`):
+# on the benchmark's model it cost no BLEU (benchmarks/README.md, "Fewer products per row").
+PREDICT_SHORTLIST = "100,100"
+_SHORTLIST = {item.name: item for item in dataclasses.fields(DecodingOptions)}["shortlist"]
 NO_SUMMARY = "none"  # `--summary none`
 # Training's data keys that say how to read a test set, declared once in `DataSpec` (type, default, help).
 # `--source-lang` / `--target-lang` default to the model's own (its training_info.json).
@@ -50,6 +54,14 @@ class PredictSettings(DecodingOptions, DataFlags):
         "line on stdin. Repeat it to decode several inputs with the model loaded once: --output then names an "
         "existing folder, where each input's files are named after it (OUT/test.de.hyp, OUT/test.de.summary.json)",
         required=True,
+    )
+    shortlist: str | None = dataclasses.field(  # SearchOptions' flag, with predict's default
+        default=None,
+        metadata={
+            **_SHORTLIST.metadata,
+            "help": _SHORTLIST.metadata["help"].replace("null or none: the whole vocabulary", "")
+            + f"predict's default: {PREDICT_SHORTLIST} when the model has a shortlist; none: the whole vocabulary",
+        },
     )
     output: str = option(
         "where the outputs go, one line per input (- for stdout); with several --dataset, an existing folder that "

@@ -23,6 +23,7 @@ import transformers
 from tqdm.auto import tqdm
 
 import hf_seq2seq_rnn  # noqa: F401  (registers our model type with the Auto classes)
+from hf_seq2seq_rnn.shortlist_seq2seq_rnn import check_setting
 from seq2seq_tools import files, loading, machine
 from seq2seq_tools.decoding import DECODING_KEYS, generate_arguments
 from seq2seq_tools.ensemble import ensemble_of
@@ -30,7 +31,7 @@ from seq2seq_tools.generation import Generated, generate_texts
 
 from .data_spec import DataSpec, data_spec, read_text_rows, text_file_column
 from .errors import TrainingInputError
-from .predict_options import DATA_KEYS, NO_SUMMARY, STDIO, PredictSettings
+from .predict_options import DATA_KEYS, NO_SUMMARY, PREDICT_SHORTLIST, STDIO, PredictSettings
 from .schema import detect_schema, pairs_from_batch
 
 logger = logging.getLogger(__name__)
@@ -309,11 +310,32 @@ def write_output(path: str, text: str) -> None:
     files.write_atomically(path, text)
 
 
+def default_shortlist(model: torch.nn.Module, tokenizer: Any = None) -> str | None:
+    """predict's `--shortlist` when it is not given: `PREDICT_SHORTLIST` (within what the model's shortlist
+    holds) when the model has a shortlist and its generation config names none; else None.
+
+    Raises:
+        TrainingInputError: the model's shortlist file is there but cannot be used (cut short, made for
+            another vocabulary); the message says how to decode without it.
+    """
+    if not getattr(model, "has_shortlist", False) or getattr(model.generation_config, "shortlist", None) is not None:
+        return None
+    try:
+        shortlist = model.load_shortlist(tokenizer)
+    except ValueError as error:
+        raise TrainingInputError(f"{error}; or pass --shortlist none to decode over the whole vocabulary") from error
+    first, best = check_setting(PREDICT_SHORTLIST)
+    return f"{min(first, shortlist.frequent.numel())},{min(best, shortlist.candidates.shape[1])}"
+
+
 def generation_settings(model: torch.nn.Module, settings: PredictSettings, tokenizer: Any = None) -> dict[str, Any]:
     """The `generate()` arguments of this run: the flags given, on top of the model's generation config
     (whose other settings `generate()` applies itself), checked where generate() checks them
-    (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests)."""
+    (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests).
+    Without `--shortlist`, a model with a shortlist decodes with `PREDICT_SHORTLIST` (`default_shortlist`)."""
     given = {key: getattr(settings, key) for key in DECODING_KEYS}
+    if given["shortlist"] is None:
+        given["shortlist"] = default_shortlist(model, tokenizer)
     num_beams = settings.num_beams if settings.num_beams is not None else model.generation_config.num_beams
     if settings.n_best and isinstance(num_beams, int) and settings.n_best > num_beams:
         raise TrainingInputError(
