@@ -307,8 +307,8 @@ def predict_summary(folder: Path, tmp_path: Path, *flags: str) -> tuple[dict, st
 
 def test_predict_decodes_with_the_shortlist_by_default_when_the_model_has_one(tmp_path):
     """Without --shortlist, predict takes PREDICT_SHORTLIST within what the model's shortlist holds
-    (this tiny one keeps fewer frequent tokens than 100): the same as given it by hand; --shortlist none
-    and a model without a shortlist decode over the whole vocabulary."""
+    (this tiny one keeps fewer frequent tokens than 100): the same as given it by hand; --shortlist none,
+    a model without a shortlist and a Q/A model decode over the whole vocabulary."""
     from training.predict_options import PREDICT_SHORTLIST
 
     folder, _ = trained_tiny_folder(tmp_path / "model")
@@ -325,6 +325,8 @@ def test_predict_decodes_with_the_shortlist_by_default_when_the_model_has_one(tm
     assert tuple(given["settings"]["shortlist"]) == held and given_text == default_text
     off, _ = predict_summary(folder, tmp_path, "--shortlist", "none")
     assert "shortlist" not in off["settings"]
+    answers, _ = predict_summary(folder, tmp_path, "--task", "qa")  # measured on translation only
+    assert "shortlist" not in answers["settings"]
 
 
 def test_predict_refuses_a_cut_shortlist_file_by_default_and_says_how_to_do_without(tmp_path):
@@ -337,3 +339,18 @@ def test_predict_refuses_a_cut_shortlist_file_by_default_and_says_how_to_do_with
         predict_summary(folder, tmp_path)
     off, _ = predict_summary(folder, tmp_path, "--shortlist", "none")
     assert "shortlist" not in off["settings"]
+
+
+def test_compare_leaves_the_default_shortlist_off_when_a_model_has_none(tmp_path):
+    """--compare decodes every model with the first one's settings: the first's shortlist by default
+    would be asked of a second model without one."""
+    from training.predict import parse_settings, predict
+
+    first, _ = trained_tiny_folder(tmp_path / "first")
+    second, _ = trained_tiny_folder(tmp_path / "second")
+    build_shortlist(toy_lexicon_pairs(), vocab_size=len(tiny_model()[1]), always=[0, 1, 2, 3]).save(first)
+    source = tmp_path / "test.en"
+    source.write_text("red cat\nmoon over water\n", encoding="utf-8")
+    flags = ["--model", str(first), "--model", str(second), "--compare", "--dataset", str(source)]
+    (summary,) = predict(parse_settings([*flags, "--output", str(tmp_path / "side.tsv"), "--max-new-tokens", "4"]))
+    assert "shortlist" not in summary["settings"] and len(summary["compare"]) == 2

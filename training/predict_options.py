@@ -16,8 +16,8 @@ from seq2seq_tools.options import option, redeclared
 from .data_spec import DataSpec
 
 STDIO = "-"
-# What `--shortlist` is when not given and the model has a shortlist (`training.prediction.default_shortlist`):
-# on the benchmark's model it cost no BLEU (benchmarks/README.md, "Fewer products per row").
+# What `--shortlist` is when not given and a translation model has a shortlist (`training.prediction.default_shortlist`):
+# on two models' held-out Tatoeba sets it cost no BLEU (benchmarks/README.md, "Fewer products per row").
 PREDICT_SHORTLIST = "100,100"
 _SHORTLIST = {item.name: item for item in dataclasses.fields(DecodingOptions)}["shortlist"]
 NO_SUMMARY = "none"  # `--summary none`
@@ -60,7 +60,8 @@ class PredictSettings(DecodingOptions, DataFlags):
         metadata={
             **_SHORTLIST.metadata,
             "help": _SHORTLIST.metadata["help"].replace("null or none: the whole vocabulary", "")
-            + f"predict's default: {PREDICT_SHORTLIST} when the model has a shortlist; none: the whole vocabulary",
+            + f"predict's default: {PREDICT_SHORTLIST} for a translation model with a shortlist; none: the whole "
+            "vocabulary",
         },
     )
     output: str = option(

@@ -328,13 +328,16 @@ def default_shortlist(model: torch.nn.Module, tokenizer: Any = None) -> str | No
     return f"{min(first, shortlist.frequent.numel())},{min(best, shortlist.candidates.shape[1])}"
 
 
-def generation_settings(model: torch.nn.Module, settings: PredictSettings, tokenizer: Any = None) -> dict[str, Any]:
+def generation_settings(
+    model: torch.nn.Module, settings: PredictSettings, tokenizer: Any = None, shortlist_default: bool = True
+) -> dict[str, Any]:
     """The `generate()` arguments of this run: the flags given, on top of the model's generation config
     (whose other settings `generate()` applies itself), checked where generate() checks them
     (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests).
-    Without `--shortlist`, a model with a shortlist decodes with `PREDICT_SHORTLIST` (`default_shortlist`)."""
+    Without `--shortlist`, a model with a shortlist decodes with `PREDICT_SHORTLIST` (`default_shortlist`),
+    unless `shortlist_default` is False (a Q/A model; `--compare` with a model that has none)."""
     given = {key: getattr(settings, key) for key in DECODING_KEYS}
-    if given["shortlist"] is None:
+    if given["shortlist"] is None and shortlist_default:
         given["shortlist"] = default_shortlist(model, tokenizer)
     num_beams = settings.num_beams if settings.num_beams is not None else model.generation_config.num_beams
     if settings.n_best and isinstance(num_beams, int) and settings.n_best > num_beams:
