@@ -863,6 +863,9 @@ class BeamSearch(DecodeStrategy):
         self.out_scores = self.beam_state.finished_scores.clone()
         self.out_indices = self.beam_state.finished_indices.clone()
         self.cur_len = self.prompt_length
+        # Each step's log-probabilities go into this one tensor (its first rows x vocabulary elements):
+        # a new vocabulary-sized tensor a step pays its memory's first touch.
+        self._log_probs: torch.Tensor | None = None
 
     @property
     def tokens(self) -> torch.LongTensor:
@@ -975,14 +978,17 @@ class BeamSearch(DecodeStrategy):
         keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams
         n = state.sentences.shape[0]
         flat_running = state.running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
-        normalized = nn.functional.log_softmax(logits, dim=-1)
+        size = logits.numel()
+        if self._log_probs is None or self._log_probs.numel() < size or self._log_probs.dtype != logits.dtype:
+            self._log_probs = torch.empty(size, dtype=logits.dtype, device=logits.device)
+        normalized = torch.log_softmax(logits, dim=-1, out=self._log_probs[:size].view(logits.shape))
         log_probs = self.logits_processor(flat_running, normalized)  # (N * K, V)
         live_rows = (state.sentences[:, None] * beams + torch.arange(beams, device=logits.device)).view(-1)
         self.record(live_rows, log_probs, logits, alignment)
         vocab = log_probs.shape[-1]
-        # In place when the log-probabilities are log_softmax's own new tensor (no processor returned
-        # another): `record` kept a copy, nothing else reads them, and a new tensor of this size each
-        # step costs its memory's first touch (7% of a whole-vocabulary step).
+        # In place when the log-probabilities are log_softmax's own tensor (no processor returned another):
+        # `record` kept a copy, and nothing else reads them (7% of a whole-vocabulary step against a new
+        # tensor).
         totals = log_probs.view(n, beams, vocab)
         running = state.running_scores[:, :, None]
         totals = (totals.add_(running) if log_probs is normalized else totals + running).view(n, beams * vocab)

@@ -274,7 +274,7 @@ def test_bench_opennmt_quality_without_opennmt(corpus, tmp_path):
     }
 
 
-@pytest.mark.slow  # trains three models and runs training.predict eight times (about 70 s)
+@pytest.mark.slow  # trains three models and runs training.predict 24 times (about 90 s)
 def test_bench_decoding_without_opennmt(corpus, tmp_path):
     venv = tmp_path / "no-onmt"
     output = run_benchmark(
@@ -288,7 +288,13 @@ def test_bench_decoding_without_opennmt(corpus, tmp_path):
     # fp32: transformers' loop, compact, compact without the gate table, the shortlist; int8 all but the third
     assert len(decoding) == 4 * 7 and {row[5] for row in decoding} == {"-"}
     assert {row[2] for row in decoding} >= {"ours, shortlist 10,5", "ours, compact, no gate table"}
-    assert len(table_rows(output, "sources", "search", "onmt_translate s")) == 4 * 4
+    commands = table_rows(output, "sources", "search", "onmt_translate s")
+    # predict as typed (its default shortlist) and with --shortlist none, then --shortlist 10,5; fp32 and int8
+    variants = {"default (shortlist 100,100)", "--shortlist none", "shortlist 10,5"}
+    assert len(commands) == 4 * 6
+    assert {row[3] for row in commands} == {
+        f"{precision}, {name}" for precision in ("fp32", "int8") for name in variants
+    }
     assert [row[0] for row in table_rows(output, "option", "BLEU", "chrF")] == [
         "plain", "coverage penalty 0.2", "length cap 2 x source + 10", "shortlist 5,5"
     ]  # fmt: skip

@@ -31,7 +31,7 @@ from training.data import DataSpec, pairs_from_splits
 from training.errors import TrainingInputError
 from training.predict import main
 from training.predict_options import PredictSettings
-from training.prediction import _read_dataset, _read_text_file, one_line, write_output
+from training.prediction import _read_dataset, _read_text_file, default_shortlist, one_line, write_output
 from training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,10 +97,13 @@ def load(folder: str):
 @pytest.mark.slow
 def test_predict_writes_outputs_in_input_order_and_scores_them_as_training_did(trained, validation_tsv, tmp_path):
     output = tmp_path / "hyp.txt"
-    result = run_predict("--model", trained, "--dataset", validation_tsv, "--output", str(output), "--batch-size", "7")
+    # Training's evaluations ran before it learned the shortlist that is predict's default: without it here.
+    flags = ["--batch-size", "7", "--shortlist", "none"]
+    result = run_predict("--model", trained, "--dataset", validation_tsv, "--output", str(output), *flags)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "hyp.txt.summary.json").read_text(encoding="utf-8"))
     trained_scores = json.loads((Path(trained) / "training_info.json").read_text(encoding="utf-8"))["metrics"]
+    assert "shortlist" not in summary["settings"] and (Path(trained) / "shortlist.safetensors").is_file()
     # The same pairs, the saved generation settings (beam 2), the same metric modules: the same numbers.
     assert summary["metrics"]["bleu"] == pytest.approx(trained_scores["bleu"], abs=1e-9)
     assert summary["metrics"]["chrf"] == pytest.approx(trained_scores["chrf"], abs=1e-9)
@@ -158,7 +161,10 @@ def test_plain_text_on_stdin_decodes_to_stdout_without_metrics(trained, validati
     result = run_predict("--model", trained, "--dataset", "-", "--output", "-", stdin="\n".join(sources[:5]) + "\n")
     assert result.returncode == 0, result.stderr
     model, tokenizer = load(trained)
-    expected = [r.text for r in generate_texts(model, tokenizer, sources[:5], num_beams=2, max_new_tokens=32)]
+    shortlist = default_shortlist(model, tokenizer)  # predict's default: the model learned one
+    assert shortlist is not None
+    settings = dict(num_beams=2, max_new_tokens=32, shortlist=shortlist)
+    expected = [r.text for r in generate_texts(model, tokenizer, sources[:5], **settings)]
     assert result.stdout.splitlines() == expected
     assert "no references, no metrics" in result.stderr
     references = tmp_path / "references.txt"

@@ -17,7 +17,9 @@ references given by `--references`; these and a `.txt` are read line by line, wi
 Decoding goes through `seq2seq_tools.generation.generate_texts`, the path training and the chatbot
 use: batches sorted by length, outputs in the input's order.
 Any `generate()` setting not given comes from the model's `generation_config.json` (the settings
-training evaluated with), so the BLEU printed here is the training evaluation's on the same data.
+training evaluated with), so the BLEU printed here is the training evaluation's on the same data
+with `--shortlist none`: a translation model's vocabulary shortlist, learned at the end of training,
+is predict's default (`PREDICT_SHORTLIST`, 100,100) and was in none of training's evaluations.
 
 Writes, each atomically (a temporary file, then `os.replace`): `--output` (one line per input,
 the best hypothesis), `--n-best-output` (`index ||| text ||| score`, K lines per input, Moses'
