@@ -161,7 +161,7 @@ def test_plain_text_on_stdin_decodes_to_stdout_without_metrics(trained, validati
     result = run_predict("--model", trained, "--dataset", "-", "--output", "-", stdin="\n".join(sources[:5]) + "\n")
     assert result.returncode == 0, result.stderr
     model, tokenizer = load(trained)
-    shortlist = default_shortlist(model, tokenizer)  # predict's default: the model learned one
+    shortlist = default_shortlist(model, "translation", tokenizer)  # predict's default: the model learned one
     assert shortlist is not None
     settings = dict(num_beams=2, max_new_tokens=32, shortlist=shortlist)
     expected = [r.text for r in generate_texts(model, tokenizer, sources[:5], **settings)]

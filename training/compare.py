@@ -160,10 +160,8 @@ def compare(settings: PredictSettings, command: str = "") -> dict[str, Any]:
     loaded = [load_model_and_tokenizer(path, settings.trust_remote_code, settings.quantize) for path in settings.model]
     labels = model_labels(settings.model)
     task, info = model_task(settings)
-    # Every model decodes with the first one's settings: predict's default shortlist (translation only) only
-    # when each has one.
-    every_shortlist = all(getattr(model, "has_shortlist", False) for model, _ in loaded)
-    given = generation_settings(loaded[0][0], settings, shortlist_default=every_shortlist and task == "translation")
+    # Every model decodes with the first one's settings: predict's default shortlist only when each has one.
+    given = generation_settings(loaded[0][0], settings, task=task, others=[model for model, _ in loaded[1:]])
     shared = {**effective_settings(loaded[0][0], given), "num_return_sequences": 1}  # every model decodes alike
     data = read_data(settings, info, item)
     results, lengths, seconds = [], [], []

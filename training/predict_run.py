@@ -135,10 +135,7 @@ def predict(settings: PredictSettings, command: str = "") -> list[dict[str, Any]
         raise TrainingInputError(
             "the model has no attention (attention_type none): drop --alignments / --hard-alignments"
         )
-    # The default shortlist was measured on translation (`PREDICT_SHORTLIST`); a Q/A model's answers need not
-    # echo its questions' words, so it decodes over the whole vocabulary unless --shortlist is given.
-    generation = generation_settings(model, settings, tokenizer, shortlist_default=task == "translation")
-    decoder = Decoder(model, tokenizer, task, generation)
+    decoder = Decoder(model, tokenizer, task, generation_settings(model, settings, tokenizer, task))
     if len(inputs) == 1:
         return [predict_input(settings, inputs[0], paths[0], data[0], decoder, command)]
     if len(settings.model) > 1:

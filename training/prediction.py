@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,15 +311,21 @@ def write_output(path: str, text: str) -> None:
     files.write_atomically(path, text)
 
 
-def default_shortlist(model: torch.nn.Module, tokenizer: Any = None) -> str | None:
+def default_shortlist(
+    model: torch.nn.Module, task: str, tokenizer: Any = None, others: Sequence[torch.nn.Module] = ()
+) -> str | None:
     """predict's `--shortlist` when it is not given: `PREDICT_SHORTLIST` (within what the model's shortlist
-    holds) when the model has a shortlist and its generation config names none; else None.
+    holds) for a translation model with a shortlist whose generation config names none, when each of
+    `others` (the other models of `--compare`, which decode with `model`'s settings) has one too; else
+    None. Only translation: a Q/A model's answers need not echo its questions' words, and the default
+    was measured on translation.
 
     Raises:
         TrainingInputError: the model's shortlist file is there but cannot be used (cut short, made for
             another vocabulary); the message says how to decode without it.
     """
-    if not getattr(model, "has_shortlist", False) or getattr(model.generation_config, "shortlist", None) is not None:
+    has_shortlist = all(getattr(each, "has_shortlist", False) for each in (model, *others))
+    if task != "translation" or not has_shortlist or getattr(model.generation_config, "shortlist", None) is not None:
         return None
     try:
         shortlist = model.load_shortlist(tokenizer)
@@ -329,16 +336,19 @@ def default_shortlist(model: torch.nn.Module, tokenizer: Any = None) -> str | No
 
 
 def generation_settings(
-    model: torch.nn.Module, settings: PredictSettings, tokenizer: Any = None, shortlist_default: bool = True
+    model: torch.nn.Module,
+    settings: PredictSettings,
+    tokenizer: Any = None,
+    task: str = "translation",
+    others: Sequence[torch.nn.Module] = (),
 ) -> dict[str, Any]:
     """The `generate()` arguments of this run: the flags given, on top of the model's generation config
     (whose other settings `generate()` applies itself), checked where generate() checks them
     (`seq2seq_tools.decoding.generate_arguments`, as the chatbot's JSON endpoint checks its requests).
-    Without `--shortlist`, a model with a shortlist decodes with `PREDICT_SHORTLIST` (`default_shortlist`),
-    unless `shortlist_default` is False (a Q/A model; `--compare` with a model that has none)."""
+    Without `--shortlist`, `default_shortlist(model, task, tokenizer, others)`."""
     given = {key: getattr(settings, key) for key in DECODING_KEYS}
-    if given["shortlist"] is None and shortlist_default:
-        given["shortlist"] = default_shortlist(model, tokenizer)
+    if given["shortlist"] is None:
+        given["shortlist"] = default_shortlist(model, task, tokenizer, others)
     num_beams = settings.num_beams if settings.num_beams is not None else model.generation_config.num_beams
     if settings.n_best and isinstance(num_beams, int) and settings.n_best > num_beams:
         raise TrainingInputError(
