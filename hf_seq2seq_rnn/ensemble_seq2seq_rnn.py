@@ -310,18 +310,33 @@ class Seq2SeqRNNEnsemble(PreTrainedModel, Seq2SeqRNNGenerationMixin):
         and the mean alignment `(batch, src_len)` or `None`. Over a shortlist each member's
         log-probabilities are normalized over its tokens: a constant per row and member, which the
         search's own normalization removes, so the choices are those of the whole vocabulary masked."""
-        outputs = output if output is not None else (None,) * len(self.members)
+        features, state, alignment = self.decode_features(input_ids, memory, state)
+        return self.decode_logits(features, slice(None), output), state, alignment
+
+    def decode_features(
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNEnsembleMemory, state: Seq2SeqRNNEnsembleState
+    ) -> tuple[tuple[torch.Tensor, ...], Seq2SeqRNNEnsembleState, torch.Tensor | None]:
+        """`decode_step` up to the output layers: each member's features, the new states and the mean
+        alignment (`decode_logits` takes the features)."""
         steps = [
-            model.decode_step(input_ids, member_memory, member_state, member_output)
-            for model, member_memory, member_state, member_output in zip(
-                self.members, memory.members, state.members, outputs, strict=True
-            )
+            model.decode_features(input_ids, member_memory, member_state)
+            for model, member_memory, member_state in zip(self.members, memory.members, state.members, strict=True)
         ]
         return (
-            _mean_log_probs([logits for logits, _, _ in steps]),
+            tuple(features for features, _, _ in steps),
             Seq2SeqRNNEnsembleState(tuple(new_state for _, new_state, _ in steps)),
             _mean_alignment([alignment for _, _, alignment in steps]),
         )
+
+    def decode_logits(
+        self, features: tuple[torch.Tensor, ...], rows: slice, output: tuple[Any, ...] | None = None
+    ) -> torch.Tensor:
+        """The mean log-probabilities of the rows `rows` (see `decode_step`) from `decode_features`' features."""
+        outputs = output if output is not None else (None,) * len(self.members)
+        return _mean_log_probs([
+            model.decode_logits(member_features, rows, member_output)
+            for model, member_features, member_output in zip(self.members, features, outputs, strict=True)
+        ])  # fmt: skip
 
 
 def _name(model: nn.Module, index: int) -> str:

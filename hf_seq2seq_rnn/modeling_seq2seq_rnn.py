@@ -1126,8 +1126,20 @@ class Seq2SeqRNNForConditionalGeneration(Seq2SeqRNNPreTrainedModel, Seq2SeqRNNGe
             logits `(batch, vocab_size)` (or `(batch, shortlist)`), the new state, and the alignment
             `(batch, src_len)` (`None` without attention).
         """
-        feature, state, alignment = self.model.decoder.step(input_ids, memory, state)
-        return (self.lm_head if output is None else output)(feature), state, alignment
+        features, state, alignment = self.decode_features(input_ids, memory, state)
+        return self.decode_logits(features, slice(None), output), state, alignment
+
+    def decode_features(
+        self, input_ids: torch.LongTensor, memory: Seq2SeqRNNMemory, state: Seq2SeqRNNState
+    ) -> tuple[torch.Tensor, Seq2SeqRNNState, torch.Tensor | None]:
+        """`decode_step` up to the output layer: the output layer's input `(batch, features)`, the new
+        state and the alignment (`decode_logits` takes the features)."""
+        return self.model.decoder.step(input_ids, memory, state)
+
+    def decode_logits(self, features: torch.Tensor, rows: slice, output: Any = None) -> torch.Tensor:
+        """The logits of the rows `rows` of `decode_features`' features: `(rows, vocab_size)`, or
+        `(rows, shortlist)` with `output` (what `output_layer` returned)."""
+        return (self.lm_head if output is None else output)(features[rows])
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:

@@ -1,9 +1,11 @@
 """What a model offers this package's decoding loop: the generation protocol, written down.
 
 The search (`search_seq2seq_rnn.DecodingLoop`) never reaches into a model. It asks it for the encoder
-memory and the decoder's first state (`start_decoding`), then for one step at a time
-(`decode_step`), and it keeps, drops or reorders rows through the memory's `select` and the state's
-`reorder_cache`; a request that joins a running batch is joined with `cat`. Whether the coverage
+memory and the decoder's first state (`start_decoding`), then for one step at a time: the step up to
+the output layer for every row (`decode_features`), and each search's logits with its own output
+layer (`decode_logits`; `decode_step` is both at once). It keeps, drops or reorders rows through the
+memory's `select` and the state's `reorder_cache`; a request that joins a running batch is joined
+with `cat`. Whether the coverage
 penalty can be applied, and whether alignments come back, it reads from `has_attention`.
 
 `Seq2SeqRNNForConditionalGeneration` and `Seq2SeqRNNEnsemble` satisfy `DecodingModel` (tests check
@@ -77,6 +79,18 @@ class DecodingModel(Protocol):
         """One step on the previous tokens `(rows,)`: logits `(rows, vocab_size)`, the new state and
         the alignment `(rows, src_len)` (`None` without attention). With `output` (what `output_layer`
         returned), the logits of the shortlist's tokens only, `(rows, shortlist)`."""
+        ...
+
+    def decode_features(
+        self, input_ids: torch.LongTensor, memory: DecoderMemory, state: DecoderState
+    ) -> tuple[Any, DecoderState, torch.Tensor | None]:
+        """`decode_step` up to the output layer: what the output layer reads (rows first), the new
+        state and the alignment. The loop takes the logits of each strategy's rows with its own
+        output layer (`decode_logits`)."""
+        ...
+
+    def decode_logits(self, features: Any, rows: slice, output: Any = None) -> torch.Tensor:
+        """The logits of the rows `rows` of `decode_features`' features, as `decode_step` returns them."""
         ...
 
     def output_layer(self, vocabulary: torch.LongTensor) -> Any:

@@ -302,6 +302,11 @@ def compact_search(
     return search.strategy.output()
 
 
+class SharedBatchUnsupported(ValueError):
+    """Settings that only transformers' own loop decodes, asked of `prepared_search`: such a search
+    cannot join a running `DecodingLoop` (a caller may decode it alone with `generate()` instead)."""
+
+
 def prepared_search(
     model: Any,
     input_ids: torch.LongTensor,
@@ -319,13 +324,13 @@ def prepared_search(
     instead of its output. A server decodes requests that arrive at different times in one batch so.
 
     Raises:
-        ValueError: for the settings that only transformers' own loop decodes (`unsupported`).
+        SharedBatchUnsupported: for the settings that only transformers' own loop decodes (`unsupported`).
     """
     reason = unsupported(
         model, generation_config, logits_processor, stopping_criteria, synced_gpus, model_kwargs, sampling=True
     )
     if reason is not None:
-        raise ValueError(f"{reason} is decoded by transformers' own loop, which cannot share a batch")
+        raise SharedBatchUnsupported(f"{reason} is decoded by transformers' own loop, which cannot share a batch")
     streamer = streamer if streamer is not None else search_streamer
     return _prepare(
         model,
@@ -576,32 +581,34 @@ class DecodeStrategy:
 
 
 class DecodingLoop:
-    """The one loop that steps the decoder: for every strategy it holds, one `decode_step` on all
-    their live rows at once, each strategy's share handed to its `advance`, and the rows it keeps.
+    """The one loop that steps the decoder: for every strategy it holds, one step on all their live
+    rows at once (`decode_features`), each strategy's share of the logits (`decode_logits`) handed to
+    its `advance`, and the rows it keeps.
 
     Strategies join between steps (`add`), each with the memory and state it starts from (padded to
     a common source length; the padding is masked out of attention), and leave when done. So one
     generate() call is one strategy run to its end (`compact_search`), and a server that adds the
     requests arriving while others decode does continuous batching (`chatbot.scheduler`).
 
-    With a shortlist (`DecodeStrategy.vocabulary`) the output layer is computed for the union of the
-    strategies' shortlists only (`model.output_layer`), while every strategy has one.
+    With a shortlist (`DecodeStrategy.vocabulary`) a strategy's logits are computed for its own
+    shortlist's rows only (`model.output_layer`): its outputs are those it gives decoding alone,
+    whichever strategies share its steps.
 
     Args:
         model: what `generate()` decodes with (`protocol_seq2seq_rnn.DecodingModel`): `start_decoding`
-            made the memory and state, `decode_step(tokens, memory, state, output) -> (logits, state,
-            alignment)` steps them, the memory's `select` and the state's `reorder_cache` keep rows,
-            and `cat` joins them.
+            made the memory and state, `decode_features(tokens, memory, state) -> (features, state,
+            alignment)` steps them and `decode_logits(features, rows, output)` gives a strategy's
+            logits, the memory's `select` and the state's `reorder_cache` keep rows, and `cat` joins them.
     """
 
     def __init__(self, model: DecodingModel):
         self.model = model
         self.strategies: list[DecodeStrategy] = []
         self.rows: list[int] = []  # the live rows of each strategy, in the order of `strategies`
+        # The output layer of each strategy's shortlist (`model.output_layer`), None for the whole one.
+        self.outputs: list[Any] = []
         self.memory: Any = None
         self.state: Any = None
-        self.vocabulary: torch.LongTensor | None = None  # the token ids of the logits' columns; None: all
-        self.output: Any = None  # the output layer for `vocabulary` (`model.output_layer`)
 
     def __len__(self) -> int:
         """The strategies still decoding."""
@@ -626,41 +633,22 @@ class DecodingLoop:
             self.state = type(state).cat([self.state, state])
         self.strategies.append(strategy)
         self.rows.append(rows)
-        self._choose_vocabulary()
-
-    def _choose_vocabulary(self) -> None:
-        """The union of the strategies' shortlists (None when one of them has none), and its output layer."""
-        vocabularies = [strategy.vocabulary for strategy in self.strategies]
-        if not vocabularies or any(vocabulary is None for vocabulary in vocabularies):
-            vocabulary = None
-        elif len(vocabularies) == 1:
-            vocabulary = vocabularies[0]
-        else:
-            vocabulary = torch.unique(torch.cat(vocabularies))  # sorted
-        unchanged = vocabulary is self.vocabulary or (
-            vocabulary is not None
-            and self.vocabulary is not None
-            and vocabulary.shape == self.vocabulary.shape
-            and torch.equal(vocabulary, self.vocabulary)
-        )
-        if not unchanged:
-            self.vocabulary = vocabulary
-            self.output = None if vocabulary is None else self.model.output_layer(vocabulary)
+        vocabulary = strategy.vocabulary
+        self.outputs.append(None if vocabulary is None else self.model.output_layer(vocabulary))
 
     def step(self) -> list[DecodeStrategy]:
         """One decoder step for every live row; returns the strategies that are done (and left)."""
         strategies = self.strategies
         tokens = strategies[0].tokens if len(strategies) == 1 else torch.cat([s.tokens for s in strategies])
-        # The output layer goes along only with a shortlist: a model without one keeps the three-argument step.
-        extra = () if self.output is None else (self.output,)
-        logits, self.state, alignment = self.model.decode_step(tokens, self.memory, self.state, *extra)
-        logits = logits.float()  # a new tensor already: transformers' loops copy a model output's
+        features, self.state, alignment = self.model.decode_features(tokens, self.memory, self.state)
         offset, kept, finished = 0, [], []
-        for strategy, rows in zip(strategies, self.rows, strict=True):
+        for strategy, rows, output in zip(strategies, self.rows, self.outputs, strict=True):
             share = slice(offset, offset + rows)
+            # A new tensor already: transformers' loops copy a model output's.
+            logits = self.model.decode_logits(features, share, output).float()
             width = strategy.source_width
             own_alignment = None if alignment is None else alignment[share, :width]
-            keep = strategy.advance(logits[share], own_alignment, self.vocabulary)
+            keep = strategy.advance(logits, own_alignment, strategy.vocabulary)
             if strategy.done:
                 finished.append(strategy)
             else:
@@ -675,10 +663,9 @@ class DecodingLoop:
     ) -> None:
         """Keep what each strategy of `step` kept (`(strategy, offset, rows, keep)`): its state rows in
         their new order, and its memory rows where it changed them (or a strategy left)."""
-        left = len(kept) < len(self.strategies)
+        outputs = dict(zip(map(id, self.strategies), self.outputs, strict=True))
         self.strategies = [strategy for strategy, _, _, _ in kept]
-        if left:  # the union of the shortlists changes only when a strategy leaves (or joins, `add`)
-            self._choose_vocabulary()
+        self.outputs = [outputs[id(strategy)] for strategy in self.strategies]
         if not kept:
             self.rows, self.memory, self.state = [], None, None
             return
@@ -1083,6 +1070,7 @@ __all__ = [
     "PreparedSearch",
     "SampleSearch",
     "SearchSettings",
+    "SharedBatchUnsupported",
     "SourceLengthCap",
     "compact_search",
     "coverage_term",

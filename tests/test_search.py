@@ -142,13 +142,13 @@ def test_sentences_end_at_different_steps_and_the_batch_shrinks(beams):
     receives fall as they do (with the same result as transformers' loop)."""
     model = varied_model()
     rows_per_step: list[int] = []
-    step = model.decode_step
+    step = model.decode_features
 
     def counting_step(input_ids, memory, state):
         rows_per_step.append(input_ids.shape[0])
         return step(input_ids, memory, state)
 
-    model.decode_step = counting_step
+    model.decode_features = counting_step
     ours, theirs = both(model, num_beams=beams)
     assert_same_search(ours, theirs, beams)
     ends = lengths(theirs, beams)

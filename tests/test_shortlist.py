@@ -14,6 +14,7 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -112,28 +113,36 @@ def test_int8_output_rows_are_the_int8_layer_s_rows():
     )
 
 
-def test_requests_sharing_a_batch_decode_over_the_union_of_their_shortlists():
+def test_requests_sharing_a_batch_decode_each_over_its_own_shortlist_as_alone():
     model = with_shortlist(varied_model(), copy_shortlist([5], candidates=1))
     input_ids, mask = sources()
-    searches = [
-        model.generate(
-            input_ids[rows],
-            attention_mask=mask[rows],
-            max_new_tokens=20,
-            shortlist=(1, 1),
+    halves = (slice(0, 4), slice(4, 8))
+
+    def search(rows: slice) -> Any:
+        return model.generate(
+            input_ids[rows], attention_mask=mask[rows], max_new_tokens=20, shortlist=(1, 1),
             custom_generate=prepared_search,
-        )
-        for rows in (slice(0, 4), slice(4, 8))
-    ]
+        )  # fmt: skip
+
+    alone = []
+    for rows in halves:
+        loop = DecodingLoop(model)
+        loop.add(prepared := search(rows))
+        while len(loop):
+            loop.step()
+        alone.append(prepared.strategy.output())
+    searches = [search(rows) for rows in halves]
+    assert not torch.equal(searches[0].strategy.vocabulary, searches[1].strategy.vocabulary)
     loop = DecodingLoop(model)
-    for search in searches:
-        loop.add(search)
-    assert torch.equal(loop.vocabulary, torch.unique(torch.cat([s.strategy.vocabulary for s in searches])))
+    for prepared in searches:
+        loop.add(prepared)
     while len(loop):
         loop.step()
-    outputs = [search.strategy.output() for search in searches]
-    allowed = set(input_ids[mask.bool()].tolist()) | {5, 0, 1, 2, 3}
-    assert all(set(output.unique().tolist()) <= allowed for output in outputs)
+    for prepared, own, rows in zip(searches, alone, halves, strict=True):
+        shared = prepared.strategy.output()
+        assert torch.equal(shared, own)
+        allowed = set(input_ids[rows][mask[rows].bool()].tolist()) | {5, 0, 1, 2, 3}
+        assert set(shared.unique().tolist()) <= allowed
 
 
 def toy_lexicon_pairs(count: int = 400, seed: int = 0) -> list[tuple[list[int], list[int]]]:
