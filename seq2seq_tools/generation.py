@@ -11,6 +11,13 @@ result's cross-attention map, `with_scores=True` its score, `num_return_sequence
 list (`[result, *result.alternatives]`, best first), and `streamer=` (one text) its tokens as they
 come, for a reply that is shown while it grows.
 
+Greedy and beam search decode the batches one after another in one running batch: when at most an
+eighth of a batch's sentences is still open (the few long outputs), the next sources join it, up to
+`batch_size` open sentences, so those few rows no longer take steps of their own
+(`hf_seq2seq_rnn.search_seq2seq_rnn.DecodingLoop`, the chatbot's continuous batching). A sentence's
+output is the one its own batch gives alone: the decoder computes each row on its own, and each batch
+keeps its own shortlist.
+
 `generate_encoded` is one of its batches, for a caller that has tokenized its sources already (the
 chatbot, which reads a message's length before decoding it), and `generate_ids` the one `generate()`
 call under it, for callers that want the raw output (training's evaluation over a tokenized
@@ -26,7 +33,13 @@ from typing import Any
 import torch
 from transformers.generation.streamers import BaseStreamer
 
+from hf_seq2seq_rnn.protocol_seq2seq_rnn import DecodingModel
+from hf_seq2seq_rnn.search_seq2seq_rnn import DecodeStrategy, DecodingLoop, SharedBatchUnsupported, prepared_search
+
 from .attention import AttentionMap, attention_map
+
+# The next sources join a running batch once at most 1/JOIN_SHARE of its sentences are still open.
+JOIN_SHARE = 8
 
 
 def has_attention(model: Any) -> bool:
@@ -97,6 +110,12 @@ def generate_texts(
     _check_arguments(texts, batch_size, streamer, generate_kwargs)
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))  # similar lengths batch together
     results: list[Generated | None] = [None] * len(texts)
+    shares = streamer is None and _shares_batches(model, generate_kwargs)
+    if shares and _generate_joined(
+        model, tokenizer, texts, order, results, batch_size, max_input_tokens, with_attention, with_scores, progress,
+        generate_kwargs,
+    ):  # fmt: skip
+        return results  # type: ignore[return-value]  (every index was filled)
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
         encoded, full_lengths = encode_texts(tokenizer, [texts[index] for index in indices], max_input_tokens)
@@ -115,6 +134,86 @@ def generate_texts(
         if progress is not None:
             progress(len(indices))
     return results  # type: ignore[return-value]  (every index was filled)
+
+
+def _shares_batches(model: Any, generate_kwargs: dict[str, Any]) -> bool:
+    """Whether `generate_texts` decodes its batches in one running batch (`_generate_joined`): for this
+    package's models and decoding loop, greedy or beam search. Sampling keeps one generate() call per
+    batch, so that a seed draws what generate() on that batch draws."""
+    if "custom_generate" in generate_kwargs or not isinstance(model, DecodingModel):
+        return False
+    sampling = generate_kwargs.get("do_sample")
+    return not (sampling if sampling is not None else getattr(model.generation_config, "do_sample", False))
+
+
+@dataclass
+class _Joined:
+    """Sources that joined `_generate_joined`'s running batch together (one generate() call)."""
+
+    strategy: DecodeStrategy
+    indices: list[int]  # their positions in `texts`
+    encoded: dict[str, torch.Tensor]
+    full_lengths: list[int]
+    open: int  # those not done yet
+
+
+def _generate_joined(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    order: list[int],
+    results: list[Generated | None],
+    batch_size: int,
+    max_input_tokens: int | None,
+    with_attention: bool,
+    with_scores: bool,
+    progress: Callable[[int], None] | None,
+    generate_kwargs: dict[str, Any],
+) -> bool:
+    """`generate_texts`' batches in one running batch (see the module docstring): fills `results`.
+    Returns False, having decoded nothing, for settings that only transformers' own loop decodes."""
+    loop = DecodingLoop(model)
+    joined: list[_Joined] = []
+    started = 0  # sources of `order` handed to generate()
+    settings = output_settings(model, generate_kwargs, with_attention, with_scores)
+    with torch.inference_mode():
+        while started < len(order) or joined:
+            still_open = sum(each.open for each in joined)
+            if started < len(order) and still_open <= batch_size // JOIN_SHARE:
+                indices = order[started : started + batch_size - still_open]
+                encoded, full_lengths = encode_texts(tokenizer, [texts[index] for index in indices], max_input_tokens)
+                encoded = {name: tensor.to(model.device) for name, tensor in encoded.items()}
+                try:
+                    search = generate_ids(
+                        model, encoded, **generate_kwargs, **settings, custom_generate=prepared_search
+                    )
+                except SharedBatchUnsupported:
+                    if started == 0:
+                        return False
+                    raise
+                started += len(indices)
+                loop.add(search)
+                joined.append(_Joined(search.strategy, indices, encoded, full_lengths, len(indices)))
+            loop.step()
+            for each in joined:
+                each.open -= len(each.strategy.newly_done)
+            for each in (each for each in joined if each.strategy.done):
+                batch = results_of(
+                    model,
+                    tokenizer,
+                    each.encoded,
+                    each.strategy.output(),
+                    each.full_lengths,
+                    with_attention=with_attention,
+                    with_scores=with_scores,
+                    generate_kwargs=generate_kwargs,
+                )
+                for index, result in zip(each.indices, batch, strict=True):
+                    results[index] = result
+                if progress is not None:
+                    progress(len(each.indices))
+            joined = [each for each in joined if not each.strategy.done]
+    return True
 
 
 def generate_encoded(
@@ -270,6 +369,9 @@ def _hypothesis(
 ) -> Generated:
     """Returned sequence `row` of a `generate()` output as a `Generated`."""
     token_ids = outputs.sequences[row, 1:].tolist()  # without the decoder start token
+    beam_indices = getattr(outputs, "beam_indices", None)
+    if beam_indices is not None:  # the hypothesis's own steps: one stopped by a length cap has no </s>
+        token_ids = token_ids[: int((beam_indices[row] >= 0).sum())]
     if tokenizer.eos_token_id in token_ids:  # beam search fills a batch's shorter outputs with </s> when pad is 0
         token_ids = token_ids[: token_ids.index(tokenizer.eos_token_id) + 1]
     while token_ids and token_ids[-1] == tokenizer.pad_token_id:  # a batch pads its shorter outputs

@@ -4,6 +4,7 @@ direction it serves: training and the chatbot share it and never import each oth
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 from conftest import scramble_general_score, tiny_model
 
+from hf_seq2seq_rnn.search_seq2seq_rnn import compact_search
 from seq2seq_tools.generation import generate_texts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +37,43 @@ def test_batched_results_equal_one_text_at_a_time_in_the_callers_order(model_and
         assert result.attention.output_labels == alone.attention.output_labels
         np.testing.assert_allclose(result.attention.weights, alone.attention.weights, atol=1e-5)
         assert result.attention.weights.shape == (len(result.token_ids), len(tokenizer(text)["input_ids"]))
+
+
+@pytest.mark.parametrize("beams", [1, 3], ids=["greedy", "beam"])
+def test_the_next_batch_joins_a_batch_s_last_open_sentence(model_and_tokenizer, beams):
+    """At batch_size=8 the last open sentence of a batch (an eighth) decodes in the next batch's steps:
+    only the last batch ends in steps of one sentence, where batches one after another each do
+    (`custom_generate=compact_search`: one generate() a batch); never more than 8 sentences in a step,
+    and each output the one its batch gives alone."""
+    model, tokenizer = model_and_tokenizer
+    # Batches of 8 texts as long as one another (so sorting keeps their order): 7 of 3 tokens and 1 of 12.
+    # Each output runs to its source-relative cap (this model never chooses </s>): one long output a batch.
+    texts = ["x y z w v u" if index % 8 == 7 else ("water water", "cat cat cat")[index % 2] for index in range(40)]
+    settings = dict(num_beams=beams, max_new_tokens=30, max_length_a=2.0, max_length_b=0)
+    rows_per_step: list[int] = []
+    features = model.decode_features
+
+    def counting(input_ids, memory, state):
+        rows_per_step.append(input_ids.shape[0])
+        return features(input_ids, memory, state)
+
+    model.decode_features = counting
+    try:
+        joined = generate_texts(model, tokenizer, texts, batch_size=8, **settings)
+        joined_rows = list(rows_per_step)
+        rows_per_step.clear()
+        apart = generate_texts(model, tokenizer, texts, batch_size=8, custom_generate=compact_search, **settings)
+    finally:
+        del model.decode_features
+    assert [r.token_ids for r in joined] == [r.token_ids for r in apart]
+
+    def lone_runs(rows: list[int]) -> int:
+        """Runs of steps that decode one sentence only (its beams)."""
+        return sum(1 for before, now in itertools.pairwise([beams + 1, *rows]) if now <= beams < before)
+
+    assert lone_runs(rows_per_step) >= 3
+    assert lone_runs(joined_rows) == 1
+    assert max(joined_rows) <= 8 * beams
 
 
 def sampled(model, tokenizer, seed: int, **settings) -> list[list[int]]:
