@@ -28,6 +28,7 @@ loop instead, with one debug line that names it (`compact_search`).
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -642,10 +643,8 @@ class DecodingLoop:
         tokens = strategies[0].tokens if len(strategies) == 1 else torch.cat([s.tokens for s in strategies])
         features, self.state, alignment = self.model.decode_features(tokens, self.memory, self.state)
         offset, kept, finished = 0, [], []
-        for strategy, rows, output in zip(strategies, self.rows, self.outputs, strict=True):
+        for strategy, rows, logits in zip(strategies, self.rows, self._logits(features), strict=True):
             share = slice(offset, offset + rows)
-            # A new tensor already: transformers' loops copy a model output's.
-            logits = self.model.decode_logits(features, share, output).float()
             width = strategy.source_width
             own_alignment = None if alignment is None else alignment[share, :width]
             keep = strategy.advance(logits, own_alignment, strategy.vocabulary)
@@ -657,6 +656,23 @@ class DecodingLoop:
         if finished or any(keep is not None for _, _, _, keep in kept):
             self._keep(kept, memory_changed=bool(finished), device=tokens.device)
         return finished
+
+    def _logits(self, features: Any) -> list[torch.Tensor]:
+        """Each strategy's logits in float32 (a new tensor already: transformers' loops copy a model
+        output's), one output-layer product for each run of neighbouring strategies with the same
+        output layer: a server's many requests without a shortlist share one product of the whole layer."""
+        bounds = list(itertools.accumulate(self.rows, initial=0))
+        logits, first = [], 0
+        while first < len(self.strategies):
+            end = first + 1
+            while end < len(self.strategies) and self.outputs[end] is self.outputs[first]:
+                end += 1
+            run = self.model.decode_logits(features, slice(bounds[first], bounds[end]), self.outputs[first]).float()
+            logits += [
+                run[bounds[each] - bounds[first] : bounds[each + 1] - bounds[first]] for each in range(first, end)
+            ]
+            first = end
+        return logits
 
     def _keep(
         self, kept: list[tuple[DecodeStrategy, int, int, KeepRows | None]], memory_changed: bool, device: torch.device

@@ -172,6 +172,18 @@ def test_a_search_that_joins_a_running_batch_gets_its_output_alone(first, second
                            output_attentions=True, max_new_tokens=12, **settings)
             for (ids, mask), settings in (((early_ids, early_mask), first), ((late_ids, late_mask), second))
         ]  # fmt: skip
+        products, steps = [], []  # the rows of each output-layer product; the rows of each step
+        logits_of, features_of = model.decode_logits, model.decode_features
+
+        def counted_logits(features, rows, output=None):
+            products.append(rows.stop - rows.start)
+            return logits_of(features, rows, output)
+
+        def counted_features(input_ids, memory, state):
+            steps.append(input_ids.shape[0])
+            return features_of(input_ids, memory, state)
+
+        model.decode_logits, model.decode_features = counted_logits, counted_features
         loop = DecodingLoop(model)
         loop.add(alone[0])
         loop.step()
@@ -190,6 +202,8 @@ def test_a_search_that_joins_a_running_batch_gets_its_output_alone(first, second
         for ours, theirs in zip(output.cross_attentions, reference.cross_attentions, strict=False):
             torch.testing.assert_close(ours[0], theirs[0], atol=1e-5, rtol=0)
     assert loop.memory is None and loop.state is None  # every row left
+    # Neither search has a shortlist: one product of the whole output layer a step, over every row.
+    assert products == steps
 
 
 def test_seeded_sampling_of_one_sentence_equals_transformers_loop():
