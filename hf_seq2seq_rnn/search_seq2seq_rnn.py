@@ -668,9 +668,7 @@ class DecodingLoop:
             while end < len(self.strategies) and self.outputs[end] is self.outputs[first]:
                 end += 1
             run = self.model.decode_logits(features, slice(bounds[first], bounds[end]), self.outputs[first]).float()
-            logits += [
-                run[bounds[each] - bounds[first] : bounds[each + 1] - bounds[first]] for each in range(first, end)
-            ]
+            logits += run.split(self.rows[first:end])  # (rows, vocab) of each strategy of the run
             first = end
         return logits
 

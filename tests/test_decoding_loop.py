@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from test_search import EOS, copy_batch, varied_model
+from test_search import EOS, copy_batch, step_rows, varied_model
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 from transformers.generation import EosTokenCriteria, MaxLengthCriteria
 
@@ -172,27 +172,24 @@ def test_a_search_that_joins_a_running_batch_gets_its_output_alone(first, second
                            output_attentions=True, max_new_tokens=12, **settings)
             for (ids, mask), settings in (((early_ids, early_mask), first), ((late_ids, late_mask), second))
         ]  # fmt: skip
-        products, steps = [], []  # the rows of each output-layer product; the rows of each step
-        logits_of, features_of = model.decode_logits, model.decode_features
+        products = []  # the rows of each output-layer product
+        logits_of = model.decode_logits
 
         def counted_logits(features, rows, output=None):
             products.append(rows.stop - rows.start)
             return logits_of(features, rows, output)
 
-        def counted_features(input_ids, memory, state):
-            steps.append(input_ids.shape[0])
-            return features_of(input_ids, memory, state)
-
-        model.decode_logits, model.decode_features = counted_logits, counted_features
-        loop = DecodingLoop(model)
-        loop.add(alone[0])
-        loop.step()
-        loop.step()  # the late search joins after two steps, with a wider source
-        loop.add(alone[1])
-        memories = loop.memory.members if kind == "ensemble" else [loop.memory]
-        assert len(loop) == 2 and all(m.keys.shape[1] == late_ids.shape[1] for m in memories)  # the memory padded
-        while len(loop):
+        model.decode_logits = counted_logits
+        with step_rows(model) as steps:  # the rows of each step
+            loop = DecodingLoop(model)
+            loop.add(alone[0])
             loop.step()
+            loop.step()  # the late search joins after two steps, with a wider source
+            loop.add(alone[1])
+            memories = loop.memory.members if kind == "ensemble" else [loop.memory]
+            assert len(loop) == 2 and all(m.keys.shape[1] == late_ids.shape[1] for m in memories)  # memory padded
+            while len(loop):
+                loop.step()
     for search, reference in zip(alone, expected, strict=True):
         output = search.strategy.output()
         assert torch.equal(output.sequences, reference.sequences)

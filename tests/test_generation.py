@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import scramble_general_score, tiny_model
+from test_search import step_rows
 
 from hf_seq2seq_rnn.search_seq2seq_rnn import compact_search
 from seq2seq_tools.generation import generate_texts
@@ -50,28 +51,17 @@ def test_the_next_batch_joins_a_batch_s_last_open_sentence(model_and_tokenizer, 
     # Each output runs to its source-relative cap (this model never chooses </s>): one long output a batch.
     texts = ["x y z w v u" if index % 8 == 7 else ("water water", "cat cat cat")[index % 2] for index in range(40)]
     settings = dict(num_beams=beams, max_new_tokens=30, max_length_a=2.0, max_length_b=0)
-    rows_per_step: list[int] = []
-    features = model.decode_features
-
-    def counting(input_ids, memory, state):
-        rows_per_step.append(input_ids.shape[0])
-        return features(input_ids, memory, state)
-
-    model.decode_features = counting
-    try:
+    with step_rows(model) as joined_rows:
         joined = generate_texts(model, tokenizer, texts, batch_size=8, **settings)
-        joined_rows = list(rows_per_step)
-        rows_per_step.clear()
+    with step_rows(model) as apart_rows:
         apart = generate_texts(model, tokenizer, texts, batch_size=8, custom_generate=compact_search, **settings)
-    finally:
-        del model.decode_features
     assert [r.token_ids for r in joined] == [r.token_ids for r in apart]
 
     def lone_runs(rows: list[int]) -> int:
         """Runs of steps that decode one sentence only (its beams)."""
         return sum(1 for before, now in itertools.pairwise([beams + 1, *rows]) if now <= beams < before)
 
-    assert lone_runs(rows_per_step) >= 3
+    assert lone_runs(apart_rows) >= 3
     assert lone_runs(joined_rows) == 1
     assert max(joined_rows) <= 8 * beams
 

@@ -9,10 +9,13 @@ the compact search steps fewer rows.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -128,6 +131,23 @@ def lengths(output, beams: int) -> list[int]:
     return [row.index(EOS) + 1 if EOS in row else len(row) for row in output.sequences[:, 1:].tolist()]
 
 
+@contextlib.contextmanager
+def step_rows(model: Any) -> Iterator[list[int]]:
+    """The rows of each decoder step the loop makes on `model` (`decode_features`) while in the block."""
+    rows: list[int] = []
+    features = model.decode_features
+
+    def counting(input_ids, memory, state):
+        rows.append(input_ids.shape[0])
+        return features(input_ids, memory, state)
+
+    model.decode_features = counting
+    try:
+        yield rows
+    finally:
+        del model.decode_features
+
+
 @pytest.mark.parametrize("beams", [1, 2, 5])
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
 def test_equal_to_transformers_loop_across_variants(variant, beams):
@@ -141,15 +161,8 @@ def test_sentences_end_at_different_steps_and_the_batch_shrinks(beams):
     """The test batch is one where outputs end at different steps, and the rows each decoder step
     receives fall as they do (with the same result as transformers' loop)."""
     model = varied_model()
-    rows_per_step: list[int] = []
-    step = model.decode_features
-
-    def counting_step(input_ids, memory, state):
-        rows_per_step.append(input_ids.shape[0])
-        return step(input_ids, memory, state)
-
-    model.decode_features = counting_step
-    ours, theirs = both(model, num_beams=beams)
+    with step_rows(model) as rows_per_step:
+        ours, theirs = both(model, num_beams=beams)
     assert_same_search(ours, theirs, beams)
     ends = lengths(theirs, beams)
     assert len(set(ends)) > 2, f"the batch should end at several different steps, got lengths {ends}"
