@@ -781,10 +781,13 @@ class BeamState:
 
     Args:
         sentences (`(N,)`): each open sentence's index in the batch.
-        running (`(N, K, max_length)`): the ids of the beams that continue (transformers' static layout).
+        running (`(N, K, cur_len)`): the ids of the beams that continue, as long as the steps so far
+            (transformers' loop keeps them at `max_length`, filler after `cur_len`: the search writes
+            that layout only into what a sentence ends with).
         running_scores (`(N, K)`): their summed log-probabilities.
-        running_indices (`(N, K, max_length - prompt)`): the batch row each of their tokens came from.
-        finished, finished_scores, finished_indices: the same for the best `K` ended hypotheses.
+        running_indices (`(N, K, cur_len - prompt)`): the batch row each of their tokens came from.
+        finished, finished_scores, finished_indices: the same for the best `K` ended hypotheses, filler
+            after each one's end.
         is_finished (`(N, K)`): which of those slots hold an ended hypothesis.
         can_improve (`(N, 1)`): whether an open beam could still beat the worst finished one.
         limits (`(N,)`, *optional*): new tokens allowed (the source-relative cap).
@@ -818,7 +821,8 @@ class Continuations:
     Args:
         scores (`(N, 2K)`): summed log-probabilities, best first.
         parents (`(N, 2K)`): the beam each continues.
-        sequences (`(N, 2K, max_length)`), indices (`(N, 2K, max_length - prompt)`): as in `BeamState`.
+        sequences (`(N, 2K, cur_len + 1)`), indices (`(N, 2K, cur_len + 1 - prompt)`): as in `BeamState`,
+            this step's token included.
         hits (`(N, 2K)`): which ended (`</s>`, a stopping criterion or the cap).
         coverage (`(N, 2K, src_len)`, *optional*): their summed attention.
     """
@@ -858,11 +862,22 @@ class BeamSearch(DecodeStrategy):
         beams = self.config.num_beams
         self.beams = beams
         self.start_rows = torch.arange(0, self.rows_total, beams, device=self.input_ids.device)  # one per sentence
+        eos = self.config._eos_token_tensor
+        pad = self.config._pad_token_tensor
+        # transformers' filler after a hypothesis's end (its `pad or eos[0]`, so eos when pad is 0).
+        self.fill = -1 if eos is None else int(pad if pad is not None and bool(pad) else eos[0])
         self.beam_state = self._first_state()
-        # What each sentence ends with, written when it is done: finished ids, scores, beam indices.
-        self.out_ids = self.beam_state.finished.clone()
+        # What each sentence ends with, written when it is done: finished ids, scores, beam indices, at
+        # transformers' full length (`max_length`), filler after the last step.
+        batch, config = self.rows_total // beams, self.config
+        self.out_ids = torch.full(
+            (batch, beams, config.max_length), self.fill, dtype=torch.int64, device=self.input_ids.device
+        )
+        self.out_ids[:, :, : self.prompt_length] = self.beam_state.running
         self.out_scores = self.beam_state.finished_scores.clone()
-        self.out_indices = self.beam_state.finished_indices.clone()
+        self.out_indices = torch.full(
+            (batch, beams, config.max_length - self.prompt_length), -1, dtype=torch.int32, device=self.input_ids.device
+        )
         self.cur_len = self.prompt_length
         # Each step's log-probabilities go into this one tensor (its first rows x vocabulary elements):
         # a new vocabulary-sized tensor a step pays its memory's first touch.
@@ -900,9 +915,9 @@ class BeamSearch(DecodeStrategy):
         if bool(done.any()):
             ended = done.nonzero().squeeze(1)
             where = state.sentences[ended]
-            self.out_ids[where] = state.finished[ended]
+            self.out_ids[where, :, : self.cur_len] = state.finished[ended]
             self.out_scores[where] = state.finished_scores[ended]
-            self.out_indices[where] = state.finished_indices[ended]
+            self.out_indices[where, :, : self.cur_len - self.prompt_length] = state.finished_indices[ended]
             self.newly_done = where.tolist()
             if bool(done.all()):
                 self.done = True
@@ -937,15 +952,12 @@ class BeamSearch(DecodeStrategy):
     def _first_state(self) -> BeamState:
         """Every sentence open, its first beam at score 0 and the others at -1e9 (so that only the first
         beam's continuations count at the first step), as transformers' loop starts."""
-        config, beams, prompt = self.config, self.config.num_beams, self.prompt_length
+        beams, prompt = self.config.num_beams, self.prompt_length
         batch, device = self.rows_total // beams, self.input_ids.device
-        eos = config._eos_token_tensor
-        fill = config._pad_token_tensor or eos[0] if eos is not None else -1  # transformers' filler, written its way
-        running = torch.full((batch, beams, config.max_length), fill, dtype=torch.int64, device=device)
-        running[:, :, :prompt] = self.input_ids.view(batch, beams, prompt)
+        running = self.input_ids.reshape(batch, beams, prompt)
         running_scores = torch.zeros((batch, beams), dtype=torch.float, device=device)
         running_scores[:, 1:] = -1e9
-        indices = torch.full((batch, beams, config.max_length - prompt), -1, dtype=torch.int32, device=device)
+        indices = torch.empty((batch, beams, 0), dtype=torch.int32, device=device)
         source_mask = self.attention_mask.view(batch, beams, -1)[:, 0].bool()  # (N, S)
         coverage = None
         if self.coverage:
@@ -978,7 +990,7 @@ class BeamSearch(DecodeStrategy):
         eos = self.config._eos_token_tensor
         keep_count = max(2, 1 + (eos.shape[0] if eos is not None else 0)) * beams
         n = state.sentences.shape[0]
-        flat_running = state.running[:, :, :cur_len].reshape(n * beams, cur_len)  # (N * K, cur_len)
+        flat_running = state.running.reshape(n * beams, cur_len)
         size = logits.numel()
         if self._log_probs is None or self._log_probs.numel() < size or self._log_probs.dtype != logits.dtype:
             self._log_probs = torch.empty(size, dtype=logits.dtype, device=logits.device)
@@ -995,12 +1007,11 @@ class BeamSearch(DecodeStrategy):
         totals = (totals.add_(running) if log_probs is normalized else totals + running).view(n, beams * vocab)
         scores, top = torch.topk(totals, k=keep_count)  # (N, 2K)
         parents = top // vocab
-        sequences = _gather(state.running, parents)  # (N, 2K, L)
-        sequences[:, :, cur_len] = top % vocab if vocabulary is None else vocabulary[top % vocab]
-        indices = _gather(state.running_indices, parents)
-        indices[:, :, cur_len - prompt] = (parents + state.sentences[:, None] * beams).to(torch.int32)
-        hits = self.stopping_criteria(sequences[:, :, : cur_len + 1].reshape(n * keep_count, -1), None)
-        hits = hits.view(n, keep_count)
+        tokens = top % vocab if vocabulary is None else vocabulary[top % vocab]
+        sequences = torch.cat((_gather(state.running, parents), tokens[:, :, None]), dim=2)  # (N, 2K, cur_len + 1)
+        rows = (parents + state.sentences[:, None] * beams).to(torch.int32)
+        indices = torch.cat((_gather(state.running_indices, parents), rows[:, :, None]), dim=2)
+        hits = self.stopping_criteria(sequences.view(n * keep_count, -1), None).view(n, keep_count)
         if state.limits is not None:
             hits = hits | (cur_len + 1 - prompt >= state.limits)[:, None]
         coverage = None
@@ -1036,9 +1047,12 @@ class BeamSearch(DecodeStrategy):
         scores = scores + (~just_finished) * -1.0e9
         merged_scores = torch.cat((state.finished_scores, scores), dim=1)  # (N, 3K)
         best = torch.topk(merged_scores, k=beams)[1]  # (N, K)
-        state.finished = _gather(torch.cat((state.finished, continuations.sequences), dim=1), best)
+        # The finished hypotheses gain this step's column as filler, to the continuations' length.
+        finished = torch.nn.functional.pad(state.finished, (0, 1), value=self.fill)
+        finished_indices = torch.nn.functional.pad(state.finished_indices, (0, 1), value=-1)
+        state.finished = _gather(torch.cat((finished, continuations.sequences), dim=1), best)
         state.finished_scores = merged_scores.gather(1, best)
-        state.finished_indices = _gather(torch.cat((state.finished_indices, continuations.indices), dim=1), best)
+        state.finished_indices = _gather(torch.cat((finished_indices, continuations.indices), dim=1), best)
         state.is_finished = torch.cat((state.is_finished, just_finished), dim=1).gather(1, best)
 
     def _done(self, continuations: Continuations) -> torch.Tensor:
