@@ -869,15 +869,12 @@ class BeamSearch(DecodeStrategy):
         self.beam_state = self._first_state()
         # What each sentence ends with, written when it is done: finished ids, scores, beam indices, at
         # transformers' full length (`max_length`), filler after the last step.
-        batch, config = self.rows_total // beams, self.config
-        self.out_ids = torch.full(
-            (batch, beams, config.max_length), self.fill, dtype=torch.int64, device=self.input_ids.device
-        )
-        self.out_ids[:, :, : self.prompt_length] = self.beam_state.running
-        self.out_scores = self.beam_state.finished_scores.clone()
-        self.out_indices = torch.full(
-            (batch, beams, config.max_length - self.prompt_length), -1, dtype=torch.int32, device=self.input_ids.device
-        )
+        first = self.beam_state
+        sentences_beams, max_length = first.running.shape[:2], self.config.max_length
+        self.out_ids = first.running.new_full((*sentences_beams, max_length), self.fill)
+        self.out_ids[:, :, : self.prompt_length] = first.running
+        self.out_scores = first.finished_scores.clone()
+        self.out_indices = first.running_indices.new_full((*sentences_beams, max_length - self.prompt_length), -1)
         self.cur_len = self.prompt_length
         # Each step's log-probabilities go into this one tensor (its first rows x vocabulary elements):
         # a new vocabulary-sized tensor a step pays its memory's first touch.
@@ -1048,8 +1045,8 @@ class BeamSearch(DecodeStrategy):
         merged_scores = torch.cat((state.finished_scores, scores), dim=1)  # (N, 3K)
         best = torch.topk(merged_scores, k=beams)[1]  # (N, K)
         # The finished hypotheses gain this step's column as filler, to the continuations' length.
-        finished = torch.nn.functional.pad(state.finished, (0, 1), value=self.fill)
-        finished_indices = torch.nn.functional.pad(state.finished_indices, (0, 1), value=-1)
+        finished = nn.functional.pad(state.finished, (0, 1), value=self.fill)
+        finished_indices = nn.functional.pad(state.finished_indices, (0, 1), value=-1)
         state.finished = _gather(torch.cat((finished, continuations.sequences), dim=1), best)
         state.finished_scores = merged_scores.gather(1, best)
         state.finished_indices = _gather(torch.cat((finished_indices, continuations.indices), dim=1), best)
